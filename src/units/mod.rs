@@ -1,0 +1,5 @@
+//! Small value types shared by the file formats.
+
+mod duration;
+
+pub use duration::HumanDuration;
