@@ -2,7 +2,10 @@
 
 pub mod diag;
 pub mod hostlist;
+pub mod inventory;
 pub mod template;
 pub mod units;
 pub mod window;
 pub mod yaml;
+pub mod workflow;
+pub mod site;

@@ -1,5 +1,9 @@
 //! Small value types shared by the file formats.
 
+mod amount;
 mod duration;
+mod secret_ref;
 
+pub use amount::{Amount, BatchSizes};
 pub use duration::HumanDuration;
+pub use secret_ref::SecretRef;

@@ -1,5 +1,13 @@
 //! YAML loading. Every YAML file drover reads goes through this module.
 
+mod decode;
+mod document;
+mod loader;
+mod node;
 mod path;
+mod scalar;
 
 pub use path::{Path, Seg};
+pub use loader::{LoadError, load};
+pub use node::{Entry, Node, Span, Value};
+pub use document::{Document, MAX_FILE_BYTES};

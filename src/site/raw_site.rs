@@ -1,0 +1,118 @@
+//! The site config as written (`drover.yml` at the root of the repository).
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::units::{HumanDuration, SecretRef};
+use crate::window::RawWindow;
+
+/// Site-wide settings: where workflows and inventory live, how to drain a node, when
+/// work may happen, where state is kept, and how to notify and be reached.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    /// Inventory files, relative to this file (default `inventory.yml`). Several files
+    /// are merged; a node defined in two of them is an error.
+    #[serde(default)]
+    pub inventory: Vec<String>,
+    /// Directory of workflow files, relative to this file (default `workflows`).
+    pub workflows: Option<String>,
+    /// Directory for the run database and per-node logs (default `.drover`).
+    pub state_dir: Option<String>,
+    /// How to take a node out of its scheduler and put it back. Without it, drain steps
+    /// cannot run.
+    pub drain: Option<RawDrain>,
+    /// Maintenance windows by name; workflows refer to them with `window:`.
+    #[serde(default)]
+    pub windows: IndexMap<String, RawWindow>,
+    /// SSH settings.
+    #[serde(default)]
+    pub ssh: RawSsh,
+    /// Where to send notifications.
+    #[serde(default)]
+    pub notifications: RawNotifications,
+    /// The daemon's REST API and Slack endpoint.
+    pub server: Option<RawServer>,
+}
+
+/// Where a hook command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HookHost {
+    /// On the machine running drover (for `scontrol`, which talks to slurmctld).
+    #[default]
+    Controller,
+    /// On the node being drained, over SSH.
+    Node,
+}
+
+/// What to do when a node does not drain in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDrainTimeout {
+    /// Leave the node drained for a human, with a reason.
+    #[default]
+    Hold,
+    /// Resume the node and mark it skipped.
+    GiveUp,
+}
+
+/// Drain hooks: templates with `node`, `workflow`, `run` and `reason` in scope.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrain {
+    /// Where the hooks run (default `controller`).
+    #[serde(default)]
+    pub run_on: HookHost,
+    /// Asks the scheduler to drain the node (no new jobs; running jobs finish).
+    pub drain: String,
+    /// Exits 0 once the node is drained (its jobs have finished); polled.
+    pub drained: String,
+    /// Puts the node back into service.
+    pub resume: String,
+    /// Time between `drained` polls (default 30s).
+    pub poll_interval: Option<HumanDuration>,
+    /// How long to wait for a node to drain (default 4h).
+    pub timeout: Option<HumanDuration>,
+    /// What to do when that time runs out (default `hold`).
+    #[serde(default)]
+    pub on_timeout: OnDrainTimeout,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSsh {
+    /// Most nodes worked on at once (default 200).
+    pub forks: Option<u32>,
+    /// Time to establish a connection (default 10s).
+    pub connect_timeout: Option<HumanDuration>,
+    /// An ssh_config file to use instead of `~/.ssh/config`.
+    pub config: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifications {
+    pub slack: Option<RawSlack>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlack {
+    /// Incoming-webhook URL: a secret, from the environment or a file.
+    pub webhook_url: SecretRef,
+    /// Channel to post to, if the webhook allows overriding it.
+    pub channel: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Address to listen on, like `127.0.0.1:8080`.
+    pub listen: String,
+    /// Bearer token required by every mutating API call.
+    pub token: SecretRef,
+    /// Slack signing secret, to verify slash-command requests.
+    pub slack_signing_secret: Option<SecretRef>,
+}

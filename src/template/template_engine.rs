@@ -1,0 +1,525 @@
+//! The one place drover turns templates into commands and files.
+
+use std::collections::{BTreeSet, HashSet};
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::Serde;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+
+use super::shell_quote::{SHELL, format_value, quote_filter, tojson_filter};
+use super::template_error::TemplateError;
+use super::template_info::TemplateInfo;
+
+/// Instructions a single render may execute. Real commands and config files use a few
+/// thousand at most; a mistaken loop should fail in milliseconds, not hang a rollout.
+const FUEL: u64 = 100_000;
+
+/// Renders workflow commands (shell-quoted) and file templates (verbatim) with one set of
+/// rules: strict undefined names, bounded work, templates' trailing newlines kept.
+///
+/// Two environments are kept rather than switching auto-escaping by template name, so the
+/// choice between "command" and "file" is made by which method the caller picks and cannot be
+/// undone by how a template happens to be named.
+#[derive(Debug)]
+pub struct TemplateEngine {
+    /// Every `{{ ... }}` is shell-quoted unless marked safe.
+    commands: Environment<'static>,
+    /// No escaping: file contents are written as rendered.
+    files: Environment<'static>,
+}
+
+impl Default for TemplateEngine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TemplateEngine {
+    pub fn new() -> Self {
+        let mut commands = base_environment();
+        commands.set_auto_escape_callback(|_| AutoEscape::Custom(SHELL.into()));
+        commands.set_formatter(format_value);
+        commands.add_filter("tojson", tojson_filter);
+
+        let mut files = base_environment();
+        files.set_auto_escape_callback(|_| AutoEscape::None);
+
+        TemplateEngine { commands, files }
+    }
+
+    /// Syntax check without rendering, for `drover validate`: the context (node facts,
+    /// vars) is not known yet, but a typo in a template should still be caught before a
+    /// rollout starts.
+    pub fn check(&self, source: &str) -> Result<TemplateInfo, TemplateError> {
+        let template = self.commands.template_from_str(source)?;
+        Ok(self.info(template.undeclared_variables(false)))
+    }
+
+    /// [`check`](Self::check), and also refuse names the hook does not provide, so `nod.name`
+    /// is reported at validation time instead of failing on the first canary node.
+    pub fn check_names(&self, source: &str, allowed: &[&str]) -> Result<(), TemplateError> {
+        only_allowed(&self.check(source)?, allowed)
+    }
+
+    /// Syntax check of a `when:` condition, the expression counterpart of
+    /// [`check`](Self::check).
+    pub fn check_expression(&self, expr: &str) -> Result<TemplateInfo, TemplateError> {
+        let expression = self.commands.compile_expression(expr)?;
+        Ok(self.info(expression.undeclared_variables(false)))
+    }
+
+    /// [`check_expression`](Self::check_expression) plus the allowed-names check of
+    /// [`check_names`](Self::check_names).
+    pub fn check_expression_names(
+        &self,
+        expr: &str,
+        allowed: &[&str],
+    ) -> Result<(), TemplateError> {
+        only_allowed(&self.check_expression(expr)?, allowed)
+    }
+
+    /// Renders a command: every interpolated value is shell-quoted unless it went through
+    /// `safe`/`raw` (or was already quoted by `quote`). `ctx` should be a JSON object whose
+    /// keys become the template's top-level names.
+    pub fn render(&self, source: &str, ctx: &serde_json::Value) -> Result<String, TemplateError> {
+        Ok(self.commands.render_str(source, context(ctx))?)
+    }
+
+    /// Renders a file template: same strictness and limits as [`render`](Self::render), but
+    /// values are written verbatim, because quoting belongs to shells, not to config files.
+    /// `quote` is still available for files that are themselves scripts.
+    pub fn render_file(
+        &self,
+        source: &str,
+        ctx: &serde_json::Value,
+    ) -> Result<String, TemplateError> {
+        Ok(self.files.render_str(source, context(ctx))?)
+    }
+
+    /// Evaluates a `when:` condition with Jinja truthiness. An expression that ends up
+    /// undefined is an error rather than false: a misspelled fact must not quietly skip a
+    /// step on every node.
+    pub fn eval_bool(&self, expr: &str, ctx: &serde_json::Value) -> Result<bool, TemplateError> {
+        let expression = self.commands.compile_expression(expr)?;
+        let value = expression.eval(context(ctx))?;
+        if value.is_undefined() {
+            return Err(TemplateError::undefined(format!(
+                "condition `{}` is undefined",
+                expr.trim()
+            )));
+        }
+        Ok(value.is_true())
+    }
+
+    /// Engine globals (`range`, `namespace`, ...) are always there, so they are not
+    /// "variables" a hook must provide.
+    fn info(&self, names: HashSet<String>) -> TemplateInfo {
+        let globals: HashSet<&str> = self.commands.globals().map(|(name, _)| name).collect();
+        let variables: BTreeSet<String> = names
+            .into_iter()
+            .filter(|name| !globals.contains(name.as_str()))
+            .collect();
+        TemplateInfo { variables }
+    }
+}
+
+/// Settings shared by command and file rendering.
+fn base_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
+    // Debug info is what lets undefined errors name the missing expression (`vars.nope`);
+    // it is on by default only in debug builds. It costs nothing until an error happens.
+    env.set_debug(true);
+    // `build` only fails for custom delimiters, and these are the defaults; the
+    // trailing-newline tests guard against this ever being skipped.
+    if let Ok(syntax) = SyntaxConfig::builder().keep_trailing_newline(true).build() {
+        env.set_syntax(syntax);
+    }
+    // `raw` disables shell quoting for one value (`{{ vars.cmd | raw }}`): an alias of `safe`
+    // whose name says what it does in a command. Harmless in files, so templates can be shared.
+    env.add_filter("raw", minijinja::filters::safe);
+    env.add_filter("quote", quote_filter);
+    env
+}
+
+fn context(ctx: &serde_json::Value) -> Value {
+    Value::from(Serde(ctx))
+}
+
+fn only_allowed(info: &TemplateInfo, allowed: &[&str]) -> Result<(), TemplateError> {
+    match info
+        .variables
+        .iter()
+        .find(|name| !allowed.contains(&name.as_str()))
+    {
+        Some(name) => Err(TemplateError::unknown_variable(name, allowed)),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use std::process::Command;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::template::TemplateErrorKind;
+
+    const HOOK_NAMES: &[&str] = &["node", "vars", "workflow"];
+
+    fn ctx(vars: serde_json::Value) -> serde_json::Value {
+        json!({"node": {"name": "n001", "addr": "10.0.0.1"}, "vars": vars, "workflow": {"name": "upgrade"}})
+    }
+
+    fn render(source: &str, vars: serde_json::Value) -> String {
+        TemplateEngine::new().render(source, &ctx(vars)).unwrap()
+    }
+
+    fn render_err(source: &str, vars: serde_json::Value) -> TemplateError {
+        TemplateEngine::new()
+            .render(source, &ctx(vars))
+            .unwrap_err()
+    }
+
+    #[test]
+    fn plain_values_and_literal_text_are_untouched() {
+        assert_eq!(
+            render("ssh {{ node.name }} cat /etc/hosts; echo $HOME", json!({})),
+            "ssh n001 cat /etc/hosts; echo $HOME"
+        );
+        assert_eq!(
+            render("{{ vars.path }}", json!({"path": "/etc/hosts"})),
+            "/etc/hosts"
+        );
+    }
+
+    #[test]
+    fn numbers_and_bools_render_bare() {
+        assert_eq!(render("{{ 3 }}", json!({})), "3");
+        assert_eq!(
+            render(
+                "{{ vars.n }} {{ vars.f }} {{ vars.b }}",
+                json!({"n": 42, "f": 2.5, "b": true})
+            ),
+            "42 2.5 True"
+        );
+    }
+
+    #[test]
+    fn values_are_quoted() {
+        let cases = [
+            ("a b", "'a b'"),
+            ("a;b", "'a;b'"),
+            ("$(id)", "'$(id)'"),
+            ("`id`", "'`id`'"),
+            ("it's", "\"it's\""),
+            ("a\nb", "'a\nb'"),
+            ("", "''"),
+        ];
+        for (value, quoted) in cases {
+            assert_eq!(
+                render("{{ vars.v }}", json!({"v": value})),
+                quoted,
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn lists_and_maps_are_one_quoted_word() {
+        assert_eq!(
+            render("{{ vars.l }}", json!({"l": ["a b", "c"]})),
+            "\"['a b', 'c']\""
+        );
+        assert_eq!(
+            render("{{ vars.m }}", json!({"m": {"k": "v"}})),
+            "\"{'k': 'v'}\""
+        );
+    }
+
+    #[test]
+    fn join_with_a_raw_separator_quotes_each_item() {
+        let vars = json!({"pkgs": ["nginx", "x; reboot"]});
+        assert_eq!(
+            render(
+                "apt-get install {{ vars.pkgs | join(' ' | raw) }}",
+                vars.clone()
+            ),
+            "apt-get install nginx 'x; reboot'"
+        );
+        // A plain separator is a value like any other, so the joined string is one word.
+        assert_eq!(
+            render("{{ vars.pkgs | join(' ') }}", vars),
+            "'nginx x; reboot'"
+        );
+    }
+
+    #[test]
+    fn injection_attempt_is_a_single_word() {
+        let out = render(
+            "apt-get install {{ vars.pkg }}",
+            json!({"pkg": "x; touch /tmp/pwned"}),
+        );
+        assert_eq!(out, "apt-get install 'x; touch /tmp/pwned'");
+    }
+
+    #[test]
+    fn injection_attempt_does_not_run_in_sh() {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let target = std::env::temp_dir().join(format!(
+            "drover-template-pwned-{}-{nanos}",
+            std::process::id()
+        ));
+        let target = target.to_str().unwrap().to_owned();
+        for payload in [
+            format!("x; touch {target}"),
+            format!("$(touch {target})"),
+            format!("`touch {target}`"),
+            format!("x' ; touch {target}; echo '"),
+            format!("x\ntouch {target}"),
+        ] {
+            let command = render("echo {{ vars.pkg }}", json!({"pkg": payload}));
+            let out = Command::new("sh").arg("-c").arg(&command).output().unwrap();
+            assert!(out.status.success(), "{command}");
+            assert_eq!(
+                String::from_utf8(out.stdout).unwrap(),
+                format!("{payload}\n"),
+                "{command}"
+            );
+            assert!(
+                !std::path::Path::new(&target).exists(),
+                "payload ran: {command}"
+            );
+        }
+    }
+
+    #[test]
+    fn safe_and_raw_opt_out() {
+        let vars = json!({"cmd": "systemctl restart nginx && echo ok"});
+        assert_eq!(
+            render("{{ vars.cmd | raw }}", vars.clone()),
+            "systemctl restart nginx && echo ok"
+        );
+        assert_eq!(
+            render("{{ vars.cmd | safe }}", vars),
+            "systemctl restart nginx && echo ok"
+        );
+    }
+
+    #[test]
+    fn quote_filter_does_not_double_quote() {
+        let vars = json!({"v": "a b"});
+        assert_eq!(render("{{ vars.v | quote }}", vars.clone()), "'a b'");
+        assert_eq!(render("{{ vars.v | e }}", vars.clone()), "'a b'");
+        assert_eq!(render("{{ node.name | quote }}", vars), "n001");
+    }
+
+    #[test]
+    fn tojson_output_is_quoted() {
+        let out = render("echo {{ vars.v | tojson }}", json!({"v": "$(id)"}));
+        assert_eq!(out, "echo '\"$(id)\"'");
+    }
+
+    #[test]
+    fn nul_byte_is_an_error() {
+        let err = render_err("{{ vars.v }}", json!({"v": "a\u{0}b"}));
+        assert_eq!(err.kind(), &TemplateErrorKind::Render);
+        assert!(err.message().contains("nul byte"), "{err}");
+    }
+
+    #[test]
+    fn undefined_is_an_error_naming_the_expression() {
+        let err = render_err("echo {{ vars.nope }}", json!({}));
+        assert_eq!(err.kind(), &TemplateErrorKind::Undefined);
+        assert!(err.to_string().contains("vars.nope"), "{err}");
+        assert_eq!(err.line(), Some(1));
+
+        let err = render_err("{{ vars.nope | upper }}", json!({}));
+        assert_eq!(err.kind(), &TemplateErrorKind::Undefined);
+
+        let err = render_err("a\n{% if vars.nope %}x{% endif %}", json!({}));
+        assert_eq!(err.kind(), &TemplateErrorKind::Undefined);
+        assert_eq!(err.line(), Some(2));
+    }
+
+    #[test]
+    fn defined_test_and_default_still_work() {
+        assert_eq!(
+            render(
+                "{% if vars.x is defined %}y{% else %}n{% endif %}",
+                json!({})
+            ),
+            "n"
+        );
+        assert_eq!(render("{{ vars.x | default('d') }}", json!({})), "d");
+    }
+
+    #[test]
+    fn fuel_stops_runaway_loops() {
+        let started = Instant::now();
+        let err = render_err("{% for i in range(100000000) %}x{% endfor %}", json!({}));
+        assert!(err.line().is_some(), "{err}");
+
+        let err = render_err(
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            json!({}),
+        );
+        assert_eq!(err.kind(), &TemplateErrorKind::OutOfFuel, "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn syntax_error_has_line_number() {
+        let engine = TemplateEngine::new();
+        let err = engine
+            .check("echo one\necho two\necho {{ node.name ")
+            .unwrap_err();
+        assert_eq!(err.kind(), &TemplateErrorKind::Syntax);
+        assert_eq!(err.line(), Some(3));
+        assert!(err.detail().starts_with("syntax error: "), "{err}");
+        assert!(!err.message().starts_with("syntax error"), "{err}");
+
+        let err = engine
+            .render("a\n{% if %}\nb", &ctx(json!({})))
+            .unwrap_err();
+        assert_eq!(err.line(), Some(2));
+    }
+
+    #[test]
+    fn check_lists_variables_without_globals_or_locals() {
+        let info = TemplateEngine::new()
+            .check(
+                "{% for i in range(3) %}{{ loop.index }}{{ i }}{% endfor %}\
+                 {% set y = 1 %}{{ y }}{{ vars.a }}{{ node.name }}{{ vars.b }}",
+            )
+            .unwrap();
+        let names: Vec<&str> = info.variables.iter().map(String::as_str).collect();
+        assert_eq!(names, ["node", "vars"]);
+    }
+
+    #[test]
+    fn check_names_reports_first_unknown_sorted() {
+        let engine = TemplateEngine::new();
+        engine
+            .check_names(
+                "{{ node.name }} {{ vars.x }} {{ workflow.name }}",
+                HOOK_NAMES,
+            )
+            .unwrap();
+        let err = engine
+            .check_names("{{ zz }} {{ nod.name }} {{ vars.x }}", HOOK_NAMES)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown variable `nod` in template; available: node, vars, workflow"
+        );
+        assert_eq!(
+            err.kind(),
+            &TemplateErrorKind::UnknownVariable {
+                name: "nod".into(),
+                available: vec!["node".into(), "vars".into(), "workflow".into()],
+            }
+        );
+        let err = engine.check_names("{{ x", HOOK_NAMES).unwrap_err();
+        assert_eq!(err.kind(), &TemplateErrorKind::Syntax);
+    }
+
+    #[test]
+    fn extra_hook_names_are_allowed_when_listed() {
+        let engine = TemplateEngine::new();
+        let src = "echo {{ reason }} on {{ node.name }}";
+        assert!(engine.check_names(src, HOOK_NAMES).is_err());
+        let mut names = HOOK_NAMES.to_vec();
+        names.push("reason");
+        engine.check_names(src, &names).unwrap();
+    }
+
+    #[test]
+    fn eval_bool_conditions() {
+        let engine = TemplateEngine::new();
+        let c = ctx(json!({"canary": true, "n": 3, "empty": ""}));
+        assert!(engine.eval_bool("vars.canary", &c).unwrap());
+        assert!(
+            engine
+                .eval_bool("node.name == 'n001' and vars.n > 2", &c)
+                .unwrap()
+        );
+        assert!(!engine.eval_bool("vars.n > 5", &c).unwrap());
+        assert!(!engine.eval_bool("vars.empty", &c).unwrap());
+
+        let err = engine.eval_bool("vars.nope", &c).unwrap_err();
+        assert_eq!(err.kind(), &TemplateErrorKind::Undefined);
+        assert!(err.to_string().contains("vars.nope"), "{err}");
+        let err = engine.eval_bool("vars.nope == 1", &c).unwrap_err();
+        assert_eq!(err.kind(), &TemplateErrorKind::Undefined);
+        let err = engine.eval_bool("vars.canary and", &c).unwrap_err();
+        assert_eq!(err.kind(), &TemplateErrorKind::Syntax);
+    }
+
+    #[test]
+    fn check_expression_syntax_and_names() {
+        let engine = TemplateEngine::new();
+        let info = engine.check_expression("node.name in vars.hosts").unwrap();
+        let names: Vec<&str> = info.variables.iter().map(String::as_str).collect();
+        assert_eq!(names, ["node", "vars"]);
+        assert_eq!(
+            engine.check_expression("(a").unwrap_err().kind(),
+            &TemplateErrorKind::Syntax
+        );
+        let err = engine
+            .check_expression_names("nodes | length > 1", HOOK_NAMES)
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("unknown variable `nodes`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn trailing_newline_is_kept() {
+        let engine = TemplateEngine::new();
+        let c = ctx(json!({}));
+        assert_eq!(
+            engine.render("echo {{ node.name }}\n", &c).unwrap(),
+            "echo n001\n"
+        );
+        assert_eq!(
+            engine.render_file("host={{ node.name }}\n", &c).unwrap(),
+            "host=n001\n"
+        );
+    }
+
+    #[test]
+    fn render_file_does_not_quote() {
+        let engine = TemplateEngine::new();
+        let c = ctx(json!({"motd": "it's $(not) run; ok", "l": ["a"]}));
+        assert_eq!(
+            engine
+                .render_file("motd={{ vars.motd }}\nlist={{ vars.l | tojson }}\n", &c)
+                .unwrap(),
+            "motd=it's $(not) run; ok\nlist=[\"a\"]\n"
+        );
+        // A file that is itself a script can still ask for quoting.
+        assert_eq!(
+            engine
+                .render_file("echo {{ vars.motd | quote }}", &c)
+                .unwrap(),
+            "echo \"it's \"'$(not) run; ok'"
+        );
+        // Strictness and fuel apply to files too.
+        assert_eq!(
+            engine
+                .render_file("{{ vars.nope }}", &c)
+                .unwrap_err()
+                .kind(),
+            &TemplateErrorKind::Undefined
+        );
+    }
+}

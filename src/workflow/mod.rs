@@ -1,0 +1,15 @@
+//! Workflows: one change, its targets, its rollout strategy and its steps.
+
+mod file_mode;
+mod raw_workflow;
+#[expect(clippy::module_inception, reason = "the type is named after the concept")]
+mod workflow;
+mod workflow_check;
+
+pub use file_mode::FileMode;
+pub use raw_workflow::{
+    Change, RawCanary, RawCopy, RawFailureBudget, RawReboot, RawRetries, RawStep, RawStrategy, RawTargets, RawWaitFor,
+    RawWorkflow,
+};
+pub use workflow::{Action, Canary, CanarySelect, FileCopy, Reboot, RetryPolicy, Step, Strategy, WaitFor, Workflow};
+pub use workflow_check::{COMMAND_SCOPE, DEFAULT_REBOOT_TIMEOUT, DEFAULT_STEP_TIMEOUT, WorkflowContext};

@@ -1,0 +1,186 @@
+//! A workflow file as written (`workflows/*.yml`).
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::file_mode::FileMode;
+use crate::units::{Amount, BatchSizes, HumanDuration};
+
+/// One change to roll across a fleet: which nodes, in what order, under which budgets,
+/// and the steps that make it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkflow {
+    /// Unique name; used in run ids, logs and scheduler drain reasons.
+    pub name: String,
+    /// A positive integer, raised with every change to the steps.
+    pub version: i64,
+    /// What the change does and why, for the people approving it.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Free-form labels (`security`, `kernel`).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Which nodes the workflow applies to.
+    pub targets: RawTargets,
+    /// Which targets go first. Default: the inventory's canary list (`@canary`) among
+    /// the targets, with no soak time.
+    #[serde(default)]
+    pub canary: Option<RawCanary>,
+    /// How the bulk of the nodes is rolled.
+    #[serde(default)]
+    pub strategy: RawStrategy,
+    /// A maintenance window from the site config (`windows:` in drover.yml); no node is
+    /// started outside it.
+    #[serde(default)]
+    pub window: Option<String>,
+    /// Values for templates, as `vars.NAME`.
+    #[serde(default)]
+    pub vars: IndexMap<String, serde_json::Value>,
+    /// What to do on each node, in order.
+    pub steps: Vec<RawStep>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTargets {
+    /// Node names, host lists (`n[001-128]`) or `@group`.
+    pub nodes: Vec<String>,
+    /// Left out even if selected above.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+/// Canary selection: exactly one of `nodes` or `size`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCanary {
+    /// Node names, host lists or `@group` (such as `@canary`); only targeted nodes count.
+    pub nodes: Option<Vec<String>>,
+    /// The first N (or N%) of the targets, in inventory order. `0` means no canary phase.
+    pub size: Option<Amount>,
+    /// How long to wait after the canaries succeed before the bulk starts.
+    pub soak: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStrategy {
+    /// Nodes per bulk batch: `5`, `"10%"` of the bulk, or a list whose last entry
+    /// repeats (`[1, "10%", "50%"]`). Default `"10%"`.
+    pub batch: Option<BatchSizes>,
+    /// Most nodes that may be unavailable (drained, rebooting, or already down) at once,
+    /// across the targets. Default `"10%"` (at least one node).
+    pub max_unavailable: Option<Amount>,
+    /// Failures tolerated before the rollout stops for a human. Default: none tolerated.
+    #[serde(default)]
+    pub failure_budget: RawFailureBudget,
+    /// Per-node retries of a failed step, with delay and backoff.
+    #[serde(default)]
+    pub retries: RawRetries,
+    /// For changes that cannot be rolled (a cluster-wide config switch): every target in
+    /// one batch, no canary phase.
+    #[serde(default)]
+    pub all_at_once: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFailureBudget {
+    /// Failed nodes tolerated in one batch (count or % of the batch); one more stops.
+    pub per_batch: Option<Amount>,
+    /// Failed nodes tolerated in the whole run (count or % of the targets); one more stops.
+    pub per_run: Option<Amount>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetries {
+    /// Attempts after the first failure (default 0).
+    pub count: Option<u32>,
+    /// Wait before the first retry (default 10s).
+    pub delay: Option<HumanDuration>,
+    /// Factor the delay grows by after each retry (default 2.0).
+    pub backoff: Option<f64>,
+    /// Longest wait between retries (default 5m).
+    pub max_delay: Option<HumanDuration>,
+}
+
+/// Whether a step is safe on a live node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    /// Safe while the node runs jobs or serves traffic (package installs, most
+    /// security updates).
+    Hot,
+    /// Needs the node drained from its scheduler first (kernel, firmware, reboots).
+    Drain,
+}
+
+/// A step: a name, exactly one action (`run`, `copy`, `template`, `reboot`, `wait_for`,
+/// `local`), and whether it is `hot` or `drain`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    pub name: String,
+    /// A shell command run on the node. Template values are shell-quoted unless piped
+    /// through `| raw`.
+    pub run: Option<String>,
+    /// Upload a file as it is.
+    pub copy: Option<RawCopy>,
+    /// Upload a file rendered as a template.
+    pub template: Option<RawCopy>,
+    /// Reboot the node, wait for it to come back, check its health.
+    pub reboot: Option<RawReboot>,
+    /// Poll a command on the node until it succeeds.
+    pub wait_for: Option<RawWaitFor>,
+    /// A shell command run on the controller, once per node.
+    pub local: Option<String>,
+    /// `hot` (safe on a live node) or `drain` (the node is drained first).
+    pub change: Option<Change>,
+    /// A command that says whether the node still needs this step: exit 0 = already
+    /// done, 1 = needed, anything else = error.
+    pub check: Option<String>,
+    /// A condition (template expression) that must be true for the step to apply to a
+    /// node, e.g. `node.vars.gpu`.
+    pub when: Option<String>,
+    /// Longest the step may run on one node (default 10m).
+    pub timeout: Option<HumanDuration>,
+    /// Retries of this step, overriding `strategy.retries.count`.
+    pub retries: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCopy {
+    /// File on the controller, relative to the workflow file's directory.
+    pub src: String,
+    /// Absolute path on the node.
+    pub dest: String,
+    /// Octal file mode as a quoted string, e.g. `"0644"`.
+    pub mode: Option<FileMode>,
+    /// Owner, as `user` or `user:group`.
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawReboot {
+    /// How long to wait for the node to come back (default 15m).
+    pub timeout: Option<HumanDuration>,
+    /// Commands that must all succeed on the rebooted node before it is resumed.
+    #[serde(default)]
+    pub health: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWaitFor {
+    /// Polled until it exits 0.
+    pub command: String,
+    /// Time between polls (default 5s).
+    pub interval: Option<HumanDuration>,
+    /// Give up after this long (default 10m).
+    pub timeout: Option<HumanDuration>,
+}

@@ -1,0 +1,133 @@
+//! The checked workflow.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use super::file_mode::FileMode;
+use super::raw_workflow::Change;
+use crate::units::Amount;
+
+/// A workflow that passed validation: every reference resolves, every template parses.
+#[derive(Debug, Clone, Serialize)]
+pub struct Workflow {
+    pub name: String,
+    pub version: u32,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    /// The file it came from, as shown to users.
+    pub file: String,
+    /// Selectors, resolved against the inventory when a plan is made (the inventory can
+    /// change between validation and run).
+    pub targets: Vec<String>,
+    pub exclude: Vec<String>,
+    pub canary: Canary,
+    pub strategy: Strategy,
+    pub window: Option<String>,
+    pub vars: IndexMap<String, serde_json::Value>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CanarySelect {
+    /// The inventory's `canary` list, among the targets.
+    Inventory,
+    Nodes(Vec<String>),
+    Size(Amount),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Canary {
+    pub select: CanarySelect,
+    pub soak: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Strategy {
+    /// Never empty; the last entry repeats.
+    pub batch: Vec<Amount>,
+    pub max_unavailable: Amount,
+    /// None: any number of failures in a batch, as long as the run budget holds.
+    pub failure_per_batch: Option<Amount>,
+    pub failure_per_run: Amount,
+    pub retries: RetryPolicy,
+    pub all_at_once: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RetryPolicy {
+    pub count: u32,
+    pub delay: Duration,
+    pub backoff: f64,
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `attempt` (1 for the first retry).
+    pub fn delay_before(&self, attempt: u32) -> Duration {
+        let factor = self.backoff.powi(attempt.saturating_sub(1).min(64) as i32);
+        let secs = (self.delay.as_secs_f64() * factor).min(self.max_delay.as_secs_f64());
+        Duration::from_secs_f64(secs.max(0.0))
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub name: String,
+    pub action: Action,
+    pub change: Change,
+    pub check: Option<String>,
+    pub when: Option<String>,
+    pub timeout: Duration,
+    /// None: the workflow's `strategy.retries.count`.
+    pub retries: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Run(String),
+    Copy(FileCopy),
+    Template(FileCopy),
+    Reboot(Reboot),
+    WaitFor(WaitFor),
+    Local(String),
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Run(_) => "run",
+            Action::Copy(_) => "copy",
+            Action::Template(_) => "template",
+            Action::Reboot(_) => "reboot",
+            Action::WaitFor(_) => "wait_for",
+            Action::Local(_) => "local",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileCopy {
+    /// Resolved against the workflow file's directory.
+    pub src: PathBuf,
+    pub dest: String,
+    pub mode: Option<FileMode>,
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reboot {
+    pub timeout: Duration,
+    pub health: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WaitFor {
+    pub command: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+}

@@ -1,0 +1,335 @@
+//! From [`RawWorkflow`] to [`Workflow`]: every problem found, each at its path.
+
+use std::collections::HashMap;
+use std::path::Path as FsPath;
+use std::time::Duration;
+
+use super::raw_workflow::{Change, RawCopy, RawStep, RawWorkflow};
+use super::workflow::{Action, Canary, CanarySelect, FileCopy, Reboot, RetryPolicy, Step, Strategy, WaitFor, Workflow};
+use crate::diag::{Problem, did_you_mean};
+use crate::inventory::{Inventory, check_node_name};
+use crate::template::TemplateEngine;
+use crate::units::Amount;
+use crate::yaml::{Node, Path, Value};
+
+/// Names a command template may use.
+pub const COMMAND_SCOPE: [&str; 3] = ["node", "vars", "workflow"];
+
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(600);
+pub const DEFAULT_REBOOT_TIMEOUT: Duration = Duration::from_secs(900);
+
+const ACTIONS: [&str; 6] = ["run", "copy", "template", "reboot", "wait_for", "local"];
+
+/// What a workflow is checked against.
+pub struct WorkflowContext<'a> {
+    pub inventory: &'a Inventory,
+    /// Window names defined by the site config.
+    pub windows: Vec<&'a str>,
+    pub templates: &'a TemplateEngine,
+    /// The directory `copy`/`template` sources are relative to.
+    pub dir: &'a FsPath,
+    /// The loaded tree, to tell `reboot:` (null) from a missing key.
+    pub tree: &'a Node,
+}
+
+impl Workflow {
+    pub fn from_raw(raw: &RawWorkflow, file: &str, cx: &WorkflowContext<'_>) -> Result<Workflow, Vec<Problem>> {
+        let mut p = Vec::new();
+        let root = Path::root();
+
+        if let Err(m) = check_node_name(&raw.name) {
+            p.push(Problem::value(root.key("name"), m.replace("node name", "workflow name")));
+        }
+        let version = match u32::try_from(raw.version) {
+            Ok(v) if v > 0 => v,
+            _ => {
+                p.push(
+                    Problem::value(root.key("version"), format!("workflow version must be a positive integer, found `{}`", raw.version))
+                        .with_help("start at 1 and raise it with every change to the steps"),
+                );
+                0
+            }
+        };
+
+        // Targets and exclusions resolve against the inventory now, so a typo in a group
+        // name fails validation instead of silently targeting nothing.
+        let targets_path = root.key("targets");
+        if raw.targets.nodes.is_empty() {
+            p.push(Problem::value(targets_path.key("nodes"), "`targets.nodes` is empty: the workflow would do nothing"));
+        }
+        let targets = cx.inventory.select(&raw.targets.nodes, &targets_path.key("nodes")).unwrap_or_else(|e| {
+            p.extend(e);
+            Vec::new()
+        });
+        if let Err(e) = cx.inventory.select(&raw.targets.exclude, &targets_path.key("exclude")) {
+            p.extend(e);
+        }
+
+        let canary = canary(raw, cx, &targets, &mut p);
+        let strategy = strategy(raw, &mut p);
+
+        if let Some(w) = &raw.window {
+            if !cx.windows.contains(&w.as_str()) {
+                let pr = Problem::value(root.key("window"), format!("unknown window `{w}`"));
+                p.push(match did_you_mean(w, cx.windows.iter().copied()) {
+                    Some(m) => pr.with_help(format!("did you mean `{m}`?")),
+                    None if cx.windows.is_empty() => pr.with_help("the site config (drover.yml) defines no `windows:`"),
+                    None => pr.with_help(format!("windows defined in drover.yml: {}", cx.windows.join(", "))),
+                });
+            }
+        }
+        if strategy.all_at_once && raw.canary.is_some() {
+            p.push(
+                Problem::key(root.key("canary"), "`canary` cannot be used with `strategy.all_at_once: true`")
+                    .with_help("all_at_once runs every target in one batch; remove one of them"),
+            );
+        }
+
+        if raw.steps.is_empty() {
+            p.push(Problem::value(root.key("steps"), "`steps` is empty: the workflow would do nothing"));
+        }
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut steps = Vec::new();
+        for (i, s) in raw.steps.iter().enumerate() {
+            let sp = root.key("steps").index(i);
+            if let Some(first) = names.insert(s.name.as_str(), i) {
+                p.push(
+                    Problem::value(sp.key("name"), format!("step name `{}` is used twice", s.name))
+                        .with_help(format!("steps[{first}] has the same name; step names identify steps in logs and run state")),
+                );
+            }
+            if let Some(step) = step(s, &sp, cx, &mut p) {
+                steps.push(step);
+            }
+        }
+
+        if !p.is_empty() {
+            return Err(p);
+        }
+        Ok(Workflow {
+            name: raw.name.clone(),
+            version,
+            description: raw.description.clone(),
+            tags: raw.tags.clone(),
+            file: file.to_string(),
+            targets: raw.targets.nodes.clone(),
+            exclude: raw.targets.exclude.clone(),
+            canary,
+            strategy,
+            window: raw.window.clone(),
+            vars: raw.vars.clone(),
+            steps,
+        })
+    }
+}
+
+fn canary(raw: &RawWorkflow, cx: &WorkflowContext<'_>, targets: &[crate::inventory::NodeId], p: &mut Vec<Problem>) -> Canary {
+    let path = Path::root().key("canary");
+    let Some(c) = &raw.canary else {
+        return Canary { select: CanarySelect::Inventory, soak: Duration::ZERO };
+    };
+    let soak = c.soak.map_or(Duration::ZERO, |d| d.get());
+    let select = match (&c.nodes, c.size) {
+        (Some(_), Some(_)) => {
+            p.push(Problem::key(path.key("size"), "`canary` takes `nodes` or `size`, not both"));
+            CanarySelect::Inventory
+        }
+        (Some(nodes), None) => {
+            match cx.inventory.select(nodes, &path.key("nodes")) {
+                Ok(ids) => {
+                    if !ids.is_empty() && !targets.is_empty() && !ids.iter().any(|id| targets.contains(id)) {
+                        p.push(
+                            Problem::value(path.key("nodes"), "none of the canary nodes is a target of this workflow")
+                                .with_help("canary nodes must be among `targets`; the canary phase would be empty"),
+                        );
+                    }
+                }
+                Err(e) => p.extend(e),
+            }
+            CanarySelect::Nodes(nodes.clone())
+        }
+        (None, Some(size)) => CanarySelect::Size(size),
+        (None, None) => CanarySelect::Inventory,
+    };
+    Canary { select, soak }
+}
+
+fn strategy(raw: &RawWorkflow, p: &mut Vec<Problem>) -> Strategy {
+    let s = &raw.strategy;
+    let path = Path::root().key("strategy");
+    let batch = s.batch.clone().map_or_else(|| vec![Amount::Percent(10.0)], |b| b.0);
+    if s.batch.is_some() && batch.is_empty() {
+        p.push(Problem::value(path.key("batch"), "`batch` is an empty list").with_help("give at least one size, like `[1, \"10%\"]`"));
+    }
+    for (i, b) in batch.iter().enumerate() {
+        if b.is_zero() {
+            let at = match &s.batch {
+                Some(bs) if bs.0.len() > 1 => path.key("batch").index(i),
+                _ => path.key("batch"),
+            };
+            p.push(Problem::value(at, format!("batch size `{b}` would never start a node")).with_help("batch sizes must be at least 1 node"));
+        }
+    }
+    let max_unavailable = s.max_unavailable.unwrap_or(Amount::Percent(10.0));
+    if max_unavailable.is_zero() {
+        p.push(
+            Problem::value(path.key("max_unavailable"), "`max_unavailable: 0` would never let a node be changed")
+                .with_help("use 1 or more, or a percentage like \"10%\""),
+        );
+    }
+    let r = &s.retries;
+    let backoff = r.backoff.unwrap_or(2.0);
+    if !(1.0..=10.0).contains(&backoff) {
+        p.push(Problem::value(path.key("retries").key("backoff"), format!("invalid backoff `{backoff}`: expected a factor between 1.0 and 10.0")));
+    }
+    let retries = RetryPolicy {
+        count: r.count.unwrap_or(0),
+        delay: r.delay.map_or(Duration::from_secs(10), |d| d.get()),
+        backoff,
+        max_delay: r.max_delay.map_or(Duration::from_secs(300), |d| d.get()),
+    };
+    Strategy {
+        batch,
+        max_unavailable,
+        failure_per_batch: s.failure_budget.per_batch,
+        failure_per_run: s.failure_budget.per_run.unwrap_or(Amount::Count(0)),
+        retries,
+        all_at_once: s.all_at_once,
+    }
+}
+
+fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) -> Option<Step> {
+    let before = p.len();
+    // Which action keys are present, as written (so `reboot:` with no value counts).
+    let present: Vec<&str> = match cx.tree.get(sp).map(|n| &n.value) {
+        Some(Value::Map(entries)) => entries.iter().map(|e| e.key.as_str()).filter(|k| ACTIONS.contains(k)).collect(),
+        _ => Vec::new(),
+    };
+    match present.len() {
+        0 => p.push(
+            Problem::value(sp.clone(), format!("step `{}` has no action", s.name))
+                .with_help("give exactly one of `run`, `copy`, `template`, `reboot`, `wait_for`, `local`"),
+        ),
+        1 => {}
+        _ => p.push(
+            Problem::key(sp.key(present[1]), format!("step `{}` has more than one action: `{}`", s.name, present.join("`, `")))
+                .with_help("a step does exactly one thing; split it into several steps"),
+        ),
+    }
+    let change = match s.change {
+        Some(c) => c,
+        None => {
+            p.push(
+                Problem::value(sp.clone(), format!("step `{}` has no `change`", s.name))
+                    .with_help("say whether it is safe on a live node: `change: hot`, or needs a drained node: `change: drain`"),
+            );
+            Change::Hot
+        }
+    };
+    let tpl = |path: Path, src: &str, p: &mut Vec<Problem>| {
+        if let Err(e) = cx.templates.check_names(src, &COMMAND_SCOPE) {
+            p.push(template_problem(path, &e));
+        }
+    };
+    if let Some(c) = &s.check {
+        tpl(sp.key("check"), c, p);
+    }
+    if let Some(w) = &s.when {
+        if let Err(e) = cx.templates.check_expression_names(w, &COMMAND_SCOPE) {
+            p.push(template_problem(sp.key("when"), &e));
+        }
+    }
+    let timeout = s.timeout.map_or(DEFAULT_STEP_TIMEOUT, |d| d.get());
+    if timeout.is_zero() {
+        p.push(Problem::value(sp.key("timeout"), "a timeout of zero would fail every node"));
+    }
+
+    let action = if let Some(cmd) = &s.run {
+        tpl(sp.key("run"), cmd, p);
+        Some(Action::Run(cmd.clone()))
+    } else if let Some(cmd) = &s.local {
+        tpl(sp.key("local"), cmd, p);
+        Some(Action::Local(cmd.clone()))
+    } else if let Some(c) = &s.copy {
+        Some(Action::Copy(file_copy(c, &sp.key("copy"), cx, false, p)))
+    } else if let Some(c) = &s.template {
+        Some(Action::Template(file_copy(c, &sp.key("template"), cx, true, p)))
+    } else if let Some(w) = &s.wait_for {
+        tpl(sp.key("wait_for").key("command"), &w.command, p);
+        Some(Action::WaitFor(WaitFor {
+            command: w.command.clone(),
+            interval: w.interval.map_or(Duration::from_secs(5), |d| d.get()),
+            timeout: w.timeout.map_or(DEFAULT_STEP_TIMEOUT, |d| d.get()),
+        }))
+    } else if present.contains(&"reboot") {
+        let r = s.reboot.clone().unwrap_or_default();
+        for (i, h) in r.health.iter().enumerate() {
+            tpl(sp.key("reboot").key("health").index(i), h, p);
+        }
+        if s.change == Some(Change::Hot) {
+            p.push(
+                Problem::value(sp.key("change"), format!("step `{}` reboots the node but is marked `change: hot`", s.name))
+                    .with_help("a reboot takes the node out of service: use `change: drain`"),
+            );
+        }
+        Some(Action::Reboot(Reboot {
+            timeout: r.timeout.map_or(DEFAULT_REBOOT_TIMEOUT, |d| d.get()),
+            health: r.health,
+        }))
+    } else {
+        None
+    };
+    if p.len() > before {
+        return None;
+    }
+    Some(Step {
+        name: s.name.clone(),
+        action: action?,
+        change,
+        check: s.check.clone(),
+        when: s.when.clone(),
+        timeout,
+        retries: s.retries,
+    })
+}
+
+fn file_copy(c: &RawCopy, path: &Path, cx: &WorkflowContext<'_>, is_template: bool, p: &mut Vec<Problem>) -> FileCopy {
+    let src = cx.dir.join(&c.src);
+    match std::fs::read_to_string(&src) {
+        Ok(text) if is_template => {
+            if let Err(e) = cx.templates.check(&text) {
+                let line = e.line().map(|l| format!(" (line {l} of `{}`)", c.src)).unwrap_or_default();
+                p.push(Problem::value(path.key("src"), format!("invalid template in `{}`: {}{line}", c.src, e.message())));
+            }
+        }
+        Ok(_) => {}
+        Err(e) if src.is_file() && is_template => {
+            p.push(Problem::value(path.key("src"), format!("cannot read template `{}`: {e}", c.src)));
+        }
+        Err(_) if src.is_file() => {}
+        Err(_) => p.push(
+            Problem::value(path.key("src"), format!("file `{}` not found", c.src))
+                .with_help(format!("paths are relative to the workflow's directory, `{}`", cx.dir.display())),
+        ),
+    }
+    if !c.dest.starts_with('/') {
+        p.push(Problem::value(path.key("dest"), format!("destination `{}` is not an absolute path", c.dest)));
+    } else if let Err(e) = cx.templates.check_names(&c.dest, &COMMAND_SCOPE) {
+        p.push(template_problem(path.key("dest"), &e));
+    }
+    if let Some(o) = &c.owner {
+        let ok = o.split(':').count() <= 2 && o.split(':').all(|part| crate::inventory::check_user(part).is_ok());
+        if !ok {
+            p.push(Problem::value(path.key("owner"), format!("invalid owner `{o}`: expected `user` or `user:group`")));
+        }
+    }
+    FileCopy { src, dest: c.dest.clone(), mode: c.mode, owner: c.owner.clone() }
+}
+
+fn template_problem(path: Path, e: &crate::template::TemplateError) -> Problem {
+    let line = match e.line() {
+        Some(l) if l > 1 => format!(" (line {l} of the template)"),
+        _ => String::new(),
+    };
+    Problem::value(path, format!("invalid template: {}{line}", e.message()))
+}
