@@ -1,11 +1,19 @@
 //! drover: declarative rolling changes for fleets of nodes.
+//!
+//! The pipeline is parse → validate → plan → execute: [`yaml`] loads files into trees
+//! that remember positions, serde `Raw*` types are checked into [`inventory`],
+//! [`workflow`] and [`site`] domain types, and [`project`] loads a whole site.
 
+pub mod cli;
 pub mod diag;
+pub mod exit_code;
 pub mod hostlist;
 pub mod inventory;
+pub mod project;
+pub mod schemas;
+pub mod site;
 pub mod template;
 pub mod units;
 pub mod window;
-pub mod yaml;
 pub mod workflow;
-pub mod site;
+pub mod yaml;

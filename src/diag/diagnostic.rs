@@ -71,10 +71,9 @@ impl Diagnostic {
                     .char_indices()
                     .nth(self.width.max(1))
                     .map_or(line.len(), |(i, _)| start + i);
-                let path = format!("{}:{}:{}", self.file, loc.line, loc.column);
                 let snippet = Snippet::source(line.as_str())
                     .line_start(loc.line)
-                    .path(path)
+                    .path(self.file.as_str())
                     .annotation(AnnotationKind::Primary.span(start..end.max(start)));
                 let mut g = title.element(snippet);
                 if let Some(h) = &self.help {
@@ -95,8 +94,6 @@ impl Diagnostic {
                 groups.push(g);
             }
         }
-        // Snippets are rendered against the path string we built, so the header reads
-        // `--> file:line:col`; annotate-snippets would otherwise add its own position.
         renderer.render(&groups).to_string()
     }
 }

@@ -1,8 +1,10 @@
 //! The site config (`drover.yml`).
 
+mod drain_hooks;
 mod raw_site;
 #[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod site;
 
+pub use drain_hooks::{DrainHooks, HOOK_SCOPE};
 pub use raw_site::{HookHost, OnDrainTimeout, RawDrain, RawNotifications, RawServer, RawSite, RawSlack, RawSsh};
-pub use site::{DrainHooks, HOOK_SCOPE, ServerSettings, Site, SlackSettings, SshSettings};
+pub use site::{ServerSettings, Site, SlackSettings, SshSettings};

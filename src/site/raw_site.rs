@@ -12,10 +12,8 @@ use crate::window::RawWindow;
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSite {
-    /// Inventory files, relative to this file (default `inventory.yml`). Several files
-    /// are merged; a node defined in two of them is an error.
-    #[serde(default)]
-    pub inventory: Vec<String>,
+    /// The inventory file, relative to this file (default `inventory.yml`).
+    pub inventory: Option<String>,
     /// Directory of workflow files, relative to this file (default `workflows`).
     pub workflows: Option<String>,
     /// Directory for the run database and per-node logs (default `.drover`).

@@ -6,21 +6,19 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use super::raw_site::{HookHost, OnDrainTimeout, RawSite};
+use super::drain_hooks::DrainHooks;
+use super::raw_site::RawSite;
 use crate::diag::Problem;
 use crate::template::TemplateEngine;
 use crate::units::SecretRef;
 use crate::window::Window;
 use crate::yaml::Path;
 
-/// Names a drain hook template may use.
-pub const HOOK_SCOPE: [&str; 4] = ["node", "workflow", "run", "reason"];
-
 #[derive(Debug, Clone)]
 pub struct Site {
     /// The directory holding drover.yml; relative paths are resolved against it.
     pub root: PathBuf,
-    pub inventory: Vec<PathBuf>,
+    pub inventory: PathBuf,
     pub workflows: PathBuf,
     pub state_dir: PathBuf,
     pub drain: Option<DrainHooks>,
@@ -28,17 +26,6 @@ pub struct Site {
     pub ssh: SshSettings,
     pub slack: Option<SlackSettings>,
     pub server: Option<ServerSettings>,
-}
-
-#[derive(Debug, Clone)]
-pub struct DrainHooks {
-    pub run_on: HookHost,
-    pub drain: String,
-    pub drained: String,
-    pub resume: String,
-    pub poll_interval: Duration,
-    pub timeout: Duration,
-    pub on_timeout: OnDrainTimeout,
 }
 
 #[derive(Debug, Clone)]
@@ -65,39 +52,12 @@ impl Site {
     pub fn from_raw(raw: &RawSite, root: &FsPath, templates: &TemplateEngine) -> Result<Site, Vec<Problem>> {
         let mut p = Vec::new();
         let top = Path::root();
-        let inventory = if raw.inventory.is_empty() {
-            vec![root.join("inventory.yml")]
-        } else {
-            raw.inventory.iter().map(|f| root.join(f)).collect()
-        };
+        let inventory = root.join(raw.inventory.as_deref().unwrap_or("inventory.yml"));
 
-        let drain = raw.drain.as_ref().map(|d| {
-            let dp = top.key("drain");
-            for (key, src) in [("drain", &d.drain), ("drained", &d.drained), ("resume", &d.resume)] {
-                if let Err(e) = templates.check_names(src, &HOOK_SCOPE) {
-                    p.push(Problem::value(dp.key(key), format!("invalid template: {}", e.message())));
-                }
-            }
-            let poll_interval = d.poll_interval.map_or(Duration::from_secs(30), |x| x.get());
-            let timeout = d.timeout.map_or(Duration::from_secs(4 * 3600), |x| x.get());
-            if poll_interval.is_zero() {
-                p.push(Problem::value(dp.key("poll_interval"), "a poll interval of zero would busy-loop the scheduler"));
-            }
-            if timeout < poll_interval {
-                p.push(Problem::value(
-                    dp.key("timeout"),
-                    format!("drain timeout {} is shorter than the poll interval {}", humantime::format_duration(timeout), humantime::format_duration(poll_interval)),
-                ));
-            }
-            DrainHooks {
-                run_on: d.run_on,
-                drain: d.drain.clone(),
-                drained: d.drained.clone(),
-                resume: d.resume.clone(),
-                poll_interval,
-                timeout,
-                on_timeout: d.on_timeout,
-            }
+        let drain = raw.drain.as_ref().and_then(|d| {
+            DrainHooks::from_raw(d, templates)
+                .map_err(|e| p.extend(e.into_iter().map(|x| x.under(&top.key("drain")))))
+                .ok()
         });
 
         let mut windows = IndexMap::new();

@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::file_mode::FileMode;
+use crate::site::RawDrain;
 use crate::units::{Amount, BatchSizes, HumanDuration};
 
 /// One change to roll across a fleet: which nodes, in what order, under which budgets,
@@ -35,6 +36,10 @@ pub struct RawWorkflow {
     /// started outside it.
     #[serde(default)]
     pub window: Option<String>,
+    /// Drain hooks for this workflow's nodes, replacing the site's (for services outside
+    /// the scheduler, such as an HA pair behind a virtual IP).
+    #[serde(default)]
+    pub drain: Option<RawDrain>,
     /// Values for templates, as `vars.NAME`.
     #[serde(default)]
     pub vars: IndexMap<String, serde_json::Value>,

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::file_mode::FileMode;
 use super::raw_workflow::Change;
+use crate::site::DrainHooks;
 use crate::units::Amount;
 
 /// A workflow that passed validation: every reference resolves, every template parses.
@@ -26,6 +27,8 @@ pub struct Workflow {
     pub canary: Canary,
     pub strategy: Strategy,
     pub window: Option<String>,
+    /// Overrides the site's drain hooks.
+    pub drain: Option<DrainHooks>,
     pub vars: IndexMap<String, serde_json::Value>,
     pub steps: Vec<Step>,
 }

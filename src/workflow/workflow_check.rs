@@ -8,6 +8,7 @@ use super::raw_workflow::{Change, RawCopy, RawStep, RawWorkflow};
 use super::workflow::{Action, Canary, CanarySelect, FileCopy, Reboot, RetryPolicy, Step, Strategy, WaitFor, Workflow};
 use crate::diag::{Problem, did_you_mean};
 use crate::inventory::{Inventory, check_node_name};
+use crate::site::DrainHooks;
 use crate::template::TemplateEngine;
 use crate::units::Amount;
 use crate::yaml::{Node, Path, Value};
@@ -85,6 +86,12 @@ impl Workflow {
             );
         }
 
+        let drain = raw.drain.as_ref().and_then(|d| {
+            DrainHooks::from_raw(d, cx.templates)
+                .map_err(|e| p.extend(e.into_iter().map(|x| x.under(&root.key("drain")))))
+                .ok()
+        });
+
         if raw.steps.is_empty() {
             p.push(Problem::value(root.key("steps"), "`steps` is empty: the workflow would do nothing"));
         }
@@ -117,6 +124,7 @@ impl Workflow {
             canary,
             strategy,
             window: raw.window.clone(),
+            drain,
             vars: raw.vars.clone(),
             steps,
         })

@@ -12,7 +12,9 @@ use super::node::{Node, Value};
 use super::path::{Path, Seg};
 use crate::diag::{Problem, did_you_mean};
 
-pub fn decode_node<T: DeserializeOwned + JsonSchema>(root: &Node) -> Result<T, Vec<Problem>> {
+/// Decodes, returning the value with the unknown keys (reported, then left out so the
+/// rest of the file is still checked), or every problem if the value did not decode.
+pub fn decode_node<T: DeserializeOwned + JsonSchema>(root: &Node) -> Result<(T, Vec<Problem>), Vec<Problem>> {
     let schema = schemars::schema_for!(T);
     let schema = schema.as_value();
     let defs = schema
@@ -23,9 +25,12 @@ pub fn decode_node<T: DeserializeOwned + JsonSchema>(root: &Node) -> Result<T, V
     let mut problems = Vec::new();
     unknown_keys(root, schema, &defs, &Path::root(), &mut problems);
 
-    match serde_path_to_error::deserialize::<_, T>(root.to_json()) {
-        Ok(v) if problems.is_empty() => Ok(v),
-        Ok(_) => Err(problems),
+    let mut json = root.to_json();
+    for p in &problems {
+        remove(&mut json, &p.path);
+    }
+    match serde_path_to_error::deserialize::<_, T>(json) {
+        Ok(v) => Ok((v, problems)),
         Err(e) => {
             let path = convert(e.path());
             let msg = e.inner().to_string();
@@ -35,6 +40,25 @@ pub fn decode_node<T: DeserializeOwned + JsonSchema>(root: &Node) -> Result<T, V
             }
             Err(problems)
         }
+    }
+}
+
+fn remove(json: &mut J, path: &Path) {
+    let Some((last, parents)) = path.segs().split_last() else { return };
+    let mut cur = json;
+    for seg in parents {
+        let next = match (seg, cur) {
+            (Seg::Key(k), J::Object(m)) => m.get_mut(k),
+            (Seg::Index(i), J::Array(a)) => a.get_mut(*i),
+            _ => None,
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return,
+        }
+    }
+    if let (Seg::Key(k), J::Object(m)) = (last, cur) {
+        m.shift_remove(k);
     }
 }
 

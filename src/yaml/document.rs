@@ -80,9 +80,12 @@ impl Document {
     }
 
     /// Decodes the whole document into a serde type, reporting every unknown key (with a
-    /// suggestion) and the first type error, each at its line and column.
-    pub fn decode<T: DeserializeOwned + JsonSchema>(&self) -> Result<T, Vec<Diagnostic>> {
-        decode_node::<T>(&self.root).map_err(|ps| ps.iter().map(|p| self.diagnostic(p)).collect())
+    /// suggestion) and the first type error, each at its line and column. Unknown keys
+    /// alone do not stop decoding: the value comes back with them as diagnostics, so the
+    /// file's other problems are found too.
+    pub fn decode<T: DeserializeOwned + JsonSchema>(&self) -> Result<(T, Vec<Diagnostic>), Vec<Diagnostic>> {
+        let all = |ps: Vec<Problem>| ps.iter().map(|p| self.diagnostic(p)).collect::<Vec<_>>();
+        decode_node::<T>(&self.root).map(|(v, ps)| (v, all(ps))).map_err(all)
     }
 
     /// Locates a problem found by a validator.

@@ -1,0 +1,29 @@
+//! Dispatch from the parsed command line to the commands.
+
+use std::io::IsTerminal;
+
+use clap::Parser;
+
+use super::args::{Cli, Color, Command};
+use super::{schema::schema, validate::validate};
+
+/// Runs drover with the process's arguments and returns its exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    let color = match cli.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    match cli.command {
+        Command::Validate { path, json } => validate(&path, json, color, &mut out, &mut err),
+        Command::Schema { out: dir, check } => schema(&dir, check, &mut out, &mut err),
+    }
+}

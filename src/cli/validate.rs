@@ -1,0 +1,63 @@
+//! `drover validate`.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::exit_code;
+use crate::project::Project;
+
+pub fn validate(path: &Path, json: bool, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    match Project::load(path) {
+        Ok(p) => {
+            let inv = &p.inventory;
+            if json {
+                let v = json!({
+                    "ok": true,
+                    "site": p.site_file,
+                    "nodes": inv.nodes().len(),
+                    "groups": inv.groups().len(),
+                    "ha_groups": inv.ha_groups().len(),
+                    "workflows": p.workflows.iter().map(|w| json!({"name": w.name, "version": w.version, "file": w.file})).collect::<Vec<_>>(),
+                    "errors": [],
+                });
+                let _ = writeln!(out, "{v}");
+            } else {
+                let _ = writeln!(
+                    out,
+                    "{}: ok: {} nodes, {} groups, {} HA groups, {} windows, {} workflows",
+                    p.site_file,
+                    inv.nodes().len(),
+                    inv.groups().len(),
+                    inv.ha_groups().len(),
+                    p.site.windows.len(),
+                    p.workflows.len()
+                );
+                for w in &p.workflows {
+                    let _ = writeln!(out, "  {} v{} ({}, {} steps)", w.name, w.version, w.file, w.steps.len());
+                }
+            }
+            exit_code::OK
+        }
+        Err(diags) => {
+            if json {
+                let _ = writeln!(out, "{}", json!({ "ok": false, "errors": diags }));
+            } else {
+                for d in &diags {
+                    let _ = writeln!(err, "{}\n", d.render(color));
+                }
+                let files: std::collections::BTreeSet<&str> = diags.iter().map(|d| d.file.as_str()).collect();
+                let _ = writeln!(
+                    err,
+                    "error: {} problem{} in {} file{}",
+                    diags.len(),
+                    if diags.len() == 1 { "" } else { "s" },
+                    files.len(),
+                    if files.len() == 1 { "" } else { "s" }
+                );
+            }
+            exit_code::INVALID_CONFIG
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! A whole site: drover.yml, its inventory and its workflows, loaded and cross-checked.
+
+use std::collections::HashMap;
+use std::path::{Component, Path as FsPath, PathBuf};
+
+use crate::diag::{Diagnostic, Problem};
+use crate::inventory::{Inventory, RawInventory};
+use crate::site::{RawSite, Site};
+use crate::template::TemplateEngine;
+use crate::workflow::{RawWorkflow, Workflow, WorkflowContext};
+use crate::yaml::{Document, Path};
+
+/// The name of the site config file in a site directory.
+pub const SITE_FILE: &str = "drover.yml";
+
+#[derive(Debug)]
+pub struct Project {
+    pub site_file: String,
+    pub site: Site,
+    pub inventory: Inventory,
+    pub workflows: Vec<Workflow>,
+    pub templates: TemplateEngine,
+}
+
+impl Project {
+    /// Loads and checks everything under a site. Reports every problem in every file;
+    /// a file that fails to parse does not hide the problems of the others.
+    pub fn load(path: &FsPath) -> Result<Project, Vec<Diagnostic>> {
+        let site_path = if path.is_dir() { path.join(SITE_FILE) } else { path.to_path_buf() };
+        let site_file = display(&site_path);
+        let root = site_path.parent().map_or_else(|| PathBuf::from("."), FsPath::to_path_buf);
+        let root = if root.as_os_str().is_empty() { PathBuf::from(".") } else { root };
+        let templates = TemplateEngine::new();
+        let mut diags = Vec::new();
+
+        let (doc, warnings) = Document::read(&site_path, &site_file)?;
+        diags.extend(warnings);
+        let (raw, unknown): (RawSite, _) = doc.decode().map_err(|mut e| {
+            e.splice(0..0, diags.clone());
+            e
+        })?;
+        diags.extend(unknown);
+        let site = Site::from_raw(&raw, &root, &templates).map_err(|ps| located(&doc, &ps, &diags))?;
+
+        let inventory = load_inventory(&site.inventory, &mut diags);
+
+        let mut workflows = Vec::new();
+        let files = workflow_files(&site.workflows, &mut diags);
+        let mut names: HashMap<String, String> = HashMap::new();
+        for file in files {
+            let shown = display(&file);
+            let (doc, warnings) = match Document::read(&file, &shown) {
+                Ok(d) => d,
+                Err(e) => {
+                    diags.extend(e);
+                    continue;
+                }
+            };
+            diags.extend(warnings);
+            let raw: RawWorkflow = match doc.decode() {
+                Ok((r, unknown)) => {
+                    diags.extend(unknown);
+                    r
+                }
+                Err(e) => {
+                    diags.extend(e);
+                    continue;
+                }
+            };
+            // Without a valid inventory, targets cannot be checked; report only what can be.
+            let Some(inventory) = &inventory else { continue };
+            let dir = file.parent().map_or_else(|| PathBuf::from("."), FsPath::to_path_buf);
+            let cx = WorkflowContext {
+                inventory,
+                windows: site.windows.keys().map(String::as_str).collect(),
+                templates: &templates,
+                dir: &dir,
+                tree: &doc.root,
+            };
+            match Workflow::from_raw(&raw, &shown, &cx) {
+                Ok(w) => {
+                    if let Some(other) = names.insert(w.name.clone(), shown.clone()) {
+                        diags.push(doc.diagnostic(
+                            &Problem::value(Path::root().key("name"), format!("workflow name `{}` is also used by `{other}`", w.name))
+                                .with_help("workflow names identify runs and must be unique"),
+                        ));
+                    }
+                    workflows.push(w);
+                }
+                Err(ps) => diags.extend(ps.iter().map(|p| doc.diagnostic(p))),
+            }
+        }
+
+        sort_by_file_and_position(&mut diags);
+        match inventory {
+            Some(inventory) if diags.is_empty() => Ok(Project { site_file, site, inventory, workflows, templates }),
+            _ => Err(diags),
+        }
+    }
+
+    pub fn workflow(&self, name: &str) -> Option<&Workflow> {
+        self.workflows.iter().find(|w| w.name == name)
+    }
+}
+
+/// Files in the order they were read, problems within a file in reading order.
+fn sort_by_file_and_position(diags: &mut [Diagnostic]) {
+    let mut order: HashMap<String, usize> = HashMap::new();
+    for d in diags.iter() {
+        let n = order.len();
+        order.entry(d.file.clone()).or_insert(n);
+    }
+    diags.sort_by_key(|d| (order.get(&d.file).copied(), d.location));
+}
+
+fn located(doc: &Document, ps: &[Problem], before: &[Diagnostic]) -> Vec<Diagnostic> {
+    before.iter().cloned().chain(ps.iter().map(|p| doc.diagnostic(p))).collect()
+}
+
+fn load_inventory(path: &FsPath, diags: &mut Vec<Diagnostic>) -> Option<Inventory> {
+    let shown = display(path);
+    let (doc, warnings) = match Document::read(path, &shown) {
+        Ok(d) => d,
+        Err(e) => {
+            diags.extend(e);
+            return None;
+        }
+    };
+    let mut clean = warnings.is_empty();
+    diags.extend(warnings);
+    let raw: RawInventory = match doc.decode() {
+        Ok((r, unknown)) => {
+            clean &= unknown.is_empty();
+            diags.extend(unknown);
+            r
+        }
+        Err(e) => {
+            diags.extend(e);
+            return None;
+        }
+    };
+    match Inventory::from_raw(&raw) {
+        Ok(inv) if clean => Some(inv),
+        Ok(_) => None,
+        Err(ps) => {
+            diags.extend(ps.iter().map(|p| doc.diagnostic(p)));
+            None
+        }
+    }
+}
+
+fn workflow_files(dir: &FsPath, diags: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            diags.push(Diagnostic::file(display(dir), format!("cannot read workflow directory: {e}")));
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && matches!(p.extension().and_then(|x| x.to_str()), Some("yml" | "yaml")))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A path as a user would write it: `a/b/../c` shown as `a/c`.
+pub fn display(p: &FsPath) -> String {
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir if !out.is_empty() => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    let s: PathBuf = out.iter().collect();
+    let s = s.to_string_lossy().into_owned();
+    s.strip_prefix("./").map(str::to_owned).unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display;
+    use std::path::Path;
+
+    #[test]
+    fn paths_are_shown_without_dot_dot() {
+        assert_eq!(display(Path::new("examples/slurm/../../workflows/a.yml")), "workflows/a.yml");
+        assert_eq!(display(Path::new("./drover.yml")), "drover.yml");
+        assert_eq!(display(Path::new("../x/y")), "../x/y");
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real `drover` binary, run in temporary directories.
+
+#[allow(dead_code, reason = "each test module uses part of the builder")]
+mod support;
+
+mod examples;
+mod schemas;
+mod validate_errors;
