@@ -24,7 +24,12 @@ pub fn schema(dir: &Path, check: bool, out: &mut dyn Write, err: &mut dyn Write)
     if stale.is_empty() {
         exit_code::OK
     } else {
-        let _ = writeln!(err, "error: out of date: {}\nhelp: run `drover schema --out {}`", stale.join(", "), dir.display());
+        let _ = writeln!(
+            err,
+            "error: out of date: {}\nhelp: run `drover schema --out {}`",
+            stale.join(", "),
+            dir.display()
+        );
         exit_code::OUT_OF_DATE
     }
 }

@@ -35,7 +35,14 @@ pub fn validate(path: &Path, json: bool, color: bool, out: &mut dyn Write, err: 
                     p.workflows.len()
                 );
                 for w in &p.workflows {
-                    let _ = writeln!(out, "  {} v{} ({}, {} steps)", w.name, w.version, w.file, w.steps.len());
+                    let _ = writeln!(
+                        out,
+                        "  {} v{} ({}, {} steps)",
+                        w.name,
+                        w.version,
+                        w.file,
+                        w.steps.len()
+                    );
                 }
             }
             exit_code::OK

@@ -86,8 +86,8 @@ impl Diagnostic {
                     Some(loc) => format!("{}:{}:{}", self.file, loc.line, loc.column),
                     None => self.file.clone(),
                 };
-                let mut g = Group::with_title(title)
-                    .element(Level::NOTE.no_name().message(format!("--> {where_}")));
+                let mut g =
+                    Group::with_title(title).element(Level::NOTE.no_name().message(format!("--> {where_}")));
                 if let Some(h) = &self.help {
                     g = g.element(Level::HELP.message(h.as_str()));
                 }

@@ -75,10 +75,7 @@ pub fn compress<S: AsRef<str>>(names: &[S]) -> String {
 /// correctly in any padded group no wider than their digits, so they join the widest such
 /// group: that keeps `n[08-100]` in one piece instead of splitting it at `n10`. Width 0
 /// means "as many digits as the number needs".
-fn group_width(
-    name: &NumberedName<'_>,
-    padded_widths: &HashMap<(&str, &str), Vec<usize>>,
-) -> usize {
+fn group_width(name: &NumberedName<'_>, padded_widths: &HashMap<(&str, &str), Vec<usize>>) -> usize {
     if let Some(width) = name.padded_width() {
         return width;
     }
@@ -261,11 +258,7 @@ mod tests {
     #[test]
     fn large_inputs_are_fast() {
         let mut names: Vec<String> = (1..=100_000).rev().map(|i| format!("n{i:06}")).collect();
-        names.extend(
-            (1..=50_000)
-                .filter(|i| i % 3 != 0)
-                .map(|i| format!("gpu{i}")),
-        );
+        names.extend((1..=50_000).filter(|i| i % 3 != 0).map(|i| format!("gpu{i}")));
         let started = Instant::now();
         let text = compress(&names);
         assert!(started.elapsed() < Duration::from_secs(5));

@@ -117,28 +117,20 @@ mod tests {
 
     #[test]
     fn range_and_single() {
-        assert_eq!(
-            names("gpu[1-4,7]"),
-            ["gpu1", "gpu2", "gpu3", "gpu4", "gpu7"]
-        );
+        assert_eq!(names("gpu[1-4,7]"), ["gpu1", "gpu2", "gpu3", "gpu4", "gpu7"]);
     }
 
     #[test]
     fn range_single_range() {
         assert_eq!(
             names("gpu[1-4,7,10-12]"),
-            [
-                "gpu1", "gpu2", "gpu3", "gpu4", "gpu7", "gpu10", "gpu11", "gpu12"
-            ]
+            ["gpu1", "gpu2", "gpu3", "gpu4", "gpu7", "gpu10", "gpu11", "gpu12"]
         );
     }
 
     #[test]
     fn several_groups_give_cartesian_product() {
-        assert_eq!(
-            names("r[1-2]n[01-02]"),
-            ["r1n01", "r1n02", "r2n01", "r2n02"]
-        );
+        assert_eq!(names("r[1-2]n[01-02]"), ["r1n01", "r1n02", "r2n01", "r2n02"]);
         assert_eq!(names("r[1-3]n[1-4]").len(), 12);
     }
 
@@ -200,14 +192,8 @@ mod tests {
             error("a, ,b"),
             "empty entry in host list `a, ,b`: expected a host name between commas"
         );
-        assert!(matches!(
-            expand("a,"),
-            Err(HostListError::EmptyEntry { .. })
-        ));
-        assert!(matches!(
-            expand(",a"),
-            Err(HostListError::EmptyEntry { .. })
-        ));
+        assert!(matches!(expand("a,"), Err(HostListError::EmptyEntry { .. })));
+        assert!(matches!(expand(",a"), Err(HostListError::EmptyEntry { .. })));
     }
 
     #[test]
@@ -253,10 +239,7 @@ mod tests {
             error("n[]"),
             "empty brackets in host list `n[]`: expected numbers or ranges inside, as in `n[1-4]`"
         );
-        assert!(matches!(
-            expand("n[ ]"),
-            Err(HostListError::EmptyBrackets { .. })
-        ));
+        assert!(matches!(expand("n[ ]"), Err(HostListError::EmptyBrackets { .. })));
     }
 
     #[test]
@@ -266,10 +249,7 @@ mod tests {
             "empty range item in host list `n[1,,3]`: expected a number or range between \
              commas, as in `n[1-4,7]`"
         );
-        assert!(matches!(
-            expand("n[1,]"),
-            Err(HostListError::EmptyRange { .. })
-        ));
+        assert!(matches!(expand("n[1,]"), Err(HostListError::EmptyRange { .. })));
     }
 
     #[test]
@@ -361,17 +341,11 @@ mod tests {
     fn limit_applies_to_the_product_and_the_sum() {
         assert!(matches!(
             expand("a[1-1000]b[1-1001]"),
-            Err(HostListError::TooLarge {
-                count: 1_001_000,
-                ..
-            })
+            Err(HostListError::TooLarge { count: 1_001_000, .. })
         ));
         assert!(matches!(
             expand("a[1-600000],b[1-400001]"),
-            Err(HostListError::TooLarge {
-                count: 1_000_001,
-                ..
-            })
+            Err(HostListError::TooLarge { count: 1_000_001, .. })
         ));
     }
 
@@ -386,10 +360,7 @@ mod tests {
             "a[1-1000000]b[1-1000000]c[1-1000000]",
             "n[1-1000000],m[1-1000000]",
         ] {
-            assert!(matches!(
-                expand(pattern),
-                Err(HostListError::TooLarge { .. })
-            ));
+            assert!(matches!(expand(pattern), Err(HostListError::TooLarge { .. })));
         }
         assert!(started.elapsed() < Duration::from_secs(1));
     }

@@ -23,9 +23,7 @@ pub enum HostListError {
     )]
     NestedBracket { entry: String },
 
-    #[error(
-        "empty brackets in host list `{entry}`: expected numbers or ranges inside, as in `n[1-4]`"
-    )]
+    #[error("empty brackets in host list `{entry}`: expected numbers or ranges inside, as in `n[1-4]`")]
     EmptyBrackets { entry: String },
 
     #[error(

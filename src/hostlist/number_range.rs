@@ -66,12 +66,10 @@ fn parse_bound(token: &str, entry: &str) -> Result<u64, HostListError> {
             bound: token.to_owned(),
         });
     }
-    token
-        .parse::<u64>()
-        .map_err(|_| HostListError::BoundTooLarge {
-            entry: entry.to_owned(),
-            bound: token.to_owned(),
-        })
+    token.parse::<u64>().map_err(|_| HostListError::BoundTooLarge {
+        entry: entry.to_owned(),
+        bound: token.to_owned(),
+    })
 }
 
 #[cfg(test)]

@@ -90,10 +90,17 @@ impl Inventory {
         for (i, e) in entries.iter().enumerate() {
             match self.resolve(e) {
                 Ok(ids) => out.extend(ids.into_iter().filter(|id| seen.insert(*id))),
-                Err(p) => problems.push(Problem { path: path.index(i), ..p }),
+                Err(p) => problems.push(Problem {
+                    path: path.index(i),
+                    ..p
+                }),
             }
         }
-        if problems.is_empty() { Ok(out) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(out)
+        } else {
+            Err(problems)
+        }
     }
 
     fn lists(&self) -> HashMap<&'static str, Vec<NodeId>> {
@@ -110,10 +117,10 @@ impl Inventory {
         let root = Path::root();
         let mut inv = Inventory::default();
 
-        if let Some(u) = &raw.defaults.user {
-            if let Err(m) = check_user(u) {
-                p.push(Problem::value(root.key("defaults").key("user"), m));
-            }
+        if let Some(u) = &raw.defaults.user
+            && let Err(m) = check_user(u)
+        {
+            p.push(Problem::value(root.key("defaults").key("user"), m));
         }
 
         // Nodes, in file order.
@@ -138,15 +145,15 @@ impl Inventory {
                     .with_help("give each node its own entry, or leave `host` out to connect by node name"),
                 );
             }
-            if let Some(h) = &spec.host {
-                if let Err(m) = check_host(h) {
-                    p.push(Problem::value(path.key("host"), m));
-                }
+            if let Some(h) = &spec.host
+                && let Err(m) = check_host(h)
+            {
+                p.push(Problem::value(path.key("host"), m));
             }
-            if let Some(u) = &spec.user {
-                if let Err(m) = check_user(u) {
-                    p.push(Problem::value(path.key("user"), m));
-                }
+            if let Some(u) = &spec.user
+                && let Err(m) = check_user(u)
+            {
+                p.push(Problem::value(path.key("user"), m));
             }
             for name in names {
                 if let Err(m) = check_node_name(&name) {
@@ -213,7 +220,10 @@ impl Inventory {
                     match resolve_entry(e, &inv.by_name, &inv.groups, &lists_empty, &inv.nodes) {
                         Ok(ids) => Some((i, ids)),
                         Err(pr) => {
-                            p.push(Problem { path: root.key(field).index(i), ..pr });
+                            p.push(Problem {
+                                path: root.key(field).index(i),
+                                ..pr
+                            });
                             None
                         }
                     }
@@ -252,10 +262,15 @@ impl Inventory {
         for (id, path) in &pending {
             let name = inv.nodes[id.0].name.clone();
             let key = path.last_key().unwrap_or_default().to_string();
-            let Some(Some(spec)) = raw.nodes.get(&key) else { continue };
+            let Some(Some(spec)) = raw.nodes.get(&key) else {
+                continue;
+            };
             if let Some(hv) = &spec.hosted_on {
                 match inv.by_name.get(hv) {
-                    Some(h) if *h == *id => p.push(Problem::value(path.key("hosted_on"), format!("node `{name}` is hosted on itself"))),
+                    Some(h) if *h == *id => p.push(Problem::value(
+                        path.key("hosted_on"),
+                        format!("node `{name}` is hosted on itself"),
+                    )),
                     Some(h) => inv.nodes[id.0].hosted_on = Some(*h),
                     None => p.push(unknown_node(path.key("hosted_on"), hv, &inv.by_name)),
                 }
@@ -270,7 +285,8 @@ impl Inventory {
                     let cycle: Vec<NodeId> = seen[pos..].to_vec();
                     let least = cycle.iter().min().copied();
                     if least == Some(*id) && cycle_reported.insert(*id) {
-                        let mut names: Vec<&str> = cycle.iter().map(|c| inv.nodes[c.0].name.as_str()).collect();
+                        let mut names: Vec<&str> =
+                            cycle.iter().map(|c| inv.nodes[c.0].name.as_str()).collect();
                         names.push(&inv.nodes[h.0].name);
                         p.push(Problem::value(
                             path.key("hosted_on"),
@@ -318,23 +334,30 @@ fn resolve_group<'a>(
         }
         None => {}
     }
-    let Some(entries) = raw.groups.get(name) else { return };
+    let Some(entries) = raw.groups.get(name) else {
+        return;
+    };
     state.insert(name, Visit::InProgress);
     trail.push(name);
     let mut ids = Vec::new();
     for (i, e) in entries.iter().enumerate() {
-        if let Some(sub) = e.strip_prefix('@') {
-            if let Some((k, _)) = raw.groups.get_key_value(sub) {
-                resolve_group(k, raw, inv, state, trail, p);
-            }
+        if let Some(sub) = e.strip_prefix('@')
+            && let Some((k, _)) = raw.groups.get_key_value(sub)
+        {
+            resolve_group(k, raw, inv, state, trail, p);
         }
         match resolve_entry(e, &inv.by_name, &inv.groups, &HashMap::new(), &inv.nodes) {
             Ok(found) => ids.extend(found),
             Err(pr) => {
                 // A reference to a group in a cycle is reported once, as the cycle.
-                let in_cycle = e.strip_prefix('@').is_some_and(|s| state.get(s) == Some(&Visit::InProgress) || raw.groups.contains_key(s));
+                let in_cycle = e
+                    .strip_prefix('@')
+                    .is_some_and(|s| state.get(s) == Some(&Visit::InProgress) || raw.groups.contains_key(s));
                 if !in_cycle {
-                    p.push(Problem { path: Path::root().key("groups").key(name).index(i), ..pr });
+                    p.push(Problem {
+                        path: Path::root().key("groups").key(name).index(i),
+                        ..pr
+                    });
                 }
             }
         }
@@ -366,7 +389,11 @@ fn resolve_entry(
             None if known.is_empty() => pr.with_help("the inventory defines no groups"),
             None => pr.with_help(format!(
                 "known groups: {}",
-                known.iter().map(|k| format!("@{k}")).collect::<Vec<_>>().join(", ")
+                known
+                    .iter()
+                    .map(|k| format!("@{k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         });
     }
@@ -403,10 +430,10 @@ fn unknown_node(path: Path, name: &str, by_name: &HashMap<String, NodeId>) -> Pr
     let pr = Problem::value(path, format!("unknown node `{name}`"));
     // Suggesting among thousands of names is slow and rarely useful; suggest only
     // when the inventory is of a size a person could have typed the name from.
-    if by_name.len() <= 5000 {
-        if let Some(m) = did_you_mean(name, by_name.keys().map(String::as_str)) {
-            return pr.with_help(format!("did you mean `{m}`?"));
-        }
+    if by_name.len() <= 5000
+        && let Some(m) = did_you_mean(name, by_name.keys().map(String::as_str))
+    {
+        return pr.with_help(format!("did you mean `{m}`?"));
     }
     pr.with_help("nodes must be defined under `nodes:` in the inventory")
 }
@@ -427,37 +454,62 @@ fn ha_groups(raw: &RawInventory, inv: &mut Inventory, pending: &[(NodeId, Path)]
         for (i, e) in g.members.iter().enumerate() {
             match resolve_entry(e, &inv.by_name, &inv.groups, &lists, &inv.nodes) {
                 Ok(found) => ids.extend(found),
-                Err(pr) => p.push(Problem { path: path.key("members").index(i), ..pr }),
+                Err(pr) => p.push(Problem {
+                    path: path.key("members").index(i),
+                    ..pr
+                }),
             }
         }
         let ids = dedup(ids.into_iter());
         if g.max_unavailable == Some(0) {
             p.push(
-                Problem::value(path.key("max_unavailable"), "`max_unavailable: 0` would forbid ever changing this group")
-                    .with_help("use 1 or more; put nodes that must never be touched on the blacklist"),
+                Problem::value(
+                    path.key("max_unavailable"),
+                    "`max_unavailable: 0` would forbid ever changing this group",
+                )
+                .with_help("use 1 or more; put nodes that must never be touched on the blacklist"),
             );
         }
-        if ids.len() < 2 && !g.members.is_empty() && p.iter().all(|x| !x.path.segs().starts_with(path.segs())) {
-            p.push(Problem::value(path.key("members"), format!("HA group `{name}` has {} member; an HA group needs at least 2", ids.len())));
+        if ids.len() < 2 && !g.members.is_empty() && p.iter().all(|x| !x.path.segs().starts_with(path.segs()))
+        {
+            p.push(Problem::value(
+                path.key("members"),
+                format!(
+                    "HA group `{name}` has {} member; an HA group needs at least 2",
+                    ids.len()
+                ),
+            ));
         }
         for id in &ids {
             if let Some(other) = member_of.get(id) {
-                p.push(Problem::value(
-                    path.key("members"),
-                    format!("node `{}` is in two HA groups: `{other}` and `{name}`", inv.nodes[id.0].name),
-                ).with_help("a node is in at most one HA group"));
+                p.push(
+                    Problem::value(
+                        path.key("members"),
+                        format!(
+                            "node `{}` is in two HA groups: `{other}` and `{name}`",
+                            inv.nodes[id.0].name
+                        ),
+                    )
+                    .with_help("a node is in at most one HA group"),
+                );
             } else {
                 member_of.insert(*id, name.clone());
             }
         }
-        inv.ha_groups.push(HaGroup { name: name.clone(), members: ids, max_unavailable: g.max_unavailable.unwrap_or(1).max(1) });
+        inv.ha_groups.push(HaGroup {
+            name: name.clone(),
+            members: ids,
+            max_unavailable: g.max_unavailable.unwrap_or(1).max(1),
+        });
     }
 
     // Groups declared on the nodes themselves: every member lists the same members.
     let mut declared: IndexMap<String, Vec<(NodeId, Path, Vec<NodeId>)>> = IndexMap::new();
     for (id, path) in pending {
         let key = path.last_key().unwrap_or_default();
-        let Some(Some(spec)) = raw.nodes.get(key) else { continue };
+        let Some(Some(spec)) = raw.nodes.get(key) else {
+            continue;
+        };
         let Some(ha) = &spec.ha_group else { continue };
         let hp = path.key("ha_group");
         let mut ids = Vec::new();
@@ -467,7 +519,10 @@ fn ha_groups(raw: &RawInventory, inv: &mut Inventory, pending: &[(NodeId, Path)]
                 Ok(found) => ids.extend(found),
                 Err(pr) => {
                     ok = false;
-                    p.push(Problem { path: hp.key("members").index(i), ..pr });
+                    p.push(Problem {
+                        path: hp.key("members").index(i),
+                        ..pr
+                    });
                 }
             }
         }
@@ -479,7 +534,10 @@ fn ha_groups(raw: &RawInventory, inv: &mut Inventory, pending: &[(NodeId, Path)]
         if !ids.contains(id) {
             p.push(Problem::value(
                 hp.key("members"),
-                format!("node `{}` declares HA group `{}` but is not in its members", inv.nodes[id.0].name, ha.name),
+                format!(
+                    "node `{}` declares HA group `{}` but is not in its members",
+                    inv.nodes[id.0].name, ha.name
+                ),
             ));
             continue;
         }
@@ -491,16 +549,19 @@ fn ha_groups(raw: &RawInventory, inv: &mut Inventory, pending: &[(NodeId, Path)]
         for (id, hp, ids) in &decls[1..] {
             if ids != first {
                 consistent = false;
-                p.push(Problem::value(
-                    hp.key("members"),
-                    format!(
-                        "node `{}` lists HA group `{name}` as `{}`, but node `{}` lists it as `{}`",
-                        inv.nodes[id.0].name,
-                        inv.names(ids),
-                        inv.nodes[first_id.0].name,
-                        inv.names(first)
-                    ),
-                ).with_help("every member of an HA group must list the same members"));
+                p.push(
+                    Problem::value(
+                        hp.key("members"),
+                        format!(
+                            "node `{}` lists HA group `{name}` as `{}`, but node `{}` lists it as `{}`",
+                            inv.nodes[id.0].name,
+                            inv.names(ids),
+                            inv.nodes[first_id.0].name,
+                            inv.names(first)
+                        ),
+                    )
+                    .with_help("every member of an HA group must list the same members"),
+                );
             }
         }
         if !consistent {
@@ -509,10 +570,17 @@ fn ha_groups(raw: &RawInventory, inv: &mut Inventory, pending: &[(NodeId, Path)]
         let declarers: BTreeSet<NodeId> = decls.iter().map(|d| d.0).collect();
         let missing: Vec<NodeId> = first.iter().copied().filter(|m| !declarers.contains(m)).collect();
         if !missing.is_empty() {
-            p.push(Problem::value(
-                decls[0].1.key("members"),
-                format!("HA group `{name}` lists `{}`, which {} not declare it", inv.names(&missing), if missing.len() == 1 { "does" } else { "do" }),
-            ).with_help("every member of an HA group must declare the group with the same members"));
+            p.push(
+                Problem::value(
+                    decls[0].1.key("members"),
+                    format!(
+                        "HA group `{name}` lists `{}`, which {} not declare it",
+                        inv.names(&missing),
+                        if missing.len() == 1 { "does" } else { "do" }
+                    ),
+                )
+                .with_help("every member of an HA group must declare the group with the same members"),
+            );
             continue;
         }
         if let Some(existing) = inv.ha_groups.iter().find(|g| g.name == name) {
@@ -521,22 +589,36 @@ fn ha_groups(raw: &RawInventory, inv: &mut Inventory, pending: &[(NodeId, Path)]
             if &e != first {
                 p.push(Problem::value(
                     decls[0].1.key("members"),
-                    format!("HA group `{name}` has members `{}` under `ha_groups`, but its nodes list `{}`", inv.names(&e), inv.names(first)),
+                    format!(
+                        "HA group `{name}` has members `{}` under `ha_groups`, but its nodes list `{}`",
+                        inv.names(&e),
+                        inv.names(first)
+                    ),
                 ));
             }
             continue;
         }
         for id in first {
             if let Some(other) = member_of.get(id) {
-                p.push(Problem::value(
-                    decls[0].1.key("name"),
-                    format!("node `{}` is in two HA groups: `{other}` and `{name}`", inv.nodes[id.0].name),
-                ).with_help("a node is in at most one HA group"));
+                p.push(
+                    Problem::value(
+                        decls[0].1.key("name"),
+                        format!(
+                            "node `{}` is in two HA groups: `{other}` and `{name}`",
+                            inv.nodes[id.0].name
+                        ),
+                    )
+                    .with_help("a node is in at most one HA group"),
+                );
             } else {
                 member_of.insert(*id, name.clone());
             }
         }
-        inv.ha_groups.push(HaGroup { name: name.clone(), members: first.clone(), max_unavailable: 1 });
+        inv.ha_groups.push(HaGroup {
+            name: name.clone(),
+            members: first.clone(),
+            max_unavailable: 1,
+        });
     }
     for (gi, g) in inv.ha_groups.iter().enumerate() {
         for m in &g.members {

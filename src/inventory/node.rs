@@ -52,7 +52,9 @@ pub fn check_host(host: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("invalid host `{host}`: expected a host name or an IP address"))
+        Err(format!(
+            "invalid host `{host}`: expected a host name or an IP address"
+        ))
     }
 }
 
@@ -68,7 +70,9 @@ pub fn check_user(user: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("invalid user `{user}`: expected a login name like `root` or `deploy`"))
+        Err(format!(
+            "invalid user `{user}`: expected a login name like `root` or `deploy`"
+        ))
     }
 }
 

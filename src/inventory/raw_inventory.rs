@@ -10,6 +10,7 @@ use serde::Deserialize;
 /// host list (`n[001-128]`, `gpu[1-4,7]`) or `@group` for a group or named list.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "drover inventory")]
 pub struct RawInventory {
     /// Connection settings and vars every node starts from.
     #[serde(default)]

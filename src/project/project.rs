@@ -26,10 +26,20 @@ impl Project {
     /// Loads and checks everything under a site. Reports every problem in every file;
     /// a file that fails to parse does not hide the problems of the others.
     pub fn load(path: &FsPath) -> Result<Project, Vec<Diagnostic>> {
-        let site_path = if path.is_dir() { path.join(SITE_FILE) } else { path.to_path_buf() };
+        let site_path = if path.is_dir() {
+            path.join(SITE_FILE)
+        } else {
+            path.to_path_buf()
+        };
         let site_file = display(&site_path);
-        let root = site_path.parent().map_or_else(|| PathBuf::from("."), FsPath::to_path_buf);
-        let root = if root.as_os_str().is_empty() { PathBuf::from(".") } else { root };
+        let root = site_path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), FsPath::to_path_buf);
+        let root = if root.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            root
+        };
         let templates = TemplateEngine::new();
         let mut diags = Vec::new();
 
@@ -69,7 +79,9 @@ impl Project {
             };
             // Without a valid inventory, targets cannot be checked; report only what can be.
             let Some(inventory) = &inventory else { continue };
-            let dir = file.parent().map_or_else(|| PathBuf::from("."), FsPath::to_path_buf);
+            let dir = file
+                .parent()
+                .map_or_else(|| PathBuf::from("."), FsPath::to_path_buf);
             let cx = WorkflowContext {
                 inventory,
                 windows: site.windows.keys().map(String::as_str).collect(),
@@ -80,10 +92,15 @@ impl Project {
             match Workflow::from_raw(&raw, &shown, &cx) {
                 Ok(w) => {
                     if let Some(other) = names.insert(w.name.clone(), shown.clone()) {
-                        diags.push(doc.diagnostic(
-                            &Problem::value(Path::root().key("name"), format!("workflow name `{}` is also used by `{other}`", w.name))
+                        diags.push(
+                            doc.diagnostic(
+                                &Problem::value(
+                                    Path::root().key("name"),
+                                    format!("workflow name `{}` is also used by `{other}`", w.name),
+                                )
                                 .with_help("workflow names identify runs and must be unique"),
-                        ));
+                            ),
+                        );
                     }
                     workflows.push(w);
                 }
@@ -93,7 +110,13 @@ impl Project {
 
         sort_by_file_and_position(&mut diags);
         match inventory {
-            Some(inventory) if diags.is_empty() => Ok(Project { site_file, site, inventory, workflows, templates }),
+            Some(inventory) if diags.is_empty() => Ok(Project {
+                site_file,
+                site,
+                inventory,
+                workflows,
+                templates,
+            }),
             _ => Err(diags),
         }
     }
@@ -114,7 +137,11 @@ fn sort_by_file_and_position(diags: &mut [Diagnostic]) {
 }
 
 fn located(doc: &Document, ps: &[Problem], before: &[Diagnostic]) -> Vec<Diagnostic> {
-    before.iter().cloned().chain(ps.iter().map(|p| doc.diagnostic(p))).collect()
+    before
+        .iter()
+        .cloned()
+        .chain(ps.iter().map(|p| doc.diagnostic(p)))
+        .collect()
 }
 
 fn load_inventory(path: &FsPath, diags: &mut Vec<Diagnostic>) -> Option<Inventory> {
@@ -153,7 +180,10 @@ fn workflow_files(dir: &FsPath, diags: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            diags.push(Diagnostic::file(display(dir), format!("cannot read workflow directory: {e}")));
+            diags.push(Diagnostic::file(
+                display(dir),
+                format!("cannot read workflow directory: {e}"),
+            ));
             return Vec::new();
         }
     };
@@ -190,7 +220,10 @@ mod tests {
 
     #[test]
     fn paths_are_shown_without_dot_dot() {
-        assert_eq!(display(Path::new("examples/slurm/../../workflows/a.yml")), "workflows/a.yml");
+        assert_eq!(
+            display(Path::new("examples/slurm/../../workflows/a.yml")),
+            "workflows/a.yml"
+        );
         assert_eq!(display(Path::new("./drover.yml")), "drover.yml");
         assert_eq!(display(Path::new("../x/y")), "../x/y");
     }

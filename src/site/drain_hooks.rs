@@ -30,15 +30,25 @@ impl DrainHooks {
     pub fn from_raw(d: &RawDrain, templates: &TemplateEngine) -> Result<DrainHooks, Vec<Problem>> {
         let mut p = Vec::new();
         let at = Path::root();
-        for (key, src) in [("drain", &d.drain), ("drained", &d.drained), ("resume", &d.resume)] {
+        for (key, src) in [
+            ("drain", &d.drain),
+            ("drained", &d.drained),
+            ("resume", &d.resume),
+        ] {
             if let Err(e) = templates.check_names(src, &HOOK_SCOPE) {
-                p.push(Problem::value(at.key(key), format!("invalid template: {}", e.message())));
+                p.push(Problem::value(
+                    at.key(key),
+                    format!("invalid template: {}", e.message()),
+                ));
             }
         }
         let poll_interval = d.poll_interval.map_or(Duration::from_secs(30), |x| x.get());
         let timeout = d.timeout.map_or(Duration::from_secs(4 * 3600), |x| x.get());
         if poll_interval.is_zero() {
-            p.push(Problem::value(at.key("poll_interval"), "a poll interval of zero would busy-loop the scheduler"));
+            p.push(Problem::value(
+                at.key("poll_interval"),
+                "a poll interval of zero would busy-loop the scheduler",
+            ));
         }
         if timeout < poll_interval {
             p.push(Problem::value(

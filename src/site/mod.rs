@@ -6,5 +6,7 @@ mod raw_site;
 mod site;
 
 pub use drain_hooks::{DrainHooks, HOOK_SCOPE};
-pub use raw_site::{HookHost, OnDrainTimeout, RawDrain, RawNotifications, RawServer, RawSite, RawSlack, RawSsh};
+pub use raw_site::{
+    HookHost, OnDrainTimeout, RawDrain, RawNotifications, RawServer, RawSite, RawSlack, RawSsh,
+};
 pub use site::{ServerSettings, Site, SlackSettings, SshSettings};

@@ -11,6 +11,7 @@ use crate::window::RawWindow;
 /// work may happen, where state is kept, and how to notify and be reached.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "drover site config (drover.yml)")]
 pub struct RawSite {
     /// The inventory file, relative to this file (default `inventory.yml`).
     pub inventory: Option<String>,

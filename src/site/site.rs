@@ -66,13 +66,19 @@ impl Site {
                 Ok(w) => {
                     windows.insert(name.clone(), w);
                 }
-                Err(e) => p.extend(e.into_iter().map(|x| x.under(&top.key("windows").key(name.clone())))),
+                Err(e) => p.extend(
+                    e.into_iter()
+                        .map(|x| x.under(&top.key("windows").key(name.clone()))),
+                ),
             }
         }
 
         let forks = raw.ssh.forks.unwrap_or(200);
         if forks == 0 {
-            p.push(Problem::value(top.key("ssh").key("forks"), "`forks: 0` would never start a node"));
+            p.push(Problem::value(
+                top.key("ssh").key("forks"),
+                "`forks: 0` would never start a node",
+            ));
         }
 
         let server = raw.server.as_ref().and_then(|s| match s.listen.parse::<SocketAddr>() {
@@ -102,7 +108,10 @@ impl Site {
             windows,
             ssh: SshSettings {
                 forks,
-                connect_timeout: raw.ssh.connect_timeout.map_or(Duration::from_secs(10), |d| d.get()),
+                connect_timeout: raw
+                    .ssh
+                    .connect_timeout
+                    .map_or(Duration::from_secs(10), |d| d.get()),
                 config: raw.ssh.config.as_ref().map(|c| root.join(c)),
             },
             slack: raw.notifications.slack.as_ref().map(|s| SlackSettings {

@@ -30,11 +30,7 @@ pub(crate) fn quote(s: &str) -> Result<Cow<'_, str>, Error> {
 /// whose content was already escaped) as they are, and quotes the string form of everything
 /// else, lists and maps included: a list interpolated whole becomes one quoted word rather
 /// than something the shell would split and glob.
-pub(crate) fn format_value(
-    out: &mut Output,
-    state: &mut State,
-    value: &Value,
-) -> Result<(), Error> {
+pub(crate) fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
     let shell = matches!(state.auto_escape(), AutoEscape::Custom(name) if name == SHELL);
     if !shell {
         return escape_formatter(out, state, value);
@@ -59,11 +55,7 @@ pub(crate) fn quote_filter(value: String) -> Result<Value, Error> {
 /// (safe for HTML), which here would mean unquoted: the JSON string `"$(reboot)"` inside double
 /// quotes still runs `reboot` in the shell. Returning a plain string lets the formatter quote
 /// it like any other value.
-pub(crate) fn tojson_filter(
-    value: &Value,
-    indent: Option<Value>,
-    kwargs: Kwargs,
-) -> Result<Value, Error> {
+pub(crate) fn tojson_filter(value: &Value, indent: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let json = minijinja::filters::tojson(value, indent, kwargs)?;
     Ok(match json.as_str() {
         Some(text) => Value::from(text),

@@ -70,11 +70,7 @@ impl TemplateEngine {
 
     /// [`check_expression`](Self::check_expression) plus the allowed-names check of
     /// [`check_names`](Self::check_names).
-    pub fn check_expression_names(
-        &self,
-        expr: &str,
-        allowed: &[&str],
-    ) -> Result<(), TemplateError> {
+    pub fn check_expression_names(&self, expr: &str, allowed: &[&str]) -> Result<(), TemplateError> {
         only_allowed(&self.check_expression(expr)?, allowed)
     }
 
@@ -88,11 +84,7 @@ impl TemplateEngine {
     /// Renders a file template: same strictness and limits as [`render`](Self::render), but
     /// values are written verbatim, because quoting belongs to shells, not to config files.
     /// `quote` is still available for files that are themselves scripts.
-    pub fn render_file(
-        &self,
-        source: &str,
-        ctx: &serde_json::Value,
-    ) -> Result<String, TemplateError> {
+    pub fn render_file(&self, source: &str, ctx: &serde_json::Value) -> Result<String, TemplateError> {
         Ok(self.files.render_str(source, context(ctx))?)
     }
 
@@ -180,9 +172,7 @@ mod tests {
     }
 
     fn render_err(source: &str, vars: serde_json::Value) -> TemplateError {
-        TemplateEngine::new()
-            .render(source, &ctx(vars))
-            .unwrap_err()
+        TemplateEngine::new().render(source, &ctx(vars)).unwrap_err()
     }
 
     #[test]
@@ -221,11 +211,7 @@ mod tests {
             ("", "''"),
         ];
         for (value, quoted) in cases {
-            assert_eq!(
-                render("{{ vars.v }}", json!({"v": value})),
-                quoted,
-                "{value:?}"
-            );
+            assert_eq!(render("{{ vars.v }}", json!({"v": value})), quoted, "{value:?}");
         }
     }
 
@@ -235,27 +221,18 @@ mod tests {
             render("{{ vars.l }}", json!({"l": ["a b", "c"]})),
             "\"['a b', 'c']\""
         );
-        assert_eq!(
-            render("{{ vars.m }}", json!({"m": {"k": "v"}})),
-            "\"{'k': 'v'}\""
-        );
+        assert_eq!(render("{{ vars.m }}", json!({"m": {"k": "v"}})), "\"{'k': 'v'}\"");
     }
 
     #[test]
     fn join_with_a_raw_separator_quotes_each_item() {
         let vars = json!({"pkgs": ["nginx", "x; reboot"]});
         assert_eq!(
-            render(
-                "apt-get install {{ vars.pkgs | join(' ' | raw) }}",
-                vars.clone()
-            ),
+            render("apt-get install {{ vars.pkgs | join(' ' | raw) }}", vars.clone()),
             "apt-get install nginx 'x; reboot'"
         );
         // A plain separator is a value like any other, so the joined string is one word.
-        assert_eq!(
-            render("{{ vars.pkgs | join(' ') }}", vars),
-            "'nginx x; reboot'"
-        );
+        assert_eq!(render("{{ vars.pkgs | join(' ') }}", vars), "'nginx x; reboot'");
     }
 
     #[test]
@@ -269,14 +246,9 @@ mod tests {
 
     #[test]
     fn injection_attempt_does_not_run_in_sh() {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let target = std::env::temp_dir().join(format!(
-            "drover-template-pwned-{}-{nanos}",
-            std::process::id()
-        ));
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        let target =
+            std::env::temp_dir().join(format!("drover-template-pwned-{}-{nanos}", std::process::id()));
         let target = target.to_str().unwrap().to_owned();
         for payload in [
             format!("x; touch {target}"),
@@ -293,10 +265,7 @@ mod tests {
                 format!("{payload}\n"),
                 "{command}"
             );
-            assert!(
-                !std::path::Path::new(&target).exists(),
-                "payload ran: {command}"
-            );
+            assert!(!std::path::Path::new(&target).exists(), "payload ran: {command}");
         }
     }
 
@@ -352,10 +321,7 @@ mod tests {
     #[test]
     fn defined_test_and_default_still_work() {
         assert_eq!(
-            render(
-                "{% if vars.x is defined %}y{% else %}n{% endif %}",
-                json!({})
-            ),
+            render("{% if vars.x is defined %}y{% else %}n{% endif %}", json!({})),
             "n"
         );
         assert_eq!(render("{{ vars.x | default('d') }}", json!({})), "d");
@@ -386,9 +352,7 @@ mod tests {
         assert!(err.detail().starts_with("syntax error: "), "{err}");
         assert!(!err.message().starts_with("syntax error"), "{err}");
 
-        let err = engine
-            .render("a\n{% if %}\nb", &ctx(json!({})))
-            .unwrap_err();
+        let err = engine.render("a\n{% if %}\nb", &ctx(json!({}))).unwrap_err();
         assert_eq!(err.line(), Some(2));
     }
 
@@ -408,10 +372,7 @@ mod tests {
     fn check_names_reports_first_unknown_sorted() {
         let engine = TemplateEngine::new();
         engine
-            .check_names(
-                "{{ node.name }} {{ vars.x }} {{ workflow.name }}",
-                HOOK_NAMES,
-            )
+            .check_names("{{ node.name }} {{ vars.x }} {{ workflow.name }}", HOOK_NAMES)
             .unwrap();
         let err = engine
             .check_names("{{ zz }} {{ nod.name }} {{ vars.x }}", HOOK_NAMES)
@@ -476,10 +437,7 @@ mod tests {
         let err = engine
             .check_expression_names("nodes | length > 1", HOOK_NAMES)
             .unwrap_err();
-        assert!(
-            err.to_string().starts_with("unknown variable `nodes`"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("unknown variable `nodes`"), "{err}");
     }
 
     #[test]
@@ -508,17 +466,12 @@ mod tests {
         );
         // A file that is itself a script can still ask for quoting.
         assert_eq!(
-            engine
-                .render_file("echo {{ vars.motd | quote }}", &c)
-                .unwrap(),
+            engine.render_file("echo {{ vars.motd | quote }}", &c).unwrap(),
             "echo \"it's \"'$(not) run; ok'"
         );
         // Strictness and fuel apply to files too.
         assert_eq!(
-            engine
-                .render_file("{{ vars.nope }}", &c)
-                .unwrap_err()
-                .kind(),
+            engine.render_file("{{ vars.nope }}", &c).unwrap_err().kind(),
             &TemplateErrorKind::Undefined
         );
     }

@@ -10,10 +10,7 @@ pub enum TemplateErrorKind {
     /// never rendered as empty strings, because an empty argument to `rm -rf` is a disaster.
     Undefined,
     /// A top-level name is not among those a hook provides; found at validation time.
-    UnknownVariable {
-        name: String,
-        available: Vec<String>,
-    },
+    UnknownVariable { name: String, available: Vec<String> },
     /// Rendering used up its fuel, so a runaway loop was stopped.
     OutOfFuel,
     /// Any other failure while rendering: bad filter arguments, a value that cannot be

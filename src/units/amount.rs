@@ -191,7 +191,13 @@ mod tests {
         assert_eq!(ten.of_floor(5), 0);
         assert_eq!(ten.of_ceil(100), 10);
         assert_eq!(ten.of_floor(100), 10);
-        assert_eq!(Amount::parse("150%").unwrap_err(), "invalid percentage `150%`: must be between 0% and 100%");
-        assert_eq!(Amount::parse("abc").unwrap_err(), "invalid amount `abc`: expected a whole number like `5` or a percentage like `10%`");
+        assert_eq!(
+            Amount::parse("150%").unwrap_err(),
+            "invalid percentage `150%`: must be between 0% and 100%"
+        );
+        assert_eq!(
+            Amount::parse("abc").unwrap_err(),
+            "invalid amount `abc`: expected a whole number like `5` or a percentage like `10%`"
+        );
     }
 }

@@ -19,8 +19,9 @@ impl SecretRef {
     /// Reads the secret. The error names the variable or file, never the value.
     pub fn read(&self) -> Result<String, String> {
         match self {
-            SecretRef::Env(name) => std::env::var(name)
-                .map_err(|_| format!("environment variable `{name}` is not set")),
+            SecretRef::Env(name) => {
+                std::env::var(name).map_err(|_| format!("environment variable `{name}` is not set"))
+            }
             SecretRef::File(path) => std::fs::read_to_string(path)
                 .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
                 .map_err(|e| format!("cannot read secret file `{path}`: {e}")),
@@ -64,11 +65,15 @@ impl<'de> Deserialize<'de> for SecretRef {
                         }
                     };
                     if found.is_some() {
-                        return Err(de::Error::custom("a secret reference takes exactly one of `env` or `file`"));
+                        return Err(de::Error::custom(
+                            "a secret reference takes exactly one of `env` or `file`",
+                        ));
                     }
                     found = Some(r);
                 }
-                found.ok_or_else(|| de::Error::custom("a secret reference takes exactly one of `env` or `file`"))
+                found.ok_or_else(|| {
+                    de::Error::custom("a secret reference takes exactly one of `env` or `file`")
+                })
             }
         }
         d.deserialize_any(V)

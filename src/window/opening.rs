@@ -19,11 +19,7 @@ impl Opening {
     /// `start`. `None` when the clock change swallows it whole (a 02:00-02:30 window on a
     /// spring-forward night), or at the ends of the representable calendar.
     pub(super) fn on(tz: &TimeZone, date: Date, start: Time, end: Time) -> Option<Opening> {
-        let end_date = if end > start {
-            date
-        } else {
-            date.tomorrow().ok()?
-        };
+        let end_date = if end > start { date } else { date.tomorrow().ok()? };
         let open = wall_clock_reaches(tz, date.to_datetime(start))?;
         let close = wall_clock_reaches(tz, end_date.to_datetime(end))?;
         (open < close).then_some(Opening { open, close })
@@ -51,9 +47,7 @@ fn wall_clock_reaches(tz: &TimeZone, dt: DateTime) -> Option<Timestamp> {
             let jump = tz.following(before_jump).next()?;
             Some(jump.timestamp())
         }
-        AmbiguousOffset::Unambiguous { .. } | AmbiguousOffset::Fold { .. } => {
-            ambiguous.compatible().ok()
-        }
+        AmbiguousOffset::Unambiguous { .. } | AmbiguousOffset::Fold { .. } => ambiguous.compatible().ok(),
     }
 }
 
@@ -86,23 +80,13 @@ mod tests {
 
     #[test]
     fn window_inside_the_gap_does_not_open() {
-        let o = Opening::on(
-            &berlin(),
-            date(2026, 3, 29),
-            time(2, 0, 0, 0),
-            time(2, 30, 0, 0),
-        );
+        let o = Opening::on(&berlin(), date(2026, 3, 29), time(2, 0, 0, 0), time(2, 30, 0, 0));
         assert_eq!(o, None);
     }
 
     #[test]
     fn overnight_window_closes_next_day_and_excludes_its_close() {
-        let o = Opening::on(
-            &berlin(),
-            date(2026, 1, 5),
-            time(22, 0, 0, 0),
-            time(6, 0, 0, 0),
-        );
+        let o = Opening::on(&berlin(), date(2026, 1, 5), time(22, 0, 0, 0), time(6, 0, 0, 0));
         let expected = Opening {
             open: ts("2026-01-05T21:00:00Z"),
             close: ts("2026-01-06T05:00:00Z"),

@@ -178,16 +178,7 @@ mod tests {
                  or a range like `mon-fri`"
             )
         };
-        for bad in [
-            "funday",
-            "mo",
-            "",
-            "mon-",
-            "-fri",
-            "mon-fri-sat",
-            "mon,fri",
-            "1",
-        ] {
+        for bad in ["funday", "mo", "", "mon-", "-fri", "mon-fri-sat", "mon,fri", "1"] {
             assert_eq!(WeekdaySet::parse_entry(bad), Err(expected(bad)), "{bad:?}");
         }
     }

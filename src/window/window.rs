@@ -62,9 +62,7 @@ impl Window {
         for (i, entry) in raw.days.iter().enumerate() {
             match WeekdaySet::parse_entry(entry) {
                 Ok(set) => days = days.union(set),
-                Err(message) => {
-                    problems.push(Problem::value(Path::root().key("days").index(i), message))
-                }
+                Err(message) => problems.push(Problem::value(Path::root().key("days").index(i), message)),
             }
         }
 
@@ -77,10 +75,7 @@ impl Window {
                 Ok(date) => {
                     exclude.insert(date);
                 }
-                Err(message) => problems.push(Problem::value(
-                    Path::root().key("exclude").index(i),
-                    message,
-                )),
+                Err(message) => problems.push(Problem::value(Path::root().key("exclude").index(i), message)),
             }
         }
 
@@ -94,9 +89,7 @@ impl Window {
                             hh_mm(start)
                         ),
                     )
-                    .with_help(
-                        "an `end` earlier than `start` runs over midnight, like 22:00-06:00",
-                    ),
+                    .with_help("an `end` earlier than `start` runs over midnight, like 22:00-06:00"),
                 );
             } else if let Some(cutoff) = raw.cutoff {
                 let length = HumanDuration(nominal_length(start, end));
@@ -290,9 +283,8 @@ fn parse_time(text: &str, field: &str, problems: &mut Vec<Problem>) -> Option<Ti
             format!("invalid time `{text}`: expected HH:MM between 00:00 and 23:59"),
         );
         if text == "24:00" {
-            problem = problem.with_help(
-                "write `00:00` for midnight; an `end` earlier than `start` runs over midnight",
-            );
+            problem = problem
+                .with_help("write `00:00` for midnight; an `end` earlier than `start` runs over midnight");
         }
         problems.push(problem);
     }
@@ -320,9 +312,7 @@ fn parse_date(text: &str) -> Result<Date, String> {
         return Err(format!("invalid date `{text}`: expected YYYY-MM-DD"));
     };
     let Ok(first_of_month) = Date::new(year, month, 1) else {
-        return Err(format!(
-            "invalid date `{text}`: there is no month {month:02}"
-        ));
+        return Err(format!("invalid date `{text}`: there is no month {month:02}"));
     };
     Date::new(year, month, day).map_err(|_| {
         format!(
@@ -461,10 +451,7 @@ mod tests {
 
     #[test]
     fn bare_city_suggests_its_zone() {
-        for (city, zone) in [
-            ("Berlin", "Europe/Berlin"),
-            ("new york", "America/New_York"),
-        ] {
+        for (city, zone) in [("Berlin", "Europe/Berlin"), ("new york", "America/New_York")] {
             let mut r = raw(&["mon"], "08:00", "17:00");
             r.timezone = city.to_string();
             let p = problems(r);
@@ -532,9 +519,7 @@ mod tests {
 
     #[test]
     fn invalid_times_name_the_value_and_the_expected_form() {
-        for bad in [
-            "25:00", "12:60", "8am", "", "08:00:00", "08:5", "-1:00", "0800",
-        ] {
+        for bad in ["25:00", "12:60", "8am", "", "08:00:00", "08:5", "-1:00", "0800"] {
             let p = messages(raw(&["mon"], bad, "17:00"));
             assert_eq!(
                 p,
@@ -636,8 +621,7 @@ mod tests {
             p,
             vec![(
                 "cutoff".to_string(),
-                "cutoff `10h` is not shorter than the window, which lasts 8h (22:00-06:00)"
-                    .to_string()
+                "cutoff `10h` is not shorter than the window, which lasts 8h (22:00-06:00)".to_string()
             )]
         );
         let ok = with_cutoff(raw(&["mon"], "22:00", "06:00"), "7h 59m");
@@ -684,8 +668,7 @@ mod tests {
 
     #[test]
     fn schema_describes_every_field_and_refuses_others() {
-        let schema =
-            serde_json::to_value(schemars::schema_for!(RawWindow)).expect("schema serializes");
+        let schema = serde_json::to_value(schemars::schema_for!(RawWindow)).expect("schema serializes");
         assert_eq!(schema["additionalProperties"], serde_json::json!(false));
         for field in ["timezone", "days", "start", "end", "exclude", "cutoff"] {
             let description = schema["properties"][field]["description"].as_str();
@@ -778,10 +761,7 @@ mod tests {
 
     #[test]
     fn next_open_skips_an_excluded_date() {
-        let w = window(with_exclude(
-            raw(&["mon-fri"], "08:00", "17:00"),
-            &["2026-03-09"],
-        ));
+        let w = window(with_exclude(raw(&["mon-fri"], "08:00", "17:00"), &["2026-03-09"]));
         assert!(!w.is_open(berlin("2026-03-09T10:00")));
         assert_eq!(
             w.next_open(berlin("2026-03-06T18:00")),
@@ -860,10 +840,7 @@ mod tests {
     #[test]
     fn excluded_date_is_the_date_an_overnight_window_opens() {
         // Thursday 2026-12-24 is excluded.
-        let w = window(with_exclude(
-            raw(&["mon-fri"], "22:00", "06:00"),
-            &["2026-12-24"],
-        ));
+        let w = window(with_exclude(raw(&["mon-fri"], "22:00", "06:00"), &["2026-12-24"]));
         assert!(w.is_open(berlin("2026-12-23T23:00")));
         assert!(w.is_open(berlin("2026-12-24T03:00"))); // opened on the 23rd
         assert!(!w.is_open(berlin("2026-12-24T23:00")));

@@ -24,7 +24,9 @@ impl<'de> Deserialize<'de> for FileMode {
                 if (3..=4).contains(&digits.len()) && digits.chars().all(|c| ('0'..='7').contains(&c)) {
                     u32::from_str_radix(digits, 8).map(FileMode).map_err(E::custom)
                 } else {
-                    Err(E::custom(format!("invalid file mode `{v}`: expected 3 or 4 octal digits, like \"0644\"")))
+                    Err(E::custom(format!(
+                        "invalid file mode `{v}`: expected 3 or 4 octal digits, like \"0644\""
+                    )))
                 }
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<FileMode, E> {

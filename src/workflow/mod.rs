@@ -8,8 +8,10 @@ mod workflow_check;
 
 pub use file_mode::FileMode;
 pub use raw_workflow::{
-    Change, RawCanary, RawCopy, RawFailureBudget, RawReboot, RawRetries, RawStep, RawStrategy, RawTargets, RawWaitFor,
-    RawWorkflow,
+    Change, RawCanary, RawCopy, RawFailureBudget, RawReboot, RawRetries, RawStep, RawStrategy, RawTargets,
+    RawWaitFor, RawWorkflow,
 };
-pub use workflow::{Action, Canary, CanarySelect, FileCopy, Reboot, RetryPolicy, Step, Strategy, WaitFor, Workflow};
+pub use workflow::{
+    Action, Canary, CanarySelect, FileCopy, Reboot, RetryPolicy, Step, Strategy, WaitFor, Workflow,
+};
 pub use workflow_check::{COMMAND_SCOPE, DEFAULT_REBOOT_TIMEOUT, DEFAULT_STEP_TIMEOUT, WorkflowContext};

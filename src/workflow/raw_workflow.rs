@@ -12,10 +12,12 @@ use crate::units::{Amount, BatchSizes, HumanDuration};
 /// and the steps that make it.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "drover workflow")]
 pub struct RawWorkflow {
     /// Unique name; used in run ids, logs and scheduler drain reasons.
     pub name: String,
     /// A positive integer, raised with every change to the steps.
+    #[schemars(range(min = 1))]
     pub version: i64,
     /// What the change does and why, for the people approving it.
     #[serde(default)]

@@ -5,7 +5,9 @@ use std::path::Path as FsPath;
 use std::time::Duration;
 
 use super::raw_workflow::{Change, RawCopy, RawStep, RawWorkflow};
-use super::workflow::{Action, Canary, CanarySelect, FileCopy, Reboot, RetryPolicy, Step, Strategy, WaitFor, Workflow};
+use super::workflow::{
+    Action, Canary, CanarySelect, FileCopy, Reboot, RetryPolicy, Step, Strategy, WaitFor, Workflow,
+};
 use crate::diag::{Problem, did_you_mean};
 use crate::inventory::{Inventory, check_node_name};
 use crate::site::DrainHooks;
@@ -34,19 +36,32 @@ pub struct WorkflowContext<'a> {
 }
 
 impl Workflow {
-    pub fn from_raw(raw: &RawWorkflow, file: &str, cx: &WorkflowContext<'_>) -> Result<Workflow, Vec<Problem>> {
+    pub fn from_raw(
+        raw: &RawWorkflow,
+        file: &str,
+        cx: &WorkflowContext<'_>,
+    ) -> Result<Workflow, Vec<Problem>> {
         let mut p = Vec::new();
         let root = Path::root();
 
         if let Err(m) = check_node_name(&raw.name) {
-            p.push(Problem::value(root.key("name"), m.replace("node name", "workflow name")));
+            p.push(Problem::value(
+                root.key("name"),
+                m.replace("node name", "workflow name"),
+            ));
         }
         let version = match u32::try_from(raw.version) {
             Ok(v) if v > 0 => v,
             _ => {
                 p.push(
-                    Problem::value(root.key("version"), format!("workflow version must be a positive integer, found `{}`", raw.version))
-                        .with_help("start at 1 and raise it with every change to the steps"),
+                    Problem::value(
+                        root.key("version"),
+                        format!(
+                            "workflow version must be a positive integer, found `{}`",
+                            raw.version
+                        ),
+                    )
+                    .with_help("start at 1 and raise it with every change to the steps"),
                 );
                 0
             }
@@ -56,33 +71,50 @@ impl Workflow {
         // name fails validation instead of silently targeting nothing.
         let targets_path = root.key("targets");
         if raw.targets.nodes.is_empty() {
-            p.push(Problem::value(targets_path.key("nodes"), "`targets.nodes` is empty: the workflow would do nothing"));
+            p.push(Problem::value(
+                targets_path.key("nodes"),
+                "`targets.nodes` is empty: the workflow would do nothing",
+            ));
         }
-        let targets = cx.inventory.select(&raw.targets.nodes, &targets_path.key("nodes")).unwrap_or_else(|e| {
-            p.extend(e);
-            Vec::new()
-        });
-        if let Err(e) = cx.inventory.select(&raw.targets.exclude, &targets_path.key("exclude")) {
+        let targets = cx
+            .inventory
+            .select(&raw.targets.nodes, &targets_path.key("nodes"))
+            .unwrap_or_else(|e| {
+                p.extend(e);
+                Vec::new()
+            });
+        if let Err(e) = cx
+            .inventory
+            .select(&raw.targets.exclude, &targets_path.key("exclude"))
+        {
             p.extend(e);
         }
 
         let canary = canary(raw, cx, &targets, &mut p);
         let strategy = strategy(raw, &mut p);
 
-        if let Some(w) = &raw.window {
-            if !cx.windows.contains(&w.as_str()) {
-                let pr = Problem::value(root.key("window"), format!("unknown window `{w}`"));
-                p.push(match did_you_mean(w, cx.windows.iter().copied()) {
-                    Some(m) => pr.with_help(format!("did you mean `{m}`?")),
-                    None if cx.windows.is_empty() => pr.with_help("the site config (drover.yml) defines no `windows:`"),
-                    None => pr.with_help(format!("windows defined in drover.yml: {}", cx.windows.join(", "))),
-                });
-            }
+        if let Some(w) = &raw.window
+            && !cx.windows.contains(&w.as_str())
+        {
+            let pr = Problem::value(root.key("window"), format!("unknown window `{w}`"));
+            p.push(match did_you_mean(w, cx.windows.iter().copied()) {
+                Some(m) => pr.with_help(format!("did you mean `{m}`?")),
+                None if cx.windows.is_empty() => {
+                    pr.with_help("the site config (drover.yml) defines no `windows:`")
+                }
+                None => pr.with_help(format!(
+                    "windows defined in drover.yml: {}",
+                    cx.windows.join(", ")
+                )),
+            });
         }
         if strategy.all_at_once && raw.canary.is_some() {
             p.push(
-                Problem::key(root.key("canary"), "`canary` cannot be used with `strategy.all_at_once: true`")
-                    .with_help("all_at_once runs every target in one batch; remove one of them"),
+                Problem::key(
+                    root.key("canary"),
+                    "`canary` cannot be used with `strategy.all_at_once: true`",
+                )
+                .with_help("all_at_once runs every target in one batch; remove one of them"),
             );
         }
 
@@ -93,7 +125,10 @@ impl Workflow {
         });
 
         if raw.steps.is_empty() {
-            p.push(Problem::value(root.key("steps"), "`steps` is empty: the workflow would do nothing"));
+            p.push(Problem::value(
+                root.key("steps"),
+                "`steps` is empty: the workflow would do nothing",
+            ));
         }
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut steps = Vec::new();
@@ -131,15 +166,26 @@ impl Workflow {
     }
 }
 
-fn canary(raw: &RawWorkflow, cx: &WorkflowContext<'_>, targets: &[crate::inventory::NodeId], p: &mut Vec<Problem>) -> Canary {
+fn canary(
+    raw: &RawWorkflow,
+    cx: &WorkflowContext<'_>,
+    targets: &[crate::inventory::NodeId],
+    p: &mut Vec<Problem>,
+) -> Canary {
     let path = Path::root().key("canary");
     let Some(c) = &raw.canary else {
-        return Canary { select: CanarySelect::Inventory, soak: Duration::ZERO };
+        return Canary {
+            select: CanarySelect::Inventory,
+            soak: Duration::ZERO,
+        };
     };
     let soak = c.soak.map_or(Duration::ZERO, |d| d.get());
     let select = match (&c.nodes, c.size) {
         (Some(_), Some(_)) => {
-            p.push(Problem::key(path.key("size"), "`canary` takes `nodes` or `size`, not both"));
+            p.push(Problem::key(
+                path.key("size"),
+                "`canary` takes `nodes` or `size`, not both",
+            ));
             CanarySelect::Inventory
         }
         (Some(nodes), None) => {
@@ -147,8 +193,13 @@ fn canary(raw: &RawWorkflow, cx: &WorkflowContext<'_>, targets: &[crate::invento
                 Ok(ids) => {
                     if !ids.is_empty() && !targets.is_empty() && !ids.iter().any(|id| targets.contains(id)) {
                         p.push(
-                            Problem::value(path.key("nodes"), "none of the canary nodes is a target of this workflow")
-                                .with_help("canary nodes must be among `targets`; the canary phase would be empty"),
+                            Problem::value(
+                                path.key("nodes"),
+                                "none of the canary nodes is a target of this workflow",
+                            )
+                            .with_help(
+                                "canary nodes must be among `targets`; the canary phase would be empty",
+                            ),
                         );
                     }
                 }
@@ -165,9 +216,15 @@ fn canary(raw: &RawWorkflow, cx: &WorkflowContext<'_>, targets: &[crate::invento
 fn strategy(raw: &RawWorkflow, p: &mut Vec<Problem>) -> Strategy {
     let s = &raw.strategy;
     let path = Path::root().key("strategy");
-    let batch = s.batch.clone().map_or_else(|| vec![Amount::Percent(10.0)], |b| b.0);
+    let batch = s
+        .batch
+        .clone()
+        .map_or_else(|| vec![Amount::Percent(10.0)], |b| b.0);
     if s.batch.is_some() && batch.is_empty() {
-        p.push(Problem::value(path.key("batch"), "`batch` is an empty list").with_help("give at least one size, like `[1, \"10%\"]`"));
+        p.push(
+            Problem::value(path.key("batch"), "`batch` is an empty list")
+                .with_help("give at least one size, like `[1, \"10%\"]`"),
+        );
     }
     for (i, b) in batch.iter().enumerate() {
         if b.is_zero() {
@@ -175,20 +232,29 @@ fn strategy(raw: &RawWorkflow, p: &mut Vec<Problem>) -> Strategy {
                 Some(bs) if bs.0.len() > 1 => path.key("batch").index(i),
                 _ => path.key("batch"),
             };
-            p.push(Problem::value(at, format!("batch size `{b}` would never start a node")).with_help("batch sizes must be at least 1 node"));
+            p.push(
+                Problem::value(at, format!("batch size `{b}` would never start a node"))
+                    .with_help("batch sizes must be at least 1 node"),
+            );
         }
     }
     let max_unavailable = s.max_unavailable.unwrap_or(Amount::Percent(10.0));
     if max_unavailable.is_zero() {
         p.push(
-            Problem::value(path.key("max_unavailable"), "`max_unavailable: 0` would never let a node be changed")
-                .with_help("use 1 or more, or a percentage like \"10%\""),
+            Problem::value(
+                path.key("max_unavailable"),
+                "`max_unavailable: 0` would never let a node be changed",
+            )
+            .with_help("use 1 or more, or a percentage like \"10%\""),
         );
     }
     let r = &s.retries;
     let backoff = r.backoff.unwrap_or(2.0);
     if !(1.0..=10.0).contains(&backoff) {
-        p.push(Problem::value(path.key("retries").key("backoff"), format!("invalid backoff `{backoff}`: expected a factor between 1.0 and 10.0")));
+        p.push(Problem::value(
+            path.key("retries").key("backoff"),
+            format!("invalid backoff `{backoff}`: expected a factor between 1.0 and 10.0"),
+        ));
     }
     let retries = RetryPolicy {
         count: r.count.unwrap_or(0),
@@ -210,7 +276,11 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
     let before = p.len();
     // Which action keys are present, as written (so `reboot:` with no value counts).
     let present: Vec<&str> = match cx.tree.get(sp).map(|n| &n.value) {
-        Some(Value::Map(entries)) => entries.iter().map(|e| e.key.as_str()).filter(|k| ACTIONS.contains(k)).collect(),
+        Some(Value::Map(entries)) => entries
+            .iter()
+            .map(|e| e.key.as_str())
+            .filter(|k| ACTIONS.contains(k))
+            .collect(),
         _ => Vec::new(),
     };
     match present.len() {
@@ -220,8 +290,15 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
         ),
         1 => {}
         _ => p.push(
-            Problem::key(sp.key(present[1]), format!("step `{}` has more than one action: `{}`", s.name, present.join("`, `")))
-                .with_help("a step does exactly one thing; split it into several steps"),
+            Problem::key(
+                sp.key(present[1]),
+                format!(
+                    "step `{}` has more than one action: `{}`",
+                    s.name,
+                    present.join("`, `")
+                ),
+            )
+            .with_help("a step does exactly one thing; split it into several steps"),
         ),
     }
     let change = match s.change {
@@ -242,14 +319,17 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
     if let Some(c) = &s.check {
         tpl(sp.key("check"), c, p);
     }
-    if let Some(w) = &s.when {
-        if let Err(e) = cx.templates.check_expression_names(w, &COMMAND_SCOPE) {
-            p.push(template_problem(sp.key("when"), &e));
-        }
+    if let Some(w) = &s.when
+        && let Err(e) = cx.templates.check_expression_names(w, &COMMAND_SCOPE)
+    {
+        p.push(template_problem(sp.key("when"), &e));
     }
     let timeout = s.timeout.map_or(DEFAULT_STEP_TIMEOUT, |d| d.get());
     if timeout.is_zero() {
-        p.push(Problem::value(sp.key("timeout"), "a timeout of zero would fail every node"));
+        p.push(Problem::value(
+            sp.key("timeout"),
+            "a timeout of zero would fail every node",
+        ));
     }
 
     let action = if let Some(cmd) = &s.run {
@@ -276,8 +356,11 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
         }
         if s.change == Some(Change::Hot) {
             p.push(
-                Problem::value(sp.key("change"), format!("step `{}` reboots the node but is marked `change: hot`", s.name))
-                    .with_help("a reboot takes the node out of service: use `change: drain`"),
+                Problem::value(
+                    sp.key("change"),
+                    format!("step `{}` reboots the node but is marked `change: hot`", s.name),
+                )
+                .with_help("a reboot takes the node out of service: use `change: drain`"),
             );
         }
         Some(Action::Reboot(Reboot {
@@ -301,37 +384,67 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
     })
 }
 
-fn file_copy(c: &RawCopy, path: &Path, cx: &WorkflowContext<'_>, is_template: bool, p: &mut Vec<Problem>) -> FileCopy {
+fn file_copy(
+    c: &RawCopy,
+    path: &Path,
+    cx: &WorkflowContext<'_>,
+    is_template: bool,
+    p: &mut Vec<Problem>,
+) -> FileCopy {
     let src = cx.dir.join(&c.src);
     match std::fs::read_to_string(&src) {
         Ok(text) if is_template => {
             if let Err(e) = cx.templates.check(&text) {
-                let line = e.line().map(|l| format!(" (line {l} of `{}`)", c.src)).unwrap_or_default();
-                p.push(Problem::value(path.key("src"), format!("invalid template in `{}`: {}{line}", c.src, e.message())));
+                let line = e
+                    .line()
+                    .map(|l| format!(" (line {l} of `{}`)", c.src))
+                    .unwrap_or_default();
+                p.push(Problem::value(
+                    path.key("src"),
+                    format!("invalid template in `{}`: {}{line}", c.src, e.message()),
+                ));
             }
         }
         Ok(_) => {}
         Err(e) if src.is_file() && is_template => {
-            p.push(Problem::value(path.key("src"), format!("cannot read template `{}`: {e}", c.src)));
+            p.push(Problem::value(
+                path.key("src"),
+                format!("cannot read template `{}`: {e}", c.src),
+            ));
         }
         Err(_) if src.is_file() => {}
         Err(_) => p.push(
-            Problem::value(path.key("src"), format!("file `{}` not found", c.src))
-                .with_help(format!("paths are relative to the workflow's directory, `{}`", cx.dir.display())),
+            Problem::value(path.key("src"), format!("file `{}` not found", c.src)).with_help(format!(
+                "paths are relative to the workflow's directory, `{}`",
+                cx.dir.display()
+            )),
         ),
     }
     if !c.dest.starts_with('/') {
-        p.push(Problem::value(path.key("dest"), format!("destination `{}` is not an absolute path", c.dest)));
+        p.push(Problem::value(
+            path.key("dest"),
+            format!("destination `{}` is not an absolute path", c.dest),
+        ));
     } else if let Err(e) = cx.templates.check_names(&c.dest, &COMMAND_SCOPE) {
         p.push(template_problem(path.key("dest"), &e));
     }
     if let Some(o) = &c.owner {
-        let ok = o.split(':').count() <= 2 && o.split(':').all(|part| crate::inventory::check_user(part).is_ok());
+        let ok = o.split(':').count() <= 2
+            && o.split(':')
+                .all(|part| crate::inventory::check_user(part).is_ok());
         if !ok {
-            p.push(Problem::value(path.key("owner"), format!("invalid owner `{o}`: expected `user` or `user:group`")));
+            p.push(Problem::value(
+                path.key("owner"),
+                format!("invalid owner `{o}`: expected `user` or `user:group`"),
+            ));
         }
     }
-    FileCopy { src, dest: c.dest.clone(), mode: c.mode, owner: c.owner.clone() }
+    FileCopy {
+        src,
+        dest: c.dest.clone(),
+        mode: c.mode,
+        owner: c.owner.clone(),
+    }
 }
 
 fn template_problem(path: Path, e: &crate::template::TemplateError) -> Problem {

@@ -35,7 +35,7 @@ pub fn decode_node<T: DeserializeOwned + JsonSchema>(root: &Node) -> Result<(T, 
             let path = convert(e.path());
             let msg = e.inner().to_string();
             // An unknown key serde stumbled on has already been reported by the walk.
-            if !(msg.starts_with("unknown field") && !problems.is_empty()) {
+            if !msg.starts_with("unknown field") || problems.is_empty() {
                 problems.push(type_problem(root, path, &msg));
             }
             Err(problems)
@@ -44,7 +44,9 @@ pub fn decode_node<T: DeserializeOwned + JsonSchema>(root: &Node) -> Result<(T, 
 }
 
 fn remove(json: &mut J, path: &Path) {
-    let Some((last, parents)) = path.segs().split_last() else { return };
+    let Some((last, parents)) = path.segs().split_last() else {
+        return;
+    };
     let mut cur = json;
     for seg in parents {
         let next = match (seg, cur) {
@@ -125,10 +127,7 @@ fn resolve<'a>(mut s: &'a J, defs: &'a Map<String, J>) -> &'a J {
 /// exactly one does: that is how `Option<Struct>` and `Vec<..> | null` are written.
 fn pick<'a>(s: &'a J, defs: &'a Map<String, J>, want: &str) -> Option<&'a J> {
     let s = resolve(s, defs);
-    let alts = s
-        .get("anyOf")
-        .or_else(|| s.get("oneOf"))
-        .and_then(J::as_array);
+    let alts = s.get("anyOf").or_else(|| s.get("oneOf")).and_then(J::as_array);
     let Some(alts) = alts else {
         return Some(s);
     };
@@ -166,7 +165,11 @@ fn unknown_keys(node: &Node, schema: &J, defs: &Map<String, J>, path: &Path, out
                             Some(m) => format!("did you mean `{m}`?"),
                             None => format!(
                                 "expected one of {}",
-                                names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                                names
+                                    .iter()
+                                    .map(|n| format!("`{n}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             ),
                         };
                         let where_ = match path.segs() {

@@ -47,7 +47,10 @@ impl Document {
         let source = String::from_utf8(bytes).map_err(|e| {
             vec![Diagnostic::file(
                 display,
-                format!("file is not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
+                format!(
+                    "file is not valid UTF-8 (at byte {})",
+                    e.utf8_error().valid_up_to()
+                ),
             )]
         })?;
         Document::parse(display, source)
@@ -56,7 +59,10 @@ impl Document {
     /// Loads YAML text. Returns the document and the non-fatal problems (duplicate keys),
     /// or every problem if the text could not be loaded at all.
     pub fn parse(file: &str, source: String) -> Result<(Document, Vec<Diagnostic>), Vec<Diagnostic>> {
-        let source = source.strip_prefix('\u{feff}').map(str::to_owned).unwrap_or(source);
+        let source = source
+            .strip_prefix('\u{feff}')
+            .map(str::to_owned)
+            .unwrap_or(source);
         let (root, errors) = load(&source);
         let mut doc = Document {
             file: file.to_string(),
@@ -85,7 +91,9 @@ impl Document {
     /// file's other problems are found too.
     pub fn decode<T: DeserializeOwned + JsonSchema>(&self) -> Result<(T, Vec<Diagnostic>), Vec<Diagnostic>> {
         let all = |ps: Vec<Problem>| ps.iter().map(|p| self.diagnostic(p)).collect::<Vec<_>>();
-        decode_node::<T>(&self.root).map(|(v, ps)| (v, all(ps))).map_err(all)
+        decode_node::<T>(&self.root)
+            .map(|(v, ps)| (v, all(ps)))
+            .map_err(all)
     }
 
     /// Locates a problem found by a validator.

@@ -86,9 +86,7 @@ pub fn load(src: &str) -> (Option<Node>, Vec<LoadError>) {
                 }
                 continue;
             }
-            Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag)
-                if tag.is_some() =>
-            {
+            Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag) if tag.is_some() => {
                 let _ = anchor;
                 errors.push(tag_error(span));
                 return (None, errors);
@@ -119,37 +117,30 @@ pub fn load(src: &str) -> (Option<Node>, Vec<LoadError>) {
                 });
                 continue;
             }
-            Event::SequenceEnd | Event::MappingEnd => {
-                let node = match stack.pop() {
-                    Some(Frame::Seq {
+            Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
+                Some(Frame::Seq { span, anchor, items }) => {
+                    let n = Node {
+                        value: Value::Seq(items),
                         span,
-                        anchor,
-                        items,
-                    }) => {
-                        let n = Node {
-                            value: Value::Seq(items),
-                            span,
-                        };
-                        remember(&mut anchors, anchor, &n);
-                        n
-                    }
-                    Some(Frame::Map {
+                    };
+                    remember(&mut anchors, anchor, &n);
+                    n
+                }
+                Some(Frame::Map {
+                    span,
+                    anchor,
+                    entries,
+                    ..
+                }) => {
+                    let n = Node {
+                        value: Value::Map(entries),
                         span,
-                        anchor,
-                        entries,
-                        ..
-                    }) => {
-                        let n = Node {
-                            value: Value::Map(entries),
-                            span,
-                        };
-                        remember(&mut anchors, anchor, &n);
-                        n
-                    }
-                    None => continue,
-                };
-                node
-            }
+                    };
+                    remember(&mut anchors, anchor, &n);
+                    n
+                }
+                None => continue,
+            },
             Event::Scalar(text, style, anchor, tag) => {
                 let value = match (&tag, style) {
                     (Some(t), _) if t.handle == "tag:yaml.org,2002:" && t.suffix == "str" => {
@@ -173,9 +164,7 @@ pub fn load(src: &str) -> (Option<Node>, Vec<LoadError>) {
                         errors.push(LoadError {
                             at: span.start,
                             width: span.width,
-                            message: format!(
-                                "aliases expand to more than {MAX_NODES} values"
-                            ),
+                            message: format!("aliases expand to more than {MAX_NODES} values"),
                             help: Some("this looks like an alias bomb; write the values out".into()),
                         });
                         return (None, errors);
@@ -314,10 +303,7 @@ fn too_deep(span: Span) -> LoadError {
 /// Explains the syntax errors people actually make.
 fn syntax_help(src: &str, line: usize) -> Option<String> {
     let text = src.lines().nth(line.saturating_sub(1))?;
-    let prev = line
-        .checked_sub(2)
-        .and_then(|i| src.lines().nth(i))
-        .unwrap_or("");
+    let prev = line.checked_sub(2).and_then(|i| src.lines().nth(i)).unwrap_or("");
     if text.starts_with([' ', '\t']) && text.trim_start_matches(' ').starts_with('\t')
         || prev.trim_start_matches(' ').starts_with('\t')
     {
@@ -342,7 +328,9 @@ mod tests {
         let Value::Map(e) = &n.value else { panic!() };
         assert_eq!(e[1].key, "bb");
         assert_eq!(e[1].key_span.start, Location { line: 2, column: 1 });
-        let Value::Seq(items) = &e[1].value.value else { panic!() };
+        let Value::Seq(items) = &e[1].value.value else {
+            panic!()
+        };
         assert_eq!(items[1].span.start, Location { line: 4, column: 5 });
         assert_eq!(items[1].value, Value::Str("y".into()));
     }
@@ -367,6 +355,9 @@ mod tests {
             prev = c;
         }
         let (_, errs) = load(&bomb);
-        assert!(errs[0].message.starts_with("aliases expand to more than"), "{errs:?}");
+        assert!(
+            errs[0].message.starts_with("aliases expand to more than"),
+            "{errs:?}"
+        );
     }
 }

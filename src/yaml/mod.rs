@@ -7,7 +7,7 @@ mod node;
 mod path;
 mod scalar;
 
-pub use path::{Path, Seg};
+pub use document::{Document, MAX_FILE_BYTES};
 pub use loader::{LoadError, load};
 pub use node::{Entry, Node, Span, Value};
-pub use document::{Document, MAX_FILE_BYTES};
+pub use path::{Path, Seg};

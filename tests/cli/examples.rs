@@ -1,1 +1,47 @@
-//! placeholder
+//! The shipped example site and every shipped workflow validate.
+
+use std::process::Command;
+
+use crate::support::*;
+
+#[test]
+fn shipped_example_site_validates() {
+    let out = Command::new(drover_bin())
+        .args(["validate", "examples/slurm-site"])
+        .current_dir(repo_root())
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("examples/slurm-site/drover.yml: ok: 138 nodes, 5 groups, 2 HA groups, 1 windows, "), "{stdout}");
+    // Every workflow file in workflows/ is part of the example site and passed.
+    for entry in std::fs::read_dir(repo_root().join("workflows")).expect("workflows/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yml") {
+            let shown = format!("(workflows/{}, ", path.file_name().unwrap_or_default().to_string_lossy());
+            assert!(stdout.contains(&shown), "{shown} missing from:\n{stdout}");
+        }
+    }
+}
+
+#[test]
+fn shipped_example_uses_real_slurm_commands() {
+    let site = std::fs::read_to_string(repo_root().join("examples/slurm-site/drover.yml")).expect("read");
+    assert!(site.contains("scontrol update nodename={{ node.name }} state=drain"));
+    assert!(site.contains("sinfo -h -n {{ node.name }} -o %T"));
+    assert!(site.contains("scontrol update nodename={{ node.name }} state=resume"));
+}
+
+#[test]
+fn validate_json_reports_success() {
+    let out = Command::new(drover_bin())
+        .args(["validate", "--json", "examples/slurm-site"])
+        .current_dir(repo_root())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["nodes"], 138);
+    assert_eq!(v["workflows"].as_array().map(Vec::len), Some(3));
+}
