@@ -6,13 +6,16 @@
 
 pub mod cli;
 pub mod diag;
+pub mod engine;
 pub mod exit_code;
 pub mod hostlist;
 pub mod inventory;
+pub mod plan;
 pub mod project;
 pub mod schemas;
 pub mod site;
 pub mod template;
+pub mod transport;
 pub mod units;
 pub mod window;
 pub mod workflow;

@@ -1,0 +1,6 @@
+//! Planning: from a workflow and an inventory to phases and batches of nodes.
+
+#[expect(clippy::module_inception, reason = "the type is named after the concept")]
+mod plan;
+
+pub use plan::{Budgets, Exclusion, Plan, PlanError, PlanInput};

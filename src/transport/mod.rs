@@ -1,0 +1,13 @@
+//! How drover reaches nodes: SSH (one multiplexed master per node) or the local machine.
+
+mod connection;
+mod exec_output;
+mod local;
+mod ssh;
+mod transport_error;
+
+pub use connection::{Connection, Connector, TIMEOUT_EXIT, with_remote_timeout};
+pub use exec_output::{ExecOutput, TAIL_BYTES, tail};
+pub use local::{LocalConnection, LocalConnector};
+pub use ssh::{SshConnection, SshConnector};
+pub use transport_error::TransportError;
