@@ -11,3 +11,12 @@ pub const USAGE: i32 = 2;
 pub const INVALID_CONFIG: i32 = 3;
 /// Generated files (schemas) differ from what the code generates.
 pub const OUT_OF_DATE: i32 = 4;
+/// A run stopped early: a canary failed or a failure budget was exceeded. Nodes in flight
+/// finished their step; the run waits for a human.
+pub const RUN_STOPPED: i32 = 5;
+/// The work finished but some nodes failed (within budget), or `check` found ERROR nodes.
+pub const NODES_FAILED: i32 = 6;
+/// The workflow's maintenance window is closed; nothing was started.
+pub const WINDOW_CLOSED: i32 = 7;
+/// Interrupted with Ctrl-C.
+pub const INTERRUPTED: i32 = 130;

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use super::selection::Target;
+
 /// Declarative, git-driven rolling changes for fleets of nodes.
 #[derive(Debug, Parser)]
 #[command(name = "drover", version, about, long_about = None)]
@@ -32,6 +34,38 @@ pub enum Command {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Run every check of a workflow on its targets and list the nodes per class:
+    /// GOOD (nothing to do), HOT (hot steps needed), DRAIN (a drain step needed), ERROR.
+    Check {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show, without touching a node, what `run` would do: exclusions, canary, batches,
+    /// budgets, window.
+    Plan {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Check every target, then run the needed steps: canary first, then the batches.
+    Run {
+        #[command(flatten)]
+        target: Target,
+        /// Steps to run: `hot`, `drain` and/or step names, comma-separated (default: hot).
+        #[arg(long)]
+        tags: Option<String>,
+        /// Vars over the workflow's: a JSON object, or @file.json.
+        #[arg(long)]
+        extra_vars: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Check and plan, then stop before changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Start even though the workflow's window is closed.
+        #[arg(long)]
+        ignore_window: bool,
     },
     /// Write the JSON Schemas of the file formats (for editors) into a directory.
     Schema {

@@ -1,9 +1,12 @@
 //! The `drover` command line.
 
 mod args;
-mod run;
+mod dispatch;
+mod rollout;
 mod schema;
+mod selection;
 mod validate;
 
 pub use args::{Cli, Color, Command};
-pub use run::main;
+pub use dispatch::main;
+pub use selection::{Target, TransportKind};

@@ -1,6 +1,14 @@
-//! The rollout engine: checks, the rollout state machine, per-node executors and the
-//! async runner that connects them.
+//! The rollout engine: checks, the rollout state machine, per-node work and the async
+//! runner that connects them.
 
+mod check_result;
+mod event;
+mod node_work;
 mod rollout;
+mod runner;
 
+pub use check_result::{CheckResult, Class, StepNeed, classify};
+pub use event::{RunEvent, StepStatus};
+pub use node_work::{CHECK_TIMEOUT, NodeJob, template_context};
 pub use rollout::{Action, Input, Outcome, Rollout, StopReason};
+pub use runner::{Connections, RunContext, RunResult, check_all, execute};

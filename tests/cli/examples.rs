@@ -12,13 +12,25 @@ fn shipped_example_site_validates() {
         .output()
         .expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.starts_with("examples/slurm-site/drover.yml: ok: 138 nodes, 5 groups, 2 HA groups, 1 windows, "), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout
+            .starts_with("examples/slurm-site/drover.yml: ok: 138 nodes, 5 groups, 2 HA groups, 1 windows, "),
+        "{stdout}"
+    );
     // Every workflow file in workflows/ is part of the example site and passed.
     for entry in std::fs::read_dir(repo_root().join("workflows")).expect("workflows/") {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "yml") {
-            let shown = format!("(workflows/{}, ", path.file_name().unwrap_or_default().to_string_lossy());
+            let shown = format!(
+                "(workflows/{}, ",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            );
             assert!(stdout.contains(&shown), "{shown} missing from:\n{stdout}");
         }
     }

@@ -5,4 +5,5 @@ mod support;
 
 mod examples;
 mod schemas;
+mod testbed;
 mod validate_errors;

@@ -38,7 +38,19 @@ fn schemas_describe_every_top_level_key() {
         .expect("workflow schema");
     let v: serde_json::Value = serde_json::from_str(&text).expect("json");
     let props = v["properties"].as_object().expect("properties");
-    for key in ["name", "version", "description", "tags", "targets", "canary", "strategy", "window", "drain", "vars", "steps"] {
+    for key in [
+        "name",
+        "version",
+        "description",
+        "tags",
+        "targets",
+        "canary",
+        "strategy",
+        "window",
+        "drain",
+        "vars",
+        "steps",
+    ] {
         assert!(props.contains_key(key), "missing {key}");
     }
     assert_eq!(v["additionalProperties"], serde_json::Value::Bool(false));

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-
 /// Where the compiled binary is (cargo builds it for integration tests).
 pub fn drover_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_drover"))
@@ -113,7 +112,11 @@ impl Site {
     /// `drover validate .`, asserting it fails with exit code 3; returns stderr.
     pub fn invalid(&self) -> String {
         let out = self.run(&["validate", "."]);
-        assert_eq!(out.code, 3, "expected exit 3 (invalid config)\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+        assert_eq!(
+            out.code, 3,
+            "expected exit 3 (invalid config)\nstdout:\n{}\nstderr:\n{}",
+            out.stdout, out.stderr
+        );
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
         out.stderr
     }

@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use clap::Parser;
 
 use super::args::{Cli, Color, Command};
+use super::rollout::{RunOptions, check, plan, run};
 use super::{schema::schema, validate::validate};
 
 /// Runs drover with the process's arguments and returns its exit code.
@@ -21,9 +22,29 @@ pub fn main() -> i32 {
         Color::Never => false,
         Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    // Unlocked handles: the reporter task writes from another thread while a command runs.
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     match cli.command {
         Command::Validate { path, json } => validate(&path, json, color, &mut out, &mut err),
         Command::Schema { out: dir, check } => schema(&dir, check, &mut out, &mut err),
+        Command::Check { target } => check(&target, color, &mut out, &mut err),
+        Command::Plan { target } => plan(&target, color, &mut out, &mut err),
+        Command::Run {
+            target,
+            tags,
+            extra_vars,
+            yes,
+            dry_run,
+            ignore_window,
+        } => {
+            let opts = RunOptions {
+                tags,
+                extra_vars,
+                yes,
+                dry_run,
+                ignore_window,
+            };
+            run(&target, &opts, color, &mut out, &mut err)
+        }
     }
 }

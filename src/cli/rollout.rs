@@ -1,0 +1,472 @@
+//! `drover check`, `drover plan` and `drover run`.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+
+use super::selection::{Refusal, Target, TransportKind, extra_vars, limit, load, selected_steps};
+use crate::engine::{self, Class, Outcome, RunContext, StopReason};
+use crate::exit_code;
+use crate::inventory::{Inventory, NodeId};
+use crate::plan::{Exclusion, Plan, PlanInput};
+use crate::project::Project;
+use crate::report::{self, Style, check_json, render_check};
+use crate::transport::{Connector, LocalConnector, SshConnector};
+
+/// Options of `drover run` beyond the target.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub tags: Option<String>,
+    pub extra_vars: Option<String>,
+    pub yes: bool,
+    pub dry_run: bool,
+    pub ignore_window: bool,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|_| exit_code::FAILURE)
+}
+
+fn refuse(err: &mut dyn Write, r: Refusal) -> i32 {
+    let _ = writeln!(err, "error: {}", r.0);
+    r.1
+}
+
+pub fn plan(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let (project, wi) = match load(t, color, err) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let wf = &project.workflows[wi];
+    let input = match limit(&project.inventory, t.limit.as_deref()) {
+        Ok(l) => PlanInput {
+            limit: l,
+            ..PlanInput::default()
+        },
+        Err(r) => return refuse(err, r),
+    };
+    let plan = match Plan::build(&project.inventory, wf, &input) {
+        Ok(p) => p,
+        Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::INVALID_CONFIG)),
+    };
+    if t.json {
+        let _ = writeln!(out, "{}", plan_json(&project.inventory, &plan));
+    } else {
+        let _ = write!(
+            out,
+            "{}",
+            plan.render(
+                &project.inventory,
+                window_text(&project, wf.window.as_deref()).as_deref()
+            )
+        );
+        let _ = writeln!(out, "  steps:");
+        for s in &wf.steps {
+            let check = if s.check.is_some() { "checked" } else { "unchecked" };
+            let _ = writeln!(
+                out,
+                "    - {} ({}, {:?}, {check})",
+                s.name,
+                s.action.kind(),
+                s.change
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  (run checks every node first and batches only the nodes that need work)"
+        );
+    }
+    exit_code::OK
+}
+
+fn window_text(project: &Project, name: Option<&str>) -> Option<String> {
+    name.and_then(|n| project.site.windows.get(n))
+        .map(ToString::to_string)
+}
+
+fn names(inv: &Inventory, ids: &[NodeId]) -> Vec<String> {
+    ids.iter().map(|i| inv.node(*i).name.clone()).collect()
+}
+
+fn plan_json(inv: &Inventory, plan: &Plan) -> serde_json::Value {
+    json!({
+        "workflow": plan.workflow,
+        "version": plan.version,
+        "excluded": plan.excluded.iter().map(|(i, r)| json!({"node": inv.node(*i).name, "reason": r})).collect::<Vec<_>>(),
+        "canary": names(inv, &plan.canary),
+        "soak_seconds": plan.soak.as_secs(),
+        "batches": plan.batches.iter().map(|b| names(inv, b)).collect::<Vec<_>>(),
+        "budgets": plan.budgets,
+        "window": plan.window,
+    })
+}
+
+pub fn check(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    session(t, None, color, out, err)
+}
+
+pub fn run(t: &Target, opts: &RunOptions, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    session(t, Some(opts), color, out, err)
+}
+
+/// Loads, checks every target, and for `run` plans and executes. `opts` is None for
+/// `check`.
+fn session(
+    t: &Target,
+    opts: Option<&RunOptions>,
+    color: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let (project, wi) = match load(t, color, err) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let prepared = (|| -> Result<Prepared, Refusal> {
+        let wf = &project.workflows[wi];
+        let lim = limit(&project.inventory, t.limit.as_deref())?;
+        let extra = extra_vars(opts.and_then(|o| o.extra_vars.as_deref()))?;
+        let selected = selected_steps(wf, opts.and_then(|o| o.tags.as_deref()))?;
+        if let (Some(o), Some(w)) = (opts, &wf.window)
+            && let Some(win) = project.site.windows.get(w)
+                && !o.ignore_window && !o.dry_run && !win.may_start(jiff::Timestamp::now()) {
+                    let next = win
+                        .next_open(jiff::Timestamp::now())
+                        .map(|ts| format!("; it next opens at {}", ts.to_zoned(win.time_zone().clone())))
+                        .unwrap_or_default();
+                    return Err(Refusal(
+                        format!(
+                            "window `{w}` ({win}) is closed{next}\nhelp: wait, or pass --ignore-window to start anyway"
+                        ),
+                        exit_code::WINDOW_CLOSED,
+                    ));
+                }
+        let drain_selected = wf
+            .steps
+            .iter()
+            .zip(&selected)
+            .any(|(s, sel)| *sel && s.change == crate::workflow::Change::Drain);
+        if drain_selected && (wf.drain.is_some() || project.site.drain.is_some()) {
+            return Err(Refusal(
+                "drain steps are selected, but this drover cannot run the drain cycle yet (drain, wait, steps, resume); \
+                 run hot steps only, or drain the nodes by hand and run without drain hooks"
+                    .into(),
+                exit_code::USAGE,
+            ));
+        }
+        Ok(Prepared {
+            input: PlanInput {
+                limit: lim,
+                ..PlanInput::default()
+            },
+            extra,
+            selected,
+        })
+    })();
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(r) => return refuse(err, r),
+    };
+    let Ok(rt) = runtime() else {
+        return exit_code::FAILURE;
+    };
+    let project = Arc::new(project);
+    rt.block_on(async {
+        match t.transport {
+            TransportKind::Ssh => match ssh(&project) {
+                Ok(c) => flow(c, project, wi, t, opts, prepared, out, err).await,
+                Err(e) => refuse(err, Refusal(e, exit_code::FAILURE)),
+            },
+            TransportKind::Local => flow(LocalConnector, project, wi, t, opts, prepared, out, err).await,
+        }
+    })
+}
+
+struct Prepared {
+    input: PlanInput,
+    extra: serde_json::Map<String, serde_json::Value>,
+    selected: Vec<bool>,
+}
+
+fn ssh(project: &Project) -> Result<SshConnector, String> {
+    SshConnector::new(project.site.ssh.config.clone(), project.site.ssh.connect_timeout)
+        .map_err(|e| format!("cannot create the ssh control directory: {e}"))
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; a struct would only rename them"
+)]
+async fn flow<K: Connector>(
+    connector: K,
+    project: Arc<Project>,
+    wi: usize,
+    t: &Target,
+    opts: Option<&RunOptions>,
+    p: Prepared,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let wf = &project.workflows[wi];
+    let inv = &project.inventory;
+    let all = match Plan::build(inv, wf, &p.input) {
+        Ok(a) => a,
+        Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::INVALID_CONFIG)),
+    };
+    let run_id = format!(
+        "{}-{}",
+        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
+        wf.name
+    );
+    let log_dir = match opts {
+        Some(o) if !o.dry_run => {
+            let d = project.site.state_dir.join("logs").join(&run_id);
+            if let Err(e) = std::fs::create_dir_all(&d) {
+                return refuse(
+                    err,
+                    Refusal(
+                        format!("cannot create the log directory {}: {e}", d.display()),
+                        exit_code::FAILURE,
+                    ),
+                );
+            }
+            Some(d)
+        }
+        _ => None,
+    };
+
+    let (etx, erx) = mpsc::unbounded_channel();
+    let style = if t.json {
+        Style::Json
+    } else {
+        Style::Human {
+            bars: std::io::stderr().is_terminal(),
+        }
+    };
+    let check_json_only = t.json && opts.is_none();
+    let reporter = tokio::spawn(async move {
+        if check_json_only {
+            // `check --json` prints one document at the end.
+            let mut erx = erx;
+            while erx.recv().await.is_some() {}
+        } else {
+            report::report(erx, style).await;
+        }
+    });
+    let cx = Arc::new(RunContext {
+        connector,
+        inventory: Arc::new(inv.clone()),
+        workflow: Arc::new(wf.clone()),
+        templates: Arc::new(crate::template::TemplateEngine::new()),
+        extra_vars: p.extra,
+        forks: project.site.ssh.forks as usize,
+        log_dir: log_dir.clone(),
+        events: etx,
+    });
+    let (results, mut conns) = engine::check_all(&cx, &all.nodes).await;
+
+    let Some(opts) = opts else {
+        drop(cx);
+        let _ = reporter.await;
+        conns.close_all().await;
+        if t.json {
+            let _ = writeln!(out, "{}", check_json(inv, &results));
+        } else {
+            let _ = write!(out, "{}", render_check(inv, &results));
+        }
+        return if results.values().any(|r| r.class == Class::Error) {
+            exit_code::NODES_FAILED
+        } else {
+            exit_code::OK
+        };
+    };
+
+    // Each node runs its needed steps that --tags selects.
+    let mut steps: HashMap<NodeId, Vec<usize>> = HashMap::new();
+    let mut failed_check = HashSet::new();
+    for (id, r) in &results {
+        if r.class == Class::Error {
+            failed_check.insert(*id);
+            continue;
+        }
+        let list: Vec<usize> = r.needed.iter().copied().filter(|i| p.selected[*i]).collect();
+        if !list.is_empty() {
+            steps.insert(*id, list);
+        }
+    }
+    let needing: HashSet<NodeId> = steps.keys().copied().collect();
+    let input = PlanInput {
+        limit: p.input.limit.clone(),
+        needing: Some(needing),
+        failed_check,
+    };
+    let plan = match Plan::build(inv, wf, &input) {
+        Ok(pl) => pl,
+        Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::INVALID_CONFIG)),
+    };
+    let unselected: Vec<NodeId> = results
+        .iter()
+        .filter(|(id, r)| !r.needed.is_empty() && !steps.contains_key(id))
+        .map(|(id, _)| *id)
+        .collect();
+    if !t.json {
+        let _ = write!(out, "{}", render_check(inv, &results));
+        if !unselected.is_empty() {
+            let _ = writeln!(
+                out,
+                "  {} node(s) need only steps outside --tags (e.g. drain steps): {}",
+                unselected.len(),
+                inv.names(&unselected)
+            );
+        }
+        let _ = write!(
+            out,
+            "{}",
+            plan.render(inv, window_text(&project, wf.window.as_deref()).as_deref())
+        );
+    }
+    if opts.dry_run {
+        drop(cx);
+        let _ = reporter.await;
+        conns.close_all().await;
+        if t.json {
+            let _ = writeln!(out, "{}", plan_json(inv, &plan));
+        }
+        return exit_code::OK;
+    }
+    if !opts.yes && !plan.nodes.is_empty() {
+        if !std::io::stdin().is_terminal() {
+            drop(cx);
+            let _ = reporter.await;
+            conns.close_all().await;
+            return refuse(
+                err,
+                Refusal::usage("`run` changes nodes: pass --yes to confirm when not at a terminal"),
+            );
+        }
+        let _ = write!(err, "run {} on {} nodes? [y/N] ", wf.name, plan.nodes.len());
+        let _ = err.flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            drop(cx);
+            let _ = reporter.await;
+            conns.close_all().await;
+            let _ = writeln!(err, "nothing done");
+            return exit_code::OK;
+        }
+    }
+    let in_plan: HashSet<NodeId> = plan.nodes.iter().copied().collect();
+    conns.keep_only(&|id| in_plan.contains(&id)).await;
+
+    let (itx, irx) = watch::channel(0u32);
+    let ctrl_c = tokio::spawn(async move {
+        let mut n = 0;
+        while tokio::signal::ctrl_c().await.is_ok() {
+            n += 1;
+            let _ = itx.send(n);
+            if n >= 2 {
+                break;
+            }
+        }
+    });
+    let result = engine::execute(Arc::clone(&cx), &plan, steps, &conns, irx).await;
+    ctrl_c.abort();
+    drop(cx);
+    let _ = reporter.await;
+    conns.close_all().await;
+
+    summary(inv, &plan, &result, &run_id, log_dir.as_deref(), t.json, out)
+}
+
+fn summary(
+    inv: &Inventory,
+    plan: &Plan,
+    r: &engine::RunResult,
+    run_id: &str,
+    log_dir: Option<&std::path::Path>,
+    json: bool,
+    out: &mut dyn Write,
+) -> i32 {
+    let outcome = r.outcome.clone().unwrap_or(Outcome::Stopped {
+        stop: StopReason::Interrupted,
+    });
+    let code = match &outcome {
+        Outcome::Succeeded => exit_code::OK,
+        Outcome::CompletedWithFailures { .. } => exit_code::NODES_FAILED,
+        Outcome::Stopped {
+            stop: StopReason::Interrupted,
+        } => exit_code::INTERRUPTED,
+        Outcome::Stopped { .. } => exit_code::RUN_STOPPED,
+    };
+    let failed: Vec<NodeId> = r.failed.iter().map(|(i, _)| *i).collect();
+    let up_to_date: Vec<NodeId> = plan
+        .excluded
+        .iter()
+        .filter(|(_, e)| *e == Exclusion::UpToDate)
+        .map(|(i, _)| *i)
+        .collect();
+    if json {
+        let v = json!({
+            "event": "summary",
+            "run": run_id,
+            "outcome": outcome,
+            "succeeded": names(inv, &r.succeeded),
+            "failed": r.failed.iter().map(|(i, e)| json!({"node": inv.node(*i).name, "error": e})).collect::<Vec<_>>(),
+            "not_started": names(inv, &r.not_started),
+            "up_to_date": names(inv, &up_to_date),
+            "logs": log_dir.map(|d| d.display().to_string()),
+        });
+        let _ = writeln!(out, "{v}");
+        return code;
+    }
+    let verdict = match &outcome {
+        Outcome::Succeeded => "succeeded".to_string(),
+        Outcome::CompletedWithFailures { failed } => {
+            format!("completed with {failed} failed node(s) within the failure budget")
+        }
+        Outcome::Stopped { stop } => format!("STOPPED: {}", describe_stop(inv, stop)),
+    };
+    let _ = writeln!(out, "\nrun {run_id}: {verdict}");
+    let line = |out: &mut dyn Write, label: &str, ids: &[NodeId]| {
+        if !ids.is_empty() {
+            let _ = writeln!(out, "  {label:<12}{:>6}  {}", ids.len(), inv.names(ids));
+        }
+    };
+    line(out, "succeeded", &r.succeeded);
+    line(out, "failed", &failed);
+    line(out, "not started", &r.not_started);
+    line(out, "up to date", &up_to_date);
+    for (id, e) in &r.failed {
+        let _ = writeln!(out, "  {}: {}", inv.node(*id).name, e.replace('\n', "\n      "));
+    }
+    if let Some(d) = log_dir {
+        let _ = writeln!(out, "  logs: {}", d.display());
+    }
+    code
+}
+
+fn describe_stop(inv: &Inventory, s: &StopReason) -> String {
+    match s {
+        StopReason::CanaryFailed { node } => {
+            format!("canary {} failed; no bulk node was touched", inv.node(*node).name)
+        }
+        StopReason::BatchBudget {
+            batch,
+            failed,
+            budget,
+        } => {
+            format!("{failed} nodes failed in batch {batch}, its budget is {budget}")
+        }
+        StopReason::RunBudget { failed, budget } => {
+            format!("{failed} nodes failed, the run's budget is {budget}")
+        }
+        StopReason::Interrupted => "interrupted".into(),
+    }
+}

@@ -1,0 +1,180 @@
+//! What `check`, `plan` and `run` share: loading the site, finding the workflow,
+//! `--limit`, `--tags` and `--extra-vars`.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::diag::did_you_mean;
+use crate::exit_code;
+use crate::inventory::{Inventory, NodeId};
+use crate::project::Project;
+use crate::workflow::{Change, Workflow};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TransportKind {
+    /// Over SSH, one multiplexed connection per node.
+    Ssh,
+    /// On this machine, once per node (`DROVER_NODE` names the node): for trying a
+    /// workflow out and for measuring drover's own overhead.
+    Local,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// The workflow's name (or its file name).
+    pub workflow: String,
+    /// The site: a directory with drover.yml, or the file itself.
+    #[arg(long, default_value = ".")]
+    pub site: PathBuf,
+    /// Only these nodes: names, host lists (`n[001-010]`) and `@group`s, comma-separated.
+    #[arg(long)]
+    pub limit: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// How nodes are reached.
+    #[arg(long, value_enum, default_value_t = TransportKind::Ssh)]
+    pub transport: TransportKind,
+}
+
+/// A failure before anything was run: message and exit code.
+pub struct Refusal(pub String, pub i32);
+
+impl Refusal {
+    pub fn usage(m: impl Into<String>) -> Self {
+        Refusal(m.into(), exit_code::USAGE)
+    }
+}
+
+pub fn load(t: &Target, color: bool, err: &mut dyn Write) -> Result<(Project, usize), i32> {
+    let project = Project::load(&t.site).map_err(|diags| {
+        for d in &diags {
+            let _ = writeln!(err, "{}\n", d.render(color));
+        }
+        let _ = writeln!(
+            err,
+            "error: the site is invalid ({} problems); run `drover validate` for details",
+            diags.len()
+        );
+        exit_code::INVALID_CONFIG
+    })?;
+    let found = project.workflows.iter().position(|w| {
+        w.name == t.workflow || w.file == t.workflow || w.file.ends_with(&format!("/{}", t.workflow))
+    });
+    match found {
+        Some(i) => Ok((project, i)),
+        None => {
+            let names: Vec<&str> = project.workflows.iter().map(|w| w.name.as_str()).collect();
+            let hint = match did_you_mean(&t.workflow, names.iter().copied()) {
+                Some(m) => format!("did you mean `{m}`?"),
+                None => format!("workflows: {}", names.join(", ")),
+            };
+            let _ = writeln!(err, "error: no workflow named `{}`\nhelp: {hint}", t.workflow);
+            Err(exit_code::USAGE)
+        }
+    }
+}
+
+/// Splits at commas outside brackets: `n[1-3,5],@login` is two entries.
+pub fn split_list(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut cur = String::new();
+    for c in s.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut cur).trim().to_string());
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    out.push(cur.trim().to_string());
+    out.into_iter().filter(|e| !e.is_empty()).collect()
+}
+
+pub fn limit(inv: &Inventory, limit: Option<&str>) -> Result<Option<HashSet<NodeId>>, Refusal> {
+    let Some(l) = limit else { return Ok(None) };
+    let mut set = HashSet::new();
+    for e in split_list(l) {
+        let ids = inv.resolve(&e).map_err(|p| {
+            Refusal::usage(format!(
+                "--limit: {}{}",
+                p.message,
+                p.help.map(|h| format!("\nhelp: {h}")).unwrap_or_default()
+            ))
+        })?;
+        set.extend(ids);
+    }
+    if set.is_empty() {
+        return Err(Refusal::usage("--limit selects no node"));
+    }
+    Ok(Some(set))
+}
+
+/// Which steps `--tags` selects: by change (`hot`, `drain`) or by step name. Without
+/// `--tags`, hot steps only: a drain step is never run by accident.
+pub fn selected_steps(wf: &Workflow, tags: Option<&str>) -> Result<Vec<bool>, Refusal> {
+    let Some(tags) = tags else {
+        return Ok(wf.steps.iter().map(|s| s.change == Change::Hot).collect());
+    };
+    let tags = split_list(tags);
+    for t in &tags {
+        if t != "hot" && t != "drain" && !wf.steps.iter().any(|s| &s.name == t) {
+            let names: Vec<&str> = wf.steps.iter().map(|s| s.name.as_str()).collect();
+            return Err(Refusal::usage(format!(
+                "--tags: `{t}` is neither `hot`, `drain` nor a step of {}\nhelp: steps: {}",
+                wf.name,
+                names.join(", ")
+            )));
+        }
+    }
+    Ok(wf
+        .steps
+        .iter()
+        .map(|s| {
+            let kind = if s.change == Change::Hot { "hot" } else { "drain" };
+            tags.iter().any(|t| t == kind || *t == s.name)
+        })
+        .collect())
+}
+
+/// `--extra-vars '{"k": 1}'` or `--extra-vars @file.json`.
+pub fn extra_vars(arg: Option<&str>) -> Result<serde_json::Map<String, serde_json::Value>, Refusal> {
+    let Some(a) = arg else {
+        return Ok(serde_json::Map::new());
+    };
+    let (text, from) = match a.strip_prefix('@') {
+        Some(path) => (
+            std::fs::read_to_string(path)
+                .map_err(|e| Refusal::usage(format!("--extra-vars: cannot read {path}: {e}")))?,
+            path.to_string(),
+        ),
+        None => (a.to_string(), "the argument".to_string()),
+    };
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err(Refusal::usage(format!(
+            "--extra-vars: {from} must be a JSON object like {{\"name\": \"value\"}}"
+        ))),
+        Err(e) => Err(Refusal::usage(format!(
+            "--extra-vars: invalid JSON in {from}: {e}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_list;
+
+    #[test]
+    fn commas_inside_brackets_stay() {
+        assert_eq!(split_list("n[1-3,5], @login ,x"), vec!["n[1-3,5]", "@login", "x"]);
+    }
+}

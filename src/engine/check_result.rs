@@ -1,0 +1,103 @@
+//! What a node's checks found.
+
+use serde::Serialize;
+
+/// The change detector's verdict for one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Class {
+    /// Nothing to do.
+    Good,
+    /// Only hot steps are needed: safe on a live node.
+    Hot,
+    /// A drain step is needed: the node must be drained first.
+    Drain,
+    /// A check failed or the node could not be reached.
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    pub class: Class,
+    /// Indices of the workflow's steps this node needs, in order.
+    pub needed: Vec<usize>,
+    pub error: Option<String>,
+}
+
+impl CheckResult {
+    pub fn error(message: String) -> Self {
+        CheckResult {
+            class: Class::Error,
+            needed: Vec::new(),
+            error: Some(message),
+        }
+    }
+}
+
+/// The verdict of one step's check on one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepNeed {
+    /// `when` is false: the step does not apply to this node.
+    NotApplicable,
+    /// The check exited 0.
+    Done,
+    /// The check exited 1.
+    Needed,
+    /// No check: runs whenever the node needs any checked step.
+    Unchecked,
+}
+
+/// Classifies a node from its steps' verdicts. `drain[i]` tells whether step `i` is
+/// drain-tagged. Unchecked steps are helpers (an `apt-get update` before an upgrade):
+/// they are needed when a checked step is, or when no step has a check at all.
+pub fn classify(needs: &[StepNeed], drain: &[bool]) -> CheckResult {
+    let any_checked = needs
+        .iter()
+        .any(|n| matches!(n, StepNeed::Done | StepNeed::Needed));
+    let any_needed =
+        needs.contains(&StepNeed::Needed) || (!any_checked && needs.contains(&StepNeed::Unchecked));
+    let needed: Vec<usize> = if any_needed {
+        needs
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| matches!(n, StepNeed::Needed | StepNeed::Unchecked))
+            .map(|(i, _)| i)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let class = if needed.iter().any(|i| drain.get(*i).copied().unwrap_or(false)) {
+        Class::Drain
+    } else if needed.is_empty() {
+        Class::Good
+    } else {
+        Class::Hot
+    };
+    CheckResult {
+        class,
+        needed,
+        error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StepNeed::*;
+    use super::*;
+
+    #[test]
+    fn classification() {
+        assert_eq!(classify(&[Done, Done], &[false, true]).class, Class::Good);
+        assert_eq!(classify(&[Needed, Done], &[false, true]).class, Class::Hot);
+        assert_eq!(classify(&[Done, Needed], &[false, true]).class, Class::Drain);
+        // A helper step rides along with the checked step that needs it.
+        let r = classify(&[Unchecked, Needed, Done], &[false, false, false]);
+        assert_eq!((r.class, r.needed), (Class::Hot, vec![0, 1]));
+        // ... and does nothing when every checked step is done.
+        assert_eq!(classify(&[Unchecked, Done], &[false, false]).class, Class::Good);
+        // Without any check, every applicable step is needed.
+        let r = classify(&[Unchecked, NotApplicable, Unchecked], &[false, false, true]);
+        assert_eq!((r.class, r.needed), (Class::Drain, vec![0, 2]));
+        assert_eq!(classify(&[NotApplicable], &[true]).class, Class::Good);
+    }
+}

@@ -1,0 +1,80 @@
+//! The one stream of events a run produces. The terminal reporter, `--json` output and
+//! (later) the state store and notifications all consume it.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::check_result::Class;
+use super::rollout::Outcome;
+
+/// How a step ended on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Ran and exited 0.
+    Ok,
+    /// A file step wrote a new file.
+    Changed,
+    /// A file step found the file already as wanted.
+    Unchanged,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum RunEvent {
+    CheckStarted {
+        nodes: usize,
+    },
+    NodeChecked {
+        node: String,
+        class: Class,
+        needed: Vec<String>,
+        error: Option<String>,
+    },
+    PhaseStarted {
+        phase: String,
+        nodes: usize,
+    },
+    NodeStarted {
+        node: String,
+        attempt: u32,
+    },
+    StepFinished {
+        node: String,
+        step: String,
+        status: StepStatus,
+        #[serde(with = "millis")]
+        duration: Duration,
+        /// Last lines of output, for failures.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    NodeRetry {
+        node: String,
+        attempt: u32,
+        #[serde(with = "millis")]
+        after: Duration,
+    },
+    NodeFinished {
+        node: String,
+        ok: bool,
+        error: Option<String>,
+    },
+    Soak {
+        #[serde(with = "millis")]
+        duration: Duration,
+    },
+    RunFinished {
+        outcome: Outcome,
+    },
+}
+
+mod millis {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}

@@ -1,0 +1,302 @@
+//! What happens on one node: its checks, and its steps. No decisions about other nodes
+//! are made here; results go back to the runner.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::check_result::{CheckResult, StepNeed, classify};
+use super::event::{RunEvent, StepStatus};
+use crate::inventory::Node;
+use crate::template::TemplateEngine;
+use crate::transport::{Connection, ExecOutput, LocalConnection, TransportError};
+use crate::workflow::{Action, Change, FileCopy, Step, Workflow};
+
+/// How long one check may take (checks should be quick reads).
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Everything a node's work needs besides its connection.
+pub struct NodeJob<'a> {
+    pub node: &'a Node,
+    pub workflow: &'a Workflow,
+    pub templates: &'a TemplateEngine,
+    /// The template context: `node`, `vars`, `workflow`.
+    pub context: serde_json::Value,
+    /// Appended with every command and its output.
+    pub log: Option<PathBuf>,
+}
+
+/// The template context for a node: workflow vars overlaid with `--extra-vars`.
+pub fn template_context(
+    node: &Node,
+    wf: &Workflow,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    let mut vars: serde_json::Map<String, serde_json::Value> =
+        wf.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    vars.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    json!({
+        "node": {
+            "name": node.name,
+            "host": node.address.host,
+            "port": node.address.port,
+            "user": node.address.user,
+            "vars": node.vars,
+        },
+        "vars": vars,
+        "workflow": { "name": wf.name, "version": wf.version },
+    })
+}
+
+impl NodeJob<'_> {
+    fn render(&self, src: &str) -> Result<String, String> {
+        self.templates
+            .render(src, &self.context)
+            .map_err(|e| format!("template error: {e}"))
+    }
+
+    fn log(&self, text: &str) {
+        if let Some(path) = &self.log
+            && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+                let _ = f.write_all(text.as_bytes());
+            }
+    }
+
+    fn log_exec(&self, what: &str, cmd: &str, out: &Result<ExecOutput, TransportError>) {
+        let mut s = format!("== {what}\n$ {cmd}\n");
+        match out {
+            Ok(o) => {
+                s.push_str(&o.stdout);
+                if !o.stderr.is_empty() {
+                    let _ = write!(s, "[stderr]\n{}", o.stderr);
+                }
+                let _ = writeln!(
+                    s,
+                    "[exit {}{}]",
+                    o.code.map_or("signal".to_string(), |c| c.to_string()),
+                    if o.timed_out { ", timed out" } else { "" }
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(s, "[transport error] {e}");
+            }
+        }
+        self.log(&s);
+    }
+
+    /// Runs every check and classifies the node.
+    pub async fn check<C: Connection>(&self, conn: &C) -> CheckResult {
+        let steps = &self.workflow.steps;
+        let mut needs = Vec::with_capacity(steps.len());
+        for step in steps {
+            if let Some(when) = &step.when {
+                match self.templates.eval_bool(when, &self.context) {
+                    Ok(false) => {
+                        needs.push(StepNeed::NotApplicable);
+                        continue;
+                    }
+                    Ok(true) => {}
+                    Err(e) => return CheckResult::error(format!("`when` of step `{}`: {e}", step.name)),
+                }
+            }
+            let Some(check) = &step.check else {
+                needs.push(StepNeed::Unchecked);
+                continue;
+            };
+            let cmd = match self.render(check) {
+                Ok(c) => c,
+                Err(e) => return CheckResult::error(format!("check of step `{}`: {e}", step.name)),
+            };
+            let out = conn.exec(&cmd, None, CHECK_TIMEOUT.min(step.timeout)).await;
+            self.log_exec(&format!("check `{}`", step.name), &cmd, &out);
+            match out {
+                Err(e) => return CheckResult::error(e.to_string()),
+                Ok(o) if o.timed_out => {
+                    return CheckResult::error(format!("check of step `{}` timed out", step.name));
+                }
+                Ok(o) => match o.code {
+                    Some(0) => needs.push(StepNeed::Done),
+                    Some(1) => needs.push(StepNeed::Needed),
+                    code => {
+                        let code = code.map_or("a signal".to_string(), |c| format!("code {c}"));
+                        let tail = o.last_lines(3);
+                        let detail = if tail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {tail}")
+                        };
+                        return CheckResult::error(format!(
+                            "check of step `{}` exited with {code} (expected 0 = done or 1 = needed){detail}",
+                            step.name
+                        ));
+                    }
+                },
+            }
+        }
+        let drain: Vec<bool> = steps.iter().map(|s| s.change == Change::Drain).collect();
+        classify(&needs, &drain)
+    }
+
+    /// Runs `steps[from..]` (indices into the workflow's steps). On failure returns the
+    /// position in `steps` that failed and why.
+    pub async fn run<C: Connection>(
+        &self,
+        conn: &C,
+        steps: &[usize],
+        from: usize,
+        events: &tokio::sync::mpsc::UnboundedSender<RunEvent>,
+    ) -> Result<(), (usize, String)> {
+        for (pos, &i) in steps.iter().enumerate().skip(from) {
+            let step = &self.workflow.steps[i];
+            let started = Instant::now();
+            let result = self.step(conn, step).await;
+            let (status, error) = match &result {
+                Ok(s) => (*s, None),
+                Err(e) => (StepStatus::Failed, Some(e.clone())),
+            };
+            let _ = events.send(RunEvent::StepFinished {
+                node: self.node.name.clone(),
+                step: step.name.clone(),
+                status,
+                duration: started.elapsed(),
+                error: error.clone(),
+            });
+            if let Err(e) = result {
+                return Err((pos, format!("step `{}`: {e}", step.name)));
+            }
+        }
+        Ok(())
+    }
+
+    async fn step<C: Connection>(&self, conn: &C, step: &Step) -> Result<StepStatus, String> {
+        match &step.action {
+            Action::Run(cmd) => {
+                let cmd = self.render(cmd)?;
+                let out = conn.exec(&cmd, None, step.timeout).await;
+                self.log_exec(&format!("step `{}`", step.name), &cmd, &out);
+                outcome(out, step.timeout)
+            }
+            Action::Local(cmd) => {
+                let cmd = self.render(cmd)?;
+                let local = LocalConnection::new(&self.node.name);
+                let out = local.exec(&cmd, None, step.timeout).await;
+                self.log_exec(&format!("local step `{}`", step.name), &cmd, &out);
+                outcome(out, step.timeout)
+            }
+            Action::Copy(fc) => {
+                let content =
+                    std::fs::read(&fc.src).map_err(|e| format!("cannot read {}: {e}", fc.src.display()))?;
+                self.put_file(conn, step, fc, content).await
+            }
+            Action::Template(fc) => {
+                let src = std::fs::read_to_string(&fc.src)
+                    .map_err(|e| format!("cannot read {}: {e}", fc.src.display()))?;
+                let content = self
+                    .templates
+                    .render_file(&src, &self.context)
+                    .map_err(|e| format!("template {}: {e}", display(&fc.src)))?;
+                self.put_file(conn, step, fc, content.into_bytes()).await
+            }
+            Action::WaitFor(w) => {
+                let cmd = self.render(&w.command)?;
+                let deadline = Instant::now() + w.timeout;
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let out = conn
+                        .exec(
+                            &cmd,
+                            None,
+                            left.max(Duration::from_secs(1)).min(Duration::from_secs(60)),
+                        )
+                        .await;
+                    self.log_exec(&format!("wait_for `{}`", step.name), &cmd, &out);
+                    if matches!(&out, Ok(o) if o.success()) {
+                        return Ok(StepStatus::Ok);
+                    }
+                    if Instant::now() + w.interval >= deadline {
+                        let last = out.map(|o| o.last_lines(3)).unwrap_or_else(|e| e.to_string());
+                        return Err(format!(
+                            "still failing after {}: {last}",
+                            humantime::format_duration(w.timeout)
+                        ));
+                    }
+                    tokio::time::sleep(w.interval).await;
+                }
+            }
+            Action::Reboot(_) => Err(
+                "reboot steps run inside the drain cycle, which this version of drover does not run yet"
+                    .into(),
+            ),
+        }
+    }
+
+    /// Uploads a file in one round trip: the node compares the content hash (and mode
+    /// and owner) and only replaces the file, atomically, when something differs.
+    async fn put_file<C: Connection>(
+        &self,
+        conn: &C,
+        step: &Step,
+        fc: &FileCopy,
+        content: Vec<u8>,
+    ) -> Result<StepStatus, String> {
+        let dest = self.render(&fc.dest)?;
+        let hash = hex::encode(Sha256::digest(&content));
+        let mode = fc.mode.map(|m| format!("{:o}", m.0));
+        let mut same = format!("[ -f \"$f\" ] && [ \"$(sha256sum < \"$f\" | cut -d' ' -f1)\" = {hash} ]");
+        let mut apply = String::new();
+        if let Some(m) = &mode {
+            let _ = write!(same, " && [ \"$(stat -c %a \"$f\")\" = {m} ]");
+            let _ = write!(apply, " && chmod {m} \"$t\"");
+        }
+        if let Some(o) = &fc.owner {
+            let want = if o.contains(':') {
+                o.clone()
+            } else {
+                format!("{o}:$(id -gn {o})")
+            };
+            let _ = write!(same, " && [ \"$(stat -c %U:%G \"$f\")\" = \"{want}\" ]");
+            let _ = write!(apply, " && chown {o} \"$t\"");
+        }
+        let cmd = format!(
+            "f={dest}; if {same}; then echo unchanged; else t=$(mktemp \"$f.drover.XXXXXX\") && cat > \"$t\"{apply} && mv -f \"$t\" \"$f\" && echo changed || {{ rm -f \"$t\"; exit 1; }}; fi"
+        );
+        let out = conn.exec(&cmd, Some(content), step.timeout).await;
+        self.log_exec(&format!("file step `{}`", step.name), &cmd, &out);
+        let o = out.map_err(|e| e.to_string())?;
+        if !o.success() {
+            return outcome(Ok(o), step.timeout);
+        }
+        Ok(if o.stdout.trim_end().ends_with("unchanged") {
+            StepStatus::Unchanged
+        } else {
+            StepStatus::Changed
+        })
+    }
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn outcome(out: Result<ExecOutput, TransportError>, timeout: Duration) -> Result<StepStatus, String> {
+    let o = out.map_err(|e| e.to_string())?;
+    if o.timed_out {
+        return Err(format!("timed out after {}", humantime::format_duration(timeout)));
+    }
+    match o.code {
+        Some(0) => Ok(StepStatus::Ok),
+        Some(c) => {
+            let tail = o.last_lines(5);
+            Err(if tail.is_empty() {
+                format!("exited with code {c}")
+            } else {
+                format!("exited with code {c}: {tail}")
+            })
+        }
+        None => Err("killed by a signal".into()),
+    }
+}

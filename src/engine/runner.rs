@@ -1,0 +1,302 @@
+//! The async side of a run: opens one connection per node, runs checks in parallel,
+//! then drives the [`Rollout`] state machine — spawning a task per node, sleeping for
+//! retries and soak, and turning Ctrl-C into a graceful stop (first) or abort (second).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::check_result::CheckResult;
+use super::event::RunEvent;
+use super::node_work::NodeJob;
+use super::rollout::{Action, Input, Outcome, Rollout, StopReason};
+use crate::inventory::{Inventory, NodeId};
+use crate::plan::Plan;
+use crate::template::TemplateEngine;
+use crate::transport::{Connection, Connector};
+use crate::workflow::Workflow;
+
+/// What every node task shares.
+pub struct RunContext<K: Connector> {
+    pub connector: K,
+    pub inventory: Arc<Inventory>,
+    pub workflow: Arc<Workflow>,
+    pub templates: Arc<TemplateEngine>,
+    /// `--extra-vars`, over the workflow's vars.
+    pub extra_vars: serde_json::Map<String, serde_json::Value>,
+    pub forks: usize,
+    /// Per-node logs go here, one file per node.
+    pub log_dir: Option<PathBuf>,
+    pub events: mpsc::UnboundedSender<RunEvent>,
+}
+
+/// Open connections, kept from the check through the run.
+pub struct Connections<C>(HashMap<NodeId, Arc<C>>);
+
+impl<C: Connection> Connections<C> {
+    pub fn get(&self, id: NodeId) -> Option<Arc<C>> {
+        self.0.get(&id).cloned()
+    }
+
+    /// Closes the masters of nodes the run will not use, so a 2,000-node check does not
+    /// keep 2,000 ssh processes alive through a long rollout.
+    pub async fn keep_only(&mut self, keep: &dyn Fn(NodeId) -> bool) {
+        let drop_ids: Vec<NodeId> = self.0.keys().copied().filter(|id| !keep(*id)).collect();
+        for id in drop_ids {
+            if let Some(c) = self.0.remove(&id)
+                && let Ok(c) = Arc::try_unwrap(c) {
+                    c.close().await;
+                }
+        }
+    }
+
+    pub async fn close_all(self) {
+        let mut set = JoinSet::new();
+        for (_, c) in self.0 {
+            if let Ok(c) = Arc::try_unwrap(c) {
+                set.spawn(c.close());
+            }
+        }
+        while set.join_next().await.is_some() {}
+    }
+}
+
+impl<K: Connector> RunContext<K> {
+    fn job(&self, id: NodeId) -> NodeJob<'_> {
+        let node = self.inventory.node(id);
+        NodeJob {
+            node,
+            workflow: &self.workflow,
+            templates: &self.templates,
+            context: super::node_work::template_context(node, &self.workflow, &self.extra_vars),
+            log: self
+                .log_dir
+                .as_ref()
+                .map(|d| d.join(format!("{}.log", node.name))),
+        }
+    }
+}
+
+/// Connects to every node and runs its checks, `forks` nodes at a time.
+pub async fn check_all<K: Connector>(
+    cx: &Arc<RunContext<K>>,
+    nodes: &[NodeId],
+) -> (HashMap<NodeId, CheckResult>, Connections<K::Conn>) {
+    let _ = cx.events.send(RunEvent::CheckStarted { nodes: nodes.len() });
+    let sem = Arc::new(Semaphore::new(cx.forks.max(1)));
+    let mut set = JoinSet::new();
+    for &id in nodes {
+        let cx = Arc::clone(cx);
+        let sem = Arc::clone(&sem);
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let job = cx.job(id);
+            let (result, conn) = match cx.connector.connect(job.node).await {
+                Ok(conn) => (job.check(&conn).await, Some(conn)),
+                Err(e) => (CheckResult::error(e.to_string()), None),
+            };
+            let _ = cx.events.send(RunEvent::NodeChecked {
+                node: job.node.name.clone(),
+                class: result.class,
+                needed: result
+                    .needed
+                    .iter()
+                    .map(|i| cx.workflow.steps[*i].name.clone())
+                    .collect(),
+                error: result.error.clone(),
+            });
+            (id, result, conn)
+        });
+    }
+    let mut results = HashMap::new();
+    let mut conns = HashMap::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok((id, r, c)) = joined {
+            results.insert(id, r);
+            if let Some(c) = c {
+                conns.insert(id, Arc::new(c));
+            }
+        }
+    }
+    (results, Connections(conns))
+}
+
+/// What happened to each node of a run.
+#[derive(Debug, Clone, Default)]
+pub struct RunResult {
+    pub succeeded: Vec<NodeId>,
+    /// With the last error.
+    pub failed: Vec<(NodeId, String)>,
+    /// Planned but never started (the run stopped first).
+    pub not_started: Vec<NodeId>,
+    pub outcome: Option<Outcome>,
+    /// The second Ctrl-C: tasks were aborted mid-step.
+    pub aborted: bool,
+}
+
+/// Runs the plan. `steps[node]` are the workflow step indices each node runs.
+/// `interrupts` counts Ctrl-C presses.
+pub async fn execute<K: Connector>(
+    cx: Arc<RunContext<K>>,
+    plan: &Plan,
+    steps: HashMap<NodeId, Vec<usize>>,
+    conns: &Connections<K::Conn>,
+    mut interrupts: watch::Receiver<u32>,
+) -> RunResult {
+    let steps = Arc::new(steps);
+    let retries_of = {
+        let steps = Arc::clone(&steps);
+        let wf = Arc::clone(&cx.workflow);
+        Box::new(move |node: NodeId, pos: usize| {
+            steps
+                .get(&node)
+                .and_then(|s| s.get(pos))
+                .and_then(|i| wf.steps.get(*i))
+                .and_then(|s| s.retries)
+        })
+    };
+    let mut rollout = Rollout::new(plan, cx.workflow.strategy.retries, cx.forks, retries_of);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+    let mut tasks = JoinSet::new();
+    let mut result = RunResult::default();
+    let mut last_error: HashMap<NodeId, String> = HashMap::new();
+    let (etx, mut erx) = mpsc::unbounded_channel::<(NodeId, String)>();
+    let mut started = std::collections::HashSet::new();
+
+    let mut pending = rollout.start();
+    loop {
+        for action in pending.drain(..) {
+            match action {
+                Action::PhaseStarted { name, nodes, .. } => {
+                    let _ = cx.events.send(RunEvent::PhaseStarted { phase: name, nodes });
+                }
+                Action::Start {
+                    node,
+                    from_step,
+                    attempt,
+                } => {
+                    started.insert(node);
+                    let cx = Arc::clone(&cx);
+                    let tx = tx.clone();
+                    let etx = etx.clone();
+                    let steps = Arc::clone(&steps);
+                    let conn = conns.get(node);
+                    tasks.spawn(async move {
+                        let name = cx.inventory.node(node).name.clone();
+                        let _ = cx.events.send(RunEvent::NodeStarted {
+                            node: name.clone(),
+                            attempt,
+                        });
+                        let Some(conn) = conn else {
+                            let _ = etx.send((node, "no connection to the node".into()));
+                            let _ = tx.send(Input::Failed {
+                                node,
+                                step: from_step,
+                            });
+                            return;
+                        };
+                        let job = cx.job(node);
+                        let list = steps.get(&node).cloned().unwrap_or_default();
+                        match job.run(conn.as_ref(), &list, from_step, &cx.events).await {
+                            Ok(()) => {
+                                let _ = tx.send(Input::Succeeded(node));
+                            }
+                            Err((pos, e)) => {
+                                let _ = etx.send((node, e));
+                                let _ = tx.send(Input::Failed { node, step: pos });
+                            }
+                        }
+                    });
+                }
+                Action::RetryAfter { node, after, attempt } => {
+                    let _ = cx.events.send(RunEvent::NodeRetry {
+                        node: cx.inventory.node(node).name.clone(),
+                        attempt,
+                        after,
+                    });
+                    let tx = tx.clone();
+                    tasks.spawn(async move {
+                        tokio::time::sleep(after).await;
+                        let _ = tx.send(Input::RetryDue(node));
+                    });
+                }
+                Action::NodeFailed { node } => {
+                    while let Ok((n, e)) = erx.try_recv() {
+                        last_error.insert(n, e);
+                    }
+                    let error = last_error
+                        .get(&node)
+                        .cloned()
+                        .unwrap_or_else(|| "run stopped before its retry".into());
+                    let _ = cx.events.send(RunEvent::NodeFinished {
+                        node: cx.inventory.node(node).name.clone(),
+                        ok: false,
+                        error: Some(error.clone()),
+                    });
+                    result.failed.push((node, error));
+                }
+                Action::Soak(d) => {
+                    let _ = cx.events.send(RunEvent::Soak { duration: d });
+                    let tx = tx.clone();
+                    tasks.spawn(async move {
+                        tokio::time::sleep(d).await;
+                        let _ = tx.send(Input::SoakOver);
+                    });
+                }
+                Action::Finished(o) => {
+                    result.outcome = Some(o);
+                }
+            }
+        }
+        if result.outcome.is_some() {
+            break;
+        }
+        tokio::select! {
+            input = rx.recv() => {
+                let Some(input) = input else { break };
+                while let Ok((n, e)) = erx.try_recv() {
+                    last_error.insert(n, e);
+                }
+                if let Input::Succeeded(node) = &input {
+                    result.succeeded.push(*node);
+                    let _ = cx.events.send(RunEvent::NodeFinished {
+                        node: cx.inventory.node(*node).name.clone(),
+                        ok: true,
+                        error: None,
+                    });
+                }
+                pending = rollout.handle(input);
+            }
+            changed = interrupts.changed() => {
+                if changed.is_err() {
+                    // The interrupt source is gone: nobody can press Ctrl-C any more.
+                    std::future::pending::<()>().await;
+                }
+                let presses = *interrupts.borrow();
+                if presses >= 2 {
+                    tasks.abort_all();
+                    result.aborted = true;
+                    result.outcome = Some(Outcome::Stopped { stop: StopReason::Interrupted });
+                    break;
+                }
+                pending = rollout.handle(Input::Interrupt);
+            }
+        }
+    }
+    // Retry and soak timers may still be sleeping; nodes are all settled.
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    result.not_started = plan
+        .nodes
+        .iter()
+        .copied()
+        .filter(|n| !started.contains(n))
+        .collect();
+    if let Some(o) = &result.outcome {
+        let _ = cx.events.send(RunEvent::RunFinished { outcome: o.clone() });
+    }
+    result
+}

@@ -1,0 +1,26 @@
+//! Real OpenSSH servers on loopback for tests and benchmarks.
+//!
+//! drover's job is running commands over SSH, so its tests must talk to real `sshd`s:
+//! a mock would agree with whatever we believe about host keys, multiplexing, session
+//! limits and dropped connections, and hide exactly the bugs those tests exist to find.
+//! [`Testbed::start`] runs one `sshd` per node, each on its own loopback address, with
+//! keys, `known_hosts`, an `ssh_config` and an inventory generated into a caller's dir.
+
+mod known_hosts;
+mod port_lease;
+mod process_tree;
+mod ssh_client_config;
+mod ssh_keygen;
+mod ssh_probe;
+mod sshd_config;
+mod sshd_files;
+mod sshd_process;
+mod sshd_version;
+mod test_node;
+#[expect(clippy::module_inception, reason = "the type is named after the concept")]
+mod testbed;
+mod testbed_error;
+
+pub use test_node::TestNode;
+pub use testbed::{MAX_NODES, Testbed};
+pub use testbed_error::TestbedError;
