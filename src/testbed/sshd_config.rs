@@ -49,12 +49,15 @@ impl SshdConfig<'_> {
              AcceptEnv DROVER_*\n",
         );
         // SetEnv wins over anything the client sends (AcceptEnv), so a node's identity
-        // cannot be spoofed by a test's own environment.
+        // cannot be spoofed by a test's own environment. HOME is the node's own
+        // directory: bash sources ~/.bashrc for commands run by sshd, and the
+        // controller's dotfiles (a pyenv rehash, say) would otherwise run in every
+        // session of every node and dominate any measurement.
         let _ = writeln!(
             s,
-            "SetEnv DROVER_NODE={} DROVER_STATE={}",
-            self.node,
-            self.state_dir.display()
+            "SetEnv DROVER_NODE={node} DROVER_STATE={state} HOME={state}",
+            node = self.node,
+            state = self.state_dir.display()
         );
         if self.disable_penalties {
             s.push_str("PerSourcePenalties no\n");
@@ -82,7 +85,7 @@ mod tests {
         let text = c.render();
         assert!(text.contains("ListenAddress 127.0.0.8:2222\n"), "{text}");
         assert!(
-            text.contains("SetEnv DROVER_NODE=node007 DROVER_STATE=/t/nodes/node007\n"),
+            text.contains("SetEnv DROVER_NODE=node007 DROVER_STATE=/t/nodes/node007 HOME=/t/nodes/node007\n"),
             "{text}"
         );
         assert!(text.contains("UsePAM no\n"), "{text}");
