@@ -32,10 +32,19 @@ fn main() {
         sizes = vec![20, 100];
     }
     let drover = PathBuf::from(env!("CARGO_BIN_EXE_drover"));
-    println!("fleet benchmark: 5 steps per node, {rounds} rounds, {} cores", cores());
-    println!("{:>5}  {:>12}  {:>12}  {:>7}", "nodes", "drover (s)", "ssh -P (s)", "ratio");
+    println!(
+        "fleet benchmark: 5 steps per node, {rounds} rounds, {} cores",
+        cores()
+    );
+    println!(
+        "{:>5}  {:>12}  {:>12}  {:>7}",
+        "nodes", "drover (s)", "ssh -P (s)", "ratio"
+    );
     for n in sizes {
-        let dir = tempfile::Builder::new().prefix("drover-bench").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("drover-bench")
+            .tempdir()
+            .expect("temp dir");
         let bed = Testbed::start(dir.path(), n).expect("start sshd nodes");
         let site = write_site(dir.path(), &bed, n);
         let (mut d, mut s) = (Vec::new(), Vec::new());
@@ -66,7 +75,10 @@ fn write_site(dir: &Path, bed: &Testbed, n: usize) -> PathBuf {
     std::fs::create_dir_all(site.join("workflows/files")).expect("mkdir");
     std::fs::write(
         site.join("drover.yml"),
-        format!("state_dir: state\nssh:\n  config: {}\n  forks: {n}\n", bed.ssh_config().display()),
+        format!(
+            "state_dir: state\nssh:\n  config: {}\n  forks: {n}\n",
+            bed.ssh_config().display()
+        ),
     )
     .expect("write");
     std::fs::write(site.join("inventory.yml"), bed.inventory_yaml()).expect("write");
@@ -96,8 +108,16 @@ fn reset(bed: &Testbed) {
 fn verify(bed: &Testbed) {
     for node in bed.nodes() {
         let motd = std::fs::read_to_string(node.state_dir.join("app/motd")).unwrap_or_default();
-        assert_eq!(motd, format!("node {} runs demo\n", node.name), "{} was not changed", node.name);
-        assert_eq!(std::fs::read_to_string(node.state_dir.join("app/app.conf")).unwrap_or_default(), CONF);
+        assert_eq!(
+            motd,
+            format!("node {} runs demo\n", node.name),
+            "{} was not changed",
+            node.name
+        );
+        assert_eq!(
+            std::fs::read_to_string(node.state_dir.join("app/app.conf")).unwrap_or_default(),
+            CONF
+        );
     }
 }
 
@@ -110,19 +130,30 @@ fn run_drover(drover: &Path, site: &Path) -> f64 {
         .output()
         .expect("run drover");
     let secs = t.elapsed().as_secs_f64();
-    assert!(out.status.success(), "drover failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "drover failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     secs
 }
 
 /// The floor: per node, the five operations as five ssh commands over one
 /// ControlMaster connection, all nodes in parallel.
 fn run_ssh(bed: &Testbed, dir: &Path, n: usize) -> f64 {
-    let cm = tempfile::Builder::new().prefix("cm").tempdir_in("/tmp").expect("control dir");
+    let cm = tempfile::Builder::new()
+        .prefix("cm")
+        .tempdir_in("/tmp")
+        .expect("control dir");
     let script = dir.join("node.sh");
     std::fs::write(&script, NODE_SCRIPT).expect("write");
     let conf = dir.join("app.conf");
     std::fs::write(&conf, CONF).expect("write");
-    let list: String = bed.nodes().iter().map(|node| format!("{} {}\n", node.name, node.state_dir.display())).collect();
+    let list: String = bed
+        .nodes()
+        .iter()
+        .map(|node| format!("{} {}\n", node.name, node.state_dir.display()))
+        .collect();
     let t = Instant::now();
     let mut child = Command::new("xargs")
         .args(["-P", &n.to_string(), "-L", "1", "sh"])
@@ -145,7 +176,13 @@ fn run_ssh(bed: &Testbed, dir: &Path, n: usize) -> f64 {
         let _ = Command::new("ssh")
             .args(["-F"])
             .arg(bed.ssh_config())
-            .args(["-o", &format!("ControlPath={}/%h-%p", cm.path().display()), "-O", "exit", &node.name])
+            .args([
+                "-o",
+                &format!("ControlPath={}/%h-%p", cm.path().display()),
+                "-O",
+                "exit",
+                &node.name,
+            ])
             .stderr(Stdio::null())
             .status();
     }

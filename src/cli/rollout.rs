@@ -135,18 +135,21 @@ fn session(
         let selected = selected_steps(wf, opts.and_then(|o| o.tags.as_deref()))?;
         if let (Some(o), Some(w)) = (opts, &wf.window)
             && let Some(win) = project.site.windows.get(w)
-                && !o.ignore_window && !o.dry_run && !win.may_start(jiff::Timestamp::now()) {
-                    let next = win
-                        .next_open(jiff::Timestamp::now())
-                        .map(|ts| format!("; it next opens at {}", ts.to_zoned(win.time_zone().clone())))
-                        .unwrap_or_default();
-                    return Err(Refusal(
-                        format!(
-                            "window `{w}` ({win}) is closed{next}\nhelp: wait, or pass --ignore-window to start anyway"
-                        ),
-                        exit_code::WINDOW_CLOSED,
-                    ));
-                }
+            && !o.ignore_window
+            && !o.dry_run
+            && !win.may_start(jiff::Timestamp::now())
+        {
+            let next = win
+                .next_open(jiff::Timestamp::now())
+                .map(|ts| format!("; it next opens at {}", ts.to_zoned(win.time_zone().clone())))
+                .unwrap_or_default();
+            return Err(Refusal(
+                format!(
+                    "window `{w}` ({win}) is closed{next}\nhelp: wait, or pass --ignore-window to start anyway"
+                ),
+                exit_code::WINDOW_CLOSED,
+            ));
+        }
         let drain_selected = wf
             .steps
             .iter()
@@ -177,15 +180,26 @@ fn session(
         return exit_code::FAILURE;
     };
     let project = Arc::new(project);
-    rt.block_on(async {
+    let code = rt.block_on(async {
         match t.transport {
             TransportKind::Ssh => match ssh(&project) {
-                Ok(c) => flow(c, project, wi, t, opts, prepared, out, err).await,
+                Ok(c) => {
+                    let control_dir = c.control_dir.clone();
+                    let code = flow(c, project, wi, t, opts, prepared, out, err).await;
+                    // Every master was closed (its socket with it): the directory is
+                    // empty, and would otherwise stay in /tmp after every command.
+                    let _ = std::fs::remove_dir_all(&control_dir);
+                    code
+                }
                 Err(e) => refuse(err, Refusal(e, exit_code::FAILURE)),
             },
             TransportKind::Local => flow(LocalConnector, project, wi, t, opts, prepared, out, err).await,
         }
-    })
+    });
+    // A confirmation prompt answered by Ctrl-C leaves its stdin read blocked; dropping
+    // the runtime would wait for it forever. Everything else has finished.
+    rt.shutdown_background();
+    code
 }
 
 struct Prepared {
@@ -269,9 +283,37 @@ async fn flow<K: Connector>(
         log_dir: log_dir.clone(),
         events: etx,
     });
-    let (results, mut conns) = engine::check_all(&cx, &all.nodes).await;
+    // Ctrl-C is counted from here on: the first stops the check or the run gracefully
+    // (every ssh master is closed), the second aborts a run's steps.
+    // The handler is installed here, not when a spawned task first polls for it, so no
+    // press between now and then kills the process with masters open.
+    let (itx, irx) = watch::channel(0u32);
+    let sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+    let ctrl_c = tokio::spawn(async move {
+        let Ok(mut sigint) = sigint else { return };
+        let mut n = 0;
+        while sigint.recv().await.is_some() {
+            n += 1;
+            let _ = itx.send(n);
+            if n >= 2 {
+                break;
+            }
+        }
+    });
+    let (results, mut conns) = match engine::check_all(&cx, &all.nodes, &irx).await {
+        Ok(checked) => checked,
+        Err(engine::Interrupted) => {
+            ctrl_c.abort();
+            drop(cx);
+            let _ = reporter.await;
+            let what = if opts.is_some() { "; nothing was run" } else { "" };
+            let _ = writeln!(err, "interrupted while checking{what}");
+            return exit_code::INTERRUPTED;
+        }
+    };
 
     let Some(opts) = opts else {
+        ctrl_c.abort();
         drop(cx);
         let _ = reporter.await;
         conns.close_all().await;
@@ -332,6 +374,7 @@ async fn flow<K: Connector>(
         );
     }
     if opts.dry_run {
+        ctrl_c.abort();
         drop(cx);
         let _ = reporter.await;
         conns.close_all().await;
@@ -342,6 +385,7 @@ async fn flow<K: Connector>(
     }
     if !opts.yes && !plan.nodes.is_empty() {
         if !std::io::stdin().is_terminal() {
+            ctrl_c.abort();
             drop(cx);
             let _ = reporter.await;
             conns.close_all().await;
@@ -352,9 +396,26 @@ async fn flow<K: Connector>(
         }
         let _ = write!(err, "run {} on {} nodes? [y/N] ", wf.name, plan.nodes.len());
         let _ = err.flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().read_line(&mut answer);
+        // Ctrl-C no longer ends the process (it is counted), so the prompt listens for it.
+        let mut at_prompt = irx.clone();
+        let read = tokio::task::spawn_blocking(|| {
+            let mut answer = String::new();
+            let _ = std::io::stdin().read_line(&mut answer);
+            answer
+        });
+        let answer = tokio::select! {
+            a = read => a.unwrap_or_default(),
+            () = engine::next_press(&mut at_prompt) => {
+                ctrl_c.abort();
+                drop(cx);
+                let _ = reporter.await;
+                conns.close_all().await;
+                let _ = writeln!(err, "\ninterrupted; nothing done");
+                return exit_code::INTERRUPTED;
+            }
+        };
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            ctrl_c.abort();
             drop(cx);
             let _ = reporter.await;
             conns.close_all().await;
@@ -364,30 +425,63 @@ async fn flow<K: Connector>(
     }
     let in_plan: HashSet<NodeId> = plan.nodes.iter().copied().collect();
     conns.keep_only(&|id| in_plan.contains(&id)).await;
+    if *irx.borrow() > 0 {
+        // Ctrl-C between the check and the start: start nothing.
+        ctrl_c.abort();
+        drop(cx);
+        let _ = reporter.await;
+        conns.close_all().await;
+        let _ = writeln!(err, "interrupted; nothing was run");
+        return exit_code::INTERRUPTED;
+    }
 
-    let (itx, irx) = watch::channel(0u32);
-    let ctrl_c = tokio::spawn(async move {
-        let mut n = 0;
-        while tokio::signal::ctrl_c().await.is_ok() {
-            n += 1;
-            let _ = itx.send(n);
-            if n >= 2 {
-                break;
-            }
-        }
-    });
     let result = engine::execute(Arc::clone(&cx), &plan, steps, &conns, irx).await;
     ctrl_c.abort();
     drop(cx);
     let _ = reporter.await;
     conns.close_all().await;
 
-    summary(inv, &plan, &result, &run_id, log_dir.as_deref(), t.json, out)
+    let skipped = Skipped::new(&plan, &unselected);
+    summary(inv, &skipped, &result, &run_id, log_dir.as_deref(), t.json, out)
+}
+
+/// Planned nodes that the run did not work on, by why.
+struct Skipped {
+    /// Their checks found nothing to do.
+    up_to_date: Vec<NodeId>,
+    /// They need only steps that `--tags` did not select (drain steps, by default).
+    other_steps: Vec<NodeId>,
+    /// Their checks failed or they could not be reached: the run did not do all it was
+    /// asked to.
+    check_failed: Vec<NodeId>,
+}
+
+impl Skipped {
+    fn new(plan: &Plan, unselected: &[NodeId]) -> Skipped {
+        let of = |why: Exclusion| -> Vec<NodeId> {
+            plan.excluded
+                .iter()
+                .filter(|(_, e)| *e == why)
+                .map(|(i, _)| *i)
+                .collect()
+        };
+        let mut other_steps = unselected.to_vec();
+        other_steps.sort();
+        Skipped {
+            // The plan calls every node without selected steps up to date.
+            up_to_date: of(Exclusion::UpToDate)
+                .into_iter()
+                .filter(|i| !unselected.contains(i))
+                .collect(),
+            other_steps,
+            check_failed: of(Exclusion::CheckFailed),
+        }
+    }
 }
 
 fn summary(
     inv: &Inventory,
-    plan: &Plan,
+    skipped: &Skipped,
     r: &engine::RunResult,
     run_id: &str,
     log_dir: Option<&std::path::Path>,
@@ -398,6 +492,9 @@ fn summary(
         stop: StopReason::Interrupted,
     });
     let code = match &outcome {
+        // Nodes whose checks failed were not worked on: not everything asked for was
+        // done, as `check` reports too.
+        Outcome::Succeeded if !skipped.check_failed.is_empty() => exit_code::NODES_FAILED,
         Outcome::Succeeded => exit_code::OK,
         Outcome::CompletedWithFailures { .. } => exit_code::NODES_FAILED,
         Outcome::Stopped {
@@ -405,28 +502,33 @@ fn summary(
         } => exit_code::INTERRUPTED,
         Outcome::Stopped { .. } => exit_code::RUN_STOPPED,
     };
-    let failed: Vec<NodeId> = r.failed.iter().map(|(i, _)| *i).collect();
-    let up_to_date: Vec<NodeId> = plan
-        .excluded
-        .iter()
-        .filter(|(_, e)| *e == Exclusion::UpToDate)
-        .map(|(i, _)| *i)
-        .collect();
+    // Inventory order, not the order nodes happened to finish in.
+    let mut succeeded = r.succeeded.clone();
+    succeeded.sort();
+    let mut failed_with_errors = r.failed.clone();
+    failed_with_errors.sort_by_key(|(i, _)| *i);
+    let failed: Vec<NodeId> = failed_with_errors.iter().map(|(i, _)| *i).collect();
     if json {
         let v = json!({
             "event": "summary",
             "run": run_id,
-            "outcome": outcome,
-            "succeeded": names(inv, &r.succeeded),
-            "failed": r.failed.iter().map(|(i, e)| json!({"node": inv.node(*i).name, "error": e})).collect::<Vec<_>>(),
+            "outcome": engine::outcome_json(&outcome, inv),
+            "succeeded": names(inv, &succeeded),
+            "failed": failed_with_errors.iter().map(|(i, e)| json!({"node": inv.node(*i).name, "error": e})).collect::<Vec<_>>(),
             "not_started": names(inv, &r.not_started),
-            "up_to_date": names(inv, &up_to_date),
+            "up_to_date": names(inv, &skipped.up_to_date),
+            "needs_other_steps": names(inv, &skipped.other_steps),
+            "check_failed": names(inv, &skipped.check_failed),
             "logs": log_dir.map(|d| d.display().to_string()),
         });
         let _ = writeln!(out, "{v}");
         return code;
     }
     let verdict = match &outcome {
+        Outcome::Succeeded if !skipped.check_failed.is_empty() => format!(
+            "succeeded on the nodes it ran on; {} node(s) failed their check and were not touched",
+            skipped.check_failed.len()
+        ),
         Outcome::Succeeded => "succeeded".to_string(),
         Outcome::CompletedWithFailures { failed } => {
             format!("completed with {failed} failed node(s) within the failure budget")
@@ -439,11 +541,13 @@ fn summary(
             let _ = writeln!(out, "  {label:<12}{:>6}  {}", ids.len(), inv.names(ids));
         }
     };
-    line(out, "succeeded", &r.succeeded);
+    line(out, "succeeded", &succeeded);
     line(out, "failed", &failed);
     line(out, "not started", &r.not_started);
-    line(out, "up to date", &up_to_date);
-    for (id, e) in &r.failed {
+    line(out, "up to date", &skipped.up_to_date);
+    line(out, "other steps", &skipped.other_steps);
+    line(out, "check failed", &skipped.check_failed);
+    for (id, e) in &failed_with_errors {
         let _ = writeln!(out, "  {}: {}", inv.node(*id).name, e.replace('\n', "\n      "));
     }
     if let Some(d) = log_dir {

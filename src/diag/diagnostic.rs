@@ -82,16 +82,24 @@ impl Diagnostic {
                 groups.push(g);
             }
             _ => {
+                // No line to show: rustc's layout without the snippet, so the file is
+                // where it always is and nothing dangles.
                 let where_ = match &self.location {
                     Some(loc) => format!("{}:{}:{}", self.file, loc.line, loc.column),
                     None => self.file.clone(),
                 };
-                let mut g =
-                    Group::with_title(title).element(Level::NOTE.no_name().message(format!("--> {where_}")));
+                // The styles annotate-snippets gives the same parts of a snippet.
+                let (blue, bold, reset) = if color {
+                    ("\x1b[1m\x1b[94m", "\x1b[1m", "\x1b[0m")
+                } else {
+                    ("", "", "")
+                };
+                let mut text = renderer.render(&[Group::with_title(title)]).to_string();
+                text.push_str(&format!("\n {blue}--> {reset}{where_}"));
                 if let Some(h) = &self.help {
-                    g = g.element(Level::HELP.message(h.as_str()));
+                    text.push_str(&format!("\n  {blue}= {reset}{bold}help{reset}: {h}"));
                 }
-                groups.push(g);
+                return text;
             }
         }
         renderer.render(&groups).to_string()
@@ -101,5 +109,21 @@ impl Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.render(false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_without_a_line_names_the_file_like_rustc() {
+        let d = Diagnostic::file("inventory.yml", "file is too large").with_help("smaller");
+        assert_eq!(
+            d.render(false),
+            "error: file is too large\n --> inventory.yml\n  = help: smaller"
+        );
+        let d = Diagnostic::file("wf", "not found");
+        assert_eq!(d.render(false), "error: not found\n --> wf");
     }
 }

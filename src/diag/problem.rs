@@ -21,6 +21,10 @@ pub struct Problem {
     pub message: String,
     /// A hint: what was expected, or "did you mean ...".
     pub help: Option<String>,
+    /// For a problem inside a template (a multi-line string value): the 1-based line
+    /// within the template. A literal block scalar (`|`) is pointed at that line; for any
+    /// other value the message says "(line N of the template)".
+    pub template_line: Option<usize>,
 }
 
 impl Problem {
@@ -31,6 +35,7 @@ impl Problem {
             target: Target::Value,
             message: message.into(),
             help: None,
+            template_line: None,
         }
     }
 
@@ -41,12 +46,19 @@ impl Problem {
             target: Target::Key,
             message: message.into(),
             help: None,
+            template_line: None,
         }
     }
 
     #[must_use]
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+
+    #[must_use]
+    pub fn in_template_line(mut self, line: Option<usize>) -> Self {
+        self.template_line = line;
         self
     }
 

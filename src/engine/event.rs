@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::check_result::Class;
-use super::rollout::Outcome;
+use super::rollout::{Outcome, StopReason};
+use crate::inventory::Inventory;
 
 /// How a step ended on a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -67,8 +68,21 @@ pub enum RunEvent {
         duration: Duration,
     },
     RunFinished {
-        outcome: Outcome,
+        /// [`outcome_json`]: nodes by name.
+        outcome: serde_json::Value,
     },
+}
+
+/// An outcome as JSON with nodes named (the state machine knows them by index).
+pub fn outcome_json(outcome: &Outcome, inv: &Inventory) -> serde_json::Value {
+    let mut v = serde_json::to_value(outcome).unwrap_or(serde_json::Value::Null);
+    if let Outcome::Stopped {
+        stop: StopReason::CanaryFailed { node },
+    } = outcome
+    {
+        v["stop"]["node"] = serde_json::Value::from(inv.node(*node).name.clone());
+    }
+    v
 }
 
 mod millis {

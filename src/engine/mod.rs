@@ -8,7 +8,7 @@ mod rollout;
 mod runner;
 
 pub use check_result::{CheckResult, Class, StepNeed, classify};
-pub use event::{RunEvent, StepStatus};
+pub use event::{RunEvent, StepStatus, outcome_json};
 pub use node_work::{CHECK_TIMEOUT, NodeJob, template_context};
 pub use rollout::{Action, Input, Outcome, Rollout, StopReason};
-pub use runner::{Connections, RunContext, RunResult, check_all, execute};
+pub use runner::{Connections, Interrupted, RunContext, RunResult, check_all, execute, next_press};

@@ -61,9 +61,10 @@ impl NodeJob<'_> {
 
     fn log(&self, text: &str) {
         if let Some(path) = &self.log
-            && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-                let _ = f.write_all(text.as_bytes());
-            }
+            && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path)
+        {
+            let _ = f.write_all(text.as_bytes());
+        }
     }
 
     fn log_exec(&self, what: &str, cmd: &str, out: &Result<ExecOutput, TransportError>) {

@@ -251,6 +251,7 @@ impl Rollout {
                     self.stopping = Some(StopReason::Interrupted);
                 }
                 self.queue.clear();
+                self.fail_retry_waits(&mut out);
                 if self.soaking {
                     self.soaking = false;
                 }
@@ -293,6 +294,24 @@ impl Rollout {
         };
         if self.stopping.is_some() {
             self.queue.clear();
+            self.fail_retry_waits(out);
+        }
+    }
+
+    /// Once the run stops, nodes waiting for a retry will not get it: they fail now
+    /// rather than when their timer (possibly minutes away) runs out.
+    fn fail_retry_waits(&mut self, out: &mut Vec<Action>) {
+        let mut waiting: Vec<NodeId> = self
+            .states
+            .iter()
+            .filter(|(_, s)| **s == NodeState::RetryWait)
+            .map(|(n, _)| *n)
+            .collect();
+        waiting.sort();
+        for node in waiting {
+            self.states.insert(node, NodeState::Failed);
+            self.failed_total += 1;
+            out.push(Action::NodeFailed { node });
         }
     }
 
@@ -670,14 +689,50 @@ mod tests {
             node: NodeId(0),
             step: 0,
         });
-        r.handle(Input::Interrupt);
-        let a = r.handle(Input::RetryDue(NodeId(0)));
-        assert!(a.contains(&Action::NodeFailed { node: NodeId(0) }));
+        // At once: waiting out a retry delay (minutes, with backoff) for a node that
+        // will not be retried would only keep the operator waiting.
+        let a = r.handle(Input::Interrupt);
+        assert_eq!(a, vec![Action::NodeFailed { node: NodeId(0) }]);
+        assert_eq!(r.failed(), 1);
         let a = r.handle(Input::Succeeded(NodeId(1)));
         assert_eq!(
             finished(&a),
             Some(Outcome::Stopped {
                 stop: StopReason::Interrupted
+            })
+        );
+        assert!(r.handle(Input::RetryDue(NodeId(0))).is_empty());
+    }
+
+    #[test]
+    fn a_budget_stop_does_not_wait_for_retry_timers() {
+        let p = plan(&[], &[&[0, 1, 2]], None, 0, 0);
+        let mut r = Rollout::new(
+            &p,
+            no_retry(),
+            10,
+            // Node 0's step may be retried; the others' may not.
+            Box::new(|node, _| Some(if node == NodeId(0) { 2 } else { 0 })),
+        );
+        assert_eq!(starts(&r.start()), vec![0, 1, 2]);
+        let a = r.handle(Input::Failed {
+            node: NodeId(0),
+            step: 0,
+        });
+        assert!(matches!(a[..], [Action::RetryAfter { node: NodeId(0), .. }]));
+        r.handle(Input::Succeeded(NodeId(2)));
+        // Node 1 exceeds the run budget: the run stops, and node 0 will not be retried,
+        // so nothing is left to wait for.
+        let a = r.handle(Input::Failed {
+            node: NodeId(1),
+            step: 0,
+        });
+        assert!(a.contains(&Action::NodeFailed { node: NodeId(1) }));
+        assert!(a.contains(&Action::NodeFailed { node: NodeId(0) }));
+        assert_eq!(
+            finished(&a),
+            Some(Outcome::Stopped {
+                stop: StopReason::RunBudget { failed: 1, budget: 0 }
             })
         );
     }

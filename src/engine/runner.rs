@@ -47,9 +47,10 @@ impl<C: Connection> Connections<C> {
         let drop_ids: Vec<NodeId> = self.0.keys().copied().filter(|id| !keep(*id)).collect();
         for id in drop_ids {
             if let Some(c) = self.0.remove(&id)
-                && let Ok(c) = Arc::try_unwrap(c) {
-                    c.close().await;
-                }
+                && let Ok(c) = Arc::try_unwrap(c)
+            {
+                c.close().await;
+            }
         }
     }
 
@@ -80,22 +81,67 @@ impl<K: Connector> RunContext<K> {
     }
 }
 
+/// Resolves at the next Ctrl-C press counted by `interrupts` (at once if one is pending),
+/// and never once nobody can press it any more (the sender is gone).
+pub async fn next_press(interrupts: &mut watch::Receiver<u32>) {
+    if interrupts.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Whether Ctrl-C was pressed at all.
+fn pressed(interrupts: &watch::Receiver<u32>) -> bool {
+    *interrupts.borrow() > 0
+}
+
+/// The check was interrupted with Ctrl-C: the connections it opened are closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interrupted;
+
 /// Connects to every node and runs its checks, `forks` nodes at a time.
+///
+/// Ctrl-C (a press counted by `interrupts`) stops the check: no new node is connected,
+/// running checks are abandoned, and every connection is closed before this returns
+/// `Err(Interrupted)`. Connecting is never abandoned halfway: an `ssh` killed between
+/// authenticating and binding its control socket would go on as an unmanaged
+/// connection, so a connect in progress finishes (within `connect_timeout`) and is
+/// closed.
 pub async fn check_all<K: Connector>(
     cx: &Arc<RunContext<K>>,
     nodes: &[NodeId],
-) -> (HashMap<NodeId, CheckResult>, Connections<K::Conn>) {
+    interrupts: &watch::Receiver<u32>,
+) -> Result<(HashMap<NodeId, CheckResult>, Connections<K::Conn>), Interrupted> {
     let _ = cx.events.send(RunEvent::CheckStarted { nodes: nodes.len() });
     let sem = Arc::new(Semaphore::new(cx.forks.max(1)));
     let mut set = JoinSet::new();
     for &id in nodes {
         let cx = Arc::clone(cx);
         let sem = Arc::clone(&sem);
+        let mut stop = interrupts.clone();
         set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
+            if pressed(&stop) {
+                return None;
+            }
+            let _permit = tokio::select! {
+                permit = sem.acquire_owned() => permit,
+                () = next_press(&mut stop) => return None,
+            };
             let job = cx.job(id);
             let (result, conn) = match cx.connector.connect(job.node).await {
-                Ok(conn) => (job.check(&conn).await, Some(conn)),
+                Ok(conn) => {
+                    if pressed(&stop) {
+                        conn.close().await;
+                        return None;
+                    }
+                    let result = tokio::select! {
+                        r = job.check(&conn) => r,
+                        () = next_press(&mut stop) => {
+                            conn.close().await;
+                            return None;
+                        }
+                    };
+                    (result, Some(conn))
+                }
                 Err(e) => (CheckResult::error(e.to_string()), None),
             };
             let _ = cx.events.send(RunEvent::NodeChecked {
@@ -108,20 +154,25 @@ pub async fn check_all<K: Connector>(
                     .collect(),
                 error: result.error.clone(),
             });
-            (id, result, conn)
+            Some((id, result, conn))
         });
     }
     let mut results = HashMap::new();
     let mut conns = HashMap::new();
     while let Some(joined) = set.join_next().await {
-        if let Ok((id, r, c)) = joined {
+        if let Ok(Some((id, r, c))) = joined {
             results.insert(id, r);
             if let Some(c) = c {
                 conns.insert(id, Arc::new(c));
             }
         }
     }
-    (results, Connections(conns))
+    let conns = Connections(conns);
+    if pressed(interrupts) {
+        conns.close_all().await;
+        return Err(Interrupted);
+    }
+    Ok((results, conns))
 }
 
 /// What happened to each node of a run.
@@ -270,11 +321,10 @@ pub async fn execute<K: Connector>(
                 }
                 pending = rollout.handle(input);
             }
-            changed = interrupts.changed() => {
-                if changed.is_err() {
-                    // The interrupt source is gone: nobody can press Ctrl-C any more.
-                    std::future::pending::<()>().await;
-                }
+            // Not `interrupts.changed()` with a `pending()` in the handler when the
+            // sender is gone: awaiting in a handler blocks the whole loop, and the run
+            // would never see its nodes finish.
+            () = next_press(&mut interrupts) => {
                 let presses = *interrupts.borrow();
                 if presses >= 2 {
                     tasks.abort_all();
@@ -296,7 +346,99 @@ pub async fn execute<K: Connector>(
         .filter(|n| !started.contains(n))
         .collect();
     if let Some(o) = &result.outcome {
-        let _ = cx.events.send(RunEvent::RunFinished { outcome: o.clone() });
+        let _ = cx.events.send(RunEvent::RunFinished {
+            outcome: super::event::outcome_json(o, &cx.inventory),
+        });
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::plan::PlanInput;
+    use crate::project::Project;
+    use crate::transport::LocalConnector;
+
+    /// Three nodes and one workflow whose step runs `run` after checking with `check`.
+    fn project(dir: &Path, check: &str) -> Project {
+        let files = [
+            (
+                "drover.yml",
+                "inventory: inventory.yml\nworkflows: workflows\n".to_string(),
+            ),
+            (
+                "inventory.yml",
+                "nodes:\n  n[1-3]: {}\ngroups:\n  all: [\"n[1-3]\"]\n".to_string(),
+            ),
+            (
+                "workflows/w.yml",
+                format!(
+                    "name: w\nversion: 1\ntargets:\n  nodes: [\"@all\"]\nstrategy:\n  batch: [\"100%\"]\n\
+                     steps:\n- name: s\n  run: \"true\"\n  check: {check}\n  change: hot\n"
+                ),
+            ),
+        ];
+        for (name, text) in files {
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        Project::load(dir).unwrap()
+    }
+
+    fn context(p: &Project) -> Arc<RunContext<LocalConnector>> {
+        let (events, _) = mpsc::unbounded_channel();
+        Arc::new(RunContext {
+            connector: LocalConnector,
+            inventory: Arc::new(p.inventory.clone()),
+            workflow: Arc::new(p.workflows[0].clone()),
+            templates: Arc::new(TemplateEngine::new()),
+            extra_vars: serde_json::Map::new(),
+            forks: 2,
+            log_dir: None,
+            events,
+        })
+    }
+
+    /// Benchmarks and embedders pass a receiver whose sender they do not keep: nobody
+    /// can press Ctrl-C, and the run must still see its nodes finish.
+    #[tokio::test]
+    async fn a_run_finishes_when_nobody_can_press_ctrl_c() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = project(dir.path(), "\"false\"");
+        let cx = context(&p);
+        let plan = Plan::build(&p.inventory, &p.workflows[0], &PlanInput::default()).unwrap();
+        let (itx, irx) = watch::channel(0u32);
+        drop(itx);
+        let (checked, conns) = check_all(&cx, &plan.nodes, &irx).await.unwrap();
+        let steps = checked.iter().map(|(id, r)| (*id, r.needed.clone())).collect();
+        let run = execute(Arc::clone(&cx), &plan, steps, &conns, irx);
+        let r = tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .expect("the run hung");
+        assert_eq!(r.outcome, Some(Outcome::Succeeded));
+        assert_eq!(r.succeeded.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_stops_a_check_without_waiting_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = project(dir.path(), "sleep 30");
+        let cx = context(&p);
+        let plan = Plan::build(&p.inventory, &p.workflows[0], &PlanInput::default()).unwrap();
+        let (itx, irx) = watch::channel(0u32);
+        let started = Instant::now();
+        let press = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _ = itx.send(1);
+            itx
+        });
+        assert!(check_all(&cx, &plan.nodes, &irx).await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(10));
+        drop(press.await);
+    }
 }

@@ -103,12 +103,24 @@ impl Inventory {
         }
     }
 
-    fn lists(&self) -> HashMap<&'static str, Vec<NodeId>> {
-        let mut m = HashMap::new();
-        m.insert("canary", self.canary.clone());
-        m.insert("blacklist", self.blacklist.clone());
-        m.insert("whitelist", self.whitelist.clone().unwrap_or_default());
-        m
+    fn lists(&self) -> [NamedList<'_>; 3] {
+        [
+            NamedList {
+                name: "canary",
+                ids: &self.canary,
+                defined: !self.canary.is_empty(),
+            },
+            NamedList {
+                name: "blacklist",
+                ids: &self.blacklist,
+                defined: !self.blacklist.is_empty(),
+            },
+            NamedList {
+                name: "whitelist",
+                ids: self.whitelist.as_deref().unwrap_or_default(),
+                defined: self.whitelist.is_some(),
+            },
+        ]
     }
 
     /// Checks a raw inventory, collecting every problem.
@@ -121,6 +133,9 @@ impl Inventory {
             && let Err(m) = check_user(u)
         {
             p.push(Problem::value(root.key("defaults").key("user"), m));
+        }
+        if raw.defaults.port == Some(0) {
+            p.push(port_zero(root.key("defaults").key("port")));
         }
 
         // Nodes, in file order.
@@ -155,21 +170,24 @@ impl Inventory {
             {
                 p.push(Problem::value(path.key("user"), m));
             }
+            if spec.port == Some(0) {
+                p.push(port_zero(path.key("port")));
+            }
+            // One error per entry, however many of its names are wrong: `x[1-100000];`
+            // is one mistake, not a hundred thousand.
+            let mut invalid: Vec<String> = Vec::new();
+            let mut twice: Vec<String> = Vec::new();
+            let mut also: Vec<String> = Vec::new();
             for name in names {
-                if let Err(m) = check_node_name(&name) {
-                    p.push(Problem::key(path.clone(), m));
+                if check_node_name(&name).is_err() {
+                    invalid.push(name);
                     continue;
                 }
                 if let Some(first) = defined_by.get(&name) {
-                    let also = if first == key {
-                        "more than once in the same host list".to_string()
-                    } else {
-                        format!("also by `{first}`")
-                    };
-                    p.push(
-                        Problem::key(path.clone(), format!("node `{name}` is defined twice"))
-                            .with_help(format!("it is defined {also}; a node is defined once")),
-                    );
+                    if !also.contains(first) {
+                        also.push(first.clone());
+                    }
+                    twice.push(name);
                     continue;
                 }
                 defined_by.insert(name.clone(), key.clone());
@@ -189,6 +207,42 @@ impl Inventory {
                     ha_group: None,
                 });
                 pending.push((id, path.clone()));
+            }
+            if let Some(first) = invalid.first() {
+                let m = check_node_name(first).err().unwrap_or_default();
+                p.push(Problem::key(
+                    path.clone(),
+                    match invalid.len() {
+                        1 => m,
+                        n => m.replacen(
+                            &format!("invalid node name `{first}`"),
+                            &format!("{n} invalid node names in `{key}` (the first is `{first}`)"),
+                            1,
+                        ),
+                    },
+                ));
+            }
+            if !twice.is_empty() {
+                let where_ = also
+                    .iter()
+                    .map(|k| {
+                        if k == key {
+                            "more than once in the same host list".to_string()
+                        } else {
+                            format!("also by `{k}`")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                let names: Vec<&str> = twice.iter().map(String::as_str).collect();
+                let (what, pronoun) = match names.as_slice() {
+                    [one] => (format!("node `{one}` is"), "it is"),
+                    _ => (format!("nodes `{}` are", hostlist::compress(&names)), "they are"),
+                };
+                p.push(
+                    Problem::key(path.clone(), format!("{what} defined twice"))
+                        .with_help(format!("{pronoun} defined {where_}; a node is defined once")),
+                );
             }
         }
 
@@ -211,13 +265,12 @@ impl Inventory {
         }
 
         // Named lists.
-        let lists_empty = HashMap::new();
         let list = |field: &str, entries: &[String], p: &mut Vec<Problem>| -> Vec<(usize, Vec<NodeId>)> {
             entries
                 .iter()
                 .enumerate()
-                .filter_map(|(i, e)| {
-                    match resolve_entry(e, &inv.by_name, &inv.groups, &lists_empty, &inv.nodes) {
+                .filter_map(
+                    |(i, e)| match resolve_entry(e, &inv.by_name, &inv.groups, &[], &inv.nodes) {
                         Ok(ids) => Some((i, ids)),
                         Err(pr) => {
                             p.push(Problem {
@@ -226,8 +279,8 @@ impl Inventory {
                             });
                             None
                         }
-                    }
-                })
+                    },
+                )
                 .collect()
         };
         let canary = list("canary", &raw.canary, &mut p);
@@ -306,6 +359,22 @@ impl Inventory {
     }
 }
 
+fn port_zero(path: Path) -> Problem {
+    Problem::value(
+        path,
+        "`0` is not a port: expected a port number between 1 and 65535",
+    )
+}
+
+/// A named list (`@canary`, `@blacklist`, `@whitelist`) as selectors see it.
+struct NamedList<'a> {
+    name: &'static str,
+    ids: &'a [NodeId],
+    /// Whether the inventory sets it; `@whitelist` still resolves (to nothing) when it
+    /// does not, but is not offered in help.
+    defined: bool,
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Visit {
     InProgress,
@@ -346,7 +415,7 @@ fn resolve_group<'a>(
         {
             resolve_group(k, raw, inv, state, trail, p);
         }
-        match resolve_entry(e, &inv.by_name, &inv.groups, &HashMap::new(), &inv.nodes) {
+        match resolve_entry(e, &inv.by_name, &inv.groups, &[], &inv.nodes) {
             Ok(found) => ids.extend(found),
             Err(pr) => {
                 // A reference to a group in a cycle is reported once, as the cycle.
@@ -371,18 +440,20 @@ fn resolve_entry(
     entry: &str,
     by_name: &HashMap<String, NodeId>,
     groups: &IndexMap<String, Vec<NodeId>>,
-    lists: &HashMap<&'static str, Vec<NodeId>>,
+    lists: &[NamedList<'_>],
     nodes: &[Node],
 ) -> Result<Vec<NodeId>, Problem> {
     if let Some(g) = entry.strip_prefix('@') {
         if let Some(ids) = groups.get(g) {
             return Ok(ids.clone());
         }
-        if let Some(ids) = lists.get(g) {
-            return Ok(ids.clone());
+        if let Some(l) = lists.iter().find(|l| l.name == g) {
+            return Ok(l.ids.to_vec());
         }
+        // Groups in file order, then the named lists the inventory defines: the help
+        // reads the same on every run and offers nothing that is not there.
         let mut known: Vec<&str> = groups.keys().map(String::as_str).collect();
-        known.extend(lists.keys().copied());
+        known.extend(lists.iter().filter(|l| l.defined).map(|l| l.name));
         let pr = Problem::value(Path::root(), format!("unknown group `@{g}`"));
         return Err(match did_you_mean(g, known.iter().copied()) {
             Some(m) => pr.with_help(format!("did you mean `@{m}`?")),
@@ -410,8 +481,7 @@ fn resolve_entry(
         return Ok(ids);
     }
     if names.len() == 1 {
-        let map: HashMap<String, NodeId> = by_name.clone();
-        return Err(unknown_node(Path::root(), entry, &map));
+        return Err(unknown_node(Path::root(), entry, by_name));
     }
     let _ = nodes;
     Err(Problem::value(
@@ -446,13 +516,12 @@ fn dedup(ids: impl Iterator<Item = NodeId>) -> Vec<NodeId> {
 fn ha_groups(raw: &RawInventory, inv: &mut Inventory, pending: &[(NodeId, Path)], p: &mut Vec<Problem>) {
     let root = Path::root();
     let mut member_of: HashMap<NodeId, String> = HashMap::new();
-    let lists = HashMap::new();
 
     for (name, g) in &raw.ha_groups {
         let path = root.key("ha_groups").key(name.clone());
         let mut ids = Vec::new();
         for (i, e) in g.members.iter().enumerate() {
-            match resolve_entry(e, &inv.by_name, &inv.groups, &lists, &inv.nodes) {
+            match resolve_entry(e, &inv.by_name, &inv.groups, &[], &inv.nodes) {
                 Ok(found) => ids.extend(found),
                 Err(pr) => p.push(Problem {
                     path: path.key("members").index(i),
@@ -515,7 +584,7 @@ fn ha_groups(raw: &RawInventory, inv: &mut Inventory, pending: &[(NodeId, Path)]
         let mut ids = Vec::new();
         let mut ok = true;
         for (i, e) in ha.members.iter().enumerate() {
-            match resolve_entry(e, &inv.by_name, &inv.groups, &lists, &inv.nodes) {
+            match resolve_entry(e, &inv.by_name, &inv.groups, &[], &inv.nodes) {
                 Ok(found) => ids.extend(found),
                 Err(pr) => {
                     ok = false;

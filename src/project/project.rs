@@ -23,15 +23,45 @@ pub struct Project {
 }
 
 impl Project {
-    /// Loads and checks everything under a site. Reports every problem in every file;
-    /// a file that fails to parse does not hide the problems of the others.
+    /// Loads and checks everything under a site. Reports every problem in every file,
+    /// sorted by file (in the order they are read) and then by position; a file that
+    /// fails to parse does not hide the problems of the others.
     pub fn load(path: &FsPath) -> Result<Project, Vec<Diagnostic>> {
+        let mut diags = Vec::new();
+        let project = Self::load_into(path, &mut diags);
+        sort_by_file_and_position(&mut diags);
+        match project {
+            Some(p) if diags.is_empty() => Ok(p),
+            _ => Err(diags),
+        }
+    }
+
+    fn load_into(path: &FsPath, diags: &mut Vec<Diagnostic>) -> Option<Project> {
         let site_path = if path.is_dir() {
             path.join(SITE_FILE)
         } else {
             path.to_path_buf()
         };
         let site_file = display(&site_path);
+        if !path.exists() {
+            diags.push(
+                Diagnostic::file(display(path), format!("`{}` does not exist", display(path))).with_help(
+                    format!("give a site directory (a directory with a {SITE_FILE}) or its {SITE_FILE}"),
+                ),
+            );
+            return None;
+        }
+        if path.is_dir() && !site_path.exists() {
+            let dir = match display(path).as_str() {
+                "." => "the current directory".to_string(),
+                d => format!("`{d}`"),
+            };
+            diags.push(Diagnostic::file(
+                site_file,
+                format!("no {SITE_FILE} in {dir}: a site is a directory with a {SITE_FILE}"),
+            ));
+            return None;
+        }
         let root = site_path
             .parent()
             .map_or_else(|| PathBuf::from("."), FsPath::to_path_buf);
@@ -41,21 +71,21 @@ impl Project {
             root
         };
         let templates = TemplateEngine::new();
-        let mut diags = Vec::new();
 
-        let (doc, warnings) = Document::read(&site_path, &site_file)?;
+        let (doc, warnings) = Document::read(&site_path, &site_file)
+            .map_err(|e| diags.extend(e))
+            .ok()?;
         diags.extend(warnings);
-        let (raw, unknown): (RawSite, _) = doc.decode().map_err(|mut e| {
-            e.splice(0..0, diags.clone());
-            e
-        })?;
+        let (raw, unknown): (RawSite, _) = doc.decode().map_err(|e| diags.extend(e)).ok()?;
         diags.extend(unknown);
-        let site = Site::from_raw(&raw, &root, &templates).map_err(|ps| located(&doc, &ps, &diags))?;
+        let site = Site::from_raw(&raw, &root, &templates)
+            .map_err(|ps| diags.extend(ps.iter().map(|p| doc.diagnostic(p))))
+            .ok()?;
 
-        let inventory = load_inventory(&site.inventory, &mut diags);
+        let inventory = load_inventory(&site.inventory, diags);
 
         let mut workflows = Vec::new();
-        let files = workflow_files(&site.workflows, &mut diags);
+        let files = workflow_files(&site.workflows, diags);
         let mut names: HashMap<String, String> = HashMap::new();
         for file in files {
             let shown = display(&file);
@@ -77,13 +107,13 @@ impl Project {
                     continue;
                 }
             };
-            // Without a valid inventory, targets cannot be checked; report only what can be.
-            let Some(inventory) = &inventory else { continue };
             let dir = file
                 .parent()
                 .map_or_else(|| PathBuf::from("."), FsPath::to_path_buf);
+            // Without a valid inventory, targets and canary nodes cannot be resolved;
+            // everything else is still checked.
             let cx = WorkflowContext {
-                inventory,
+                inventory: inventory.as_ref(),
                 windows: site.windows.keys().map(String::as_str).collect(),
                 templates: &templates,
                 dir: &dir,
@@ -108,17 +138,13 @@ impl Project {
             }
         }
 
-        sort_by_file_and_position(&mut diags);
-        match inventory {
-            Some(inventory) if diags.is_empty() => Ok(Project {
-                site_file,
-                site,
-                inventory,
-                workflows,
-                templates,
-            }),
-            _ => Err(diags),
-        }
+        Some(Project {
+            site_file,
+            site,
+            inventory: inventory?,
+            workflows,
+            templates,
+        })
     }
 
     pub fn workflow(&self, name: &str) -> Option<&Workflow> {
@@ -126,7 +152,8 @@ impl Project {
     }
 }
 
-/// Files in the order they were read, problems within a file in reading order.
+/// Files in the order they were read, problems within a file by position (problems
+/// with the file as a whole first).
 fn sort_by_file_and_position(diags: &mut [Diagnostic]) {
     let mut order: HashMap<String, usize> = HashMap::new();
     for d in diags.iter() {
@@ -136,16 +163,15 @@ fn sort_by_file_and_position(diags: &mut [Diagnostic]) {
     diags.sort_by_key(|d| (order.get(&d.file).copied(), d.location));
 }
 
-fn located(doc: &Document, ps: &[Problem], before: &[Diagnostic]) -> Vec<Diagnostic> {
-    before
-        .iter()
-        .cloned()
-        .chain(ps.iter().map(|p| doc.diagnostic(p)))
-        .collect()
-}
-
 fn load_inventory(path: &FsPath, diags: &mut Vec<Diagnostic>) -> Option<Inventory> {
     let shown = display(path);
+    if !path.exists() {
+        diags.push(
+            Diagnostic::file(shown, "inventory file not found")
+                .with_help(format!("`inventory:` in {SITE_FILE} names it (default `inventory.yml`), relative to the site directory")),
+        );
+        return None;
+    }
     let (doc, warnings) = match Document::read(path, &shown) {
         Ok(d) => d,
         Err(e) => {
@@ -179,6 +205,13 @@ fn load_inventory(path: &FsPath, diags: &mut Vec<Diagnostic>) -> Option<Inventor
 fn workflow_files(dir: &FsPath, diags: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
+        Err(_) if !dir.exists() => {
+            diags.push(
+                Diagnostic::file(display(dir), "workflow directory not found")
+                    .with_help(format!("`workflows:` in {SITE_FILE} names it (default `workflows`), relative to the site directory")),
+            );
+            return Vec::new();
+        }
         Err(e) => {
             diags.push(Diagnostic::file(
                 display(dir),

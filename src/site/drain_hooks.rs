@@ -36,10 +36,7 @@ impl DrainHooks {
             ("resume", &d.resume),
         ] {
             if let Err(e) = templates.check_names(src, &HOOK_SCOPE) {
-                p.push(Problem::value(
-                    at.key(key),
-                    format!("invalid template: {}", e.message()),
-                ));
+                p.push(e.problem(at.key(key)));
             }
         }
         let poll_interval = d.poll_interval.map_or(Duration::from_secs(30), |x| x.get());

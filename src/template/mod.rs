@@ -7,6 +7,7 @@
 //! - `{{ x | quote }}` quotes explicitly (not twice); in file templates it is the only quoting.
 //! - `{{ vars.pkgs | join(" " | raw) }}` expands a list into one quoted word per item.
 
+mod references;
 mod shell_quote;
 mod template_engine;
 mod template_error;

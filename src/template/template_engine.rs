@@ -4,11 +4,118 @@ use std::collections::{BTreeSet, HashSet};
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
-use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+use minijinja::{AutoEscape, Environment, ErrorKind, State, UndefinedBehavior, Value};
 
+use super::references::{self, RefKind, Reference};
 use super::shell_quote::{SHELL, format_value, quote_filter, tojson_filter};
 use super::template_error::TemplateError;
 use super::template_info::TemplateInfo;
+
+/// Filters drover adds to minijinja's.
+const DROVER_FILTERS: [&str; 2] = ["raw", "quote"];
+
+/// Names offered in "did you mean" and "available" help: minijinja's built-in filters
+/// (and a few common Jinja2 names). Only those the engine really has are shown, so the
+/// list stays true whatever minijinja version or features are built in; validation itself
+/// asks the engine, not this list.
+const FILTER_NAMES: [&str; 56] = [
+    "abs",
+    "attr",
+    "batch",
+    "bool",
+    "capitalize",
+    "center",
+    "chain",
+    "count",
+    "d",
+    "default",
+    "dictsort",
+    "e",
+    "escape",
+    "filesizeformat",
+    "first",
+    "float",
+    "format",
+    "groupby",
+    "indent",
+    "int",
+    "items",
+    "join",
+    "last",
+    "length",
+    "lines",
+    "list",
+    "lower",
+    "map",
+    "max",
+    "min",
+    "pprint",
+    "reject",
+    "rejectattr",
+    "replace",
+    "reverse",
+    "round",
+    "safe",
+    "select",
+    "selectattr",
+    "slice",
+    "sort",
+    "split",
+    "string",
+    "striptags",
+    "sum",
+    "title",
+    "tojson",
+    "trim",
+    "truncate",
+    "unique",
+    "upper",
+    "urlencode",
+    "wordcount",
+    "wordwrap",
+    "xmlattr",
+    "zip",
+];
+
+/// As [`FILTER_NAMES`], for tests.
+const TEST_NAMES: [&str; 36] = [
+    "boolean",
+    "defined",
+    "divisibleby",
+    "endingwith",
+    "eq",
+    "equalto",
+    "escaped",
+    "even",
+    "false",
+    "filter",
+    "float",
+    "ge",
+    "greaterthan",
+    "gt",
+    "in",
+    "int",
+    "integer",
+    "iterable",
+    "le",
+    "lessthan",
+    "lower",
+    "lt",
+    "mapping",
+    "ne",
+    "none",
+    "number",
+    "odd",
+    "safe",
+    "sameas",
+    "sequence",
+    "startingwith",
+    "string",
+    "test",
+    "true",
+    "undefined",
+    "upper",
+];
 
 /// Instructions a single render may execute. Real commands and config files use a few
 /// thousand at most; a mistaken loop should fail in milliseconds, not hang a rollout.
@@ -47,31 +154,84 @@ impl TemplateEngine {
         TemplateEngine { commands, files }
     }
 
-    /// Syntax check without rendering, for `drover validate`: the context (node facts,
-    /// vars) is not known yet, but a typo in a template should still be caught before a
-    /// rollout starts.
+    /// Check without rendering, for `drover validate`: the context (node facts, vars) is
+    /// not known yet, but a typo in a template should still be caught before a rollout
+    /// starts. Refuses syntax errors and filters and tests the engine does not have
+    /// (minijinja itself only notices those when a render reaches them; see
+    /// [`references`](super::references) for how they are found).
     pub fn check(&self, source: &str) -> Result<TemplateInfo, TemplateError> {
-        let template = self.commands.template_from_str(source)?;
-        Ok(self.info(template.undeclared_variables(false)))
+        let (info, unknown) = self.parse(source)?;
+        unknown.map_or(Ok(info), Err)
     }
 
     /// [`check`](Self::check), and also refuse names the hook does not provide, so `nod.name`
-    /// is reported at validation time instead of failing on the first canary node.
+    /// is reported at validation time instead of failing on the first canary node. Of an
+    /// unknown name and an unknown filter or test, the one on the earlier line is reported.
     pub fn check_names(&self, source: &str, allowed: &[&str]) -> Result<(), TemplateError> {
-        only_allowed(&self.check(source)?, allowed)
+        let (info, unknown) = self.parse(source)?;
+        let name = only_allowed(&info, allowed, |name| {
+            references::template_name_line(source, name)
+        })
+        .err();
+        first_of(unknown, name)
     }
 
-    /// Syntax check of a `when:` condition, the expression counterpart of
+    /// Check of a `when:` condition, the expression counterpart of
     /// [`check`](Self::check).
     pub fn check_expression(&self, expr: &str) -> Result<TemplateInfo, TemplateError> {
-        let expression = self.commands.compile_expression(expr)?;
-        Ok(self.info(expression.undeclared_variables(false)))
+        let (info, unknown) = self.parse_expression(expr)?;
+        unknown.map_or(Ok(info), Err)
     }
 
     /// [`check_expression`](Self::check_expression) plus the allowed-names check of
     /// [`check_names`](Self::check_names).
     pub fn check_expression_names(&self, expr: &str, allowed: &[&str]) -> Result<(), TemplateError> {
-        only_allowed(&self.check_expression(expr)?, allowed)
+        let (info, unknown) = self.parse_expression(expr)?;
+        let name = only_allowed(&info, allowed, |name| {
+            references::expression_name_line(expr, name)
+        })
+        .err();
+        first_of(unknown, name)
+    }
+
+    /// Parses a template: a syntax error is the error; otherwise what it reads, and its
+    /// first unknown filter or test, if any.
+    fn parse(&self, source: &str) -> Result<(TemplateInfo, Option<TemplateError>), TemplateError> {
+        let template = self.commands.template_from_str(source)?;
+        let unknown = self
+            .known_filters_and_tests(&references::template_references(source))
+            .err();
+        Ok((self.info(template.undeclared_variables(false)), unknown))
+    }
+
+    /// [`parse`](Self::parse) for an expression.
+    fn parse_expression(&self, expr: &str) -> Result<(TemplateInfo, Option<TemplateError>), TemplateError> {
+        let expression = self.commands.compile_expression(expr)?;
+        let unknown = self
+            .known_filters_and_tests(&references::expression_references(expr))
+            .err();
+        Ok((self.info(expression.undeclared_variables(false)), unknown))
+    }
+
+    /// The first filter or test in `refs` that the engine does not have, as an error.
+    /// Both environments have the same filters and tests, so asking one is enough.
+    fn known_filters_and_tests(&self, refs: &[Reference]) -> Result<(), TemplateError> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let probe = self.commands.template_from_str("")?;
+        let mut state = probe.new_state();
+        for r in refs {
+            if !exists(&mut state, r.kind, &r.name) {
+                return Err(TemplateError::unknown_name(
+                    r.kind,
+                    &r.name,
+                    r.line,
+                    unknown_name_help(&mut state, r),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Renders a command: every interpolated value is shell-quoted unless it went through
@@ -139,13 +299,70 @@ fn context(ctx: &serde_json::Value) -> Value {
     Value::from(Serde(ctx))
 }
 
-fn only_allowed(info: &TemplateInfo, allowed: &[&str]) -> Result<(), TemplateError> {
+/// Whether the engine has the filter or test `name`. minijinja has no public lookup, but
+/// applying one that does not exist fails with `UnknownFilter`/`UnknownTest` before any
+/// argument is looked at; one that exists fails on the missing arguments instead.
+fn exists(state: &mut State<'_, '_>, kind: RefKind, name: &str) -> bool {
+    match kind {
+        RefKind::Filter => {
+            !matches!(state.apply_filter(name, &[]), Err(e) if e.kind() == ErrorKind::UnknownFilter)
+        }
+        RefKind::Test => {
+            !matches!(state.perform_test(name, &[]), Err(e) if e.kind() == ErrorKind::UnknownTest)
+        }
+    }
+}
+
+/// "did you mean" among the names the engine has, or the list of them.
+fn unknown_name_help(state: &mut State<'_, '_>, r: &Reference) -> String {
+    let (candidates, ours, what): (&[&str], &[&str], &str) = match r.kind {
+        RefKind::Filter => (&FILTER_NAMES, &DROVER_FILTERS, "filters"),
+        RefKind::Test => (&TEST_NAMES, &[], "tests"),
+    };
+    let builtin: Vec<&str> = candidates
+        .iter()
+        .copied()
+        .filter(|c| exists(state, r.kind, c))
+        .collect();
+    if let Some(m) = crate::diag::did_you_mean(&r.name, builtin.iter().chain(ours).copied()) {
+        return format!("did you mean `{m}`?");
+    }
+    let ticked = |names: &[&str]| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>();
+    match ticked(ours).as_slice() {
+        [] => format!("available {what}: {}", builtin.join(", ")),
+        [a, b] => format!(
+            "available {what}: drover's {a} and {b}, and the built-in {}",
+            builtin.join(", ")
+        ),
+        mine => format!(
+            "available {what}: drover's {}, and the built-in {}",
+            mine.join(", "),
+            builtin.join(", ")
+        ),
+    }
+}
+
+/// The error on the earlier line (one whose line is unknown counts as last).
+fn first_of(a: Option<TemplateError>, b: Option<TemplateError>) -> Result<(), TemplateError> {
+    let line = |e: &TemplateError| e.line().unwrap_or(usize::MAX);
+    match (a, b) {
+        (Some(a), Some(b)) if line(&b) < line(&a) => Err(b),
+        (Some(e), _) | (None, Some(e)) => Err(e),
+        (None, None) => Ok(()),
+    }
+}
+
+fn only_allowed(
+    info: &TemplateInfo,
+    allowed: &[&str],
+    line_of: impl Fn(&str) -> Option<usize>,
+) -> Result<(), TemplateError> {
     match info
         .variables
         .iter()
         .find(|name| !allowed.contains(&name.as_str()))
     {
-        Some(name) => Err(TemplateError::unknown_variable(name, allowed)),
+        Some(name) => Err(TemplateError::unknown_variable(name, allowed, line_of(name))),
         None => Ok(()),
     }
 }
@@ -390,6 +607,120 @@ mod tests {
         );
         let err = engine.check_names("{{ x", HOOK_NAMES).unwrap_err();
         assert_eq!(err.kind(), &TemplateErrorKind::Syntax);
+    }
+
+    #[test]
+    fn unknown_filters_and_tests_fail_the_check() {
+        let engine = TemplateEngine::new();
+        let err = engine
+            .check_names("echo {{ node.name | nosuchfilter }}", HOOK_NAMES)
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            &TemplateErrorKind::UnknownFilter {
+                name: "nosuchfilter".into()
+            }
+        );
+        assert_eq!(err.to_string(), "unknown filter `nosuchfilter` in template");
+        let help = err.help().unwrap();
+        assert!(
+            help.starts_with("available filters: drover's `raw` and `quote`, and the built-in abs, "),
+            "{help}"
+        );
+        assert!(help.contains(", upper, "), "{help}");
+
+        let err = engine.check("{{ vars.x is nosuchtest }}").unwrap_err();
+        assert_eq!(err.to_string(), "unknown test `nosuchtest` in template");
+        assert!(
+            err.help()
+                .unwrap()
+                .starts_with("available tests: boolean, defined, "),
+            "{err:?}"
+        );
+
+        // Typos get a suggestion, drover's own filters included.
+        let err = engine.check("{{ x | uper }}").unwrap_err();
+        assert_eq!(err.help(), Some("did you mean `upper`?"));
+        let err = engine.check("{{ x | qoute }}").unwrap_err();
+        assert_eq!(err.help(), Some("did you mean `quote`?"));
+        let err = engine.check("{% if x is defind %}{% endif %}").unwrap_err();
+        assert_eq!(err.help(), Some("did you mean `defined`?"));
+    }
+
+    #[test]
+    fn unknown_filters_are_found_where_a_render_would_not_go() {
+        let engine = TemplateEngine::new();
+        // An untaken branch, a filter block, after a filter that fails at run time, in a
+        // `when:` expression: a probe render would miss each of these.
+        for (src, line) in [
+            ("a\n{% if false %}\n{{ x | nope }}\n{% endif %}", 3),
+            ("{% filter nope %}x{% endfilter %}", 1),
+            ("{{ 'a' | int(strict=true) }}\n{{ x | nope }}", 2),
+        ] {
+            let err = engine.check(src).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                &TemplateErrorKind::UnknownFilter { name: "nope".into() },
+                "{src}"
+            );
+            assert_eq!(err.line(), Some(line), "{src}");
+        }
+        let err = engine
+            .check_expression_names("node.vars.gpu is nosuch", HOOK_NAMES)
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            &TemplateErrorKind::UnknownTest {
+                name: "nosuch".into()
+            }
+        );
+    }
+
+    #[test]
+    fn known_filters_and_tests_pass_the_check() {
+        let engine = TemplateEngine::new();
+        engine
+            .check_names(
+                "{{ vars.pkgs | join(' ' | raw) }} {{ vars.x | default('a') | upper | quote }} \
+                 {{ vars.l | tojson }} {% if vars.x is defined and vars.n is not divisibleby 3 %}{% endif %} \
+                 {% filter trim %} x {% endfilter %}{{ 'a|b' | replace('|', ' is ') }}",
+                HOOK_NAMES,
+            )
+            .unwrap();
+        engine
+            .check_expression_names("node.vars.gpu is defined and vars.l | length > 1", HOOK_NAMES)
+            .unwrap();
+    }
+
+    #[test]
+    fn unknown_variables_carry_their_line() {
+        let engine = TemplateEngine::new();
+        let err = engine
+            .check_names(
+                "echo {{ node.name }}\necho {{ x.nod }}\necho {{ nod }}",
+                HOOK_NAMES,
+            )
+            .unwrap_err();
+        assert_eq!(err.line(), Some(3));
+        let err = engine
+            .check_expression_names("node.name and\nnodes", HOOK_NAMES)
+            .unwrap_err();
+        assert_eq!(err.line(), Some(2));
+        // Of an unknown name and an unknown filter, the earlier one is reported.
+        let err = engine
+            .check_names("{{ nod }}\n{{ x | nope }}", HOOK_NAMES)
+            .unwrap_err();
+        assert!(
+            matches!(err.kind(), TemplateErrorKind::UnknownVariable { .. }),
+            "{err}"
+        );
+        let err = engine
+            .check_names("{{ x | nope }}\n{{ nod }}", HOOK_NAMES)
+            .unwrap_err();
+        assert!(
+            matches!(err.kind(), TemplateErrorKind::UnknownFilter { .. }),
+            "{err}"
+        );
     }
 
     #[test]

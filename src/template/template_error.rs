@@ -1,6 +1,9 @@
 //! A template failure, detached from minijinja's error type.
 
+use super::references::RefKind;
 use super::template_error_kind::TemplateErrorKind;
+use crate::diag::Problem;
+use crate::yaml::Path;
 
 /// Carries just what drover's diagnostics need (class, message, line within the template
 /// source) so callers neither depend on minijinja's error type nor print its multi-line
@@ -11,7 +14,9 @@ pub struct TemplateError {
     kind: TemplateErrorKind,
     message: String,
     detail: String,
-    line: Option<usize>,
+    /// Kept small (with `help` boxed) so the error stays cheap to return.
+    line: Option<u32>,
+    help: Option<Box<str>>,
 }
 
 impl TemplateError {
@@ -34,10 +39,27 @@ impl TemplateError {
     /// 1-based line within the template source, so the caller can map it onto the line of
     /// the YAML file the template came from.
     pub fn line(&self) -> Option<usize> {
-        self.line
+        self.line.map(|l| l as usize)
     }
 
-    pub(crate) fn unknown_variable(name: &str, allowed: &[&str]) -> Self {
+    /// What to do about it, when there is more to say than the message.
+    pub fn help(&self) -> Option<&str> {
+        self.help.as_deref()
+    }
+
+    /// The error as a validation problem with the template at `path`: the message is
+    /// `invalid template: ...`, and the line within the template is kept so that the
+    /// diagnostic can point at it.
+    pub fn problem(&self, path: Path) -> Problem {
+        let p =
+            Problem::value(path, format!("invalid template: {}", self.message)).in_template_line(self.line());
+        match &self.help {
+            Some(h) => p.with_help(h.as_ref()),
+            None => p,
+        }
+    }
+
+    pub(crate) fn unknown_variable(name: &str, allowed: &[&str], line: Option<usize>) -> Self {
         let available: Vec<String> = allowed.iter().map(|s| (*s).to_owned()).collect();
         let message = format!(
             "unknown variable `{name}` in template; available: {}",
@@ -50,7 +72,33 @@ impl TemplateError {
             },
             detail: message.clone(),
             message,
-            line: None,
+            line: line.and_then(|l| u32::try_from(l).ok()),
+            help: None,
+        }
+    }
+
+    /// An unknown filter or test, found by [`TemplateEngine::check`](super::TemplateEngine::check).
+    pub(crate) fn unknown_name(what: RefKind, name: &str, line: usize, help: String) -> Self {
+        let (kind, message) = match what {
+            RefKind::Filter => (
+                TemplateErrorKind::UnknownFilter {
+                    name: name.to_owned(),
+                },
+                format!("unknown filter `{name}` in template"),
+            ),
+            RefKind::Test => (
+                TemplateErrorKind::UnknownTest {
+                    name: name.to_owned(),
+                },
+                format!("unknown test `{name}` in template"),
+            ),
+        };
+        TemplateError {
+            kind,
+            detail: message.clone(),
+            message,
+            line: u32::try_from(line).ok(),
+            help: Some(help.into()),
         }
     }
 
@@ -60,6 +108,7 @@ impl TemplateError {
             detail: format!("undefined value: {message}"),
             message,
             line: None,
+            help: None,
         }
     }
 }
@@ -70,6 +119,12 @@ impl From<minijinja::Error> for TemplateError {
         let kind = match err.kind() {
             K::SyntaxError | K::BadEscape => TemplateErrorKind::Syntax,
             K::UndefinedError => TemplateErrorKind::Undefined,
+            K::UnknownFilter => TemplateErrorKind::UnknownFilter {
+                name: name_in_detail(err.detail()),
+            },
+            K::UnknownTest => TemplateErrorKind::UnknownTest {
+                name: name_in_detail(err.detail()),
+            },
             K::OutOfFuel => TemplateErrorKind::OutOfFuel,
             _ => TemplateErrorKind::Render,
         };
@@ -82,9 +137,18 @@ impl From<minijinja::Error> for TemplateError {
             kind,
             message,
             detail,
-            line: err.line(),
+            line: err.line().and_then(|l| u32::try_from(l).ok()),
+            help: None,
         }
     }
+}
+
+/// minijinja words a render-time unknown filter as `filter NAME is unknown`.
+fn name_in_detail(detail: Option<&str>) -> String {
+    detail
+        .and_then(|d| d.split_whitespace().nth(1))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -94,7 +158,7 @@ mod tests {
 
     #[test]
     fn unknown_variable_message() {
-        let e = TemplateError::unknown_variable("nod", &["node", "vars", "workflow"]);
+        let e = TemplateError::unknown_variable("nod", &["node", "vars", "workflow"], None);
         assert_eq!(
             e.to_string(),
             "unknown variable `nod` in template; available: node, vars, workflow"

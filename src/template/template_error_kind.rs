@@ -11,6 +11,10 @@ pub enum TemplateErrorKind {
     Undefined,
     /// A top-level name is not among those a hook provides; found at validation time.
     UnknownVariable { name: String, available: Vec<String> },
+    /// A filter (`{{ x | name }}`) the engine does not have; found at validation time.
+    UnknownFilter { name: String },
+    /// A test (`{% if x is name %}`) the engine does not have; found at validation time.
+    UnknownTest { name: String },
     /// Rendering used up its fuel, so a runaway loop was stopped.
     OutOfFuel,
     /// Any other failure while rendering: bad filter arguments, a value that cannot be

@@ -39,3 +39,42 @@ pub fn with_remote_timeout(command: &str, timeout: Duration) -> String {
 
 /// Exit code of `timeout` when the command ran too long.
 pub const TIMEOUT_EXIT: i32 = 124;
+
+/// Exit code of `timeout` when the command ignored TERM and was killed 5 s later
+/// (128 + KILL).
+pub const KILLED_EXIT: i32 = 137;
+
+/// Whether a command wrapped by [`with_remote_timeout`] ran into its timeout: `timeout`
+/// exits 124 after TERM, and 137 when it had to KILL a command that ignored TERM. A
+/// command that exits 137 by itself (killed by the OOM killer) before the timeout did
+/// not time out.
+pub fn ran_out_of_time(code: Option<i32>, elapsed: Duration, timeout: Duration) -> bool {
+    let limit = Duration::from_secs(timeout.as_secs().max(1));
+    code == Some(TIMEOUT_EXIT) || (code == Some(KILLED_EXIT) && elapsed >= limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_told_from_exit_codes() {
+        let s = Duration::from_secs;
+        assert!(ran_out_of_time(Some(124), s(2), s(2)));
+        assert!(
+            ran_out_of_time(Some(137), s(7), s(2)),
+            "KILLed after ignoring TERM"
+        );
+        assert!(!ran_out_of_time(Some(137), s(1), s(2)), "killed by someone else");
+        assert!(!ran_out_of_time(Some(1), s(9), s(2)));
+        assert!(!ran_out_of_time(None, s(9), s(2)));
+    }
+
+    #[test]
+    fn the_timeout_wraps_the_command_as_one_word() {
+        assert_eq!(
+            with_remote_timeout("echo 'a b'; exit 3", Duration::from_millis(1500)),
+            "timeout --kill-after=5 1 sh -c \"echo 'a b'; exit 3\""
+        );
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use super::connection::{Connection, Connector, TIMEOUT_EXIT, with_remote_timeout};
+use super::connection::{Connection, Connector, ran_out_of_time, with_remote_timeout};
 use super::exec_output::tail;
 use super::{ExecOutput, TransportError};
 use crate::inventory::Node;
@@ -67,6 +67,7 @@ impl Connection for LocalConnection {
             drop(pipe);
         }
         let grace = timeout + Duration::from_secs(10);
+        let started = std::time::Instant::now();
         match tokio::time::timeout(grace, child.wait_with_output()).await {
             Ok(Ok(out)) => {
                 let code = out.status.code();
@@ -74,7 +75,7 @@ impl Connection for LocalConnection {
                     code,
                     stdout: tail(&out.stdout),
                     stderr: tail(&out.stderr),
-                    timed_out: code == Some(TIMEOUT_EXIT),
+                    timed_out: ran_out_of_time(code, started.elapsed(), timeout),
                 })
             }
             Ok(Err(e)) => Err(spawn_err(e)),
@@ -116,6 +117,19 @@ mod tests {
         let out = c.exec("sleep 30", None, Duration::from_secs(1)).await.unwrap();
         assert!(out.timed_out);
         assert!(!out.success());
+        assert!(t.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn a_command_ignoring_term_is_killed_and_still_timed_out() {
+        let c = LocalConnection::new("n001");
+        let t = std::time::Instant::now();
+        let out = c
+            .exec("trap '' TERM; sleep 30", None, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(out.code, Some(crate::transport::KILLED_EXIT));
+        assert!(out.timed_out);
         assert!(t.elapsed() < Duration::from_secs(10));
     }
 }

@@ -6,7 +6,9 @@ mod local;
 mod ssh;
 mod transport_error;
 
-pub use connection::{Connection, Connector, TIMEOUT_EXIT, with_remote_timeout};
+pub use connection::{
+    Connection, Connector, KILLED_EXIT, TIMEOUT_EXIT, ran_out_of_time, with_remote_timeout,
+};
 pub use exec_output::{ExecOutput, TAIL_BYTES, tail};
 pub use local::{LocalConnection, LocalConnector};
 pub use ssh::{SshConnection, SshConnector};

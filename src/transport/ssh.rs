@@ -4,12 +4,12 @@
 //! agent, `known_hosts`, jump hosts and key types all work as they do in a terminal.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::connection::{Connection, Connector, TIMEOUT_EXIT, with_remote_timeout};
+use super::connection::{Connection, Connector, ran_out_of_time, with_remote_timeout};
 use super::exec_output::tail;
 use super::{ExecOutput, TransportError};
 use crate::inventory::Node;
@@ -124,36 +124,61 @@ impl Connection for SshConnection {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+        let started = Instant::now();
         let mut child = cmd.spawn().await.map_err(|e| self.lost(&e))?;
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin().take()) {
             let _ = pipe.write_all(&data).await;
             let _ = pipe.shutdown().await;
             drop(pipe);
         }
+        // Not `wait_with_output`: it turns two ordinary outcomes into errors (exit code
+        // 127 becomes "remote command not found", death by a signal "the remote process
+        // has terminated") and drops the output, which tells why.
+        let (stdout, stderr) = (child.stdout().take(), child.stderr().take());
+        let finished = async move {
+            let (stdout, stderr) = tokio::join!(read_all(stdout), read_all(stderr));
+            (stdout, stderr, child.wait().await)
+        };
         let grace = timeout + Duration::from_secs(15);
-        match tokio::time::timeout(grace, child.wait_with_output()).await {
-            Ok(Ok(out)) => {
-                let code = out.status.code();
-                Ok(ExecOutput {
-                    code,
-                    stdout: tail(&out.stdout),
-                    stderr: tail(&out.stderr),
-                    timed_out: code == Some(TIMEOUT_EXIT),
-                })
-            }
-            Ok(Err(e)) => Err(self.lost(&e)),
-            Err(_) => Ok(ExecOutput {
+        let Ok((stdout, stderr, status)) = tokio::time::timeout(grace, finished).await else {
+            return Ok(ExecOutput {
                 code: None,
                 stdout: String::new(),
                 stderr: String::new(),
                 timed_out: true,
-            }),
-        }
+            });
+        };
+        let code = match status {
+            Ok(status) => status.code(),
+            Err(openssh::Error::Remote(e)) if e.kind() == std::io::ErrorKind::NotFound => Some(127),
+            // Killed by a signal, or the connection dropped: the master tells which.
+            Err(openssh::Error::RemoteProcessTerminated) => match self.session.check().await {
+                Ok(()) => None,
+                Err(e) => return Err(self.lost(&e)),
+            },
+            Err(e) => return Err(self.lost(&e)),
+        };
+        Ok(ExecOutput {
+            code,
+            stdout: tail(&stdout),
+            stderr: tail(&stderr),
+            timed_out: ran_out_of_time(code, started.elapsed(), timeout),
+        })
     }
 
     async fn close(self) {
         let _ = self.session.close().await;
     }
+}
+
+/// Everything a pipe yields until it closes; what arrived before a read error otherwise
+/// (the exit status then tells what happened).
+async fn read_all<R: AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Some(mut pipe) = pipe {
+        let _ = pipe.read_to_end(&mut buf).await;
+    }
+    buf
 }
 
 impl SshConnection {

@@ -16,19 +16,35 @@ pub struct HumanDuration(pub Duration);
 impl HumanDuration {
     pub fn parse(s: &str) -> Result<Self, String> {
         let t = s.trim();
+        if t.starts_with('-') {
+            return Err(negative(s));
+        }
         if t.is_empty() || t.chars().all(|c| c.is_ascii_digit()) {
             return Err(format!(
                 "invalid duration `{s}`: expected a number with a unit, like `30s`, `5m` or `2h`"
             ));
         }
-        humantime::parse_duration(t).map(HumanDuration).map_err(|_| {
-            format!("invalid duration `{s}`: expected a number with a unit, like `30s`, `5m` or `2h`")
-        })
+        humantime::parse_duration(t)
+            .map(HumanDuration)
+            .map_err(|e| match e {
+                // humantime also says "overflow" for fractions it cannot represent exactly.
+                humantime::DurationError::NumberOverflow if t.contains('.') => {
+                    format!("invalid duration `{s}`: too large, or finer than a nanosecond")
+                }
+                humantime::DurationError::NumberOverflow => format!("duration `{s}` is too large"),
+                _ => {
+                    format!("invalid duration `{s}`: expected a number with a unit, like `30s`, `5m` or `2h`")
+                }
+            })
     }
 
     pub fn get(self) -> Duration {
         self.0
     }
+}
+
+fn negative(s: impl fmt::Display) -> String {
+    format!("invalid duration `{s}`: a duration cannot be negative")
 }
 
 impl fmt::Display for HumanDuration {
@@ -54,7 +70,10 @@ impl<'de> Deserialize<'de> for HumanDuration {
                 )))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                self.visit_u64(v.unsigned_abs())
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom(negative(v))),
+                }
             }
         }
         d.deserialize_any(V)
@@ -90,6 +109,14 @@ mod tests {
         assert_eq!(HumanDuration::parse("90s").map(|d| d.get().as_secs()), Ok(90));
         assert_eq!(HumanDuration::parse("1h30m").map(|d| d.get().as_secs()), Ok(5400));
         assert!(HumanDuration::parse("30").is_err());
+        assert_eq!(
+            HumanDuration::parse("-5m").unwrap_err(),
+            "invalid duration `-5m`: a duration cannot be negative"
+        );
+        assert_eq!(
+            HumanDuration::parse("99999999999999999999s").unwrap_err(),
+            "duration `99999999999999999999s` is too large"
+        );
         assert_eq!(
             HumanDuration::parse("5 mins please").unwrap_err(),
             "invalid duration `5 mins please`: expected a number with a unit, like `30s`, `5m` or `2h`"

@@ -29,10 +29,13 @@ impl<'de> Deserialize<'de> for FileMode {
                     )))
                 }
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FileMode, E> {
-                Err(E::custom(format!(
-                    "file mode `{v}` is a number: write it as a quoted octal string, like \"0{v}\" (YAML reads 0644 as the decimal 644)"
-                )))
+            // The number YAML made of the text is no guide to what was meant (`0644` is
+            // 644, `0o644` is 420), so the message does not quote it: the caret shows the
+            // text as written.
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<FileMode, E> {
+                Err(E::custom(
+                    "file mode written as a number: write file modes as quoted octal strings, like \"0644\" (YAML reads an unquoted 0644 as the decimal number 644)",
+                ))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<FileMode, E> {
                 self.visit_u64(v.unsigned_abs())

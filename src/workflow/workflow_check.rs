@@ -9,7 +9,8 @@ use super::workflow::{
     Action, Canary, CanarySelect, FileCopy, Reboot, RetryPolicy, Step, Strategy, WaitFor, Workflow,
 };
 use crate::diag::{Problem, did_you_mean};
-use crate::inventory::{Inventory, check_node_name};
+use crate::hostlist;
+use crate::inventory::{Inventory, NodeId, check_node_name};
 use crate::site::DrainHooks;
 use crate::template::TemplateEngine;
 use crate::units::Amount;
@@ -25,7 +26,10 @@ const ACTIONS: [&str; 6] = ["run", "copy", "template", "reboot", "wait_for", "lo
 
 /// What a workflow is checked against.
 pub struct WorkflowContext<'a> {
-    pub inventory: &'a Inventory,
+    /// None when the inventory is invalid: then targets and canary nodes are checked
+    /// for syntax only, and everything that does not need the inventory (window,
+    /// strategy, steps, templates) is checked as usual.
+    pub inventory: Option<&'a Inventory>,
     /// Window names defined by the site config.
     pub windows: Vec<&'a str>,
     pub templates: &'a TemplateEngine,
@@ -52,6 +56,17 @@ impl Workflow {
         }
         let version = match u32::try_from(raw.version) {
             Ok(v) if v > 0 => v,
+            _ if raw.version > 0 => {
+                p.push(Problem::value(
+                    root.key("version"),
+                    format!(
+                        "workflow version `{}` is too large: versions go up to {}",
+                        raw.version,
+                        u32::MAX
+                    ),
+                ));
+                0
+            }
             _ => {
                 p.push(
                     Problem::value(
@@ -76,19 +91,8 @@ impl Workflow {
                 "`targets.nodes` is empty: the workflow would do nothing",
             ));
         }
-        let targets = cx
-            .inventory
-            .select(&raw.targets.nodes, &targets_path.key("nodes"))
-            .unwrap_or_else(|e| {
-                p.extend(e);
-                Vec::new()
-            });
-        if let Err(e) = cx
-            .inventory
-            .select(&raw.targets.exclude, &targets_path.key("exclude"))
-        {
-            p.extend(e);
-        }
+        let targets = select(cx, &raw.targets.nodes, &targets_path.key("nodes"), &mut p);
+        select(cx, &raw.targets.exclude, &targets_path.key("exclude"), &mut p);
 
         let canary = canary(raw, cx, &targets, &mut p);
         let strategy = strategy(raw, &mut p);
@@ -166,12 +170,7 @@ impl Workflow {
     }
 }
 
-fn canary(
-    raw: &RawWorkflow,
-    cx: &WorkflowContext<'_>,
-    targets: &[crate::inventory::NodeId],
-    p: &mut Vec<Problem>,
-) -> Canary {
+fn canary(raw: &RawWorkflow, cx: &WorkflowContext<'_>, targets: &[NodeId], p: &mut Vec<Problem>) -> Canary {
     let path = Path::root().key("canary");
     let Some(c) = &raw.canary else {
         return Canary {
@@ -189,21 +188,20 @@ fn canary(
             CanarySelect::Inventory
         }
         (Some(nodes), None) => {
-            match cx.inventory.select(nodes, &path.key("nodes")) {
-                Ok(ids) => {
-                    if !ids.is_empty() && !targets.is_empty() && !ids.iter().any(|id| targets.contains(id)) {
-                        p.push(
-                            Problem::value(
-                                path.key("nodes"),
-                                "none of the canary nodes is a target of this workflow",
-                            )
-                            .with_help(
-                                "canary nodes must be among `targets`; the canary phase would be empty",
-                            ),
-                        );
-                    }
-                }
-                Err(e) => p.extend(e),
+            let before = p.len();
+            let ids = select(cx, nodes, &path.key("nodes"), p);
+            if p.len() == before
+                && !ids.is_empty()
+                && !targets.is_empty()
+                && !ids.iter().any(|id| targets.contains(id))
+            {
+                p.push(
+                    Problem::value(
+                        path.key("nodes"),
+                        "none of the canary nodes is a target of this workflow",
+                    )
+                    .with_help("canary nodes must be among `targets`; the canary phase would be empty"),
+                );
             }
             CanarySelect::Nodes(nodes.clone())
         }
@@ -211,6 +209,27 @@ fn canary(
         (None, None) => CanarySelect::Inventory,
     };
     Canary { select, soak }
+}
+
+/// Resolves node selectors against the inventory, reporting every bad entry. Without an
+/// inventory, only the syntax of host lists is checked and nothing is selected.
+fn select(cx: &WorkflowContext<'_>, entries: &[String], path: &Path, p: &mut Vec<Problem>) -> Vec<NodeId> {
+    match cx.inventory {
+        Some(inv) => inv.select(entries, path).unwrap_or_else(|e| {
+            p.extend(e);
+            Vec::new()
+        }),
+        None => {
+            for (i, e) in entries.iter().enumerate() {
+                if !e.starts_with('@')
+                    && let Err(err) = hostlist::expand(e)
+                {
+                    p.push(Problem::value(path.index(i), err.to_string()));
+                }
+            }
+            Vec::new()
+        }
+    }
 }
 
 fn strategy(raw: &RawWorkflow, p: &mut Vec<Problem>) -> Strategy {
@@ -313,7 +332,7 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
     };
     let tpl = |path: Path, src: &str, p: &mut Vec<Problem>| {
         if let Err(e) = cx.templates.check_names(src, &COMMAND_SCOPE) {
-            p.push(template_problem(path, &e));
+            p.push(e.problem(path));
         }
     };
     if let Some(c) = &s.check {
@@ -322,7 +341,7 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
     if let Some(w) = &s.when
         && let Err(e) = cx.templates.check_expression_names(w, &COMMAND_SCOPE)
     {
-        p.push(template_problem(sp.key("when"), &e));
+        p.push(e.problem(sp.key("when")));
     }
     let timeout = s.timeout.map_or(DEFAULT_STEP_TIMEOUT, |d| d.get());
     if timeout.is_zero() {
@@ -393,19 +412,32 @@ fn file_copy(
 ) -> FileCopy {
     let src = cx.dir.join(&c.src);
     match std::fs::read_to_string(&src) {
+        // Template files see the same names as commands (`node`, `vars`, `workflow`).
         Ok(text) if is_template => {
-            if let Err(e) = cx.templates.check(&text) {
+            if let Err(e) = cx.templates.check_names(&text, &COMMAND_SCOPE) {
                 let line = e
                     .line()
                     .map(|l| format!(" (line {l} of `{}`)", c.src))
                     .unwrap_or_default();
-                p.push(Problem::value(
+                let pr = Problem::value(
                     path.key("src"),
                     format!("invalid template in `{}`: {}{line}", c.src, e.message()),
-                ));
+                );
+                p.push(match e.help() {
+                    Some(h) => pr.with_help(h),
+                    None => pr,
+                });
             }
         }
         Ok(_) => {}
+        Err(_) if src.is_dir() => p.push(
+            Problem::value(path.key("src"), format!("`{}` is a directory, not a file", c.src)).with_help(
+                format!(
+                    "`src` names one file, relative to the workflow's directory, `{}`",
+                    cx.dir.display()
+                ),
+            ),
+        ),
         Err(e) if src.is_file() && is_template => {
             p.push(Problem::value(
                 path.key("src"),
@@ -420,13 +452,15 @@ fn file_copy(
             )),
         ),
     }
-    if !c.dest.starts_with('/') {
+    // A destination may start with a template (`{{ node.vars.root }}/etc/x`); the rendered
+    // path is checked on the node.
+    if !c.dest.starts_with('/') && !c.dest.trim_start().starts_with("{{") {
         p.push(Problem::value(
             path.key("dest"),
             format!("destination `{}` is not an absolute path", c.dest),
         ));
     } else if let Err(e) = cx.templates.check_names(&c.dest, &COMMAND_SCOPE) {
-        p.push(template_problem(path.key("dest"), &e));
+        p.push(e.problem(path.key("dest")));
     }
     if let Some(o) = &c.owner {
         let ok = o.split(':').count() <= 2
@@ -445,12 +479,4 @@ fn file_copy(
         mode: c.mode,
         owner: c.owner.clone(),
     }
-}
-
-fn template_problem(path: Path, e: &crate::template::TemplateError) -> Problem {
-    let line = match e.line() {
-        Some(l) if l > 1 => format!(" (line {l} of the template)"),
-        _ => String::new(),
-    };
-    Problem::value(path, format!("invalid template: {}{line}", e.message()))
 }

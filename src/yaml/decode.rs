@@ -2,13 +2,15 @@
 //!
 //! Unknown keys are found by walking the tree beside the type's JSON Schema, so that
 //! every misspelt key in a file is reported at once, each with a suggestion. serde then
-//! decodes the values; its first type error is located by the path it failed at.
+//! decodes the values; its first type error is located by the path it failed at and
+//! reworded for people who write YAML, not Rust: no type names (`struct RawWorkflow`,
+//! `u16`), and allowed values taken from the schema.
 
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as J};
 
-use super::node::{Node, Value};
+use super::node::{Node, Style, Value};
 use super::path::{Path, Seg};
 use crate::diag::{Problem, did_you_mean};
 
@@ -22,8 +24,17 @@ pub fn decode_node<T: DeserializeOwned + JsonSchema>(root: &Node) -> Result<(T, 
         .and_then(J::as_object)
         .cloned()
         .unwrap_or_default();
+    // An empty file or a list at the top level is one clear problem, not serde's.
+    if let Some(p) = top_level(root, schema) {
+        return Err(vec![p]);
+    }
     let mut problems = Vec::new();
-    unknown_keys(root, schema, &defs, &Path::root(), &mut problems);
+    let mut shapes = Vec::new();
+    unknown_keys(root, schema, &defs, &Path::root(), &mut problems, &mut shapes);
+    if !shapes.is_empty() {
+        problems.extend(shapes);
+        return Err(problems);
+    }
 
     let mut json = root.to_json();
     for p in &problems {
@@ -36,7 +47,7 @@ pub fn decode_node<T: DeserializeOwned + JsonSchema>(root: &Node) -> Result<(T, 
             let msg = e.inner().to_string();
             // An unknown key serde stumbled on has already been reported by the walk.
             if !msg.starts_with("unknown field") || problems.is_empty() {
-                problems.push(type_problem(root, path, &msg));
+                problems.push(type_problem(root, schema, &defs, path, &msg));
             }
             Err(problems)
         }
@@ -77,17 +88,84 @@ fn convert(p: &serde_path_to_error::Path) -> Path {
     Path::from(segs)
 }
 
-/// Turns serde's wording into drover's: names the offending value and what was wanted.
-fn type_problem(root: &Node, path: Path, msg: &str) -> Problem {
-    let msg = msg
-        .replace("expected u32", "expected a non-negative integer")
-        .replace("expected u64", "expected a non-negative integer")
-        .replace("expected usize", "expected a non-negative integer")
-        .replace("expected u8", "expected a small non-negative integer")
-        .replace("expected i64", "expected an integer")
-        .replace("expected a boolean", "expected `true` or `false`")
-        .replace("a sequence", "a list")
-        .replace("a map", "a mapping");
+/// An empty document, or one that is not a mapping.
+fn top_level(root: &Node, schema: &J) -> Option<Problem> {
+    match &root.value {
+        Value::Map(_) => None,
+        Value::Null => {
+            let props: Vec<&str> = schema
+                .get("properties")
+                .and_then(J::as_object)
+                .map(|m| m.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            let required: Vec<&str> = schema
+                .get("required")
+                .and_then(J::as_array)
+                .map(|r| r.iter().filter_map(J::as_str).collect())
+                .unwrap_or_default();
+            let keys = if required.is_empty() {
+                format!(" with keys such as {}", and_list(&props[..props.len().min(3)]))
+            } else {
+                format!(" with at least {}", and_list(&required))
+            };
+            Some(Problem::value(
+                Path::root(),
+                format!("the file is empty: expected {}{keys}", document_kind(schema)),
+            ))
+        }
+        _ => Some(Problem::value(
+            Path::root(),
+            format!(
+                "expected a mapping (key: value pairs) at the top level, found {}",
+                found_node(root)
+            ),
+        )),
+    }
+}
+
+/// "a workflow", from the schema's title ("drover workflow").
+fn document_kind(schema: &J) -> String {
+    let title = schema.get("title").and_then(J::as_str).unwrap_or("drover file");
+    let noun = title.strip_prefix("drover ").unwrap_or(title);
+    let noun = noun.split(" (").next().unwrap_or(noun);
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {noun}")
+}
+
+/// `` `a` ``, `` `a` and `b` ``, `` `a`, `b` and `c` ``.
+fn and_list(names: &[&str]) -> String {
+    joined(names, "and")
+}
+
+fn joined(names: &[&str], word: &str) -> String {
+    let ticked: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match ticked.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} {word} {last}", rest.join(", ")),
+    }
+}
+
+/// What a value is, for "found ..." (the YAML value, not its Rust type).
+fn found_node(n: &Node) -> String {
+    match &n.value {
+        Value::Null => "no value".into(),
+        Value::Bool(b) => format!("`{b}`"),
+        Value::Int(i) => format!("`{i}`"),
+        Value::Float(f) => format!("`{f}`"),
+        Value::Str(s) => format!("the string {s:?}"),
+        Value::Seq(_) => "a list".into(),
+        Value::Map(_) => "a mapping".into(),
+    }
+}
+
+/// Turns serde's wording into drover's: what was expected (in YAML terms, with the
+/// allowed values from the schema where it has them) and what was found.
+fn type_problem(root: &Node, schema: &J, defs: &Map<String, J>, path: Path, msg: &str) -> Problem {
     if let Some(field) = msg.strip_prefix("missing field ") {
         let field = field.trim_matches('`');
         return Problem::value(path.clone(), format!("missing required key `{field}`"))
@@ -98,8 +176,193 @@ fn type_problem(root: &Node, path: Path, msg: &str) -> Problem {
         // is hand-written); keep serde's list of expected fields.
         return Problem::key(path, format!("unknown key {rest}"));
     }
-    let _ = root;
-    Problem::value(path, msg)
+    let here = schema_at(schema, defs, &path);
+    let expected = |serde: &str| expected(serde, here, defs, &path);
+    // serde's messages are "invalid type: FOUND, expected EXPECTED" and the like; the
+    // found part may quote the user's string, so split at the last ", expected ".
+    let parts = |rest: &str| {
+        rest.rsplit_once(", expected ")
+            .map(|(f, e)| (f.to_string(), e.to_string()))
+    };
+    if let Some((found, exp)) = msg.strip_prefix("invalid type: ").and_then(parts) {
+        // An unquoted number too large for a YAML integer is loaded as a string.
+        if let Some(digits) = found.strip_prefix("string \"").and_then(|f| f.strip_suffix('"'))
+            && is_integer_text(digits)
+            && root.get(&path).is_some_and(|n| n.style == Style::Plain)
+            && let Some(range) = integer_range(&exp, &path)
+        {
+            return Problem::value(path, format!("`{digits}` is out of range: expected {range}"));
+        }
+        let p = Problem::value(
+            path.clone(),
+            format!("expected {}, found {}", expected(&exp), found_text(&found)),
+        );
+        let yaml11 = ["\"yes\"", "\"no\"", "\"on\"", "\"off\"", "\"y\"", "\"n\""];
+        if exp == "a boolean" && yaml11.iter().any(|w| found.to_ascii_lowercase().ends_with(w)) {
+            return p.with_help("drover reads YAML 1.2, where `yes`, `no`, `on` and `off` are strings: write `true` or `false`");
+        }
+        return p;
+    }
+    if let Some((found, exp)) = msg.strip_prefix("invalid value: ").and_then(parts) {
+        let value = found.strip_prefix("integer ").unwrap_or(&found);
+        if let Some(range) = integer_range(&exp, &path) {
+            return Problem::value(path, format!("{value} is out of range: expected {range}"));
+        }
+        return Problem::value(
+            path.clone(),
+            format!("expected {}, found {}", expected(&exp), found_text(&found)),
+        );
+    }
+    if let Some((_, exp)) = msg.strip_prefix("invalid length ").and_then(parts) {
+        return Problem::value(path.clone(), format!("expected {}, found a list", expected(&exp)));
+    }
+    Problem::value(path, without_rust_names(msg))
+}
+
+fn is_integer_text(s: &str) -> bool {
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
+}
+
+/// For serde's integer types, the range in words: ports are 1 to 65535.
+fn integer_range(serde: &str, path: &Path) -> Option<String> {
+    let max = match serde {
+        "u8" => u64::from(u8::MAX),
+        "u16" if path.last_key() == Some("port") => return Some("a port number between 1 and 65535".into()),
+        "u16" => u64::from(u16::MAX),
+        "u32" => u64::from(u32::MAX),
+        "u64" | "usize" => u64::MAX,
+        "i64" | "isize" => return Some(format!("an integer between {} and {}", i64::MIN, i64::MAX)),
+        "i32" => return Some(format!("an integer between {} and {}", i32::MIN, i32::MAX)),
+        _ => return None,
+    };
+    Some(format!("a whole number between 0 and {max}"))
+}
+
+/// What serde expected, in drover's words.
+fn expected(serde: &str, here: Option<&J>, defs: &Map<String, J>, path: &Path) -> String {
+    if let Some(values) = here.and_then(|s| allowed_values(s, defs)) {
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        return joined(&values, "or");
+    }
+    match serde {
+        // Signed fields (`version`) check their own range, with their own words.
+        "i8" | "i16" | "i32" | "i64" | "isize" => "an integer".into(),
+        "f32" | "f64" => "a number".into(),
+        "a boolean" => "`true` or `false`".into(),
+        "a sequence" => "a list".into(),
+        "a map" => "a mapping".into(),
+        s if s.starts_with("struct ") => "a mapping (key: value pairs)".into(),
+        "string or map" | "variant identifier" | "enum" => "one of the allowed values".into(),
+        other => integer_range(other, path).unwrap_or_else(|| without_rust_names(other)),
+    }
+}
+
+/// What serde found, in drover's words.
+fn found_text(serde: &str) -> String {
+    match serde {
+        "null" | "unit value" => return "no value".into(),
+        "sequence" => return "a list".into(),
+        "map" => return "a mapping".into(),
+        _ => {}
+    }
+    for prefix in ["boolean ", "integer ", "floating point "] {
+        if let Some(v) = serde.strip_prefix(prefix) {
+            return v.to_string();
+        }
+    }
+    match serde.strip_prefix("string ") {
+        Some(s) => format!("the string {s}"),
+        None => serde.to_string(),
+    }
+}
+
+/// `struct RawWorkflow with 11 elements` and the like, in a message not otherwise
+/// reworded, as "a mapping".
+fn without_rust_names(msg: &str) -> String {
+    let mut out = String::new();
+    let mut rest = msg;
+    while let Some(i) = rest.find("struct ") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + "struct ".len()..];
+        let name_len = after
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        let mut tail = &after[name_len..];
+        if let Some(t) = tail.strip_prefix(" with ") {
+            let n = t.find(" element").map_or(0, |k| k + " element".len());
+            tail = t[n..].strip_prefix('s').unwrap_or(&t[n..]);
+        }
+        out.push_str("a mapping");
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The sub-schema at `path`, through `$ref`s, `anyOf`s and `oneOf`s.
+fn schema_at<'a>(schema: &'a J, defs: &'a Map<String, J>, path: &Path) -> Option<&'a J> {
+    let mut cur = schema;
+    for seg in path.segs() {
+        cur = child(cur, defs, seg)?;
+    }
+    Some(cur)
+}
+
+fn child<'a>(s: &'a J, defs: &'a Map<String, J>, seg: &Seg) -> Option<&'a J> {
+    let s = resolve(s, defs);
+    if let Some(alts) = s.get("anyOf").or_else(|| s.get("oneOf")).and_then(J::as_array) {
+        return alts.iter().find_map(|a| child(a, defs, seg));
+    }
+    match seg {
+        Seg::Key(k) => s
+            .get("properties")
+            .and_then(|p| p.get(k))
+            .or_else(|| s.get("additionalProperties").filter(|a| a.is_object())),
+        Seg::Index(_) => s.get("items"),
+    }
+}
+
+/// The values an enum-like schema allows (`hot`, `drain`), if that is what it is.
+fn allowed_values(s: &J, defs: &Map<String, J>) -> Option<Vec<String>> {
+    let s = resolve(s, defs);
+    if let Some(values) = s.get("enum").and_then(J::as_array) {
+        return values.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+    }
+    if let Some(c) = s.get("const") {
+        return c.as_str().map(|c| vec![c.to_owned()]);
+    }
+    let alts = s.get("anyOf").or_else(|| s.get("oneOf")).and_then(J::as_array)?;
+    let mut out = Vec::new();
+    for a in alts {
+        if resolve(a, defs).get("type").and_then(J::as_str) == Some("null") {
+            continue;
+        }
+        out.extend(allowed_values(a, defs)?);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Whether a schema allows values of JSON type `want` (`object`, `array`).
+fn accepts(s: &J, defs: &Map<String, J>, want: &str) -> bool {
+    let s = resolve(s, defs);
+    let Some(obj) = s.as_object() else {
+        return s.as_bool().unwrap_or(true);
+    };
+    if let Some(alts) = obj
+        .get("anyOf")
+        .or_else(|| obj.get("oneOf"))
+        .and_then(J::as_array)
+    {
+        return alts.iter().any(|a| accepts(a, defs, want));
+    }
+    match obj.get("type") {
+        Some(J::String(t)) => t == want,
+        Some(J::Array(ts)) => ts.iter().any(|t| t.as_str() == Some(want)),
+        _ if obj.contains_key("properties") => want == "object",
+        _ if obj.contains_key("items") => want == "array",
+        _ => !(obj.contains_key("const") || obj.contains_key("enum")),
+    }
 }
 
 fn describe(path: &Path) -> String {
@@ -145,7 +408,16 @@ fn pick<'a>(s: &'a J, defs: &'a Map<String, J>, want: &str) -> Option<&'a J> {
     Some(first)
 }
 
-fn unknown_keys(node: &Node, schema: &J, defs: &Map<String, J>, path: &Path, out: &mut Vec<Problem>) {
+/// Reports unknown keys into `out`, and lists where a mapping was expected into `shapes`
+/// (serde would otherwise fill a struct from a list's items by position).
+fn unknown_keys(
+    node: &Node,
+    schema: &J,
+    defs: &Map<String, J>,
+    path: &Path,
+    out: &mut Vec<Problem>,
+    shapes: &mut Vec<Problem>,
+) {
     match &node.value {
         Value::Map(entries) => {
             let Some(s) = pick(schema, defs, "object") else {
@@ -156,7 +428,7 @@ fn unknown_keys(node: &Node, schema: &J, defs: &Map<String, J>, path: &Path, out
             for e in entries {
                 let p = path.key(e.key.clone());
                 match (props.and_then(|ps| ps.get(&e.key)), extra) {
-                    (Some(sub), _) => unknown_keys(&e.value, sub, defs, &p, out),
+                    (Some(sub), _) => unknown_keys(&e.value, sub, defs, &p, out, shapes),
                     (None, Some(J::Bool(false))) => {
                         let names: Vec<&str> = props
                             .map(|ps| ps.keys().map(String::as_str).collect())
@@ -178,21 +450,68 @@ fn unknown_keys(node: &Node, schema: &J, defs: &Map<String, J>, path: &Path, out
                         };
                         out.push(Problem::key(p, format!("unknown key `{}`{where_}", e.key)).with_help(help));
                     }
-                    (None, Some(sub @ J::Object(_))) => unknown_keys(&e.value, sub, defs, &p, out),
+                    (None, Some(sub @ J::Object(_))) => unknown_keys(&e.value, sub, defs, &p, out, shapes),
                     (None, _) => {}
                 }
             }
         }
         Value::Seq(items) => {
+            if accepts(schema, defs, "object") && !accepts(schema, defs, "array") {
+                let p = Problem::value(
+                    path.clone(),
+                    "expected a mapping (key: value pairs), found a list",
+                );
+                let keys: Vec<&str> = pick(schema, defs, "object")
+                    .and_then(|s| s.get("properties"))
+                    .and_then(J::as_object)
+                    .map(|m| m.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                shapes.push(match keys.as_slice() {
+                    [] => p,
+                    _ => p.with_help(format!("`{path}` takes the keys {}", and_list(&keys))),
+                });
+                return;
+            }
             let Some(s) = pick(schema, defs, "array") else {
                 return;
             };
             if let Some(item) = s.get("items") {
                 for (i, n) in items.iter().enumerate() {
-                    unknown_keys(n, item, defs, &path.index(i), out);
+                    unknown_keys(n, item, defs, &path.index(i), out, shapes);
                 }
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_names_and_serde_words_are_reworded() {
+        assert_eq!(
+            without_rust_names("invalid length 1, expected struct RawWorkflow with 11 elements"),
+            "invalid length 1, expected a mapping"
+        );
+        assert_eq!(
+            without_rust_names("expected struct RawSite"),
+            "expected a mapping"
+        );
+        assert_eq!(found_text("sequence"), "a list");
+        assert_eq!(found_text("unit value"), "no value");
+        assert_eq!(found_text("integer `-5`"), "`-5`");
+        assert_eq!(found_text("string \"x\""), "the string \"x\"");
+        assert_eq!(
+            integer_range("u16", &Path::root().key("port")).as_deref(),
+            Some("a port number between 1 and 65535")
+        );
+        assert_eq!(
+            integer_range("u8", &Path::root()).as_deref(),
+            Some("a whole number between 0 and 255")
+        );
+        assert_eq!(and_list(&["a", "b", "c"]), "`a`, `b` and `c`");
+        assert_eq!(joined(&["hot", "drain"], "or"), "`hot` or `drain`");
     }
 }

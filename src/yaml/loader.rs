@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span as PSpan};
 
-use super::node::{Entry, Node, Span, Value};
+use super::node::{Entry, Node, Span, Style, Value};
 use super::scalar::resolve_plain;
 use crate::diag::Location;
 
@@ -30,16 +30,51 @@ pub struct LoadError {
 enum Frame {
     Seq {
         span: Span,
+        start: Start,
         anchor: usize,
         items: Vec<Node>,
     },
     Map {
         span: Span,
+        start: Start,
         anchor: usize,
         entries: Vec<Entry>,
         key: Option<(String, Span)>,
         seen: HashMap<String, Location>,
     },
+}
+
+/// Where a collection starts, to underline a flow collection to its closing bracket.
+#[derive(Clone, Copy)]
+struct Start {
+    /// Character offset of the `[` or `{`; None for block collections.
+    flow_at: Option<usize>,
+    line: usize,
+}
+
+impl Start {
+    fn of(p: &PSpan) -> Start {
+        Start {
+            // A flow collection's start event spans its bracket; a block one's is empty.
+            flow_at: (p.end.index() > p.start.index()).then(|| p.start.index()),
+            line: p.start.line(),
+        }
+    }
+
+    /// The collection's node, its span widened to the closing bracket when that is on
+    /// the same line, so an error about a whole flow list underlines all of it.
+    fn close(self, value: Value, mut span: Span, end: &PSpan) -> Node {
+        let style = match self.flow_at {
+            Some(at) => {
+                if end.end.line() == self.line && end.end.index() > at {
+                    span.width = end.end.index() - at;
+                }
+                Style::Flow
+            }
+            None => Style::Block,
+        };
+        Node { value, span, style }
+    }
 }
 
 /// Loads one YAML document. Returns the tree (None when the text is not YAML at all)
@@ -58,15 +93,11 @@ pub fn load(src: &str) -> (Option<Node>, Vec<LoadError>) {
             Ok(ev) => ev,
             Err(e) => {
                 let m = e.marker();
-                errors.push(LoadError {
-                    at: Location {
-                        line: m.line(),
-                        column: m.col() + 1,
-                    },
-                    width: 1,
-                    message: format!("invalid YAML: {}", e.info()),
-                    help: syntax_help(src, m.line()),
-                });
+                let at = Location {
+                    line: m.line(),
+                    column: m.col() + 1,
+                };
+                errors.push(syntax_error(src, at, m.index(), e.info()));
                 return (None, errors);
             }
         };
@@ -98,6 +129,7 @@ pub fn load(src: &str) -> (Option<Node>, Vec<LoadError>) {
                 }
                 stack.push(Frame::Seq {
                     span,
+                    start: Start::of(&pspan),
                     anchor,
                     items: Vec::new(),
                 });
@@ -110,6 +142,7 @@ pub fn load(src: &str) -> (Option<Node>, Vec<LoadError>) {
                 }
                 stack.push(Frame::Map {
                     span,
+                    start: Start::of(&pspan),
                     anchor,
                     entries: Vec::new(),
                     key: None,
@@ -118,24 +151,24 @@ pub fn load(src: &str) -> (Option<Node>, Vec<LoadError>) {
                 continue;
             }
             Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
-                Some(Frame::Seq { span, anchor, items }) => {
-                    let n = Node {
-                        value: Value::Seq(items),
-                        span,
-                    };
+                Some(Frame::Seq {
+                    span,
+                    start,
+                    anchor,
+                    items,
+                }) => {
+                    let n = start.close(Value::Seq(items), span, &pspan);
                     remember(&mut anchors, anchor, &n);
                     n
                 }
                 Some(Frame::Map {
                     span,
+                    start,
                     anchor,
                     entries,
                     ..
                 }) => {
-                    let n = Node {
-                        value: Value::Map(entries),
-                        span,
-                    };
+                    let n = start.close(Value::Map(entries), span, &pspan);
                     remember(&mut anchors, anchor, &n);
                     n
                 }
@@ -153,7 +186,13 @@ pub fn load(src: &str) -> (Option<Node>, Vec<LoadError>) {
                     (None, ScalarStyle::Plain) => resolve_plain(&text),
                     (None, _) => Value::Str(text.to_string()),
                 };
-                let n = Node { value, span };
+                let style = match style {
+                    ScalarStyle::Plain => Style::Plain,
+                    ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => Style::Quoted,
+                    ScalarStyle::Literal => Style::Literal,
+                    ScalarStyle::Folded => Style::Folded,
+                };
+                let n = Node { value, span, style };
                 remember(&mut anchors, anchor, &n);
                 n
             }
@@ -171,6 +210,8 @@ pub fn load(src: &str) -> (Option<Node>, Vec<LoadError>) {
                     }
                     let mut n = n.clone();
                     n.span = span;
+                    // The span is the alias's `*name`, not the anchored text.
+                    n.style = Style::Plain;
                     n
                 }
                 None => {
@@ -248,6 +289,7 @@ pub fn load(src: &str) -> (Option<Node>, Vec<LoadError>) {
             start: Location { line: 1, column: 1 },
             width: 1,
         },
+        style: Style::Plain,
     }));
     (root, errors)
 }
@@ -300,16 +342,39 @@ fn too_deep(span: Span) -> LoadError {
     }
 }
 
-/// Explains the syntax errors people actually make.
-fn syntax_help(src: &str, line: usize) -> Option<String> {
-    let text = src.lines().nth(line.saturating_sub(1))?;
-    let prev = line.checked_sub(2).and_then(|i| src.lines().nth(i)).unwrap_or("");
-    if text.starts_with([' ', '\t']) && text.trim_start_matches(' ').starts_with('\t')
-        || prev.trim_start_matches(' ').starts_with('\t')
-    {
-        return Some("YAML does not allow tabs for indentation; indent with spaces".into());
+/// A parser error, with the explanations of the syntax errors people actually make.
+fn syntax_error(src: &str, at: Location, index: usize, info: &str) -> LoadError {
+    let mut e = LoadError {
+        at,
+        width: 1,
+        message: format!("invalid YAML: {info}"),
+        help: None,
+    };
+    // `nodes: [@compute]`: `@` (and `` ` ``) are reserved and cannot start a plain value.
+    if let Some(c @ ('@' | '`')) = src.chars().nth(index) {
+        let word: String = src
+            .chars()
+            .skip(index)
+            .take_while(|ch| !matches!(ch, ',' | ']' | '}' | '#') && !ch.is_whitespace())
+            .collect();
+        e.message = format!("invalid YAML: a plain value cannot start with `{c}`");
+        e.width = word.chars().count().max(1);
+        e.help = Some(format!("quote values that start with {c}: \"{word}\""));
+        return e;
     }
-    None
+    // A tab is often reported on a neighbouring line (the one whose value the parser
+    // was still reading), so look a little around the error.
+    let lines: Vec<&str> = src.lines().collect();
+    let first = at.line.saturating_sub(3).min(lines.len());
+    let last = (at.line + 2).min(lines.len());
+    let tab_indented = |l: &&str| {
+        let indent = l.len() - l.trim_start_matches([' ', '\t']).len();
+        indent < l.len() && l[..indent].contains('\t')
+    };
+    if lines[first..last].iter().any(tab_indented) {
+        e.help = Some("YAML does not allow tabs for indentation; indent with spaces".into());
+    }
+    e
 }
 
 #[cfg(test)]
@@ -342,6 +407,48 @@ mod tests {
         assert_eq!(errs.len(), 2);
         assert_eq!(errs[0].message, "duplicate key `a`");
         assert_eq!(errs[1].at, Location { line: 4, column: 1 });
+    }
+
+    #[test]
+    fn flow_collections_span_to_their_closing_bracket() {
+        let n = ok("a: [x, y]\nb: {k: v}\nc: [\n  x]\nd:\n  - x\nr: |\n  t\n");
+        let Value::Map(e) = &n.value else { panic!() };
+        let spans: Vec<(usize, Style)> = e.iter().map(|e| (e.value.span.width, e.value.style)).collect();
+        assert_eq!(
+            spans,
+            [
+                (6, Style::Flow),
+                (6, Style::Flow),
+                (1, Style::Flow),
+                (3, Style::Block),
+                (1, Style::Literal)
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_people_make_get_help() {
+        let (_, errs) = load("nodes: [@compute, n1]\n");
+        assert_eq!(
+            errs[0].message,
+            "invalid YAML: a plain value cannot start with `@`"
+        );
+        assert_eq!(errs[0].width, 8);
+        assert_eq!(
+            errs[0].help.as_deref(),
+            Some("quote values that start with @: \"@compute\"")
+        );
+        // The tab is on the line after the one the parser complains about.
+        let (_, errs) = load("a:\n  b: x\n\tc: y\n");
+        assert_eq!(errs[0].at.line, 2, "{errs:?}");
+        assert!(
+            errs[0].help.as_deref().is_some_and(|h| h.contains("tabs")),
+            "{errs:?}"
+        );
+        // A tab further away (here one YAML accepts, in a block's text) is no explanation.
+        let (_, errs) = load("a: |\n  x\n  \ty\nb: 1\nc: 2\nd: 3\ne: \"open\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].at.line >= 6 && errs[0].help.is_none(), "{errs:?}");
     }
 
     #[test]

@@ -9,5 +9,5 @@ mod scalar;
 
 pub use document::{Document, MAX_FILE_BYTES};
 pub use loader::{LoadError, load};
-pub use node::{Entry, Node, Span, Value};
+pub use node::{Entry, Node, Span, Style, Value};
 pub use path::{Path, Seg};

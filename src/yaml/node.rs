@@ -18,6 +18,26 @@ pub struct Span {
 pub struct Node {
     pub value: Value,
     pub span: Span,
+    /// How the value was written, for pointing inside it (a line of a `|` block).
+    pub style: Style,
+}
+
+/// How a value was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Style {
+    /// A plain scalar, or a value with no text of its own (an alias, an empty document).
+    #[default]
+    Plain,
+    /// `'...'` or `"..."`.
+    Quoted,
+    /// A `|` block: each line of the value is a line of the file, from the span's line on.
+    Literal,
+    /// A `>` block, whose lines are folded.
+    Folded,
+    /// `[...]` or `{...}`.
+    Flow,
+    /// A block list (`- a`) or mapping (`a: 1`).
+    Block,
 }
 
 #[derive(Debug, Clone, PartialEq)]

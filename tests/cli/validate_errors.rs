@@ -289,7 +289,7 @@ fn with_version(v: &str) -> Site {
 fn version_written_as_a_string_is_a_type_error() {
     assert_eq!(
         with_version(r#""three""#).invalid(),
-        r#"error: invalid type: string "three", expected an integer
+        r#"error: expected an integer, found the string "three"
  --> workflows/update.yml:2:10
   |
 2 | version: "three"
@@ -304,7 +304,7 @@ error: 1 problem in 1 file
 fn version_written_as_a_float_is_a_type_error() {
     assert_eq!(
         with_version("1.5").invalid(),
-        r#"error: invalid type: floating point `1.5`, expected an integer
+        r#"error: expected an integer, found `1.5`
  --> workflows/update.yml:2:10
   |
 2 | version: 1.5
@@ -333,11 +333,13 @@ steps:
     );
     assert_eq!(
         site.invalid(),
-        r#"error: invalid type: string "yes", expected `true` or `false`
+        r#"error: expected `true` or `false`, found the string "yes"
  --> workflows/update.yml:6:16
   |
 6 |   all_at_once: yes
   |                ^^^
+  |
+  = help: drover reads YAML 1.2, where `yes`, `no`, `on` and `off` are strings: write `true` or `false`
 
 error: 1 problem in 1 file
 "#
@@ -392,7 +394,7 @@ steps:
     );
     assert_eq!(
         site.invalid(),
-        r#"error: invalid type: string "three", expected an integer
+        r#"error: expected an integer, found the string "three"
  --> workflows/update.yml:2:10
   |
 2 | version: "three"
@@ -437,7 +439,7 @@ steps:
  --> workflows/update.yml:3:10
   |
 3 | targets: {}
-  |          ^
+  |          ^^
   |
   = help: add `nodes:` to `targets`
 
@@ -448,12 +450,10 @@ error: 1 problem in 1 file
 
 #[test]
 fn ssh_port_out_of_range() {
-    // NOTE (defect): serde's `u16` leaks into the message; every other integer type is
-    // translated ("a non-negative integer"), this one is not.
     let site = inventory(&INVENTORY.replace("  mgmt01: {}", "  mgmt01: {port: 70000}"));
     assert_eq!(
         site.invalid(),
-        r#"error: invalid value: integer `70000`, expected u16
+        r#"error: `70000` is out of range: expected a port number between 1 and 65535
  --> inventory.yml:4:18
   |
 4 |   mgmt01: {port: 70000}
@@ -518,15 +518,16 @@ error: 3 problems in 1 file
 
 #[test]
 fn file_truncated_inside_a_flow_sequence() {
-    // NOTE (defect): the file has 4 lines, but the error is placed at 5:1, past the end of
-    // the file, so there is no snippet and the location is rendered as a bare note. It
-    // should point at the `[` left open on line 4 (or at the end of line 4).
+    // The parser reports the line after the last one (5:1 of a 4-line file); the error is
+    // moved back to the end of the last line, so the snippet shows.
     let site = workflow("name: update\nversion: 1\ntargets:\n  nodes: [\"@compute\",");
     assert_eq!(
         site.invalid(),
         r#"error: invalid YAML: while parsing a node, did not find expected node content
- |
- = --> workflows/update.yml:5:1
+ --> workflows/update.yml:4:22
+  |
+4 |   nodes: ["@compute",
+  |                      ^
 
 error: 1 problem in 1 file
 "#
@@ -572,17 +573,38 @@ error: 1 problem in 1 file
 }
 
 #[test]
+fn tab_on_a_continuation_line_gets_the_tab_help() {
+    // The parser reports the line before the tab (it was still reading `run:`'s value);
+    // the help looks at the lines around the error.
+    let site = one_step("  - name: upgrade\n    run: apt-get -y upgrade\n\tchange: hot\n");
+    assert_eq!(
+        site.invalid(),
+        r#"error: invalid YAML: while scanning a plain scalar, found a tab
+ --> workflows/update.yml:8:10
+  |
+8 |     run: apt-get -y upgrade
+  |          ^
+  |
+  = help: YAML does not allow tabs for indentation; indent with spaces
+
+error: 1 problem in 1 file
+"#
+    );
+}
+
+#[test]
 fn unquoted_at_group_is_a_yaml_error() {
-    // NOTE: `@` cannot start a plain YAML scalar; the most common drover typo gets no help
-    // (a "quote it: \"@compute\"" hint would be worth adding).
+    // `@` cannot start a plain YAML scalar: the most common drover typo gets a hint.
     let site = workflow(&WORKFLOW.replace(r#"["@compute"]"#, "[@compute]"));
     assert_eq!(
         site.invalid(),
-        r#"error: invalid YAML: unexpected character: `@'
+        r#"error: invalid YAML: a plain value cannot start with `@`
  --> workflows/update.yml:4:11
   |
 4 |   nodes: [@compute]
-  |           ^
+  |           ^^^^^^^^
+  |
+  = help: quote values that start with @: "@compute"
 
 error: 1 problem in 1 file
 "#
@@ -591,15 +613,98 @@ error: 1 problem in 1 file
 
 #[test]
 fn empty_workflow_file() {
-    // NOTE (defect): the message names a Rust type (`struct RawWorkflow`) instead of
-    // saying the file is empty and which keys a workflow needs, and the location is
-    // rendered without a snippet.
     let site = workflow("");
     assert_eq!(
         site.invalid(),
-        r#"error: invalid type: null, expected struct RawWorkflow
- |
- = --> workflows/update.yml:1:1
+        r#"error: the file is empty: expected a workflow with at least `name`, `version`, `targets` and `steps`
+ --> workflows/update.yml
+
+error: 1 problem in 1 file
+"#
+    );
+}
+
+#[test]
+fn empty_documents_and_files_of_each_kind() {
+    // A file with only `---` is pointed at after its last character, not past its end.
+    assert_eq!(
+        workflow("---\n").invalid(),
+        r#"error: the file is empty: expected a workflow with at least `name`, `version`, `targets` and `steps`
+ --> workflows/update.yml:1:4
+  |
+1 | ---
+  |    ^
+
+error: 1 problem in 1 file
+"#
+    );
+    // The required keys come from each format's schema.
+    assert_eq!(
+        inventory("# no nodes yet\n").invalid(),
+        r#"error: the file is empty: expected an inventory with at least `nodes`
+ --> inventory.yml:1:1
+  |
+1 | # no nodes yet
+  | ^
+
+error: 1 problem in 1 file
+"#
+    );
+    assert_eq!(
+        Site::new().write("drover.yml", "").invalid(),
+        r#"error: the file is empty: expected a site config with keys such as `inventory`, `workflows` and `state_dir`
+ --> drover.yml
+
+error: 1 problem in 1 file
+"#
+    );
+}
+
+#[test]
+fn type_errors_say_what_was_expected_in_yaml_terms() {
+    assert_eq!(
+        workflow(&WORKFLOW.replace("change: hot", "change: true")).invalid(),
+        r#"error: expected `hot` or `drain`, found `true`
+ --> workflows/update.yml:9:13
+  |
+9 |     change: true
+  |             ^^^^
+
+error: 1 problem in 1 file
+"#
+    );
+    // A list where a mapping belongs is not decoded item by item into its keys.
+    assert_eq!(
+        workflow(&WORKFLOW.replace("targets:\n  nodes: [\"@compute\"]", "targets: [\"@compute\"]")).invalid(),
+        r#"error: expected a mapping (key: value pairs), found a list
+ --> workflows/update.yml:3:10
+  |
+3 | targets: ["@compute"]
+  |          ^^^^^^^^^^^^
+  |
+  = help: `targets` takes the keys `nodes` and `exclude`
+
+error: 1 problem in 1 file
+"#
+    );
+    assert_eq!(
+        workflow(&WORKFLOW.replace("name: upgrade", "name:")).invalid(),
+        r#"error: expected a string, found no value
+ --> workflows/update.yml:7:9
+  |
+7 |   - name:
+  |         ^
+
+error: 1 problem in 1 file
+"#
+    );
+    assert_eq!(
+        workflow("\"update\"\n").invalid(),
+        r#"error: expected a mapping (key: value pairs) at the top level, found the string "update"
+ --> workflows/update.yml:1:1
+  |
+1 | "update"
+  | ^^^^^^^^
 
 error: 1 problem in 1 file
 "#
@@ -608,12 +713,10 @@ error: 1 problem in 1 file
 
 #[test]
 fn workflow_file_that_is_a_list() {
-    // NOTE (defect): serde's "invalid length 1, expected struct RawWorkflow with 11
-    // elements" means nothing to a user; "expected a mapping, found a list" would.
     let site = workflow("- a\n");
     assert_eq!(
         site.invalid(),
-        r#"error: invalid length 1, expected struct RawWorkflow with 11 elements
+        r#"error: expected a mapping (key: value pairs) at the top level, found a list
  --> workflows/update.yml:1:1
   |
 1 | - a
@@ -656,8 +759,7 @@ fn file_that_is_not_utf8() {
     assert_eq!(
         site.invalid(),
         r#"error: file is not valid UTF-8 (at byte 0)
- |
- = --> workflows/update.yml
+ --> workflows/update.yml
 
 error: 1 problem in 1 file
 "#
@@ -705,17 +807,14 @@ error: 1 problem in 1 file
 
 #[test]
 fn file_over_8_mib_is_refused_before_it_is_read() {
-    // NOTE (defect): the help suggests listing several inventory files under
-    // `inventory:`, but `inventory:` takes a single file name.
     let mut text = String::from("nodes:\n");
     text.push_str(&"#".repeat(8 * 1024 * 1024));
     let site = inventory(&text);
     assert_eq!(
         site.invalid(),
-        r#"error: file is too large: 8388615 bytes, drover reads at most 8388608 bytes (8 MiB)
- |
- = --> inventory.yml
- = help: split the inventory into several files listed under `inventory:` in drover.yml
+        r#"error: file is too large: 8388615 bytes
+ --> inventory.yml
+  = help: drover reads files up to 8 MiB (8388608 bytes)
 
 error: 1 problem in 1 file
 "#
@@ -746,33 +845,35 @@ error: 1 problem in 1 file
 
 #[test]
 fn unknown_group_without_a_close_match_lists_the_known_ones() {
-    // NOTE (defect): the named lists come from a HashMap, so the order of the "known
-    // groups" help changes from run to run (and `@whitelist` is offered though the
-    // inventory has none). The help line is compared as a set here.
+    // Groups in file order, then the named lists the inventory defines (it has no
+    // whitelist): the same on every run.
     let site = workflow(&WORKFLOW.replace("@compute", "@zzz"));
-    let stderr = site.invalid();
-    let (before, rest) = stderr
-        .split_once("  = help: known groups: ")
-        .expect("a known-groups help");
-    let (list, after) = rest.split_once('\n').expect("a line");
-    let mut known: Vec<&str> = list.split(", ").collect();
-    known.sort_unstable();
-    assert_eq!(known, ["@blacklist", "@canary", "@compute", "@whitelist"]);
-    assert_eq!(
-        before,
-        r#"error: unknown group `@zzz`
+    let expected = r#"error: unknown group `@zzz`
  --> workflows/update.yml:4:11
   |
 4 |   nodes: ["@zzz"]
   |           ^^^^^^
   |
-"#
-    );
-    assert_eq!(
-        after,
-        r#"
+  = help: known groups: @compute, @canary, @blacklist
+
 error: 1 problem in 1 file
-"#
+"#;
+    for _ in 0..3 {
+        assert_eq!(site.invalid(), expected);
+    }
+    let site = workflow(&WORKFLOW.replace("@compute", "@zzz")).write(
+        "inventory.yml",
+        &INVENTORY
+            .replace("\ngroups:\n", "\ngroups:\n  gpu: [n01]\n")
+            .replace(
+                "blacklist: [mgmt01]\n",
+                "blacklist: []\nwhitelist: [\"@compute\"]\n",
+            ),
+    );
+    let stderr = site.invalid();
+    assert!(
+        stderr.contains("  = help: known groups: @gpu, @compute, @canary, @whitelist\n"),
+        "{stderr}"
     );
 }
 
@@ -942,8 +1043,7 @@ error: 6 problems in 1 file
 
 #[test]
 fn node_defined_twice() {
-    // NOTE (defect): an entry overlapping another gets one error per overlapping node
-    // (three identical carets for `n[06-08]`); with `n[001-999]` it would be 999.
+    // One error per entry, naming its nodes as a host list.
     let site = inventory(
         r#"nodes:
   n[01-10]: {}
@@ -967,29 +1067,13 @@ blacklist: [mgmt01]
   |
   = help: it is defined also by `n[01-10]`; a node is defined once
 
-error: node `n06` is defined twice
+error: nodes `n[06-08]` are defined twice
  --> inventory.yml:4:3
   |
 4 |   n[06-08]: {}
   |   ^^^^^^^^
   |
-  = help: it is defined also by `n[01-10]`; a node is defined once
-
-error: node `n07` is defined twice
- --> inventory.yml:4:3
-  |
-4 |   n[06-08]: {}
-  |   ^^^^^^^^
-  |
-  = help: it is defined also by `n[01-10]`; a node is defined once
-
-error: node `n08` is defined twice
- --> inventory.yml:4:3
-  |
-4 |   n[06-08]: {}
-  |   ^^^^^^^^
-  |
-  = help: it is defined also by `n[01-10]`; a node is defined once
+  = help: they are defined also by `n[01-10]`; a node is defined once
 
 error: node `n3` is defined twice
  --> inventory.yml:5:3
@@ -999,7 +1083,35 @@ error: node `n3` is defined twice
   |
   = help: it is defined more than once in the same host list; a node is defined once
 
-error: 5 problems in 1 file
+error: 3 problems in 1 file
+"#
+    );
+}
+
+#[test]
+fn a_host_list_of_bad_names_is_one_error() {
+    // 100,000 invalid names, and 999 nodes defined twice: one error per entry each.
+    let site = inventory(&INVENTORY.replace(
+        "  mgmt01: {}\n",
+        "  mgmt01: {}\n  \"x[1-100000];\": {}\n  m[001-999]: {}\n  m[001-999,1000]: {}\n",
+    ));
+    assert_eq!(
+        site.invalid(),
+        r#"error: 100000 invalid node names in `x[1-100000];` (the first is `x1;`): use letters, digits, `-`, `_` and `.`, starting with a letter or digit
+ --> inventory.yml:5:3
+  |
+5 |   "x[1-100000];": {}
+  |   ^^^^^^^^^^^^^^
+
+error: nodes `m[001-999]` are defined twice
+ --> inventory.yml:7:3
+  |
+7 |   m[001-999,1000]: {}
+  |   ^^^^^^^^^^^^^^^
+  |
+  = help: they are defined also by `m[001-999]`; a node is defined once
+
+error: 2 problems in 1 file
 "#
     );
 }
@@ -1054,7 +1166,7 @@ error: 3 problems in 1 file
 
 #[test]
 fn node_in_two_ha_groups() {
-    // NOTE: the caret is on the `[` of the members list, not on `login2`.
+    // The whole members list is underlined, not just its `[`.
     let site = inventory(
         r#"nodes:
   n[01-10]: {}
@@ -1077,7 +1189,7 @@ ha_groups:
   --> inventory.yml:13:14
    |
 13 |     members: [login2, login3]
-   |              ^
+   |              ^^^^^^^^^^^^^^^^
    |
    = help: a node is in at most one HA group
 
@@ -1116,7 +1228,7 @@ blacklist: [mgmt01]
  --> inventory.yml:7:41
   |
 7 |     ha_group: {name: database, members: [db1, db2, db3]}
-  |                                         ^
+  |                                         ^^^^^^^^^^^^^^^
   |
   = help: every member of an HA group must list the same members
 
@@ -1124,7 +1236,7 @@ error: HA group `queue` lists `q2`, which does not declare it
   --> inventory.yml:10:38
    |
 10 |     ha_group: {name: queue, members: [q1, q2]}
-   |                                      ^
+   |                                      ^^^^^^^^
    |
    = help: every member of an HA group must declare the group with the same members
 
@@ -1132,7 +1244,7 @@ error: node `r1` declares HA group `redis` but is not in its members
   --> inventory.yml:13:38
    |
 13 |     ha_group: {name: redis, members: [r2, r3]}
-   |                                      ^
+   |                                      ^^^^^^^^
 
 error: 3 problems in 1 file
 "#
@@ -1356,18 +1468,17 @@ error: 1 problem in 1 file
 
 #[test]
 fn template_error_in_a_block_scalar() {
-    // NOTE (defect): the error is on the 4th line of the block (YAML line 12) but the
-    // caret is on the block's first line; the template line is only given in the text.
+    // The error is on the 4th line of the block: the caret is on that line of the file.
     let site = one_step(
         "  - name: multiline\n    run: |\n      echo ok\n      echo ok2\n      {% if node.name %}\n      echo {{ node.name }\n      {% endif %}\n    change: hot\n",
     );
     assert_eq!(
         site.invalid(),
-        r#"error: invalid template: unexpected `}`, expected end of variable block (line 4 of the template)
- --> workflows/update.yml:9:7
-  |
-9 |       echo ok
-  |       ^^^^^^^
+        r#"error: invalid template: unexpected `}`, expected end of variable block
+  --> workflows/update.yml:12:7
+   |
+12 |       echo {{ node.name }
+   |       ^^^^^^^^^^^^^^^^^^^
 
 error: 1 problem in 1 file
 "#
@@ -1397,6 +1508,134 @@ error: invalid template in `t/bad.j2`: unexpected `}`, expected end of variable 
    |                     ^^^^^^^^
 
 error: 2 problems in 1 file
+"#
+    );
+}
+
+/// The lists of minijinja's built-in filters and tests in help lines, cut after their
+/// first three names: the rest is minijinja's to change.
+fn short_lists(stderr: &str) -> String {
+    stderr
+        .lines()
+        .map(
+            |l| match l.find("the built-in ").or_else(|| l.find("available tests: ")) {
+                Some(i) if l.contains("= help: available ") => {
+                    let (head, list) = l.split_at(i);
+                    let names: Vec<&str> = list.splitn(4, ", ").take(3).collect();
+                    format!("{head}{}, ...\n", names.join(", "))
+                }
+                _ => format!("{l}\n"),
+            },
+        )
+        .collect()
+}
+
+#[test]
+fn unknown_template_filter_and_test() {
+    // minijinja only looks filters and tests up when a render reaches them; validation
+    // finds them anyway, with a suggestion or the list of what exists.
+    let site = one_step(
+        "  - name: f\n    run: \"echo {{ node.name | nosuchfilter }}\"\n    check: \"{{ vars.x is nosuchtest }}\"\n    change: hot\n  - name: g\n    run: echo {{ node.name | uper }}\n    when: node.vars.gpu is defind\n    change: hot\n",
+    );
+    assert_eq!(
+        short_lists(&site.invalid()),
+        r#"error: invalid template: unknown filter `nosuchfilter` in template
+ --> workflows/update.yml:8:10
+  |
+8 |     run: "echo {{ node.name | nosuchfilter }}"
+  |          ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  |
+  = help: available filters: drover's `raw` and `quote`, and the built-in abs, attr, batch, ...
+
+error: invalid template: unknown test `nosuchtest` in template
+ --> workflows/update.yml:9:12
+  |
+9 |     check: "{{ vars.x is nosuchtest }}"
+  |            ^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  |
+  = help: available tests: boolean, defined, divisibleby, ...
+
+error: invalid template: unknown filter `uper` in template
+  --> workflows/update.yml:12:10
+   |
+12 |     run: echo {{ node.name | uper }}
+   |          ^^^^^^^^^^^^^^^^^^^^^^^^^^^
+   |
+   = help: did you mean `upper`?
+
+error: invalid template: unknown test `defind` in template
+  --> workflows/update.yml:13:11
+   |
+13 |     when: node.vars.gpu is defind
+   |           ^^^^^^^^^^^^^^^^^^^^^^^
+   |
+   = help: did you mean `defined`?
+
+error: 4 problems in 1 file
+"#
+    );
+}
+
+#[test]
+fn template_error_lines_in_block_scalars() {
+    // Unknown names point at their line too; leading blank lines of the block count, and
+    // a folded block (`>`), whose lines are joined, keeps the line in the message.
+    let site = one_step(
+        "  - name: a\n    run: |\n\n      echo ok\n      echo {{ nod }}\n    check: >\n      test\n\n      {{ node.name | nope }}\n    change: hot\n",
+    );
+    assert_eq!(
+        short_lists(&site.invalid()),
+        r#"error: invalid template: unknown variable `nod` in template; available: node, vars, workflow
+  --> workflows/update.yml:11:7
+   |
+11 |       echo {{ nod }}
+   |       ^^^^^^^^^^^^^^
+
+error: invalid template: unknown filter `nope` in template (line 2 of the template)
+  --> workflows/update.yml:13:7
+   |
+13 |       test
+   |       ^^^^
+   |
+   = help: available filters: drover's `raw` and `quote`, and the built-in abs, attr, batch, ...
+
+error: 2 problems in 1 file
+"#
+    );
+}
+
+#[test]
+fn template_files_are_checked_for_names_and_filters() {
+    let site = one_step(
+        "  - name: t1\n    template: {src: t/a.j2, dest: /etc/a}\n    change: hot\n  - name: t2\n    template: {src: t/b.j2, dest: /etc/b}\n    change: hot\n  - name: t3\n    copy: {src: t, dest: /etc/c}\n    change: hot\n",
+    )
+    .write("workflows/t/a.j2", "# managed by drover\nhost={{ nod.name }}\n")
+    .write("workflows/t/b.j2", "host={{ node.name }}\nrack={{ node.vars.rack | uper }}\n");
+    assert_eq!(
+        site.invalid(),
+        r#"error: invalid template in `t/a.j2`: unknown variable `nod` in template; available: node, vars, workflow (line 2 of `t/a.j2`)
+ --> workflows/update.yml:8:21
+  |
+8 |     template: {src: t/a.j2, dest: /etc/a}
+  |                     ^^^^^^
+
+error: invalid template in `t/b.j2`: unknown filter `uper` in template (line 2 of `t/b.j2`)
+  --> workflows/update.yml:11:21
+   |
+11 |     template: {src: t/b.j2, dest: /etc/b}
+   |                     ^^^^^^
+   |
+   = help: did you mean `upper`?
+
+error: `t` is a directory, not a file
+  --> workflows/update.yml:14:17
+   |
+14 |     copy: {src: t, dest: /etc/c}
+   |                 ^
+   |
+   = help: `src` names one file, relative to the workflow's directory, `./workflows`
+
+error: 3 problems in 1 file
 "#
     );
 }
@@ -1432,7 +1671,7 @@ fn empty_batch_list_and_batch_zero() {
  --> workflows/update.yml:7:10
   |
 7 |   batch: []
-  |          ^
+  |          ^^
   |
   = help: give at least one size, like `[1, "10%"]`
 
@@ -1521,15 +1760,74 @@ error: 1 problem in 1 file
 
 #[test]
 fn negative_bare_duration() {
-    // NOTE (defect): the message quotes `5`, not what was written (`-5`), and suggests
-    // `5s`, a value the user never wrote.
     assert_eq!(
         with_step_line("timeout: -5").invalid(),
-        r#"error: invalid duration `5`: a bare number has no unit; write `5s` or `5m`
+        r#"error: invalid duration `-5`: a duration cannot be negative
   --> workflows/update.yml:10:14
    |
 10 |     timeout: -5
    |              ^^
+
+error: 1 problem in 1 file
+"#
+    );
+}
+
+#[test]
+fn numbers_too_large() {
+    assert_eq!(
+        with_version("99999999999").invalid(),
+        r#"error: workflow version `99999999999` is too large: versions go up to 4294967295
+ --> workflows/update.yml:2:10
+  |
+2 | version: 99999999999
+  |          ^^^^^^^^^^^
+
+error: 1 problem in 1 file
+"#
+    );
+    assert_eq!(
+        with_step_line("timeout: 99999999999999999999s").invalid(),
+        r#"error: duration `99999999999999999999s` is too large
+  --> workflows/update.yml:10:14
+   |
+10 |     timeout: 99999999999999999999s
+   |              ^^^^^^^^^^^^^^^^^^^^^
+
+error: 1 problem in 1 file
+"#
+    );
+    assert_eq!(
+        with_step_line("retries: 99999999999999999999").invalid(),
+        r#"error: `99999999999999999999` is out of range: expected a whole number between 0 and 4294967295
+  --> workflows/update.yml:10:14
+   |
+10 |     retries: 99999999999999999999
+   |              ^^^^^^^^^^^^^^^^^^^^
+
+error: 1 problem in 1 file
+"#
+    );
+    let site = Site::new().write("drover.yml", &format!("{SITE}ssh: {{forks: 5000000000}}\n"));
+    assert_eq!(
+        site.invalid(),
+        r#"error: `5000000000` is out of range: expected a whole number between 0 and 4294967295
+  --> drover.yml:13:14
+   |
+13 | ssh: {forks: 5000000000}
+   |              ^^^^^^^^^^
+
+error: 1 problem in 1 file
+"#
+    );
+    let site = inventory(&INVENTORY.replace("  mgmt01: {}", "  mgmt01: {port: 0}"));
+    assert_eq!(
+        site.invalid(),
+        r#"error: `0` is not a port: expected a port number between 1 and 65535
+ --> inventory.yml:4:18
+  |
+4 |   mgmt01: {port: 0}
+  |                  ^
 
 error: 1 problem in 1 file
 "#
@@ -1547,7 +1845,7 @@ fn copy_with_mode(mode: &str) -> Site {
 fn file_mode_written_as_a_number() {
     assert_eq!(
         copy_with_mode("0644").invalid(),
-        r#"error: file mode `644` is a number: write it as a quoted octal string, like "0644" (YAML reads 0644 as the decimal 644)
+        r#"error: file mode written as a number: write file modes as quoted octal strings, like "0644" (YAML reads an unquoted 0644 as the decimal number 644)
   --> workflows/update.yml:11:13
    |
 11 |       mode: 0644
@@ -1571,15 +1869,30 @@ error: 1 problem in 1 file
 
 #[test]
 fn file_mode_written_as_a_yaml_octal_number() {
-    // NOTE (defect): YAML 1.2 reads `0o644` as 420; the message quotes `420` and suggests
-    // "0420" (r---w----), a different mode from the one the user meant ("0644").
+    // YAML 1.2 reads `0o644` as 420: the message neither quotes that number nor derives
+    // a mode from it.
     assert_eq!(
         copy_with_mode("0o644").invalid(),
-        r#"error: file mode `420` is a number: write it as a quoted octal string, like "0420" (YAML reads 0644 as the decimal 644)
+        r#"error: file mode written as a number: write file modes as quoted octal strings, like "0644" (YAML reads an unquoted 0644 as the decimal number 644)
   --> workflows/update.yml:11:13
    |
 11 |       mode: 0o644
    |             ^^^^^
+
+error: 1 problem in 1 file
+"#
+    );
+}
+
+#[test]
+fn negative_file_mode() {
+    assert_eq!(
+        copy_with_mode("-644").invalid(),
+        r#"error: file mode written as a number: write file modes as quoted octal strings, like "0644" (YAML reads an unquoted 0644 as the decimal number 644)
+  --> workflows/update.yml:11:13
+   |
+11 |       mode: -644
+   |             ^^^^
 
 error: 1 problem in 1 file
 "#
@@ -1702,7 +2015,7 @@ error: 1 problem in 1 file
   --> drover.yml:15:10
    |
 15 |   token: {env: A, file: /b}
-   |          ^
+   |          ^^^^^^^^^^^^^^^^^^
 
 error: 1 problem in 1 file
 "#
@@ -1740,6 +2053,13 @@ fn json_output_for_an_invalid_site() {
                 "column": 1,
                 "message": "unknown key `stratgy`",
                 "help": "did you mean `strategy`?"
+            },
+            {
+                "file": "workflows/update.yml",
+                "line": 6,
+                "column": 9,
+                "message": "unknown window `nite`",
+                "help": "windows defined in drover.yml: day"
             }
         ])
     );
@@ -1762,7 +2082,7 @@ fn json_output_for_a_missing_site_file() {
         v,
         serde_json::json!({
             "ok": false,
-            "errors": [{"file": "drover.yml", "message": "cannot read file: No such file or directory (os error 2)"}]
+            "errors": [{"file": "drover.yml", "message": "no drover.yml in the current directory: a site is a directory with a drover.yml"}]
         })
     );
 }
@@ -1804,11 +2124,11 @@ error: invalid node name `bad;name`: use letters, digits, `-`, `_` and `.`, star
 5 |   bad;name: {}
   |   ^^^^^^^^
 
-error: invalid type: sequence, expected a string
+error: expected a string, found a list
  --> workflows/other.yml:5:9
   |
 5 | window: [day]
-  |         ^
+  |         ^^^^^
 
 error: unknown key `descripton`
  --> workflows/update.yml:3:1
@@ -1824,11 +2144,9 @@ error: 4 problems in 4 files
 }
 
 #[test]
-fn an_inventory_typo_hides_every_workflow_problem() {
-    // NOTE (defect): one unknown key in the inventory sets the whole inventory aside, and
-    // with it every semantic check of every workflow, even those that do not need the
-    // inventory (the unknown window, the unknown template variable). The user fixes the
-    // typo and only then meets the next batch of errors.
+fn an_inventory_typo_does_not_hide_workflow_problems() {
+    // An invalid inventory sets aside only what needs it (resolving targets); the
+    // unknown window and the unknown template variable are still reported.
     let site = workflow(
         &WORKFLOW
             .replace("window: day", "window: nite")
@@ -1848,7 +2166,21 @@ fn an_inventory_typo_hides_every_workflow_problem() {
   |
   = help: did you mean `host`?
 
-error: 1 problem in 1 file
+error: unknown window `nite`
+ --> workflows/update.yml:5:9
+  |
+5 | window: nite
+  |         ^^^^
+  |
+  = help: windows defined in drover.yml: day
+
+error: invalid template: unknown variable `nod` in template; available: node, vars, workflow
+ --> workflows/update.yml:8:10
+  |
+8 |     run: echo {{ nod }}
+  |          ^^^^^^^^^^^^^^
+
+error: 3 problems in 2 files
 "#
     );
 }
@@ -1857,15 +2189,83 @@ error: 1 problem in 1 file
 fn missing_drover_yml() {
     let site = Site::new();
     std::fs::remove_file(site.path().join("drover.yml")).expect("rm drover.yml");
-    // NOTE: a problem without a line renders as a bare `|` and a `= -->` note rather than
-    // rustc's ` --> drover.yml`, and there is no hint that this is not a site directory.
     assert_eq!(
         site.invalid(),
-        r#"error: cannot read file: No such file or directory (os error 2)
- |
- = --> drover.yml
+        r#"error: no drover.yml in the current directory: a site is a directory with a drover.yml
+ --> drover.yml
 
 error: 1 problem in 1 file
+"#
+    );
+}
+
+#[test]
+fn a_directory_without_drover_yml() {
+    let site = Site::new().write("somedir/notes.txt", "x\n");
+    let out = site.run(&["validate", "somedir"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        r#"error: no drover.yml in `somedir`: a site is a directory with a drover.yml
+ --> somedir/drover.yml
+
+error: 1 problem in 1 file
+"#
+    );
+}
+
+#[test]
+fn problems_in_drover_yml_are_in_file_order() {
+    // A duplicate key (found while loading) after a bad value (found when checking):
+    // shown in the order of the file, not the order they were found in.
+    let site = Site::new().write(
+        "drover.yml",
+        &format!("ssh: {{forks: 0}}\n{SITE}inventory: other.yml\n"),
+    );
+    assert_eq!(
+        site.invalid(),
+        r#"error: `forks: 0` would never start a node
+ --> drover.yml:1:14
+  |
+1 | ssh: {forks: 0}
+  |              ^
+
+error: duplicate key `inventory`
+  --> drover.yml:14:1
+   |
+14 | inventory: other.yml
+   | ^^^^^^^^^
+   |
+   = help: `inventory` is already set at line 2; a key may appear once per mapping
+
+error: 2 problems in 1 file
+"#
+    );
+}
+
+#[test]
+fn without_a_valid_inventory_host_list_syntax_is_still_checked() {
+    let site = workflow(&WORKFLOW.replace(r#"["@compute"]"#, r#"["@compute", "n[1-"]"#)).write(
+        "inventory.yml",
+        &INVENTORY.replace("  mgmt01: {}", "  mgmt01: {hots: x}"),
+    );
+    assert_eq!(
+        site.invalid(),
+        r#"error: unknown key `hots` in `nodes.mgmt01`
+ --> inventory.yml:4:12
+  |
+4 |   mgmt01: {hots: x}
+  |            ^^^^
+  |
+  = help: did you mean `host`?
+
+error: unclosed `[` in host list `n[1-`: expected a `]` to end the range list
+ --> workflows/update.yml:4:23
+  |
+4 |   nodes: ["@compute", "n[1-"]
+  |                       ^^^^^^
+
+error: 2 problems in 2 files
 "#
     );
 }
@@ -1877,9 +2277,9 @@ fn nonexistent_path_and_missing_referenced_files() {
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert_eq!(
         out.stderr,
-        r#"error: cannot read file: No such file or directory (os error 2)
- |
- = --> no/such/dir
+        r#"error: `no/such/dir` does not exist
+ --> no/such/dir
+  = help: give a site directory (a directory with a drover.yml) or its drover.yml
 
 error: 1 problem in 1 file
 "#
@@ -1888,13 +2288,13 @@ error: 1 problem in 1 file
     let site = Site::new().write("drover.yml", "inventory: inv.yml\nworkflows: wf\n");
     assert_eq!(
         site.invalid(),
-        r#"error: cannot read file: No such file or directory (os error 2)
- |
- = --> inv.yml
+        r#"error: inventory file not found
+ --> inv.yml
+  = help: `inventory:` in drover.yml names it (default `inventory.yml`), relative to the site directory
 
-error: cannot read workflow directory: No such file or directory (os error 2)
- |
- = --> wf
+error: workflow directory not found
+ --> wf
+  = help: `workflows:` in drover.yml names it (default `workflows`), relative to the site directory
 
 error: 2 problems in 2 files
 "#
