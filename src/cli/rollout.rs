@@ -343,20 +343,21 @@ async fn flow<K: Connector>(
         }
     }
     let needing: HashSet<NodeId> = steps.keys().copied().collect();
-    let input = PlanInput {
-        limit: p.input.limit.clone(),
-        needing: Some(needing),
-        failed_check,
-    };
-    let plan = match Plan::build(inv, wf, &input) {
-        Ok(pl) => pl,
-        Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::INVALID_CONFIG)),
-    };
     let unselected: Vec<NodeId> = results
         .iter()
         .filter(|(id, r)| !r.needed.is_empty() && !steps.contains_key(id))
         .map(|(id, _)| *id)
         .collect();
+    let input = PlanInput {
+        limit: p.input.limit.clone(),
+        needing: Some(needing),
+        failed_check,
+        other_steps: unselected.iter().copied().collect(),
+    };
+    let plan = match Plan::build(inv, wf, &input) {
+        Ok(pl) => pl,
+        Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::INVALID_CONFIG)),
+    };
     if !t.json {
         let _ = write!(out, "{}", render_check(inv, &results));
         if !unselected.is_empty() {
@@ -441,7 +442,7 @@ async fn flow<K: Connector>(
     let _ = reporter.await;
     conns.close_all().await;
 
-    let skipped = Skipped::new(&plan, &unselected);
+    let skipped = Skipped::new(&plan);
     summary(inv, &skipped, &result, &run_id, log_dir.as_deref(), t.json, out)
 }
 
@@ -457,7 +458,7 @@ struct Skipped {
 }
 
 impl Skipped {
-    fn new(plan: &Plan, unselected: &[NodeId]) -> Skipped {
+    fn new(plan: &Plan) -> Skipped {
         let of = |why: Exclusion| -> Vec<NodeId> {
             plan.excluded
                 .iter()
@@ -465,15 +466,9 @@ impl Skipped {
                 .map(|(i, _)| *i)
                 .collect()
         };
-        let mut other_steps = unselected.to_vec();
-        other_steps.sort();
         Skipped {
-            // The plan calls every node without selected steps up to date.
-            up_to_date: of(Exclusion::UpToDate)
-                .into_iter()
-                .filter(|i| !unselected.contains(i))
-                .collect(),
-            other_steps,
+            up_to_date: of(Exclusion::UpToDate),
+            other_steps: of(Exclusion::NeedsOtherSteps),
             check_failed: of(Exclusion::CheckFailed),
         }
     }

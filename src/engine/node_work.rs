@@ -263,7 +263,7 @@ impl NodeJob<'_> {
             let _ = write!(apply, " && chown {o} \"$t\"");
         }
         let cmd = format!(
-            "f={dest}; if {same}; then echo unchanged; else t=$(mktemp \"$f.drover.XXXXXX\") && cat > \"$t\"{apply} && mv -f \"$t\" \"$f\" && echo changed || {{ rm -f \"$t\"; exit 1; }}; fi"
+            "f={dest}; case \"$f\" in /*) ;; *) echo \"destination $f is not an absolute path\" >&2; exit 2;; esac; if {same}; then echo unchanged; else t=$(mktemp \"$f.drover.XXXXXX\") && cat > \"$t\"{apply} && mv -f \"$t\" \"$f\" && echo changed || {{ rm -f \"$t\"; exit 1; }}; fi"
         );
         let out = conn.exec(&cmd, Some(content), step.timeout).await;
         self.log_exec(&format!("file step `{}`", step.name), &cmd, &out);

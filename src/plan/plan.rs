@@ -26,6 +26,8 @@ pub enum Exclusion {
     UpToDate,
     /// Its checks failed or it could not be reached; see the check report.
     CheckFailed,
+    /// It needs only steps that `--tags` did not select (drain steps, by default).
+    NeedsOtherSteps,
 }
 
 impl Exclusion {
@@ -37,6 +39,7 @@ impl Exclusion {
             Exclusion::NotInLimit => "outside --limit",
             Exclusion::UpToDate => "already up to date",
             Exclusion::CheckFailed => "check failed",
+            Exclusion::NeedsOtherSteps => "needs only steps outside --tags",
         }
     }
 }
@@ -81,6 +84,8 @@ pub struct PlanInput {
     /// After a check: nodes that need work. Others become `UpToDate`/`CheckFailed`.
     pub needing: Option<HashSet<NodeId>>,
     pub failed_check: HashSet<NodeId>,
+    /// After a check: nodes that need only steps `--tags` left out.
+    pub other_steps: HashSet<NodeId>,
 }
 
 impl Plan {
@@ -116,6 +121,8 @@ impl Plan {
                 Some(Exclusion::NotInLimit)
             } else if input.failed_check.contains(&id) {
                 Some(Exclusion::CheckFailed)
+            } else if input.other_steps.contains(&id) {
+                Some(Exclusion::NeedsOtherSteps)
             } else if input.needing.as_ref().is_some_and(|n| !n.contains(&id)) {
                 Some(Exclusion::UpToDate)
             } else {
@@ -281,5 +288,136 @@ impl Plan {
             }
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::RawInventory;
+    use crate::template::TemplateEngine;
+    use crate::workflow::{RawWorkflow, WorkflowContext};
+    use crate::yaml::Document;
+
+    const INVENTORY: &str = "
+nodes:
+  n[01-20]: {}
+  mgmt1: {}
+groups:
+  all: [\"n[01-20]\", mgmt1]
+canary: [n02, n01]
+blacklist: [mgmt1]
+";
+
+    fn setup(workflow: &str) -> (Inventory, Workflow) {
+        let (doc, _) = Document::parse("inventory.yml", INVENTORY.into()).unwrap();
+        let (raw, _): (RawInventory, _) = doc.decode().unwrap();
+        let inv = Inventory::from_raw(&raw).unwrap();
+        let (doc, _) = Document::parse("w.yml", workflow.into()).unwrap();
+        let (raw, _): (RawWorkflow, _) = doc.decode().unwrap();
+        let templates = TemplateEngine::new();
+        let cx = WorkflowContext {
+            inventory: Some(&inv),
+            windows: vec![],
+            templates: &templates,
+            dir: std::path::Path::new("."),
+            tree: &doc.root,
+        };
+        let wf = Workflow::from_raw(&raw, "w.yml", &cx).unwrap();
+        (inv, wf)
+    }
+
+    fn wf(extra: &str) -> String {
+        format!(
+            "name: w\nversion: 1\ntargets: {{ nodes: [\"@all\"], exclude: [n20] }}\n{extra}\nsteps:\n  - name: s\n    run: \"true\"\n    change: hot\n"
+        )
+    }
+
+    fn names(inv: &Inventory, ids: &[NodeId]) -> String {
+        inv.names(ids)
+    }
+
+    #[test]
+    fn exclusions_canary_and_batches() {
+        let (inv, w) = setup(&wf(
+            "strategy: { batch: [1, \"10%\", \"50%\"], failure_budget: { per_batch: \"50%\", per_run: \"10%\" } }",
+        ));
+        let limit: HashSet<NodeId> = inv.ids().filter(|i| inv.node(*i).name != "n19").collect();
+        let p = Plan::build(
+            &inv,
+            &w,
+            &PlanInput {
+                limit: Some(limit),
+                ..PlanInput::default()
+            },
+        )
+        .unwrap();
+        let why = |r: Exclusion| -> Vec<NodeId> {
+            p.excluded
+                .iter()
+                .filter(|(_, x)| *x == r)
+                .map(|(i, _)| *i)
+                .collect()
+        };
+        assert_eq!(names(&inv, &why(Exclusion::Blacklisted)), "mgmt1");
+        assert_eq!(names(&inv, &why(Exclusion::Excluded)), "n20");
+        assert_eq!(names(&inv, &why(Exclusion::NotInLimit)), "n19");
+        // The inventory's canary list among the targets, in inventory order.
+        assert_eq!(names(&inv, &p.canary), "n[01-02]");
+        // Bulk n03..n18 = 16 nodes: 1, then ceil(10% of 16) = 2, then ceil(50%) = 8, then the rest.
+        let sizes: Vec<usize> = p.batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![1, 2, 8, 5]);
+        assert_eq!(names(&inv, &p.batches[0]), "n03");
+        // Budgets round down: 50% of a batch of 1 tolerates none; 10% of 18 nodes is 1.
+        assert_eq!(
+            p.budgets.failures_per_batch,
+            vec![Some(0), Some(1), Some(4), Some(2)]
+        );
+        assert_eq!(p.budgets.failures_per_run, 1);
+        // Canary first, then the batches, every node once.
+        assert_eq!(p.nodes.len(), 18);
+        assert_eq!(p.nodes[..2], p.canary[..]);
+    }
+
+    #[test]
+    fn after_a_check_nodes_are_planned_by_what_they_need() {
+        let (inv, w) = setup(&wf(""));
+        let id = |n: &str| inv.find(n).unwrap();
+        let needing: HashSet<NodeId> = ["n01", "n05", "n06"].iter().map(|n| id(n)).collect();
+        let input = PlanInput {
+            needing: Some(needing),
+            failed_check: [id("n07")].into_iter().collect(),
+            other_steps: [id("n08")].into_iter().collect(),
+            ..PlanInput::default()
+        };
+        let p = Plan::build(&inv, &w, &input).unwrap();
+        assert_eq!(names(&inv, &p.nodes), "n[01,05-06]");
+        assert_eq!(
+            names(&inv, &p.canary),
+            "n01",
+            "n02 needs nothing: it is not a canary"
+        );
+        let of = |r: Exclusion| p.excluded.iter().filter(|(_, x)| *x == r).count();
+        assert_eq!(of(Exclusion::CheckFailed), 1);
+        assert_eq!(of(Exclusion::NeedsOtherSteps), 1);
+        assert_eq!(of(Exclusion::UpToDate), 14);
+        assert!(
+            p.render(&inv, None)
+                .contains("skipped (needs only steps outside --tags): 1 n08")
+        );
+    }
+
+    #[test]
+    fn canary_by_size_and_all_at_once() {
+        let (inv, w) = setup(&wf("canary: { size: \"10%\", soak: 5m }"));
+        let p = Plan::build(&inv, &w, &PlanInput::default()).unwrap();
+        assert_eq!(names(&inv, &p.canary), "n[01-02]", "ceil(10% of 19)");
+        assert_eq!(p.soak, Duration::from_secs(300));
+        let (inv, w) = setup(&wf("strategy: { all_at_once: true }"));
+        let p = Plan::build(&inv, &w, &PlanInput::default()).unwrap();
+        assert!(p.canary.is_empty());
+        assert_eq!(p.batches.len(), 1);
+        assert_eq!(p.batches[0].len(), 19);
+        assert_eq!(p.soak, Duration::ZERO);
     }
 }
