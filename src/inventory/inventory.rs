@@ -549,22 +549,7 @@ fn ha_groups(raw: &RawInventory, inv: &mut Inventory, pending: &[(NodeId, Path)]
                 ),
             ));
         }
-        for id in &ids {
-            if let Some(other) = member_of.get(id) {
-                p.push(
-                    Problem::value(
-                        path.key("members"),
-                        format!(
-                            "node `{}` is in two HA groups: `{other}` and `{name}`",
-                            inv.nodes[id.0].name
-                        ),
-                    )
-                    .with_help("a node is in at most one HA group"),
-                );
-            } else {
-                member_of.insert(*id, name.clone());
-            }
-        }
+        claim_members(&ids, name, &path.key("members"), &mut member_of, inv, p);
         inv.ha_groups.push(HaGroup {
             name: name.clone(),
             members: ids,
@@ -667,22 +652,7 @@ fn ha_groups(raw: &RawInventory, inv: &mut Inventory, pending: &[(NodeId, Path)]
             }
             continue;
         }
-        for id in first {
-            if let Some(other) = member_of.get(id) {
-                p.push(
-                    Problem::value(
-                        decls[0].1.key("name"),
-                        format!(
-                            "node `{}` is in two HA groups: `{other}` and `{name}`",
-                            inv.nodes[id.0].name
-                        ),
-                    )
-                    .with_help("a node is in at most one HA group"),
-                );
-            } else {
-                member_of.insert(*id, name.clone());
-            }
-        }
+        claim_members(first, &name, &decls[0].1.key("name"), &mut member_of, inv, p);
         inv.ha_groups.push(HaGroup {
             name: name.clone(),
             members: first.clone(),
@@ -693,6 +663,35 @@ fn ha_groups(raw: &RawInventory, inv: &mut Inventory, pending: &[(NodeId, Path)]
         for m in &g.members {
             if inv.nodes[m.0].ha_group.is_none() {
                 inv.nodes[m.0].ha_group = Some(gi);
+            }
+        }
+    }
+}
+
+/// Records `ids` as members of HA group `name`; a node already in another group is an
+/// error at `at`, since a node is in at most one HA group.
+fn claim_members(
+    ids: &[NodeId],
+    name: &str,
+    at: &Path,
+    member_of: &mut HashMap<NodeId, String>,
+    inv: &Inventory,
+    p: &mut Vec<Problem>,
+) {
+    for id in ids {
+        match member_of.get(id) {
+            Some(other) => p.push(
+                Problem::value(
+                    at.clone(),
+                    format!(
+                        "node `{}` is in two HA groups: `{other}` and `{name}`",
+                        inv.nodes[id.0].name
+                    ),
+                )
+                .with_help("a node is in at most one HA group"),
+            ),
+            None => {
+                member_of.insert(*id, name.to_string());
             }
         }
     }
