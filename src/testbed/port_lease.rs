@@ -1,6 +1,7 @@
 //! The port a testbed's sshds listen on, reserved while the testbed lives.
 
 use std::collections::BTreeSet;
+use std::fs::File;
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::{Mutex, PoisonError};
 
@@ -18,13 +19,17 @@ static LEASED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 
 /// `cargo test` runs tests on parallel threads, and each may start a testbed on the same
 /// loopback addresses; a fixed port would make the second one fail. So each testbed
-/// leases a port: ports of live testbeds in this process are skipped, and a port is only
-/// taken if it can be bound on every node address right now (which catches other
-/// processes and leftovers). Another process can still grab it before sshd binds it;
-/// `Testbed::start` notices sshd's "Address already in use" and leases again.
+/// leases a port: ports of live testbeds in this process are skipped, a port is locked
+/// across processes with an exclusive lock on `/tmp/drover-testbed-port-N.lock` (two
+/// test runs at once would otherwise pick the same port, and one run's readiness probe
+/// could be answered by the other's sshd), and a port is only taken if it can be bound on
+/// every node address right now (which catches other programs and leftovers). The OS
+/// drops the file lock when the process dies, so a crashed run blocks nothing.
 #[derive(Debug)]
 pub(crate) struct PortLease {
     port: u16,
+    /// Held for the lease's lifetime; closing the file releases the lock.
+    _lock: File,
 }
 
 impl PortLease {
@@ -34,9 +39,12 @@ impl PortLease {
             if leased.contains(&port) {
                 continue;
             }
+            let Some(lock) = lock_port(port) else {
+                continue;
+            };
             if addresses.iter().all(|a| TcpListener::bind((*a, port)).is_ok()) {
                 leased.insert(port);
-                return Ok(PortLease { port });
+                return Ok(PortLease { port, _lock: lock });
             }
         }
         Err(TestbedError::NoFreePort {
@@ -48,6 +56,19 @@ impl PortLease {
     pub(crate) fn port(&self) -> u16 {
         self.port
     }
+}
+
+/// The cross-process lock for `port`, if no other process holds it.
+fn lock_port(port: u16) -> Option<File> {
+    let path = std::env::temp_dir().join(format!("drover-testbed-port-{port}.lock"));
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .ok()?;
+    file.try_lock().ok()?;
+    Some(file)
 }
 
 impl Drop for PortLease {
@@ -62,6 +83,17 @@ impl Drop for PortLease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_locked_port_cannot_be_locked_again_until_released() {
+        // flock locks belong to an open file, so a second open in this process stands
+        // in for another process.
+        let port = LAST_PORT;
+        let first = lock_port(port).expect("first lock");
+        assert!(lock_port(port).is_none());
+        drop(first);
+        assert!(lock_port(port).is_some());
+    }
 
     #[test]
     fn live_leases_never_share_a_port() {
