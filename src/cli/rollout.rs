@@ -277,7 +277,7 @@ async fn flow<K: Connector>(
         connector,
         inventory: Arc::new(inv.clone()),
         workflow: Arc::new(wf.clone()),
-        templates: Arc::new(crate::template::TemplateEngine::new()),
+        templates: Arc::clone(&project.templates),
         extra_vars: p.extra,
         forks: project.site.ssh.forks as usize,
         log_dir: log_dir.clone(),
@@ -303,9 +303,7 @@ async fn flow<K: Connector>(
     let (results, mut conns) = match engine::check_all(&cx, &all.nodes, &irx).await {
         Ok(checked) => checked,
         Err(engine::Interrupted) => {
-            ctrl_c.abort();
-            drop(cx);
-            let _ = reporter.await;
+            wind_down(&ctrl_c, cx, reporter, None).await;
             let what = if opts.is_some() { "; nothing was run" } else { "" };
             let _ = writeln!(err, "interrupted while checking{what}");
             return exit_code::INTERRUPTED;
@@ -313,10 +311,7 @@ async fn flow<K: Connector>(
     };
 
     let Some(opts) = opts else {
-        ctrl_c.abort();
-        drop(cx);
-        let _ = reporter.await;
-        conns.close_all().await;
+        wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
         if t.json {
             let _ = writeln!(out, "{}", check_json(inv, &results));
         } else {
@@ -375,10 +370,7 @@ async fn flow<K: Connector>(
         );
     }
     if opts.dry_run {
-        ctrl_c.abort();
-        drop(cx);
-        let _ = reporter.await;
-        conns.close_all().await;
+        wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
         if t.json {
             let _ = writeln!(out, "{}", plan_json(inv, &plan));
         }
@@ -386,10 +378,7 @@ async fn flow<K: Connector>(
     }
     if !opts.yes && !plan.nodes.is_empty() {
         if !std::io::stdin().is_terminal() {
-            ctrl_c.abort();
-            drop(cx);
-            let _ = reporter.await;
-            conns.close_all().await;
+            wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
             return refuse(
                 err,
                 Refusal::usage("`run` changes nodes: pass --yes to confirm when not at a terminal"),
@@ -407,19 +396,13 @@ async fn flow<K: Connector>(
         let answer = tokio::select! {
             a = read => a.unwrap_or_default(),
             () = engine::next_press(&mut at_prompt) => {
-                ctrl_c.abort();
-                drop(cx);
-                let _ = reporter.await;
-                conns.close_all().await;
+                wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
                 let _ = writeln!(err, "\ninterrupted; nothing done");
                 return exit_code::INTERRUPTED;
             }
         };
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            ctrl_c.abort();
-            drop(cx);
-            let _ = reporter.await;
-            conns.close_all().await;
+            wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
             let _ = writeln!(err, "nothing done");
             return exit_code::OK;
         }
@@ -428,22 +411,33 @@ async fn flow<K: Connector>(
     conns.keep_only(&|id| in_plan.contains(&id)).await;
     if *irx.borrow() > 0 {
         // Ctrl-C between the check and the start: start nothing.
-        ctrl_c.abort();
-        drop(cx);
-        let _ = reporter.await;
-        conns.close_all().await;
+        wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
         let _ = writeln!(err, "interrupted; nothing was run");
         return exit_code::INTERRUPTED;
     }
 
     let result = engine::execute(Arc::clone(&cx), &plan, steps, &conns, irx).await;
-    ctrl_c.abort();
-    drop(cx);
-    let _ = reporter.await;
-    conns.close_all().await;
+    wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
 
     let skipped = Skipped::new(&plan);
     summary(inv, &skipped, &result, &run_id, log_dir.as_deref(), t.json, out)
+}
+
+/// Ends a session: stop counting Ctrl-C, let the reporter print what is queued (it ends
+/// once the context, which holds the last event sender, is dropped), and close every ssh
+/// master still open.
+async fn wind_down<K: Connector>(
+    ctrl_c: &tokio::task::JoinHandle<()>,
+    cx: Arc<RunContext<K>>,
+    reporter: tokio::task::JoinHandle<()>,
+    conns: Option<engine::Connections<K::Conn>>,
+) {
+    ctrl_c.abort();
+    drop(cx);
+    let _ = reporter.await;
+    if let Some(c) = conns {
+        c.close_all().await;
+    }
 }
 
 /// Planned nodes that the run did not work on, by why.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -199,7 +199,7 @@ impl NodeJob<'_> {
                 let content = self
                     .templates
                     .render_file(&src, &self.context)
-                    .map_err(|e| format!("template {}: {e}", display(&fc.src)))?;
+                    .map_err(|e| format!("template {}: {e}", fc.src.display()))?;
                 self.put_file(conn, step, fc, content.into_bytes()).await
             }
             Action::WaitFor(w) => {
@@ -277,10 +277,6 @@ impl NodeJob<'_> {
             StepStatus::Changed
         })
     }
-}
-
-fn display(p: &Path) -> String {
-    p.display().to_string()
 }
 
 fn outcome(out: Result<ExecOutput, TransportError>, timeout: Duration) -> Result<StepStatus, String> {

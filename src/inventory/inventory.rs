@@ -78,7 +78,7 @@ impl Inventory {
     /// Resolves one selector: a node name, a host list, or `@group` / `@canary` /
     /// `@blacklist` / `@whitelist`.
     pub fn resolve(&self, entry: &str) -> Result<Vec<NodeId>, Problem> {
-        resolve_entry(entry, &self.by_name, &self.groups, &self.lists(), &self.nodes)
+        resolve_entry(entry, &self.by_name, &self.groups, &self.lists())
     }
 
     /// Resolves a list of selectors written at `path`, reporting every bad entry. The
@@ -269,18 +269,16 @@ impl Inventory {
             entries
                 .iter()
                 .enumerate()
-                .filter_map(
-                    |(i, e)| match resolve_entry(e, &inv.by_name, &inv.groups, &[], &inv.nodes) {
-                        Ok(ids) => Some((i, ids)),
-                        Err(pr) => {
-                            p.push(Problem {
-                                path: root.key(field).index(i),
-                                ..pr
-                            });
-                            None
-                        }
-                    },
-                )
+                .filter_map(|(i, e)| match resolve_entry(e, &inv.by_name, &inv.groups, &[]) {
+                    Ok(ids) => Some((i, ids)),
+                    Err(pr) => {
+                        p.push(Problem {
+                            path: root.key(field).index(i),
+                            ..pr
+                        });
+                        None
+                    }
+                })
                 .collect()
         };
         let canary = list("canary", &raw.canary, &mut p);
@@ -415,7 +413,7 @@ fn resolve_group<'a>(
         {
             resolve_group(k, raw, inv, state, trail, p);
         }
-        match resolve_entry(e, &inv.by_name, &inv.groups, &[], &inv.nodes) {
+        match resolve_entry(e, &inv.by_name, &inv.groups, &[]) {
             Ok(found) => ids.extend(found),
             Err(pr) => {
                 // A reference to a group in a cycle is reported once, as the cycle.
@@ -441,7 +439,6 @@ fn resolve_entry(
     by_name: &HashMap<String, NodeId>,
     groups: &IndexMap<String, Vec<NodeId>>,
     lists: &[NamedList<'_>],
-    nodes: &[Node],
 ) -> Result<Vec<NodeId>, Problem> {
     if let Some(g) = entry.strip_prefix('@') {
         if let Some(ids) = groups.get(g) {
@@ -483,7 +480,6 @@ fn resolve_entry(
     if names.len() == 1 {
         return Err(unknown_node(Path::root(), entry, by_name));
     }
-    let _ = nodes;
     Err(Problem::value(
         Path::root(),
         format!(
@@ -521,7 +517,7 @@ fn ha_groups(raw: &RawInventory, inv: &mut Inventory, pending: &[(NodeId, Path)]
         let path = root.key("ha_groups").key(name.clone());
         let mut ids = Vec::new();
         for (i, e) in g.members.iter().enumerate() {
-            match resolve_entry(e, &inv.by_name, &inv.groups, &[], &inv.nodes) {
+            match resolve_entry(e, &inv.by_name, &inv.groups, &[]) {
                 Ok(found) => ids.extend(found),
                 Err(pr) => p.push(Problem {
                     path: path.key("members").index(i),
@@ -569,7 +565,7 @@ fn ha_groups(raw: &RawInventory, inv: &mut Inventory, pending: &[(NodeId, Path)]
         let mut ids = Vec::new();
         let mut ok = true;
         for (i, e) in ha.members.iter().enumerate() {
-            match resolve_entry(e, &inv.by_name, &inv.groups, &[], &inv.nodes) {
+            match resolve_entry(e, &inv.by_name, &inv.groups, &[]) {
                 Ok(found) => ids.extend(found),
                 Err(pr) => {
                     ok = false;

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Component, Path as FsPath, PathBuf};
+use std::sync::Arc;
 
 use crate::diag::{Diagnostic, Problem};
 use crate::inventory::{Inventory, RawInventory};
@@ -19,7 +20,8 @@ pub struct Project {
     pub site: Site,
     pub inventory: Inventory,
     pub workflows: Vec<Workflow>,
-    pub templates: TemplateEngine,
+    /// Shared with the engine, which renders with the same configuration.
+    pub templates: Arc<TemplateEngine>,
 }
 
 impl Project {
@@ -70,7 +72,7 @@ impl Project {
         } else {
             root
         };
-        let templates = TemplateEngine::new();
+        let templates = Arc::new(TemplateEngine::new());
 
         let (doc, warnings) = Document::read(&site_path, &site_file)
             .map_err(|e| diags.extend(e))

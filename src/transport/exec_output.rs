@@ -17,6 +17,17 @@ pub struct ExecOutput {
 }
 
 impl ExecOutput {
+    /// The controller stopped waiting: the command outlived its timeout plus a grace
+    /// period, so whatever it printed is lost with it.
+    pub fn abandoned() -> Self {
+        ExecOutput {
+            code: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            timed_out: true,
+        }
+    }
+
     pub fn success(&self) -> bool {
         self.code == Some(0) && !self.timed_out
     }

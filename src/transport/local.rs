@@ -79,12 +79,7 @@ impl Connection for LocalConnection {
                 })
             }
             Ok(Err(e)) => Err(spawn_err(e)),
-            Err(_) => Ok(ExecOutput {
-                code: None,
-                stdout: String::new(),
-                stderr: String::new(),
-                timed_out: true,
-            }),
+            Err(_) => Ok(ExecOutput::abandoned()),
         }
     }
 

@@ -141,12 +141,7 @@ impl Connection for SshConnection {
         };
         let grace = timeout + Duration::from_secs(15);
         let Ok((stdout, stderr, status)) = tokio::time::timeout(grace, finished).await else {
-            return Ok(ExecOutput {
-                code: None,
-                stdout: String::new(),
-                stderr: String::new(),
-                timed_out: true,
-            });
+            return Ok(ExecOutput::abandoned());
         };
         let code = match status {
             Ok(status) => status.code(),

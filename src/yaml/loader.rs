@@ -117,8 +117,7 @@ pub fn load(src: &str) -> (Option<Node>, Vec<LoadError>) {
                 }
                 continue;
             }
-            Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag) if tag.is_some() => {
-                let _ = anchor;
+            Event::SequenceStart(_, Some(_)) | Event::MappingStart(_, Some(_)) => {
                 errors.push(tag_error(span));
                 return (None, errors);
             }
