@@ -7,6 +7,7 @@ mod site;
 
 pub use drain_hooks::{DrainHooks, HOOK_SCOPE};
 pub use raw_site::{
-    HookHost, OnDrainTimeout, RawDrain, RawNotifications, RawServer, RawSite, RawSlack, RawSsh,
+    HookHost, OnDrainTimeout, OnLeaseConflict, RawDrain, RawLeases, RawNotifications, RawServer, RawSite, RawSlack,
+    RawSsh,
 };
-pub use site::{ServerSettings, Site, SlackSettings, SshSettings};
+pub use site::{LeaseSettings, ServerSettings, Site, SlackSettings, SshSettings};

@@ -28,6 +28,9 @@ pub struct RawSite {
     /// SSH settings.
     #[serde(default)]
     pub ssh: RawSsh,
+    /// How runs claim their nodes, so two runs never work on one node.
+    #[serde(default)]
+    pub leases: RawLeases,
     /// Where to send notifications.
     #[serde(default)]
     pub notifications: RawNotifications,
@@ -88,6 +91,31 @@ pub struct RawSsh {
     pub connect_timeout: Option<HumanDuration>,
     /// An ssh_config file to use instead of `~/.ssh/config`.
     pub config: Option<String>,
+}
+
+/// What a run does when another run holds one of its nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnLeaseConflict {
+    /// Stop with an error naming the other run.
+    #[default]
+    Refuse,
+    /// Wait (up to `wait_timeout`) for the other run to release the nodes.
+    Wait,
+}
+
+/// Every node a run works on is leased to it in the state database; the run renews its
+/// leases while it lives, so a controller that dies frees its nodes after `ttl`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLeases {
+    /// How long a lease lasts without renewal (default 5m).
+    pub ttl: Option<HumanDuration>,
+    /// `refuse` (default) or `wait`.
+    #[serde(default)]
+    pub on_conflict: OnLeaseConflict,
+    /// With `wait`: how long to wait before giving up (default 1h).
+    pub wait_timeout: Option<HumanDuration>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

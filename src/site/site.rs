@@ -7,7 +7,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::drain_hooks::DrainHooks;
-use super::raw_site::RawSite;
+use super::raw_site::{OnLeaseConflict, RawSite};
 use crate::diag::Problem;
 use crate::template::TemplateEngine;
 use crate::units::SecretRef;
@@ -24,6 +24,7 @@ pub struct Site {
     pub drain: Option<DrainHooks>,
     pub windows: IndexMap<String, Window>,
     pub ssh: SshSettings,
+    pub leases: LeaseSettings,
     pub slack: Option<SlackSettings>,
     pub server: Option<ServerSettings>,
 }
@@ -33,6 +34,13 @@ pub struct SshSettings {
     pub forks: u32,
     pub connect_timeout: Duration,
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LeaseSettings {
+    pub ttl: Duration,
+    pub on_conflict: OnLeaseConflict,
+    pub wait_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +104,17 @@ impl Site {
             }
         });
 
+        let ttl = raw.leases.ttl.map_or(Duration::from_secs(300), |d| d.get());
+        if ttl < Duration::from_secs(10) {
+            p.push(
+                Problem::value(
+                    top.key("leases").key("ttl"),
+                    format!("a lease ttl of {} is shorter than 10s", humantime::format_duration(ttl)),
+                )
+                .with_help("a run renews its leases every ttl/3; a short ttl lets a slow controller lose its nodes"),
+            );
+        }
+
         if !p.is_empty() {
             return Err(p);
         }
@@ -113,6 +132,11 @@ impl Site {
                     .connect_timeout
                     .map_or(Duration::from_secs(10), |d| d.get()),
                 config: raw.ssh.config.as_ref().map(|c| root.join(c)),
+            },
+            leases: LeaseSettings {
+                ttl,
+                on_conflict: raw.leases.on_conflict,
+                wait_timeout: raw.leases.wait_timeout.map_or(Duration::from_secs(3600), |d| d.get()),
             },
             slack: raw.notifications.slack.as_ref().map(|s| SlackSettings {
                 webhook_url: s.webhook_url.clone(),

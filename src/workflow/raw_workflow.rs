@@ -80,6 +80,11 @@ pub struct RawStrategy {
     /// Most nodes that may be unavailable (drained, rebooting, or already down) at once,
     /// across the targets. Default `"10%"` (at least one node).
     pub max_unavailable: Option<Amount>,
+    /// Most nodes of one inventory group unavailable at once (count or % of the group),
+    /// by group name, such as a rack that shares a power feed: `{ rack01: 2 }`. The key
+    /// `"*"` applies to every group not named.
+    #[serde(default)]
+    pub max_unavailable_per_group: IndexMap<String, Amount>,
     /// Failures tolerated before the rollout stops for a human. Default: none tolerated.
     #[serde(default)]
     pub failure_budget: RawFailureBudget,
@@ -179,6 +184,12 @@ pub struct RawReboot {
     /// Commands that must all succeed on the rebooted node before it is resumed.
     #[serde(default)]
     pub health: Vec<String>,
+    /// The command that reboots the node (default `systemctl reboot`). It may return
+    /// before the node goes down, or lose its connection as it does.
+    pub command: Option<String>,
+    /// Prints an id that changes with every boot (default
+    /// `cat /proc/sys/kernel/random/boot_id`): how drover knows the node really rebooted.
+    pub boot_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

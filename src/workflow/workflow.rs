@@ -53,6 +53,8 @@ pub struct Strategy {
     /// Never empty; the last entry repeats.
     pub batch: Vec<Amount>,
     pub max_unavailable: Amount,
+    /// By inventory group name; `"*"` for every other group.
+    pub max_unavailable_per_group: IndexMap<String, Amount>,
     /// None: any number of failures in a batch, as long as the run budget holds.
     pub failure_per_batch: Option<Amount>,
     pub failure_per_run: Amount,
@@ -126,7 +128,14 @@ pub struct FileCopy {
 pub struct Reboot {
     pub timeout: Duration,
     pub health: Vec<String>,
+    pub command: String,
+    pub boot_id: String,
 }
+
+/// Reboots with systemd, which every supported distribution has.
+pub const DEFAULT_REBOOT_COMMAND: &str = "systemctl reboot";
+/// Changes with every boot of a Linux kernel.
+pub const DEFAULT_BOOT_ID_COMMAND: &str = "cat /proc/sys/kernel/random/boot_id";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct WaitFor {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::raw_workflow::{Change, RawCopy, RawStep, RawWorkflow};
 use super::workflow::{
-    Action, Canary, CanarySelect, FileCopy, Reboot, RetryPolicy, Step, Strategy, WaitFor, Workflow,
+    Action, Canary, CanarySelect, DEFAULT_BOOT_ID_COMMAND, DEFAULT_REBOOT_COMMAND, FileCopy, Reboot, RetryPolicy,
+    Step, Strategy, WaitFor, Workflow,
 };
 use crate::diag::{Problem, did_you_mean};
 use crate::hostlist;
@@ -96,6 +97,7 @@ impl Workflow {
 
         let canary = canary(raw, cx, &targets, &mut p);
         let strategy = strategy(raw, &mut p);
+        group_budgets(raw, cx, &mut p);
 
         if let Some(w) = &raw.window
             && !cx.windows.contains(&w.as_str())
@@ -211,6 +213,30 @@ fn canary(raw: &RawWorkflow, cx: &WorkflowContext<'_>, targets: &[NodeId], p: &m
     Canary { select, soak }
 }
 
+/// `max_unavailable_per_group` names inventory groups (or `*`) and allows at least one.
+fn group_budgets(raw: &RawWorkflow, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) {
+    let path = Path::root().key("strategy").key("max_unavailable_per_group");
+    for (name, amount) in &raw.strategy.max_unavailable_per_group {
+        let at = path.key(name.clone());
+        if amount.is_zero() {
+            p.push(
+                Problem::value(at.clone(), format!("`{name}: 0` would never let a node of it be changed"))
+                    .with_help("use 1 or more; put nodes that must never be touched on the blacklist"),
+            );
+        }
+        if let Some(inv) = cx.inventory
+            && name != "*"
+            && !inv.groups().contains_key(name)
+        {
+            let pr = Problem::value(at, format!("unknown group `{name}`"));
+            p.push(match did_you_mean(name, inv.groups().keys().map(String::as_str)) {
+                Some(m) => pr.with_help(format!("did you mean `{m}`?")),
+                None => pr.with_help("use a group from the inventory's `groups:`, or `*` for every group"),
+            });
+        }
+    }
+}
+
 /// Resolves node selectors against the inventory, reporting every bad entry. Without an
 /// inventory, only the syntax of host lists is checked and nothing is selected.
 fn select(cx: &WorkflowContext<'_>, entries: &[String], path: &Path, p: &mut Vec<Problem>) -> Vec<NodeId> {
@@ -284,6 +310,7 @@ fn strategy(raw: &RawWorkflow, p: &mut Vec<Problem>) -> Strategy {
     Strategy {
         batch,
         max_unavailable,
+        max_unavailable_per_group: s.max_unavailable_per_group.clone(),
         failure_per_batch: s.failure_budget.per_batch,
         failure_per_run: s.failure_budget.per_run.unwrap_or(Amount::Count(0)),
         retries,
@@ -373,6 +400,11 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
         for (i, h) in r.health.iter().enumerate() {
             tpl(sp.key("reboot").key("health").index(i), h, p);
         }
+        for (key, src) in [("command", &r.command), ("boot_id", &r.boot_id)] {
+            if let Some(src) = src {
+                tpl(sp.key("reboot").key(key), src, p);
+            }
+        }
         if s.change == Some(Change::Hot) {
             p.push(
                 Problem::value(
@@ -385,6 +417,8 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
         Some(Action::Reboot(Reboot {
             timeout: r.timeout.map_or(DEFAULT_REBOOT_TIMEOUT, |d| d.get()),
             health: r.health,
+            command: r.command.unwrap_or_else(|| DEFAULT_REBOOT_COMMAND.to_string()),
+            boot_id: r.boot_id.unwrap_or_else(|| DEFAULT_BOOT_ID_COMMAND.to_string()),
         }))
     } else {
         None
