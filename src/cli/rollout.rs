@@ -348,6 +348,7 @@ async fn flow<K: Connector>(
         needing: Some(needing),
         failed_check,
         other_steps: unselected.iter().copied().collect(),
+        ..PlanInput::default()
     };
     let plan = match Plan::build(inv, wf, &input) {
         Ok(pl) => pl,

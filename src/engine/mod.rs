@@ -2,12 +2,14 @@
 //! runner that connects them.
 
 mod check_result;
+mod disruption;
 mod event;
 mod node_work;
 mod rollout;
 mod runner;
 
 pub use check_result::{CheckResult, Class, StepNeed, classify};
+pub use disruption::{Blocked, Disruption, Limit};
 pub use event::{RunEvent, StepStatus, outcome_json};
 pub use node_work::{CHECK_TIMEOUT, NodeJob, template_context};
 pub use rollout::{Action, Input, Outcome, Rollout, StopReason};

@@ -421,9 +421,11 @@ mod tests {
                 failures_per_batch: batches.iter().map(|_| per_batch).collect(),
                 failures_per_run: per_run,
                 max_unavailable: 1,
+                limits: vec![],
             },
             batches,
             window: None,
+            unavailable_at_start: vec![],
         }
     }
 

@@ -1,12 +1,13 @@
 //! Which nodes a run touches, in which phase and batch, under which budgets — computed
 //! without touching a node, so `drover plan` shows exactly what `drover run` will do.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::engine::{Disruption, Limit};
 use crate::inventory::{Inventory, NodeId};
 use crate::workflow::{CanarySelect, Workflow};
 
@@ -28,6 +29,12 @@ pub enum Exclusion {
     CheckFailed,
     /// It needs only steps that `--tags` did not select (drain steps, by default).
     NeedsOtherSteps,
+    /// It was drained or down before the run started (someone else's): it counts
+    /// against the disruption budgets and is not touched.
+    AlreadyUnavailable,
+    /// It needs a drain, but a disruption budget it belongs to is already used up by
+    /// nodes that were down before the run (an HA partner, say).
+    NoBudget,
 }
 
 impl Exclusion {
@@ -40,6 +47,8 @@ impl Exclusion {
             Exclusion::UpToDate => "already up to date",
             Exclusion::CheckFailed => "check failed",
             Exclusion::NeedsOtherSteps => "needs only steps outside --tags",
+            Exclusion::AlreadyUnavailable => "drained or down before the run",
+            Exclusion::NoBudget => "no room in a disruption budget",
         }
     }
 }
@@ -54,6 +63,9 @@ pub struct Budgets {
     pub failures_per_run: usize,
     /// Nodes that may be unavailable at once (enforced for drain steps).
     pub max_unavailable: usize,
+    /// Every disruption limit the run must hold: `max_unavailable` first, then HA
+    /// groups, then per-group budgets.
+    pub limits: Vec<Limit>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,12 +80,126 @@ pub struct Plan {
     pub batches: Vec<Vec<NodeId>>,
     pub budgets: Budgets,
     pub window: Option<String>,
+    /// Nodes unavailable before the run (drained by someone else, unreachable, or with a
+    /// failed check): they count against every limit they belong to.
+    pub unavailable_at_start: Vec<NodeId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error("{0}")]
     Selector(String),
+    #[error(
+        "HA group `{group}` allows {max} of its {members} members unavailable at once, and this run drains all of them: \
+         it could leave none up\nhelp: lower the group's max_unavailable below {members}, or leave a member out of the run"
+    )]
+    HaGroupAllDown {
+        group: String,
+        members: usize,
+        max: usize,
+    },
+}
+
+/// `(vm, hypervisor)` for every node that runs on another.
+pub fn hosted_pairs(inv: &Inventory) -> Vec<(NodeId, NodeId)> {
+    inv.ids()
+        .filter_map(|id| inv.node(id).hosted_on.map(|h| (id, h)))
+        .collect()
+}
+
+/// The run's disruption limits. An HA group that the run could take down entirely is
+/// refused here, before any node is touched.
+fn limits(
+    inv: &Inventory,
+    wf: &Workflow,
+    max_unavailable: usize,
+    selected: &[NodeId],
+    targets: &[NodeId],
+    drains: &dyn Fn(&NodeId) -> bool,
+) -> Result<Vec<Limit>, PlanError> {
+    let targeted: HashSet<NodeId> = targets.iter().copied().collect();
+    let mut out = vec![Limit {
+        name: "max_unavailable".into(),
+        max: max_unavailable,
+        members: selected.to_vec(),
+    }];
+    for g in inv.ha_groups() {
+        let draining: Vec<NodeId> = g
+            .members
+            .iter()
+            .copied()
+            .filter(|m| targeted.contains(m) && drains(m))
+            .collect();
+        if draining.is_empty() {
+            continue;
+        }
+        let max = g.max_unavailable as usize;
+        if draining.len() == g.members.len() && max >= g.members.len() {
+            return Err(PlanError::HaGroupAllDown {
+                group: g.name.clone(),
+                members: g.members.len(),
+                max,
+            });
+        }
+        out.push(Limit {
+            name: format!("HA group `{}`", g.name),
+            max,
+            members: g.members.clone(),
+        });
+    }
+    let per_group = &wf.strategy.max_unavailable_per_group;
+    if !per_group.is_empty() {
+        for (name, members) in inv.groups() {
+            let Some(amount) = per_group.get(name).or_else(|| per_group.get("*")) else {
+                continue;
+            };
+            if !members.iter().any(|m| targeted.contains(m)) {
+                continue;
+            }
+            out.push(Limit {
+                name: format!("group `{name}`"),
+                max: amount.of_ceil(members.len()).max(1),
+                members: members.clone(),
+            });
+        }
+        for name in per_group.keys() {
+            if name != "*" && !inv.groups().contains_key(name) {
+                return Err(PlanError::Selector(format!(
+                    "max_unavailable_per_group names group `{name}`, which the inventory does not define"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Topology: a node's VMs go in the same phase as the node or an earlier one, so the
+/// rollout can finish them before it drains their host. A VM planned later than its
+/// host is moved forward into the host's phase.
+fn hosted_first(inv: &Inventory, canary: &mut Vec<NodeId>, batches: &mut [Vec<NodeId>]) {
+    loop {
+        let mut phase_of: HashMap<NodeId, usize> = HashMap::new();
+        for id in canary.iter() {
+            phase_of.insert(*id, 0);
+        }
+        for (i, b) in batches.iter().enumerate() {
+            for id in b {
+                phase_of.insert(*id, i + 1);
+            }
+        }
+        let late = phase_of.iter().find_map(|(vm, p)| {
+            let host = inv.node(*vm).hosted_on?;
+            let hp = *phase_of.get(&host)?;
+            (hp < *p).then_some((*vm, *p, hp))
+        });
+        let Some((vm, from, to)) = late else { return };
+        batches[from - 1].retain(|x| *x != vm);
+        if to == 0 {
+            canary.push(vm);
+        } else {
+            batches[to - 1].push(vm);
+        }
+    }
 }
 
 /// What to plan over, besides the workflow itself.
@@ -86,6 +212,12 @@ pub struct PlanInput {
     pub failed_check: HashSet<NodeId>,
     /// After a check: nodes that need only steps `--tags` left out.
     pub other_steps: HashSet<NodeId>,
+    /// Nodes found drained before the run (and not by this run).
+    pub already_unavailable: HashSet<NodeId>,
+    /// After a check: the nodes that need a drain step. `None`: any node may.
+    pub drains: Option<HashSet<NodeId>>,
+    /// Whether the run's selected steps include drain steps at all.
+    pub drain_steps: bool,
 }
 
 impl Plan {
@@ -119,6 +251,8 @@ impl Plan {
                 Some(Exclusion::Excluded)
             } else if input.limit.as_ref().is_some_and(|l| !l.contains(&id)) {
                 Some(Exclusion::NotInLimit)
+            } else if input.already_unavailable.contains(&id) {
+                Some(Exclusion::AlreadyUnavailable)
             } else if input.failed_check.contains(&id) {
                 Some(Exclusion::CheckFailed)
             } else if input.other_steps.contains(&id) {
@@ -135,6 +269,31 @@ impl Plan {
         }
 
         let s = &wf.strategy;
+        let max_unavailable = s.max_unavailable.of_ceil(targets.len() + excluded.len()).max(1);
+        let unavailable_at_start: Vec<NodeId> = excluded
+            .iter()
+            .filter(|(_, why)| matches!(why, Exclusion::AlreadyUnavailable | Exclusion::CheckFailed))
+            .map(|(i, _)| *i)
+            .collect();
+        let mut selected_all: Vec<NodeId> = targets.clone();
+        selected_all.extend(excluded.iter().map(|(i, _)| *i));
+        selected_all.sort();
+        let drains = |id: &NodeId| input.drain_steps && input.drains.as_ref().is_none_or(|d| d.contains(id));
+        let limits = limits(inv, wf, max_unavailable, &selected_all, &targets, &drains)?;
+        // Nodes that could never go down, however long the run waited: their budget is
+        // used up by nodes that were down before it started.
+        let mut before = Disruption::new(limits.clone(), hosted_pairs(inv));
+        for id in &unavailable_at_start {
+            before.take(*id);
+        }
+        targets.retain(|id| {
+            if drains(id) && before.check(*id).is_err() {
+                excluded.push((*id, Exclusion::NoBudget));
+                false
+            } else {
+                true
+            }
+        });
         let target_set: HashSet<NodeId> = targets.iter().copied().collect();
         let canary: Vec<NodeId> = if s.all_at_once {
             Vec::new()
@@ -183,6 +342,9 @@ impl Plan {
                 i += 1;
             }
         }
+        let mut canary = canary;
+        hosted_first(inv, &mut canary, &mut batches);
+        batches.retain(|b| !b.is_empty());
 
         let budgets = Budgets {
             failures_per_batch: batches
@@ -190,7 +352,8 @@ impl Plan {
                 .map(|b| s.failure_per_batch.map(|a| a.of_floor(b.len())))
                 .collect(),
             failures_per_run: s.failure_per_run.of_floor(targets.len()),
-            max_unavailable: s.max_unavailable.of_ceil(targets.len() + excluded.len()).max(1),
+            max_unavailable,
+            limits,
         };
 
         let mut nodes = canary.clone();
@@ -209,6 +372,7 @@ impl Plan {
             batches,
             budgets,
             window: wf.window.clone(),
+            unavailable_at_start,
         })
     }
 
@@ -275,7 +439,21 @@ impl Plan {
                 "s"
             }
         );
-        let _ = writeln!(o, "  max unavailable: {}", self.budgets.max_unavailable);
+        let down: HashSet<NodeId> = self.unavailable_at_start.iter().copied().collect();
+        for l in &self.budgets.limits {
+            let already = l.members.iter().filter(|m| down.contains(m)).count();
+            let name = if l.name == "max_unavailable" {
+                "max unavailable"
+            } else {
+                &l.name
+            };
+            let note = if already > 0 {
+                format!(" ({already} already down)")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(o, "  {name}: at most {} at once{note}", l.max);
+        }
         match (&self.window, window) {
             (Some(name), Some(desc)) => {
                 let _ = writeln!(o, "  window: {name} ({desc})");
@@ -310,7 +488,11 @@ blacklist: [mgmt1]
 ";
 
     fn setup(workflow: &str) -> (Inventory, Workflow) {
-        let (doc, _) = Document::parse("inventory.yml", INVENTORY.into()).unwrap();
+        setup_with(INVENTORY, workflow)
+    }
+
+    fn setup_with(inventory: &str, workflow: &str) -> (Inventory, Workflow) {
+        let (doc, _) = Document::parse("inventory.yml", inventory.into()).unwrap();
         let (raw, _): (RawInventory, _) = doc.decode().unwrap();
         let inv = Inventory::from_raw(&raw).unwrap();
         let (doc, _) = Document::parse("w.yml", workflow.into()).unwrap();
@@ -419,5 +601,124 @@ blacklist: [mgmt1]
         assert_eq!(p.batches.len(), 1);
         assert_eq!(p.batches[0].len(), 19);
         assert_eq!(p.soak, Duration::ZERO);
+    }
+
+    const TOPOLOGY: &str = "
+nodes:
+  hv1: {}
+  vm1: { hosted_on: hv1 }
+  vm2: { hosted_on: hv1 }
+  db[1-2]: {}
+  web[1-3]: {}
+groups:
+  all: [hv1, vm1, vm2, \"db[1-2]\", \"web[1-3]\"]
+  rack1: [hv1, vm1, vm2, db1]
+ha_groups:
+  db: { members: [\"db[1-2]\"] }
+  wide: { members: [\"web[1-3]\"], max_unavailable: 3 }
+";
+
+    fn drain_wf(targets: &str, extra: &str) -> String {
+        format!(
+            "name: w\nversion: 1\ntargets: {{ nodes: {targets} }}\ncanary: {{ size: 0 }}\n{extra}\nsteps:\n  - name: s\n    run: \"true\"\n    change: drain\n"
+        )
+    }
+
+    fn drain_input() -> PlanInput {
+        PlanInput {
+            drain_steps: true,
+            ..PlanInput::default()
+        }
+    }
+
+    #[test]
+    fn an_ha_group_the_run_could_take_down_entirely_is_refused() {
+        let (inv, w) = setup_with(TOPOLOGY, &drain_wf("[\"web[1-3]\"]", ""));
+        let e = Plan::build(&inv, &w, &drain_input()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "HA group `wide` allows 3 of its 3 members unavailable at once, and this run drains all of them: \
+             it could leave none up\nhelp: lower the group's max_unavailable below 3, or leave a member out of the run"
+        );
+        // Only two of the three targeted: one stays up whatever happens.
+        let (inv, w) = setup_with(TOPOLOGY, &drain_wf("[\"web[1-2]\"]", ""));
+        let p = Plan::build(&inv, &w, &drain_input()).unwrap();
+        assert!(p.budgets.limits.iter().any(|l| l.name == "HA group `wide`"));
+        // Hot changes take nothing down.
+        let mut hot = drain_input();
+        hot.drain_steps = false;
+        let (inv, w) = setup_with(TOPOLOGY, &drain_wf("[\"web[1-3]\"]", ""));
+        assert!(Plan::build(&inv, &w, &hot).is_ok());
+    }
+
+    #[test]
+    fn a_node_whose_ha_partner_is_already_down_is_not_planned() {
+        let (inv, w) = setup_with(
+            TOPOLOGY,
+            &drain_wf("[\"@all\"]", "strategy: { max_unavailable: 3 }")
+                .replace("nodes: [\"@all\"]", "nodes: [\"@all\"], exclude: [web3]"),
+        );
+        let mut input = drain_input();
+        input.already_unavailable = [inv.find("db2").unwrap()].into_iter().collect();
+        let p = Plan::build(&inv, &w, &input).unwrap();
+        let why = |n: &str| {
+            p.excluded
+                .iter()
+                .find(|(i, _)| *i == inv.find(n).unwrap())
+                .map(|(_, w)| *w)
+        };
+        assert_eq!(why("db2"), Some(Exclusion::AlreadyUnavailable));
+        assert_eq!(why("db1"), Some(Exclusion::NoBudget));
+        assert_eq!(why("web1"), None);
+        let text = p.render(&inv, None);
+        assert!(
+            text.contains("HA group `db`: at most 1 at once (1 already down)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("skipped (no room in a disruption budget): 2 db1,hv1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn vms_are_planned_no_later_than_their_hypervisor() {
+        // Batches of 1 in inventory order would put hv1 before its VMs.
+        let (inv, w) = setup_with(
+            TOPOLOGY,
+            &drain_wf(
+                "[hv1, vm1, vm2, web1]",
+                "strategy: { batch: 1, max_unavailable: 3 }",
+            ),
+        );
+        let p = Plan::build(&inv, &w, &drain_input()).unwrap();
+        assert_eq!(names(&inv, &p.batches[0]), "hv1,vm[1-2]", "{:?}", p.batches);
+        assert_eq!(names(&inv, &p.batches[1]), "web1");
+        assert_eq!(p.batches.len(), 2, "emptied batches are dropped");
+        assert_eq!(p.budgets.failures_per_batch.len(), 2);
+    }
+
+    #[test]
+    fn per_group_budgets_resolve_against_the_group_size() {
+        let (inv, w) = setup_with(
+            TOPOLOGY,
+            &drain_wf(
+                "[\"@all\"]",
+                "strategy: { max_unavailable_per_group: { rack1: \"50%\", \"*\": 1 } }",
+            )
+            .replace("nodes: [\"@all\"]", "nodes: [\"@all\"], exclude: [web3]"),
+        );
+        let mut input = drain_input();
+        input.drains = Some(
+            inv.ids()
+                .filter(|i| inv.node(*i).name.starts_with("web"))
+                .collect(),
+        );
+        let e = Plan::build(&inv, &w, &input);
+        let p = e.unwrap();
+        let of = |n: &str| p.budgets.limits.iter().find(|l| l.name == n).map(|l| l.max);
+        assert_eq!(of("group `rack1`"), Some(2));
+        assert_eq!(of("group `all`"), Some(1));
+        assert_eq!(of("HA group `db`"), None, "no db node drains in this run");
     }
 }

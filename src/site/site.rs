@@ -109,9 +109,14 @@ impl Site {
             p.push(
                 Problem::value(
                     top.key("leases").key("ttl"),
-                    format!("a lease ttl of {} is shorter than 10s", humantime::format_duration(ttl)),
+                    format!(
+                        "a lease ttl of {} is shorter than 10s",
+                        humantime::format_duration(ttl)
+                    ),
                 )
-                .with_help("a run renews its leases every ttl/3; a short ttl lets a slow controller lose its nodes"),
+                .with_help(
+                    "a run renews its leases every ttl/3; a short ttl lets a slow controller lose its nodes",
+                ),
             );
         }
 
@@ -136,7 +141,10 @@ impl Site {
             leases: LeaseSettings {
                 ttl,
                 on_conflict: raw.leases.on_conflict,
-                wait_timeout: raw.leases.wait_timeout.map_or(Duration::from_secs(3600), |d| d.get()),
+                wait_timeout: raw
+                    .leases
+                    .wait_timeout
+                    .map_or(Duration::from_secs(3600), |d| d.get()),
             },
             slack: raw.notifications.slack.as_ref().map(|s| SlackSettings {
                 webhook_url: s.webhook_url.clone(),

@@ -12,7 +12,7 @@ pub use raw_workflow::{
     RawWaitFor, RawWorkflow,
 };
 pub use workflow::{
-    Action, Canary, CanarySelect, DEFAULT_BOOT_ID_COMMAND, DEFAULT_REBOOT_COMMAND, FileCopy, Reboot, RetryPolicy,
-    Step, Strategy, WaitFor, Workflow,
+    Action, Canary, CanarySelect, DEFAULT_BOOT_ID_COMMAND, DEFAULT_REBOOT_COMMAND, FileCopy, Reboot,
+    RetryPolicy, Step, Strategy, WaitFor, Workflow,
 };
 pub use workflow_check::{COMMAND_SCOPE, DEFAULT_REBOOT_TIMEOUT, DEFAULT_STEP_TIMEOUT, WorkflowContext};

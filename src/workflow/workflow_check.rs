@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::raw_workflow::{Change, RawCopy, RawStep, RawWorkflow};
 use super::workflow::{
-    Action, Canary, CanarySelect, DEFAULT_BOOT_ID_COMMAND, DEFAULT_REBOOT_COMMAND, FileCopy, Reboot, RetryPolicy,
-    Step, Strategy, WaitFor, Workflow,
+    Action, Canary, CanarySelect, DEFAULT_BOOT_ID_COMMAND, DEFAULT_REBOOT_COMMAND, FileCopy, Reboot,
+    RetryPolicy, Step, Strategy, WaitFor, Workflow,
 };
 use crate::diag::{Problem, did_you_mean};
 use crate::hostlist;
@@ -220,8 +220,11 @@ fn group_budgets(raw: &RawWorkflow, cx: &WorkflowContext<'_>, p: &mut Vec<Proble
         let at = path.key(name.clone());
         if amount.is_zero() {
             p.push(
-                Problem::value(at.clone(), format!("`{name}: 0` would never let a node of it be changed"))
-                    .with_help("use 1 or more; put nodes that must never be touched on the blacklist"),
+                Problem::value(
+                    at.clone(),
+                    format!("`{name}: 0` would never let a node of it be changed"),
+                )
+                .with_help("use 1 or more; put nodes that must never be touched on the blacklist"),
             );
         }
         if let Some(inv) = cx.inventory
@@ -229,10 +232,14 @@ fn group_budgets(raw: &RawWorkflow, cx: &WorkflowContext<'_>, p: &mut Vec<Proble
             && !inv.groups().contains_key(name)
         {
             let pr = Problem::value(at, format!("unknown group `{name}`"));
-            p.push(match did_you_mean(name, inv.groups().keys().map(String::as_str)) {
-                Some(m) => pr.with_help(format!("did you mean `{m}`?")),
-                None => pr.with_help("use a group from the inventory's `groups:`, or `*` for every group"),
-            });
+            p.push(
+                match did_you_mean(name, inv.groups().keys().map(String::as_str)) {
+                    Some(m) => pr.with_help(format!("did you mean `{m}`?")),
+                    None => {
+                        pr.with_help("use a group from the inventory's `groups:`, or `*` for every group")
+                    }
+                },
+            );
         }
     }
 }
