@@ -11,6 +11,8 @@
 
 mod columns;
 mod controller;
+mod lease;
+mod lease_conflict;
 mod node_counts;
 mod node_row;
 mod node_state;
@@ -26,6 +28,8 @@ mod write;
 mod writer;
 
 pub use controller::Controller;
+pub use lease::Lease;
+pub use lease_conflict::LeaseConflict;
 pub use node_counts::NodeCounts;
 pub use node_row::NodeRow;
 pub use node_state::NodeState;

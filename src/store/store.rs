@@ -9,6 +9,8 @@ use rusqlite::Connection;
 
 use super::columns::{duration_millis, millis};
 use super::controller::Controller;
+use super::lease::Lease;
+use super::lease_conflict::LeaseConflict;
 use super::run_detail::RunDetail;
 use super::run_row::RunRow;
 use super::run_status::RunStatus;
@@ -124,6 +126,48 @@ impl Store {
             .collect())
     }
 
+    /// Leases: a node is in at most one active run. All-or-nothing in one IMMEDIATE
+    /// transaction (safe across processes): nodes free, expired (`expires_at <= now`), or
+    /// already held by `run` are taken or renewed to `now + ttl`; if any node is held by
+    /// another run with an unexpired lease, nothing is taken and the conflicts are
+    /// returned (empty: all taken).
+    pub fn acquire_leases(
+        &self,
+        run: &str,
+        nodes: &[String],
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<Vec<LeaseConflict>, StoreError> {
+        let now = millis(now);
+        Lease::acquire(
+            &mut self.reader(),
+            run,
+            nodes,
+            now,
+            now.saturating_add(duration_millis(ttl)),
+        )
+        .map_err(|e| self.error(format!("take leases for run `{run}`"), e))
+    }
+
+    /// Extends every lease `run` holds to `now + ttl`; returns how many. Fewer than the
+    /// run took means another run took over expired ones.
+    pub fn renew_leases(&self, run: &str, now: Timestamp, ttl: Duration) -> Result<usize, StoreError> {
+        let until = millis(now).saturating_add(duration_millis(ttl));
+        Lease::renew(&self.reader(), run, until)
+            .map_err(|e| self.error(format!("renew the leases of run `{run}`"), e))
+    }
+
+    /// Releases the run's leases on `nodes` (`None`: all of them); returns how many.
+    pub fn release_leases(&self, run: &str, nodes: Option<&[String]>) -> Result<usize, StoreError> {
+        Lease::release(&mut self.reader(), run, nodes)
+            .map_err(|e| self.error(format!("release the leases of run `{run}`"), e))
+    }
+
+    /// Every lease, expired or not, by node name.
+    pub fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        Lease::all(&self.reader()).map_err(|e| self.error("read the leases", e))
+    }
+
     /// The reading connection. A panic while it was held leaves nothing half-done
     /// (rusqlite rolls back an open transaction on drop), so a poisoned lock is reused.
     fn reader(&self) -> MutexGuard<'_, Connection> {
@@ -199,6 +243,10 @@ mod tests {
 
     fn open(dir: &TempDir) -> Store {
         Store::open(&dir.path().join("state/drover.db")).unwrap()
+    }
+
+    fn names(nodes: &[&str]) -> Vec<String> {
+        nodes.iter().map(|n| n.to_string()).collect()
     }
 
     #[test]
@@ -564,6 +612,208 @@ mod tests {
         let run = &store.runs().unwrap()[0];
         assert_eq!(run.counts.succeeded, TASKS);
         assert_eq!(store.run("r1").unwrap().unwrap().steps.len(), TASKS);
+    }
+
+    #[test]
+    fn leases_are_all_or_nothing() {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        let now = ts("2026-01-01T00:00:00Z");
+        let ttl = Duration::from_secs(60);
+
+        assert!(
+            store
+                .acquire_leases("r1", &names(&["a", "b"]), now, ttl)
+                .unwrap()
+                .is_empty()
+        );
+        let conflicts = store.acquire_leases("r2", &names(&["b", "c"]), now, ttl).unwrap();
+        assert_eq!(
+            conflicts,
+            [LeaseConflict {
+                node: "b".to_string(),
+                run: "r1".to_string(),
+                expires_at: ts("2026-01-01T00:01:00Z"),
+            }]
+        );
+        let held: Vec<_> = store
+            .leases()
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.node, l.run))
+            .collect();
+        assert_eq!(
+            held,
+            [
+                ("a".to_string(), "r1".to_string()),
+                ("b".to_string(), "r1".to_string())
+            ],
+            "c was not taken"
+        );
+
+        // Our own leases are renewed by acquiring again, with new nodes added.
+        let later = ts("2026-01-01T00:00:30Z");
+        assert!(
+            store
+                .acquire_leases("r1", &names(&["b", "c"]), later, ttl)
+                .unwrap()
+                .is_empty()
+        );
+        let leases = store.leases().unwrap();
+        assert_eq!(leases.len(), 3);
+        assert_eq!(leases[1].expires_at, ts("2026-01-01T00:01:30Z"));
+        assert_eq!(
+            leases[0].expires_at,
+            ts("2026-01-01T00:01:00Z"),
+            "a was not asked for"
+        );
+
+        assert_eq!(store.renew_leases("r1", later, ttl).unwrap(), 3);
+        assert!(
+            store
+                .leases()
+                .unwrap()
+                .iter()
+                .all(|l| l.expires_at == ts("2026-01-01T00:01:30Z"))
+        );
+        assert_eq!(store.renew_leases("r2", later, ttl).unwrap(), 0);
+    }
+
+    #[test]
+    fn expired_leases_are_taken_over() {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        let now = ts("2026-01-01T00:00:00Z");
+        let ttl = Duration::from_secs(60);
+        assert!(
+            store
+                .acquire_leases("r1", &names(&["a", "b"]), now, ttl)
+                .unwrap()
+                .is_empty()
+        );
+
+        // Just before expiry the lease holds; at `expires_at` it is free.
+        let before = ts("2026-01-01T00:00:59.999Z");
+        assert_eq!(
+            store
+                .acquire_leases("r2", &names(&["a"]), before, ttl)
+                .unwrap()
+                .len(),
+            1
+        );
+        let at = ts("2026-01-01T00:01:00Z");
+        assert!(
+            store
+                .acquire_leases("r2", &names(&["a"]), at, ttl)
+                .unwrap()
+                .is_empty()
+        );
+
+        // r1 renews what it still has, and cannot release what it lost.
+        assert_eq!(store.renew_leases("r1", at, ttl).unwrap(), 1);
+        assert_eq!(store.release_leases("r1", Some(&names(&["a"]))).unwrap(), 0);
+        let held: Vec<_> = store
+            .leases()
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.node, l.run))
+            .collect();
+        assert_eq!(
+            held,
+            [
+                ("a".to_string(), "r2".to_string()),
+                ("b".to_string(), "r1".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn leases_are_released() {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        let now = ts("2026-01-01T00:00:00Z");
+        let ttl = Duration::from_secs(60);
+        assert!(
+            store
+                .acquire_leases("r1", &names(&["a", "b", "c"]), now, ttl)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .acquire_leases("r2", &names(&["d"]), now, ttl)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.release_leases("r1", Some(&names(&["a", "x"]))).unwrap(), 1);
+        assert!(
+            store
+                .acquire_leases("r3", &names(&["a"]), now, ttl)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.release_leases("r1", None).unwrap(), 2);
+        assert!(
+            store
+                .acquire_leases("r3", &names(&["b", "c"]), now, ttl)
+                .unwrap()
+                .is_empty()
+        );
+        let held: Vec<_> = store.leases().unwrap().into_iter().map(|l| l.run).collect();
+        assert_eq!(held, ["r3", "r3", "r3", "r2"]);
+    }
+
+    #[test]
+    fn two_stores_on_one_file_contend_for_leases() {
+        let dir = TempDir::new().unwrap();
+        let one = open(&dir);
+        let two = open(&dir);
+        let now = ts("2026-01-01T00:00:00Z");
+        let ttl = Duration::from_secs(60);
+        let nodes = names(&["a", "b", "c", "d"]);
+
+        assert!(
+            one.acquire_leases("r1", &nodes[..2], now, ttl)
+                .unwrap()
+                .is_empty()
+        );
+        let conflicts = two.acquire_leases("r2", &nodes[1..], now, ttl).unwrap();
+        assert_eq!(
+            conflicts.iter().map(|c| c.node.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
+        assert_eq!(one.leases().unwrap().len(), 2, "the other store took nothing");
+
+        // Both race for the same nodes, many times: exactly one wins each round.
+        for round in 0..20 {
+            let barrier = Arc::new(std::sync::Barrier::new(2));
+            let racers: Vec<_> = [(one.clone(), "x1"), (two.clone(), "x2")]
+                .into_iter()
+                .map(|(store, run)| {
+                    let (barrier, nodes) = (Arc::clone(&barrier), nodes[2..].to_vec());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        store.acquire_leases(run, &nodes, now, ttl).unwrap().is_empty()
+                    })
+                })
+                .collect();
+            let wins = racers
+                .into_iter()
+                .map(|r| r.join().unwrap())
+                .filter(|won| *won)
+                .count();
+            assert_eq!(wins, 1, "round {round}");
+            let holders: std::collections::BTreeSet<_> = one
+                .leases()
+                .unwrap()
+                .into_iter()
+                .filter(|l| l.node == "c" || l.node == "d")
+                .map(|l| l.run)
+                .collect();
+            assert_eq!(holders.len(), 1, "one run holds both nodes");
+            one.release_leases("x1", None).unwrap();
+            two.release_leases("x2", None).unwrap();
+        }
     }
 
     #[test]
