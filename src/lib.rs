@@ -15,6 +15,7 @@ pub mod project;
 pub mod report;
 pub mod schemas;
 pub mod site;
+pub mod store;
 pub mod template;
 pub mod testbed;
 pub mod transport;

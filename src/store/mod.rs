@@ -1,0 +1,42 @@
+//! Durable run state: what a run planned, where each node stands, what each step
+//! printed, and which run holds which node, in one embedded SQLite database
+//! (`<state_dir>/drover.db`).
+//!
+//! A controller may be killed at any instant; a later one resumes from what is stored.
+//! So every write is acknowledged only once it is on disk (`synchronous=FULL` in WAL
+//! mode), and a writer thread groups concurrent writes into one transaction to keep
+//! that affordable with hundreds of node tasks. SQLite (rusqlite, bundled) rather than
+//! files of JSON: atomic multi-row updates, safe concurrent access from several drover
+//! processes (leases), and queries for `drover runs` without loading every run.
+
+mod columns;
+mod controller;
+mod lease;
+mod lease_conflict;
+mod node_counts;
+mod node_row;
+mod node_state;
+mod run_detail;
+mod run_row;
+mod run_status;
+mod schema;
+mod step_row;
+#[expect(clippy::module_inception, reason = "the type is named after the concept")]
+mod store;
+mod store_error;
+mod write;
+mod writer;
+
+pub use controller::Controller;
+pub use lease::Lease;
+pub use lease_conflict::LeaseConflict;
+pub use node_counts::NodeCounts;
+pub use node_row::NodeRow;
+pub use node_state::NodeState;
+pub use run_detail::RunDetail;
+pub use run_row::RunRow;
+pub use run_status::RunStatus;
+pub use step_row::StepRow;
+pub use store::Store;
+pub use store_error::StoreError;
+pub use write::Write;

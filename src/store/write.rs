@@ -1,0 +1,272 @@
+//! What the engine records.
+
+use std::path::Path;
+
+use jiff::Timestamp;
+use rusqlite::{Connection, ErrorCode, ffi, params};
+
+use super::columns::{OUTPUT_TAIL_MAX, int, json_text, millis, tail};
+use super::controller::Controller;
+use super::node_state::NodeState;
+use super::run_status::RunStatus;
+use super::store_error::StoreError;
+
+/// One fact about a run. Apart from `RunCreated` (refused if the run exists), each sets
+/// a row's new state rather than applying a delta, so recording one twice (a retry after
+/// an error of unknown outcome) does no harm. A request's writes are applied in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// A new run with its plan; every planned node starts Pending with its phase index.
+    RunCreated {
+        id: String,
+        workflow: String,
+        version: u32,
+        commit: Option<String>,
+        plan: serde_json::Value,
+        options: serde_json::Value,
+        controller: Controller,
+        at: Timestamp,
+        /// Node name and phase index, in plan order.
+        nodes: Vec<(String, usize)>,
+    },
+    RunFinished {
+        id: String,
+        status: RunStatus,
+        outcome: serde_json::Value,
+        at: Timestamp,
+    },
+    /// The controller that now drives the run (on resume) and a liveness timestamp.
+    Heartbeat {
+        id: String,
+        controller: Controller,
+        at: Timestamp,
+    },
+    /// A finished or interrupted run taken up again: back to Running under
+    /// `controller`, its finish time and outcome cleared.
+    RunResumed {
+        id: String,
+        controller: Controller,
+        at: Timestamp,
+    },
+    /// A node's transition. `attempt` and `step` (position in the node's step list) are
+    /// where it stands; `drained_by_us` says whether this run has drained it (so a crash
+    /// never forgets a drained node); `boot_id` is the boot id read before a reboot (None
+    /// otherwise); `reason` is for Held/Failed/Skipped.
+    Node {
+        run: String,
+        node: String,
+        state: NodeState,
+        attempt: u32,
+        step: usize,
+        drained_by_us: bool,
+        boot_id: Option<String>,
+        reason: Option<String>,
+        at: Timestamp,
+    },
+    /// One step attempt's result with the tail of its output (caller truncates; the store
+    /// keeps at most the last 4 KiB anyway). Recording the same attempt again replaces it.
+    Step {
+        run: String,
+        node: String,
+        step: String,
+        position: usize,
+        attempt: u32,
+        status: String,
+        exit_code: Option<i32>,
+        duration_ms: u64,
+        output_tail: String,
+        at: Timestamp,
+    },
+}
+
+impl Write {
+    /// Applies the write inside the writer's open transaction. `path` names the database
+    /// in errors.
+    pub(super) fn apply(&self, conn: &Connection, path: &Path) -> Result<(), StoreError> {
+        if let Write::RunCreated { id, .. } = self {
+            let exists = conn
+                .prepare_cached("SELECT 1 FROM runs WHERE id = ?1")
+                .and_then(|mut s| s.exists([id]))
+                .map_err(|e| StoreError::database(path, self.describe(), e))?;
+            if exists {
+                return Err(StoreError::RunExists { run: id.clone() });
+            }
+        }
+        match self.execute(conn) {
+            Ok(0) => Err(self.missing()),
+            Ok(_) => Ok(()),
+            // The only foreign key a write can break is a step's reference to its node.
+            Err(e) if is_constraint(&e, ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => Err(self.missing()),
+            Err(e) => Err(StoreError::database(path, self.describe(), e)),
+        }
+    }
+
+    /// The rows written; 0 means the run or node to update does not exist.
+    fn execute(&self, conn: &Connection) -> rusqlite::Result<usize> {
+        match self {
+            Write::RunCreated {
+                id,
+                workflow,
+                version,
+                commit,
+                plan,
+                options,
+                controller,
+                at,
+                nodes,
+            } => {
+                let mut rows = conn
+                    .prepare_cached(
+                        "INSERT INTO runs (id, workflow, version, git_commit, status, plan, options,
+                                           controller_host, controller_pid, started_at, heartbeat_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+                    )?
+                    .execute(params![
+                        id,
+                        workflow,
+                        version,
+                        commit,
+                        RunStatus::Running,
+                        json_text(plan)?,
+                        json_text(options)?,
+                        controller.host,
+                        controller.pid,
+                        millis(*at),
+                    ])?;
+                let mut insert = conn.prepare_cached(
+                    "INSERT INTO nodes (run, node, seq, phase, state, attempt, step, drained_by_us,
+                                        updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, 0, ?6)",
+                )?;
+                for (seq, (node, phase)) in nodes.iter().enumerate() {
+                    let (seq, phase) = (int(seq)?, int(*phase)?);
+                    rows += insert.execute(params![id, node, seq, phase, NodeState::Pending, millis(*at)])?;
+                }
+                Ok(rows)
+            }
+
+            Write::RunFinished {
+                id,
+                status,
+                outcome,
+                at,
+            } => conn
+                .prepare_cached("UPDATE runs SET status = ?2, outcome = ?3, finished_at = ?4 WHERE id = ?1")?
+                .execute(params![id, status, json_text(outcome)?, millis(*at)]),
+
+            Write::Heartbeat { id, controller, at } => conn
+                .prepare_cached(
+                    "UPDATE runs SET controller_host = ?2, controller_pid = ?3, heartbeat_at = ?4
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, controller.host, controller.pid, millis(*at)]),
+
+            Write::RunResumed { id, controller, at } => conn
+                .prepare_cached(
+                    "UPDATE runs SET status = ?2, controller_host = ?3, controller_pid = ?4,
+                                     heartbeat_at = ?5, finished_at = NULL, outcome = NULL
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    id,
+                    RunStatus::Running,
+                    controller.host,
+                    controller.pid,
+                    millis(*at)
+                ]),
+
+            Write::Node {
+                run,
+                node,
+                state,
+                attempt,
+                step,
+                drained_by_us,
+                boot_id,
+                reason,
+                at,
+            } => conn
+                .prepare_cached(
+                    "UPDATE nodes SET state = ?3, attempt = ?4, step = ?5, drained_by_us = ?6,
+                                      boot_id = ?7, reason = ?8, updated_at = ?9
+                     WHERE run = ?1 AND node = ?2",
+                )?
+                .execute(params![
+                    run,
+                    node,
+                    state,
+                    attempt,
+                    int(*step)?,
+                    drained_by_us,
+                    boot_id,
+                    reason,
+                    millis(*at)
+                ]),
+
+            Write::Step {
+                run,
+                node,
+                step,
+                position,
+                attempt,
+                status,
+                exit_code,
+                duration_ms,
+                output_tail,
+                at,
+            } => conn
+                .prepare_cached(
+                    "INSERT INTO steps (run, node, position, attempt, step, status, exit_code,
+                                        duration_ms, output_tail, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     ON CONFLICT (run, node, position, attempt) DO UPDATE SET
+                         step = excluded.step, status = excluded.status, exit_code = excluded.exit_code,
+                         duration_ms = excluded.duration_ms, output_tail = excluded.output_tail,
+                         at = excluded.at",
+                )?
+                .execute(params![
+                    run,
+                    node,
+                    int(*position)?,
+                    attempt,
+                    step,
+                    status,
+                    exit_code,
+                    int(*duration_ms)?,
+                    tail(output_tail, OUTPUT_TAIL_MAX),
+                    millis(*at)
+                ]),
+        }
+    }
+
+    /// What the write was doing, for an error message.
+    fn describe(&self) -> String {
+        match self {
+            Write::RunCreated { id, .. } => format!("record the new run `{id}`"),
+            Write::RunFinished { id, .. } => format!("record the end of run `{id}`"),
+            Write::Heartbeat { id, .. } => format!("record a heartbeat of run `{id}`"),
+            Write::RunResumed { id, .. } => format!("record the resumption of run `{id}`"),
+            Write::Node { run, node, .. } => format!("record node `{node}` of run `{run}`"),
+            Write::Step { run, node, step, .. } => format!("record step `{step}` on `{node}` of run `{run}`"),
+        }
+    }
+
+    /// The error for a write whose run or node is not recorded.
+    fn missing(&self) -> StoreError {
+        match self {
+            Write::RunCreated { id, .. }
+            | Write::RunFinished { id, .. }
+            | Write::Heartbeat { id, .. }
+            | Write::RunResumed { id, .. } => StoreError::UnknownRun { run: id.clone() },
+            Write::Node { run, node, .. } | Write::Step { run, node, .. } => StoreError::UnknownNode {
+                run: run.clone(),
+                node: node.clone(),
+            },
+        }
+    }
+}
+
+fn is_constraint(e: &rusqlite::Error, extended: std::ffi::c_int) -> bool {
+    e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation)
+        && e.sqlite_extended_error_code() == Some(extended)
+}
