@@ -18,5 +18,8 @@ pub const RUN_STOPPED: i32 = 5;
 pub const NODES_FAILED: i32 = 6;
 /// The workflow's maintenance window is closed; nothing was started.
 pub const WINDOW_CLOSED: i32 = 7;
+/// Another run holds some of the nodes (a lease), and the site says to refuse rather
+/// than wait; nothing was started.
+pub const NODES_LEASED: i32 = 8;
 /// Interrupted with Ctrl-C.
 pub const INTERRUPTED: i32 = 130;

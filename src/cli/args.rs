@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use super::selection::Target;
+use super::selection::{Target, TransportKind};
 
 /// Declarative, git-driven rolling changes for fleets of nodes.
 #[derive(Debug, Parser)]
@@ -67,6 +67,12 @@ pub enum Command {
         #[arg(long)]
         ignore_window: bool,
     },
+    /// The runs in the state database: list them, show one, resume one a dead
+    /// controller left.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
     /// Write the JSON Schemas of the file formats (for editors) into a directory.
     Schema {
         /// Where to write them.
@@ -75,5 +81,40 @@ pub enum Command {
         /// Do not write; exit 4 if the files there differ from what this drover generates.
         #[arg(long)]
         check: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Every run, newest first, with node counts.
+    List {
+        /// The site: a directory with drover.yml, or the file itself.
+        #[arg(long, default_value = ".")]
+        site: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run: where each node stands, and why.
+    Show {
+        id: String,
+        #[arg(long, default_value = ".")]
+        site: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue a run whose controller died or was interrupted: finished nodes are left
+    /// alone, the rest are re-checked and taken up where they stood.
+    Resume {
+        id: String,
+        #[arg(long, default_value = ".")]
+        site: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+        /// How nodes are reached.
+        #[arg(long, value_enum, default_value_t = TransportKind::Ssh)]
+        transport: TransportKind,
     },
 }

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 
-use super::args::{Cli, Color, Command};
+use super::args::{Cli, Color, Command, RunsCommand};
 use super::rollout::{RunOptions, check, plan, run};
 use super::{schema::schema, validate::validate};
 
@@ -26,6 +26,19 @@ pub fn main() -> i32 {
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     match cli.command {
         Command::Validate { path, json } => validate(&path, json, color, &mut out, &mut err),
+        Command::Runs { command } => match command {
+            RunsCommand::List { site, json } => super::runs::list(&site, json, color, &mut out, &mut err),
+            RunsCommand::Show { id, site, json } => {
+                super::runs::show(&site, &id, json, color, &mut out, &mut err)
+            }
+            RunsCommand::Resume {
+                id,
+                site,
+                yes,
+                json,
+                transport,
+            } => super::runs::resume(&site, &id, yes, transport, json, color, &mut out, &mut err),
+        },
         Command::Schema { out: dir, check } => schema(&dir, check, &mut out, &mut err),
         Command::Check { target } => check(&target, color, &mut out, &mut err),
         Command::Plan { target } => plan(&target, color, &mut out, &mut err),

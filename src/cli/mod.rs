@@ -3,6 +3,8 @@
 mod args;
 mod dispatch;
 mod rollout;
+mod run_state;
+mod runs;
 mod schema;
 mod selection;
 mod validate;

@@ -7,14 +7,16 @@ use std::sync::Arc;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
+use super::run_state::{self, Resume};
 use super::selection::{Refusal, Target, TransportKind, extra_vars, limit, load, selected_steps};
-use crate::engine::{self, Class, Outcome, RunContext, StopReason};
+use crate::engine::{self, Class, Journal, Outcome, Prior, RolloutSpec, RunContext, StopReason};
 use crate::exit_code;
 use crate::inventory::{Inventory, NodeId};
 use crate::plan::{Exclusion, Plan, PlanInput};
 use crate::project::Project;
 use crate::report::{self, Style, check_json, render_check};
-use crate::transport::{Connector, LocalConnector, SshConnector};
+use crate::store::Controller;
+use crate::transport::{Connection, Connector, LocalConnector, SshConnector};
 
 /// Options of `drover run` beyond the target.
 #[derive(Debug, Clone, Default)]
@@ -150,19 +152,6 @@ fn session(
                 exit_code::WINDOW_CLOSED,
             ));
         }
-        let drain_selected = wf
-            .steps
-            .iter()
-            .zip(&selected)
-            .any(|(s, sel)| *sel && s.change == crate::workflow::Change::Drain);
-        if drain_selected && (wf.drain.is_some() || project.site.drain.is_some()) {
-            return Err(Refusal(
-                "drain steps are selected, but this drover cannot run the drain cycle yet (drain, wait, steps, resume); \
-                 run hot steps only, or drain the nodes by hand and run without drain hooks"
-                    .into(),
-                exit_code::USAGE,
-            ));
-        }
         Ok(Prepared {
             input: PlanInput {
                 limit: lim,
@@ -185,7 +174,7 @@ fn session(
             TransportKind::Ssh => match ssh(&project) {
                 Ok(c) => {
                     let control_dir = c.control_dir.clone();
-                    let code = flow(c, project, wi, t, opts, prepared, out, err).await;
+                    let code = flow(c, project, wi, t, opts, prepared, None, out, err).await;
                     // Every master was closed (its socket with it): the directory is
                     // empty, and would otherwise stay in /tmp after every command.
                     let _ = std::fs::remove_dir_all(&control_dir);
@@ -193,7 +182,9 @@ fn session(
                 }
                 Err(e) => refuse(err, Refusal(e, exit_code::FAILURE)),
             },
-            TransportKind::Local => flow(LocalConnector, project, wi, t, opts, prepared, out, err).await,
+            TransportKind::Local => {
+                flow(LocalConnector, project, wi, t, opts, prepared, None, out, err).await
+            }
         }
     });
     // A confirmation prompt answered by Ctrl-C leaves its stdin read blocked; dropping
@@ -202,10 +193,10 @@ fn session(
     code
 }
 
-struct Prepared {
-    input: PlanInput,
-    extra: serde_json::Map<String, serde_json::Value>,
-    selected: Vec<bool>,
+pub(super) struct Prepared {
+    pub(super) input: PlanInput,
+    pub(super) extra: serde_json::Map<String, serde_json::Value>,
+    pub(super) selected: Vec<bool>,
 }
 
 fn ssh(project: &Project) -> Result<SshConnector, String> {
@@ -215,44 +206,62 @@ fn ssh(project: &Project) -> Result<SshConnector, String> {
 
 #[allow(
     clippy::too_many_arguments,
-    reason = "one call site; a struct would only rename them"
+    reason = "two call sites; a struct would only rename them"
 )]
-async fn flow<K: Connector>(
+pub(super) async fn flow<K: Connector>(
     connector: K,
     project: Arc<Project>,
     wi: usize,
     t: &Target,
     opts: Option<&RunOptions>,
     p: Prepared,
+    resume: Option<Resume>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
     let wf = &project.workflows[wi];
     let inv = &project.inventory;
-    let all = match Plan::build(inv, wf, &p.input) {
-        Ok(a) => a,
-        Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::INVALID_CONFIG)),
+    let all = match &resume {
+        Some(r) => match Plan::from_record(&r.detail.plan, inv, wf) {
+            Ok((plan, _)) => plan,
+            Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::INVALID_CONFIG)),
+        },
+        None => match Plan::build(inv, wf, &p.input) {
+            Ok(a) => a,
+            Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::INVALID_CONFIG)),
+        },
     };
-    let run_id = format!(
-        "{}-{}",
-        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
-        wf.name
-    );
-    let log_dir = match opts {
-        Some(o) if !o.dry_run => {
-            let d = project.site.state_dir.join("logs").join(&run_id);
-            if let Err(e) = std::fs::create_dir_all(&d) {
-                return refuse(
-                    err,
-                    Refusal(
-                        format!("cannot create the log directory {}: {e}", d.display()),
-                        exit_code::FAILURE,
-                    ),
-                );
-            }
-            Some(d)
+    let running = opts.is_some_and(|o| !o.dry_run);
+    let run_id = resume
+        .as_ref()
+        .map_or_else(|| run_state::new_run_id(&wf.name), |r| r.run.clone());
+    let store = if running {
+        match run_state::open_store(&project) {
+            Ok(s) => Some(s),
+            Err(r) => return refuse(err, r),
         }
-        _ => None,
+    } else {
+        None
+    };
+    if let Some(s) = &store
+        && resume.is_none()
+    {
+        run_state::abandoned_notice(s, project.site.leases.ttl, err);
+    }
+    let log_dir = if running {
+        let d = project.site.state_dir.join("logs").join(&run_id);
+        if let Err(e) = std::fs::create_dir_all(&d) {
+            return refuse(
+                err,
+                Refusal(
+                    format!("cannot create the log directory {}: {e}", d.display()),
+                    exit_code::FAILURE,
+                ),
+            );
+        }
+        Some(d)
+    } else {
+        None
     };
 
     let (etx, erx) = mpsc::unbounded_channel();
@@ -273,6 +282,12 @@ async fn flow<K: Connector>(
             report::report(erx, style).await;
         }
     });
+    let hooks = wf.drain.clone().or_else(|| project.site.drain.clone());
+    let drain_selected = wf
+        .steps
+        .iter()
+        .zip(&p.selected)
+        .any(|(s, sel)| *sel && s.change == crate::workflow::Change::Drain);
     let cx = Arc::new(RunContext {
         connector,
         inventory: Arc::new(inv.clone()),
@@ -282,6 +297,9 @@ async fn flow<K: Connector>(
         forks: project.site.ssh.forks as usize,
         log_dir: log_dir.clone(),
         events: etx,
+        probe_drained: opts.is_some() && drain_selected && hooks.is_some(),
+        hooks,
+        journal: Journal::new(store.clone(), run_id.clone()),
     });
     // Ctrl-C is counted from here on: the first stops the check or the run gracefully
     // (every ssh master is closed), the second aborts a run's steps.
@@ -300,7 +318,28 @@ async fn flow<K: Connector>(
             }
         }
     });
-    let (results, mut conns) = match engine::check_all(&cx, &all.nodes, &irx).await {
+
+    // A resumed run checks only the nodes it has not finished, after waiting for those
+    // a dead controller left rebooting.
+    let mut resume_errors: HashMap<NodeId, String> = HashMap::new();
+    let check_nodes: Vec<NodeId> = match &resume {
+        Some(r) => {
+            resume_errors = await_rebooting(&cx, r).await;
+            all.nodes
+                .iter()
+                .copied()
+                .filter(|n| {
+                    !resume_errors.contains_key(n)
+                        && !matches!(
+                            r.prior.get(n),
+                            Some(Prior::Succeeded | Prior::Failed { .. } | Prior::Held | Prior::Skipped)
+                        )
+                })
+                .collect()
+        }
+        None => all.nodes.clone(),
+    };
+    let checked = match engine::check_all(&cx, &check_nodes, &irx).await {
         Ok(checked) => checked,
         Err(engine::Interrupted) => {
             wind_down(&ctrl_c, cx, reporter, None).await;
@@ -309,6 +348,11 @@ async fn flow<K: Connector>(
             return exit_code::INTERRUPTED;
         }
     };
+    let engine::Checked {
+        results,
+        mut conns,
+        drained: found_drained,
+    } = checked;
 
     let Some(opts) = opts else {
         wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
@@ -337,23 +381,59 @@ async fn flow<K: Connector>(
             steps.insert(*id, list);
         }
     }
-    let needing: HashSet<NodeId> = steps.keys().copied().collect();
+    let drains: HashSet<NodeId> = steps
+        .iter()
+        .filter(|(_, l)| {
+            l.iter()
+                .any(|i| wf.steps[*i].change == crate::workflow::Change::Drain)
+        })
+        .map(|(id, _)| *id)
+        .collect();
     let unselected: Vec<NodeId> = results
         .iter()
         .filter(|(id, r)| !r.needed.is_empty() && !steps.contains_key(id))
         .map(|(id, _)| *id)
         .collect();
-    let input = PlanInput {
-        limit: p.input.limit.clone(),
-        needing: Some(needing),
-        failed_check,
-        other_steps: unselected.iter().copied().collect(),
-        ..PlanInput::default()
+    let mut work = engine::Work::default();
+    let plan = match &resume {
+        Some(r) => {
+            // The plan stands; what changed since is handled per node.
+            for id in &failed_check {
+                let e = results.get(id).and_then(|c| c.error.clone()).unwrap_or_default();
+                work.errors.insert(*id, format!("check failed on resume: {e}"));
+            }
+            work.errors.extend(resume_errors);
+            for id in &found_drained {
+                if !r.drained.contains(id) {
+                    work.skips.insert(
+                        *id,
+                        "drained by someone else since the run began; left alone".into(),
+                    );
+                }
+            }
+            work.drained = r.drained.clone();
+            all.clone()
+        }
+        None => {
+            let input = PlanInput {
+                limit: p.input.limit.clone(),
+                needing: Some(steps.keys().copied().collect()),
+                failed_check,
+                other_steps: unselected.iter().copied().collect(),
+                already_unavailable: found_drained,
+                drains: Some(drains.clone()),
+                drain_steps: drain_selected,
+            };
+            match Plan::build(inv, wf, &input) {
+                Ok(pl) => pl,
+                Err(e) => {
+                    wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
+                    return refuse(err, Refusal(e.to_string(), exit_code::INVALID_CONFIG));
+                }
+            }
+        }
     };
-    let plan = match Plan::build(inv, wf, &input) {
-        Ok(pl) => pl,
-        Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::INVALID_CONFIG)),
-    };
+    work.steps = steps;
     if !t.json {
         let _ = write!(out, "{}", render_check(inv, &results));
         if !unselected.is_empty() {
@@ -417,12 +497,198 @@ async fn flow<K: Connector>(
         return exit_code::INTERRUPTED;
     }
 
-    let result = engine::execute(Arc::clone(&cx), &plan, steps, &conns, irx).await;
+    // The run's record and its leases come before the first node is touched.
+    let Some(store) = store else {
+        return exit_code::FAILURE;
+    };
+    let names: Vec<String> = plan.nodes.iter().map(|i| inv.node(*i).name.clone()).collect();
+    if let Err(r) = run_state::lease(&store, &run_id, &names, &project.site.leases, err).await {
+        wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
+        return refuse(err, r);
+    }
+    let now = jiff::Timestamp::now();
+    let record = match &resume {
+        Some(_) => crate::store::Write::RunResumed {
+            id: run_id.clone(),
+            controller: Controller::this(),
+            at: now,
+        },
+        None => {
+            let phase_of = |id: &NodeId| -> usize {
+                if plan.canary.contains(id) {
+                    0
+                } else {
+                    let offset = usize::from(!plan.canary.is_empty());
+                    plan.batches
+                        .iter()
+                        .position(|b| b.contains(id))
+                        .map_or(0, |i| i + offset)
+                }
+            };
+            crate::store::Write::RunCreated {
+                id: run_id.clone(),
+                workflow: wf.name.clone(),
+                version: wf.version,
+                commit: None,
+                plan: plan.to_record(inv, &drains),
+                options: json!({
+                    "tags": opts.tags,
+                    "extra_vars": cx.extra_vars,
+                    "limit": t.limit,
+                    "site": project.site.root.display().to_string(),
+                }),
+                controller: Controller::this(),
+                at: now,
+                nodes: plan
+                    .nodes
+                    .iter()
+                    .map(|i| (inv.node(*i).name.clone(), phase_of(i)))
+                    .collect(),
+            }
+        }
+    };
+    if let Err(e) = store.write(vec![record]).await {
+        let _ = store.release_leases(&run_id, None);
+        wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
+        return refuse(
+            err,
+            Refusal(format!("cannot record the run: {e}"), exit_code::FAILURE),
+        );
+    }
+    let beat = run_state::heartbeat(store.clone(), run_id.clone(), project.site.leases.ttl);
+
+    let spec = rollout_spec(
+        &cx,
+        &plan,
+        &work.steps,
+        match &resume {
+            Some(r) => {
+                let d = Plan::from_record(&r.detail.plan, inv, wf)
+                    .map(|(_, d)| d)
+                    .unwrap_or_default();
+                (d, r.prior.clone())
+            }
+            None => (drains, HashMap::new()),
+        },
+    );
+    let result = engine::execute(Arc::clone(&cx), &plan, work, &mut conns, spec, irx).await;
+    beat.abort();
+    let status = run_state::status_of(result.outcome.as_ref());
+    let outcome = result
+        .outcome
+        .as_ref()
+        .map_or(serde_json::Value::Null, |o| engine::outcome_json(o, inv));
+    let _ = store
+        .write(vec![crate::store::Write::RunFinished {
+            id: run_id.clone(),
+            status,
+            outcome,
+            at: jiff::Timestamp::now(),
+        }])
+        .await;
+    // An interrupted run keeps its leases until they expire: `runs resume` takes them
+    // back, and no other run takes its drained nodes meanwhile.
+    if status != crate::store::RunStatus::Interrupted {
+        let _ = store.release_leases(&run_id, None);
+    }
     wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
 
     let skipped = Skipped::new(&plan);
     summary(inv, &skipped, &result, &run_id, log_dir.as_deref(), t.json, out)
 }
+
+/// The rollout's budgets and history for a plan. `(drains, prior)`: the nodes that need a
+/// drain step, and where a resumed run's nodes stood.
+fn rollout_spec<K: Connector>(
+    cx: &RunContext<K>,
+    plan: &Plan,
+    steps: &HashMap<NodeId, Vec<usize>>,
+    (drains, prior): (HashSet<NodeId>, HashMap<NodeId, Prior>),
+) -> RolloutSpec {
+    let inv = &cx.inventory;
+    let mut disruption = engine::Disruption::new(plan.budgets.limits.clone(), crate::plan::hosted_pairs(inv));
+    for id in &plan.unavailable_at_start {
+        disruption.take(*id);
+    }
+    let in_plan: HashSet<NodeId> = plan.nodes.iter().copied().collect();
+    let mut hosted: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for id in &plan.nodes {
+        if let Some(h) = inv.node(*id).hosted_on
+            && in_plan.contains(&h)
+        {
+            hosted.entry(h).or_default().push(*id);
+        }
+    }
+    RolloutSpec {
+        retry: cx.workflow.strategy.retries,
+        max_in_flight: cx.forks,
+        step_retries: {
+            let wf = Arc::clone(&cx.workflow);
+            let steps = steps.clone();
+            Box::new(move |node: NodeId, pos: usize| {
+                steps
+                    .get(&node)
+                    .and_then(|s| s.get(pos))
+                    .and_then(|i| wf.steps.get(*i))
+                    .and_then(|s| s.retries)
+            })
+        },
+        drains,
+        disruption,
+        hosted,
+        prior,
+    }
+}
+
+/// Nodes a dead controller left rebooting: wait until each is back with a new boot id
+/// and passes its reboot step's health checks. Returns the ones that did not.
+async fn await_rebooting<K: Connector>(cx: &Arc<RunContext<K>>, r: &Resume) -> HashMap<NodeId, String> {
+    let mut set = tokio::task::JoinSet::new();
+    for (id, step, before) in r.rebooting.clone() {
+        let cx = Arc::clone(cx);
+        set.spawn(async move {
+            let Some(crate::workflow::Action::Reboot(rb)) = cx.workflow.steps.get(step).map(|s| &s.action)
+            else {
+                return None;
+            };
+            let reason = cx.reason();
+            let cycle = cx.cycle(id, &reason);
+            let boot_cmd = match cycle.job.render(&rb.boot_id) {
+                Ok(c) => c,
+                Err(e) => return Some((id, e)),
+            };
+            let deadline = std::time::Instant::now() + rb.timeout;
+            match cycle
+                .await_reboot(&boot_cmd, &before, deadline, Some(REBOOT_GRACE))
+                .await
+            {
+                Ok(Some(conn)) => {
+                    let conn = Some(conn);
+                    let health = cycle.health(&conn, rb).await;
+                    if let Some(c) = conn {
+                        c.close().await;
+                    }
+                    health.err().map(|e| (id, e))
+                }
+                // It never went down: the reboot was recorded but not issued. Its check
+                // decides whether it still needs one.
+                Ok(None) => None,
+                Err(e) => Some((id, e)),
+            }
+        });
+    }
+    let mut failed = HashMap::new();
+    while let Some(j) = set.join_next().await {
+        if let Ok(Some((id, e))) = j {
+            failed.insert(id, e);
+        }
+    }
+    failed
+}
+
+/// How long a node a dead controller left "rebooting" may keep answering with its old
+/// boot id before drover concludes the reboot was never issued.
+const REBOOT_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Ends a session: stop counting Ctrl-C, let the reporter print what is queued (it ends
 /// once the context, which holds the last event sender, is dropped), and close every ssh
@@ -505,6 +771,8 @@ fn summary(
             "outcome": engine::outcome_json(&outcome, inv),
             "succeeded": names(inv, &succeeded),
             "failed": failed_with_errors.iter().map(|(i, e)| json!({"node": inv.node(*i).name, "error": e})).collect::<Vec<_>>(),
+            "held": r.held.iter().map(|(i, e)| json!({"node": inv.node(*i).name, "reason": e})).collect::<Vec<_>>(),
+            "skipped": r.skipped.iter().map(|(i, e)| json!({"node": inv.node(*i).name, "reason": e})).collect::<Vec<_>>(),
             "not_started": names(inv, &r.not_started),
             "up_to_date": names(inv, &skipped.up_to_date),
             "needs_other_steps": names(inv, &skipped.other_steps),
@@ -533,11 +801,17 @@ fn summary(
     };
     line(out, "succeeded", &succeeded);
     line(out, "failed", &failed);
+    let mut held: Vec<NodeId> = r.held.iter().map(|(i, _)| *i).collect();
+    held.sort();
+    let mut skipped_drain: Vec<NodeId> = r.skipped.iter().map(|(i, _)| *i).collect();
+    skipped_drain.sort();
+    line(out, "held", &held);
+    line(out, "skipped", &skipped_drain);
     line(out, "not started", &r.not_started);
     line(out, "up to date", &skipped.up_to_date);
     line(out, "other steps", &skipped.other_steps);
     line(out, "check failed", &skipped.check_failed);
-    for (id, e) in &failed_with_errors {
+    for (id, e) in failed_with_errors.iter().chain(&r.held).chain(&r.skipped) {
         let _ = writeln!(out, "  {}: {}", inv.node(*id).name, e.replace('\n', "\n      "));
     }
     if let Some(d) = log_dir {
@@ -561,6 +835,10 @@ fn describe_stop(inv: &Inventory, s: &StopReason) -> String {
         StopReason::RunBudget { failed, budget } => {
             format!("{failed} nodes failed, the run's budget is {budget}")
         }
+        StopReason::Blocked { node, limit } => format!(
+            "{} cannot be taken down without breaking a disruption budget ({limit}), and nothing running could free a place",
+            inv.node(*node).name
+        ),
         StopReason::Interrupted => "interrupted".into(),
     }
 }

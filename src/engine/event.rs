@@ -52,6 +52,14 @@ pub enum RunEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// A node's drain cycle moved on: `draining`, `drained`, `rebooting`, `back`,
+    /// `resumed`, `held`, `skipped`.
+    NodeDrain {
+        node: String,
+        state: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
     NodeRetry {
         node: String,
         attempt: u32,

@@ -4,6 +4,8 @@
 mod check_result;
 mod disruption;
 mod event;
+mod journal;
+mod node_cycle;
 mod node_work;
 mod rollout;
 mod runner;
@@ -11,6 +13,10 @@ mod runner;
 pub use check_result::{CheckResult, Class, StepNeed, classify};
 pub use disruption::{Blocked, Disruption, Limit};
 pub use event::{RunEvent, StepStatus, outcome_json};
+pub use journal::{Journal, Mark, StepRecord};
+pub use node_cycle::{NodeCycle, NodeEnd};
 pub use node_work::{CHECK_TIMEOUT, NodeJob, template_context};
-pub use rollout::{Action, Input, Outcome, Rollout, StopReason};
-pub use runner::{Connections, Interrupted, RunContext, RunResult, check_all, execute, next_press};
+pub use rollout::{Action, Input, Outcome, Prior, Rollout, RolloutSpec, StopReason};
+pub use runner::{
+    Checked, Connections, Interrupted, RunContext, RunResult, Work, check_all, execute, next_press,
+};

@@ -10,7 +10,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::check_result::{CheckResult, StepNeed, classify};
-use super::event::{RunEvent, StepStatus};
+use super::event::StepStatus;
 use crate::inventory::Node;
 use crate::template::TemplateEngine;
 use crate::transport::{Connection, ExecOutput, LocalConnection, TransportError};
@@ -53,7 +53,7 @@ pub fn template_context(
 }
 
 impl NodeJob<'_> {
-    fn render(&self, src: &str) -> Result<String, String> {
+    pub fn render(&self, src: &str) -> Result<String, String> {
         self.templates
             .render(src, &self.context)
             .map_err(|e| format!("template error: {e}"))
@@ -67,7 +67,7 @@ impl NodeJob<'_> {
         }
     }
 
-    fn log_exec(&self, what: &str, cmd: &str, out: &Result<ExecOutput, TransportError>) {
+    pub(super) fn log_exec(&self, what: &str, cmd: &str, out: &Result<ExecOutput, TransportError>) {
         let mut s = format!("== {what}\n$ {cmd}\n");
         match out {
             Ok(o) => {
@@ -142,38 +142,8 @@ impl NodeJob<'_> {
         classify(&needs, &drain)
     }
 
-    /// Runs `steps[from..]` (indices into the workflow's steps). On failure returns the
-    /// position in `steps` that failed and why.
-    pub async fn run<C: Connection>(
-        &self,
-        conn: &C,
-        steps: &[usize],
-        from: usize,
-        events: &tokio::sync::mpsc::UnboundedSender<RunEvent>,
-    ) -> Result<(), (usize, String)> {
-        for (pos, &i) in steps.iter().enumerate().skip(from) {
-            let step = &self.workflow.steps[i];
-            let started = Instant::now();
-            let result = self.step(conn, step).await;
-            let (status, error) = match &result {
-                Ok(s) => (*s, None),
-                Err(e) => (StepStatus::Failed, Some(e.clone())),
-            };
-            let _ = events.send(RunEvent::StepFinished {
-                node: self.node.name.clone(),
-                step: step.name.clone(),
-                status,
-                duration: started.elapsed(),
-                error: error.clone(),
-            });
-            if let Err(e) = result {
-                return Err((pos, format!("step `{}`: {e}", step.name)));
-            }
-        }
-        Ok(())
-    }
-
-    async fn step<C: Connection>(&self, conn: &C, step: &Step) -> Result<StepStatus, String> {
+    /// Runs one step (not a reboot: that is the node cycle's, which can reconnect).
+    pub(super) async fn step<C: Connection>(&self, conn: &C, step: &Step) -> Result<StepStatus, String> {
         match &step.action {
             Action::Run(cmd) => {
                 let cmd = self.render(cmd)?;
@@ -228,10 +198,7 @@ impl NodeJob<'_> {
                     tokio::time::sleep(w.interval).await;
                 }
             }
-            Action::Reboot(_) => Err(
-                "reboot steps run inside the drain cycle, which this version of drover does not run yet"
-                    .into(),
-            ),
+            Action::Reboot(_) => Err("a reboot needs the node cycle, which can reconnect".into()),
         }
     }
 

@@ -1,12 +1,14 @@
 //! The rollout's decisions — which node starts next, whether to retry, when to soak,
-//! when to stop — as a pure state machine. The async runner only carries out its
-//! [`Action`]s and feeds it [`Input`]s, so every rule here is tested without SSH.
+//! when to stop, whether a disruption budget has room — as a pure state machine. The
+//! async runner only carries out its [`Action`]s and feeds it [`Input`]s, so every rule
+//! here is tested without SSH.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::disruption::Disruption;
 use crate::inventory::NodeId;
 use crate::plan::Plan;
 use crate::workflow::RetryPolicy;
@@ -25,6 +27,9 @@ pub enum StopReason {
     },
     /// More nodes failed in the run than its budget allows.
     RunBudget { failed: usize, budget: usize },
+    /// No node left in the phase may go down: the disruption budgets are used up by
+    /// nodes that stay unavailable (held for a human, or down since before the run).
+    Blocked { node: NodeId, limit: String },
     /// The operator interrupted the run.
     Interrupted,
 }
@@ -34,7 +39,8 @@ pub enum StopReason {
 pub enum Outcome {
     /// Every node in the plan succeeded.
     Succeeded,
-    /// All nodes were attempted; some failed within the budgets.
+    /// All nodes were attempted; some failed within the budgets, or were held or
+    /// skipped because they did not drain in time.
     CompletedWithFailures {
         failed: usize,
     },
@@ -45,13 +51,18 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
-    /// A node finished all its steps.
+    /// A node finished all its steps (and is back in service).
     Succeeded(NodeId),
-    /// A node's step failed (this attempt).
+    /// A node's step failed (this attempt). `drained`: the node is left drained.
     Failed {
         node: NodeId,
         step: usize,
+        drained: bool,
     },
+    /// The node did not drain in time and is left drained for a human.
+    Held(NodeId),
+    /// The node did not drain in time and was resumed untouched.
+    Skipped(NodeId),
     /// A retry's delay is over.
     RetryDue(NodeId),
     SoakOver,
@@ -78,11 +89,31 @@ pub enum Action {
         attempt: u32,
     },
     /// The node failed for good (retries exhausted, or stopped before a retry).
+    /// `drained`: it is left drained, and must be held with a reason.
     NodeFailed {
         node: NodeId,
+        drained: bool,
     },
     Soak(Duration),
     Finished(Outcome),
+}
+
+/// Where a node stood when the controller running it died (from the state store).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prior {
+    Succeeded,
+    /// `drained`: left drained and held.
+    Failed {
+        drained: bool,
+    },
+    Held,
+    Skipped,
+    /// Started and not finished: it is started again first (after a fresh check), and
+    /// if the dead run drained it, it already holds its place in the budgets.
+    InProgress {
+        attempt: u32,
+        drained: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +123,17 @@ enum NodeState {
     RetryWait,
     Succeeded,
     Failed,
+    Held,
+    Skipped,
+}
+
+impl NodeState {
+    fn is_final(self) -> bool {
+        matches!(
+            self,
+            NodeState::Succeeded | NodeState::Failed | NodeState::Held | NodeState::Skipped
+        )
+    }
 }
 
 struct Phase {
@@ -100,6 +142,39 @@ struct Phase {
     is_canary: bool,
     /// None: only the run budget.
     budget: Option<usize>,
+}
+
+/// What a rollout needs besides the plan.
+pub struct RolloutSpec {
+    pub retry: RetryPolicy,
+    /// Most nodes worked on at once (the `forks` setting).
+    pub max_in_flight: usize,
+    /// Retries allowed per (node, step position); `None`: the strategy's count.
+    pub step_retries: Box<dyn Fn(NodeId, usize) -> Option<u32> + Send>,
+    /// Nodes whose steps include a drain step: each takes a place in every disruption
+    /// limit it belongs to from its start until it is back in service.
+    pub drains: HashSet<NodeId>,
+    /// The limits, with the nodes unavailable before the run already taken.
+    pub disruption: Disruption,
+    /// For each node in the run, the nodes in the run that it hosts: they finish first.
+    pub hosted: HashMap<NodeId, Vec<NodeId>>,
+    /// A resumed run: where each node stood.
+    pub prior: HashMap<NodeId, Prior>,
+}
+
+impl RolloutSpec {
+    /// A spec with no drain nodes, limits or history.
+    pub fn simple(retry: RetryPolicy, max_in_flight: usize) -> RolloutSpec {
+        RolloutSpec {
+            retry,
+            max_in_flight,
+            step_retries: Box::new(|_, _| None),
+            drains: HashSet::new(),
+            disruption: Disruption::default(),
+            hosted: HashMap::new(),
+            prior: HashMap::new(),
+        }
+    }
 }
 
 pub struct Rollout {
@@ -111,26 +186,33 @@ pub struct Rollout {
     attempts: HashMap<NodeId, (u32, usize)>,
     failed_in_phase: usize,
     failed_total: usize,
+    /// Held or skipped: not done, but not failures of the change either.
+    not_done: usize,
     run_budget: usize,
     in_flight: usize,
+    retry_waits: usize,
     max_in_flight: usize,
     soak: Duration,
     soaking: bool,
     retry: RetryPolicy,
-    /// Retries allowed per step (`None`: the strategy's count).
     step_retries: Box<dyn Fn(NodeId, usize) -> Option<u32> + Send>,
+    drains: HashSet<NodeId>,
+    disruption: Disruption,
+    /// Nodes holding a place in the budgets (taken at start, or drained by a dead run).
+    holding: HashSet<NodeId>,
+    /// Nodes the last attempt left drained.
+    drained: HashSet<NodeId>,
+    hosted: HashMap<NodeId, Vec<NodeId>>,
+    /// Resumed in-progress nodes start with this attempt number.
+    resumed_attempt: HashMap<NodeId, u32>,
+    /// Soak before the first phase (a resumed run whose canaries were done).
+    soak_first: bool,
     stopping: Option<StopReason>,
     finished: bool,
 }
 
 impl Rollout {
-    /// `max_in_flight` bounds the nodes worked on at once (the `forks` setting).
-    pub fn new(
-        plan: &Plan,
-        retry: RetryPolicy,
-        max_in_flight: usize,
-        step_retries: Box<dyn Fn(NodeId, usize) -> Option<u32> + Send>,
-    ) -> Rollout {
+    pub fn new(plan: &Plan, spec: RolloutSpec) -> Rollout {
         let mut phases = Vec::new();
         if !plan.canary.is_empty() {
             phases.push(Phase {
@@ -149,7 +231,7 @@ impl Rollout {
             });
         }
         let states = plan.nodes.iter().map(|n| (*n, NodeState::Pending)).collect();
-        Rollout {
+        let mut r = Rollout {
             phases,
             phase: 0,
             queue: VecDeque::new(),
@@ -157,16 +239,113 @@ impl Rollout {
             attempts: HashMap::new(),
             failed_in_phase: 0,
             failed_total: 0,
+            not_done: 0,
             run_budget: plan.budgets.failures_per_run,
             in_flight: 0,
-            max_in_flight: max_in_flight.max(1),
+            retry_waits: 0,
+            max_in_flight: spec.max_in_flight.max(1),
             soak: plan.soak,
             soaking: false,
-            retry,
-            step_retries,
+            retry: spec.retry,
+            step_retries: spec.step_retries,
+            drains: spec.drains,
+            disruption: spec.disruption,
+            holding: HashSet::new(),
+            drained: HashSet::new(),
+            hosted: spec.hosted,
+            resumed_attempt: HashMap::new(),
+            soak_first: false,
             stopping: None,
             finished: false,
+        };
+        r.restore(&spec.prior);
+        r
+    }
+
+    /// Puts back what a dead controller left: finished nodes stay finished (and count
+    /// against the budgets), drained nodes keep their place in the limits, and the run
+    /// continues at the first phase with unfinished nodes.
+    fn restore(&mut self, prior: &HashMap<NodeId, Prior>) {
+        if prior.is_empty() {
+            return;
         }
+        let mut ids: Vec<NodeId> = prior.keys().copied().collect();
+        ids.sort();
+        for id in ids {
+            if !self.states.contains_key(&id) {
+                continue;
+            }
+            match prior[&id] {
+                Prior::Succeeded => {
+                    self.states.insert(id, NodeState::Succeeded);
+                }
+                Prior::Failed { drained } => {
+                    self.states.insert(id, NodeState::Failed);
+                    self.failed_total += 1;
+                    if drained {
+                        self.disruption.take(id);
+                        self.holding.insert(id);
+                    }
+                }
+                Prior::Held => {
+                    self.states.insert(id, NodeState::Held);
+                    self.not_done += 1;
+                    self.disruption.take(id);
+                    self.holding.insert(id);
+                }
+                Prior::Skipped => {
+                    self.states.insert(id, NodeState::Skipped);
+                    self.not_done += 1;
+                }
+                Prior::InProgress { attempt, drained } => {
+                    self.resumed_attempt.insert(id, attempt.max(1));
+                    if drained {
+                        self.disruption.take(id);
+                        self.holding.insert(id);
+                        self.drained.insert(id);
+                    }
+                }
+            }
+        }
+        let first_open = self
+            .phases
+            .iter()
+            .position(|p| p.nodes.iter().any(|n| !self.state(*n).is_final()))
+            .unwrap_or(self.phases.len());
+        self.phase = first_open;
+        let canary_done = self.phases.first().is_some_and(|p| p.is_canary) && first_open == 1;
+        let untouched = self
+            .phases
+            .get(first_open)
+            .is_some_and(|p| p.nodes.iter().all(|n| !prior.contains_key(n)));
+        // The canaries finished before the crash and the bulk had not begun: the soak
+        // may not have run out, so it runs again in full.
+        self.soak_first = canary_done && untouched && !self.soak.is_zero();
+        if let Some(p) = self.phases.get(first_open) {
+            self.failed_in_phase = p
+                .nodes
+                .iter()
+                .filter(|n| self.state(**n) == NodeState::Failed)
+                .count();
+        }
+        // A crash between a failure and the stop it caused: stop again.
+        let canary_failed = self
+            .phases
+            .first()
+            .filter(|p| p.is_canary)
+            .and_then(|p| p.nodes.iter().find(|n| self.state(**n) == NodeState::Failed));
+        if let Some(node) = canary_failed {
+            self.stopping = Some(StopReason::CanaryFailed { node: *node });
+        } else if self.failed_total > self.run_budget {
+            self.stopping = Some(StopReason::RunBudget {
+                failed: self.failed_total,
+                budget: self.run_budget,
+            });
+        }
+    }
+
+    fn state(&self, n: NodeId) -> NodeState {
+        self.states.get(&n).copied().unwrap_or(NodeState::Pending)
     }
 
     pub fn failed(&self) -> usize {
@@ -177,10 +356,25 @@ impl Rollout {
         self.finished
     }
 
+    /// Members of each disruption limit unavailable now.
+    pub fn unavailable(&self) -> &[usize] {
+        self.disruption.counts()
+    }
+
     /// The first actions of the run.
     pub fn start(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
-        self.enter_phase(0, &mut out);
+        if self.stopping.is_some() {
+            self.finish(&mut out);
+        } else if self.soak_first && self.phase < self.phases.len() {
+            self.soaking = true;
+            self.phase -= 1;
+            out.push(Action::Soak(self.soak));
+        } else {
+            let phase = self.phase;
+            self.enter_phase(phase, &mut out);
+            self.maybe_advance(&mut out);
+        }
         out
     }
 
@@ -191,16 +385,37 @@ impl Rollout {
         }
         match input {
             Input::Succeeded(node) => {
-                if self.states.get(&node) == Some(&NodeState::Running) {
+                if self.state(node) == NodeState::Running {
                     self.in_flight -= 1;
                     self.states.insert(node, NodeState::Succeeded);
+                    self.drained.remove(&node);
+                    self.release(node);
                 }
             }
-            Input::Failed { node, step } => {
-                if self.states.get(&node) != Some(&NodeState::Running) {
+            Input::Held(node) | Input::Skipped(node) => {
+                if self.state(node) == NodeState::Running {
+                    self.in_flight -= 1;
+                    self.not_done += 1;
+                    if let Input::Held(_) = input {
+                        // Still drained: it keeps its place in the budgets.
+                        self.states.insert(node, NodeState::Held);
+                    } else {
+                        self.states.insert(node, NodeState::Skipped);
+                        self.drained.remove(&node);
+                        self.release(node);
+                    }
+                }
+            }
+            Input::Failed { node, step, drained } => {
+                if self.state(node) != NodeState::Running {
                     return out;
                 }
                 self.in_flight -= 1;
+                if drained {
+                    self.drained.insert(node);
+                } else {
+                    self.drained.remove(&node);
+                }
                 let failures = self
                     .attempts
                     .get(&node)
@@ -209,7 +424,10 @@ impl Rollout {
                 self.attempts.insert(node, (failures, step));
                 let allowed = (self.step_retries)(node, step).unwrap_or(self.retry.count);
                 if failures <= allowed && self.stopping.is_none() {
+                    // It keeps its place in the budgets while it waits: it may well be
+                    // drained, and giving the place away could starve its retry.
                     self.states.insert(node, NodeState::RetryWait);
+                    self.retry_waits += 1;
                     out.push(Action::RetryAfter {
                         node,
                         after: self.retry.delay_before(failures),
@@ -220,13 +438,12 @@ impl Rollout {
                 }
             }
             Input::RetryDue(node) => {
-                if self.states.get(&node) != Some(&NodeState::RetryWait) {
+                if self.state(node) != NodeState::RetryWait {
                     return out;
                 }
+                self.retry_waits -= 1;
                 if self.stopping.is_some() {
-                    self.states.insert(node, NodeState::Failed);
-                    self.failed_total += 1;
-                    out.push(Action::NodeFailed { node });
+                    self.fail_quietly(node, &mut out);
                 } else {
                     let (failures, step) = self.attempts.get(&node).copied().unwrap_or((0, 0));
                     self.states.insert(node, NodeState::Running);
@@ -243,6 +460,7 @@ impl Rollout {
                     self.soaking = false;
                     let next = self.phase + 1;
                     self.enter_phase(next, &mut out);
+                    self.maybe_advance(&mut out);
                     return out;
                 }
             }
@@ -262,11 +480,26 @@ impl Rollout {
         out
     }
 
-    fn fail(&mut self, node: NodeId, out: &mut Vec<Action>) {
+    fn release(&mut self, node: NodeId) {
+        if self.holding.remove(&node) {
+            self.disruption.release(node);
+        }
+    }
+
+    /// A node that fails for good: drained, it stays held (and in the budgets).
+    fn settle_failed(&mut self, node: NodeId, out: &mut Vec<Action>) {
         self.states.insert(node, NodeState::Failed);
         self.failed_in_phase += 1;
         self.failed_total += 1;
-        out.push(Action::NodeFailed { node });
+        let drained = self.drained.contains(&node);
+        if !drained {
+            self.release(node);
+        }
+        out.push(Action::NodeFailed { node, drained });
+    }
+
+    fn fail(&mut self, node: NodeId, out: &mut Vec<Action>) {
+        self.settle_failed(node, out);
         if self.stopping.is_some() {
             return;
         }
@@ -298,6 +531,11 @@ impl Rollout {
         }
     }
 
+    /// A node whose retry the stop cancelled.
+    fn fail_quietly(&mut self, node: NodeId, out: &mut Vec<Action>) {
+        self.settle_failed(node, out);
+    }
+
     /// Once the run stops, nodes waiting for a retry will not get it: they fail now
     /// rather than when their timer (possibly minutes away) runs out.
     fn fail_retry_waits(&mut self, out: &mut Vec<Action>) {
@@ -309,15 +547,19 @@ impl Rollout {
             .collect();
         waiting.sort();
         for node in waiting {
-            self.states.insert(node, NodeState::Failed);
-            self.failed_total += 1;
-            out.push(Action::NodeFailed { node });
+            self.retry_waits -= 1;
+            self.fail_quietly(node, out);
         }
     }
 
     fn enter_phase(&mut self, phase: usize, out: &mut Vec<Action>) {
         self.phase = phase;
-        self.failed_in_phase = 0;
+        self.failed_in_phase = self.phases.get(phase).map_or(0, |p| {
+            p.nodes
+                .iter()
+                .filter(|n| self.states.get(n) == Some(&NodeState::Failed))
+                .count()
+        });
         match self.phases.get(phase) {
             None => self.finish(out),
             Some(p) => {
@@ -326,25 +568,66 @@ impl Rollout {
                     name: p.name.clone(),
                     nodes: p.nodes.len(),
                 });
-                self.queue = p.nodes.iter().copied().collect();
+                // Resumed nodes that a dead run left mid-work go first: they may be
+                // drained, holding budget that others wait for.
+                let (mut first, rest): (VecDeque<NodeId>, VecDeque<NodeId>) = p
+                    .nodes
+                    .iter()
+                    .copied()
+                    .filter(|n| self.states.get(n) == Some(&NodeState::Pending))
+                    .partition(|n| self.resumed_attempt.contains_key(n));
+                first.extend(rest);
+                self.queue = first;
                 self.fill(out);
             }
         }
     }
 
-    /// Starts queued nodes up to the concurrency limit.
+    /// Whether `node` may start now, taking its place in the budgets if it drains.
+    fn admit(&mut self, node: NodeId) -> bool {
+        if !self.drains.contains(&node) || self.holding.contains(&node) {
+            return true;
+        }
+        // Topology: a host is drained only once everything on it in the run is done.
+        if self
+            .hosted
+            .get(&node)
+            .is_some_and(|vms| vms.iter().any(|v| !self.state(*v).is_final()))
+        {
+            return false;
+        }
+        if self.disruption.check(node).is_err() {
+            return false;
+        }
+        self.disruption.take(node);
+        self.holding.insert(node);
+        true
+    }
+
+    /// Starts queued nodes up to the concurrency limit, in queue order, passing over
+    /// nodes the budgets do not admit yet.
     fn fill(&mut self, out: &mut Vec<Action>) {
         if self.stopping.is_some() || self.soaking {
             return;
         }
-        while self.in_flight < self.max_in_flight {
-            let Some(node) = self.queue.pop_front() else { break };
+        let mut i = 0;
+        while self.in_flight < self.max_in_flight && i < self.queue.len() {
+            let node = self.queue[i];
+            if !self.admit(node) {
+                i += 1;
+                continue;
+            }
+            self.queue.remove(i);
             self.states.insert(node, NodeState::Running);
             self.in_flight += 1;
+            let attempt = self.resumed_attempt.remove(&node).unwrap_or(1);
+            if attempt > 1 {
+                self.attempts.insert(node, (attempt - 1, 0));
+            }
             out.push(Action::Start {
                 node,
                 from_step: 0,
-                attempt: 1,
+                attempt,
             });
         }
     }
@@ -357,6 +640,19 @@ impl Rollout {
             self.finish(out);
             return;
         };
+        if self.stopping.is_none() && self.in_flight == 0 && self.retry_waits == 0 {
+            // Nothing is running that could free a place: whatever is queued waits
+            // forever.
+            if let Some(&node) = self.queue.front() {
+                let limit = self
+                    .disruption
+                    .check(node)
+                    .err()
+                    .map_or_else(|| "a host waiting for its VMs".to_string(), |b| b.to_string());
+                self.stopping = Some(StopReason::Blocked { node, limit });
+                self.queue.clear();
+            }
+        }
         let busy = p.nodes.iter().any(|n| {
             matches!(
                 self.states.get(n),
@@ -374,6 +670,7 @@ impl Rollout {
         } else {
             let next = self.phase + 1;
             self.enter_phase(next, out);
+            self.maybe_advance(out);
         }
     }
 
@@ -384,8 +681,8 @@ impl Rollout {
         self.finished = true;
         let outcome = match &self.stopping {
             Some(s) => Outcome::Stopped { stop: s.clone() },
-            None if self.failed_total > 0 => Outcome::CompletedWithFailures {
-                failed: self.failed_total,
+            None if self.failed_total + self.not_done > 0 => Outcome::CompletedWithFailures {
+                failed: self.failed_total + self.not_done,
             },
             None => Outcome::Succeeded,
         };
@@ -439,7 +736,7 @@ mod tests {
     }
 
     fn rollout(p: &Plan, retry: RetryPolicy, forks: usize) -> Rollout {
-        Rollout::new(p, retry, forks, Box::new(|_, _| None))
+        Rollout::new(p, RolloutSpec::simple(retry, forks))
     }
 
     fn starts(actions: &[Action]) -> Vec<usize> {
@@ -488,6 +785,7 @@ mod tests {
         let a = r.handle(Input::Failed {
             node: NodeId(0),
             step: 0,
+            drained: false,
         });
         assert!(starts(&a).is_empty());
         assert!(finished(&a).is_none(), "the other canary is still running");
@@ -510,11 +808,13 @@ mod tests {
         r.handle(Input::Failed {
             node: NodeId(0),
             step: 0,
+            drained: false,
         });
         r.handle(Input::Succeeded(NodeId(1)));
         let a = r.handle(Input::Failed {
             node: NodeId(2),
             step: 0,
+            drained: false,
         });
         assert_eq!(
             starts(&a),
@@ -524,6 +824,7 @@ mod tests {
         let a = r.handle(Input::Failed {
             node: NodeId(3),
             step: 0,
+            drained: false,
         });
         assert!(starts(&a).is_empty());
         r.handle(Input::Succeeded(NodeId(4)));
@@ -544,10 +845,12 @@ mod tests {
         r.handle(Input::Failed {
             node: NodeId(0),
             step: 0,
+            drained: false,
         });
         r.handle(Input::Failed {
             node: NodeId(1),
             step: 0,
+            drained: false,
         });
         let a = r.handle(Input::Succeeded(NodeId(2)));
         assert_eq!(
@@ -566,6 +869,7 @@ mod tests {
         r.handle(Input::Failed {
             node: NodeId(0),
             step: 0,
+            drained: false,
         });
         r.handle(Input::Succeeded(NodeId(1)));
         assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(2)))), vec![3]);
@@ -589,6 +893,7 @@ mod tests {
         let a = r.handle(Input::Failed {
             node: NodeId(0),
             step: 2,
+            drained: false,
         });
         assert_eq!(
             a,
@@ -609,6 +914,7 @@ mod tests {
         let a = r.handle(Input::Failed {
             node: NodeId(0),
             step: 2,
+            drained: false,
         });
         assert_eq!(
             a,
@@ -637,13 +943,18 @@ mod tests {
         r.handle(Input::Failed {
             node: NodeId(0),
             step: 0,
+            drained: false,
         });
         r.handle(Input::RetryDue(NodeId(0)));
         let a = r.handle(Input::Failed {
             node: NodeId(0),
             step: 0,
+            drained: false,
         });
-        assert!(a.contains(&Action::NodeFailed { node: NodeId(0) }));
+        assert!(a.contains(&Action::NodeFailed {
+            node: NodeId(0),
+            drained: false
+        }));
         assert_eq!(
             finished(&a),
             Some(Outcome::Stopped {
@@ -690,11 +1001,18 @@ mod tests {
         r.handle(Input::Failed {
             node: NodeId(0),
             step: 0,
+            drained: false,
         });
         // At once: waiting out a retry delay (minutes, with backoff) for a node that
         // will not be retried would only keep the operator waiting.
         let a = r.handle(Input::Interrupt);
-        assert_eq!(a, vec![Action::NodeFailed { node: NodeId(0) }]);
+        assert_eq!(
+            a,
+            vec![Action::NodeFailed {
+                node: NodeId(0),
+                drained: false
+            }]
+        );
         assert_eq!(r.failed(), 1);
         let a = r.handle(Input::Succeeded(NodeId(1)));
         assert_eq!(
@@ -711,15 +1029,17 @@ mod tests {
         let p = plan(&[], &[&[0, 1, 2]], None, 0, 0);
         let mut r = Rollout::new(
             &p,
-            no_retry(),
-            10,
-            // Node 0's step may be retried; the others' may not.
-            Box::new(|node, _| Some(if node == NodeId(0) { 2 } else { 0 })),
+            RolloutSpec {
+                // Node 0's step may be retried; the others' may not.
+                step_retries: Box::new(|node, _| Some(if node == NodeId(0) { 2 } else { 0 })),
+                ..RolloutSpec::simple(no_retry(), 10)
+            },
         );
         assert_eq!(starts(&r.start()), vec![0, 1, 2]);
         let a = r.handle(Input::Failed {
             node: NodeId(0),
             step: 0,
+            drained: false,
         });
         assert!(matches!(a[..], [Action::RetryAfter { node: NodeId(0), .. }]));
         r.handle(Input::Succeeded(NodeId(2)));
@@ -728,9 +1048,16 @@ mod tests {
         let a = r.handle(Input::Failed {
             node: NodeId(1),
             step: 0,
+            drained: false,
         });
-        assert!(a.contains(&Action::NodeFailed { node: NodeId(1) }));
-        assert!(a.contains(&Action::NodeFailed { node: NodeId(0) }));
+        assert!(a.contains(&Action::NodeFailed {
+            node: NodeId(1),
+            drained: false
+        }));
+        assert!(a.contains(&Action::NodeFailed {
+            node: NodeId(0),
+            drained: false
+        }));
         assert_eq!(
             finished(&a),
             Some(Outcome::Stopped {

@@ -1,8 +1,9 @@
 //! The async side of a run: opens one connection per node, runs checks in parallel,
 //! then drives the [`Rollout`] state machine — spawning a task per node, sleeping for
-//! retries and soak, and turning Ctrl-C into a graceful stop (first) or abort (second).
+//! retries and soak, holding failed drained nodes, and turning Ctrl-C into a graceful
+//! stop (first) or abort (second).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -11,10 +12,14 @@ use tokio::task::JoinSet;
 
 use super::check_result::CheckResult;
 use super::event::RunEvent;
+use super::journal::{Journal, Mark};
+use super::node_cycle::{NodeCycle, NodeEnd};
 use super::node_work::NodeJob;
-use super::rollout::{Action, Input, Outcome, Rollout, StopReason};
+use super::rollout::{Action, Input, Outcome, Rollout, RolloutSpec, StopReason};
 use crate::inventory::{Inventory, NodeId};
 use crate::plan::Plan;
+use crate::site::DrainHooks;
+use crate::store::NodeState;
 use crate::template::TemplateEngine;
 use crate::transport::{Connection, Connector};
 use crate::workflow::Workflow;
@@ -31,42 +36,51 @@ pub struct RunContext<K: Connector> {
     /// Per-node logs go here, one file per node.
     pub log_dir: Option<PathBuf>,
     pub events: mpsc::UnboundedSender<RunEvent>,
+    /// The workflow's drain hooks, else the site's.
+    pub hooks: Option<DrainHooks>,
+    /// Ask the `drained` hook of every checked node, to find nodes drained before the
+    /// run (they count against the budgets and are left alone).
+    pub probe_drained: bool,
+    pub journal: Journal,
 }
 
-/// Open connections, kept from the check through the run.
-pub struct Connections<C>(HashMap<NodeId, Arc<C>>);
+/// Open connections, kept from the check through the run. A node's task takes its
+/// connection and gives it back (a reboot replaces it).
+pub struct Connections<C>(HashMap<NodeId, C>);
 
 impl<C: Connection> Connections<C> {
-    pub fn get(&self, id: NodeId) -> Option<Arc<C>> {
-        self.0.get(&id).cloned()
+    pub fn take(&mut self, id: NodeId) -> Option<C> {
+        self.0.remove(&id)
+    }
+
+    pub fn put(&mut self, id: NodeId, c: C) {
+        self.0.insert(id, c);
     }
 
     /// Closes the masters of nodes the run will not use, so a 2,000-node check does not
     /// keep 2,000 ssh processes alive through a long rollout.
     pub async fn keep_only(&mut self, keep: &dyn Fn(NodeId) -> bool) {
         let drop_ids: Vec<NodeId> = self.0.keys().copied().filter(|id| !keep(*id)).collect();
+        let mut set = JoinSet::new();
         for id in drop_ids {
-            if let Some(c) = self.0.remove(&id)
-                && let Ok(c) = Arc::try_unwrap(c)
-            {
-                c.close().await;
+            if let Some(c) = self.0.remove(&id) {
+                set.spawn(c.close());
             }
         }
+        while set.join_next().await.is_some() {}
     }
 
     pub async fn close_all(self) {
         let mut set = JoinSet::new();
         for (_, c) in self.0 {
-            if let Ok(c) = Arc::try_unwrap(c) {
-                set.spawn(c.close());
-            }
+            set.spawn(c.close());
         }
         while set.join_next().await.is_some() {}
     }
 }
 
 impl<K: Connector> RunContext<K> {
-    fn job(&self, id: NodeId) -> NodeJob<'_> {
+    pub fn job(&self, id: NodeId) -> NodeJob<'_> {
         let node = self.inventory.node(id);
         NodeJob {
             node,
@@ -77,6 +91,27 @@ impl<K: Connector> RunContext<K> {
                 .log_dir
                 .as_ref()
                 .map(|d| d.join(format!("{}.log", node.name))),
+        }
+    }
+
+    /// `drover: <workflow> v<version> run <id>`: the scheduler's drain reason.
+    pub fn reason(&self) -> String {
+        format!(
+            "drover: {} v{} run {}",
+            self.workflow.name,
+            self.workflow.version,
+            self.journal.run()
+        )
+    }
+
+    pub fn cycle<'a>(&'a self, id: NodeId, reason: &'a str) -> NodeCycle<'a, K> {
+        NodeCycle {
+            job: self.job(id),
+            connector: &self.connector,
+            hooks: self.hooks.as_ref(),
+            journal: &self.journal,
+            events: &self.events,
+            reason,
         }
     }
 }
@@ -98,6 +133,14 @@ fn pressed(interrupts: &watch::Receiver<u32>) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Interrupted;
 
+/// What the check found.
+pub struct Checked<C> {
+    pub results: HashMap<NodeId, CheckResult>,
+    pub conns: Connections<C>,
+    /// Nodes whose `drained` hook said they were already drained.
+    pub drained: HashSet<NodeId>,
+}
+
 /// Connects to every node and runs its checks, `forks` nodes at a time.
 ///
 /// Ctrl-C (a press counted by `interrupts`) stops the check: no new node is connected,
@@ -110,7 +153,7 @@ pub async fn check_all<K: Connector>(
     cx: &Arc<RunContext<K>>,
     nodes: &[NodeId],
     interrupts: &watch::Receiver<u32>,
-) -> Result<(HashMap<NodeId, CheckResult>, Connections<K::Conn>), Interrupted> {
+) -> Result<Checked<K::Conn>, Interrupted> {
     let _ = cx.events.send(RunEvent::CheckStarted { nodes: nodes.len() });
     let sem = Arc::new(Semaphore::new(cx.forks.max(1)));
     let mut set = JoinSet::new();
@@ -144,6 +187,17 @@ pub async fn check_all<K: Connector>(
                 }
                 Err(e) => (CheckResult::error(e.to_string()), None),
             };
+            let drained = if cx.probe_drained && result.class != super::check_result::Class::Error {
+                let reason = cx.reason();
+                let cycle = cx.cycle(id, &reason);
+                let probe = cycle.is_drained(&conn);
+                tokio::select! {
+                    d = probe => d,
+                    () = next_press(&mut stop) => false,
+                }
+            } else {
+                false
+            };
             let _ = cx.events.send(RunEvent::NodeChecked {
                 node: job.node.name.clone(),
                 class: result.class,
@@ -154,16 +208,20 @@ pub async fn check_all<K: Connector>(
                     .collect(),
                 error: result.error.clone(),
             });
-            Some((id, result, conn))
+            Some((id, result, conn, drained))
         });
     }
     let mut results = HashMap::new();
     let mut conns = HashMap::new();
+    let mut drained = HashSet::new();
     while let Some(joined) = set.join_next().await {
-        if let Ok(Some((id, r, c))) = joined {
+        if let Ok(Some((id, r, c, d))) = joined {
             results.insert(id, r);
             if let Some(c) = c {
-                conns.insert(id, Arc::new(c));
+                conns.insert(id, c);
+            }
+            if d {
+                drained.insert(id);
             }
         }
     }
@@ -172,7 +230,11 @@ pub async fn check_all<K: Connector>(
         conns.close_all().await;
         return Err(Interrupted);
     }
-    Ok((results, conns))
+    Ok(Checked {
+        results,
+        conns,
+        drained,
+    })
 }
 
 /// What happened to each node of a run.
@@ -181,6 +243,10 @@ pub struct RunResult {
     pub succeeded: Vec<NodeId>,
     /// With the last error.
     pub failed: Vec<(NodeId, String)>,
+    /// Did not drain in time; left drained for a human, with why.
+    pub held: Vec<(NodeId, String)>,
+    /// Did not drain in time; resumed untouched, with why.
+    pub skipped: Vec<(NodeId, String)>,
     /// Planned but never started (the run stopped first).
     pub not_started: Vec<NodeId>,
     pub outcome: Option<Outcome>,
@@ -188,34 +254,54 @@ pub struct RunResult {
     pub aborted: bool,
 }
 
-/// Runs the plan. `steps[node]` are the workflow step indices each node runs.
-/// `interrupts` counts Ctrl-C presses.
+/// What a node task reports back: its connection too, which a reboot may have replaced.
+struct Report<C> {
+    node: NodeId,
+    conn: Option<C>,
+    end: NodeEnd,
+}
+
+/// What each node of the run is to do.
+#[derive(Debug, Clone, Default)]
+pub struct Work {
+    /// The workflow step indices each node runs.
+    pub steps: HashMap<NodeId, Vec<usize>>,
+    /// Nodes that fail when started, untouched (a resumed run's node whose check failed).
+    pub errors: HashMap<NodeId, String>,
+    /// Nodes skipped when started, untouched (drained by someone else since).
+    pub skips: HashMap<NodeId, String>,
+    /// Nodes a previous attempt or a dead controller left drained: resumed at the end of
+    /// their turn.
+    pub drained: HashSet<NodeId>,
+}
+
+/// Runs the plan. `spec` carries the budgets and, for a resumed run, where each node
+/// stood. `interrupts` counts Ctrl-C presses.
 pub async fn execute<K: Connector>(
     cx: Arc<RunContext<K>>,
     plan: &Plan,
-    steps: HashMap<NodeId, Vec<usize>>,
-    conns: &Connections<K::Conn>,
+    work: Work,
+    conns: &mut Connections<K::Conn>,
+    spec: RolloutSpec,
     mut interrupts: watch::Receiver<u32>,
 ) -> RunResult {
+    let Work {
+        steps,
+        errors,
+        skips,
+        drained,
+    } = work;
     let steps = Arc::new(steps);
-    let retries_of = {
-        let steps = Arc::clone(&steps);
-        let wf = Arc::clone(&cx.workflow);
-        Box::new(move |node: NodeId, pos: usize| {
-            steps
-                .get(&node)
-                .and_then(|s| s.get(pos))
-                .and_then(|i| wf.steps.get(*i))
-                .and_then(|s| s.retries)
-        })
-    };
-    let mut rollout = Rollout::new(plan, cx.workflow.strategy.retries, cx.forks, retries_of);
+    let mut rollout = Rollout::new(plan, spec);
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+    let (rtx, mut rrx) = mpsc::unbounded_channel::<Report<K::Conn>>();
     let mut tasks = JoinSet::new();
+    // Holding failed nodes: never aborted, always awaited.
+    let mut holds = JoinSet::new();
     let mut result = RunResult::default();
     let mut last_error: HashMap<NodeId, String> = HashMap::new();
-    let (etx, mut erx) = mpsc::unbounded_channel::<(NodeId, String)>();
-    let mut started = std::collections::HashSet::new();
+    let mut started = HashSet::new();
+    let mut left_drained = drained;
 
     let mut pending = rollout.start();
     loop {
@@ -231,35 +317,45 @@ pub async fn execute<K: Connector>(
                 } => {
                     started.insert(node);
                     let cx = Arc::clone(&cx);
-                    let tx = tx.clone();
-                    let etx = etx.clone();
+                    let rtx = rtx.clone();
                     let steps = Arc::clone(&steps);
-                    let conn = conns.get(node);
+                    let conn = conns.take(node);
+                    let was_drained = left_drained.contains(&node);
+                    let untouched = errors
+                        .get(&node)
+                        .map(|e| NodeEnd::Failed {
+                            pos: from_step,
+                            error: e.clone(),
+                            drained: was_drained,
+                        })
+                        .or_else(|| skips.get(&node).map(|why| NodeEnd::Skipped(why.clone())));
                     tasks.spawn(async move {
                         let name = cx.inventory.node(node).name.clone();
                         let _ = cx.events.send(RunEvent::NodeStarted {
                             node: name.clone(),
                             attempt,
                         });
-                        let Some(conn) = conn else {
-                            let _ = etx.send((node, "no connection to the node".into()));
-                            let _ = tx.send(Input::Failed {
-                                node,
-                                step: from_step,
-                            });
-                            return;
+                        let mut conn = match conn {
+                            Some(c) => Some(c),
+                            None => cx.connector.connect(cx.inventory.node(node)).await.ok(),
                         };
-                        let job = cx.job(node);
                         let list = steps.get(&node).cloned().unwrap_or_default();
-                        match job.run(conn.as_ref(), &list, from_step, &cx.events).await {
-                            Ok(()) => {
-                                let _ = tx.send(Input::Succeeded(node));
+                        let reason = cx.reason();
+                        // Unreachable with work to do: nothing is touched (not even drained).
+                        let end = if let Some(end) = untouched {
+                            end
+                        } else if conn.is_none() && !list.is_empty() {
+                            NodeEnd::Failed {
+                                pos: from_step,
+                                error: "no connection to the node".into(),
+                                drained: was_drained,
                             }
-                            Err((pos, e)) => {
-                                let _ = etx.send((node, e));
-                                let _ = tx.send(Input::Failed { node, step: pos });
-                            }
-                        }
+                        } else {
+                            cx.cycle(node, &reason)
+                                .run(&mut conn, &list, from_step, attempt, was_drained)
+                                .await
+                        };
+                        let _ = rtx.send(Report { node, conn, end });
                     });
                 }
                 Action::RetryAfter { node, after, attempt } => {
@@ -274,10 +370,7 @@ pub async fn execute<K: Connector>(
                         let _ = tx.send(Input::RetryDue(node));
                     });
                 }
-                Action::NodeFailed { node } => {
-                    while let Ok((n, e)) = erx.try_recv() {
-                        last_error.insert(n, e);
-                    }
+                Action::NodeFailed { node, drained } => {
                     let error = last_error
                         .get(&node)
                         .cloned()
@@ -287,7 +380,35 @@ pub async fn execute<K: Connector>(
                         ok: false,
                         error: Some(error.clone()),
                     });
-                    result.failed.push((node, error));
+                    result.failed.push((node, error.clone()));
+                    let cx = Arc::clone(&cx);
+                    let conn = conns.take(node);
+                    holds.spawn(async move {
+                        let name = cx.inventory.node(node).name.clone();
+                        let reason = if drained {
+                            let base = cx.reason();
+                            cx.cycle(node, &base).hold_failed(&conn, &error).await
+                        } else {
+                            error
+                        };
+                        let _ = cx
+                            .journal
+                            .node(
+                                &name,
+                                Mark {
+                                    state: NodeState::Failed,
+                                    attempt: 0,
+                                    step: 0,
+                                    drained,
+                                    boot_id: None,
+                                    reason: Some(reason),
+                                },
+                            )
+                            .await;
+                        if let Some(c) = conn {
+                            c.close().await;
+                        }
+                    });
                 }
                 Action::Soak(d) => {
                     let _ = cx.events.send(RunEvent::Soak { duration: d });
@@ -306,19 +427,44 @@ pub async fn execute<K: Connector>(
             break;
         }
         tokio::select! {
+            report = rrx.recv() => {
+                let Some(Report { node, conn, end }) = report else { break };
+                if let Some(c) = conn {
+                    conns.put(node, c);
+                }
+                let name = cx.inventory.node(node).name.clone();
+                let input = match end {
+                    NodeEnd::Done => {
+                        left_drained.remove(&node);
+                        result.succeeded.push(node);
+                        let _ = cx.events.send(RunEvent::NodeFinished { node: name, ok: true, error: None });
+                        Input::Succeeded(node)
+                    }
+                    NodeEnd::Failed { pos, error, drained } => {
+                        if drained {
+                            left_drained.insert(node);
+                        } else {
+                            left_drained.remove(&node);
+                        }
+                        last_error.insert(node, error);
+                        Input::Failed { node, step: pos, drained }
+                    }
+                    NodeEnd::Held(why) => {
+                        result.held.push((node, why.clone()));
+                        let _ = cx.events.send(RunEvent::NodeFinished { node: name, ok: false, error: Some(why) });
+                        Input::Held(node)
+                    }
+                    NodeEnd::Skipped(why) => {
+                        left_drained.remove(&node);
+                        result.skipped.push((node, why.clone()));
+                        let _ = cx.events.send(RunEvent::NodeFinished { node: name, ok: false, error: Some(why) });
+                        Input::Skipped(node)
+                    }
+                };
+                pending = rollout.handle(input);
+            }
             input = rx.recv() => {
                 let Some(input) = input else { break };
-                while let Ok((n, e)) = erx.try_recv() {
-                    last_error.insert(n, e);
-                }
-                if let Input::Succeeded(node) = &input {
-                    result.succeeded.push(*node);
-                    let _ = cx.events.send(RunEvent::NodeFinished {
-                        node: cx.inventory.node(*node).name.clone(),
-                        ok: true,
-                        error: None,
-                    });
-                }
                 pending = rollout.handle(input);
             }
             // Not `interrupts.changed()` with a `pending()` in the handler when the
@@ -339,6 +485,7 @@ pub async fn execute<K: Connector>(
     // Retry and soak timers may still be sleeping; nodes are all settled.
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+    while holds.join_next().await.is_some() {}
     result.not_started = plan
         .nodes
         .iter()
@@ -401,6 +548,9 @@ mod tests {
             forks: 2,
             log_dir: None,
             events,
+            hooks: None,
+            probe_drained: false,
+            journal: Journal::new(None, "test".into()),
         })
     }
 
@@ -414,9 +564,17 @@ mod tests {
         let plan = Plan::build(&p.inventory, &p.workflows[0], &PlanInput::default()).unwrap();
         let (itx, irx) = watch::channel(0u32);
         drop(itx);
-        let (checked, conns) = check_all(&cx, &plan.nodes, &irx).await.unwrap();
-        let steps = checked.iter().map(|(id, r)| (*id, r.needed.clone())).collect();
-        let run = execute(Arc::clone(&cx), &plan, steps, &conns, irx);
+        let mut checked = check_all(&cx, &plan.nodes, &irx).await.unwrap();
+        let work = Work {
+            steps: checked
+                .results
+                .iter()
+                .map(|(id, r)| (*id, r.needed.clone()))
+                .collect(),
+            ..Work::default()
+        };
+        let spec = RolloutSpec::simple(cx.workflow.strategy.retries, cx.forks);
+        let run = execute(Arc::clone(&cx), &plan, work, &mut checked.conns, spec, irx);
         let r = tokio::time::timeout(Duration::from_secs(20), run)
             .await
             .expect("the run hung");

@@ -2,5 +2,6 @@
 
 #[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod plan;
+mod plan_record;
 
-pub use plan::{Budgets, Exclusion, Plan, PlanError, PlanInput};
+pub use plan::{Budgets, Exclusion, Plan, PlanError, PlanInput, hosted_pairs};

@@ -109,7 +109,7 @@ pub fn hosted_pairs(inv: &Inventory) -> Vec<(NodeId, NodeId)> {
 
 /// The run's disruption limits. An HA group that the run could take down entirely is
 /// refused here, before any node is touched.
-fn limits(
+pub(super) fn limits(
     inv: &Inventory,
     wf: &Workflow,
     max_unavailable: usize,

@@ -110,6 +110,10 @@ fn human(ev: &RunEvent, bars: bool, bar: &mut Option<ProgressBar>) {
                 );
             }
         }
+        RunEvent::NodeDrain { node, state, detail } => {
+            let detail = detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default();
+            line(bar, format!("  {node}: {state}{detail}"));
+        }
         RunEvent::NodeRetry { node, attempt, after } => {
             line(
                 bar,

@@ -101,9 +101,7 @@ fn run(mut conn: Connection, path: &Path, requests: &mpsc::Receiver<Request>, co
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
         batch.extend(requests.try_iter().take(MAX_BATCH - 1));
-        if commit_batch(&mut conn, path, batch) {
-            commits.fetch_add(1, Ordering::Relaxed);
-        }
+        commit_batch(&mut conn, path, batch, commits);
     }
 }
 
@@ -116,7 +114,14 @@ fn run(mut conn: Connection, path: &Path, requests: &mpsc::Receiver<Request>, co
 /// A request is all-or-nothing. If the transaction as a whole fails (cannot begin,
 /// SQLite rolled it back after an I/O error, or the commit fails), every request gets
 /// that error and none of them is applied.
-pub(super) fn commit_batch(conn: &mut Connection, path: &Path, batch: Vec<Request>) -> bool {
+/// `commits` counts before anyone is answered, so a caller that reads it after its write
+/// returned sees its own commit.
+pub(super) fn commit_batch(
+    conn: &mut Connection,
+    path: &Path,
+    batch: Vec<Request>,
+    commits: &AtomicU64,
+) -> bool {
     let fail_all = |batch: Vec<Request>, err: StoreError| {
         for request in batch {
             request.reply.send(Err(err.clone()));
@@ -138,6 +143,7 @@ pub(super) fn commit_batch(conn: &mut Connection, path: &Path, batch: Vec<Reques
     if let Err(e) = tx.commit() {
         return fail_all(batch, StoreError::database(path, "commit", e));
     }
+    commits.fetch_add(1, Ordering::Relaxed);
     for (request, result) in batch.into_iter().zip(results) {
         request.reply.send(result);
     }
@@ -222,7 +228,12 @@ mod tests {
         let (after, after_reply) = request(vec![node_write("c")]);
 
         assert!(
-            commit_batch(&mut conn, &path, vec![create, good, bad, after]),
+            commit_batch(
+                &mut conn,
+                &path,
+                vec![create, good, bad, after],
+                &AtomicU64::new(0)
+            ),
             "one transaction"
         );
         created.recv().unwrap().unwrap();

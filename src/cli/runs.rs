@@ -1,0 +1,283 @@
+//! `drover runs list|show|resume`: the runs in the state database.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::rollout::{Prepared, RunOptions, flow};
+use super::run_state::Resume;
+use super::selection::{Refusal, Target, TransportKind, extra_vars, selected_steps};
+use crate::exit_code;
+use crate::plan::PlanInput;
+use crate::project::Project;
+use crate::store::{RunStatus, Store};
+use crate::transport::{LocalConnector, SshConnector};
+
+fn refuse(err: &mut dyn Write, r: Refusal) -> i32 {
+    let _ = writeln!(err, "error: {}", r.0);
+    r.1
+}
+
+fn load(site: &Path, color: bool, err: &mut dyn Write) -> Result<(Project, Store), i32> {
+    let project = Project::load(site).map_err(|diags| {
+        for d in &diags {
+            let _ = writeln!(err, "{}\n", d.render(color));
+        }
+        exit_code::INVALID_CONFIG
+    })?;
+    let store = super::run_state::open_store(&project).map_err(|r| refuse(err, r))?;
+    Ok((project, store))
+}
+
+pub fn list(site: &Path, json: bool, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let (_, store) = match load(site, color, err) {
+        Ok(x) => x,
+        Err(c) => return c,
+    };
+    let runs = match store.runs() {
+        Ok(r) => r,
+        Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::FAILURE)),
+    };
+    if json {
+        let _ = writeln!(out, "{}", serde_json::to_value(&runs).unwrap_or_default());
+        return exit_code::OK;
+    }
+    if runs.is_empty() {
+        let _ = writeln!(out, "no runs yet");
+        return exit_code::OK;
+    }
+    let _ = writeln!(
+        out,
+        "{:<44} {:<24} {:<24} {:>5} {:>5} {:>5} {:>5}",
+        "RUN", "WORKFLOW", "STATUS", "OK", "FAIL", "HELD", "LEFT"
+    );
+    for r in runs {
+        let c = &r.counts;
+        let left = c.total() - c.finished();
+        let _ = writeln!(
+            out,
+            "{:<44} {:<24} {:<24} {:>5} {:>5} {:>5} {:>5}",
+            r.id,
+            format!("{} v{}", r.workflow, r.version),
+            r.status.as_str(),
+            c.succeeded,
+            c.failed,
+            c.held,
+            left
+        );
+    }
+    exit_code::OK
+}
+
+pub fn show(site: &Path, id: &str, json: bool, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let (_, store) = match load(site, color, err) {
+        Ok(x) => x,
+        Err(c) => return c,
+    };
+    let detail = match store.run(id) {
+        Ok(Some(d)) => d,
+        Ok(None) => return refuse(err, Refusal(format!("no run `{id}`"), exit_code::USAGE)),
+        Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::FAILURE)),
+    };
+    if json {
+        let _ = writeln!(out, "{}", serde_json::to_value(&detail).unwrap_or_default());
+        return exit_code::OK;
+    }
+    let r = &detail.run;
+    let _ = writeln!(
+        out,
+        "run {}: {} v{}, {}",
+        r.id,
+        r.workflow,
+        r.version,
+        r.status.as_str()
+    );
+    let _ = writeln!(
+        out,
+        "  started {} by {} pid {}; last heartbeat {}",
+        r.started_at, r.controller.host, r.controller.pid, r.heartbeat_at
+    );
+    if let Some(f) = r.finished_at {
+        let _ = writeln!(out, "  finished {f}");
+    }
+    for n in &detail.nodes {
+        let drained = if n.drained_by_us {
+            " (drained by this run)"
+        } else {
+            ""
+        };
+        let reason = n.reason.as_deref().map(|x| format!(": {x}")).unwrap_or_default();
+        let attempt = if n.attempt > 1 {
+            format!(", attempt {}", n.attempt)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  {:<20} {}{attempt}{drained}{reason}",
+            n.node,
+            n.state.as_str()
+        );
+    }
+    exit_code::OK
+}
+
+/// Continues a run whose controller died (or was interrupted): finished nodes are left
+/// alone; the others are re-checked, drained ones keep their place in the budgets.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site, straight from the command line"
+)]
+pub fn resume(
+    site: &Path,
+    id: &str,
+    yes: bool,
+    transport: TransportKind,
+    json: bool,
+    color: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let (project, store) = match load(site, color, err) {
+        Ok(x) => x,
+        Err(c) => return c,
+    };
+    let detail = match store.run(id) {
+        Ok(Some(d)) => d,
+        Ok(None) => return refuse(err, Refusal(format!("no run `{id}`"), exit_code::USAGE)),
+        Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::FAILURE)),
+    };
+    let r = &detail.run;
+    match r.status {
+        RunStatus::Running => {
+            let dead = store
+                .abandoned(jiff::Timestamp::now(), project.site.leases.ttl)
+                .is_ok_and(|v| v.iter().any(|a| a.id == r.id));
+            if !dead {
+                return refuse(
+                    err,
+                    Refusal(
+                        format!(
+                            "run {} is still driven by {} pid {} (heartbeat {})",
+                            r.id, r.controller.host, r.controller.pid, r.heartbeat_at
+                        ),
+                        exit_code::NODES_LEASED,
+                    ),
+                );
+            }
+        }
+        RunStatus::Interrupted | RunStatus::Stopped => {}
+        RunStatus::Succeeded | RunStatus::CompletedWithFailures => {
+            return refuse(
+                err,
+                Refusal(
+                    format!("run {} has finished ({})", r.id, r.status.as_str()),
+                    exit_code::USAGE,
+                ),
+            );
+        }
+    }
+    let Some(wi) = project.workflows.iter().position(|w| w.name == r.workflow) else {
+        return refuse(
+            err,
+            Refusal(
+                format!("workflow `{}` is no longer in the site", r.workflow),
+                exit_code::INVALID_CONFIG,
+            ),
+        );
+    };
+    let wf = &project.workflows[wi];
+    if wf.version != r.version {
+        return refuse(
+            err,
+            Refusal(
+                format!(
+                    "run {} was of {} v{}, and the workflow is now v{}: a resumed run finishes the change it began\n\
+                     help: start a new run of v{} instead",
+                    r.id, r.workflow, r.version, wf.version, wf.version
+                ),
+                exit_code::OUT_OF_DATE,
+            ),
+        );
+    }
+    let tags = detail
+        .options
+        .get("tags")
+        .and_then(|v| v.as_str())
+        .map(String::from);
+    let extra = detail
+        .options
+        .get("extra_vars")
+        .filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
+        .map(ToString::to_string);
+    let prepared = (|| -> Result<Prepared, Refusal> {
+        Ok(Prepared {
+            input: PlanInput::default(),
+            extra: extra_vars(extra.as_deref())?,
+            selected: selected_steps(wf, tags.as_deref())?,
+        })
+    })();
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => return refuse(err, e),
+    };
+    let resume = Resume::from_detail(detail.clone(), &project.inventory);
+    drop(store);
+    let t = Target {
+        workflow: wf.name.clone(),
+        site: site.to_path_buf(),
+        limit: None,
+        json,
+        transport,
+    };
+    let opts = RunOptions {
+        tags,
+        extra_vars: extra,
+        yes,
+        dry_run: false,
+        // The window was checked when the run began; resuming is finishing.
+        ignore_window: true,
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread().enable_all().build() else {
+        return exit_code::FAILURE;
+    };
+    let project = Arc::new(project);
+    let code = rt.block_on(async {
+        match transport {
+            TransportKind::Ssh => {
+                match SshConnector::new(project.site.ssh.config.clone(), project.site.ssh.connect_timeout) {
+                    Ok(c) => {
+                        let dir = c.control_dir.clone();
+                        let code =
+                            flow(c, project, wi, &t, Some(&opts), prepared, Some(resume), out, err).await;
+                        let _ = std::fs::remove_dir_all(&dir);
+                        code
+                    }
+                    Err(e) => refuse(
+                        err,
+                        Refusal(
+                            format!("cannot create the ssh control directory: {e}"),
+                            exit_code::FAILURE,
+                        ),
+                    ),
+                }
+            }
+            TransportKind::Local => {
+                flow(
+                    LocalConnector,
+                    project,
+                    wi,
+                    &t,
+                    Some(&opts),
+                    prepared,
+                    Some(resume),
+                    out,
+                    err,
+                )
+                .await
+            }
+        }
+    });
+    rt.shutdown_background();
+    code
+}
