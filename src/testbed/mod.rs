@@ -9,17 +9,20 @@
 mod known_hosts;
 mod port_lease;
 mod process_tree;
+mod safe_dir;
 mod ssh_client_config;
 mod ssh_keygen;
 mod ssh_probe;
 mod sshd_config;
 mod sshd_files;
+mod sshd_fleet;
 mod sshd_process;
 mod sshd_version;
 mod test_node;
 #[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod testbed;
 mod testbed_error;
+mod yaml_quote;
 
 pub use test_node::TestNode;
 pub use testbed::{MAX_NODES, Testbed};

@@ -69,6 +69,9 @@ pub enum TestbedError {
 
     #[error("no node {index}: the testbed has {count} nodes (indices are 0-based)")]
     NoSuchNode { index: usize, count: usize },
+
+    #[error("the testbed was dropped: its nodes cannot be started again")]
+    ShutDown,
 }
 
 impl TestbedError {
