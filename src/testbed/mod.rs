@@ -5,8 +5,14 @@
 //! limits and dropped connections, and hide exactly the bugs those tests exist to find.
 //! [`Testbed::start`] runs one `sshd` per node, each on its own loopback address, with
 //! keys, `known_hosts`, an `ssh_config` and an inventory generated into a caller's dir.
+//!
+//! For drain cycles, [`FakeScheduler`] stands in for Slurm (its state is files, its jobs
+//! take time to end).
 
+mod atomic_write;
+mod fake_scheduler;
 mod known_hosts;
+mod log_line;
 mod port_lease;
 mod process_tree;
 mod safe_dir;
@@ -24,6 +30,8 @@ mod testbed;
 mod testbed_error;
 mod yaml_quote;
 
+pub use fake_scheduler::{FakeScheduler, HOOKS};
+pub use log_line::LogLine;
 pub use test_node::TestNode;
 pub use testbed::{MAX_NODES, Testbed};
 pub use testbed_error::TestbedError;

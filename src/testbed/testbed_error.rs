@@ -72,6 +72,18 @@ pub enum TestbedError {
 
     #[error("the testbed was dropped: its nodes cannot be started again")]
     ShutDown,
+
+    #[error(
+        "node name `{name}` cannot be used: only letters, digits and `._-`, not starting \
+         with `.` (names become file names and go unquoted into hook commands)"
+    )]
+    UnsupportedNodeName { name: String },
+
+    #[error("the fake scheduler has no node `{node}`")]
+    UnknownSchedulerNode { node: String },
+
+    #[error("`{state}` is not a scheduler state: expected `idle`, `draining` or `drained`")]
+    UnknownSchedulerState { state: String },
 }
 
 impl TestbedError {

@@ -1,0 +1,204 @@
+//! Fixtures for drain cycles: the fake scheduler's hooks.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use drover::template::TemplateEngine;
+use drover::testbed::FakeScheduler;
+use serde_json::json;
+
+use crate::support::*;
+
+fn names(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("node{i:03}")).collect()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn install(dir: &Path, n: usize) -> FakeScheduler {
+    FakeScheduler::install(&dir.join("sched"), &names(n)).expect("install scheduler")
+}
+
+/// Runs one hook the way a shell would.
+fn hook(s: &FakeScheduler, name: &str, args: &[&str]) -> Output {
+    Command::new(s.bin(name))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hook")
+}
+
+fn assert_exit(out: &Output, code: i32, what: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}\nstdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// Polls `drained` until it exits 0; how long that took.
+fn wait_drained(s: &FakeScheduler, node: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let out = hook(s, "drained", &[node]);
+        if out.status.success() {
+            return start.elapsed();
+        }
+        assert_exit(&out, 1, "drained while not drained");
+        assert!(start.elapsed() < limit, "{node} not drained after {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn drain_waits_for_the_job_and_resume_clears_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let s = install(tmp.path(), 2);
+    let job = Duration::from_millis(400);
+    s.set_job("node001", job).expect("job");
+    let started = Instant::now();
+
+    assert_exit(&hook(&s, "drain", &["node001", "drover: w v1 run 1"]), 0, "drain");
+    assert_eq!(s.state("node001"), "draining");
+    assert_eq!(s.reason("node001").as_deref(), Some("drover: w v1 run 1"));
+    let out = hook(&s, "drained", &["node001"]);
+    assert_exit(&out, 1, "drained while the job runs");
+    assert_eq!(text(&out.stdout), "draining\n");
+
+    wait_drained(&s, "node001", Duration::from_secs(3));
+    assert!(
+        started.elapsed() >= job - Duration::from_millis(50),
+        "drained before the job ended"
+    );
+    assert_eq!(s.state("node001"), "drained", "drained must record the state");
+    assert_exit(&hook(&s, "drained", &["node001"]), 0, "drained stays drained");
+
+    assert_exit(&hook(&s, "resume", &["node001"]), 0, "resume");
+    assert_eq!(s.state("node001"), "idle");
+    assert_eq!(s.reason("node001"), None);
+    assert_eq!(s.calls("node001", "drain"), 1);
+    assert!(s.calls("node001", "drained") >= 3);
+    assert_eq!(s.calls("node001", "resume"), 1);
+    assert_eq!(s.state("node002"), "idle");
+    assert_eq!(s.calls("node002", "drain"), 0);
+
+    let log = s.log();
+    let first = log.first().expect("log lines");
+    assert_eq!(
+        (first.hook.as_str(), first.node.as_str(), first.reason.as_deref()),
+        ("drain", "node001", Some("drover: w v1 run 1"))
+    );
+    let last = log.last().expect("log lines");
+    assert_eq!((last.hook.as_str(), last.reason.as_deref()), ("resume", None));
+    assert!(log.windows(2).all(|w| w[0].at <= w[1].at), "{log:?}");
+    assert_eq!(log.len(), 1 + s.calls("node001", "drained") as usize + 1);
+}
+
+#[test]
+fn drain_of_a_drained_or_draining_node_only_updates_the_reason() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let s = install(tmp.path(), 3);
+    // Drained by an admin before the run.
+    s.set_state("node001", "drained", Some("admin: bad DIMM"))
+        .expect("set state");
+    assert_exit(
+        &hook(&s, "drain", &["node001", "drover: run 2"]),
+        0,
+        "drain drained node",
+    );
+    assert_eq!(s.state("node001"), "drained");
+    assert_eq!(s.reason("node001").as_deref(), Some("drover: run 2"));
+
+    // Draining: a second drain keeps it draining, with the new reason.
+    s.set_job("node002", Duration::from_secs(30)).expect("job");
+    assert_exit(&hook(&s, "drain", &["node002", "first"]), 0, "drain");
+    assert_exit(&hook(&s, "drain", &["node002", "second"]), 0, "drain again");
+    assert_eq!(s.state("node002"), "draining");
+    assert_eq!(s.reason("node002").as_deref(), Some("second"));
+    assert_exit(&hook(&s, "drained", &["node002"]), 1, "job still runs");
+    // Ending the job ends the drain.
+    s.set_job("node002", Duration::ZERO).expect("end job");
+    assert_exit(&hook(&s, "drained", &["node002"]), 0, "job ended");
+    assert_eq!(s.state("node002"), "drained");
+
+    // An idle node without a job is drained at once; `drained` is 1 for an idle node.
+    assert_exit(&hook(&s, "drained", &["node003"]), 1, "idle is not drained");
+    assert_exit(&hook(&s, "drain", &["node003", "r"]), 0, "drain idle node");
+    assert_eq!(s.state("node003"), "drained");
+    assert_exit(&hook(&s, "drained", &["node003"]), 0, "drained at once");
+}
+
+#[test]
+fn bad_calls_exit_2_and_are_logged_but_not_counted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let s = install(tmp.path(), 1);
+    let out = hook(&s, "drain", &["node009", "r"]);
+    assert_exit(&out, 2, "unknown node");
+    assert!(
+        text(&out.stderr).contains("unknown node 'node009'"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_exit(&hook(&s, "drain", &["node001"]), 2, "drain without reason");
+    assert_exit(&hook(&s, "resume", &["../node001"]), 2, "path as node");
+    assert_eq!(s.calls("node001", "drain"), 0);
+    assert_eq!(s.state("node001"), "idle");
+    let logged: Vec<(String, String)> = s.log().into_iter().map(|l| (l.hook, l.node)).collect();
+    assert_eq!(
+        logged,
+        [
+            ("drain", "node009"),
+            ("drain", "node001"),
+            ("resume", "../node001")
+        ]
+        .map(|(h, n)| (h.into(), n.into()))
+    );
+}
+
+/// The `drain:` block validates as drover config, and its commands, rendered the way
+/// drover renders hooks (every value shell-quoted), work even with a hostile reason.
+#[test]
+fn hooks_yaml_validates_and_renders_like_drover() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let s = install(tmp.path(), 1);
+    let hooks = s.hooks_yaml("20ms", "5s", "hold");
+    let (head, rest) = SITE.split_once("drain:\n").expect("site has drain");
+    let windows = &rest[rest.find("windows:").expect("site has windows")..];
+    let site = Site::new().write("drover.yml", &format!("{head}{hooks}{windows}"));
+    let out = site.run(&["validate", "."]);
+    assert_eq!(
+        out.code, 0,
+        "{hooks}\nstdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+
+    let template = |key: &str| -> String {
+        let line = hooks
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("  {key}: ")))
+            .unwrap_or_else(|| panic!("no {key} in\n{hooks}"));
+        serde_json::from_str(line).expect("a JSON string is a YAML string")
+    };
+    let reason = "drover: w v1 run 1; touch pwned $(touch pwned2) 'q'";
+    let ctx = json!({ "node": { "name": "node001" }, "reason": reason });
+    let engine = TemplateEngine::new();
+    let run = |key: &str| {
+        let command = engine.render(&template(key), &ctx).expect("render");
+        Command::new("sh")
+            .args(["-c", &command])
+            .current_dir(tmp.path())
+            .output()
+            .expect("sh")
+    };
+    assert_exit(&run("drain"), 0, "rendered drain");
+    assert_eq!(s.reason("node001").as_deref(), Some(reason));
+    assert_exit(&run("drained"), 0, "rendered drained");
+    assert_exit(&run("resume"), 0, "rendered resume");
+    assert_eq!(s.state("node001"), "idle");
+    assert!(!tmp.path().join("pwned").exists() && !tmp.path().join("pwned2").exists());
+}
