@@ -7,12 +7,14 @@
 //! keys, `known_hosts`, an `ssh_config` and an inventory generated into a caller's dir.
 //!
 //! For drain cycles, [`FakeScheduler`] stands in for Slurm (its state is files, its jobs
-//! take time to end).
+//! take time to end) and [`Monitor`] samples how many nodes are out of service at once.
 
 mod atomic_write;
 mod fake_scheduler;
 mod known_hosts;
 mod log_line;
+mod monitor;
+mod monitor_report;
 mod port_lease;
 mod process_tree;
 mod safe_dir;
@@ -32,6 +34,8 @@ mod yaml_quote;
 
 pub use fake_scheduler::{FakeScheduler, HOOKS};
 pub use log_line::LogLine;
+pub use monitor::Monitor;
+pub use monitor_report::MonitorReport;
 pub use test_node::TestNode;
 pub use testbed::{MAX_NODES, Testbed};
 pub use testbed_error::TestbedError;

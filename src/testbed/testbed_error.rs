@@ -84,6 +84,13 @@ pub enum TestbedError {
 
     #[error("`{state}` is not a scheduler state: expected `idle`, `draining` or `drained`")]
     UnknownSchedulerState { state: String },
+
+    #[error("could not start the {what} thread: {source}")]
+    Thread {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl TestbedError {

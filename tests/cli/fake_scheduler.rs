@@ -1,11 +1,11 @@
-//! Fixtures for drain cycles: the fake scheduler's hooks.
+//! Fixtures for drain cycles: the fake scheduler's hooks and the availability monitor.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use drover::template::TemplateEngine;
-use drover::testbed::FakeScheduler;
+use drover::testbed::{FakeScheduler, Monitor};
 use serde_json::json;
 
 use crate::support::*;
@@ -201,4 +201,61 @@ fn hooks_yaml_validates_and_renders_like_drover() {
     assert_exit(&run("resume"), 0, "rendered resume");
     assert_eq!(s.state("node001"), "idle");
     assert!(!tmp.path().join("pwned").exists() && !tmp.path().join("pwned2").exists());
+}
+
+#[test]
+fn monitor_sees_the_most_nodes_out_at_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let s = install(tmp.path(), 4);
+    let groups = vec![
+        ("ha".to_string(), names(2)),
+        (
+            "rest".to_string(),
+            vec!["node003".to_string(), "node004".to_string()],
+        ),
+    ];
+    let monitor = Monitor::start(&s, groups, Duration::from_millis(2)).expect("monitor");
+    // Until the monitor has surely seen the change: a sleep could pass unsampled on a busy
+    // machine.
+    let pause = || assert!(monitor.wait_samples(3, Duration::from_secs(2)), "monitor stalled");
+    pause();
+    // Three out at once, one of them draining (a job runs).
+    s.set_job("node004", Duration::from_secs(30)).expect("job");
+    for node in ["node001", "node003", "node004"] {
+        assert_exit(&hook(&s, "drain", &[node, "r"]), 0, "drain");
+    }
+    assert_eq!(s.state("node004"), "draining");
+    pause();
+    for node in ["node001", "node003", "node004"] {
+        assert_exit(&hook(&s, "resume", &[node]), 0, "resume");
+    }
+    pause();
+    // Then both members of the HA pair: fewer overall, the most for the pair.
+    for node in ["node001", "node002"] {
+        assert_exit(&hook(&s, "drain", &[node, "r"]), 0, "drain");
+    }
+    pause();
+    let samples = monitor.samples();
+    let report = monitor.stop();
+    assert_eq!(report.max_unavailable, 3, "{report:?}");
+    assert_eq!(report.worst, ["node001", "node003", "node004"], "{report:?}");
+    assert_eq!(report.max_per_group["ha"], 2, "{report:?}");
+    assert_eq!(report.max_per_group["rest"], 2, "{report:?}");
+    assert!(report.samples > samples, "stop takes a last sample: {report:?}");
+}
+
+#[test]
+fn monitor_of_an_idle_fleet_sees_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let s = install(tmp.path(), 2);
+    let monitor =
+        Monitor::start(&s, vec![("all".to_string(), names(2))], Duration::from_millis(2)).expect("monitor");
+    let report = monitor.stop();
+    assert_eq!(report.max_unavailable, 0);
+    assert!(report.worst.is_empty());
+    assert_eq!(report.max_per_group["all"], 0);
+    assert!(
+        report.samples >= 2,
+        "a sample at start and one at stop: {report:?}"
+    );
 }
