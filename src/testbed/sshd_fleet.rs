@@ -22,8 +22,9 @@ const PER_NODE: Duration = Duration::from_millis(20);
 /// limit, with room to spare for the test itself.
 const PROBES_AT_ONCE: usize = 256;
 
-/// The nodes and their sshd processes. Another thread (a reboot service) may stop and
-/// start nodes while the test thread keeps using its [`Testbed`](super::Testbed), so the process table sits behind a mutex, and each start or
+/// The nodes and their sshd processes. A [`RebootService`](super::RebootService) thread
+/// stops and starts nodes while the test thread keeps using its
+/// [`Testbed`](super::Testbed), so the process table sits behind a mutex, and each start or
 /// stop holds it throughout: nobody sees a half-started node, and a shut-down fleet cannot
 /// be started again behind the testbed's back.
 #[derive(Debug)]
@@ -92,6 +93,10 @@ impl SshdFleet {
 
     pub(crate) fn is_running(&self, index: usize) -> bool {
         self.lock().sshds.get(index).is_some_and(Option::is_some)
+    }
+
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.lock().shut_down
     }
 
     /// Writes each node's config, spawns all their sshds, then waits for all of them; on

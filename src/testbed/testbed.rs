@@ -6,9 +6,12 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
+use super::boot_files::BootFiles;
 use super::known_hosts::KnownHosts;
 use super::port_lease::PortLease;
+use super::reboot_service::RebootService;
 use super::safe_dir::check_dir;
 use super::ssh_client_config::SshClientConfig;
 use super::ssh_keygen::SshKeygen;
@@ -51,12 +54,15 @@ const PRIVSEP_DIR: &str = "/run/sshd";
 /// sshd's `SetEnv`, so commands can tell which node they run on. They log in as the user
 /// running the tests ([`Testbed::user`]).
 ///
-/// Dropping the testbed kills every sshd and every session below it, and no sshd starts
-/// after that.
+/// Each state dir also holds the node's boot identity (`boot_id`, `boots`) and a `reboot`
+/// script, for fake reboots: see [`Testbed::reboot_service`].
+///
+/// Dropping the testbed kills every sshd and every session below it, including sshds a
+/// [`RebootService`] restarted, and no sshd starts after that.
 #[derive(Debug)]
 pub struct Testbed {
     user: String,
-    /// Shared, so that other threads can stop and start nodes.
+    /// Shared with reboot services, which stop and start nodes from their own thread.
     fleet: Arc<SshdFleet>,
     /// Held while the testbed lives; `Drop` shuts the sshds down before it is released.
     _lease: PortLease,
@@ -106,6 +112,7 @@ impl Testbed {
             for d in [node.state_dir.as_path(), files.dir()] {
                 std::fs::create_dir_all(d).map_err(|e| TestbedError::io("create directory", d, e))?;
             }
+            BootFiles::new(&node.state_dir).init()?;
             keys.push((files.host_key(), format!("drover-testbed-{}", node.name)));
         }
         SshKeygen::generate(&keys)?;
@@ -176,9 +183,22 @@ impl Testbed {
     }
 
     /// Whether node `index` is up: started and not stopped (a crash of its sshd shows in
-    /// [`Testbed::sshd_log`], not here).
+    /// [`Testbed::sshd_log`], not here). A node in a fake reboot is not running.
     pub fn is_running(&self, index: usize) -> bool {
         self.fleet.is_running(index)
+    }
+
+    /// Node `index`'s current boot id (`boot_id` in its state dir), which every fake
+    /// reboot replaces.
+    pub fn boot_id(&self, index: usize) -> Result<String, TestbedError> {
+        self.fleet.check_index(index)?;
+        BootFiles::new(&self.nodes()[index].state_dir).boot_id()
+    }
+
+    /// How many fake reboots node `index` has had (`boots` in its state dir).
+    pub fn boots(&self, index: usize) -> Result<u32, TestbedError> {
+        self.fleet.check_index(index)?;
+        BootFiles::new(&self.nodes()[index].state_dir).boots()
     }
 
     /// A drover inventory with every node (`host`, `port`, `user`, and its state dir as
@@ -242,6 +262,22 @@ impl Testbed {
         self.fleet.stop(&all)
     }
 
+    /// Starts fake reboots: a thread that watches every node's state dir for a
+    /// `reboot-requested` file and then reboots that node. A reboot stops the node's sshd
+    /// (cutting its sessions and connections), keeps it down for `down_for`, gives it a new
+    /// `boot_id`, counts it in `boots`, and starts its sshd again on the same address, port
+    /// and host key. Nodes reboot independently, several at once if asked together.
+    ///
+    /// The node-side reboot command for a workflow's reboot step is
+    /// `{{ node.vars.state }}/reboot` (it asks and returns, like `systemctl reboot`;
+    /// `{{ node.vars.state }}/reboot --wait` waits to be cut off instead), or equivalently
+    /// `touch {{ node.vars.state }}/reboot-requested`; the boot id command is
+    /// `cat {{ node.vars.state }}/boot_id`. Over plain ssh, `$DROVER_STATE` is the state
+    /// dir. Run one service per testbed at a time.
+    pub fn reboot_service(&self, down_for: Duration) -> Result<RebootService, TestbedError> {
+        RebootService::start(Arc::clone(&self.fleet), down_for)
+    }
+
     fn write_client_files(&self) -> Result<(), TestbedError> {
         let mut known = KnownHosts::default();
         for (i, node) in self.nodes().iter().enumerate() {
@@ -262,8 +298,8 @@ impl Testbed {
 impl Drop for Testbed {
     /// No sshd may outlive its test: it would hold the address and port, and keep serving
     /// a directory that is about to be deleted. Shutting the fleet down (rather than just
-    /// stopping it) also keeps any thread that still holds the fleet from starting a node
-    /// again.
+    /// stopping it) also keeps a reboot service that outlives the testbed from starting a
+    /// node again.
     fn drop(&mut self) {
         let _ = self.fleet.shut_down();
     }

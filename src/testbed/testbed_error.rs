@@ -85,6 +85,13 @@ pub enum TestbedError {
     #[error("`{state}` is not a scheduler state: expected `idle`, `draining` or `drained`")]
     UnknownSchedulerState { state: String },
 
+    #[error("{done} of {expected} reboots were done after {waited:?}")]
+    RebootsPending {
+        expected: usize,
+        done: usize,
+        waited: Duration,
+    },
+
     #[error("could not start the {what} thread: {source}")]
     Thread {
         what: &'static str,

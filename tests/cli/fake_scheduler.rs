@@ -1,11 +1,12 @@
-//! Fixtures for drain cycles: the fake scheduler's hooks and the availability monitor.
+//! Fixtures for drain cycles: the fake scheduler's hooks, the availability monitor, and
+//! fake reboots of testbed nodes through real ssh.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use drover::template::TemplateEngine;
-use drover::testbed::{FakeScheduler, Monitor};
+use drover::testbed::{FakeScheduler, Monitor, Testbed};
 use serde_json::json;
 
 use crate::support::*;
@@ -258,4 +259,178 @@ fn monitor_of_an_idle_fleet_sees_nothing() {
         report.samples >= 2,
         "a sample at start and one at stop: {report:?}"
     );
+}
+
+/// `ssh -F <testbed config> NODE CMD`.
+fn ssh_command(tb: &Testbed, node: &str, cmd: &str) -> Command {
+    let mut c = Command::new("ssh");
+    c.arg("-F")
+        .arg(tb.ssh_config())
+        .args(["-o", "ConnectTimeout=5", node, cmd])
+        .stdin(Stdio::null());
+    c
+}
+
+fn ssh(tb: &Testbed, node: &str, cmd: &str) -> Output {
+    ssh_command(tb, node, cmd).output().expect("run ssh")
+}
+
+fn ssh_ok(tb: &Testbed, node: &str, cmd: &str) -> String {
+    let out = ssh(tb, node, cmd);
+    assert_exit(&out, 0, &format!("ssh {node} {cmd}"));
+    text(&out.stdout).trim().to_string()
+}
+
+/// A session on `node` that has started (printed), to see a reboot cut it.
+fn open_session(tb: &Testbed, node: &str, cmd: &str) -> Child {
+    let mut child = ssh_command(tb, node, &format!("echo up; {cmd}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ssh");
+    let mut first = [0u8; 3];
+    std::io::Read::read_exact(child.stdout.as_mut().expect("stdout"), &mut first).expect("session output");
+    assert_eq!(&first, b"up\n");
+    child
+}
+
+fn wait_exit(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{what}: still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}: not after {limit:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Processes whose command line names `dir` (the sshds: `sshd -f <dir>/sshd/...`).
+fn processes_using(dir: &Path) -> String {
+    let out = Command::new("pgrep")
+        .arg("-af")
+        .arg(dir.join("sshd"))
+        .output()
+        .expect("run pgrep");
+    text(&out.stdout)
+}
+
+#[test]
+fn reboot_through_ssh_cuts_sessions_and_changes_the_boot_id() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tb = Testbed::start(tmp.path(), 2).expect("start testbed");
+    let dir = tb.dir().to_path_buf();
+    let down_for = Duration::from_millis(300);
+    let service = tb.reboot_service(down_for).expect("reboot service");
+    // What drover's boot id command reads, and the boot count.
+    let boot = "cat $DROVER_STATE/boot_id $DROVER_STATE/boots";
+    let before = ssh_ok(&tb, "node001", boot);
+    let boot_before = tb.boot_id(0).expect("boot id");
+    assert_eq!(before, format!("{boot_before}\n0"));
+    let other_boot = tb.boot_id(1).expect("node002 boot id");
+    let mut session = open_session(&tb, "node001", "exec sleep 60");
+
+    ssh_ok(&tb, "node001", "touch $DROVER_STATE/reboot-requested");
+    wait_until(Duration::from_secs(2), "node001 goes down", || !tb.is_running(0));
+    let out = ssh(&tb, "node001", "true");
+    assert_exit(&out, 255, "ssh to a rebooting node");
+    assert!(
+        text(&out.stderr).contains("Connection refused"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!wait_exit(&mut session, Duration::from_secs(2), "session").success());
+
+    let reboots = service.wait_for(1, Duration::from_secs(3)).expect("reboot done");
+    assert_eq!(reboots.len(), 1, "{reboots:?}");
+    let reboot = &reboots[0];
+    assert_eq!(
+        (reboot.index, reboot.node.as_str(), &reboot.error),
+        (0, "node001", &None)
+    );
+    let up = reboot.up.expect("up");
+    assert!(
+        up.duration_since(reboot.down).expect("up after down") >= down_for,
+        "{reboot:?}"
+    );
+    assert!(tb.is_running(0));
+
+    let boot_after = reboot.boot_id.clone().expect("new boot id");
+    assert_ne!(boot_after, boot_before);
+    assert_eq!(ssh_ok(&tb, "node001", boot), format!("{boot_after}\n1"));
+    assert_eq!(tb.boots(0).expect("boots"), 1);
+    // The other node never noticed.
+    assert_eq!(tb.boot_id(1).expect("node002 boot id"), other_boot);
+    assert_eq!(tb.boots(1).expect("node002 boots"), 0);
+
+    // The restarted sshd dies with the testbed like the others.
+    assert_eq!(service.stop().len(), 1);
+    drop(tb);
+    let left = processes_using(&dir);
+    assert!(left.is_empty(), "processes left behind:\n{left}");
+}
+
+/// `reboot --wait` is cut off like a real `reboot`, and nodes asking together are down
+/// together.
+#[test]
+fn nodes_rebooting_together_are_down_together() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tb = Testbed::start(tmp.path(), 2).expect("start testbed");
+    let service = tb
+        .reboot_service(Duration::from_millis(300))
+        .expect("reboot service");
+    // Both sessions wait for `go` in their state dir, so both ask at the same moment.
+    let wait_then_reboot =
+        "while [ ! -e $DROVER_STATE/go ]; do sleep 0.01; done; exec $DROVER_STATE/reboot --wait";
+    let mut sessions: Vec<Child> = ["node001", "node002"]
+        .iter()
+        .map(|node| open_session(&tb, node, wait_then_reboot))
+        .collect();
+    for node in tb.nodes() {
+        std::fs::write(node.state_dir.join("go"), "").expect("write go");
+    }
+    for s in &mut sessions {
+        let status = wait_exit(s, Duration::from_secs(3), "reboot --wait");
+        assert_eq!(status.code(), Some(255), "cut off by the reboot: {status}");
+    }
+    let reboots = service.wait_for(2, Duration::from_secs(3)).expect("reboots done");
+    assert_eq!(reboots.len(), 2, "{reboots:?}");
+    let (a, b) = (&reboots[0], &reboots[1]);
+    assert!(a.was_down_at(b.down) || b.was_down_at(a.down), "{reboots:?}");
+    assert_eq!((tb.boots(0).expect("boots"), tb.boots(1).expect("boots")), (1, 1));
+    assert_eq!(ssh_ok(&tb, "node002", "echo $DROVER_NODE"), "node002");
+}
+
+#[test]
+fn nothing_outlives_a_testbed_dropped_mid_reboot() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tb = Testbed::start(tmp.path(), 2).expect("start testbed");
+    let dir = tb.dir().to_path_buf();
+    let down_for = Duration::from_millis(300);
+    let service = tb.reboot_service(down_for).expect("reboot service");
+    ssh_ok(&tb, "node001", "$DROVER_STATE/reboot");
+    wait_until(Duration::from_secs(2), "node001 goes down", || !tb.is_running(0));
+
+    drop(tb);
+    std::thread::sleep(down_for + Duration::from_millis(200));
+    let left = processes_using(&dir);
+    assert!(left.is_empty(), "processes left behind:\n{left}");
+    let reboots = service.stop();
+    assert_eq!(reboots.len(), 1, "{reboots:?}");
+    assert_eq!(reboots[0].up, None);
+    let error = reboots[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("testbed was dropped"), "{reboots:?}");
+    let left = processes_using(&dir);
+    assert!(left.is_empty(), "processes left behind:\n{left}");
 }
