@@ -5,22 +5,43 @@
 //! limits and dropped connections, and hide exactly the bugs those tests exist to find.
 //! [`Testbed::start`] runs one `sshd` per node, each on its own loopback address, with
 //! keys, `known_hosts`, an `ssh_config` and an inventory generated into a caller's dir.
+//!
+//! For drain cycles, [`FakeScheduler`] stands in for Slurm (its state is files, its jobs
+//! take time to end), [`Monitor`] samples how many nodes are out of service at once, and
+//! [`RebootService`] reboots nodes that ask for it (sshd down for a while, a new boot id).
 
+mod atomic_write;
+mod boot_files;
+mod fake_scheduler;
 mod known_hosts;
+mod log_line;
+mod monitor;
+mod monitor_report;
 mod port_lease;
 mod process_tree;
+mod reboot;
+mod reboot_service;
+mod safe_dir;
 mod ssh_client_config;
 mod ssh_keygen;
 mod ssh_probe;
 mod sshd_config;
 mod sshd_files;
+mod sshd_fleet;
 mod sshd_process;
 mod sshd_version;
 mod test_node;
 #[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod testbed;
 mod testbed_error;
+mod yaml_quote;
 
+pub use fake_scheduler::{FakeScheduler, HOOKS};
+pub use log_line::LogLine;
+pub use monitor::Monitor;
+pub use monitor_report::MonitorReport;
+pub use reboot::Reboot;
+pub use reboot_service::RebootService;
 pub use test_node::TestNode;
 pub use testbed::{MAX_NODES, Testbed};
 pub use testbed_error::TestbedError;

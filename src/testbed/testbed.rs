@@ -1,39 +1,33 @@
 //! A fleet of real sshds on loopback.
 
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use super::boot_files::BootFiles;
 use super::known_hosts::KnownHosts;
 use super::port_lease::PortLease;
-use super::process_tree::ProcessTree;
+use super::reboot_service::RebootService;
+use super::safe_dir::check_dir;
 use super::ssh_client_config::SshClientConfig;
 use super::ssh_keygen::SshKeygen;
-use super::ssh_probe::SshProbe;
-use super::sshd_config::SshdConfig;
-use super::sshd_files::SshdFiles;
-use super::sshd_process::{SSHD, SshdProcess};
+use super::sshd_fleet::SshdFleet;
+use super::sshd_process::SSHD;
 use super::sshd_version::SshdVersion;
 use super::test_node::TestNode;
 use super::testbed_error::TestbedError;
+use super::yaml_quote::quote;
 
 /// The most nodes one testbed can have: 250 loopback addresses in each of 256 /24s. Process
 /// limits usually bite long before (each node is one sshd).
 pub const MAX_NODES: usize = 250 * 256;
 
-/// How long every sshd together may take to accept connections, plus [`PER_NODE`] for each.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Extra startup allowance per node, so thousands of nodes on a small CI machine are not
-/// reported as failures merely for being many.
-const PER_NODE: Duration = Duration::from_millis(20);
 /// How often start-up moves to another port when another process took the leased one.
 const PORT_ATTEMPTS: usize = 5;
-/// How many readiness probes are open at once: within the common 1024 file descriptor
-/// limit, with room to spare for the test itself.
-const PROBES_AT_ONCE: usize = 256;
 /// sshd's privilege separation directory. Packaged sshds expect systemd to create it at
 /// boot, which containers and CI images without systemd never do.
 const PRIVSEP_DIR: &str = "/run/sshd";
@@ -60,16 +54,18 @@ const PRIVSEP_DIR: &str = "/run/sshd";
 /// sshd's `SetEnv`, so commands can tell which node they run on. They log in as the user
 /// running the tests ([`Testbed::user`]).
 ///
-/// Dropping the testbed kills every sshd and every session below it.
+/// Each state dir also holds the node's boot identity (`boot_id`, `boots`) and a `reboot`
+/// script, for fake reboots: see [`Testbed::reboot_service`].
+///
+/// Dropping the testbed kills every sshd and every session below it, including sshds a
+/// [`RebootService`] restarted, and no sshd starts after that.
 #[derive(Debug)]
 pub struct Testbed {
-    dir: PathBuf,
     user: String,
-    nodes: Vec<TestNode>,
-    files: Vec<SshdFiles>,
-    sshds: Vec<Option<SshdProcess>>,
-    lease: PortLease,
-    disable_penalties: bool,
+    /// Shared with reboot services, which stop and start nodes from their own thread.
+    fleet: Arc<SshdFleet>,
+    /// Held while the testbed lives; `Drop` shuts the sshds down before it is released.
+    _lease: PortLease,
 }
 
 impl Testbed {
@@ -94,7 +90,7 @@ impl Testbed {
         let user = run_id("-un")?;
 
         let addresses: Vec<Ipv4Addr> = (0..n).map(TestNode::address_for).collect();
-        let lease = PortLease::acquire(&addresses)?;
+        let mut lease = PortLease::acquire(&addresses)?;
         let nodes: Vec<TestNode> = addresses
             .iter()
             .enumerate()
@@ -108,61 +104,49 @@ impl Testbed {
                 }
             })
             .collect();
-        let files: Vec<SshdFiles> = nodes
-            .iter()
-            .map(|node| SshdFiles::new(&dir, &node.name))
-            .collect();
-        for (node, f) in nodes.iter().zip(&files) {
-            for d in [node.state_dir.as_path(), f.dir()] {
-                std::fs::create_dir_all(d).map_err(|e| TestbedError::io("create directory", d, e))?;
-            }
-        }
-
+        let mut fleet = SshdFleet::new(dir.clone(), nodes, version.has_per_source_penalties());
         let identity = dir.join("id_ed25519");
         let mut keys = vec![(identity.clone(), "drover-testbed-client".to_string())];
-        keys.extend(
-            nodes
-                .iter()
-                .zip(&files)
-                .map(|(node, f)| (f.host_key(), format!("drover-testbed-{}", node.name))),
-        );
+        for (i, node) in fleet.nodes().iter().enumerate() {
+            let files = fleet.files(i)?;
+            for d in [node.state_dir.as_path(), files.dir()] {
+                std::fs::create_dir_all(d).map_err(|e| TestbedError::io("create directory", d, e))?;
+            }
+            BootFiles::new(&node.state_dir).init()?;
+            keys.push((files.host_key(), format!("drover-testbed-{}", node.name)));
+        }
         SshKeygen::generate(&keys)?;
         let authorized = format!("{} drover-testbed-client\n", SshKeygen::public_key(&identity)?);
         write(&dir.join("authorized_keys"), &authorized)?;
 
-        let mut testbed = Testbed {
-            sshds: nodes.iter().map(|_| None).collect(),
-            dir,
-            user,
-            nodes,
-            files,
-            lease,
-            disable_penalties: version.has_per_source_penalties(),
-        };
         let all: Vec<usize> = (0..n).collect();
         let mut attempts = 1;
         loop {
-            match testbed.start_nodes(&all) {
+            match fleet.start(&all) {
                 Ok(()) => break,
                 Err(e) if e.is_address_in_use() && attempts < PORT_ATTEMPTS => {
                     // Another process bound the port after it was leased: lease another
                     // (the old lease is released only after, so it cannot come back).
                     attempts += 1;
-                    testbed.lease = PortLease::acquire(&addresses)?;
-                    let port = testbed.lease.port();
-                    testbed.nodes.iter_mut().for_each(|node| node.port = port);
+                    lease = PortLease::acquire(&addresses)?;
+                    fleet.set_port(lease.port());
                 }
-                // Dropping the testbed kills whatever did start.
+                // Dropping the fleet kills whatever did start.
                 Err(e) => return Err(e),
             }
         }
+        let testbed = Testbed {
+            user,
+            fleet: Arc::new(fleet),
+            _lease: lease,
+        };
         testbed.write_client_files()?;
         Ok(testbed)
     }
 
     /// The directory everything lives in (canonical form of the one given to `start`).
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.fleet.dir()
     }
 
     /// The user every node logs in: whoever runs the tests (`id -un`). It is the only user
@@ -174,44 +158,59 @@ impl Testbed {
 
     /// Every node, in order: index `i` is `node{i+1:03}`.
     pub fn nodes(&self) -> &[TestNode] {
-        &self.nodes
+        self.fleet.nodes()
     }
 
     /// For `ssh -F`: every node by name, the testbed's key and `known_hosts`, batch mode.
     /// Sets no `ControlMaster`/`ControlPersist`; multiplexing is the caller's to manage.
     pub fn ssh_config(&self) -> PathBuf {
-        self.dir.join("ssh_config")
+        self.dir().join("ssh_config")
     }
 
     /// Every node's host key as written at start (`[127.0.0.2]:2222 ssh-ed25519 ...`).
     pub fn known_hosts(&self) -> PathBuf {
-        self.dir.join("known_hosts")
+        self.dir().join("known_hosts")
     }
 
     /// The private client key every node authorizes.
     pub fn identity(&self) -> PathBuf {
-        self.dir.join("id_ed25519")
+        self.dir().join("id_ed25519")
     }
 
     /// Node `index`'s sshd stderr across all its runs, for diagnosing a refused session.
     pub fn sshd_log(&self, index: usize) -> Result<PathBuf, TestbedError> {
-        self.check_index(index)?;
-        Ok(self.files[index].log())
+        Ok(self.fleet.files(index)?.log())
     }
 
     /// Whether node `index` is up: started and not stopped (a crash of its sshd shows in
-    /// [`Testbed::sshd_log`], not here).
+    /// [`Testbed::sshd_log`], not here). A node in a fake reboot is not running.
     pub fn is_running(&self, index: usize) -> bool {
-        self.sshds.get(index).is_some_and(Option::is_some)
+        self.fleet.is_running(index)
+    }
+
+    /// Node `index`'s current boot id (`boot_id` in its state dir), which every fake
+    /// reboot replaces.
+    pub fn boot_id(&self, index: usize) -> Result<String, TestbedError> {
+        self.fleet.check_index(index)?;
+        BootFiles::new(&self.nodes()[index].state_dir).boot_id()
+    }
+
+    /// How many fake reboots node `index` has had (`boots` in its state dir).
+    pub fn boots(&self, index: usize) -> Result<u32, TestbedError> {
+        self.fleet.check_index(index)?;
+        BootFiles::new(&self.nodes()[index].state_dir).boots()
     }
 
     /// A drover inventory with every node (`host`, `port`, `user`, and its state dir as
     /// `vars.state`) and a group `all`. Each node is its own entry, not a host list,
     /// because each has its own address.
     pub fn inventory_yaml(&self) -> String {
-        let mut s = format!("# drover testbed in {}: generated.\nnodes:\n", self.dir.display());
+        let mut s = format!(
+            "# drover testbed in {}: generated.\nnodes:\n",
+            self.dir().display()
+        );
         let user = quote(&self.user);
-        for n in &self.nodes {
+        for n in self.nodes() {
             let _ = writeln!(s, "  {}:", n.name);
             let _ = writeln!(s, "    host: {}", quote(&n.host));
             let _ = writeln!(s, "    port: {}", n.port);
@@ -223,7 +222,7 @@ impl Testbed {
             );
         }
         s.push_str("groups:\n  all:\n");
-        for n in &self.nodes {
+        for n in self.nodes() {
             let _ = writeln!(s, "    - {}", n.name);
         }
         s
@@ -232,169 +231,62 @@ impl Testbed {
     /// Makes node `index` unreachable, like a reboot: its sshd and every session it
     /// serves (open connections included) are killed. Stopping a stopped node is a no-op.
     pub fn stop_node(&mut self, index: usize) -> Result<(), TestbedError> {
-        self.check_index(index)?;
-        self.stop_nodes(&[index])
+        self.fleet.check_index(index)?;
+        self.fleet.stop(&[index])
     }
 
     /// Starts node `index` again, with the same address, port and host key; returns once
     /// it accepts connections. Starting a running node is a no-op; one whose sshd died on
     /// its own is started afresh.
     pub fn start_node(&mut self, index: usize) -> Result<(), TestbedError> {
-        self.check_index(index)?;
-        if let Some(sshd) = self.sshds[index].as_mut() {
-            if sshd.exit_status()?.is_none() {
-                return Ok(());
-            }
-            self.stop_nodes(&[index])?;
-        }
-        self.start_nodes(&[index])
+        self.fleet.ensure_running(index)
     }
 
     /// Gives node `index` a new host key and restarts it, leaving `known_hosts` alone: the
     /// way to test that drover refuses a node whose identity changed.
     pub fn replace_host_key(&mut self, index: usize) -> Result<(), TestbedError> {
-        self.check_index(index)?;
-        self.stop_nodes(&[index])?;
+        self.fleet.check_index(index)?;
+        self.fleet.stop(&[index])?;
         let key = (
-            self.files[index].host_key(),
-            format!("drover-testbed-{}-replaced", self.nodes[index].name),
+            self.fleet.files(index)?.host_key(),
+            format!("drover-testbed-{}-replaced", self.nodes()[index].name),
         );
         SshKeygen::generate(&[key])?;
-        self.start_nodes(&[index])
+        self.fleet.start(&[index])
     }
 
     /// Stops every node (what dropping the testbed does), reporting failures that `Drop`
-    /// would have to swallow.
+    /// would have to swallow. Unlike dropping, nodes may be started again after.
     pub fn stop_all(&mut self) -> Result<(), TestbedError> {
-        let all: Vec<usize> = (0..self.nodes.len()).collect();
-        self.stop_nodes(&all)
+        let all: Vec<usize> = (0..self.nodes().len()).collect();
+        self.fleet.stop(&all)
     }
 
-    fn check_index(&self, index: usize) -> Result<(), TestbedError> {
-        if index < self.nodes.len() {
-            Ok(())
-        } else {
-            Err(TestbedError::NoSuchNode {
-                index,
-                count: self.nodes.len(),
-            })
-        }
-    }
-
-    /// Writes each node's config, spawns all their sshds, then waits for all of them; on
-    /// failure, stops them again so a failed node is never mistaken for a running one.
-    fn start_nodes(&mut self, indices: &[usize]) -> Result<(), TestbedError> {
-        let result = self
-            .spawn_nodes(indices)
-            .and_then(|()| self.wait_listening(indices));
-        if result.is_err() {
-            // The startup error is the one worth reporting.
-            let _ = self.stop_nodes(indices);
-        }
-        result
-    }
-
-    fn spawn_nodes(&mut self, indices: &[usize]) -> Result<(), TestbedError> {
-        let authorized_keys = self.dir.join("authorized_keys");
-        for &i in indices {
-            let (node, files) = (&self.nodes[i], &self.files[i]);
-            let config = SshdConfig {
-                node: &node.name,
-                address: TestNode::address_for(i),
-                port: node.port,
-                host_key: &files.host_key(),
-                pid_file: &files.pid_file(),
-                authorized_keys: &authorized_keys,
-                state_dir: &node.state_dir,
-                disable_penalties: self.disable_penalties,
-            };
-            write(&files.config(), &config.render())?;
-            self.sshds[i] = Some(SshdProcess::spawn(files)?);
-        }
-        Ok(())
-    }
-
-    /// Polls until every sshd in `indices` answers an SSH connection, failing as soon as
-    /// one exits (with its stderr) or when the deadline passes.
-    fn wait_listening(&mut self, indices: &[usize]) -> Result<(), TestbedError> {
-        let count = u32::try_from(indices.len()).unwrap_or(u32::MAX);
-        let limit = STARTUP_TIMEOUT.saturating_add(PER_NODE.saturating_mul(count));
-        let started = Instant::now();
-        let mut pending = indices.to_vec();
-        loop {
-            let mut still = Vec::new();
-            // Chunks bound the connections open at once, since each is a file descriptor.
-            for chunk in pending.chunks(PROBES_AT_ONCE) {
-                let mut probes = Vec::with_capacity(chunk.len());
-                for &i in chunk {
-                    let Some(sshd) = self.sshds[i].as_mut() else {
-                        continue;
-                    };
-                    if let Some(status) = sshd.exit_status()? {
-                        return Err(TestbedError::SshdExited {
-                            node: self.nodes[i].name.clone(),
-                            status: status.to_string(),
-                            stderr: sshd.stderr(),
-                        });
-                    }
-                    let address = SocketAddr::from((TestNode::address_for(i), self.nodes[i].port));
-                    match SshProbe::connect(address) {
-                        Some(probe) => probes.push((i, probe)),
-                        None => still.push(i),
-                    }
-                }
-                for (i, probe) in probes {
-                    if !probe.answered() {
-                        still.push(i);
-                    }
-                }
-            }
-            let Some(&first) = still.first() else {
-                return Ok(());
-            };
-            if started.elapsed() > limit {
-                let node = &self.nodes[first];
-                return Err(TestbedError::SshdNotListening {
-                    node: node.name.clone(),
-                    address: format!("{}:{}", node.host, node.port),
-                    waited: started.elapsed(),
-                    stderr: self.sshds[first]
-                        .as_ref()
-                        .map(SshdProcess::stderr)
-                        .unwrap_or_default(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(10));
-            pending = still;
-        }
-    }
-
-    /// Kills the sshds of `indices` and their sessions in one sweep, then reaps them.
-    fn stop_nodes(&mut self, indices: &[usize]) -> Result<(), TestbedError> {
-        let roots: Vec<u32> = indices
-            .iter()
-            .filter_map(|&i| self.sshds.get(i)?.as_ref()?.pid())
-            .collect();
-        let mut result = ProcessTree::kill_all(&roots);
-        for &i in indices {
-            if let Some(sshd) = self.sshds.get_mut(i).and_then(Option::take) {
-                let reaped = sshd.reap().map(|_| ());
-                result = result.and(reaped);
-                // Killed sshds leave their pid file behind; a stale one would mislead.
-                let _ = std::fs::remove_file(self.files[i].pid_file());
-            }
-        }
-        result
+    /// Starts fake reboots: a thread that watches every node's state dir for a
+    /// `reboot-requested` file and then reboots that node. A reboot stops the node's sshd
+    /// (cutting its sessions and connections), keeps it down for `down_for`, gives it a new
+    /// `boot_id`, counts it in `boots`, and starts its sshd again on the same address, port
+    /// and host key. Nodes reboot independently, several at once if asked together.
+    ///
+    /// The node-side reboot command for a workflow's reboot step is
+    /// `{{ node.vars.state }}/reboot` (it asks and returns, like `systemctl reboot`;
+    /// `{{ node.vars.state }}/reboot --wait` waits to be cut off instead), or equivalently
+    /// `touch {{ node.vars.state }}/reboot-requested`; the boot id command is
+    /// `cat {{ node.vars.state }}/boot_id`. Over plain ssh, `$DROVER_STATE` is the state
+    /// dir. Run one service per testbed at a time.
+    pub fn reboot_service(&self, down_for: Duration) -> Result<RebootService, TestbedError> {
+        RebootService::start(Arc::clone(&self.fleet), down_for)
     }
 
     fn write_client_files(&self) -> Result<(), TestbedError> {
         let mut known = KnownHosts::default();
-        for (node, files) in self.nodes.iter().zip(&self.files) {
-            known.add(&node.host, node.port, &SshKeygen::public_key(&files.host_key())?);
+        for (i, node) in self.nodes().iter().enumerate() {
+            let host_key = self.fleet.files(i)?.host_key();
+            known.add(&node.host, node.port, &SshKeygen::public_key(&host_key)?);
         }
         write(&self.known_hosts(), known.render())?;
         let config = SshClientConfig {
-            nodes: &self.nodes,
+            nodes: self.nodes(),
             identity: &self.identity(),
             known_hosts: &self.known_hosts(),
             user: &self.user,
@@ -405,39 +297,16 @@ impl Testbed {
 
 impl Drop for Testbed {
     /// No sshd may outlive its test: it would hold the address and port, and keep serving
-    /// a directory that is about to be deleted.
+    /// a directory that is about to be deleted. Shutting the fleet down (rather than just
+    /// stopping it) also keeps a reboot service that outlives the testbed from starting a
+    /// node again.
     fn drop(&mut self) {
-        let _ = self.stop_all();
+        let _ = self.fleet.shut_down();
     }
 }
 
 fn write(path: &Path, text: &str) -> Result<(), TestbedError> {
     std::fs::write(path, text).map_err(|e| TestbedError::io("write", path, e))
-}
-
-/// A YAML double-quoted scalar (a JSON string is one), so paths and user names with any
-/// characters stay strings.
-fn quote(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
-}
-
-/// Refuses paths that configs would misread: unquoted whitespace splits arguments, `%`
-/// and `~` are expanded by ssh, `#` may start a comment, quotes change parsing.
-fn check_dir(dir: &Path) -> Result<(), TestbedError> {
-    let unsupported = |reason: String| TestbedError::UnsupportedDir {
-        path: dir.to_path_buf(),
-        reason,
-    };
-    let Some(text) = dir.to_str() else {
-        return Err(unsupported("the path is not UTF-8".to_string()));
-    };
-    match text
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | '@' | ',' | ':')))
-    {
-        Some(c) => Err(unsupported(format!("it contains {c:?}"))),
-        None => Ok(()),
-    }
 }
 
 /// Creates sshd's privilege separation directory if missing. Only a root sshd needs it,
@@ -475,24 +344,4 @@ fn run_id(arg: &str) -> Result<String, TestbedError> {
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refuses_dirs_configs_would_misread() {
-        assert!(check_dir(Path::new("/tmp/.tmpAbC123/x-y_z")).is_ok());
-        for bad in ["/tmp/a b", "/tmp/100%", "/tmp/#x", "/tmp/\"q\""] {
-            let err = check_dir(Path::new(bad)).expect_err(bad).to_string();
-            assert!(err.contains(bad), "{err}");
-        }
-    }
-
-    #[test]
-    fn quotes_yaml_strings() {
-        assert_eq!(quote("root"), "\"root\"");
-        assert_eq!(quote("a\"b"), "\"a\\\"b\"");
-    }
 }

@@ -69,6 +69,35 @@ pub enum TestbedError {
 
     #[error("no node {index}: the testbed has {count} nodes (indices are 0-based)")]
     NoSuchNode { index: usize, count: usize },
+
+    #[error("the testbed was dropped: its nodes cannot be started again")]
+    ShutDown,
+
+    #[error(
+        "node name `{name}` cannot be used: only letters, digits and `._-`, not starting \
+         with `.` (names become file names and go unquoted into hook commands)"
+    )]
+    UnsupportedNodeName { name: String },
+
+    #[error("the fake scheduler has no node `{node}`")]
+    UnknownSchedulerNode { node: String },
+
+    #[error("`{state}` is not a scheduler state: expected `idle`, `draining` or `drained`")]
+    UnknownSchedulerState { state: String },
+
+    #[error("{done} of {expected} reboots were done after {waited:?}")]
+    RebootsPending {
+        expected: usize,
+        done: usize,
+        waited: Duration,
+    },
+
+    #[error("could not start the {what} thread: {source}")]
+    Thread {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl TestbedError {

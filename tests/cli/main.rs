@@ -5,6 +5,7 @@ mod support;
 
 mod engine_ssh;
 mod examples;
+mod fake_scheduler;
 mod run_local;
 mod schemas;
 mod testbed;
