@@ -243,10 +243,11 @@ pub(super) async fn flow<K: Connector>(
     } else {
         None
     };
-    if let Some(s) = &store
-        && resume.is_none()
-    {
-        run_state::abandoned_notice(s, project.site.leases.ttl, err);
+    if opts.is_some() && resume.is_none() {
+        let notice_store = store.clone().or_else(|| run_state::open_store(&project).ok());
+        if let Some(s) = &notice_store {
+            run_state::abandoned_notice(s, project.site.leases.ttl, err);
+        }
     }
     let log_dir = if running {
         let d = project.site.state_dir.join("logs").join(&run_id);
@@ -300,6 +301,13 @@ pub(super) async fn flow<K: Connector>(
         probe_drained: opts.is_some() && drain_selected && hooks.is_some(),
         hooks,
         journal: Journal::new(store.clone(), run_id.clone()),
+        settle: resume.as_ref().map_or_else(HashSet::new, |r| {
+            r.prior
+                .iter()
+                .filter(|(_, p)| matches!(p, Prior::InProgress { .. }))
+                .map(|(id, _)| *id)
+                .collect()
+        }),
     });
     // Ctrl-C is counted from here on: the first stops the check or the run gracefully
     // (every ssh master is closed), the second aborts a run's steps.

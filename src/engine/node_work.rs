@@ -147,6 +147,7 @@ impl NodeJob<'_> {
         match &step.action {
             Action::Run(cmd) => {
                 let cmd = self.render(cmd)?;
+                let cmd = step_lock(&self.node.name, &cmd, step.timeout);
                 let out = conn.exec(&cmd, None, step.timeout).await;
                 self.log_exec(&format!("step `{}`", step.name), &cmd, &out);
                 outcome(out, step.timeout)
@@ -244,6 +245,32 @@ impl NodeJob<'_> {
             StepStatus::Changed
         })
     }
+}
+
+/// The lock a node's `run` steps hold on the node while they run.
+fn lock_path(node: &str) -> String {
+    let path = format!("/tmp/drover-{node}.lock");
+    shlex::try_quote(&path).map_or(path.clone(), |q| q.into_owned())
+}
+
+/// Runs a step's command under the node's step lock (`flock` from util-linux, where the
+/// node has it). A controller killed mid-step leaves the command running on the node;
+/// the lock lets a resumed run wait for it ([`settle_command`]) instead of checking,
+/// seeing the step still needed, and running it a second time alongside.
+pub fn step_lock(node: &str, cmd: &str, timeout: Duration) -> String {
+    let quoted = shlex::try_quote(cmd).map_or_else(|_| "false".to_string(), |c| c.into_owned());
+    let lock = lock_path(node);
+    let secs = timeout.as_secs().max(1);
+    format!(
+        "if command -v flock >/dev/null 2>&1; then exec flock -w {secs} {lock} sh -c {quoted}; else exec sh -c {quoted}; fi"
+    )
+}
+
+/// Waits (up to `timeout`) until no step holds the node's step lock.
+pub fn settle_command(node: &str, timeout: Duration) -> String {
+    let lock = lock_path(node);
+    let secs = timeout.as_secs().max(1);
+    format!("if command -v flock >/dev/null 2>&1; then flock -w {secs} {lock} true; fi")
 }
 
 fn outcome(out: Result<ExecOutput, TransportError>, timeout: Duration) -> Result<StepStatus, String> {

@@ -42,6 +42,9 @@ pub struct RunContext<K: Connector> {
     /// run (they count against the budgets and are left alone).
     pub probe_drained: bool,
     pub journal: Journal,
+    /// Nodes a dead controller left mid-step: their checks wait for any step still
+    /// running there (see [`super::node_work::settle_command`]).
+    pub settle: HashSet<NodeId>,
 }
 
 /// Open connections, kept from the check through the run. A node's task takes its
@@ -175,6 +178,11 @@ pub async fn check_all<K: Connector>(
                     if pressed(&stop) {
                         conn.close().await;
                         return None;
+                    }
+                    if cx.settle.contains(&id) {
+                        let wait =
+                            super::node_work::settle_command(&job.node.name, cx.workflow.max_step_timeout());
+                        let _ = conn.exec(&wait, None, cx.workflow.max_step_timeout()).await;
                     }
                     let result = tokio::select! {
                         r = job.check(&conn) => r,
@@ -551,6 +559,7 @@ mod tests {
             hooks: None,
             probe_drained: false,
             journal: Journal::new(None, "test".into()),
+            settle: HashSet::new(),
         })
     }
 

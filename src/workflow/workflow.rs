@@ -33,6 +33,18 @@ pub struct Workflow {
     pub steps: Vec<Step>,
 }
 
+impl Workflow {
+    /// The longest any step may run: how long a resumed run waits for a step a dead
+    /// controller left running.
+    pub fn max_step_timeout(&self) -> Duration {
+        self.steps
+            .iter()
+            .map(|s| s.timeout)
+            .max()
+            .unwrap_or(Duration::from_secs(60))
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CanarySelect {

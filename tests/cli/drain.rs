@@ -1,0 +1,497 @@
+//! The drain cycle against real sshds and a fake scheduler (drain hooks whose state is
+//! files, with jobs that take time): budgets watched by a monitor sampling every 2 ms,
+//! HA pairs, failed steps, drain timeouts, fake reboots, and `kill -9` of the controller
+//! at several points followed by `drover runs resume`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use drover::exit_code;
+use drover::testbed::{FakeScheduler, Monitor, MonitorReport, Testbed};
+use serde_json::{Value, json};
+
+/// A step that counts its runs, fails where a `fail` file exists, and marks the node
+/// patched; `started` is touched first, so a test can catch it mid-step.
+const PATCH: &str = r#"  - name: patch
+    run: |
+      echo run >> {{ node.vars.state }}/patch-count
+      touch {{ node.vars.state }}/patch-started
+      if [ -e {{ node.vars.state }}/fail ]; then echo "disk full" >&2; exit 3; fi
+      sleep {{ vars.patch_secs }}
+      touch {{ node.vars.state }}/patched
+    check: test -e {{ node.vars.state }}/patched
+    change: drain
+"#;
+
+/// A fake reboot (see [`Testbed::reboot_service`]) and its health check.
+const REBOOT: &str = r#"  - name: reboot
+    reboot:
+      command: "{{ node.vars.state }}/reboot"
+      boot_id: cat {{ node.vars.state }}/boot_id
+      timeout: 30s
+      health:
+        - test -s {{ node.vars.state }}/boot_id
+    check: test "$(cat {{ node.vars.state }}/boots)" -ge 1
+    change: drain
+"#;
+
+struct DrainFleet {
+    tb: Testbed,
+    sched: FakeScheduler,
+    site: tempfile::TempDir,
+    _tmp: tempfile::TempDir,
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Out {
+    fn summary(&self) -> Value {
+        self.stdout
+            .lines()
+            .filter(|l| l.contains("\"event\":\"summary\""))
+            .map(|l| serde_json::from_str(l).expect("summary JSON"))
+            .next_back()
+            .unwrap_or_else(|| panic!("no summary\n{self}"))
+    }
+}
+
+fn node(i: usize) -> String {
+    format!("node{:03}", i + 1)
+}
+
+impl DrainFleet {
+    /// `n` nodes in group `all`, drain hooks with `on_timeout` after `timeout`, and
+    /// `workflow` as `workflows/w.yml`.
+    fn start(n: usize, lists: &str, workflow: &str, timeout: &str, on_timeout: &str) -> DrainFleet {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let tb = Testbed::start(&tmp.path().join("tb"), n).expect("start testbed");
+        let names: Vec<String> = (0..n).map(node).collect();
+        let sched = FakeScheduler::install(&tmp.path().join("sched"), &names).expect("scheduler");
+        let site = tempfile::tempdir().expect("site dir");
+        let f = DrainFleet {
+            tb,
+            sched,
+            site,
+            _tmp: tmp,
+        };
+        f.write(
+            "drover.yml",
+            &format!(
+                "inventory: inventory.yml\nworkflows: workflows\nssh: {{ config: {}, connect_timeout: 15s }}\n{}",
+                json!(f.tb.ssh_config().display().to_string()),
+                f.sched.hooks_yaml("50ms", timeout, on_timeout)
+            ),
+        );
+        f.write("inventory.yml", &format!("{}{lists}", f.tb.inventory_yaml()));
+        f.write("workflows/w.yml", workflow);
+        f
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.site.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, text).expect("write site file");
+    }
+
+    fn file(&self, i: usize, name: &str) -> PathBuf {
+        self.tb.nodes()[i].state_dir.join(name)
+    }
+
+    fn runs_of(&self, i: usize) -> usize {
+        std::fs::read_to_string(self.file(i, "patch-count")).map_or(0, |s| s.lines().count())
+    }
+
+    fn spawn(&self, args: &[&str], io: &Path) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_drover"))
+            .args(args)
+            .arg("--site")
+            .arg(self.site.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(io.join("out")).expect("stdout file"))
+            .stderr(std::fs::File::create(io.join("err")).expect("stderr file"))
+            .spawn()
+            .expect("spawn drover")
+    }
+
+    fn drover(&self, args: &[&str]) -> Out {
+        let io = tempfile::tempdir().expect("io");
+        let mut child = self.spawn(args, io.path());
+        let t = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            if t.elapsed() > Duration::from_secs(120) {
+                let _ = child.kill();
+                panic!("drover {args:?} hung");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let read = |n: &str| std::fs::read_to_string(io.path().join(n)).unwrap_or_default();
+        Out {
+            code: status.code().unwrap_or(-1),
+            stdout: read("out"),
+            stderr: read("err"),
+        }
+    }
+
+    fn monitor(&self, groups: Vec<(String, Vec<String>)>) -> Monitor {
+        Monitor::start(&self.sched, groups, Duration::from_millis(2)).expect("monitor")
+    }
+
+    fn all_idle(&self) -> Vec<(String, String)> {
+        (0..self.tb.nodes().len())
+            .map(node)
+            .map(|n| {
+                let s = self.sched.state(&n);
+                (n, s)
+            })
+            .filter(|(_, s)| s != "idle")
+            .collect()
+    }
+}
+
+fn workflow(strategy: &str, canary: &str, patch_secs: &str, steps: &[&str]) -> String {
+    format!(
+        "name: w\nversion: 1\ntargets: {{ nodes: [\"@all\"] }}\ncanary: {canary}\nstrategy: {strategy}\n\
+         vars: {{ patch_secs: \"{patch_secs}\" }}\nsteps:\n{}",
+        steps.concat()
+    )
+}
+
+fn assert_within(report: &MonitorReport, max: usize) {
+    assert!(report.samples > 100, "the monitor barely sampled: {report:?}");
+    assert!(
+        report.max_unavailable <= max,
+        "{} nodes were unavailable at once ({:?}), the budget is {max}",
+        report.max_unavailable,
+        report.worst
+    );
+}
+
+#[test]
+fn a_drain_change_on_10_nodes_never_has_more_than_2_unavailable() {
+    let f = DrainFleet::start(
+        10,
+        "",
+        &workflow(
+            "{ batch: [\"100%\"], max_unavailable: 2 }",
+            "{ size: 0 }",
+            "0.2",
+            &[PATCH],
+        ),
+        "30s",
+        "hold",
+    );
+    for i in 0..5 {
+        f.sched
+            .set_job(&node(i), Duration::from_millis(300 + 100 * i as u64))
+            .expect("job");
+    }
+    let mon = f.monitor(vec![]);
+    let out = f.drover(&["run", "w", "--tags", "drain", "--yes", "--json"]);
+    let report = mon.stop();
+    assert_eq!(out.code, exit_code::OK, "{out}");
+    assert_within(&report, 2);
+    assert_eq!(report.max_unavailable, 2, "the budget was used: {report:?}");
+    assert_eq!(f.all_idle(), vec![], "every node is back in service");
+    for i in 0..10 {
+        assert_eq!(f.runs_of(i), 1, "{} ran its step once", node(i));
+        assert_eq!(f.sched.calls(&node(i), "resume"), 1);
+    }
+    let drains: Vec<_> = f.sched.log().into_iter().filter(|l| l.hook == "drain").collect();
+    assert!(
+        drains.iter().all(|l| l
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("drover: w v1 run "))),
+        "{drains:?}"
+    );
+}
+
+#[test]
+fn an_ha_pair_is_never_down_at_once() {
+    let f = DrainFleet::start(
+        4,
+        "ha_groups:\n  pair: { members: [node001, node002] }\n",
+        &workflow(
+            "{ batch: [\"100%\"], max_unavailable: 4 }",
+            "{ size: 0 }",
+            "0.3",
+            &[PATCH],
+        ),
+        "30s",
+        "hold",
+    );
+    let mon = f.monitor(vec![("pair".into(), vec![node(0), node(1)])]);
+    let out = f.drover(&["run", "w", "--tags", "drain", "--yes", "--json"]);
+    let report = mon.stop();
+    assert_eq!(out.code, exit_code::OK, "{out}");
+    assert_eq!(report.max_per_group["pair"], 1, "{report:?}");
+    assert!(
+        report.max_unavailable >= 2,
+        "the others ran alongside: {report:?}"
+    );
+    assert_eq!(f.all_idle(), vec![]);
+}
+
+#[test]
+fn a_failed_step_leaves_exactly_that_node_drained_with_a_reason() {
+    let f = DrainFleet::start(
+        4,
+        "",
+        &workflow(
+            "{ batch: [\"100%\"], max_unavailable: 2, failure_budget: { per_run: 1 } }",
+            "{ size: 0 }",
+            "0.1",
+            &[PATCH],
+        ),
+        "30s",
+        "hold",
+    );
+    std::fs::write(f.file(2, "fail"), "").expect("fail marker");
+    let out = f.drover(&["run", "w", "--tags", "drain", "--yes", "--json"]);
+    assert_eq!(out.code, exit_code::NODES_FAILED, "{out}");
+    assert_eq!(f.all_idle(), vec![(node(2), "drained".to_string())], "{out}");
+    let reason = f.sched.reason(&node(2)).expect("a reason");
+    let run = out.summary()["run"].as_str().expect("run id").to_string();
+    assert!(
+        reason.contains(&format!("run {run}"))
+            && reason.contains("step `patch`")
+            && reason.contains("disk full"),
+        "{reason}"
+    );
+    // The state database says the same.
+    let show = f.drover(&["runs", "show", &run, "--json"]);
+    let detail: Value = serde_json::from_str(show.stdout.trim()).expect("runs show JSON");
+    let n3 = detail["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["node"] == node(2))
+        .expect("node003")
+        .clone();
+    assert_eq!(n3["state"], "failed", "{n3}");
+    assert_eq!(n3["drained_by_us"], true, "{n3}");
+    assert!(
+        n3["reason"].as_str().is_some_and(|r| r.contains("disk full")),
+        "{n3}"
+    );
+}
+
+#[test]
+fn a_drain_timeout_holds_or_gives_up_as_configured() {
+    for (on_timeout, state) in [("hold", "draining"), ("give_up", "idle")] {
+        let f = DrainFleet::start(
+            2,
+            "",
+            &workflow(
+                "{ batch: [\"100%\"], max_unavailable: 2 }",
+                "{ size: 0 }",
+                "0.1",
+                &[PATCH],
+            ),
+            "1s",
+            on_timeout,
+        );
+        f.sched.set_job(&node(0), Duration::from_secs(60)).expect("job");
+        let out = f.drover(&["run", "w", "--tags", "drain", "--yes", "--json"]);
+        assert_eq!(out.code, exit_code::NODES_FAILED, "{on_timeout}: {out}");
+        assert_eq!(
+            f.runs_of(0),
+            0,
+            "{on_timeout}: the step never ran on a node still busy"
+        );
+        assert_eq!(f.runs_of(1), 1);
+        assert_eq!(f.sched.state(&node(0)), state, "{on_timeout}");
+        let summary = out.summary();
+        let key = if on_timeout == "hold" { "held" } else { "skipped" };
+        assert_eq!(summary[key][0]["node"], node(0), "{on_timeout}: {summary}");
+        assert!(
+            summary[key][0]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("did not drain within 1s")),
+            "{summary}"
+        );
+        if on_timeout == "hold" {
+            assert!(
+                f.sched
+                    .reason(&node(0))
+                    .is_some_and(|r| r.contains("held for a human"))
+            );
+        } else {
+            assert_eq!(f.sched.calls(&node(0), "resume"), 1);
+        }
+    }
+}
+
+#[test]
+fn a_reboot_waits_for_a_new_boot_id_and_health_before_resuming() {
+    let f = DrainFleet::start(
+        3,
+        "",
+        &workflow(
+            "{ batch: [\"100%\"], max_unavailable: 2 }",
+            "{ size: 0 }",
+            "0.1",
+            &[PATCH, REBOOT],
+        ),
+        "30s",
+        "hold",
+    );
+    let before: Vec<String> = (0..3).map(|i| f.tb.boot_id(i).expect("boot id")).collect();
+    let reboots = f.tb.reboot_service(Duration::from_millis(700)).expect("reboots");
+    let mon = f.monitor(vec![]);
+    let out = f.drover(&["run", "w", "--tags", "drain", "--yes", "--json"]);
+    let report = mon.stop();
+    let done = reboots.stop();
+    assert_eq!(out.code, exit_code::OK, "{out}");
+    assert_within(&report, 2);
+    assert_eq!(f.all_idle(), vec![]);
+    for (i, old) in before.iter().enumerate() {
+        assert_eq!(f.tb.boots(i).expect("boots"), 1, "{} rebooted once", node(i));
+        assert_ne!(&f.tb.boot_id(i).expect("boot id"), old);
+    }
+    // Each reboot happened while its node was drained: after its drain, before its resume.
+    let log = f.sched.log();
+    for r in &done {
+        let drained = log
+            .iter()
+            .find(|l| l.node == r.node && l.hook == "drain")
+            .expect("drain");
+        let resumed = log
+            .iter()
+            .find(|l| l.node == r.node && l.hook == "resume")
+            .expect("resume");
+        assert!(drained.at <= r.down, "{r:?}");
+        assert!(r.up.is_some_and(|up| up <= resumed.at), "{r:?}");
+    }
+}
+
+/// Where a crash test kills the controller.
+#[derive(Debug, Clone, Copy)]
+enum KillPoint {
+    /// A node is waiting for its job to end.
+    DrainWait,
+    /// A step is running on a node.
+    Step,
+    /// A node is down for its reboot.
+    RebootWait,
+    /// The canary is done and the bulk has not begun (the soak).
+    BetweenPhases,
+}
+
+fn crash_and_resume(point: KillPoint) {
+    let f = DrainFleet::start(
+        6,
+        "",
+        &workflow(
+            "{ batch: [2], max_unavailable: 2 }",
+            "{ nodes: [node001], soak: 2s }",
+            "1.5",
+            &[PATCH, REBOOT],
+        ),
+        "60s",
+        "hold",
+    );
+    // Long enough to still run when node004 (batch 2) is drained, after the canary, the
+    // soak and batch 1.
+    f.sched.set_job(&node(3), Duration::from_secs(12)).expect("job");
+    let reboots = f.tb.reboot_service(Duration::from_millis(1500)).expect("reboots");
+    let mon = f.monitor(vec![]);
+    let io = tempfile::tempdir().expect("io");
+    let mut child = f.spawn(&["run", "w", "--tags", "drain", "--yes", "--json"], io.path());
+    let t = Instant::now();
+    let out_file = io.path().join("out");
+    let reached = || match point {
+        KillPoint::DrainWait => f.sched.state(&node(3)) == "draining",
+        KillPoint::Step => f.file(4, "patch-started").exists() && !f.file(4, "patched").exists(),
+        KillPoint::RebootWait => reboots.reboots().iter().any(|r| r.index >= 1 && !r.is_done()),
+        KillPoint::BetweenPhases => {
+            std::fs::read_to_string(&out_file).is_ok_and(|s| s.contains("\"event\":\"soak\""))
+        }
+    };
+    while !reached() {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "{point:?}: drover ended before the kill point"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "{point:?}: kill point never reached"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+
+    let list = f.drover(&["runs", "list", "--json"]);
+    let runs: Value = serde_json::from_str(list.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {list}"));
+    assert_eq!(
+        runs[0]["status"], "running",
+        "{point:?}: the dead run is still marked running"
+    );
+    let id = runs[0]["id"].as_str().expect("run id").to_string();
+    let again = f.drover(&["run", "w", "--tags", "drain", "--yes", "--dry-run"]);
+    assert!(
+        again
+            .stderr
+            .contains(&format!("`drover runs resume {id}` continues it")),
+        "{point:?}: a new command offers the resume\n{again}"
+    );
+
+    let resumed = f.drover(&["runs", "resume", &id, "--yes", "--json"]);
+    let report = mon.stop();
+    drop(reboots);
+    assert_eq!(resumed.code, exit_code::OK, "{point:?}: {resumed}");
+    assert_within(&report, 2);
+    assert_eq!(f.all_idle(), vec![], "{point:?}: no node is left drained");
+    for i in 0..6 {
+        assert_eq!(f.runs_of(i), 1, "{point:?}: {} ran `patch` once", node(i));
+        assert_eq!(
+            f.tb.boots(i).expect("boots"),
+            1,
+            "{point:?}: {} rebooted once",
+            node(i)
+        );
+    }
+    let list = f.drover(&["runs", "list", "--json"]);
+    let runs: Value = serde_json::from_str(list.stdout.trim()).expect("runs list");
+    assert_eq!(runs[0]["status"], "succeeded", "{point:?}");
+}
+
+#[test]
+fn kill_9_while_a_node_drains_then_resume() {
+    crash_and_resume(KillPoint::DrainWait);
+}
+
+#[test]
+fn kill_9_during_a_step_then_resume() {
+    crash_and_resume(KillPoint::Step);
+}
+
+#[test]
+fn kill_9_while_a_node_reboots_then_resume() {
+    crash_and_resume(KillPoint::RebootWait);
+}
+
+#[test]
+fn kill_9_between_canary_and_bulk_then_resume() {
+    crash_and_resume(KillPoint::BetweenPhases);
+}
