@@ -257,12 +257,18 @@ fn lock_path(node: &str) -> String {
 /// node has it). A controller killed mid-step leaves the command running on the node;
 /// the lock lets a resumed run wait for it ([`settle_command`]) instead of checking,
 /// seeing the step still needed, and running it a second time alongside.
+///
+/// The lock is taken on a file descriptor the command inherits (`exec sh -c` replaces
+/// the locking shell), so the command stays the direct child of `timeout`: its exit code
+/// and signals are reported as its own, and its children keep the lock too.
 pub fn step_lock(node: &str, cmd: &str, timeout: Duration) -> String {
     let quoted = shlex::try_quote(cmd).map_or_else(|_| "false".to_string(), |c| c.into_owned());
     let lock = lock_path(node);
     let secs = timeout.as_secs().max(1);
     format!(
-        "if command -v flock >/dev/null 2>&1; then exec flock -w {secs} {lock} sh -c {quoted}; else exec sh -c {quoted}; fi"
+        "if command -v flock >/dev/null 2>&1 && {{ [ -w {lock} ] || [ ! -e {lock} ]; }}; then exec 9>>{lock}; \
+         flock -w {secs} 9 || {{ echo \"drover: a step is still running on this node (lock {lock})\" >&2; exit 75; }}; fi; \
+         exec sh -c {quoted}"
     )
 }
 

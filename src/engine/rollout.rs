@@ -1072,4 +1072,165 @@ mod tests {
         let mut r = rollout(&p, no_retry(), 2);
         assert_eq!(finished(&r.start()), Some(Outcome::Succeeded));
     }
+
+    use crate::engine::{Disruption, Limit};
+
+    fn drain_spec(max: usize, members: &[usize], drains: &[usize]) -> RolloutSpec {
+        RolloutSpec {
+            drains: drains.iter().map(|i| NodeId(*i)).collect(),
+            disruption: Disruption::new(
+                vec![Limit {
+                    name: "max_unavailable".into(),
+                    max,
+                    members: members.iter().map(|i| NodeId(*i)).collect(),
+                }],
+                [],
+            ),
+            ..RolloutSpec::simple(no_retry(), 10)
+        }
+    }
+
+    #[test]
+    fn drain_nodes_start_only_within_the_budget_and_hot_nodes_pass_them() {
+        let p = plan(&[], &[&[0, 1, 2, 3]], None, 5, 0);
+        // Nodes 0-2 drain, 3 is hot; two may be down at once.
+        let mut r = Rollout::new(&p, drain_spec(2, &[0, 1, 2, 3], &[0, 1, 2]));
+        assert_eq!(
+            starts(&r.start()),
+            vec![0, 1, 3],
+            "node 2 waits; hot node 3 does not"
+        );
+        assert_eq!(r.unavailable(), &[2]);
+        assert!(starts(&r.handle(Input::Succeeded(NodeId(3)))).is_empty());
+        assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(0)))), vec![2]);
+    }
+
+    #[test]
+    fn a_failed_drained_node_keeps_its_place_and_a_full_budget_stops_the_run() {
+        let p = plan(&[], &[&[0, 1, 2]], None, 5, 0);
+        let mut r = Rollout::new(&p, drain_spec(1, &[0, 1, 2], &[0, 1, 2]));
+        assert_eq!(starts(&r.start()), vec![0]);
+        let a = r.handle(Input::Failed {
+            node: NodeId(0),
+            step: 0,
+            drained: true,
+        });
+        assert!(a.contains(&Action::NodeFailed {
+            node: NodeId(0),
+            drained: true
+        }));
+        // Held drained, node 0 fills the budget for good: nothing can ever start.
+        assert_eq!(
+            finished(&a),
+            Some(Outcome::Stopped {
+                stop: StopReason::Blocked {
+                    node: NodeId(1),
+                    limit: "max_unavailable: 1 of at most 1 unavailable".into()
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn a_node_failed_before_its_drain_gives_its_place_back() {
+        let p = plan(&[], &[&[0, 1]], None, 5, 0);
+        let mut r = Rollout::new(&p, drain_spec(1, &[0, 1], &[0, 1]));
+        r.start();
+        let a = r.handle(Input::Failed {
+            node: NodeId(0),
+            step: 0,
+            drained: false,
+        });
+        assert_eq!(starts(&a), vec![1]);
+    }
+
+    #[test]
+    fn a_host_waits_for_its_vms_in_the_run() {
+        // Node 0 hosts node 1; both drain; the budget would allow both at once.
+        let p = plan(&[], &[&[0, 1]], None, 5, 0);
+        let mut spec = drain_spec(5, &[0, 1], &[0, 1]);
+        spec.hosted = [(NodeId(0), vec![NodeId(1)])].into_iter().collect();
+        let mut r = Rollout::new(&p, spec);
+        assert_eq!(starts(&r.start()), vec![1]);
+        assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(1)))), vec![0]);
+    }
+
+    #[test]
+    fn held_and_skipped_nodes_are_not_done() {
+        let p = plan(&[], &[&[0, 1, 2]], None, 0, 0);
+        let mut r = Rollout::new(&p, drain_spec(3, &[0, 1, 2], &[0, 1, 2]));
+        r.start();
+        r.handle(Input::Held(NodeId(0)));
+        r.handle(Input::Skipped(NodeId(1)));
+        assert_eq!(
+            r.unavailable(),
+            &[2],
+            "held node 0 stays down; skipped node 1 is back"
+        );
+        let a = r.handle(Input::Succeeded(NodeId(2)));
+        assert_eq!(
+            finished(&a),
+            Some(Outcome::CompletedWithFailures { failed: 2 }),
+            "not failures of the change, so no budget stop; but not a success"
+        );
+    }
+
+    #[test]
+    fn a_resumed_run_continues_where_the_dead_one_stood() {
+        let p = plan(&[0], &[&[1, 2], &[3, 4]], None, 5, 60);
+        let mut spec = drain_spec(2, &[0, 1, 2, 3, 4], &[0, 1, 2, 3, 4]);
+        spec.prior = [
+            (NodeId(0), Prior::Succeeded),
+            (NodeId(1), Prior::Succeeded),
+            (
+                NodeId(2),
+                Prior::InProgress {
+                    attempt: 2,
+                    drained: true,
+                },
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let mut r = Rollout::new(&p, spec);
+        assert_eq!(r.unavailable(), &[1], "node 2 is still drained");
+        let a = r.start();
+        assert_eq!(
+            a.iter()
+                .filter_map(|x| match x {
+                    Action::Start { node, attempt, .. } => Some((node.0, *attempt)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+            vec![(2, 2)],
+            "batch 1 again, with only its unfinished node, at its attempt"
+        );
+        assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(2)))), vec![3, 4]);
+    }
+
+    #[test]
+    fn a_resume_after_the_canary_soaks_again() {
+        let p = plan(&[0], &[&[1]], None, 5, 60);
+        let mut spec = RolloutSpec::simple(no_retry(), 10);
+        spec.prior = [(NodeId(0), Prior::Succeeded)].into_iter().collect();
+        let mut r = Rollout::new(&p, spec);
+        assert_eq!(r.start(), vec![Action::Soak(Duration::from_secs(60))]);
+        assert_eq!(starts(&r.handle(Input::SoakOver)), vec![1]);
+    }
+
+    #[test]
+    fn a_resume_after_a_failed_canary_stops_at_once() {
+        let p = plan(&[0], &[&[1]], None, 5, 0);
+        let mut spec = RolloutSpec::simple(no_retry(), 10);
+        spec.prior = [(NodeId(0), Prior::Failed { drained: false })]
+            .into_iter()
+            .collect();
+        let mut r = Rollout::new(&p, spec);
+        assert_eq!(
+            finished(&r.start()),
+            Some(Outcome::Stopped {
+                stop: StopReason::CanaryFailed { node: NodeId(0) }
+            })
+        );
+    }
 }
