@@ -29,6 +29,14 @@ fn load(site: &Path, color: bool, err: &mut dyn Write) -> Result<(Project, Store
     Ok((project, store))
 }
 
+fn detail(store: &Store, id: &str) -> Result<crate::store::RunDetail, Refusal> {
+    match store.run(id) {
+        Ok(Some(d)) => Ok(d),
+        Ok(None) => Err(Refusal(format!("no run `{id}`"), exit_code::USAGE)),
+        Err(e) => Err(Refusal(e.to_string(), exit_code::FAILURE)),
+    }
+}
+
 pub fn list(site: &Path, json: bool, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let (_, store) = match load(site, color, err) {
         Ok(x) => x,
@@ -74,10 +82,9 @@ pub fn show(site: &Path, id: &str, json: bool, color: bool, out: &mut dyn Write,
         Ok(x) => x,
         Err(c) => return c,
     };
-    let detail = match store.run(id) {
-        Ok(Some(d)) => d,
-        Ok(None) => return refuse(err, Refusal(format!("no run `{id}`"), exit_code::USAGE)),
-        Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::FAILURE)),
+    let detail = match detail(&store, id) {
+        Ok(d) => d,
+        Err(r) => return refuse(err, r),
     };
     if json {
         let _ = writeln!(out, "{}", serde_json::to_value(&detail).unwrap_or_default());
@@ -142,10 +149,9 @@ pub fn resume(
         Ok(x) => x,
         Err(c) => return c,
     };
-    let detail = match store.run(id) {
-        Ok(Some(d)) => d,
-        Ok(None) => return refuse(err, Refusal(format!("no run `{id}`"), exit_code::USAGE)),
-        Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::FAILURE)),
+    let detail = match detail(&store, id) {
+        Ok(d) => d,
+        Err(r) => return refuse(err, r),
     };
     let r = &detail.run;
     match r.status {

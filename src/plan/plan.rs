@@ -177,28 +177,36 @@ pub(super) fn limits(
 /// rollout can finish them before it drains their host. A VM planned later than its
 /// host is moved forward into the host's phase.
 fn hosted_first(inv: &Inventory, canary: &mut Vec<NodeId>, batches: &mut [Vec<NodeId>]) {
-    loop {
-        let mut phase_of: HashMap<NodeId, usize> = HashMap::new();
-        for id in canary.iter() {
-            phase_of.insert(*id, 0);
+    let mut phase_of: HashMap<NodeId, usize> = canary.iter().map(|id| (*id, 0)).collect();
+    for (i, b) in batches.iter().enumerate() {
+        phase_of.extend(b.iter().map(|id| (*id, i + 1)));
+    }
+    // Moving a VM forward can make a VM of its own late (nested hosts): repeat until
+    // nothing moves. Each pass is linear; nesting is shallow.
+    let mut moved = true;
+    while moved {
+        moved = false;
+        let mut late: Vec<(NodeId, usize)> = phase_of
+            .iter()
+            .filter_map(|(vm, p)| {
+                let hp = *phase_of.get(&inv.node(*vm).hosted_on?)?;
+                (hp < *p).then_some((*vm, hp))
+            })
+            .collect();
+        late.sort();
+        for (vm, to) in late {
+            phase_of.insert(vm, to);
+            moved = true;
         }
-        for (i, b) in batches.iter().enumerate() {
-            for id in b {
-                phase_of.insert(*id, i + 1);
-            }
-        }
-        let late = phase_of.iter().find_map(|(vm, p)| {
-            let host = inv.node(*vm).hosted_on?;
-            let hp = *phase_of.get(&host)?;
-            (hp < *p).then_some((*vm, *p, hp))
-        });
-        let Some((vm, from, to)) = late else { return };
-        batches[from - 1].retain(|x| *x != vm);
-        if to == 0 {
-            canary.push(vm);
-        } else {
-            batches[to - 1].push(vm);
-        }
+    }
+    let mut phases: Vec<Vec<NodeId>> = vec![Vec::new(); batches.len() + 1];
+    for id in canary.iter().chain(batches.iter().flatten()) {
+        phases[phase_of[id]].push(*id);
+    }
+    let mut phases = phases.into_iter();
+    *canary = phases.next().unwrap_or_default();
+    for (b, p) in batches.iter_mut().zip(phases) {
+        *b = p;
     }
 }
 
