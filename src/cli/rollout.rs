@@ -221,13 +221,14 @@ pub(super) async fn flow<K: Connector>(
 ) -> i32 {
     let wf = &project.workflows[wi];
     let inv = &project.inventory;
-    let all = match &resume {
+    // A resumed run replays its stored plan, with the nodes that drain as recorded.
+    let (all, resumed_drains) = match &resume {
         Some(r) => match Plan::from_record(&r.detail.plan, inv, wf) {
-            Ok((plan, _)) => plan,
+            Ok(x) => x,
             Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::INVALID_CONFIG)),
         },
         None => match Plan::build(inv, wf, &p.input) {
-            Ok(a) => a,
+            Ok(a) => (a, HashSet::new()),
             Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::INVALID_CONFIG)),
         },
     };
@@ -507,6 +508,8 @@ pub(super) async fn flow<K: Connector>(
 
     // The run's record and its leases come before the first node is touched.
     let Some(store) = store else {
+        // Unreachable: a run that gets here is not a dry run, so it opened the store.
+        wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
         return exit_code::FAILURE;
     };
     let names: Vec<String> = plan.nodes.iter().map(|i| inv.node(*i).name.clone()).collect();
@@ -570,12 +573,7 @@ pub(super) async fn flow<K: Connector>(
         &plan,
         &work.steps,
         match &resume {
-            Some(r) => {
-                let d = Plan::from_record(&r.detail.plan, inv, wf)
-                    .map(|(_, d)| d)
-                    .unwrap_or_default();
-                (d, r.prior.clone())
-            }
+            Some(r) => (resumed_drains, r.prior.clone()),
             None => (drains, HashMap::new()),
         },
     );

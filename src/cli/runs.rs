@@ -227,7 +227,7 @@ pub fn resume(
         Ok(p) => p,
         Err(e) => return refuse(err, e),
     };
-    let resume = Resume::from_detail(detail.clone(), &project.inventory);
+    let resume = Resume::from_detail(detail, &project.inventory);
     drop(store);
     let t = Target {
         workflow: wf.name.clone(),
