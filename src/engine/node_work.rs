@@ -147,8 +147,9 @@ impl NodeJob<'_> {
         match &step.action {
             Action::Run(cmd) => {
                 let cmd = self.render(cmd)?;
-                let cmd = step_lock(&self.node.name, &cmd, step.timeout);
-                let out = conn.exec(&cmd, None, step.timeout).await;
+                let out = conn
+                    .exec_locked(&lock_path(&self.node.name), &cmd, None, step.timeout)
+                    .await;
                 self.log_exec(&format!("step `{}`", step.name), &cmd, &out);
                 outcome(out, step.timeout)
             }
@@ -247,34 +248,18 @@ impl NodeJob<'_> {
     }
 }
 
-/// The lock a node's `run` steps hold on the node while they run.
+/// The lock a node's `run` steps hold on the node while they run
+/// ([`Connection::exec_locked`]). A controller killed mid-step leaves the command
+/// running on the node; the lock lets a resumed run wait for it ([`settle_command`])
+/// instead of checking, seeing the step still needed, and running it a second time
+/// alongside.
 fn lock_path(node: &str) -> String {
-    let path = format!("/tmp/drover-{node}.lock");
-    shlex::try_quote(&path).map_or(path.clone(), |q| q.into_owned())
-}
-
-/// Runs a step's command under the node's step lock (`flock` from util-linux, where the
-/// node has it). A controller killed mid-step leaves the command running on the node;
-/// the lock lets a resumed run wait for it ([`settle_command`]) instead of checking,
-/// seeing the step still needed, and running it a second time alongside.
-///
-/// The lock is taken on a file descriptor the command inherits (`exec sh -c` replaces
-/// the locking shell), so the command stays the direct child of `timeout`: its exit code
-/// and signals are reported as its own, and its children keep the lock too.
-pub fn step_lock(node: &str, cmd: &str, timeout: Duration) -> String {
-    let quoted = shlex::try_quote(cmd).map_or_else(|_| "false".to_string(), |c| c.into_owned());
-    let lock = lock_path(node);
-    let secs = timeout.as_secs().max(1);
-    format!(
-        "if command -v flock >/dev/null 2>&1 && {{ [ -w {lock} ] || [ ! -e {lock} ]; }}; then exec 9>>{lock}; \
-         flock -w {secs} 9 || {{ echo \"drover: a step is still running on this node (lock {lock})\" >&2; exit 75; }}; fi; \
-         exec sh -c {quoted}"
-    )
+    format!("/tmp/drover-{node}.lock")
 }
 
 /// Waits (up to `timeout`) until no step holds the node's step lock.
 pub fn settle_command(node: &str, timeout: Duration) -> String {
-    let lock = lock_path(node);
+    let lock = crate::transport::quote(&lock_path(node));
     let secs = timeout.as_secs().max(1);
     format!("if command -v flock >/dev/null 2>&1; then flock -w {secs} {lock} true; fi")
 }

@@ -653,12 +653,11 @@ impl Rollout {
                 self.queue.clear();
             }
         }
-        let busy = p.nodes.iter().any(|n| {
-            matches!(
-                self.states.get(n),
-                Some(NodeState::Running | NodeState::RetryWait)
-            ) || (self.stopping.is_none() && self.states.get(n) == Some(&NodeState::Pending))
-        });
+        // Only the current phase's nodes run or wait for a retry, and its queue holds
+        // exactly its pending nodes: counters answer what a scan of the phase would,
+        // without making every event cost O(phase size).
+        let busy =
+            self.in_flight > 0 || self.retry_waits > 0 || (self.stopping.is_none() && !self.queue.is_empty());
         if busy {
             return;
         }

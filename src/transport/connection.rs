@@ -18,6 +18,19 @@ pub trait Connection: Send + Sync + 'static {
         timeout: Duration,
     ) -> impl Future<Output = Result<ExecOutput, TransportError>> + Send;
 
+    /// Like [`Connection::exec`], holding the lock file `lock` on the node while the
+    /// command runs (`flock` from util-linux, where the node has it), so that a resumed
+    /// run can wait for a step its dead controller left running instead of running it
+    /// a second time alongside. Waiting for the lock may take up to `timeout` on top of
+    /// the command's own `timeout`.
+    fn exec_locked(
+        &self,
+        lock: &str,
+        command: &str,
+        stdin: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<ExecOutput, TransportError>> + Send;
+
     /// Closes the connection (and its multiplexing master).
     fn close(self) -> impl Future<Output = ()> + Send;
 }
@@ -28,13 +41,41 @@ pub trait Connector: Send + Sync + 'static {
     fn connect(&self, node: &Node) -> impl Future<Output = Result<Self::Conn, TransportError>> + Send;
 }
 
-/// Wraps a command so the node itself enforces the timeout (a hung command is killed
-/// there, not just abandoned by the controller): `timeout` from coreutils sends TERM,
-/// then KILL 5 s later, and exits 124.
-pub fn with_remote_timeout(command: &str, timeout: Duration) -> String {
+/// The one shell line a node's login shell runs for `command`.
+///
+/// The node itself enforces the timeout (a hung command is killed there, not just
+/// abandoned by the controller): `timeout` from coreutils sends TERM, then KILL 5 s
+/// later, and exits 124. With a `lock`, the login shell first takes it on fd 9, which
+/// the command inherits, so the command's children hold it too and it is released only
+/// when all of them are gone.
+///
+/// Every layer is `exec`ed: the node runs the login shell, `flock` (locked steps only),
+/// `timeout` and `sh -c`, and the command is the direct child of `timeout`, so its exit
+/// code and signals are reported as its own.
+pub fn remote_script(command: &str, timeout: Duration, lock: Option<&str>) -> String {
     let secs = timeout.as_secs().max(1);
-    let quoted = shlex::try_quote(command).map_or_else(|_| "false".to_string(), |c| c.into_owned());
-    format!("timeout --kill-after=5 {secs} sh -c {quoted}")
+    let quoted = quote(command);
+    let run = format!("exec timeout --kill-after=5 {secs} sh -c {quoted}");
+    match lock {
+        None => run,
+        Some(lock) => {
+            let lock = quote(lock);
+            format!(
+                "if command -v flock >/dev/null 2>&1 && {{ [ -w {lock} ] || [ ! -e {lock} ]; }}; then exec 9>>{lock}; \
+                 flock -w {secs} 9 || {{ echo \"drover: a step is still running on this node (lock {lock})\" >&2; exit {LOCKED_EXIT}; }}; fi; \
+                 {run}"
+            )
+        }
+    }
+}
+
+/// Exit code of a locked command whose lock another command held for its whole timeout
+/// (`EX_TEMPFAIL`).
+pub const LOCKED_EXIT: i32 = 75;
+
+/// One shell word; a string `shlex` refuses (a NUL byte) becomes a command that fails.
+pub fn quote(s: &str) -> String {
+    shlex::try_quote(s).map_or_else(|_| "false".to_string(), |c| c.into_owned())
 }
 
 /// Exit code of `timeout` when the command ran too long.
@@ -73,8 +114,21 @@ mod tests {
     #[test]
     fn the_timeout_wraps_the_command_as_one_word() {
         assert_eq!(
-            with_remote_timeout("echo 'a b'; exit 3", Duration::from_millis(1500)),
-            "timeout --kill-after=5 1 sh -c \"echo 'a b'; exit 3\""
+            remote_script("echo 'a b'; exit 3", Duration::from_millis(1500), None),
+            "exec timeout --kill-after=5 1 sh -c \"echo 'a b'; exit 3\""
+        );
+    }
+
+    #[test]
+    fn a_locked_command_takes_the_lock_in_the_login_shell_then_execs() {
+        let s = remote_script("echo hi", Duration::from_secs(60), Some("/tmp/drover-n 1.lock"));
+        assert!(
+            s.contains("exec 9>>'/tmp/drover-n 1.lock'; flock -w 60 9 ||"),
+            "{s}"
+        );
+        assert!(
+            s.ends_with("fi; exec timeout --kill-after=5 60 sh -c 'echo hi'"),
+            "{s}"
         );
     }
 }

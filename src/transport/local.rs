@@ -3,10 +3,10 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use super::connection::{Connection, Connector, ran_out_of_time, with_remote_timeout};
+use super::connection::{Connection, Connector, KILLED_EXIT, TIMEOUT_EXIT};
 use super::exec_output::tail;
 use super::{ExecOutput, TransportError};
 use crate::inventory::Node;
@@ -35,6 +35,9 @@ impl Connector for LocalConnector {
     }
 }
 
+/// How long a command may ignore TERM before it is killed, as `timeout --kill-after=5`.
+const KILL_AFTER: Duration = Duration::from_secs(5);
+
 impl Connection for LocalConnection {
     async fn exec(
         &self,
@@ -42,14 +45,51 @@ impl Connection for LocalConnection {
         stdin: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<ExecOutput, TransportError> {
+        if let Some(code) = shell_no_op(command) {
+            return Ok(no_op(code));
+        }
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(command);
+        self.run(cmd, stdin, timeout).await
+    }
+
+    async fn exec_locked(
+        &self,
+        lock: &str,
+        command: &str,
+        stdin: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
+        if let Some(code) = shell_no_op(command) {
+            return Ok(no_op(code));
+        }
+        // `flock` holds the lock for as long as the command (and anything it leaves
+        // behind holding the descriptor) runs, also when drover itself is killed.
+        let secs = timeout.as_secs().max(1).to_string();
+        let mut cmd = Command::new("flock");
+        cmd.args(["-E", &super::LOCKED_EXIT.to_string(), "-w", &secs, lock])
+            .args(["sh", "-c", command]);
+        self.run(cmd, stdin, timeout * 2).await
+    }
+
+    async fn close(self) {}
+}
+
+impl LocalConnection {
+    /// One process per command: the command runs in its own process group, and drover
+    /// itself enforces the timeout on the whole group (TERM, then KILL 5 s later, with
+    /// `timeout`'s exit codes) instead of spawning `timeout` for every command.
+    async fn run(
+        &self,
+        mut cmd: Command,
+        stdin: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
         let spawn_err = |e: std::io::Error| TransportError::Spawn {
             node: self.node.clone(),
             message: e.to_string(),
         };
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(with_remote_timeout(command, timeout))
-            .env("DROVER_NODE", &self.node)
+        cmd.env("DROVER_NODE", &self.node)
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -57,33 +97,96 @@ impl Connection for LocalConnection {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(spawn_err)?;
-        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            // A command that does not read its input closes the pipe early; that is not
-            // an error of ours, its exit code tells.
-            let _ = pipe.write_all(&data).await;
-            drop(pipe);
-        }
-        let grace = timeout + Duration::from_secs(10);
-        let started = std::time::Instant::now();
-        match tokio::time::timeout(grace, child.wait_with_output()).await {
-            Ok(Ok(out)) => {
-                let code = out.status.code();
-                Ok(ExecOutput {
-                    code,
-                    stdout: tail(&out.stdout),
-                    stderr: tail(&out.stderr),
-                    timed_out: ran_out_of_time(code, started.elapsed(), timeout),
-                })
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(spawn_err)?;
+        let group = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .and_then(rustix::process::Pid::from_raw);
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let feed = child.stdin.take();
+        let work = async move {
+            if let (Some(data), Some(mut pipe)) = (stdin, feed) {
+                // A command that does not read its input closes the pipe early; that is
+                // not an error of ours, its exit code tells.
+                let _ = pipe.write_all(&data).await;
+                drop(pipe);
             }
-            Ok(Err(e)) => Err(spawn_err(e)),
-            Err(_) => Ok(ExecOutput::abandoned()),
+            let (stdout, stderr, status) = tokio::join!(read_all(stdout), read_all(stderr), child.wait());
+            (stdout, stderr, status)
+        };
+        tokio::pin!(work);
+        let mut killed_with = None;
+        let finished = match tokio::time::timeout(timeout, &mut work).await {
+            Ok(done) => Some(done),
+            Err(_) => {
+                killed_with = Some(TIMEOUT_EXIT);
+                signal(group, rustix::process::Signal::TERM);
+                match tokio::time::timeout(KILL_AFTER, &mut work).await {
+                    Ok(done) => Some(done),
+                    Err(_) => {
+                        killed_with = Some(KILLED_EXIT);
+                        signal(group, rustix::process::Signal::KILL);
+                        // A descendant that left the group may still hold the pipes.
+                        tokio::time::timeout(KILL_AFTER, &mut work).await.ok()
+                    }
+                }
+            }
+        };
+        let Some((stdout, stderr, status)) = finished else {
+            return Ok(ExecOutput::abandoned());
+        };
+        let status = status.map_err(spawn_err)?;
+        Ok(ExecOutput {
+            code: killed_with.or(status.code()),
+            stdout: tail(&stdout),
+            stderr: tail(&stderr),
+            timed_out: killed_with.is_some(),
+        })
+    }
+}
+
+fn signal(group: Option<rustix::process::Pid>, sig: rustix::process::Signal) {
+    if let Some(g) = group {
+        // The group may be gone already; then there is nothing left to stop.
+        let _ = rustix::process::kill_process_group(g, sig);
+    }
+}
+
+async fn read_all<R: AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Some(mut pipe) = pipe {
+        let _ = pipe.read_to_end(&mut buf).await;
+    }
+    buf
+}
+
+/// The exit code `sh -c command` would have, for a command that is only a shell
+/// built-in without effects (`true`, `:`, `false`, `exit N`). Such commands are answered
+/// without a process: for no-op checks and steps, which is what measuring the engine
+/// at scale runs, a spawn per command would be all there is to measure.
+fn shell_no_op(command: &str) -> Option<i32> {
+    match command.trim() {
+        "true" | ":" | "exit" => Some(0),
+        "false" => Some(1),
+        c => {
+            let n = c.strip_prefix("exit ")?.trim();
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            n.parse::<u32>().ok().map(|n| (n % 256) as i32)
         }
     }
+}
 
-    async fn close(self) {}
+fn no_op(code: i32) -> ExecOutput {
+    ExecOutput {
+        code: Some(code),
+        stdout: String::new(),
+        stderr: String::new(),
+        timed_out: false,
+    }
 }
 
 #[cfg(test)]
@@ -126,5 +229,77 @@ mod tests {
         assert_eq!(out.code, Some(crate::transport::KILLED_EXIT));
         assert!(out.timed_out);
         assert!(t.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn only_effect_free_builtins_are_answered_without_a_process() {
+        assert_eq!(shell_no_op("true"), Some(0));
+        assert_eq!(shell_no_op(" : "), Some(0));
+        assert_eq!(shell_no_op("false"), Some(1));
+        assert_eq!(shell_no_op("exit 3"), Some(3));
+        assert_eq!(shell_no_op("exit 256"), Some(0));
+        for spawned in [
+            "true; rm x",
+            "exit $X",
+            "exit -1",
+            "/bin/true",
+            "truex",
+            "exit 3 4",
+        ] {
+            assert_eq!(shell_no_op(spawned), None, "{spawned}");
+        }
+    }
+
+    #[tokio::test]
+    async fn no_op_answers_match_what_sh_says() {
+        let c = LocalConnection::new("n001");
+        for cmd in ["true", ":", "false", "exit 3", "exit 300"] {
+            let fast = c.exec(cmd, None, Duration::from_secs(5)).await.unwrap();
+            let real = c
+                .exec(&format!("{cmd} # spawned"), None, Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert_eq!(fast.code, real.code, "{cmd}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_locked_command_waits_for_the_lock_and_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("n.lock");
+        let lock = lock.to_str().unwrap();
+        let c = LocalConnection::new("n001");
+        let first = c.exec_locked(lock, "sleep 1; echo first", None, Duration::from_secs(5));
+        let second = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let t = std::time::Instant::now();
+            let out = c
+                .exec_locked(lock, "echo second", None, Duration::from_secs(5))
+                .await
+                .unwrap();
+            (out, t.elapsed())
+        };
+        let (a, (b, waited)) = tokio::join!(first, second);
+        assert_eq!(a.unwrap().stdout, "first\n");
+        assert_eq!(b.stdout, "second\n");
+        assert!(waited >= Duration::from_millis(600), "did not wait: {waited:?}");
+    }
+
+    #[tokio::test]
+    async fn a_lock_held_too_long_fails_with_its_own_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("n.lock");
+        let lock = lock.to_str().unwrap();
+        let c = LocalConnection::new("n001");
+        let holder = c.exec_locked(lock, "sleep 3", None, Duration::from_secs(10));
+        let waiter = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            c.exec_locked(lock, "echo ran", None, Duration::from_secs(1))
+                .await
+                .unwrap()
+        };
+        let (_, w) = tokio::join!(holder, waiter);
+        assert_eq!(w.code, Some(crate::transport::LOCKED_EXIT));
+        assert_eq!(w.stdout, "");
     }
 }

@@ -7,7 +7,7 @@ mod ssh;
 mod transport_error;
 
 pub use connection::{
-    Connection, Connector, KILLED_EXIT, TIMEOUT_EXIT, ran_out_of_time, with_remote_timeout,
+    Connection, Connector, KILLED_EXIT, LOCKED_EXIT, TIMEOUT_EXIT, quote, ran_out_of_time, remote_script,
 };
 pub use exec_output::{ExecOutput, TAIL_BYTES, tail};
 pub use local::{LocalConnection, LocalConnector};

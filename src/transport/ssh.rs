@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::connection::{Connection, Connector, ran_out_of_time, with_remote_timeout};
+use super::connection::{Connection, Connector, ran_out_of_time, remote_script};
 use super::exec_output::tail;
 use super::{ExecOutput, TransportError};
 use crate::inventory::Node;
@@ -115,7 +115,36 @@ impl Connection for SshConnection {
         stdin: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<ExecOutput, TransportError> {
-        let remote = with_remote_timeout(command, timeout);
+        let remote = remote_script(command, timeout, None);
+        self.run(remote, stdin, timeout, timeout).await
+    }
+
+    async fn exec_locked(
+        &self,
+        lock: &str,
+        command: &str,
+        stdin: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
+        let remote = remote_script(command, timeout, Some(lock));
+        self.run(remote, stdin, timeout, timeout * 2).await
+    }
+
+    async fn close(self) {
+        let _ = self.session.close().await;
+    }
+}
+
+impl SshConnection {
+    /// Runs `remote` on a new session of the master; the controller waits up to `limit`
+    /// (plus a grace for the node's own kill) before it gives up on the command.
+    async fn run(
+        &self,
+        remote: String,
+        stdin: Option<Vec<u8>>,
+        timeout: Duration,
+        limit: Duration,
+    ) -> Result<ExecOutput, TransportError> {
         let mut cmd = self.session.raw_command(remote);
         cmd.stdin(if stdin.is_some() {
             Stdio::piped()
@@ -139,7 +168,7 @@ impl Connection for SshConnection {
             let (stdout, stderr) = tokio::join!(read_all(stdout), read_all(stderr));
             (stdout, stderr, child.wait().await)
         };
-        let grace = timeout + Duration::from_secs(15);
+        let grace = limit + Duration::from_secs(15);
         let Ok((stdout, stderr, status)) = tokio::time::timeout(grace, finished).await else {
             return Ok(ExecOutput::abandoned());
         };
@@ -161,8 +190,11 @@ impl Connection for SshConnection {
         })
     }
 
-    async fn close(self) {
-        let _ = self.session.close().await;
+    fn lost(&self, e: &openssh::Error) -> TransportError {
+        TransportError::Lost {
+            node: self.node.clone(),
+            message: error_text(e),
+        }
     }
 }
 
@@ -174,13 +206,4 @@ async fn read_all<R: AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u8> {
         let _ = pipe.read_to_end(&mut buf).await;
     }
     buf
-}
-
-impl SshConnection {
-    fn lost(&self, e: &openssh::Error) -> TransportError {
-        TransportError::Lost {
-            node: self.node.clone(),
-            message: error_text(e),
-        }
-    }
 }
