@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::run_state::{self, Resume};
 use super::selection::{Refusal, Target, TransportKind, extra_vars, limit, load, selected_steps};
-use crate::engine::{self, Class, Journal, Outcome, Prior, RolloutSpec, RunContext, StopReason};
+use crate::engine::{self, Class, Journal, Outcome, Prior, RolloutSpec, RunContext, RunLog, StopReason};
 use crate::exit_code;
 use crate::inventory::{Inventory, NodeId};
 use crate::plan::{Exclusion, Plan, PlanInput};
@@ -250,21 +250,26 @@ pub(super) async fn flow<K: Connector>(
             run_state::abandoned_notice(s, project.site.leases.ttl, err);
         }
     }
-    let log_dir = if running {
-        let d = project.site.state_dir.join("logs").join(&run_id);
-        if let Err(e) = std::fs::create_dir_all(&d) {
-            return refuse(
-                err,
-                Refusal(
-                    format!("cannot create the log directory {}: {e}", d.display()),
-                    exit_code::FAILURE,
-                ),
-            );
+    // A resumed run appends to the log its first controller started.
+    let log = if running {
+        let dir = project.site.state_dir.join("logs");
+        let path = dir.join(format!("{run_id}.log"));
+        match std::fs::create_dir_all(&dir).and_then(|()| RunLog::create(&path)) {
+            Ok(log) => Some(log),
+            Err(e) => {
+                return refuse(
+                    err,
+                    Refusal(
+                        format!("cannot create the run log {}: {e}", path.display()),
+                        exit_code::FAILURE,
+                    ),
+                );
+            }
         }
-        Some(d)
     } else {
         None
     };
+    let log_path = log.as_ref().map(|l| l.path().to_path_buf());
 
     let (etx, erx) = mpsc::unbounded_channel();
     let style = if t.json {
@@ -297,7 +302,7 @@ pub(super) async fn flow<K: Connector>(
         templates: Arc::clone(&project.templates),
         extra_vars: p.extra,
         forks: project.site.ssh.forks as usize,
-        log_dir: log_dir.clone(),
+        log,
         events: etx,
         probe_drained: opts.is_some() && drain_selected && hooks.is_some(),
         hooks,
@@ -600,7 +605,7 @@ pub(super) async fn flow<K: Connector>(
     wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
 
     let skipped = Skipped::new(&plan);
-    summary(inv, &skipped, &result, &run_id, log_dir.as_deref(), t.json, out)
+    summary(inv, &skipped, &result, &run_id, log_path.as_deref(), t.json, out)
 }
 
 /// The rollout's budgets and history for a plan. `(drains, prior)`: the nodes that need a
@@ -746,7 +751,7 @@ fn summary(
     skipped: &Skipped,
     r: &engine::RunResult,
     run_id: &str,
-    log_dir: Option<&std::path::Path>,
+    log: Option<&std::path::Path>,
     json: bool,
     out: &mut dyn Write,
 ) -> i32 {
@@ -783,7 +788,7 @@ fn summary(
             "up_to_date": names(inv, &skipped.up_to_date),
             "needs_other_steps": names(inv, &skipped.other_steps),
             "check_failed": names(inv, &skipped.check_failed),
-            "logs": log_dir.map(|d| d.display().to_string()),
+            "log": log.map(|d| d.display().to_string()),
         });
         let _ = writeln!(out, "{v}");
         return code;
@@ -820,8 +825,8 @@ fn summary(
     for (id, e) in failed_with_errors.iter().chain(&r.held).chain(&r.skipped) {
         let _ = writeln!(out, "  {}: {}", inv.node(*id).name, e.replace('\n', "\n      "));
     }
-    if let Some(d) = log_dir {
-        let _ = writeln!(out, "  logs: {}", d.display());
+    if let Some(d) = log {
+        let _ = writeln!(out, "  log: {}", d.display());
     }
     code
 }

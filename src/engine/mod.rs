@@ -8,6 +8,7 @@ mod journal;
 mod node_cycle;
 mod node_work;
 mod rollout;
+mod run_log;
 mod runner;
 
 pub use check_result::{CheckResult, Class, StepNeed, classify};
@@ -17,6 +18,7 @@ pub use journal::{Journal, Mark, StepRecord};
 pub use node_cycle::{NodeCycle, NodeEnd};
 pub use node_work::{CHECK_TIMEOUT, NodeJob, template_context};
 pub use rollout::{Action, Input, Outcome, Prior, Rollout, RolloutSpec, StopReason};
+pub use run_log::RunLog;
 pub use runner::{
     Checked, Connections, Interrupted, RunContext, RunResult, Work, check_all, execute, next_press,
 };

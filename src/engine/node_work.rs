@@ -2,8 +2,6 @@
 //! are made here; results go back to the runner.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -11,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::check_result::{CheckResult, StepNeed, classify};
 use super::event::StepStatus;
+use super::run_log::RunLog;
 use crate::inventory::Node;
 use crate::template::TemplateEngine;
 use crate::transport::{Connection, ExecOutput, LocalConnection, TransportError};
@@ -27,7 +26,7 @@ pub struct NodeJob<'a> {
     /// The template context: `node`, `vars`, `workflow`.
     pub context: serde_json::Value,
     /// Appended with every command and its output.
-    pub log: Option<PathBuf>,
+    pub log: Option<&'a RunLog>,
 }
 
 /// The template context for a node: workflow vars overlaid with `--extra-vars`.
@@ -60,10 +59,8 @@ impl NodeJob<'_> {
     }
 
     fn log(&self, text: &str) {
-        if let Some(path) = &self.log
-            && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path)
-        {
-            let _ = f.write_all(text.as_bytes());
+        if let Some(log) = self.log {
+            log.write(&self.node.name, text);
         }
     }
 

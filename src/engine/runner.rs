@@ -4,7 +4,6 @@
 //! stop (first) or abort (second).
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -16,6 +15,7 @@ use super::journal::{Journal, Mark};
 use super::node_cycle::{NodeCycle, NodeEnd};
 use super::node_work::NodeJob;
 use super::rollout::{Action, Input, Outcome, Rollout, RolloutSpec, StopReason};
+use super::run_log::RunLog;
 use crate::inventory::{Inventory, NodeId};
 use crate::plan::Plan;
 use crate::site::DrainHooks;
@@ -33,8 +33,8 @@ pub struct RunContext<K: Connector> {
     /// `--extra-vars`, over the workflow's vars.
     pub extra_vars: serde_json::Map<String, serde_json::Value>,
     pub forks: usize,
-    /// Per-node logs go here, one file per node.
-    pub log_dir: Option<PathBuf>,
+    /// Every command and its output, by node.
+    pub log: Option<RunLog>,
     pub events: mpsc::UnboundedSender<RunEvent>,
     /// The workflow's drain hooks, else the site's.
     pub hooks: Option<DrainHooks>,
@@ -90,10 +90,7 @@ impl<K: Connector> RunContext<K> {
             workflow: &self.workflow,
             templates: &self.templates,
             context: super::node_work::template_context(node, &self.workflow, &self.extra_vars),
-            log: self
-                .log_dir
-                .as_ref()
-                .map(|d| d.join(format!("{}.log", node.name))),
+            log: self.log.as_ref(),
         }
     }
 
@@ -554,7 +551,7 @@ mod tests {
             templates: Arc::new(TemplateEngine::new()),
             extra_vars: serde_json::Map::new(),
             forks: 2,
-            log_dir: None,
+            log: None,
             events,
             hooks: None,
             probe_drained: false,
