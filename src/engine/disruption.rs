@@ -100,6 +100,33 @@ impl Disruption {
         out
     }
 
+    /// A full limit `node` belongs to, so that `node` (up now) cannot go down:
+    /// [`Disruption::check`]'s answer for most refusals, without its allocations, for
+    /// the rollout to set waiting nodes aside by the limit they wait for. `None` says
+    /// nothing: ask `check`.
+    pub fn full_limit(&self, node: NodeId) -> Option<usize> {
+        if self.down.contains_key(&node) {
+            return None;
+        }
+        self.member_of
+            .get(&node)?
+            .iter()
+            .copied()
+            .find(|l| self.counts[*l] >= self.limits[*l].max)
+    }
+
+    /// How many more members of limit `l` may go down.
+    pub fn room(&self, l: usize) -> usize {
+        self.limits
+            .get(l)
+            .map_or(0, |lim| lim.max.saturating_sub(self.counts[l]))
+    }
+
+    /// Whether limit `l` has no room left.
+    pub fn is_full(&self, l: usize) -> bool {
+        self.limits.get(l).is_some_and(|lim| self.counts[l] >= lim.max)
+    }
+
     /// Whether `node` may go down now without breaking a limit.
     pub fn check(&self, node: NodeId) -> Result<(), Blocked> {
         let mut extra: HashMap<usize, usize> = HashMap::new();

@@ -3,7 +3,7 @@
 //! async runner only carries out its [`Action`]s and feeds it [`Input`]s, so every rule
 //! here is tested without SSH.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -209,6 +209,17 @@ pub struct Rollout {
     soak_first: bool,
     stopping: Option<StopReason>,
     finished: bool,
+    /// A limit every draining node belongs to (`max_unavailable`): while it is full,
+    /// no queued drain node can start.
+    global_limit: Option<usize>,
+    /// Queued nodes that start without asking the budgets.
+    queued_bypass: usize,
+    /// Queued drain nodes a full limit refused, by that limit. They are looked at again
+    /// once it has room, so a long queue behind full budgets costs nothing per event.
+    parked: BTreeMap<usize, VecDeque<NodeId>>,
+    parked_count: usize,
+    /// Each queued node's place in its phase's order, so unparked nodes keep it.
+    rank: HashMap<NodeId, usize>,
 }
 
 impl Rollout {
@@ -231,6 +242,10 @@ impl Rollout {
             });
         }
         let states = plan.nodes.iter().map(|n| (*n, NodeState::Pending)).collect();
+        let global_limit = spec.disruption.limits().iter().position(|l| {
+            let members: HashSet<NodeId> = l.members.iter().copied().collect();
+            spec.drains.iter().all(|d| members.contains(d))
+        });
         let mut r = Rollout {
             phases,
             phase: 0,
@@ -257,6 +272,11 @@ impl Rollout {
             soak_first: false,
             stopping: None,
             finished: false,
+            global_limit,
+            queued_bypass: 0,
+            parked: BTreeMap::new(),
+            parked_count: 0,
+            rank: HashMap::new(),
         };
         r.restore(&spec.prior);
         r
@@ -468,7 +488,7 @@ impl Rollout {
                 if self.stopping.is_none() {
                     self.stopping = Some(StopReason::Interrupted);
                 }
-                self.queue.clear();
+                self.clear_queue();
                 self.fail_retry_waits(&mut out);
                 if self.soaking {
                     self.soaking = false;
@@ -526,7 +546,7 @@ impl Rollout {
             None
         };
         if self.stopping.is_some() {
-            self.queue.clear();
+            self.clear_queue();
             self.fail_retry_waits(out);
         }
     }
@@ -578,14 +598,22 @@ impl Rollout {
                     .partition(|n| self.resumed_attempt.contains_key(n));
                 first.extend(rest);
                 self.queue = first;
+                self.rank = self.queue.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+                self.queued_bypass = self.queue.iter().filter(|n| self.bypasses_budgets(**n)).count();
                 self.fill(out);
             }
         }
     }
 
+    /// Whether `node` starts without asking the budgets: it does not drain, or it holds
+    /// its place already.
+    fn bypasses_budgets(&self, node: NodeId) -> bool {
+        !self.drains.contains(&node) || self.holding.contains(&node)
+    }
+
     /// Whether `node` may start now, taking its place in the budgets if it drains.
     fn admit(&mut self, node: NodeId) -> bool {
-        if !self.drains.contains(&node) || self.holding.contains(&node) {
+        if self.bypasses_budgets(node) {
             return true;
         }
         // Topology: a host is drained only once everything on it in the run is done.
@@ -610,12 +638,82 @@ impl Rollout {
         if self.stopping.is_some() || self.soaking {
             return;
         }
+        self.unpark();
+        loop {
+            self.fill_from_queue(out);
+            if self.in_flight >= self.max_in_flight || !self.unpark() {
+                break;
+            }
+        }
+    }
+
+    /// Puts nodes parked under limits that have room again back in the queue: as many
+    /// per limit as it has room for, since each
+    /// either starts and takes a place or is parked under another full limit. Whether
+    /// there were any; `fill` calls again until there are none, so room left by a node
+    /// parked elsewhere goes to the next in line.
+    fn unpark(&mut self) -> bool {
+        let open: Vec<(usize, usize)> = self
+            .parked
+            .keys()
+            .map(|l| (*l, self.disruption.room(*l)))
+            .filter(|(_, room)| *room > 0)
+            .collect();
+        let mut moved = Vec::new();
+        for (l, room) in &open {
+            if let Some(nodes) = self.parked.get_mut(l) {
+                let take = (*room).min(nodes.len());
+                moved.extend(nodes.drain(..take));
+                if nodes.is_empty() {
+                    self.parked.remove(l);
+                }
+            }
+        }
+        self.parked_count -= moved.len();
+        // The queue stays in phase order: each node goes back to its place.
+        for n in &moved {
+            let rank = self.rank_of(*n);
+            let at = self.queue.partition_point(|q| self.rank_of(*q) < rank);
+            self.queue.insert(at, *n);
+        }
+        !moved.is_empty()
+    }
+
+    fn rank_of(&self, n: NodeId) -> usize {
+        self.rank.get(&n).copied().unwrap_or(usize::MAX)
+    }
+
+    fn clear_queue(&mut self) {
+        self.queue.clear();
+        self.queued_bypass = 0;
+        self.parked.clear();
+        self.parked_count = 0;
+    }
+
+    fn fill_from_queue(&mut self, out: &mut Vec<Action>) {
         let mut i = 0;
         while self.in_flight < self.max_in_flight && i < self.queue.len() {
+            // With `max_unavailable` (every node's limit) full, only nodes that bypass
+            // the budgets can start: once none is queued, the rest of the queue need not
+            // be looked at. Without this, a long drain run would look at every queued
+            // node after every event.
+            if self.queued_bypass == 0 && self.global_limit.is_some_and(|l| self.disruption.is_full(l)) {
+                break;
+            }
             let node = self.queue[i];
+            let bypass = self.bypasses_budgets(node);
+            if !bypass && let Some(l) = self.disruption.full_limit(node) {
+                self.queue.remove(i);
+                self.parked.entry(l).or_default().push_back(node);
+                self.parked_count += 1;
+                continue;
+            }
             if !self.admit(node) {
                 i += 1;
                 continue;
+            }
+            if bypass {
+                self.queued_bypass -= 1;
             }
             self.queue.remove(i);
             self.states.insert(node, NodeState::Running);
@@ -636,34 +734,40 @@ impl Rollout {
         if self.finished || self.soaking {
             return;
         }
-        let Some(p) = self.phases.get(self.phase) else {
+        let Some(is_canary) = self.phases.get(self.phase).map(|p| p.is_canary) else {
             self.finish(out);
             return;
         };
         if self.stopping.is_none() && self.in_flight == 0 && self.retry_waits == 0 {
             // Nothing is running that could free a place: whatever is queued waits
             // forever.
-            if let Some(&node) = self.queue.front() {
+            let waiting = self
+                .queue
+                .front()
+                .or_else(|| self.parked.values().find_map(|p| p.front()))
+                .copied();
+            if let Some(node) = waiting {
                 let limit = self
                     .disruption
                     .check(node)
                     .err()
                     .map_or_else(|| "a host waiting for its VMs".to_string(), |b| b.to_string());
                 self.stopping = Some(StopReason::Blocked { node, limit });
-                self.queue.clear();
+                self.clear_queue();
             }
         }
         // Only the current phase's nodes run or wait for a retry, and its queue holds
         // exactly its pending nodes: counters answer what a scan of the phase would,
         // without making every event cost O(phase size).
-        let busy =
-            self.in_flight > 0 || self.retry_waits > 0 || (self.stopping.is_none() && !self.queue.is_empty());
+        let busy = self.in_flight > 0
+            || self.retry_waits > 0
+            || (self.stopping.is_none() && (!self.queue.is_empty() || self.parked_count > 0));
         if busy {
             return;
         }
         if self.stopping.is_some() {
             self.finish(out);
-        } else if p.is_canary && !self.soak.is_zero() && self.phase + 1 < self.phases.len() {
+        } else if is_canary && !self.soak.is_zero() && self.phase + 1 < self.phases.len() {
             self.soaking = true;
             out.push(Action::Soak(self.soak));
         } else {
@@ -1087,6 +1191,62 @@ mod tests {
             ),
             ..RolloutSpec::simple(no_retry(), 10)
         }
+    }
+
+    #[test]
+    fn nodes_set_aside_by_a_full_limit_start_in_order_when_it_has_room() {
+        // Racks a = {0, 2, 4}, b = {1, 3}, one node down per rack; two overall.
+        let p = plan(&[], &[&[0, 1, 2, 3, 4]], None, 5, 0);
+        let limit = |name: &str, max: usize, m: &[usize]| Limit {
+            name: name.into(),
+            max,
+            members: m.iter().map(|i| NodeId(*i)).collect(),
+        };
+        let spec = RolloutSpec {
+            drains: (0..5).map(NodeId).collect(),
+            disruption: Disruption::new(
+                vec![
+                    limit("max_unavailable", 2, &[0, 1, 2, 3, 4]),
+                    limit("group `a`", 1, &[0, 2, 4]),
+                    limit("group `b`", 1, &[1, 3]),
+                ],
+                [],
+            ),
+            ..RolloutSpec::simple(no_retry(), 10)
+        };
+        let mut r = Rollout::new(&p, spec);
+        assert_eq!(starts(&r.start()), vec![0, 1]);
+        // Rack b frees a place: its next node starts, not rack a's.
+        assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(1)))), vec![3]);
+        assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(0)))), vec![2]);
+        // The global limit has room after 3, but rack a is still full: 4 waits.
+        assert!(starts(&r.handle(Input::Succeeded(NodeId(3)))).is_empty());
+        assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(2)))), vec![4]);
+        let end = r.handle(Input::Succeeded(NodeId(4)));
+        assert_eq!(finished(&end), Some(Outcome::Succeeded));
+    }
+
+    #[test]
+    fn a_queue_held_up_only_by_full_limits_with_nothing_running_is_blocked() {
+        let p = plan(&[], &[&[0, 1, 2]], None, 5, 0);
+        let mut prior = HashMap::new();
+        prior.insert(NodeId(0), Prior::Held);
+        let spec = RolloutSpec {
+            prior,
+            ..drain_spec(1, &[0, 1, 2], &[0, 1, 2])
+        };
+        let mut r = Rollout::new(&p, spec);
+        let out = r.start();
+        assert!(starts(&out).is_empty());
+        assert!(
+            matches!(
+                finished(&out),
+                Some(Outcome::Stopped {
+                    stop: StopReason::Blocked { node: NodeId(1), .. }
+                })
+            ),
+            "{out:?}"
+        );
     }
 
     #[test]
