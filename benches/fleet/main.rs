@@ -1,200 +1,299 @@
-//! The same 5-step change on N real sshd nodes (loopback), done by `drover run` and by
-//! plain `ssh` in parallel (`xargs -P N`, one ControlMaster per node) as the floor.
+//! The same 5-operation change on N real sshd nodes (loopback), done by `drover run`, by
+//! `ansible-playbook`, by `pyinfra` and by plain `ssh` in parallel (`xargs -P N`, one
+//! ControlMaster per node) as the floor.
 //!
-//! `cargo bench --bench fleet -- [N ...] [--rounds R]` (default: 20 100, 3 rounds).
-//! Each round runs both tools alternately on a fresh state, and the medians are printed.
+//! `cargo bench --bench fleet -- [N ...] [--rounds R] [--tools drover,ssh,ansible,pyinfra]`
+//! (default: 20 100, 3 rounds, every tool found). `bench/run` installs ansible-core and
+//! pyinfra in a venv and calls this; a tool missing from PATH is skipped with a message.
+//!
+//! Every sshd offers one algorithm of each kind (see `SshAlgorithms::openssh_and_paramiko`),
+//! so OpenSSH and paramiko negotiate the same; a one-node run per tool with sshd logging
+//! at DEBUG1 checks that first. Each round then runs every tool once, in an order that
+//! rotates from round to round, each on freshly reset nodes, and checks every node's files
+//! after each run. Medians are printed, with each tool's ratio to drover.
+
+mod cpu;
+mod fixture;
+mod negotiation;
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use drover::testbed::Testbed;
+use drover::testbed::{SshAlgorithms, Testbed, TestbedOptions};
 
-const CONF: &str = "listen = 8080\nworkers = 4\n";
-const TEMPLATE: &str = "node {{ node.name }} runs {{ vars.app }}\n";
+use cpu::{CpuMeter, CpuUse};
+use fixture::{Fixture, reset, verify};
+use tools::{Tool, which};
+
+struct Args {
+    sizes: Vec<usize>,
+    rounds: usize,
+    tools: Vec<Tool>,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        sizes: Vec::new(),
+        rounds: 3,
+        tools: Tool::ALL.to_vec(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rounds" => args.rounds = it.next().and_then(|r| r.parse().ok()).unwrap_or(3).max(1),
+            "--tools" => {
+                let list = it.next().unwrap_or_default();
+                args.tools = list
+                    .split(',')
+                    .map(|t| Tool::parse(t.trim()).unwrap_or_else(|| panic!("unknown tool {t:?}")))
+                    .collect();
+            }
+            "--bench" => {}
+            n => match n.parse::<usize>() {
+                Ok(n) if n > 0 => args.sizes.push(n),
+                _ => panic!("unexpected argument {n:?}"),
+            },
+        }
+    }
+    if args.sizes.is_empty() {
+        args.sizes = vec![20, 100];
+    }
+    args
+}
+
+/// One tool's measurements at one size.
+struct Series {
+    tool: Tool,
+    secs: Vec<f64>,
+    cpu: Vec<CpuUse>,
+}
 
 fn main() {
-    let mut sizes = Vec::new();
-    let mut rounds = 3;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--rounds" => rounds = args.next().and_then(|r| r.parse().ok()).unwrap_or(3),
-            "--bench" => {}
-            n => {
-                if let Ok(n) = n.parse::<usize>() {
-                    sizes.push(n);
-                }
-            }
-        }
-    }
-    if sizes.is_empty() {
-        sizes = vec![20, 100];
-    }
+    let started = Instant::now();
+    let args = parse_args();
     let drover = PathBuf::from(env!("CARGO_BIN_EXE_drover"));
-    println!(
-        "fleet benchmark: 5 steps per node, {rounds} rounds, {} cores",
-        cores()
-    );
-    println!(
-        "{:>5}  {:>12}  {:>12}  {:>7}",
-        "nodes", "drover (s)", "ssh -P (s)", "ratio"
-    );
-    for n in sizes {
-        let dir = tempfile::Builder::new()
-            .prefix("drover-bench")
-            .tempdir()
-            .expect("temp dir");
-        let bed = Testbed::start(dir.path(), n).expect("start sshd nodes");
-        let site = write_site(dir.path(), &bed, n);
-        let (mut d, mut s) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            reset(&bed);
-            d.push(run_drover(&drover, &site));
-            verify(&bed);
-            reset(&bed);
-            s.push(run_ssh(&bed, dir.path(), n));
-            verify(&bed);
+    let algorithms = SshAlgorithms::openssh_and_paramiko();
+
+    let mut tools = Vec::new();
+    for &tool in &args.tools {
+        match tool.program() {
+            Some(p) if which(p).is_none() => {
+                println!(
+                    "skipping {}: `{p}` is not on PATH (bench/run installs ansible-core and pyinfra)",
+                    tool.name()
+                );
+            }
+            _ => tools.push(tool),
         }
-        let (dm, sm) = (median(&mut d), median(&mut s));
-        println!("{n:>5}  {dm:>12.3}  {sm:>12.3}  {:>6.2}x", dm / sm);
     }
+    print_setup(&args, &tools, &algorithms);
+
+    println!("\nnegotiated (sshd DEBUG1 log of a one-node run per tool):");
+    if let Err(e) = negotiation::check(&drover, &tools, &algorithms) {
+        panic!("algorithm check failed: {e}");
+    }
+
+    let mut results = Vec::new();
+    for &n in &args.sizes {
+        let series = measure(&drover, n, args.rounds, &tools, &algorithms);
+        print_table(n, args.rounds, &series);
+        results.push((n, series));
+    }
+    println!("\n== summary ({} rounds, {} cores) ==", args.rounds, cores());
+    for (n, series) in &results {
+        print_table(*n, args.rounds, series);
+    }
+    println!("\nbench took {:.0} s", started.elapsed().as_secs_f64());
+}
+
+fn measure(
+    drover: &Path,
+    n: usize,
+    rounds: usize,
+    tools: &[Tool],
+    algorithms: &SshAlgorithms,
+) -> Vec<Series> {
+    let dir = tempfile::Builder::new()
+        .prefix("drover-bench")
+        .tempdir()
+        .expect("temp dir");
+    let options = TestbedOptions {
+        algorithms: Some(algorithms.clone()),
+        log_level: None,
+    };
+    let bed = Testbed::start_with(&dir.path().join("bed"), n, options).expect("start sshd nodes");
+    let fx = Fixture::write(dir.path(), &bed);
+    let meter = CpuMeter::new(&bed);
+    let mut series: Vec<Series> = tools
+        .iter()
+        .map(|&tool| Series {
+            tool,
+            secs: Vec::new(),
+            cpu: Vec::new(),
+        })
+        .collect();
+    println!("\n{n} nodes:");
+    for round in 0..rounds {
+        let mut line = format!("  round {}:", round + 1);
+        for k in 0..series.len() {
+            // Rotate the order so no tool always runs first (or right after another).
+            let s = &mut series[(round + k) % tools.len()];
+            reset(&bed);
+            let log = dir
+                .path()
+                .join(format!("{}-{}.log", s.tool.name().replace(' ', "-"), round + 1));
+            let before = meter.sample();
+            let secs = s
+                .tool
+                .run(drover, &fx, &bed, &log)
+                .unwrap_or_else(|e| panic!("{n} nodes, round {}: {e}", round + 1));
+            let cpu = meter.since(before);
+            if let Err(e) = verify(&bed) {
+                panic!("{} left the nodes unchanged: {e}", s.tool.name());
+            }
+            line.push_str(&format!("  {} {secs:.2}s", s.tool.name()));
+            s.secs.push(secs);
+            s.cpu.push(cpu);
+        }
+        println!("{line}");
+    }
+    // Keep the logs of a bench that failed above; this one passed.
+    drop(bed);
+    series
+}
+
+fn print_table(n: usize, rounds: usize, series: &[Series]) {
+    let drover = series
+        .iter()
+        .find(|s| s.tool == Tool::Drover)
+        .map(|s| median(&s.secs));
+    println!(
+        "\n{:>5}  {:<17} {:>10} {:>8} {:>8} {:>10}  {:>13} {:>11} {:>10}",
+        "nodes", "tool", "median (s)", "min", "max", "vs drover", "CPU total (s)", "CPU nodes", "CPU other"
+    );
+    for s in series {
+        let m = median(&s.secs);
+        let ratio = drover.map_or("-".to_string(), |d| format!("{:.2}x", m / d));
+        let total = median(&s.cpu.iter().map(|c| c.machine).collect::<Vec<_>>());
+        let nodes = median(&s.cpu.iter().map(|c| c.nodes).collect::<Vec<_>>());
+        let other = median(&s.cpu.iter().map(CpuUse::controller).collect::<Vec<_>>());
+        println!(
+            "{n:>5}  {:<17} {m:>10.3} {:>8.3} {:>8.3} {ratio:>10}  {total:>13.2} {nodes:>11.2} {other:>10.2}",
+            s.tool.name(),
+            s.secs.iter().copied().fold(f64::INFINITY, f64::min),
+            s.secs.iter().copied().fold(0.0, f64::max),
+        );
+    }
+    let floor = series
+        .iter()
+        .find(|s| s.tool == Tool::Ssh)
+        .map(|s| median(&s.secs));
+    if let (Some(d), Some(f)) = (drover, floor) {
+        println!(
+            "{n:>5}  drover / ssh floor = {:.2}x  (medians of {rounds} rounds)",
+            d / f
+        );
+    }
+}
+
+fn print_setup(args: &Args, tools: &[Tool], a: &SshAlgorithms) {
+    println!(
+        "fleet benchmark: 5 operations per node, sizes {:?}, {} rounds, tools: {}",
+        args.sizes,
+        args.rounds,
+        tools.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+    );
+    println!(
+        "machine: {} cores (nproc {}), {}, load average {}",
+        cores(),
+        first_line(Command::new("nproc")),
+        cpu_model(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut git = Command::new("git");
+    git.args(["describe", "--always", "--dirty", "--abbrev=12"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    println!("drover: {} (release build)", first_line(git));
+    let mut ssh = Command::new("ssh");
+    ssh.arg("-V");
+    println!("ssh client and sshd: {}", first_line(ssh));
+    if tools.contains(&Tool::Ansible) {
+        let mut c = Command::new("ansible-playbook");
+        c.arg("--version");
+        println!("ansible-playbook: {}", first_line(c));
+    }
+    if tools.contains(&Tool::Pyinfra) {
+        let mut c = Command::new("pyinfra");
+        c.arg("--version");
+        println!("pyinfra: {}, paramiko {}", first_line(c), paramiko_version());
+    }
+    println!(
+        "sshd offers only: kex {}, host key {}, cipher {}, MAC {}; no compression",
+        a.kex, a.host_key, a.cipher, a.mac
+    );
+    println!(
+        "clients: OpenSSH with the testbed's ssh_config (key, known_hosts, StrictHostKeyChecking yes) for \
+         drover (openssh crate, one ControlMaster per node), ansible (ssh_args -F ... -o ControlMaster=auto \
+         -o ControlPersist=60s, pipelining = True, forks = N, gather_facts: false) and the floor \
+         (ControlMaster=auto, ControlPersist=60s); paramiko for pyinfra (--parallel N, same key, \
+         known_hosts, strict checking; one connection per node)"
+    );
 }
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn median(v: &mut [f64]) -> f64 {
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// paramiko's version, from the Python that runs pyinfra (the venv's).
+fn paramiko_version() -> String {
+    let python = which("pyinfra")
+        .and_then(|p| p.parent().map(|d| d.join("python")))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let mut c = Command::new(python);
+    c.args(["-c", "import paramiko; print(paramiko.__version__)"]);
+    first_line(c)
+}
+
+/// The first non-empty line a command prints (stdout, else stderr).
+fn first_line(mut cmd: Command) -> String {
+    match cmd.stdin(Stdio::null()).output() {
+        Ok(out) => {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            text.lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("?")
+                .to_string()
+        }
+        Err(e) => format!("? ({e})"),
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
-
-fn write_site(dir: &Path, bed: &Testbed, n: usize) -> PathBuf {
-    let site = dir.join("site");
-    std::fs::create_dir_all(site.join("workflows/files")).expect("mkdir");
-    std::fs::write(
-        site.join("drover.yml"),
-        format!(
-            "state_dir: state\nssh:\n  config: {}\n  forks: {n}\n",
-            bed.ssh_config().display()
-        ),
-    )
-    .expect("write");
-    std::fs::write(site.join("inventory.yml"), bed.inventory_yaml()).expect("write");
-    std::fs::write(site.join("workflows/files/app.conf"), CONF).expect("write");
-    std::fs::write(site.join("workflows/files/motd.j2"), TEMPLATE).expect("write");
-    std::fs::write(
-        site.join("workflows/bench.yml"),
-        "name: bench\nversion: 1\ntargets: { nodes: [\"@all\"] }\ncanary: { size: 0 }\n\
-         strategy: { batch: \"100%\" }\nvars: { app: demo }\nsteps:\n\
-         \x20 - name: app dir\n    run: mkdir -p {{ node.vars.state }}/app\n    check: test -d {{ node.vars.state }}/app && exit 0 || exit 1\n    change: hot\n\
-         \x20 - name: config\n    copy: { src: files/app.conf, dest: \"{{ node.vars.state }}/app/app.conf\", mode: \"0644\" }\n    change: hot\n\
-         \x20 - name: motd\n    template: { src: files/motd.j2, dest: \"{{ node.vars.state }}/app/motd\" }\n    change: hot\n\
-         \x20 - name: kernel\n    run: uname -r | grep -q .\n    change: hot\n\
-         \x20 - name: nothing to do\n    run: echo never\n    check: \"true\"\n    change: hot\n",
-    )
-    .expect("write");
-    site
-}
-
-/// Every node back to "needs the change".
-fn reset(bed: &Testbed) {
-    for node in bed.nodes() {
-        let _ = std::fs::remove_dir_all(node.state_dir.join("app"));
-    }
-}
-
-fn verify(bed: &Testbed) {
-    for node in bed.nodes() {
-        let motd = std::fs::read_to_string(node.state_dir.join("app/motd")).unwrap_or_default();
-        assert_eq!(
-            motd,
-            format!("node {} runs demo\n", node.name),
-            "{} was not changed",
-            node.name
-        );
-        assert_eq!(
-            std::fs::read_to_string(node.state_dir.join("app/app.conf")).unwrap_or_default(),
-            CONF
-        );
-    }
-}
-
-fn run_drover(drover: &Path, site: &Path) -> f64 {
-    let t = Instant::now();
-    let out = Command::new(drover)
-        .args(["run", "bench", "--yes", "--site"])
-        .arg(site)
-        .stdout(Stdio::null())
-        .output()
-        .expect("run drover");
-    let secs = t.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "drover failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    secs
-}
-
-/// The floor: per node, the five operations as five ssh commands over one
-/// ControlMaster connection, all nodes in parallel.
-fn run_ssh(bed: &Testbed, dir: &Path, n: usize) -> f64 {
-    let cm = tempfile::Builder::new()
-        .prefix("cm")
-        .tempdir_in("/tmp")
-        .expect("control dir");
-    let script = dir.join("node.sh");
-    std::fs::write(&script, NODE_SCRIPT).expect("write");
-    let conf = dir.join("app.conf");
-    std::fs::write(&conf, CONF).expect("write");
-    let list: String = bed
-        .nodes()
-        .iter()
-        .map(|node| format!("{} {}\n", node.name, node.state_dir.display()))
-        .collect();
-    let t = Instant::now();
-    let mut child = Command::new("xargs")
-        .args(["-P", &n.to_string(), "-L", "1", "sh"])
-        .arg(&script)
-        .env("CFG", bed.ssh_config())
-        .env("CM", cm.path())
-        .env("CONF", &conf)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("xargs");
-    if let Some(mut stdin) = child.stdin.take() {
-        use std::io::Write;
-        let _ = stdin.write_all(list.as_bytes());
-    }
-    let status = child.wait().expect("wait");
-    let secs = t.elapsed().as_secs_f64();
-    assert!(status.success(), "ssh baseline failed");
-    // Close the masters so the next round starts cold, as drover does.
-    for node in bed.nodes() {
-        let _ = Command::new("ssh")
-            .args(["-F"])
-            .arg(bed.ssh_config())
-            .args([
-                "-o",
-                &format!("ControlPath={}/%h-%p", cm.path().display()),
-                "-O",
-                "exit",
-                &node.name,
-            ])
-            .stderr(Stdio::null())
-            .status();
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    secs
-}
-
-const NODE_SCRIPT: &str = r#"node=$1; state=$2
-s() { ssh -F "$CFG" -o ControlMaster=auto -o "ControlPath=$CM/%h-%p" -o ControlPersist=60 "$node" "$@"; }
-s "test -d $state/app || mkdir -p $state/app" &&
-s "cat > $state/app/app.conf && chmod 0644 $state/app/app.conf" < "$CONF" &&
-printf 'node %s runs demo\n' "$node" | s "cat > $state/app/motd" &&
-s "uname -r | grep -q ." &&
-s "true"
-"#;
