@@ -104,8 +104,13 @@ fn main() {
     println!("\n== summary ({} rounds, {} cores) ==", args.rounds, cores());
     for (n, series) in &results {
         print_table(*n, args.rounds, series);
+        print_targets(series);
     }
-    println!("\nbench took {:.0} s", started.elapsed().as_secs_f64());
+    println!(
+        "\nbench took {:.0} s; load average at the end {}",
+        started.elapsed().as_secs_f64(),
+        load_average()
+    );
 }
 
 fn measure(
@@ -157,7 +162,7 @@ fn measure(
             s.secs.push(secs);
             s.cpu.push(cpu);
         }
-        println!("{line}");
+        println!("{line}  (load average {})", load_average());
     }
     // Keep the logs of a bench that failed above; this one passed.
     drop(bed);
@@ -198,6 +203,53 @@ fn print_table(n: usize, rounds: usize, series: &[Series]) {
     }
 }
 
+/// Issue 5's targets (set for 100 nodes): drover within 1.3x of the floor, at least 2x
+/// faster than pyinfra and 30x faster than ansible-playbook.
+fn print_targets(series: &[Series]) {
+    let m = |tool: Tool| series.iter().find(|s| s.tool == tool).map(|s| median(&s.secs));
+    let Some(drover) = m(Tool::Drover) else {
+        return;
+    };
+    let verdict = |ratio: f64, ok: bool, by: f64| {
+        if ok {
+            format!("{ratio:.2}x, met")
+        } else {
+            format!("{ratio:.2}x, missed by {:.0}%", by * 100.0)
+        }
+    };
+    let mut parts = Vec::new();
+    if let Some(f) = m(Tool::Ssh) {
+        let r = drover / f;
+        parts.push(format!(
+            "drover/floor {} (target <= 1.3x)",
+            verdict(r, r <= 1.3, r / 1.3 - 1.0)
+        ));
+    }
+    for (tool, target) in [(Tool::Pyinfra, 2.0), (Tool::Ansible, 30.0)] {
+        if let Some(t) = m(tool) {
+            let r = t / drover;
+            parts.push(format!(
+                "{}/drover {} (target >= {target}x)",
+                tool.name(),
+                verdict(r, r >= target, 1.0 - r / target)
+            ));
+        }
+    }
+    println!(
+        "       targets (issue 5, set for 100 nodes): {}",
+        parts.join("; ")
+    );
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn print_setup(args: &Args, tools: &[Tool], a: &SshAlgorithms) {
     println!(
         "fleet benchmark: 5 operations per node, sizes {:?}, {} rounds, tools: {}",
@@ -205,17 +257,15 @@ fn print_setup(args: &Args, tools: &[Tool], a: &SshAlgorithms) {
         args.rounds,
         tools.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
     );
+    let mut date = Command::new("date");
+    date.args(["-u", "+%Y-%m-%d %H:%M UTC"]);
     println!(
-        "machine: {} cores (nproc {}), {}, load average {}",
+        "date: {}; machine: {} cores (nproc {}), {}, load average {}",
+        first_line(date),
         cores(),
         first_line(Command::new("nproc")),
         cpu_model(),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        load_average()
     );
     let mut git = Command::new("git");
     git.args(["describe", "--always", "--dirty", "--abbrev=12"])
