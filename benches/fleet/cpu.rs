@@ -24,12 +24,15 @@ pub struct CpuUse {
     pub machine: f64,
     /// The nodes' side: sshd and what ran in the sessions.
     pub nodes: f64,
+    /// The tool's process tree as reaped ([`reaped_children`]); set by the caller.
+    pub tool: f64,
 }
 
 impl CpuUse {
-    /// Everything that is not the nodes: the tool, its ssh clients and masters, the bench.
-    pub fn controller(&self) -> f64 {
-        (self.machine - self.nodes).max(0.0)
+    /// What is neither the nodes nor the tool's reaped tree: ControlMasters that
+    /// daemonized, the bench itself, and anything else running on the machine.
+    pub fn rest(&self) -> f64 {
+        (self.machine - self.nodes - self.tool).max(0.0)
     }
 }
 
@@ -66,8 +69,23 @@ impl CpuMeter {
         CpuUse {
             machine: secs(now.machine, start.machine),
             nodes: secs(now.nodes, start.nodes),
+            tool: 0.0,
         }
     }
+}
+
+/// CPU seconds of every child this process has waited for so far (`cutime + cstime`):
+/// around one tool run, the tool and every descendant it reaped (not a daemonized
+/// ControlMaster, which is reparented to init).
+pub fn reaped_children() -> f64 {
+    let ticks = std::fs::read_to_string("/proc/self/stat").ok().and_then(|stat| {
+        let rest = stat.get(stat.rfind(')')? + 2..)?.to_string();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // Index 0 is field 3 (state): cutime (field 16) is index 13, cstime index 14.
+        let t = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+        Some(t(13)? + t(14)?)
+    });
+    ticks.unwrap_or(0) as f64 / TICKS_PER_SECOND
 }
 
 /// `user + nice + system + irq + softirq + steal` of the `cpu` line of `/proc/stat`.

@@ -150,11 +150,14 @@ fn measure(
                 .path()
                 .join(format!("{}-{}.log", s.tool.name().replace(' ', "-"), round + 1));
             let before = meter.sample();
-            let secs = s
+            let (secs, tool_cpu) = s
                 .tool
                 .run(drover, &fx, &bed, &log)
                 .unwrap_or_else(|e| panic!("{n} nodes, round {}: {e}", round + 1));
-            let cpu = meter.since(before);
+            let cpu = CpuUse {
+                tool: tool_cpu,
+                ..meter.since(before)
+            };
             if let Err(e) = verify(&bed) {
                 panic!("{} left the nodes unchanged: {e}", s.tool.name());
             }
@@ -175,17 +178,18 @@ fn print_table(n: usize, rounds: usize, series: &[Series]) {
         .find(|s| s.tool == Tool::Drover)
         .map(|s| median(&s.secs));
     println!(
-        "\n{:>5}  {:<17} {:>10} {:>8} {:>8} {:>10}  {:>13} {:>11} {:>10}",
-        "nodes", "tool", "median (s)", "min", "max", "vs drover", "CPU total (s)", "CPU nodes", "CPU other"
+        "\n{:>5}  {:<17} {:>10} {:>8} {:>8} {:>10}  {:>13} {:>9} {:>8} {:>8}",
+        "nodes", "tool", "median (s)", "min", "max", "vs drover", "CPU total (s)", "nodes", "tool", "rest"
     );
     for s in series {
         let m = median(&s.secs);
         let ratio = drover.map_or("-".to_string(), |d| format!("{:.2}x", m / d));
         let total = median(&s.cpu.iter().map(|c| c.machine).collect::<Vec<_>>());
         let nodes = median(&s.cpu.iter().map(|c| c.nodes).collect::<Vec<_>>());
-        let other = median(&s.cpu.iter().map(CpuUse::controller).collect::<Vec<_>>());
+        let tool = median(&s.cpu.iter().map(|c| c.tool).collect::<Vec<_>>());
+        let rest = median(&s.cpu.iter().map(CpuUse::rest).collect::<Vec<_>>());
         println!(
-            "{n:>5}  {:<17} {m:>10.3} {:>8.3} {:>8.3} {ratio:>10}  {total:>13.2} {nodes:>11.2} {other:>10.2}",
+            "{n:>5}  {:<17} {m:>10.3} {:>8.3} {:>8.3} {ratio:>10}  {total:>13.2} {nodes:>9.2} {tool:>8.2} {rest:>8.2}",
             s.tool.name(),
             s.secs.iter().copied().fold(f64::INFINITY, f64::min),
             s.secs.iter().copied().fold(0.0, f64::max),

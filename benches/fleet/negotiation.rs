@@ -13,6 +13,9 @@ use crate::tools::Tool;
 #[derive(Debug, Default)]
 struct Negotiated {
     connections: usize,
+    /// Commands run (`exec` requests) and file transfer sessions (`subsystem`: sftp).
+    execs: usize,
+    subsystems: usize,
     kex: Vec<String>,
     host_key: Vec<String>,
     /// `cipher MAC` per direction.
@@ -20,7 +23,8 @@ struct Negotiated {
 }
 
 /// Runs every tool in `tools` once and checks, from sshd's log, that each of its
-/// connections used exactly `algorithms`. Prints one line per tool.
+/// connections used exactly `algorithms`. Prints one line per tool, with how many
+/// commands and sftp sessions the change took on the node.
 pub fn check(drover: &Path, tools: &[Tool], algorithms: &SshAlgorithms) -> Result<(), String> {
     let dir = tempfile::Builder::new()
         .prefix("drover-bench-kex")
@@ -56,9 +60,12 @@ pub fn check(drover: &Path, tools: &[Tool], algorithms: &SshAlgorithms) -> Resul
             ));
         }
         println!(
-            "  {:<17} {} connection(s) to the node, each: kex {}, host key {}, cipher {}, MAC {}",
+            "  {:<17} {} connection(s), {} command(s), {} sftp session(s) on the node; each connection: \
+             kex {}, host key {}, cipher {}, MAC {}",
             tool.name(),
             got.connections,
+            got.execs,
+            got.subsystems,
             algorithms.kex,
             algorithms.host_key,
             algorithms.cipher,
@@ -74,6 +81,15 @@ pub fn check(drover: &Path, tools: &[Tool], algorithms: &SshAlgorithms) -> Resul
 fn parse(log: &str) -> Negotiated {
     let mut n = Negotiated::default();
     for line in log.lines() {
+        // `session_input_channel_req: session 0 req exec` (sshd's session.c, DEBUG1).
+        if line.contains("session_input_channel_req:") {
+            if line.ends_with(" req exec") {
+                n.execs += 1;
+            } else if line.ends_with(" req subsystem") {
+                n.subsystems += 1;
+            }
+            continue;
+        }
         let Some(rest) = line.split_once("kex: ").map(|(_, r)| r) else {
             continue;
         };

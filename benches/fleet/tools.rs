@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use drover::testbed::Testbed;
 
+use crate::cpu::reaped_children;
 use crate::fixture::Fixture;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,9 +50,10 @@ impl Tool {
     }
 
     /// Runs the change on every node of `bed` once; returns the wall time of the tool's
-    /// own process (for the floor: of `xargs` and every ssh it starts). Masters a tool
-    /// leaves behind are closed after the clock stops, so the next run starts cold.
-    pub fn run(self, drover: &Path, fx: &Fixture, bed: &Testbed, log: &Path) -> Result<f64, String> {
+    /// own process (for the floor: of `xargs` and every ssh it starts) and the CPU time
+    /// of its reaped process tree. Masters a tool leaves behind are closed after the clock
+    /// stops, so the next run starts cold.
+    pub fn run(self, drover: &Path, fx: &Fixture, bed: &Testbed, log: &Path) -> Result<(f64, f64), String> {
         // Short, because control sockets are limited to 108 bytes.
         let cm = tempfile::Builder::new()
             .prefix("cm")
@@ -96,16 +98,18 @@ impl Tool {
         if self != Tool::Ssh {
             cmd.stdin(Stdio::null());
         }
+        let cpu = reaped_children();
         let t = Instant::now();
         let status = spawn_and_wait(cmd, self, bed)?;
         let secs = t.elapsed().as_secs_f64();
+        let cpu = reaped_children() - cpu;
         if matches!(self, Tool::Ssh | Tool::Ansible) {
             close_masters(fx, bed, cm.path());
         }
         // Let the nodes' sshds reap the sessions that just ended.
         std::thread::sleep(Duration::from_millis(200));
         if status.success() {
-            Ok(secs)
+            Ok((secs, cpu))
         } else {
             Err(format!(
                 "{} exited with {status}; its output: {}",
