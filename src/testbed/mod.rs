@@ -34,6 +34,7 @@ mod test_node;
 #[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod testbed;
 mod testbed_error;
+mod testbed_options;
 mod yaml_quote;
 
 pub use fake_scheduler::{FakeScheduler, HOOKS};
@@ -45,3 +46,4 @@ pub use reboot_service::RebootService;
 pub use test_node::TestNode;
 pub use testbed::{MAX_NODES, Testbed};
 pub use testbed_error::TestbedError;
+pub use testbed_options::{SshAlgorithms, TestbedOptions};

@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+use super::testbed_options::SshAlgorithms;
+
 /// Rendered per node rather than shared, because address, port, host key, pid file and
 /// the node's identity (`SetEnv`) all differ; everything else is pinned here so the host's
 /// own `/etc/ssh/sshd_config` (which is never read) cannot change how tests behave.
@@ -20,6 +22,10 @@ pub(crate) struct SshdConfig<'a> {
     /// after the readiness probes and the refused connections tests provoke on purpose.
     /// Older sshds reject the keyword, so it is only written when supported.
     pub(crate) disable_penalties: bool,
+    /// The only algorithms offered, when a benchmark pins them; otherwise sshd's defaults.
+    pub(crate) algorithms: Option<&'a SshAlgorithms>,
+    /// `ERROR` unless asked otherwise (see `TestbedOptions::log_level`).
+    pub(crate) log_level: &'a str,
 }
 
 impl SshdConfig<'_> {
@@ -42,7 +48,6 @@ impl SshdConfig<'_> {
              StrictModes no\n\
              MaxSessions 100\n\
              MaxStartups 500:30:1000\n\
-             LogLevel ERROR\n\
              PrintMotd no\n\
              PrintLastLog no\n\
              Subsystem sftp internal-sftp\n\
@@ -59,6 +64,10 @@ impl SshdConfig<'_> {
             node = self.node,
             state = self.state_dir.display()
         );
+        let _ = writeln!(s, "LogLevel {}", self.log_level);
+        if let Some(a) = self.algorithms {
+            s.push_str(&a.sshd_config_lines());
+        }
         if self.disable_penalties {
             s.push_str("PerSourcePenalties no\n");
         }
@@ -81,6 +90,8 @@ mod tests {
             authorized_keys: Path::new("/t/authorized_keys"),
             state_dir: Path::new("/t/nodes/node007"),
             disable_penalties: false,
+            algorithms: None,
+            log_level: "ERROR",
         };
         let text = c.render();
         assert!(text.contains("ListenAddress 127.0.0.8:2222\n"), "{text}");
@@ -90,5 +101,35 @@ mod tests {
         );
         assert!(text.contains("UsePAM no\n"), "{text}");
         assert!(!text.contains("PerSourcePenalties"), "{text}");
+        assert!(text.contains("LogLevel ERROR\n"), "{text}");
+        assert!(!text.contains("Ciphers"), "{text}");
+    }
+
+    #[test]
+    fn pins_algorithms_and_log_level_when_asked() {
+        let algorithms = SshAlgorithms::openssh_and_paramiko();
+        let c = SshdConfig {
+            node: "node001",
+            address: Ipv4Addr::new(127, 0, 0, 2),
+            port: 2222,
+            host_key: Path::new("/t/sshd/node001/ssh_host_ed25519_key"),
+            pid_file: Path::new("/t/sshd/node001/sshd.pid"),
+            authorized_keys: Path::new("/t/authorized_keys"),
+            state_dir: Path::new("/t/nodes/node001"),
+            disable_penalties: false,
+            algorithms: Some(&algorithms),
+            log_level: "DEBUG1",
+        };
+        let text = c.render();
+        assert!(text.contains("LogLevel DEBUG1\n"), "{text}");
+        assert_eq!(text.matches("LogLevel").count(), 1, "{text}");
+        assert!(
+            text.contains("KexAlgorithms curve25519-sha256@libssh.org\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Ciphers aes128-ctr\nMACs hmac-sha2-256\n"),
+            "{text}"
+        );
     }
 }

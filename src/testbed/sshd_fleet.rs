@@ -12,6 +12,7 @@ use super::sshd_files::SshdFiles;
 use super::sshd_process::SshdProcess;
 use super::test_node::TestNode;
 use super::testbed_error::TestbedError;
+use super::testbed_options::TestbedOptions;
 
 /// How long every sshd together may take to accept connections, plus [`PER_NODE`] for each.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,6 +34,8 @@ pub(crate) struct SshdFleet {
     nodes: Vec<TestNode>,
     files: Vec<SshdFiles>,
     disable_penalties: bool,
+    /// Applied at every start, so restarted nodes keep them.
+    options: TestbedOptions,
     table: Mutex<SshdTable>,
 }
 
@@ -46,7 +49,12 @@ struct SshdTable {
 
 impl SshdFleet {
     /// A fleet with no sshd running yet.
-    pub(crate) fn new(dir: PathBuf, nodes: Vec<TestNode>, disable_penalties: bool) -> SshdFleet {
+    pub(crate) fn new(
+        dir: PathBuf,
+        nodes: Vec<TestNode>,
+        disable_penalties: bool,
+        options: TestbedOptions,
+    ) -> SshdFleet {
         let files = nodes.iter().map(|n| SshdFiles::new(&dir, &n.name)).collect();
         let sshds = nodes.iter().map(|_| None).collect();
         SshdFleet {
@@ -54,6 +62,7 @@ impl SshdFleet {
             nodes,
             files,
             disable_penalties,
+            options,
             table: Mutex::new(SshdTable {
                 sshds,
                 shut_down: false,
@@ -175,6 +184,8 @@ impl SshdFleet {
                 authorized_keys: &authorized_keys,
                 state_dir: &node.state_dir,
                 disable_penalties: self.disable_penalties,
+                algorithms: self.options.algorithms.as_ref(),
+                log_level: self.options.log_level.as_deref().unwrap_or("ERROR"),
             };
             let path = files.config();
             std::fs::write(&path, config.render()).map_err(|e| TestbedError::io("write", &path, e))?;

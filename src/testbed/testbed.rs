@@ -20,6 +20,7 @@ use super::sshd_process::SSHD;
 use super::sshd_version::SshdVersion;
 use super::test_node::TestNode;
 use super::testbed_error::TestbedError;
+use super::testbed_options::TestbedOptions;
 use super::yaml_quote::quote;
 
 /// The most nodes one testbed can have: 250 loopback addresses in each of 256 /24s. Process
@@ -76,6 +77,12 @@ impl Testbed {
     /// hundreds. `dir` may contain only letters, digits and `/._-+@,:`, since its paths
     /// go unquoted into ssh and sshd configs.
     pub fn start(dir: &Path, n: usize) -> Result<Testbed, TestbedError> {
+        Self::start_with(dir, n, TestbedOptions::default())
+    }
+
+    /// [`Testbed::start`] with sshds set up as `options` say: pinned algorithms or
+    /// another log level, for benchmarks that compare SSH clients.
+    pub fn start_with(dir: &Path, n: usize, options: TestbedOptions) -> Result<Testbed, TestbedError> {
         if n == 0 || n > MAX_NODES {
             return Err(TestbedError::NodeCount {
                 requested: n,
@@ -104,7 +111,7 @@ impl Testbed {
                 }
             })
             .collect();
-        let mut fleet = SshdFleet::new(dir.clone(), nodes, version.has_per_source_penalties());
+        let mut fleet = SshdFleet::new(dir.clone(), nodes, version.has_per_source_penalties(), options);
         let identity = dir.join("id_ed25519");
         let mut keys = vec![(identity.clone(), "drover-testbed-client".to_string())];
         for (i, node) in fleet.nodes().iter().enumerate() {
