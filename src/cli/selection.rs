@@ -56,8 +56,9 @@ pub fn load(t: &Target, color: bool, err: &mut dyn Write) -> Result<(Project, us
         }
         let _ = writeln!(
             err,
-            "error: the site is invalid ({} problems); run `drover validate` for details",
-            diags.len()
+            "error: the site is invalid ({} problem{}); run `drover validate` for details",
+            diags.len(),
+            if diags.len() == 1 { "" } else { "s" }
         );
         exit_code::INVALID_CONFIG
     })?;

@@ -455,14 +455,20 @@ fn resolve_entry(
         return Err(match did_you_mean(g, known.iter().copied()) {
             Some(m) => pr.with_help(format!("did you mean `@{m}`?")),
             None if known.is_empty() => pr.with_help("the inventory defines no groups"),
-            None => pr.with_help(format!(
-                "known groups: {}",
-                known
+            None => {
+                // A site with a group per rack would otherwise print a wall of names.
+                const SHOWN: usize = 12;
+                let mut list = known
                     .iter()
+                    .take(SHOWN)
                     .map(|k| format!("@{k}"))
                     .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+                    .join(", ");
+                if known.len() > SHOWN {
+                    list.push_str(&format!(" and {} more", known.len() - SHOWN));
+                }
+                pr.with_help(format!("known groups: {list}"))
+            }
         });
     }
     let names = hostlist::expand(entry).map_err(|e| Problem::value(Path::root(), e.to_string()))?;

@@ -875,6 +875,17 @@ error: 1 problem in 1 file
         stderr.contains("  = help: known groups: @gpu, @compute, @canary, @whitelist\n"),
         "{stderr}"
     );
+    // A group per rack: the first twelve, then how many more.
+    let racks: String = (1..=20).map(|r| format!("  rack{r:02}: [n01]\n")).collect();
+    let site = workflow(&WORKFLOW.replace("@compute", "@zzz")).write(
+        "inventory.yml",
+        &INVENTORY.replace("\ngroups:\n", &format!("\ngroups:\n{racks}")),
+    );
+    let stderr = site.invalid();
+    assert!(
+        stderr.contains("  = help: known groups: @rack01, @rack02, @rack03, @rack04, @rack05, @rack06, @rack07, @rack08, @rack09, @rack10, @rack11, @rack12 and 11 more\n"),
+        "{stderr}"
+    );
 }
 
 #[test]
