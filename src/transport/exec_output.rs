@@ -1,6 +1,7 @@
 //! What one command on one node produced.
 
 use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Output kept per command: the tails are enough to diagnose a failure, and keeping
 /// whole outputs of thousands of nodes in memory is not.
@@ -54,4 +55,14 @@ pub fn tail(bytes: &[u8]) -> String {
     } else {
         s.into_owned()
     }
+}
+
+/// Everything a pipe yields until it closes; what arrived before a read error otherwise
+/// (the exit status then tells what happened).
+pub(super) async fn read_all<R: AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Some(mut pipe) = pipe {
+        let _ = pipe.read_to_end(&mut buf).await;
+    }
+    buf
 }

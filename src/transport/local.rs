@@ -3,11 +3,11 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use super::connection::{Connection, Connector, KILLED_EXIT, TIMEOUT_EXIT};
-use super::exec_output::tail;
+use super::exec_output::{read_all, tail};
 use super::{ExecOutput, TransportError};
 use crate::inventory::Node;
 
@@ -152,14 +152,6 @@ fn signal(group: Option<rustix::process::Pid>, sig: rustix::process::Signal) {
         // The group may be gone already; then there is nothing left to stop.
         let _ = rustix::process::kill_process_group(g, sig);
     }
-}
-
-async fn read_all<R: AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u8> {
-    let mut buf = Vec::new();
-    if let Some(mut pipe) = pipe {
-        let _ = pipe.read_to_end(&mut buf).await;
-    }
-    buf
 }
 
 /// The exit code `sh -c command` would have, for a command that is only a shell

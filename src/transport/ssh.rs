@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::connection::{Connection, Connector, ran_out_of_time, remote_script};
-use super::exec_output::tail;
+use super::exec_output::{read_all, tail};
 use super::{ExecOutput, TransportError};
 use crate::inventory::Node;
 
@@ -196,14 +196,4 @@ impl SshConnection {
             message: error_text(e),
         }
     }
-}
-
-/// Everything a pipe yields until it closes; what arrived before a read error otherwise
-/// (the exit status then tells what happened).
-async fn read_all<R: AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u8> {
-    let mut buf = Vec::new();
-    if let Some(mut pipe) = pipe {
-        let _ = pipe.read_to_end(&mut buf).await;
-    }
-    buf
 }
