@@ -122,11 +122,6 @@ impl Disruption {
             .map_or(0, |lim| lim.max.saturating_sub(self.counts[l]))
     }
 
-    /// Whether limit `l` has no room left.
-    pub fn is_full(&self, l: usize) -> bool {
-        self.limits.get(l).is_some_and(|lim| self.counts[l] >= lim.max)
-    }
-
     /// Whether `node` may go down now without breaking a limit.
     pub fn check(&self, node: NodeId) -> Result<(), Blocked> {
         let mut extra: HashMap<usize, usize> = HashMap::new();

@@ -209,15 +209,10 @@ pub struct Rollout {
     soak_first: bool,
     stopping: Option<StopReason>,
     finished: bool,
-    /// A limit every draining node belongs to (`max_unavailable`): while it is full,
-    /// no queued drain node can start.
-    global_limit: Option<usize>,
-    /// Queued nodes that start without asking the budgets.
-    queued_bypass: usize,
-    /// Queued drain nodes a full limit refused, by that limit. They are looked at again
-    /// once it has room, so a long queue behind full budgets costs nothing per event.
+    /// Queued drain nodes a full limit refused, by that limit (no empty lists). They
+    /// are looked at again once it has room, so a long queue behind full budgets costs
+    /// nothing per event.
     parked: BTreeMap<usize, VecDeque<NodeId>>,
-    parked_count: usize,
     /// Each queued node's place in its phase's order, so unparked nodes keep it.
     rank: HashMap<NodeId, usize>,
 }
@@ -242,10 +237,6 @@ impl Rollout {
             });
         }
         let states = plan.nodes.iter().map(|n| (*n, NodeState::Pending)).collect();
-        let global_limit = spec.disruption.limits().iter().position(|l| {
-            let members: HashSet<NodeId> = l.members.iter().copied().collect();
-            spec.drains.iter().all(|d| members.contains(d))
-        });
         let mut r = Rollout {
             phases,
             phase: 0,
@@ -272,10 +263,7 @@ impl Rollout {
             soak_first: false,
             stopping: None,
             finished: false,
-            global_limit,
-            queued_bypass: 0,
             parked: BTreeMap::new(),
-            parked_count: 0,
             rank: HashMap::new(),
         };
         r.restore(&spec.prior);
@@ -599,7 +587,6 @@ impl Rollout {
                 first.extend(rest);
                 self.queue = first;
                 self.rank = self.queue.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-                self.queued_bypass = self.queue.iter().filter(|n| self.bypasses_budgets(**n)).count();
                 self.fill(out);
             }
         }
@@ -648,10 +635,10 @@ impl Rollout {
     }
 
     /// Puts nodes parked under limits that have room again back in the queue: as many
-    /// per limit as it has room for, since each
-    /// either starts and takes a place or is parked under another full limit. Whether
-    /// there were any; `fill` calls again until there are none, so room left by a node
-    /// parked elsewhere goes to the next in line.
+    /// per limit as it has room for, since each either starts and takes a place or is
+    /// parked under another full limit. Whether there were any; `fill` calls again
+    /// until there are none, so room left by a node parked elsewhere goes to the next
+    /// in line.
     fn unpark(&mut self) -> bool {
         let open: Vec<(usize, usize)> = self
             .parked
@@ -669,7 +656,6 @@ impl Rollout {
                 }
             }
         }
-        self.parked_count -= moved.len();
         // The queue stays in phase order: each node goes back to its place.
         for n in &moved {
             let rank = self.rank_of(*n);
@@ -685,35 +671,23 @@ impl Rollout {
 
     fn clear_queue(&mut self) {
         self.queue.clear();
-        self.queued_bypass = 0;
         self.parked.clear();
-        self.parked_count = 0;
     }
 
     fn fill_from_queue(&mut self, out: &mut Vec<Action>) {
         let mut i = 0;
         while self.in_flight < self.max_in_flight && i < self.queue.len() {
-            // With `max_unavailable` (every node's limit) full, only nodes that bypass
-            // the budgets can start: once none is queued, the rest of the queue need not
-            // be looked at. Without this, a long drain run would look at every queued
-            // node after every event.
-            if self.queued_bypass == 0 && self.global_limit.is_some_and(|l| self.disruption.is_full(l)) {
-                break;
-            }
             let node = self.queue[i];
-            let bypass = self.bypasses_budgets(node);
-            if !bypass && let Some(l) = self.disruption.full_limit(node) {
+            if !self.bypasses_budgets(node)
+                && let Some(l) = self.disruption.full_limit(node)
+            {
                 self.queue.remove(i);
                 self.parked.entry(l).or_default().push_back(node);
-                self.parked_count += 1;
                 continue;
             }
             if !self.admit(node) {
                 i += 1;
                 continue;
-            }
-            if bypass {
-                self.queued_bypass -= 1;
             }
             self.queue.remove(i);
             self.states.insert(node, NodeState::Running);
@@ -761,7 +735,7 @@ impl Rollout {
         // without making every event cost O(phase size).
         let busy = self.in_flight > 0
             || self.retry_waits > 0
-            || (self.stopping.is_none() && (!self.queue.is_empty() || self.parked_count > 0));
+            || (self.stopping.is_none() && (!self.queue.is_empty() || !self.parked.is_empty()));
         if busy {
             return;
         }
