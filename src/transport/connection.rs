@@ -85,7 +85,7 @@ pub const TIMEOUT_EXIT: i32 = 124;
 /// (128 + KILL).
 pub const KILLED_EXIT: i32 = 137;
 
-/// Whether a command wrapped by [`with_remote_timeout`] ran into its timeout: `timeout`
+/// Whether a command wrapped by [`remote_script`] ran into its timeout: `timeout`
 /// exits 124 after TERM, and 137 when it had to KILL a command that ignored TERM. A
 /// command that exits 137 by itself (killed by the OOM killer) before the timeout did
 /// not time out.
