@@ -25,6 +25,7 @@ pub struct Output {
 }
 
 pub const SITE: &str = "\
+transport: local
 inventory: inventory.yml
 workflows: workflows
 drain:
