@@ -4,13 +4,11 @@ use crate::support::*;
 
 fn real_site() -> Site {
     // A site of real nodes: no `transport:` key.
-    Site::new()
-        .write("drover.yml", &SITE.replace("transport: local\n", ""))
-        .write(
-            "workflows/update.yml",
-            "name: update\nversion: 1\ntargets: { nodes: [\"n[01-02]\"] }\n\
+    Site::new().write("drover.yml", SITE).write(
+        "workflows/update.yml",
+        "name: update\nversion: 1\ntargets: { nodes: [\"n[01-02]\"] }\n\
              steps:\n  - name: mark\n    run: touch \"marks/$DROVER_NODE\"\n    change: hot\n",
-        )
+    )
 }
 
 #[test]
@@ -61,7 +59,7 @@ fn allow_local_says_what_runs_where_and_runs_it() {
 #[test]
 fn a_site_that_declares_local_uses_it_by_default() {
     // The default test site declares `transport: local`: no flag needed.
-    let site = real_site().write("drover.yml", SITE);
+    let site = real_site().write("drover.yml", &format!("{SITE}transport: local\n"));
     std::fs::create_dir_all(site.path().join("marks")).unwrap();
     let out = site.run(&["run", "update", "--yes"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
