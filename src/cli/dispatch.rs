@@ -50,16 +50,23 @@ pub fn main() -> i32 {
             ),
         },
         Command::Schema { out: dir, check } => schema(&dir, check, &mut out, &mut err),
-        Command::Check { target } => check(&target, color, &mut out, &mut err),
-        Command::Plan { target } => plan(&target, color, &mut out, &mut err),
+        Command::Check { mut target } => {
+            target.color = color;
+            check(&target, color, &mut out, &mut err)
+        }
+        Command::Plan { mut target } => {
+            target.color = color;
+            plan(&target, color, &mut out, &mut err)
+        }
         Command::Run {
-            target,
+            mut target,
             tags,
             extra_vars,
             yes,
             dry_run,
             ignore_window,
         } => {
+            target.color = color;
             let opts = RunOptions {
                 tags,
                 extra_vars,

@@ -71,13 +71,11 @@ pub fn plan(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -
         let _ = writeln!(out, "  steps:");
         for s in &wf.steps {
             let check = if s.check.is_some() { "checked" } else { "unchecked" };
-            let _ = writeln!(
-                out,
-                "    - {} ({}, {:?}, {check})",
-                s.name,
-                s.action.kind(),
-                s.change
-            );
+            let change = match s.change {
+                crate::workflow::Change::Hot => "hot",
+                crate::workflow::Change::Drain => "drain",
+            };
+            let _ = writeln!(out, "    - {} ({}, {change}, {check})", s.name, s.action.kind());
         }
         let _ = writeln!(
             out,
@@ -281,16 +279,19 @@ pub(super) async fn flow<K: Connector>(
     } else {
         Style::Human {
             bars: std::io::stderr().is_terminal(),
+            color: t.color,
+            timestamps: t.timestamps,
         }
     };
     let check_json_only = t.json && opts.is_none();
+    let (screen, screen_rx) = report::control();
     let reporter = tokio::spawn(async move {
         if check_json_only {
             // `check --json` prints one document at the end.
             let mut erx = erx;
             while erx.recv().await.is_some() {}
         } else {
-            report::report(erx, style).await;
+            report::report_with(erx, style, screen_rx).await;
         }
     });
     let hooks = wf.drain.clone().or_else(|| project.site.drain.clone());
@@ -453,6 +454,9 @@ pub(super) async fn flow<K: Connector>(
         }
     };
     work.steps = steps;
+    // The check's events are shown and its bar is gone before the report, the plan and
+    // the prompt; no bar draws until the answer.
+    screen.quiet().await;
     if !t.json {
         let _ = write!(out, "{}", render_check(inv, &results));
         if !unselected.is_empty() {
@@ -507,6 +511,7 @@ pub(super) async fn flow<K: Connector>(
             return exit_code::OK;
         }
     }
+    screen.resume();
     let in_plan: HashSet<NodeId> = plan.nodes.iter().copied().collect();
     conns.keep_only(&|id| in_plan.contains(&id)).await;
     if *irx.borrow() > 0 {

@@ -240,6 +240,8 @@ pub fn resume(
         json,
         transport: Some(transport),
         allow_local,
+        timestamps: false,
+        color,
     };
     let opts = RunOptions {
         tags,

@@ -43,6 +43,12 @@ pub struct Target {
     /// every command of every node then runs on this machine.
     #[arg(long)]
     pub allow_local: bool,
+    /// Prefix each progress line with the time (HH:MM:SS).
+    #[arg(long)]
+    pub timestamps: bool,
+    /// Colour on (from the global `--color`).
+    #[arg(skip)]
+    pub color: bool,
 }
 
 /// A failure before anything was run: message and exit code.

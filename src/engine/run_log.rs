@@ -33,11 +33,21 @@ impl RunLog {
     /// Appends `text` for `node` in one `write` on an `O_APPEND` file, so entries of
     /// nodes working at the same time do not interleave. A full disk loses log lines,
     /// not the run.
+    ///
+    /// The entry's first line carries the time (UTC, milliseconds) after the prefix:
+    /// `n001: 2026-12-01T17:57:10.487Z == step ...`.
     pub fn write(&self, node: &str, text: &str) {
-        let mut buf = String::with_capacity(text.len() + 16 * (node.len() + 2));
-        for line in text.lines() {
+        let mut buf = String::with_capacity(text.len() + 16 * (node.len() + 2) + 25);
+        let stamp = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        for (i, line) in text.lines().enumerate() {
             buf.push_str(node);
             buf.push_str(": ");
+            if i == 0 {
+                buf.push_str(&stamp);
+                buf.push(' ');
+            }
             buf.push_str(line);
             buf.push('\n');
         }
@@ -72,7 +82,12 @@ mod tests {
         assert_eq!(lines.len(), 8 * 200 * 3);
         for entry in lines.chunks(3) {
             let node = &entry[0][..4];
-            assert!(entry[0].starts_with(&format!("{node}: == step ")), "{entry:?}");
+            let (prefix, rest) = entry[0].split_at(6);
+            assert_eq!(prefix, format!("{node}: "));
+            let (stamp, rest) = rest.split_once(' ').unwrap();
+            assert!(stamp.parse::<jiff::Timestamp>().is_ok(), "{entry:?}");
+            assert!(stamp.ends_with('Z') && stamp.len() == 24, "{stamp}");
+            assert!(rest.starts_with("== step "), "{entry:?}");
             assert_eq!(entry[1], format!("{node}: $ true"));
             assert_eq!(entry[2], format!("{node}: [exit 0]"));
         }

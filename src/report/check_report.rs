@@ -5,10 +5,12 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
+use super::error_groups::group_errors;
 use crate::engine::{CheckResult, Class};
 use crate::inventory::{Inventory, NodeId};
 
-/// Lists per class as host lists, then one line per ERROR node with its error.
+/// Lists per class as host lists, then the errors: identical ones once, with the host
+/// list of their nodes ([`group_errors`]).
 pub fn render_check(inv: &Inventory, results: &HashMap<NodeId, CheckResult>) -> String {
     let mut o = String::new();
     for class in [Class::Good, Class::Hot, Class::Drain, Class::Error] {
@@ -21,13 +23,12 @@ pub fn render_check(inv: &Inventory, results: &HashMap<NodeId, CheckResult>) -> 
         };
         let _ = writeln!(o, "{label:<6}{:>6}  {list}", ids.len());
     }
-    let mut errors: Vec<(&str, &str)> = results
+    let errors: Vec<(NodeId, &str)> = results
         .iter()
-        .filter_map(|(id, r)| r.error.as_deref().map(|e| (inv.node(*id).name.as_str(), e)))
+        .filter_map(|(id, r)| r.error.as_deref().map(|e| (*id, e)))
         .collect();
-    errors.sort();
-    for (node, e) in errors {
-        let _ = writeln!(o, "  {node}: {e}");
+    for (nodes, e) in group_errors(inv, &errors) {
+        let _ = writeln!(o, "  {nodes}: {e}");
     }
     o
 }
