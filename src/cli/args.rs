@@ -6,9 +6,17 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use super::selection::{Target, TransportKind};
 
+/// `0.1.0 (commit 0123456789ab)`: the version and the git commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("DROVER_GIT_COMMIT"),
+    ")"
+);
+
 /// Declarative, git-driven rolling changes for fleets of nodes.
 #[derive(Debug, Parser)]
-#[command(name = "drover", version, about, long_about = None)]
+#[command(name = "drover", version = VERSION, about, long_about = None)]
 pub struct Cli {
     /// When to color output.
     #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
@@ -54,9 +62,10 @@ pub enum Command {
         /// Steps to run: `hot`, `drain` and/or step names, comma-separated (default: hot).
         #[arg(long)]
         tags: Option<String>,
-        /// Vars over the workflow's: a JSON object, or @file.json.
-        #[arg(long)]
-        extra_vars: Option<String>,
+        /// Vars over the workflow's: `key=value` (several, space-separated, as
+        /// Ansible's `-e`), a JSON object, or `@file.json`. Repeatable; later ones win.
+        #[arg(long, short = 'e', action = clap::ArgAction::Append)]
+        extra_vars: Vec<String>,
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
@@ -93,6 +102,19 @@ pub enum RunsCommand {
         site: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+    /// A run's log: every command on every node and what it printed, each line
+    /// prefixed with its node.
+    Logs {
+        id: String,
+        #[arg(long, default_value = ".")]
+        site: PathBuf,
+        /// Only this node's lines.
+        #[arg(long)]
+        node: Option<String>,
+        /// Keep printing what the run writes until it ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
     /// One run: where each node stands, and why.
     Show {

@@ -28,6 +28,12 @@ pub fn main() -> i32 {
         Command::Validate { path, json } => validate(&path, json, color, &mut out, &mut err),
         Command::Runs { command } => match command {
             RunsCommand::List { site, json } => super::runs::list(&site, json, color, &mut out, &mut err),
+            RunsCommand::Logs {
+                id,
+                site,
+                node,
+                follow,
+            } => super::run_logs::logs(&site, &id, node.as_deref(), follow, color, &mut out, &mut err),
             RunsCommand::Show { id, site, json } => {
                 super::runs::show(&site, &id, json, color, &mut out, &mut err)
             }

@@ -3,6 +3,7 @@
 mod args;
 mod dispatch;
 mod rollout;
+mod run_logs;
 mod run_state;
 mod runs;
 mod schema;

@@ -22,7 +22,8 @@ use crate::transport::{Connection, Connector, LocalConnector, SshConnector};
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub tags: Option<String>,
-    pub extra_vars: Option<String>,
+    /// `--extra-vars`/`-e`, in order.
+    pub extra_vars: Vec<String>,
     pub yes: bool,
     pub dry_run: bool,
     pub ignore_window: bool,
@@ -135,7 +136,7 @@ fn session(
     let prepared = (|| -> Result<Prepared, Refusal> {
         let wf = &project.workflows[wi];
         let lim = limit(&project.inventory, t.limit.as_deref())?;
-        let extra = extra_vars(opts.and_then(|o| o.extra_vars.as_deref()))?;
+        let extra = extra_vars(opts.map_or(&[][..], |o| o.extra_vars.as_slice()))?;
         let selected = selected_steps(wf, opts.and_then(|o| o.tags.as_deref()))?;
         if let (Some(o), Some(w)) = (opts, &wf.window)
             && let Some(win) = project.site.windows.get(w)

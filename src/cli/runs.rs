@@ -215,11 +215,13 @@ pub fn resume(
         .options
         .get("extra_vars")
         .filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
-        .map(ToString::to_string);
+        .map(ToString::to_string)
+        .into_iter()
+        .collect::<Vec<String>>();
     let prepared = (|| -> Result<Prepared, Refusal> {
         Ok(Prepared {
             input: PlanInput::default(),
-            extra: extra_vars(extra.as_deref())?,
+            extra: extra_vars(extra.as_slice())?,
             selected: selected_steps(wf, tags.as_deref())?,
         })
     })();

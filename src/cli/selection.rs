@@ -197,17 +197,26 @@ pub fn selected_steps(wf: &Workflow, tags: Option<&str>) -> Result<Vec<bool>, Re
         .collect())
 }
 
-/// `--extra-vars '{"k": 1}'` or `--extra-vars @file.json`.
-pub fn extra_vars(arg: Option<&str>) -> Result<serde_json::Map<String, serde_json::Value>, Refusal> {
-    let Some(a) = arg else {
-        return Ok(serde_json::Map::new());
-    };
+/// Every `--extra-vars`/`-e`, merged in order (a later value of a name wins). Each is
+/// a JSON object (`'{"k": 1}'`), `@file.json`, or Ansible's `key=value` form, several
+/// pairs separated by spaces and quoted as in a shell (`-e 'pkg=vim motd="hi there"'`);
+/// `key=value` values are strings.
+pub fn extra_vars(args: &[String]) -> Result<serde_json::Map<String, serde_json::Value>, Refusal> {
+    let mut vars = serde_json::Map::new();
+    for a in args {
+        vars.extend(one_extra_vars(a)?);
+    }
+    Ok(vars)
+}
+
+fn one_extra_vars(a: &str) -> Result<serde_json::Map<String, serde_json::Value>, Refusal> {
     let (text, from) = match a.strip_prefix('@') {
         Some(path) => (
             std::fs::read_to_string(path)
                 .map_err(|e| Refusal::usage(format!("--extra-vars: cannot read {path}: {e}")))?,
             path.to_string(),
         ),
+        None if !a.trim_start().starts_with(['{', '[', '"']) && a.contains('=') => return key_values(a),
         None => (a.to_string(), "the argument".to_string()),
     };
     match serde_json::from_str::<serde_json::Value>(&text) {
@@ -216,14 +225,73 @@ pub fn extra_vars(arg: Option<&str>) -> Result<serde_json::Map<String, serde_jso
             "--extra-vars: {from} must be a JSON object like {{\"name\": \"value\"}}"
         ))),
         Err(e) => Err(Refusal::usage(format!(
-            "--extra-vars: invalid JSON in {from}: {e}"
+            "--extra-vars: invalid JSON in {from}: {e}\nhelp: pass `key=value` pairs, a JSON object or @file.json"
         ))),
     }
 }
 
+/// `a=1 b="two words"`: shell words, each `name=value`.
+fn key_values(a: &str) -> Result<serde_json::Map<String, serde_json::Value>, Refusal> {
+    let words =
+        shlex::split(a).ok_or_else(|| Refusal::usage(format!("--extra-vars: unbalanced quotes in `{a}`")))?;
+    let mut vars = serde_json::Map::new();
+    for w in words {
+        let Some((k, v)) = w.split_once('=') else {
+            return Err(Refusal::usage(format!(
+                "--extra-vars: `{w}` is not `name=value`\nhelp: pass `key=value` pairs, a JSON object or @file.json"
+            )));
+        };
+        let valid = k
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(Refusal::usage(format!(
+                "--extra-vars: `{k}` is not a var name (letters, digits and `_`, not starting with a digit)"
+            )));
+        }
+        vars.insert(k.to_string(), serde_json::Value::from(v));
+    }
+    Ok(vars)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::split_list;
+    use super::{extra_vars, split_list};
+
+    fn ev(args: &[&str]) -> Result<serde_json::Value, String> {
+        let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+        extra_vars(&args).map(serde_json::Value::Object).map_err(|r| r.0)
+    }
+
+    #[test]
+    fn extra_vars_take_key_value_pairs_json_and_merge_in_order() {
+        assert_eq!(
+            ev(&["pkg=vim", "motd=\"hello there\" n=3"]).unwrap(),
+            serde_json::json!({"pkg": "vim", "motd": "hello there", "n": "3"})
+        );
+        assert_eq!(
+            ev(&[r#"{"pkg": "vim", "n": 3}"#, "pkg=nano"]).unwrap(),
+            serde_json::json!({"pkg": "nano", "n": 3})
+        );
+        assert_eq!(
+            ev(&["url=http://x/?a=b"]).unwrap(),
+            serde_json::json!({"url": "http://x/?a=b"})
+        );
+    }
+
+    #[test]
+    fn bad_extra_vars_say_what_was_expected() {
+        assert!(
+            ev(&["pkg=vim oops"])
+                .unwrap_err()
+                .contains("`oops` is not `name=value`")
+        );
+        assert!(ev(&["1x=2"]).unwrap_err().contains("`1x` is not a var name"));
+        assert!(ev(&["a='b"]).unwrap_err().contains("unbalanced quotes"));
+        assert!(ev(&["[1]"]).unwrap_err().contains("must be a JSON object"));
+    }
 
     #[test]
     fn commas_inside_brackets_stay() {

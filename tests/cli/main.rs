@@ -3,6 +3,7 @@
 #[allow(dead_code, reason = "each test module uses part of the builder")]
 mod support;
 
+mod cli_extras;
 mod demo;
 mod drain;
 mod engine_ssh;
