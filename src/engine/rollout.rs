@@ -1398,4 +1398,47 @@ mod tests {
             })
         );
     }
+
+    #[test]
+    fn a_node_that_gave_up_fails_at_once_whatever_its_retries() {
+        let p = plan(&[], &[&[0, 1]], None, 5, 0);
+        let retry = RetryPolicy {
+            count: 5,
+            ..no_retry()
+        };
+        let mut r = rollout(&p, retry, 10);
+        r.start();
+        let a = r.handle(Input::GaveUp {
+            node: NodeId(0),
+            drained: true,
+        });
+        assert_eq!(
+            a,
+            vec![Action::NodeFailed {
+                node: NodeId(0),
+                drained: true
+            }]
+        );
+        assert_eq!(r.failed(), 1);
+        assert_eq!(
+            finished(&r.handle(Input::Succeeded(NodeId(1)))),
+            Some(Outcome::CompletedWithFailures { failed: 1 })
+        );
+    }
+
+    #[test]
+    fn an_outside_stop_keeps_its_reason_and_lets_in_flight_finish() {
+        let p = plan(&[], &[&[0, 1, 2]], None, 0, 0);
+        let mut r = rollout(&p, no_retry(), 2);
+        assert_eq!(starts(&r.start()), vec![0, 1]);
+        let lost = StopReason::LeaseLost { node: "n2".into() };
+        assert!(r.handle(Input::Stop(lost.clone())).is_empty());
+        // A later Ctrl-C does not replace the first reason.
+        r.handle(Input::Interrupt);
+        assert!(starts(&r.handle(Input::Succeeded(NodeId(0)))).is_empty());
+        assert_eq!(
+            finished(&r.handle(Input::Skipped(NodeId(1)))),
+            Some(Outcome::Stopped { stop: lost })
+        );
+    }
 }

@@ -873,4 +873,44 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(10));
         drop(press.await);
     }
+
+    /// A resumed run's node whose check failed is failed at once: a retry would only
+    /// return the same stored error after the whole backoff series.
+    #[tokio::test]
+    async fn an_untouched_node_fails_without_retries() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = project(dir.path(), "\"false\"");
+        let cx = context(&p);
+        let plan = Plan::build(&p.inventory, &p.workflows[0], &PlanInput::default()).unwrap();
+        let n2 = p.inventory.find("n2").unwrap();
+        let work = Work {
+            steps: plan.nodes.iter().map(|id| (*id, vec![0])).collect(),
+            errors: [(n2, "check failed: unreachable".to_string())]
+                .into_iter()
+                .collect(),
+            ..Work::default()
+        };
+        let retry = crate::workflow::RetryPolicy {
+            count: 3,
+            delay: Duration::from_secs(30),
+            backoff: 1.0,
+            max_delay: Duration::from_secs(30),
+        };
+        let mut spec = RolloutSpec::simple(retry, cx.forks);
+        spec.step_retries = Box::new(|_, _| None);
+        let (_itx, irx) = watch::channel(0u32);
+        let (_ctx, ctl) = mpsc::unbounded_channel();
+        let mut conns = Connections(HashMap::new());
+        let run = execute(Arc::clone(&cx), &plan, work, &mut conns, spec, irx, ctl);
+        let r = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("waited for retries");
+        assert_eq!(r.failed, vec![(n2, "check failed: unreachable".to_string())]);
+        assert!(matches!(
+            r.outcome,
+            Some(Outcome::Stopped {
+                stop: StopReason::RunBudget { failed: 1, .. }
+            })
+        ));
+    }
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod drain;
+mod engine_faults;
 mod engine_ssh;
 mod examples;
 mod fake_scheduler;
