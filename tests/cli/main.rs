@@ -3,11 +3,13 @@
 #[allow(dead_code, reason = "each test module uses part of the builder")]
 mod support;
 
+mod demo;
 mod drain;
 mod engine_faults;
 mod engine_ssh;
 mod examples;
 mod fake_scheduler;
+mod local_transport;
 mod run_local;
 mod schemas;
 mod testbed;
