@@ -16,6 +16,7 @@ use crate::support::*;
 const SITE: &str = "\
 inventory: inventory.yml
 workflows: workflows
+transport: local
 leases: { ttl: 10s }
 ssh: { forks: 1 }
 drain:
@@ -372,7 +373,7 @@ fn a_retry_after_a_drain_timeout_resumes_at_the_step_that_drains() {
     let site = Site::new()
         .write(
             "drover.yml",
-            "inventory: inventory.yml\nworkflows: workflows\n\
+            "inventory: inventory.yml\nworkflows: workflows\ntransport: local\n\
              drain:\n  drain: \"true\"\n  drained: \"false\"\n  \
              resume: \"test -e resumed-once || { touch resumed-once; echo scheduler busy >&2; exit 1; }\"\n  \
              poll_interval: 100ms\n  timeout: 1s\n  on_timeout: give_up\n",
