@@ -526,6 +526,44 @@ fn pick<'a>(s: &'a J, defs: &'a Map<String, J>, want: &str) -> Option<&'a J> {
     Some(first)
 }
 
+/// Of several mapping alternatives (a workflow's `drain:` is hooks or `{ none }`), the one
+/// that knows strictly more of the keys written than any other, so the rest are reported
+/// as unknown against it. On a tie nothing is chosen (serde then says what is wrong).
+fn best_object<'a>(s: &'a J, defs: &'a Map<String, J>, entries: &[super::node::Entry]) -> Option<&'a J> {
+    let mut alts = Vec::new();
+    object_alternatives(s, defs, &mut alts, 0);
+    let known = |a: &J| {
+        let props = a.get("properties").and_then(J::as_object);
+        entries
+            .iter()
+            .filter(|e| props.is_some_and(|p| p.contains_key(&e.key)))
+            .count()
+    };
+    let mut scored: Vec<(usize, &J)> = alts.into_iter().map(|a| (known(a), a)).collect();
+    scored.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    match scored.as_slice() {
+        [(n, a), rest @ ..] if *n > 0 && rest.iter().all(|(m, _)| m < n) => Some(*a),
+        _ => None,
+    }
+}
+
+/// The mapping schemas among the (nested) `anyOf`/`oneOf` alternatives of `s`.
+fn object_alternatives<'a>(s: &'a J, defs: &'a Map<String, J>, out: &mut Vec<&'a J>, depth: usize) {
+    let s = resolve(s, defs);
+    if depth > 8 {
+        return;
+    }
+    match s.get("anyOf").or_else(|| s.get("oneOf")).and_then(J::as_array) {
+        Some(alts) => {
+            for a in alts {
+                object_alternatives(a, defs, out, depth + 1);
+            }
+        }
+        None if s.get("properties").is_some() => out.push(s),
+        None => {}
+    }
+}
+
 /// Reports unknown keys into `out`, and lists where a mapping was expected into `shapes`
 /// (serde would otherwise fill a struct from a list's items by position).
 fn unknown_keys(
@@ -538,7 +576,7 @@ fn unknown_keys(
 ) {
     match &node.value {
         Value::Map(entries) => {
-            let Some(s) = pick(schema, defs, "object") else {
+            let Some(s) = pick(schema, defs, "object").or_else(|| best_object(schema, defs, entries)) else {
                 return;
             };
             let props = s.get("properties").and_then(J::as_object);

@@ -1128,7 +1128,7 @@ fn a_host_list_of_bad_names_is_one_error() {
  --> inventory.yml:5:3
   |
 5 |   "x[1-90000];": {}
-  |   ^^^^^^^^^^^^^^
+  |   ^^^^^^^^^^^^^
 
 error: nodes `m[001-999]` are defined twice
  --> inventory.yml:7:3
