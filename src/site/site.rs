@@ -7,7 +7,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::drain_hooks::DrainHooks;
-use super::raw_site::{OnLeaseConflict, RawSite};
+use super::raw_site::{OnLeaseConflict, RawSite, SiteTransport};
 use crate::diag::Problem;
 use crate::template::TemplateEngine;
 use crate::units::{SecretRef, limits};
@@ -21,6 +21,8 @@ pub struct Site {
     pub inventory: PathBuf,
     pub workflows: PathBuf,
     pub state_dir: PathBuf,
+    /// How nodes are reached by default; `local` also permits the local transport.
+    pub transport: SiteTransport,
     pub drain: Option<DrainHooks>,
     pub windows: IndexMap<String, Window>,
     pub ssh: SshSettings,
@@ -169,6 +171,7 @@ impl Site {
             inventory,
             workflows,
             state_dir: root.join(raw.state_dir.as_deref().unwrap_or(".drover")),
+            transport: raw.transport,
             drain,
             windows,
             ssh: SshSettings {

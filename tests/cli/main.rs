@@ -3,10 +3,12 @@
 #[allow(dead_code, reason = "each test module uses part of the builder")]
 mod support;
 
+mod demo;
 mod drain;
 mod engine_ssh;
 mod examples;
 mod fake_scheduler;
+mod local_transport;
 mod run_local;
 mod schemas;
 mod testbed;

@@ -16,7 +16,7 @@ fn site_without_drain() -> Site {
         .map(|l| format!("{l}\n"))
         .collect();
     assert!(!text.contains("scontrol"), "{text}");
-    Site::new().write("drover.yml", &text)
+    Site::new().write("drover.yml", &format!("{text}transport: local\n"))
 }
 
 const DRAIN_WORKFLOW: &str = "\
@@ -298,7 +298,7 @@ fn the_engine_fails_a_drain_step_without_hooks_instead_of_running_it() {
                 node: &node,
                 workflow,
                 templates: &templates,
-                context: template_context(&node, workflow, &serde_json::Map::new()),
+                context: template_context(&node, workflow, &serde_json::Map::new(), &serde_json::json!({})),
                 log: None,
             },
             connector: &LocalConnector,
