@@ -148,6 +148,17 @@ impl<K: Connector> NodeCycle<'_, K> {
         let mut must_resume = drained;
         for (pos, &i) in steps.iter().enumerate().skip(from) {
             let step = &wf.steps[i];
+            // Validation refuses a drain step without hooks unless the workflow declares
+            // its nodes need no drain; "no hooks" never counts as "drained" otherwise.
+            if step.change == Change::Drain && self.hooks.is_none() && wf.no_drain.is_none() {
+                return ended(
+                    pos,
+                    NodeError::NoDrainHooks {
+                        step: step.name.clone(),
+                    },
+                    must_resume,
+                );
+            }
             if step.change == Change::Drain && !confirmed && self.hooks.is_some() {
                 // Drained before the hook runs: a crash in between must not forget it.
                 if let Err(e) = self.mark(NodeState::Draining, attempt, i, true).await {

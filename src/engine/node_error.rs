@@ -41,6 +41,11 @@ pub enum NodeError {
     },
     #[error("{0}")]
     Reboot(StepError),
+    #[error(
+        "step `{step}` needs a drained node, but no drain hooks are configured and the \
+         workflow does not declare `drain: {{ none: ... }}`"
+    )]
+    NoDrainHooks { step: String },
 }
 
 impl NodeError {

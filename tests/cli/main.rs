@@ -14,3 +14,4 @@ mod run_local;
 mod schemas;
 mod testbed;
 mod validate_errors;
+mod validate_safety;
