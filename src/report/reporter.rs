@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::{mpsc, oneshot};
 
 use super::paint::{Paint, plural};
-use crate::engine::{RunEvent, StepStatus};
+use crate::engine::{EventReceiver, RunEvent, StepStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
@@ -79,17 +79,13 @@ impl ReportControl {
 }
 
 /// Consumes events until the channel closes.
-pub async fn report(rx: mpsc::UnboundedReceiver<RunEvent>, style: Style) {
+pub async fn report(rx: EventReceiver, style: Style) {
     let (_keep, ctl) = control();
     report_with(rx, style, ctl).await;
 }
 
 /// [`report`], obeying a [`ReportControl`].
-pub async fn report_with(
-    mut rx: mpsc::UnboundedReceiver<RunEvent>,
-    style: Style,
-    ControlReceiver(mut ctl): ControlReceiver,
-) {
+pub async fn report_with(mut rx: EventReceiver, style: Style, ControlReceiver(mut ctl): ControlReceiver) {
     let mut r = Human::new(style);
     let mut ctl_open = true;
     loop {
@@ -102,7 +98,7 @@ pub async fn report_with(
                 Some(Control::Quiet(ack)) => {
                     // Events sent before the request are already queued: show them
                     // first, so nothing prints after the question.
-                    while let Ok(ev) = rx.try_recv() {
+                    while let Some(ev) = rx.try_recv() {
                         r.event(&ev);
                     }
                     r.quiet = true;

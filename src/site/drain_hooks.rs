@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::raw_site::{HookHost, OnDrainTimeout, RawDrain};
 use crate::diag::Problem;
 use crate::template::TemplateEngine;
+use crate::units::limits;
 use crate::yaml::Path;
 
 /// Names a drain hook template may use.
@@ -20,6 +21,8 @@ pub struct DrainHooks {
     pub drain: String,
     pub drained: String,
     pub resume: String,
+    /// Polled after `resume` until the scheduler has the node back.
+    pub resumed: Option<String>,
     pub poll_interval: Duration,
     pub timeout: Duration,
     pub on_timeout: OnDrainTimeout,
@@ -34,13 +37,18 @@ impl DrainHooks {
             ("drain", &d.drain),
             ("drained", &d.drained),
             ("resume", &d.resume),
-        ] {
+        ]
+        .into_iter()
+        .chain(d.resumed.as_ref().map(|r| ("resumed", r)))
+        {
             if let Err(e) = templates.check_names(src, &HOOK_SCOPE) {
                 p.push(e.problem(at.key(key)));
             }
         }
         let poll_interval = d.poll_interval.map_or(Duration::from_secs(30), |x| x.get());
         let timeout = d.timeout.map_or(Duration::from_secs(4 * 3600), |x| x.get());
+        limits::DRAIN_POLL_INTERVAL.check_duration(at.key("poll_interval"), poll_interval, &mut p);
+        limits::DRAIN_TIMEOUT.check_duration(at.key("timeout"), timeout, &mut p);
         if poll_interval.is_zero() {
             p.push(Problem::value(
                 at.key("poll_interval"),
@@ -65,6 +73,7 @@ impl DrainHooks {
             drain: d.drain.clone(),
             drained: d.drained.clone(),
             resume: d.resume.clone(),
+            resumed: d.resumed.clone(),
             poll_interval,
             timeout,
             on_timeout: d.on_timeout,

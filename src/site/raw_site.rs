@@ -36,6 +36,9 @@ pub struct RawSite {
     /// How runs claim their nodes, so two runs never work on one node.
     #[serde(default)]
     pub leases: RawLeases,
+    /// Where `copy` and `template` steps may read their sources.
+    #[serde(default)]
+    pub files: RawFiles,
     /// Where to send notifications.
     #[serde(default)]
     pub notifications: RawNotifications,
@@ -89,6 +92,11 @@ pub struct RawDrain {
     pub drained: String,
     /// Puts the node back into service.
     pub resume: String,
+    /// Exits 0 once the scheduler has the node back in service (for Slurm: its state
+    /// shows neither `drain` nor `*`, not responding); polled after `resume` like
+    /// `drained`, and the node keeps its place in the budgets until it passes. Without
+    /// it, the node counts as back once `resume` exits 0.
+    pub resumed: Option<String>,
     /// Time between `drained` polls (default 30s).
     pub poll_interval: Option<HumanDuration>,
     /// How long to wait for a node to drain (default 4h).
@@ -132,6 +140,17 @@ pub struct RawLeases {
     pub on_conflict: OnLeaseConflict,
     /// With `wait`: how long to wait before giving up (default 1h).
     pub wait_timeout: Option<HumanDuration>,
+}
+
+/// Files shipped to nodes come from the site directory (after symlinks), so a workflow
+/// cannot send `/etc/shadow` of the controller by accident or by review oversight.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFiles {
+    /// More directories, relative to this file, that `copy`/`template` sources may come
+    /// from (default: none; only the site directory).
+    #[serde(default)]
+    pub extra_roots: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::file_mode::FileMode;
-use crate::site::RawDrain;
+use super::raw_workflow_drain::RawWorkflowDrain;
 use crate::units::{Amount, BatchSizes, HumanDuration};
 
 /// One change to roll across a fleet: which nodes, in what order, under which budgets,
@@ -39,9 +39,11 @@ pub struct RawWorkflow {
     #[serde(default)]
     pub window: Option<String>,
     /// Drain hooks for this workflow's nodes, replacing the site's (for services outside
-    /// the scheduler, such as an HA pair behind a virtual IP).
+    /// the scheduler, such as an HA pair behind a virtual IP), or `{ none: "reason" }`:
+    /// its nodes need no drain. Without either (here or in the site), a `change: drain`
+    /// step is an error.
     #[serde(default)]
-    pub drain: Option<RawDrain>,
+    pub drain: Option<RawWorkflowDrain>,
     /// Values for templates, as `vars.NAME`.
     #[serde(default)]
     pub vars: IndexMap<String, serde_json::Value>,
@@ -184,6 +186,9 @@ pub struct RawReboot {
     /// Commands that must all succeed on the rebooted node before it is resumed.
     #[serde(default)]
     pub health: Vec<String>,
+    /// Time between tries of the health commands, which are tried until they all pass
+    /// or `timeout` (counted from the reboot) runs out (default 5s).
+    pub health_interval: Option<HumanDuration>,
     /// The command that reboots the node (default `systemctl reboot`). It may return
     /// before the node goes down, or lose its connection as it does.
     pub command: Option<String>,

@@ -29,6 +29,9 @@ pub struct Workflow {
     pub window: Option<String>,
     /// Overrides the site's drain hooks.
     pub drain: Option<DrainHooks>,
+    /// `drain: { none: REASON }`: the workflow declares that its nodes need no drain, so
+    /// its `change: drain` steps run without drain hooks (and only then).
+    pub no_drain: Option<String>,
     pub vars: IndexMap<String, serde_json::Value>,
     pub steps: Vec<Step>,
 }
@@ -140,9 +143,14 @@ pub struct FileCopy {
 pub struct Reboot {
     pub timeout: Duration,
     pub health: Vec<String>,
+    /// Time between tries of the health commands.
+    pub health_interval: Duration,
     pub command: String,
     pub boot_id: String,
 }
+
+/// Time between tries of a reboot's health commands, unless the step says.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Reboots with systemd, which every supported distribution has.
 pub const DEFAULT_REBOOT_COMMAND: &str = "systemctl reboot";
