@@ -60,8 +60,9 @@ impl<C: Connection> Connections<C> {
         self.0.insert(id, c);
     }
 
-    /// Closes the masters of nodes the run will not use, so a 2,000-node check does not
-    /// keep 2,000 ssh processes alive through a long rollout.
+    /// Closes the connections of nodes the run will not use and releases the masters of
+    /// the others (they reopen at the node's turn), so a 2,000-node check does not keep
+    /// 2,000 ssh processes alive through a long rollout.
     pub async fn keep_only(&mut self, keep: &dyn Fn(NodeId) -> bool) {
         let drop_ids: Vec<NodeId> = self.0.keys().copied().filter(|id| !keep(*id)).collect();
         let mut set = JoinSet::new();
@@ -71,6 +72,9 @@ impl<C: Connection> Connections<C> {
             }
         }
         while set.join_next().await.is_some() {}
+        for c in self.0.values() {
+            c.release().await;
+        }
     }
 
     pub async fn close_all(self) {
@@ -340,9 +344,13 @@ pub async fn execute<K: Connector>(
                             node: name.clone(),
                             attempt,
                         });
-                        let mut conn = match conn {
-                            Some(c) => Some(c),
-                            None => cx.connector.connect(cx.inventory.node(node)).await.ok(),
+                        // A host key or authentication error keeps its text.
+                        let (mut conn, unreachable) = match conn {
+                            Some(c) => (Some(c), None),
+                            None => match cx.connector.connect(cx.inventory.node(node)).await {
+                                Ok(c) => (Some(c), None),
+                                Err(e) => (None, Some(e.to_string())),
+                            },
                         };
                         let list = steps.get(&node).cloned().unwrap_or_default();
                         let reason = cx.reason();
@@ -352,7 +360,7 @@ pub async fn execute<K: Connector>(
                         } else if conn.is_none() && !list.is_empty() {
                             NodeEnd::Failed {
                                 pos: from_step,
-                                error: "no connection to the node".into(),
+                                error: unreachable.unwrap_or_else(|| "no connection to the node".into()),
                                 drained: was_drained,
                             }
                         } else {

@@ -2,9 +2,11 @@
 
 #[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod inventory;
+mod host_template;
 mod node;
 mod raw_inventory;
 
 pub use inventory::{HaGroup, Inventory, NAMED_LISTS};
+pub use host_template::HostTemplate;
 pub use node::{Address, Node, NodeId, check_host, check_node_name, check_user};
 pub use raw_inventory::{RawDefaults, RawHaGroup, RawInventory, RawNode, RawNodeHa};
