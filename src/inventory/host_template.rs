@@ -94,7 +94,11 @@ mod tests {
 
     #[test]
     fn unknown_or_broken_placeholders_are_refused() {
-        assert!(HostTemplate::parse("{{ node }}").unwrap_err().contains("unknown `{{ node }}`"));
+        assert!(
+            HostTemplate::parse("{{ node }}")
+                .unwrap_err()
+                .contains("unknown `{{ node }}`")
+        );
         assert!(HostTemplate::parse("a{{ index").unwrap_err().contains("unclosed"));
         let t = HostTemplate::parse("h{{ index }}").unwrap();
         assert!(t.render("login").unwrap_err().contains("has no number"));

@@ -137,12 +137,12 @@ impl RawSshOptions {
         }
         if let Some(j) = &self.proxy_jump {
             let bad = j.split(',').find(|hop| {
-                let hop = hop.rsplit_once('@').map_or(*hop, |(u, h)| {
-                    if check_user(u).is_err() { "-" } else { h }
-                });
-                let host = hop.rsplit_once(':').map_or(hop, |(h, port)| {
-                    if port.parse::<u16>().is_ok() { h } else { "-" }
-                });
+                let hop =
+                    hop.rsplit_once('@')
+                        .map_or(*hop, |(u, h)| if check_user(u).is_err() { "-" } else { h });
+                let host = hop
+                    .rsplit_once(':')
+                    .map_or(hop, |(h, port)| if port.parse::<u16>().is_ok() { h } else { "-" });
                 check_host(host).is_err()
             });
             if let Some(bad) = bad {
@@ -153,7 +153,10 @@ impl RawSshOptions {
             }
         }
         if let Some(k) = &self.kex_algorithms
-            && (k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || "-@.,+^".contains(c)))
+            && (k.is_empty()
+                || !k
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-@.,+^".contains(c)))
         {
             p.push(Problem::value(
                 path.key("kex_algorithms"),
@@ -164,8 +167,7 @@ impl RawSshOptions {
             let at = path.key("options").key(k.clone());
             if let Some(r) = RESERVED_OPTIONS.iter().find(|r| r.eq_ignore_ascii_case(k)) {
                 p.push(
-                    Problem::key(at, format!("`{k}` cannot be set in `options`"))
-                        .with_help(reserved_help(r)),
+                    Problem::key(at, format!("`{k}` cannot be set in `options`")).with_help(reserved_help(r)),
                 );
             } else if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric()) {
                 p.push(Problem::key(at, format!("invalid ssh option name `{k}`")));
@@ -173,14 +175,16 @@ impl RawSshOptions {
                 p.push(Problem::value(at, "an ssh option value is one line"));
             }
         }
-        for (key, file) in self
-            .identity_file
-            .iter()
-            .map(|f| ("identity_file", f))
-            .chain(self.known_hosts.iter().flat_map(|k| k.iter().map(|f| ("known_hosts", f))))
-        {
+        for (key, file) in self.identity_file.iter().map(|f| ("identity_file", f)).chain(
+            self.known_hosts
+                .iter()
+                .flat_map(|k| k.iter().map(|f| ("known_hosts", f))),
+        ) {
             if file.is_empty() || file.contains(['\n', '\0', '"']) {
-                p.push(Problem::value(path.key(key), format!("invalid file name `{file}`")));
+                p.push(Problem::value(
+                    path.key(key),
+                    format!("invalid file name `{file}`"),
+                ));
             }
         }
         if !p.is_empty() {
@@ -214,9 +218,7 @@ impl OneOrMany {
 
 fn reserved_help(option: &str) -> String {
     match option {
-        "StrictHostKeyChecking" | "UserKnownHostsFile" => {
-            "use `host_key_policy` and `known_hosts`".into()
-        }
+        "StrictHostKeyChecking" | "UserKnownHostsFile" => "use `host_key_policy` and `known_hosts`".into(),
         "KexAlgorithms" => "use `kex_algorithms`".into(),
         "ProxyJump" => "use `proxy_jump`".into(),
         "IdentityFile" => "use `identity_file`".into(),

@@ -18,7 +18,10 @@ const OWNER_FILE: &str = "owner";
 pub(super) fn create(base: &Path) -> std::io::Result<PathBuf> {
     let pid = std::process::id();
     let dir = base.join(format!("{PREFIX}{pid}"));
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
     let start = start_time(pid).unwrap_or_default();
     std::fs::write(dir.join(OWNER_FILE), format!("{pid} {start}\n"))?;
     Ok(dir)

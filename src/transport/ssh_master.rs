@@ -108,9 +108,10 @@ impl Master {
             let host_key = is_host_key_error(&message);
             return Err(LaunchError { host_key, message });
         }
-        let kex = text
-            .lines()
-            .find_map(|l| l.split_once("kex: algorithm: ").map(|(_, a)| a.trim().to_string()));
+        let kex = text.lines().find_map(|l| {
+            l.split_once("kex: algorithm: ")
+                .map(|(_, a)| a.trim().to_string())
+        });
         Ok(Master {
             session: Session::resume_mux(ctl.clone().into_boxed_path(), None),
             ctl,
@@ -154,10 +155,16 @@ fn path_value(p: &Path) -> String {
 pub(super) fn master_args(setup: &SshSetup, o: &SshOptions, ctl: &Path, log: &Path) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec!["-M".into(), "-f".into(), "-N".into(), "-S".into(), ctl.into()];
     a.extend(["-E".into(), log.into()]);
-    a.extend(opt("ControlPersist", format!("{}s", setup.control_persist.as_secs().max(1))));
+    a.extend(opt(
+        "ControlPersist",
+        format!("{}s", setup.control_persist.as_secs().max(1)),
+    ));
     a.extend(opt("BatchMode", "yes"));
     a.extend(opt("ConnectTimeout", setup.connect_timeout.as_secs().max(1)));
-    a.extend(opt("ServerAliveInterval", setup.server_alive_interval.as_secs().max(1)));
+    a.extend(opt(
+        "ServerAliveInterval",
+        setup.server_alive_interval.as_secs().max(1),
+    ));
     if setup.log_kex {
         a.extend(opt("LogLevel", "DEBUG1"));
     }
@@ -280,7 +287,9 @@ mod tests {
             kex_algorithms: Some("curve25519-sha256".into()),
             user: Some("deploy".into()),
             port: Some(2200),
-            options: [("Compression".to_string(), "yes".to_string())].into_iter().collect(),
+            options: [("Compression".to_string(), "yes".to_string())]
+                .into_iter()
+                .collect(),
         };
         let a = args(&s, &o);
         let j = a.join(" ");

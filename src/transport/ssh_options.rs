@@ -48,7 +48,10 @@ impl SshOptions {
                 over.known_hosts.clone()
             },
             proxy_jump: over.proxy_jump.clone().or_else(|| self.proxy_jump.clone()),
-            kex_algorithms: over.kex_algorithms.clone().or_else(|| self.kex_algorithms.clone()),
+            kex_algorithms: over
+                .kex_algorithms
+                .clone()
+                .or_else(|| self.kex_algorithms.clone()),
             options,
         }
     }
@@ -94,12 +97,16 @@ mod tests {
         let site = SshOptions {
             user: Some("root".into()),
             kex_algorithms: Some("curve25519-sha256".into()),
-            options: [("Compression".to_string(), "no".to_string())].into_iter().collect(),
+            options: [("Compression".to_string(), "no".to_string())]
+                .into_iter()
+                .collect(),
             ..SshOptions::default()
         };
         let node = SshOptions {
             user: Some("deploy".into()),
-            options: [("compression".to_string(), "yes".to_string())].into_iter().collect(),
+            options: [("compression".to_string(), "yes".to_string())]
+                .into_iter()
+                .collect(),
             ..SshOptions::default()
         };
         let o = site.overlaid(&node);

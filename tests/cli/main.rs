@@ -3,11 +3,14 @@
 #[allow(dead_code, reason = "each test module uses part of the builder")]
 mod support;
 
+#[allow(dead_code, reason = "each test module uses part of the fixture")]
+mod bed;
 mod drain;
 mod engine_ssh;
 mod examples;
 mod fake_scheduler;
 mod run_local;
 mod schemas;
+mod ssh_connections;
 mod testbed;
 mod validate_errors;
