@@ -113,8 +113,11 @@ pub enum RunsCommand {
         yes: bool,
         #[arg(long)]
         json: bool,
-        /// How nodes are reached.
-        #[arg(long, value_enum, default_value_t = TransportKind::Ssh)]
-        transport: TransportKind,
+        /// How nodes are reached (default: the site's `transport`, else ssh).
+        #[arg(long, value_enum)]
+        transport: Option<TransportKind>,
+        /// Let `--transport local` resume a site that does not declare `transport: local`.
+        #[arg(long)]
+        allow_local: bool,
     },
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use super::run_state::{self, Resume};
-use super::selection::{Refusal, Target, TransportKind, extra_vars, limit, load, selected_steps};
+use super::selection::{Refusal, Target, TransportKind, extra_vars, limit, load, selected_steps, transport};
 use crate::engine::{self, Class, Journal, Outcome, Prior, RolloutSpec, RunContext, RunLog, StopReason};
 use crate::exit_code;
 use crate::inventory::{Inventory, NodeId};
@@ -130,6 +130,10 @@ fn session(
         Ok(p) => p,
         Err(code) => return code,
     };
+    let transport = match transport(&project.site, t.transport, t.allow_local, &t.workflow, err) {
+        Ok(k) => k,
+        Err(r) => return refuse(err, r),
+    };
     let prepared = (|| -> Result<Prepared, Refusal> {
         let wf = &project.workflows[wi];
         let lim = limit(&project.inventory, t.limit.as_deref())?;
@@ -170,7 +174,7 @@ fn session(
     };
     let project = Arc::new(project);
     let code = rt.block_on(async {
-        match t.transport {
+        match transport {
             TransportKind::Ssh => match ssh(&project) {
                 Ok(c) => {
                     let finish = c.clone();
@@ -300,6 +304,7 @@ pub(super) async fn flow<K: Connector>(
         workflow: Arc::new(wf.clone()),
         templates: Arc::clone(&project.templates),
         extra_vars: p.extra,
+        site: engine::site_context(&project.site),
         forks: project.site.ssh.forks as usize,
         log,
         events: etx,

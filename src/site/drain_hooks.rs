@@ -10,7 +10,7 @@ use crate::template::TemplateEngine;
 use crate::yaml::Path;
 
 /// Names a drain hook template may use.
-pub const HOOK_SCOPE: [&str; 4] = ["node", "workflow", "run", "reason"];
+pub const HOOK_SCOPE: [&str; 5] = ["node", "workflow", "run", "reason", "site"];
 
 /// Drain hooks, checked. The site's hooks (a scheduler such as Slurm) are the default; a
 /// workflow for a service outside the scheduler (an HA pair behind a VIP) brings its own.

@@ -9,7 +9,7 @@ mod site;
 pub use drain_hooks::{DrainHooks, HOOK_SCOPE};
 pub use raw_site::{
     HookHost, OnDrainTimeout, OnLeaseConflict, RawDrain, RawLeases, RawNotifications, RawServer, RawSite,
-    RawSlack,
+    RawSlack, SiteTransport,
 };
 pub use raw_ssh::{OneOrMany, RawHostKeyPolicy, RawSsh, RawSshOptions};
 pub use site::{LeaseSettings, ServerSettings, Site, SlackSettings, SshSettings};

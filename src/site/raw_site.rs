@@ -20,6 +20,11 @@ pub struct RawSite {
     pub workflows: Option<String>,
     /// Directory for the run database and per-node logs (default `.drover`).
     pub state_dir: Option<String>,
+    /// How nodes are reached (default `ssh`). `local` declares a site whose "nodes" are
+    /// simulated on the controller (a demo, a test bed): every command runs on this
+    /// machine. Only such a site runs with the local transport without `--allow-local`.
+    #[serde(default)]
+    pub transport: SiteTransport,
     /// How to take a node out of its scheduler and put it back. Without it, drain steps
     /// cannot run.
     pub drain: Option<RawDrain>,
@@ -37,6 +42,17 @@ pub struct RawSite {
     pub notifications: RawNotifications,
     /// The daemon's REST API and Slack endpoint.
     pub server: Option<RawServer>,
+}
+
+/// How a site's nodes are reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SiteTransport {
+    /// Over SSH, one multiplexed connection per node.
+    #[default]
+    Ssh,
+    /// On the controller itself, once per node (`DROVER_NODE` names the node).
+    Local,
 }
 
 /// Where a hook command runs.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::drain_hooks::DrainHooks;
-use super::raw_site::{OnLeaseConflict, RawSite};
+use super::raw_site::{OnLeaseConflict, RawSite, SiteTransport};
 use crate::diag::Problem;
 use crate::template::TemplateEngine;
 use crate::transport::{DEFAULT_CONTROL_PERSIST, DEFAULT_SERVER_ALIVE, HostKeyPolicy, SshOptions, SshSetup};
@@ -22,6 +22,8 @@ pub struct Site {
     pub inventory: PathBuf,
     pub workflows: PathBuf,
     pub state_dir: PathBuf,
+    /// How nodes are reached by default; `local` also permits the local transport.
+    pub transport: SiteTransport,
     pub drain: Option<DrainHooks>,
     pub windows: IndexMap<String, Window>,
     pub ssh: SshSettings,
@@ -191,6 +193,7 @@ impl Site {
             inventory,
             workflows: root.join(raw.workflows.as_deref().unwrap_or("workflows")),
             state_dir: root.join(raw.state_dir.as_deref().unwrap_or(".drover")),
+            transport: raw.transport,
             drain,
             windows,
             ssh: SshSettings {

@@ -18,7 +18,7 @@ use crate::units::Amount;
 use crate::yaml::{Node, Path, Value};
 
 /// Names a command template may use.
-pub const COMMAND_SCOPE: [&str; 3] = ["node", "vars", "workflow"];
+pub const COMMAND_SCOPE: [&str; 4] = ["node", "vars", "workflow", "site"];
 
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(600);
 pub const DEFAULT_REBOOT_TIMEOUT: Duration = Duration::from_secs(900);

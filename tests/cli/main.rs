@@ -5,10 +5,12 @@ mod support;
 
 #[allow(dead_code, reason = "each test module uses part of the fixture")]
 mod bed;
+mod demo;
 mod drain;
 mod engine_ssh;
 mod examples;
 mod fake_scheduler;
+mod local_transport;
 mod run_local;
 mod schemas;
 mod ssh_connections;

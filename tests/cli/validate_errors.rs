@@ -1466,7 +1466,7 @@ fn unknown_template_variable() {
     let site = one_step("  - name: unknown var\n    run: echo {{ nod.name }}\n    change: hot\n");
     assert_eq!(
         site.invalid(),
-        r#"error: invalid template: unknown variable `nod` in template; available: node, vars, workflow
+        r#"error: invalid template: unknown variable `nod` in template; available: node, vars, workflow, site
  --> workflows/update.yml:8:10
   |
 8 |     run: echo {{ nod.name }}
@@ -1596,7 +1596,7 @@ fn template_error_lines_in_block_scalars() {
     );
     assert_eq!(
         short_lists(&site.invalid()),
-        r#"error: invalid template: unknown variable `nod` in template; available: node, vars, workflow
+        r#"error: invalid template: unknown variable `nod` in template; available: node, vars, workflow, site
   --> workflows/update.yml:11:7
    |
 11 |       echo {{ nod }}
@@ -1624,7 +1624,7 @@ fn template_files_are_checked_for_names_and_filters() {
     .write("workflows/t/b.j2", "host={{ node.name }}\nrack={{ node.vars.rack | uper }}\n");
     assert_eq!(
         site.invalid(),
-        r#"error: invalid template in `t/a.j2`: unknown variable `nod` in template; available: node, vars, workflow (line 2 of `t/a.j2`)
+        r#"error: invalid template in `t/a.j2`: unknown variable `nod` in template; available: node, vars, workflow, site (line 2 of `t/a.j2`)
  --> workflows/update.yml:8:21
   |
 8 |     template: {src: t/a.j2, dest: /etc/a}
@@ -2185,7 +2185,7 @@ error: unknown window `nite`
   |
   = help: windows defined in drover.yml: day
 
-error: invalid template: unknown variable `nod` in template; available: node, vars, workflow
+error: invalid template: unknown variable `nod` in template; available: node, vars, workflow, site
  --> workflows/update.yml:8:10
   |
 8 |     run: echo {{ nod }}
