@@ -137,9 +137,9 @@ impl RawSshOptions {
         }
         if let Some(j) = &self.proxy_jump {
             let bad = j.split(',').find(|hop| {
-                let hop =
-                    hop.rsplit_once('@')
-                        .map_or(*hop, |(u, h)| if check_user(u).is_err() { "-" } else { h });
+                let hop = hop
+                    .rsplit_once('@')
+                    .map_or(*hop, |(u, h)| if check_user(u).is_err() { "-" } else { h });
                 let host = hop
                     .rsplit_once(':')
                     .map_or(hop, |(h, port)| if port.parse::<u16>().is_ok() { h } else { "-" });
