@@ -146,7 +146,15 @@ fn an_aborted_local_step_stops_its_whole_process_group() {
         "workflows/w.yml",
         &workflow("strategy: { batch: [\"100%\"] }\n", steps),
     );
-    let mut run = bed.spawn(&["run", "w", "--yes", "--json", "--transport", "local", "--allow-local"]);
+    let mut run = bed.spawn(&[
+        "run",
+        "w",
+        "--yes",
+        "--json",
+        "--transport",
+        "local",
+        "--allow-local",
+    ]);
     run.wait_for_file(&bed.state(0).join("started"));
     run.signal("INT");
     std::thread::sleep(Duration::from_millis(300));
