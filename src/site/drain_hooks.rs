@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::raw_site::{HookHost, OnDrainTimeout, RawDrain};
 use crate::diag::Problem;
 use crate::template::TemplateEngine;
+use crate::units::limits;
 use crate::yaml::Path;
 
 /// Names a drain hook template may use.
@@ -41,6 +42,8 @@ impl DrainHooks {
         }
         let poll_interval = d.poll_interval.map_or(Duration::from_secs(30), |x| x.get());
         let timeout = d.timeout.map_or(Duration::from_secs(4 * 3600), |x| x.get());
+        limits::DRAIN_POLL_INTERVAL.check_duration(at.key("poll_interval"), poll_interval, &mut p);
+        limits::DRAIN_TIMEOUT.check_duration(at.key("timeout"), timeout, &mut p);
         if poll_interval.is_zero() {
             p.push(Problem::value(
                 at.key("poll_interval"),

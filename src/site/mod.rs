@@ -8,8 +8,8 @@ mod site;
 
 pub use drain_hooks::{DrainHooks, HOOK_SCOPE};
 pub use raw_site::{
-    HookHost, OnDrainTimeout, OnLeaseConflict, RawDrain, RawLeases, RawNotifications, RawServer, RawSite,
-    RawSlack, SiteTransport,
+    HookHost, OnDrainTimeout, OnLeaseConflict, RawDrain, RawFiles, RawLeases, RawNotifications, RawServer,
+    RawSite, RawSlack, SiteTransport,
 };
 pub use raw_ssh::{OneOrMany, RawHostKeyPolicy, RawSsh, RawSshOptions};
 pub use site::{LeaseSettings, ServerSettings, Site, SlackSettings, SshSettings};

@@ -37,6 +37,9 @@ pub struct RawSite {
     /// How runs claim their nodes, so two runs never work on one node.
     #[serde(default)]
     pub leases: RawLeases,
+    /// Where `copy` and `template` steps may read their sources.
+    #[serde(default)]
+    pub files: RawFiles,
     /// Where to send notifications.
     #[serde(default)]
     pub notifications: RawNotifications,
@@ -122,6 +125,17 @@ pub struct RawLeases {
     pub on_conflict: OnLeaseConflict,
     /// With `wait`: how long to wait before giving up (default 1h).
     pub wait_timeout: Option<HumanDuration>,
+}
+
+/// Files shipped to nodes come from the site directory (after symlinks), so a workflow
+/// cannot send `/etc/shadow` of the controller by accident or by review oversight.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFiles {
+    /// More directories, relative to this file, that `copy`/`template` sources may come
+    /// from (default: none; only the site directory).
+    #[serde(default)]
+    pub extra_roots: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

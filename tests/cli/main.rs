@@ -16,3 +16,4 @@ mod schemas;
 mod ssh_connections;
 mod testbed;
 mod validate_errors;
+mod validate_safety;
