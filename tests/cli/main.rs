@@ -7,6 +7,7 @@ mod support;
 mod bed;
 mod demo;
 mod drain;
+mod engine_faults;
 mod engine_ssh;
 mod examples;
 mod fake_scheduler;
