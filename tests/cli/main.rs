@@ -3,6 +3,8 @@
 #[allow(dead_code, reason = "each test module uses part of the builder")]
 mod support;
 
+#[allow(dead_code, reason = "each test module uses part of the fixture")]
+mod bed;
 mod cli_extras;
 mod demo;
 mod drain;
@@ -14,6 +16,7 @@ mod local_transport;
 mod pty;
 mod run_local;
 mod schemas;
+mod ssh_connections;
 mod terminal;
 mod testbed;
 mod validate_errors;
