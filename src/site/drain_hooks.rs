@@ -36,7 +36,7 @@ impl DrainHooks {
             ("drained", &d.drained),
             ("resume", &d.resume),
         ] {
-            if let Err(e) = templates.check_names(src, &HOOK_SCOPE) {
+            if let Err(e) = templates.check_command(src, &HOOK_SCOPE) {
                 p.push(e.problem(at.key(key)));
             }
         }

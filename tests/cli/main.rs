@@ -8,6 +8,7 @@ mod drain;
 mod engine_ssh;
 mod examples;
 mod fake_scheduler;
+mod fuzz_corpus;
 mod local_transport;
 mod run_local;
 mod schemas;
