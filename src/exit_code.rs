@@ -21,5 +21,12 @@ pub const WINDOW_CLOSED: i32 = 7;
 /// Another run holds some of the nodes (a lease), and the site says to refuse rather
 /// than wait; nothing was started.
 pub const NODES_LEASED: i32 = 8;
+/// The state store could not record the run's progress, so the run stopped: no new
+/// node started, the ones in flight finished or were held. Not the change's fault: no
+/// node counts as failed for it.
+pub const STATE_STORE_FAILED: i32 = 11;
+/// Another run took over leases of nodes this run had not finished (its heartbeat
+/// could not renew them in time), so the run stopped.
+pub const LEASE_LOST: i32 = 12;
 /// Interrupted with Ctrl-C.
 pub const INTERRUPTED: i32 = 130;

@@ -95,14 +95,39 @@ pub async fn lease(
 }
 
 /// Renews the run's leases and records that its controller lives, every third of the
-/// lease time, until aborted.
-pub fn heartbeat(store: Store, run: String, ttl: Duration) -> tokio::task::JoinHandle<()> {
+/// lease time, until aborted. A renewal that finds some of `nodes` leased by another
+/// run (this one could not renew in time and the other took them over) tells the run,
+/// through `lost`, which stops if any of them is unfinished.
+pub fn heartbeat(
+    store: Store,
+    run: String,
+    ttl: Duration,
+    nodes: Vec<String>,
+    lost: tokio::sync::mpsc::UnboundedSender<crate::engine::Control>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let every = ttl / 3;
+        let nodes: HashSet<String> = nodes.into_iter().collect();
         loop {
             tokio::time::sleep(every).await;
             let now = jiff::Timestamp::now();
-            let _ = store.renew_leases(&run, now, ttl);
+            // SQLite waits up to its busy timeout: not on the runtime's threads.
+            let (s, r, want) = (store.clone(), run.clone(), nodes.len());
+            let short = tokio::task::spawn_blocking(move || {
+                let renewed = s.renew_leases(&r, now, ttl);
+                renewed.is_ok_and(|n| n < want).then(|| s.leases())
+            })
+            .await;
+            if let Ok(Some(Ok(leases))) = short {
+                let taken: Vec<String> = leases
+                    .into_iter()
+                    .filter(|l| l.run != run && nodes.contains(&l.node))
+                    .map(|l| l.node)
+                    .collect();
+                if !taken.is_empty() {
+                    let _ = lost.send(crate::engine::Control::LeasesLost(taken));
+                }
+            }
             let _ = store
                 .write(vec![StoreWrite::Heartbeat {
                     id: run.clone(),

@@ -21,12 +21,28 @@ pub struct DrainHooks {
     pub drain: String,
     pub drained: String,
     pub resume: String,
+    /// Polled after `resume` until the scheduler has the node back.
+    pub resumed: Option<String>,
     pub poll_interval: Duration,
     pub timeout: Duration,
     pub on_timeout: OnDrainTimeout,
 }
 
 impl DrainHooks {
+    /// Every hook command with its key (`drain`, `drained`, `resume`, `resumed`): for the
+    /// checks that look at every template.
+    pub fn commands(&self) -> Vec<(&'static str, &str)> {
+        let mut out = vec![
+            ("drain", self.drain.as_str()),
+            ("drained", self.drained.as_str()),
+            ("resume", self.resume.as_str()),
+        ];
+        if let Some(r) = &self.resumed {
+            out.push(("resumed", r.as_str()));
+        }
+        out
+    }
+
     /// Problems are located relative to the `drain:` mapping.
     pub fn from_raw(d: &RawDrain, templates: &TemplateEngine) -> Result<DrainHooks, Vec<Problem>> {
         let mut p = Vec::new();
@@ -35,7 +51,10 @@ impl DrainHooks {
             ("drain", &d.drain),
             ("drained", &d.drained),
             ("resume", &d.resume),
-        ] {
+        ]
+        .into_iter()
+        .chain(d.resumed.as_ref().map(|r| ("resumed", r)))
+        {
             if let Err(e) = templates.check_command(src, &HOOK_SCOPE) {
                 p.push(e.problem(at.key(key)));
             }
@@ -68,6 +87,7 @@ impl DrainHooks {
             drain: d.drain.clone(),
             drained: d.drained.clone(),
             resume: d.resume.clone(),
+            resumed: d.resumed.clone(),
             poll_interval,
             timeout,
             on_timeout: d.on_timeout,

@@ -6,9 +6,9 @@ use crate::support::repo_root;
 fn each_seed(target: &str, body: fn(&[u8])) {
     let dir = repo_root().join("fuzz/corpus").join(target);
     let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        body(&std::fs::read(&path).unwrap());
+    for entry in std::fs::read_dir(&dir).expect("seed directory") {
+        let path = entry.expect("seed entry").path();
+        body(&std::fs::read(&path).expect("seed"));
         n += 1;
     }
     assert!(n > 0, "no seeds in {}", dir.display());
