@@ -21,5 +21,12 @@ pub const WINDOW_CLOSED: i32 = 7;
 /// Another run holds some of the nodes (a lease), and the site says to refuse rather
 /// than wait; nothing was started.
 pub const NODES_LEASED: i32 = 8;
+/// Nothing was selected: `--limit`, the blacklist, the whitelist or the workflow's
+/// `exclude` leave no target; nothing was run.
+pub const NOTHING_SELECTED: i32 = 9;
+/// The run did what it could, but selected work remains: nodes need steps `--tags` left
+/// out (drain steps, by default), or need the change while out of service and were left
+/// alone.
+pub const WORK_REMAINS: i32 = 10;
 /// Interrupted with Ctrl-C.
 pub const INTERRUPTED: i32 = 130;

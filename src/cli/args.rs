@@ -117,4 +117,14 @@ pub enum RunsCommand {
         #[arg(long, value_enum, default_value_t = TransportKind::Ssh)]
         transport: TransportKind,
     },
+    /// Give up a run whose controller is gone (or that was interrupted or stopped):
+    /// release its leases and mark it cancelled. Nodes it left drained stay drained, for
+    /// a human; the command lists them.
+    Cancel {
+        id: String,
+        #[arg(long, default_value = ".")]
+        site: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -2,6 +2,7 @@
 
 mod args;
 mod dispatch;
+mod plural;
 mod rollout;
 mod run_state;
 mod runs;
@@ -11,4 +12,5 @@ mod validate;
 
 pub use args::{Cli, Color, Command};
 pub use dispatch::main;
+use plural::plural;
 pub use selection::{Target, TransportKind};
