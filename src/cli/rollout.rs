@@ -1289,10 +1289,16 @@ fn describe_stop(inv: &Inventory, s: &StopReason) -> String {
             failed,
             budget,
         } => {
-            format!("{failed} nodes failed in batch {batch}, its budget is {budget}")
+            format!(
+                "{} failed in batch {batch}, its budget is {budget}",
+                super::plural(*failed, "node")
+            )
         }
         StopReason::RunBudget { failed, budget } => {
-            format!("{failed} nodes failed, the run's budget is {budget}")
+            format!(
+                "{} failed, the run's budget is {budget}",
+                super::plural(*failed, "node")
+            )
         }
         StopReason::Blocked { node, limit } => format!(
             "{} cannot be taken down without breaking a disruption budget ({limit}), and nothing running could free a place",

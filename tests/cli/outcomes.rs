@@ -592,3 +592,35 @@ fn runs_cancel_refuses_a_live_run_and_leaves_a_dead_runs_drained_node_drained() 
         next.stdout
     );
 }
+
+#[test]
+fn human_output_uses_no_internal_names_and_counts_right() {
+    let f = Fleet::new(
+        "{ batch: [\"100%\"], failure_budget: { per_run: 1 } }",
+        &patch_step("0", "hot"),
+    );
+    std::fs::write(f.mark("fail-node001"), "").expect("fail marker");
+    let out = f.run(&["run", "w", "--yes"]);
+    assert_eq!(
+        out.code,
+        exit_code::NODES_FAILED,
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stdout
+            .contains("completed with 1 failed node within the failure budget"),
+        "{}",
+        out.stdout
+    );
+    let list = f.run(&["runs", "list"]);
+    assert!(list.stdout.contains("completed with failures"), "{}", list.stdout);
+    let plan = f.run(&["plan", "w"]);
+    assert!(plan.stdout.contains("(run, hot, checked)"), "{}", plan.stdout);
+    for text in [&out.stdout, &list.stdout, &plan.stdout] {
+        assert!(!text.contains("completed_with_failures"), "{text}");
+        assert!(!text.contains("Hot"), "{text}");
+        assert!(!text.contains("(s)"), "{text}");
+    }
+}
