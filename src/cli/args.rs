@@ -113,9 +113,12 @@ pub enum RunsCommand {
         yes: bool,
         #[arg(long)]
         json: bool,
-        /// How nodes are reached.
-        #[arg(long, value_enum, default_value_t = TransportKind::Ssh)]
-        transport: TransportKind,
+        /// How nodes are reached (default: the site's `transport`, else ssh).
+        #[arg(long, value_enum)]
+        transport: Option<TransportKind>,
+        /// Let `--transport local` resume a site that does not declare `transport: local`.
+        #[arg(long)]
+        allow_local: bool,
     },
     /// Give up a run whose controller is gone (or that was interrupted or stopped):
     /// release its leases and mark it cancelled. Nodes it left drained stay drained, for

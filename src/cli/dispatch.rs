@@ -37,7 +37,17 @@ pub fn main() -> i32 {
                 yes,
                 json,
                 transport,
-            } => super::runs::resume(&site, &id, yes, transport, json, color, &mut out, &mut err),
+                allow_local,
+            } => super::runs::resume(
+                &site,
+                &id,
+                yes,
+                (transport, allow_local),
+                json,
+                color,
+                &mut out,
+                &mut err,
+            ),
             RunsCommand::Cancel { id, site, json } => {
                 super::runs::cancel(&site, &id, json, color, &mut out, &mut err)
             }

@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use super::run_state::{self, Resume};
-use super::selection::{Refusal, Target, TransportKind, extra_vars, limit, load, selected_steps};
+use super::selection::{Refusal, Target, TransportKind, extra_vars, limit, load, selected_steps, transport};
 use crate::engine::{self, Class, Journal, Outcome, Prior, RolloutSpec, RunContext, RunLog, StopReason};
 use crate::exit_code;
 use crate::inventory::{Inventory, NodeId};
@@ -128,6 +128,10 @@ fn session(
         Ok(p) => p,
         Err(code) => return code,
     };
+    let transport = match transport(&project.site, t.transport, t.allow_local, &t.workflow, err) {
+        Ok(k) => k,
+        Err(r) => return refuse(err, r),
+    };
     let prepared = (|| -> Result<Prepared, Refusal> {
         let wf = &project.workflows[wi];
         let lim = limit(&project.inventory, t.limit.as_deref())?;
@@ -168,7 +172,7 @@ fn session(
     };
     let project = Arc::new(project);
     let code = rt.block_on(async {
-        match t.transport {
+        match transport {
             TransportKind::Ssh => match ssh(&project) {
                 Ok(c) => {
                     let control_dir = c.control_dir.clone();
@@ -304,6 +308,7 @@ pub(super) async fn flow<K: Connector>(
         workflow: Arc::new(wf.clone()),
         templates: Arc::clone(&project.templates),
         extra_vars: p.extra,
+        site: engine::site_context(&project.site),
         forks: project.site.ssh.forks as usize,
         log,
         events: etx,
@@ -1220,7 +1225,7 @@ impl Summary<'_> {
         let _ = writeln!(out, "\nrun {}: {verdict}", self.run_id);
         let line = |out: &mut dyn Write, label: &str, ids: &[NodeId]| {
             if !ids.is_empty() {
-                let _ = writeln!(out, "  {label:<18}{:>6}  {}", ids.len(), inv.names(ids));
+                let _ = writeln!(out, "  {label:<12}{:>6}  {}", ids.len(), inv.names(ids));
             }
         };
         line(out, "succeeded", &succeeded);
@@ -1243,7 +1248,7 @@ impl Summary<'_> {
                 .collect();
             let _ = writeln!(
                 out,
-                "  {:<18}{:>6}  {}",
+                "  {:<12}{:>6}  {}",
                 "in flight",
                 self.unsure.len(),
                 list.join(", ")

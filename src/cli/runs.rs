@@ -180,7 +180,7 @@ pub fn resume(
     site: &Path,
     id: &str,
     yes: bool,
-    transport: TransportKind,
+    (requested, allow_local): (Option<TransportKind>, bool),
     json: bool,
     color: bool,
     out: &mut dyn Write,
@@ -268,6 +268,10 @@ pub fn resume(
         Ok(p) => p,
         Err(e) => return refuse(err, e),
     };
+    let transport = match super::selection::transport(&project.site, requested, allow_local, &wf.name, err) {
+        Ok(k) => k,
+        Err(r) => return refuse(err, r),
+    };
     let resume = Resume::from_detail(detail, &project.inventory);
     drop(store);
     let t = Target {
@@ -275,7 +279,8 @@ pub fn resume(
         site: site.to_path_buf(),
         limit: None,
         json,
-        transport,
+        transport: Some(transport),
+        allow_local,
     };
     let opts = RunOptions {
         tags,

@@ -11,6 +11,7 @@ use crate::diag::did_you_mean;
 use crate::exit_code;
 use crate::inventory::{Inventory, NodeId};
 use crate::project::Project;
+use crate::site::{Site, SiteTransport};
 use crate::workflow::{Change, Workflow};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -35,9 +36,13 @@ pub struct Target {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
-    /// How nodes are reached.
-    #[arg(long, value_enum, default_value_t = TransportKind::Ssh)]
-    pub transport: TransportKind,
+    /// How nodes are reached (default: the site's `transport`, else ssh).
+    #[arg(long, value_enum)]
+    pub transport: Option<TransportKind>,
+    /// Let `--transport local` run a site that does not declare `transport: local`:
+    /// every command of every node then runs on this machine.
+    #[arg(long)]
+    pub allow_local: bool,
 }
 
 /// A failure before anything was run: message and exit code.
@@ -47,6 +52,46 @@ impl Refusal {
     pub fn usage(m: impl Into<String>) -> Self {
         Refusal(m.into(), exit_code::USAGE)
     }
+}
+
+/// The transport a command uses: `--transport`, else the site's. The local transport
+/// runs every node's commands on this machine, so it is refused for a site that does
+/// not declare `transport: local` (a real fleet's kernel workflow would reboot the
+/// controller) unless `--allow-local` says so, and then drover says what it is about to
+/// run where.
+pub fn transport(
+    site: &Site,
+    requested: Option<TransportKind>,
+    allow_local: bool,
+    workflow: &str,
+    err: &mut dyn Write,
+) -> Result<TransportKind, Refusal> {
+    let declared = match site.transport {
+        SiteTransport::Ssh => TransportKind::Ssh,
+        SiteTransport::Local => TransportKind::Local,
+    };
+    let kind = requested.unwrap_or(declared);
+    if kind == TransportKind::Local && declared != TransportKind::Local {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "this machine".into());
+        let user = std::env::var("USER").unwrap_or_else(|_| "this user".into());
+        if !allow_local {
+            return Err(Refusal::usage(format!(
+                "--transport local would run every command of `{workflow}` on this machine ({host}), once per node, \
+                 and {} does not declare `transport: local`\n\
+                 help: the local transport is for sites whose nodes are simulated on the controller (see examples/demo); \
+                 pass --allow-local to run it here anyway",
+                site.root.join("drover.yml").display()
+            )));
+        }
+        let _ = writeln!(
+            err,
+            "warning: --allow-local: `{workflow}` runs on {host} as {user}, once per node: its steps, checks and \
+             hooks act on this machine, not on the nodes"
+        );
+    }
+    Ok(kind)
 }
 
 pub fn load(t: &Target, color: bool, err: &mut dyn Write) -> Result<(Project, usize), i32> {

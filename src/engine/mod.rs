@@ -16,7 +16,7 @@ pub use disruption::{Blocked, Disruption, Limit};
 pub use event::{RunEvent, StepStatus, outcome_json};
 pub use journal::{Journal, Mark, StepRecord};
 pub use node_cycle::{NodeCycle, NodeEnd};
-pub use node_work::{CHECK_TIMEOUT, NodeJob, template_context};
+pub use node_work::{CHECK_TIMEOUT, NodeJob, site_context, template_context};
 pub use rollout::{Action, Input, Outcome, Prior, Rollout, RolloutSpec, StopReason};
 pub use run_log::RunLog;
 pub use runner::{

@@ -116,6 +116,18 @@ impl<K: Connector> NodeCycle<'_, K> {
         for (pos, &i) in steps.iter().enumerate().skip(from) {
             let step = &wf.steps[i];
             let fail = |error: String, drained: bool| NodeEnd::Failed { pos, error, drained };
+            // Validation refuses a drain step without hooks unless the workflow declares
+            // its nodes need no drain; "no hooks" never counts as "drained" otherwise.
+            if step.change == Change::Drain && self.hooks.is_none() && wf.no_drain.is_none() {
+                return fail(
+                    format!(
+                        "step `{}` needs a drained node, but no drain hooks are configured and the \
+                         workflow does not declare `drain: {{ none: ... }}`",
+                        step.name
+                    ),
+                    must_resume,
+                );
+            }
             if step.change == Change::Drain && !confirmed && self.hooks.is_some() {
                 // Drained before the hook runs: a crash in between must not forget it.
                 if let Err(e) = self.mark(NodeState::Draining, attempt, i, true).await {

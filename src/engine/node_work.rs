@@ -29,11 +29,13 @@ pub struct NodeJob<'a> {
     pub log: Option<&'a RunLog>,
 }
 
-/// The template context for a node: workflow vars overlaid with `--extra-vars`.
+/// The template context for a node: workflow vars overlaid with `--extra-vars`, and
+/// the site's paths.
 pub fn template_context(
     node: &Node,
     wf: &Workflow,
     extra: &serde_json::Map<String, serde_json::Value>,
+    site: &serde_json::Value,
 ) -> serde_json::Value {
     let mut vars: serde_json::Map<String, serde_json::Value> =
         wf.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -48,7 +50,22 @@ pub fn template_context(
         },
         "vars": vars,
         "workflow": { "name": wf.name, "version": wf.version },
+        "site": site,
     })
+}
+
+/// The `site` template value: the site's directory and its `state_dir`, as absolute
+/// paths (whatever directory drover was started in). A site simulated with the local
+/// transport keeps each node's files under `{{ site.state_dir }}`, so nothing outside
+/// it is touched.
+pub fn site_context(site: &crate::site::Site) -> serde_json::Value {
+    let abs = |p: &std::path::Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
+    json!({ "root": abs(&site.root), "state_dir": abs(&site.state_dir) })
 }
 
 impl NodeJob<'_> {

@@ -32,6 +32,8 @@ pub struct RunContext<K: Connector> {
     pub templates: Arc<TemplateEngine>,
     /// `--extra-vars`, over the workflow's vars.
     pub extra_vars: serde_json::Map<String, serde_json::Value>,
+    /// The `site` template value ([`super::node_work::site_context`]).
+    pub site: serde_json::Value,
     pub forks: usize,
     /// Every command and its output, by node.
     pub log: Option<RunLog>,
@@ -89,7 +91,7 @@ impl<K: Connector> RunContext<K> {
             node,
             workflow: &self.workflow,
             templates: &self.templates,
-            context: super::node_work::template_context(node, &self.workflow, &self.extra_vars),
+            context: super::node_work::template_context(node, &self.workflow, &self.extra_vars, &self.site),
             log: self.log.as_ref(),
         }
     }
@@ -550,6 +552,7 @@ mod tests {
             workflow: Arc::new(p.workflows[0].clone()),
             templates: Arc::new(TemplateEngine::new()),
             extra_vars: serde_json::Map::new(),
+            site: serde_json::Value::Null,
             forks: 2,
             log: None,
             events,

@@ -11,5 +11,5 @@ mod number_range;
 mod numbered_name;
 
 pub use compress::compress;
-pub use expand::{MAX_EXPANSION, expand, is_pattern};
+pub use expand::{MAX_EXPANSION, count, expand, is_pattern};
 pub use host_list_error::HostListError;

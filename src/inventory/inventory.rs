@@ -9,6 +9,7 @@ use super::node::{Address, Node, NodeId, check_host, check_node_name, check_user
 use super::raw_inventory::RawInventory;
 use crate::diag::{Problem, did_you_mean};
 use crate::hostlist;
+use crate::units::limits::{self, MAX_NODES};
 use crate::yaml::Path;
 
 /// Named lists that `@name` refers to besides groups.
@@ -136,6 +137,26 @@ impl Inventory {
         }
         if raw.defaults.port == Some(0) {
             p.push(port_zero(root.key("defaults").key("port")));
+        }
+
+        // The node count is capped before any host list is expanded: two lists of 600,000
+        // names are refused here without allocating a name.
+        let total = raw
+            .nodes
+            .keys()
+            .map(|k| hostlist::count(k).unwrap_or(0))
+            .fold(0u64, u64::saturating_add);
+        if total > MAX_NODES {
+            p.push(
+                Problem::key(
+                    root.key("nodes"),
+                    format!("the inventory defines {total} nodes: the limit is {MAX_NODES}"),
+                )
+                .with_help(
+                    "a count this large is almost always a typo in a host list range, like `n[1-1000000]`",
+                ),
+            );
+            return Err(p);
         }
 
         // Nodes, in file order.
@@ -532,6 +553,9 @@ fn ha_groups(raw: &RawInventory, inv: &mut Inventory, pending: &[(NodeId, Path)]
             }
         }
         let ids = dedup(ids.into_iter());
+        if let Some(n) = g.max_unavailable {
+            limits::HA_MAX_UNAVAILABLE.check_count(path.key("max_unavailable"), n.into(), p);
+        }
         if g.max_unavailable == Some(0) {
             p.push(
                 Problem::value(

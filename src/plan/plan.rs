@@ -526,6 +526,8 @@ blacklist: [mgmt1]
             templates: &templates,
             dir: std::path::Path::new("."),
             tree: &doc.root,
+            site_drain: true,
+            file_roots: &[std::path::PathBuf::from("/")],
         };
         let wf = Workflow::from_raw(&raw, "w.yml", &cx).unwrap();
         (inv, wf)

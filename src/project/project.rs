@@ -120,6 +120,8 @@ impl Project {
                 templates: &templates,
                 dir: &dir,
                 tree: &doc.root,
+                site_drain: site.drain.is_some(),
+                file_roots: &site.file_roots,
             };
             match Workflow::from_raw(&raw, &shown, &cx) {
                 Ok(w) => {

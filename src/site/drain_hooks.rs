@@ -7,10 +7,11 @@ use serde::Serialize;
 use super::raw_site::{HookHost, OnDrainTimeout, RawDrain};
 use crate::diag::Problem;
 use crate::template::TemplateEngine;
+use crate::units::limits;
 use crate::yaml::Path;
 
 /// Names a drain hook template may use.
-pub const HOOK_SCOPE: [&str; 4] = ["node", "workflow", "run", "reason"];
+pub const HOOK_SCOPE: [&str; 5] = ["node", "workflow", "run", "reason", "site"];
 
 /// Drain hooks, checked. The site's hooks (a scheduler such as Slurm) are the default; a
 /// workflow for a service outside the scheduler (an HA pair behind a VIP) brings its own.
@@ -41,6 +42,8 @@ impl DrainHooks {
         }
         let poll_interval = d.poll_interval.map_or(Duration::from_secs(30), |x| x.get());
         let timeout = d.timeout.map_or(Duration::from_secs(4 * 3600), |x| x.get());
+        limits::DRAIN_POLL_INTERVAL.check_duration(at.key("poll_interval"), poll_interval, &mut p);
+        limits::DRAIN_TIMEOUT.check_duration(at.key("timeout"), timeout, &mut p);
         if poll_interval.is_zero() {
             p.push(Problem::value(
                 at.key("poll_interval"),

@@ -7,7 +7,7 @@ mod site;
 
 pub use drain_hooks::{DrainHooks, HOOK_SCOPE};
 pub use raw_site::{
-    HookHost, OnDrainTimeout, OnLeaseConflict, RawDrain, RawLeases, RawNotifications, RawServer, RawSite,
-    RawSlack, RawSsh,
+    HookHost, OnDrainTimeout, OnLeaseConflict, RawDrain, RawFiles, RawLeases, RawNotifications, RawServer,
+    RawSite, RawSlack, RawSsh, SiteTransport,
 };
 pub use site::{LeaseSettings, ServerSettings, Site, SlackSettings, SshSettings};

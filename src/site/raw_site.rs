@@ -19,6 +19,11 @@ pub struct RawSite {
     pub workflows: Option<String>,
     /// Directory for the run database and per-node logs (default `.drover`).
     pub state_dir: Option<String>,
+    /// How nodes are reached (default `ssh`). `local` declares a site whose "nodes" are
+    /// simulated on the controller (a demo, a test bed): every command runs on this
+    /// machine. Only such a site runs with the local transport without `--allow-local`.
+    #[serde(default)]
+    pub transport: SiteTransport,
     /// How to take a node out of its scheduler and put it back. Without it, drain steps
     /// cannot run.
     pub drain: Option<RawDrain>,
@@ -31,11 +36,25 @@ pub struct RawSite {
     /// How runs claim their nodes, so two runs never work on one node.
     #[serde(default)]
     pub leases: RawLeases,
+    /// Where `copy` and `template` steps may read their sources.
+    #[serde(default)]
+    pub files: RawFiles,
     /// Where to send notifications.
     #[serde(default)]
     pub notifications: RawNotifications,
     /// The daemon's REST API and Slack endpoint.
     pub server: Option<RawServer>,
+}
+
+/// How a site's nodes are reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SiteTransport {
+    /// Over SSH, one multiplexed connection per node.
+    #[default]
+    Ssh,
+    /// On the controller itself, once per node (`DROVER_NODE` names the node).
+    Local,
 }
 
 /// Where a hook command runs.
@@ -116,6 +135,17 @@ pub struct RawLeases {
     pub on_conflict: OnLeaseConflict,
     /// With `wait`: how long to wait before giving up (default 1h).
     pub wait_timeout: Option<HumanDuration>,
+}
+
+/// Files shipped to nodes come from the site directory (after symlinks), so a workflow
+/// cannot send `/etc/shadow` of the controller by accident or by review oversight.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFiles {
+    /// More directories, relative to this file, that `copy`/`template` sources may come
+    /// from (default: none; only the site directory).
+    #[serde(default)]
+    pub extra_roots: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

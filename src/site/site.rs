@@ -7,10 +7,10 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::drain_hooks::DrainHooks;
-use super::raw_site::{OnLeaseConflict, RawSite};
+use super::raw_site::{OnLeaseConflict, RawSite, SiteTransport};
 use crate::diag::Problem;
 use crate::template::TemplateEngine;
-use crate::units::SecretRef;
+use crate::units::{SecretRef, limits};
 use crate::window::Window;
 use crate::yaml::Path;
 
@@ -21,12 +21,17 @@ pub struct Site {
     pub inventory: PathBuf,
     pub workflows: PathBuf,
     pub state_dir: PathBuf,
+    /// How nodes are reached by default; `local` also permits the local transport.
+    pub transport: SiteTransport,
     pub drain: Option<DrainHooks>,
     pub windows: IndexMap<String, Window>,
     pub ssh: SshSettings,
     pub leases: LeaseSettings,
     pub slack: Option<SlackSettings>,
     pub server: Option<ServerSettings>,
+    /// Canonical directories `copy`/`template` sources must be inside: the site
+    /// directory, then `files.extra_roots`.
+    pub file_roots: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +87,17 @@ impl Site {
         }
 
         let forks = raw.ssh.forks.unwrap_or(200);
+        limits::FORKS.check_count(top.key("ssh").key("forks"), forks.into(), &mut p);
+        if let Some(d) = raw.ssh.connect_timeout {
+            limits::SSH_CONNECT_TIMEOUT.check_duration(
+                top.key("ssh").key("connect_timeout"),
+                d.get(),
+                &mut p,
+            );
+        }
+        if let Some(d) = raw.leases.wait_timeout {
+            limits::LEASE_WAIT_TIMEOUT.check_duration(top.key("leases").key("wait_timeout"), d.get(), &mut p);
+        }
         if forks == 0 {
             p.push(Problem::value(
                 top.key("ssh").key("forks"),
@@ -105,6 +121,7 @@ impl Site {
         });
 
         let ttl = raw.leases.ttl.map_or(Duration::from_secs(300), |d| d.get());
+        limits::LEASE_TTL.check_duration(top.key("leases").key("ttl"), ttl, &mut p);
         if ttl < Duration::from_secs(10) {
             p.push(
                 Problem::value(
@@ -120,14 +137,41 @@ impl Site {
             );
         }
 
+        // The site directory and the workflow directory it names (which may lie outside
+        // it, as in the shipped example) are roots; anything else must be listed.
+        let workflows = root.join(raw.workflows.as_deref().unwrap_or("workflows"));
+        let mut file_roots: Vec<PathBuf> = Vec::new();
+        for dir in [root, workflows.as_path()] {
+            if let Ok(dir) = std::fs::canonicalize(dir)
+                && !file_roots.iter().any(|r| dir.starts_with(r))
+            {
+                file_roots.push(dir);
+            }
+        }
+        for (i, r) in raw.files.extra_roots.iter().enumerate() {
+            match std::fs::canonicalize(root.join(r)) {
+                Ok(dir) if dir.is_dir() => file_roots.push(dir),
+                Ok(dir) => p.push(Problem::value(
+                    top.key("files").key("extra_roots").index(i),
+                    format!("`{r}` ({}) is not a directory", dir.display()),
+                )),
+                Err(e) => p.push(Problem::value(
+                    top.key("files").key("extra_roots").index(i),
+                    format!("cannot use `{r}` as a file root: {e}"),
+                )),
+            }
+        }
+
         if !p.is_empty() {
             return Err(p);
         }
         Ok(Site {
+            file_roots,
             root: root.to_path_buf(),
             inventory,
-            workflows: root.join(raw.workflows.as_deref().unwrap_or("workflows")),
+            workflows,
             state_dir: root.join(raw.state_dir.as_deref().unwrap_or(".drover")),
+            transport: raw.transport,
             drain,
             windows,
             ssh: SshSettings {

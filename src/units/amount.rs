@@ -6,6 +6,8 @@ use std::fmt;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
+use super::limits::MAX_NODES;
+
 /// A count or a percentage. Percentages are resolved against a total (the targets, a
 /// group, a batch) only once that total is known, in the plan.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,12 +43,28 @@ impl Amount {
         }
     }
 
+    /// A count of nodes, refused above [`MAX_NODES`]: no inventory has more, so a larger
+    /// number is a typo.
+    pub fn count(n: u64) -> Result<Amount, String> {
+        if n > MAX_NODES {
+            return Err(format!(
+                "amount `{n}` is above the limit of {MAX_NODES} nodes (the most an inventory may have)"
+            ));
+        }
+        Ok(Amount::Count(n))
+    }
+
     pub fn parse(s: &str) -> Result<Amount, String> {
         let t = s.trim();
         let Some(num) = t.strip_suffix('%') else {
-            return t.parse::<u64>().map(Amount::Count).map_err(|_| {
-                format!("invalid amount `{s}`: expected a whole number like `5` or a percentage like `10%`")
-            });
+            return t
+                .parse::<u64>()
+                .map_err(|_| {
+                    format!(
+                        "invalid amount `{s}`: expected a whole number like `5` or a percentage like `10%`"
+                    )
+                })
+                .and_then(Amount::count);
         };
         let p: f64 = num.trim().parse().map_err(|_| {
             format!("invalid percentage `{s}`: expected a number followed by `%`, like `10%`")
@@ -81,12 +99,12 @@ impl de::Visitor<'_> for AmountVisitor {
         f.write_str("a whole number like `5` or a percentage like `\"10%\"`")
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Amount, E> {
-        Ok(Amount::Count(v))
+        Amount::count(v).map_err(E::custom)
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Amount, E> {
         u64::try_from(v)
-            .map(Amount::Count)
             .map_err(|_| E::custom(format!("invalid amount `{v}`: must not be negative")))
+            .and_then(|v| self.visit_u64(v))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Amount, E> {
         Err(E::custom(format!(
@@ -116,7 +134,7 @@ impl JsonSchema for Amount {
         json_schema!({
             "description": "A number of nodes (`5`) or a percentage of a total (`\"10%\"`).",
             "oneOf": [
-                { "type": "integer", "minimum": 0 },
+                { "type": "integer", "minimum": 0, "maximum": MAX_NODES },
                 { "type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*%\\s*$" }
             ]
         })

@@ -7,6 +7,8 @@ use std::time::Duration;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
+use super::limits::MAX_ANY_DURATION;
+
 /// A duration written as a number and unit (`30s`, `5m`, `2h`, `1h30m`). Bare numbers are
 /// refused: "timeout: 30" could mean seconds or minutes, and guessing wrong on a reboot
 /// timeout takes a node down for too long.
@@ -24,18 +26,23 @@ impl HumanDuration {
                 "invalid duration `{s}`: expected a number with a unit, like `30s`, `5m` or `2h`"
             ));
         }
-        humantime::parse_duration(t)
-            .map(HumanDuration)
-            .map_err(|e| match e {
-                // humantime also says "overflow" for fractions it cannot represent exactly.
-                humantime::DurationError::NumberOverflow if t.contains('.') => {
-                    format!("invalid duration `{s}`: too large, or finer than a nanosecond")
-                }
-                humantime::DurationError::NumberOverflow => format!("duration `{s}` is too large"),
-                _ => {
-                    format!("invalid duration `{s}`: expected a number with a unit, like `30s`, `5m` or `2h`")
-                }
-            })
+        let d = humantime::parse_duration(t).map_err(|e| match e {
+            // humantime also says "overflow" for fractions it cannot represent exactly.
+            humantime::DurationError::NumberOverflow if t.contains('.') => {
+                format!("invalid duration `{s}`: too large, or finer than a nanosecond")
+            }
+            humantime::DurationError::NumberOverflow => format!("duration `{s}` is too large"),
+            _ => {
+                format!("invalid duration `{s}`: expected a number with a unit, like `30s`, `5m` or `2h`")
+            }
+        })?;
+        if d > MAX_ANY_DURATION {
+            return Err(format!(
+                "duration `{s}` is too large: no setting accepts more than {}",
+                humantime::format_duration(MAX_ANY_DURATION)
+            ));
+        }
+        Ok(HumanDuration(d))
     }
 
     pub fn get(self) -> Duration {
@@ -117,6 +124,11 @@ mod tests {
             HumanDuration::parse("99999999999999999999s").unwrap_err(),
             "duration `99999999999999999999s` is too large"
         );
+        assert_eq!(
+            HumanDuration::parse("3000000000000000h").unwrap_err(),
+            "duration `3000000000000000h` is too large: no setting accepts more than 1year"
+        );
+        assert!(HumanDuration::parse("365d").is_ok());
         assert_eq!(
             HumanDuration::parse("5 mins please").unwrap_err(),
             "invalid duration `5 mins please`: expected a number with a unit, like `30s`, `5m` or `2h`"

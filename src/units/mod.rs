@@ -2,6 +2,7 @@
 
 mod amount;
 mod duration;
+pub mod limits;
 mod secret_ref;
 
 pub use amount::{Amount, BatchSizes};

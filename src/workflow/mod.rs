@@ -2,6 +2,7 @@
 
 mod file_mode;
 mod raw_workflow;
+mod raw_workflow_drain;
 #[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod workflow;
 mod workflow_check;
@@ -11,6 +12,7 @@ pub use raw_workflow::{
     Change, RawCanary, RawCopy, RawFailureBudget, RawReboot, RawRetries, RawStep, RawStrategy, RawTargets,
     RawWaitFor, RawWorkflow,
 };
+pub use raw_workflow_drain::RawWorkflowDrain;
 pub use workflow::{
     Action, Canary, CanarySelect, DEFAULT_BOOT_ID_COMMAND, DEFAULT_REBOOT_COMMAND, FileCopy, Reboot,
     RetryPolicy, Step, Strategy, WaitFor, Workflow,

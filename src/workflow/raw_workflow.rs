@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::file_mode::FileMode;
-use crate::site::RawDrain;
+use super::raw_workflow_drain::RawWorkflowDrain;
 use crate::units::{Amount, BatchSizes, HumanDuration};
 
 /// One change to roll across a fleet: which nodes, in what order, under which budgets,
@@ -39,9 +39,11 @@ pub struct RawWorkflow {
     #[serde(default)]
     pub window: Option<String>,
     /// Drain hooks for this workflow's nodes, replacing the site's (for services outside
-    /// the scheduler, such as an HA pair behind a virtual IP).
+    /// the scheduler, such as an HA pair behind a virtual IP), or `{ none: "reason" }`:
+    /// its nodes need no drain. Without either (here or in the site), a `change: drain`
+    /// step is an error.
     #[serde(default)]
-    pub drain: Option<RawDrain>,
+    pub drain: Option<RawWorkflowDrain>,
     /// Values for templates, as `vars.NAME`.
     #[serde(default)]
     pub vars: IndexMap<String, serde_json::Value>,

@@ -29,6 +29,9 @@ pub struct Workflow {
     pub window: Option<String>,
     /// Overrides the site's drain hooks.
     pub drain: Option<DrainHooks>,
+    /// `drain: { none: REASON }`: the workflow declares that its nodes need no drain, so
+    /// its `change: drain` steps run without drain hooks (and only then).
+    pub no_drain: Option<String>,
     pub vars: IndexMap<String, serde_json::Value>,
     pub steps: Vec<Step>,
 }

@@ -1,10 +1,11 @@
 //! From [`RawWorkflow`] to [`Workflow`]: every problem found, each at its path.
 
 use std::collections::HashMap;
-use std::path::Path as FsPath;
+use std::path::{Path as FsPath, PathBuf};
 use std::time::Duration;
 
 use super::raw_workflow::{Change, RawCopy, RawStep, RawWorkflow};
+use super::raw_workflow_drain::RawWorkflowDrain;
 use super::workflow::{
     Action, Canary, CanarySelect, DEFAULT_BOOT_ID_COMMAND, DEFAULT_REBOOT_COMMAND, FileCopy, Reboot,
     RetryPolicy, Step, Strategy, WaitFor, Workflow,
@@ -14,11 +15,11 @@ use crate::hostlist;
 use crate::inventory::{Inventory, NodeId, check_node_name};
 use crate::site::DrainHooks;
 use crate::template::TemplateEngine;
-use crate::units::Amount;
+use crate::units::{Amount, limits};
 use crate::yaml::{Node, Path, Value};
 
 /// Names a command template may use.
-pub const COMMAND_SCOPE: [&str; 3] = ["node", "vars", "workflow"];
+pub const COMMAND_SCOPE: [&str; 4] = ["node", "vars", "workflow", "site"];
 
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(600);
 pub const DEFAULT_REBOOT_TIMEOUT: Duration = Duration::from_secs(900);
@@ -38,6 +39,11 @@ pub struct WorkflowContext<'a> {
     pub dir: &'a FsPath,
     /// The loaded tree, to tell `reboot:` (null) from a missing key.
     pub tree: &'a Node,
+    /// Whether the site config has drain hooks.
+    pub site_drain: bool,
+    /// Directories (canonical) that `copy`/`template` sources must resolve inside: the
+    /// site directory and the site's `files.extra_roots`.
+    pub file_roots: &'a [PathBuf],
 }
 
 impl Workflow {
@@ -124,11 +130,36 @@ impl Workflow {
             );
         }
 
-        let drain = raw.drain.as_ref().and_then(|d| {
-            DrainHooks::from_raw(d, cx.templates)
-                .map_err(|e| p.extend(e.into_iter().map(|x| x.under(&root.key("drain")))))
-                .ok()
-        });
+        let (drain, no_drain) = match &raw.drain {
+            Some(RawWorkflowDrain::Hooks(d)) => (
+                DrainHooks::from_raw(d, cx.templates)
+                    .map_err(|e| p.extend(e.into_iter().map(|x| x.under(&root.key("drain")))))
+                    .ok(),
+                None,
+            ),
+            Some(RawWorkflowDrain::None(reason)) => (None, Some(reason.clone())),
+            None => (None, None),
+        };
+        // A drain step with nothing to drain the node would run on a node doing its work.
+        if raw.drain.is_none() && !cx.site_drain {
+            for (i, s) in raw.steps.iter().enumerate() {
+                if s.change == Some(Change::Drain) {
+                    p.push(
+                        Problem::value(
+                            root.key("steps").index(i).key("change"),
+                            format!(
+                                "step `{}` is `change: drain`, but no drain hooks are configured",
+                                s.name
+                            ),
+                        )
+                        .with_help(
+                            "add `drain:` hooks to drover.yml or to this workflow, or declare that \
+                             its nodes need no drain: `drain: { none: \"the reason\" }`",
+                        ),
+                    );
+                }
+            }
+        }
 
         if raw.steps.is_empty() {
             p.push(Problem::value(
@@ -166,6 +197,7 @@ impl Workflow {
             strategy,
             window: raw.window.clone(),
             drain,
+            no_drain,
             vars: raw.vars.clone(),
             steps,
         })
@@ -181,6 +213,7 @@ fn canary(raw: &RawWorkflow, cx: &WorkflowContext<'_>, targets: &[NodeId], p: &m
         };
     };
     let soak = c.soak.map_or(Duration::ZERO, |d| d.get());
+    limits::CANARY_SOAK.check_duration(path.key("soak"), soak, p);
     let select = match (&c.nodes, c.size) {
         (Some(_), Some(_)) => {
             p.push(Problem::key(
@@ -308,6 +341,16 @@ fn strategy(raw: &RawWorkflow, p: &mut Vec<Problem>) -> Strategy {
             format!("invalid backoff `{backoff}`: expected a factor between 1.0 and 10.0"),
         ));
     }
+    let rp = path.key("retries");
+    if let Some(n) = r.count {
+        limits::RETRY_COUNT.check_count(rp.key("count"), n.into(), p);
+    }
+    if let Some(d) = r.delay {
+        limits::RETRY_DELAY.check_duration(rp.key("delay"), d.get(), p);
+    }
+    if let Some(d) = r.max_delay {
+        limits::RETRY_MAX_DELAY.check_duration(rp.key("max_delay"), d.get(), p);
+    }
     let retries = RetryPolicy {
         count: r.count.unwrap_or(0),
         delay: r.delay.map_or(Duration::from_secs(10), |d| d.get()),
@@ -384,6 +427,10 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
             "a timeout of zero would fail every node",
         ));
     }
+    limits::STEP_TIMEOUT.check_duration(sp.key("timeout"), timeout, p);
+    if let Some(n) = s.retries {
+        limits::STEP_RETRIES.check_count(sp.key("retries"), n.into(), p);
+    }
 
     let action = if let Some(cmd) = &s.run {
         tpl(sp.key("run"), cmd, p);
@@ -397,6 +444,12 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
         Some(Action::Template(file_copy(c, &sp.key("template"), cx, true, p)))
     } else if let Some(w) = &s.wait_for {
         tpl(sp.key("wait_for").key("command"), &w.command, p);
+        if let Some(d) = w.interval {
+            limits::WAIT_FOR_INTERVAL.check_duration(sp.key("wait_for").key("interval"), d.get(), p);
+        }
+        if let Some(d) = w.timeout {
+            limits::WAIT_FOR_TIMEOUT.check_duration(sp.key("wait_for").key("timeout"), d.get(), p);
+        }
         Some(Action::WaitFor(WaitFor {
             command: w.command.clone(),
             interval: w.interval.map_or(Duration::from_secs(5), |d| d.get()),
@@ -404,6 +457,9 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
         }))
     } else if present.contains(&"reboot") {
         let r = s.reboot.clone().unwrap_or_default();
+        if let Some(d) = r.timeout {
+            limits::REBOOT_TIMEOUT.check_duration(sp.key("reboot").key("timeout"), d.get(), p);
+        }
         for (i, h) in r.health.iter().enumerate() {
             tpl(sp.key("reboot").key("health").index(i), h, p);
         }
@@ -452,6 +508,42 @@ fn file_copy(
     p: &mut Vec<Problem>,
 ) -> FileCopy {
     let src = cx.dir.join(&c.src);
+    // Sources come from the site (after symlinks): a workflow must not ship the
+    // controller's own files (`/etc/shadow`, `../../../../etc/passwd`) to nodes.
+    let real = std::fs::canonicalize(&src).ok();
+    if let Some(real) = &real
+        && !cx.file_roots.iter().any(|r| real.starts_with(r))
+    {
+        let roots: Vec<String> = cx
+            .file_roots
+            .iter()
+            .map(|r| format!("`{}`", r.display()))
+            .collect();
+        p.push(
+            Problem::value(
+                path.key("src"),
+                format!(
+                    "`{}` resolves to `{}`, outside the site",
+                    c.src,
+                    real.display()
+                ),
+            )
+            .with_help(format!(
+                "sources must be inside {}; copy the file into the site, or allow its directory in drover.yml with `files: {{ extra_roots: [DIR] }}`",
+                match roots.as_slice() {
+                    [] => "the site directory".to_string(),
+                    [one] => one.clone(),
+                    many => format!("one of {}", many.join(", ")),
+                }
+            )),
+        );
+        return FileCopy {
+            src,
+            dest: c.dest.clone(),
+            mode: c.mode,
+            owner: c.owner.clone(),
+        };
+    }
     match std::fs::read_to_string(&src) {
         // Template files see the same names as commands (`node`, `vars`, `workflow`).
         Ok(text) if is_template => {
@@ -514,8 +606,10 @@ fn file_copy(
             ));
         }
     }
+    // The resolved path is what the engine reads: a symlink changed after validation
+    // cannot point the run elsewhere.
     FileCopy {
-        src,
+        src: real.unwrap_or(src),
         dest: c.dest.clone(),
         mode: c.mode,
         owner: c.owner.clone(),

@@ -40,38 +40,156 @@ pub fn decode_node<T: DeserializeOwned + JsonSchema>(root: &Node) -> Result<(T, 
     for p in &problems {
         remove(&mut json, &p.path);
     }
-    match serde_path_to_error::deserialize::<_, T>(json) {
-        Ok(v) => Ok((v, problems)),
-        Err(e) => {
-            let path = convert(e.path());
-            let msg = e.inner().to_string();
-            // An unknown key serde stumbled on has already been reported by the walk.
-            if !msg.starts_with("unknown field") || problems.is_empty() {
-                problems.push(type_problem(root, schema, &defs, path, &msg));
-            }
-            Err(problems)
+    // serde stops at its first error. To report every problem of a file in one pass, each
+    // bad value is taken out (or, where the key is required, replaced by a placeholder the
+    // schema allows) and the file is decoded again, until it decodes or nothing more can be
+    // repaired. The repaired value is never used: any such problem fails the file.
+    let unknown = problems.len();
+    let mut repaired: Vec<Path> = Vec::new();
+    for _ in 0..MAX_DECODE_ROUNDS {
+        let e = match serde_path_to_error::deserialize::<_, T>(json.clone()) {
+            Ok(v) if problems.len() == unknown => return Ok((v, problems)),
+            Ok(_) => return Err(problems),
+            Err(e) => e,
+        };
+        let path = convert(e.path());
+        let msg = e.inner().to_string();
+        // An unknown key serde stumbled on has already been reported by the walk.
+        if msg.starts_with("unknown field") && !problems.is_empty() {
+            break;
         }
+        // A placeholder that serde refuses, or an error inside one, ends the repairs.
+        if repaired.iter().any(|r| path.starts_with(r)) {
+            break;
+        }
+        problems.push(type_problem(root, schema, &defs, path.clone(), &msg));
+        let fixed = match msg.strip_prefix("missing field ") {
+            Some(field) => {
+                let at = path.key(field.trim_matches('`').to_string());
+                let fixed = schema_at(schema, &defs, &at)
+                    .and_then(|s| placeholder(s, &defs, 0))
+                    .is_some_and(|v| insert(&mut json, &at, v));
+                repaired.push(at);
+                fixed
+            }
+            None => {
+                let fixed = match schema_at(schema, &defs, &path).and_then(|s| placeholder(s, &defs, 0)) {
+                    Some(v) if is_required(schema, &defs, &path) => insert(&mut json, &path, v),
+                    _ => !path.segs().is_empty() && remove(&mut json, &path),
+                };
+                repaired.push(path);
+                fixed
+            }
+        };
+        if !fixed {
+            break;
+        }
+    }
+    Err(problems)
+}
+
+/// More type errors than this in one file are not worth decoding again for.
+const MAX_DECODE_ROUNDS: usize = 100;
+
+/// Whether the last key of `path` is required by its parent's schema (list items are).
+fn is_required(schema: &J, defs: &Map<String, J>, path: &Path) -> bool {
+    let Some((last, parents)) = path.segs().split_last() else {
+        return true;
+    };
+    let Seg::Key(k) = last else { return true };
+    let parent = Path::from(parents.to_vec());
+    schema_at(schema, defs, &parent)
+        .and_then(|s| pick(s, defs, "object"))
+        .and_then(|s| s.get("required"))
+        .and_then(J::as_array)
+        .is_some_and(|r| r.iter().any(|x| x.as_str() == Some(k)))
+}
+
+/// The simplest value a schema allows, to stand in for a bad or missing required value.
+fn placeholder(s: &J, defs: &Map<String, J>, depth: usize) -> Option<J> {
+    if depth > 16 {
+        return None;
+    }
+    let s = resolve(s, defs);
+    if let Some(v) = s.get("const") {
+        return Some(v.clone());
+    }
+    if let Some(v) = s.get("enum").and_then(J::as_array).and_then(|a| a.first()) {
+        return Some(v.clone());
+    }
+    if let Some(alts) = s.get("anyOf").or_else(|| s.get("oneOf")).and_then(J::as_array) {
+        return alts
+            .iter()
+            .filter(|a| resolve(a, defs).get("type").and_then(J::as_str) != Some("null"))
+            .find_map(|a| placeholder(a, defs, depth + 1));
+    }
+    let ty = match s.get("type") {
+        Some(J::String(t)) => t.as_str(),
+        Some(J::Array(ts)) => ts.iter().filter_map(J::as_str).find(|t| *t != "null")?,
+        _ if s.get("properties").is_some() => "object",
+        _ => return None,
+    };
+    Some(match ty {
+        "string" if s.get("pattern").is_some() => return None,
+        "string" => J::String(String::new()),
+        "integer" | "number" => s.get("minimum").cloned().unwrap_or(J::from(1)),
+        "boolean" => J::Bool(false),
+        "array" => J::Array(Vec::new()),
+        "object" => {
+            let mut m = Map::new();
+            let props = s.get("properties").and_then(J::as_object);
+            for k in s.get("required").and_then(J::as_array).into_iter().flatten() {
+                let k = k.as_str()?;
+                let sub = props.and_then(|p| p.get(k))?;
+                m.insert(k.to_string(), placeholder(sub, defs, depth + 1)?);
+            }
+            J::Object(m)
+        }
+        _ => return None,
+    })
+}
+
+/// Sets the value at `path` (its parent must exist); whether it could.
+fn insert(json: &mut J, path: &Path, v: J) -> bool {
+    let Some((last, parents)) = path.segs().split_last() else {
+        return false;
+    };
+    let Some(cur) = walk(json, parents) else {
+        return false;
+    };
+    match (last, cur) {
+        (Seg::Key(k), J::Object(m)) => {
+            m.insert(k.clone(), v);
+            true
+        }
+        (Seg::Index(i), J::Array(a)) if *i < a.len() => {
+            a[*i] = v;
+            true
+        }
+        _ => false,
     }
 }
 
-fn remove(json: &mut J, path: &Path) {
-    let Some((last, parents)) = path.segs().split_last() else {
-        return;
-    };
+fn walk<'a>(json: &'a mut J, segs: &[Seg]) -> Option<&'a mut J> {
     let mut cur = json;
-    for seg in parents {
-        let next = match (seg, cur) {
-            (Seg::Key(k), J::Object(m)) => m.get_mut(k),
-            (Seg::Index(i), J::Array(a)) => a.get_mut(*i),
-            _ => None,
+    for seg in segs {
+        cur = match (seg, cur) {
+            (Seg::Key(k), J::Object(m)) => m.get_mut(k)?,
+            (Seg::Index(i), J::Array(a)) => a.get_mut(*i)?,
+            _ => return None,
         };
-        match next {
-            Some(n) => cur = n,
-            None => return,
-        }
     }
-    if let (Seg::Key(k), J::Object(m)) = (last, cur) {
-        m.shift_remove(k);
+    Some(cur)
+}
+
+/// Takes the key at `path` out; whether there was one.
+fn remove(json: &mut J, path: &Path) -> bool {
+    let Some((last, parents)) = path.segs().split_last() else {
+        return false;
+    };
+    match (last, walk(json, parents)) {
+        (Seg::Key(k), Some(J::Object(m))) => m.shift_remove(k).is_some(),
+        _ => false,
     }
 }
 
@@ -408,6 +526,44 @@ fn pick<'a>(s: &'a J, defs: &'a Map<String, J>, want: &str) -> Option<&'a J> {
     Some(first)
 }
 
+/// Of several mapping alternatives (a workflow's `drain:` is hooks or `{ none }`), the one
+/// that knows strictly more of the keys written than any other, so the rest are reported
+/// as unknown against it. On a tie nothing is chosen (serde then says what is wrong).
+fn best_object<'a>(s: &'a J, defs: &'a Map<String, J>, entries: &[super::node::Entry]) -> Option<&'a J> {
+    let mut alts = Vec::new();
+    object_alternatives(s, defs, &mut alts, 0);
+    let known = |a: &J| {
+        let props = a.get("properties").and_then(J::as_object);
+        entries
+            .iter()
+            .filter(|e| props.is_some_and(|p| p.contains_key(&e.key)))
+            .count()
+    };
+    let mut scored: Vec<(usize, &J)> = alts.into_iter().map(|a| (known(a), a)).collect();
+    scored.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    match scored.as_slice() {
+        [(n, a), rest @ ..] if *n > 0 && rest.iter().all(|(m, _)| m < n) => Some(*a),
+        _ => None,
+    }
+}
+
+/// The mapping schemas among the (nested) `anyOf`/`oneOf` alternatives of `s`.
+fn object_alternatives<'a>(s: &'a J, defs: &'a Map<String, J>, out: &mut Vec<&'a J>, depth: usize) {
+    let s = resolve(s, defs);
+    if depth > 8 {
+        return;
+    }
+    match s.get("anyOf").or_else(|| s.get("oneOf")).and_then(J::as_array) {
+        Some(alts) => {
+            for a in alts {
+                object_alternatives(a, defs, out, depth + 1);
+            }
+        }
+        None if s.get("properties").is_some() => out.push(s),
+        None => {}
+    }
+}
+
 /// Reports unknown keys into `out`, and lists where a mapping was expected into `shapes`
 /// (serde would otherwise fill a struct from a list's items by position).
 fn unknown_keys(
@@ -420,7 +576,7 @@ fn unknown_keys(
 ) {
     match &node.value {
         Value::Map(entries) => {
-            let Some(s) = pick(schema, defs, "object") else {
+            let Some(s) = pick(schema, defs, "object").or_else(|| best_object(schema, defs, entries)) else {
                 return;
             };
             let props = s.get("properties").and_then(J::as_object);

@@ -49,6 +49,11 @@ impl Path {
         Path(v)
     }
 
+    /// Whether `prefix` is this path or one of its ancestors.
+    pub fn starts_with(&self, prefix: &Path) -> bool {
+        self.segs().starts_with(prefix.segs())
+    }
+
     pub fn parent(&self) -> Option<Path> {
         if self.0.is_empty() {
             None

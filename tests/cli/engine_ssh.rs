@@ -332,7 +332,8 @@ fn check_classifies_a_mixed_fleet() {
   check: test -f {{ node.vars.state }}/drain_done
   change: drain
 ";
-    let f = Fleet::start(6, "", &workflow("", steps));
+    // `check` only classifies; the drain step never runs here.
+    let f = Fleet::start(6, "", &workflow("drain: { none: \"only checked\" }\n", steps));
     // node001, node006: GOOD. node002: HOT. node003, node005: DRAIN. node004: ERROR.
     for i in [0, 5] {
         f.touch(i, "hot_done");

@@ -3,13 +3,16 @@
 #[allow(dead_code, reason = "each test module uses part of the builder")]
 mod support;
 
+mod demo;
 mod drain;
 mod engine_ssh;
 mod examples;
 mod fake_scheduler;
+mod local_transport;
 mod outcomes;
 mod run_local;
 mod schemas;
 mod store_errors;
 mod testbed;
 mod validate_errors;
+mod validate_safety;

@@ -43,7 +43,7 @@ impl Fleet {
             .write(
                 "drover.yml",
                 &format!(
-                    "inventory: inventory.yml\nworkflows: workflows\n{}",
+                    "inventory: inventory.yml\nworkflows: workflows\ntransport: local\n{}",
                     sched.hooks_yaml("20ms", "10s", "hold")
                 ),
             )
@@ -491,7 +491,7 @@ fn a_third_ctrl_c_exits_at_once_and_names_the_nodes_that_may_be_drained() {
     );
     std::fs::write(
         f.site.path().join("drover.yml"),
-        format!("inventory: inventory.yml\nworkflows: workflows\n{hooks}"),
+        format!("inventory: inventory.yml\nworkflows: workflows\ntransport: local\n{hooks}"),
     )
     .expect("site");
     std::fs::write(f.mark("fail-node001"), "").expect("fail marker");

@@ -109,7 +109,7 @@ fn a_closed_window_refuses_to_start_unless_overridden() {
     let site = marking_site("").write(
         "drover.yml",
         &format!(
-            "windows:\n  later:\n    timezone: UTC\n    days: [{day}]\n    start: \"00:00\"\n    end: \"23:59\"\n"
+            "transport: local\nwindows:\n  later:\n    timezone: UTC\n    days: [{day}]\n    start: \"00:00\"\n    end: \"23:59\"\n"
         ),
     );
     let wf = std::fs::read_to_string(site.path().join("workflows/update.yml")).unwrap();

@@ -740,6 +740,22 @@ fn two_documents_in_one_file() {
   |
   = help: add `version:` to the top level
 
+error: missing required key `targets`
+ --> workflows/update.yml:1:1
+  |
+1 | name: x
+  | ^^^^^^^
+  |
+  = help: add `targets:` to the top level
+
+error: missing required key `steps`
+ --> workflows/update.yml:1:1
+  |
+1 | name: x
+  | ^^^^^^^
+  |
+  = help: add `steps:` to the top level
+
 error: a second YAML document in one file
  --> workflows/update.yml:2:1
   |
@@ -748,7 +764,7 @@ error: a second YAML document in one file
   |
   = help: drover reads one document per file; remove the `---` separator or split the file
 
-error: 2 problems in 1 file
+error: 4 problems in 1 file
 "#
     );
 }
@@ -1101,18 +1117,18 @@ error: 3 problems in 1 file
 
 #[test]
 fn a_host_list_of_bad_names_is_one_error() {
-    // 100,000 invalid names, and 999 nodes defined twice: one error per entry each.
+    // 90,000 invalid names, and 999 nodes defined twice: one error per entry each.
     let site = inventory(&INVENTORY.replace(
         "  mgmt01: {}\n",
-        "  mgmt01: {}\n  \"x[1-100000];\": {}\n  m[001-999]: {}\n  m[001-999,1000]: {}\n",
+        "  mgmt01: {}\n  \"x[1-90000];\": {}\n  m[001-999]: {}\n  m[001-999,1000]: {}\n",
     ));
     assert_eq!(
         site.invalid(),
-        r#"error: 100000 invalid node names in `x[1-100000];` (the first is `x1;`): use letters, digits, `-`, `_` and `.`, starting with a letter or digit
+        r#"error: 90000 invalid node names in `x[1-90000];` (the first is `x1;`): use letters, digits, `-`, `_` and `.`, starting with a letter or digit
  --> inventory.yml:5:3
   |
-5 |   "x[1-100000];": {}
-  |   ^^^^^^^^^^^^^^
+5 |   "x[1-90000];": {}
+  |   ^^^^^^^^^^^^^
 
 error: nodes `m[001-999]` are defined twice
  --> inventory.yml:7:3
@@ -1466,7 +1482,7 @@ fn unknown_template_variable() {
     let site = one_step("  - name: unknown var\n    run: echo {{ nod.name }}\n    change: hot\n");
     assert_eq!(
         site.invalid(),
-        r#"error: invalid template: unknown variable `nod` in template; available: node, vars, workflow
+        r#"error: invalid template: unknown variable `nod` in template; available: node, vars, workflow, site
  --> workflows/update.yml:8:10
   |
 8 |     run: echo {{ nod.name }}
@@ -1596,7 +1612,7 @@ fn template_error_lines_in_block_scalars() {
     );
     assert_eq!(
         short_lists(&site.invalid()),
-        r#"error: invalid template: unknown variable `nod` in template; available: node, vars, workflow
+        r#"error: invalid template: unknown variable `nod` in template; available: node, vars, workflow, site
   --> workflows/update.yml:11:7
    |
 11 |       echo {{ nod }}
@@ -1624,7 +1640,7 @@ fn template_files_are_checked_for_names_and_filters() {
     .write("workflows/t/b.j2", "host={{ node.name }}\nrack={{ node.vars.rack | uper }}\n");
     assert_eq!(
         site.invalid(),
-        r#"error: invalid template in `t/a.j2`: unknown variable `nod` in template; available: node, vars, workflow (line 2 of `t/a.j2`)
+        r#"error: invalid template in `t/a.j2`: unknown variable `nod` in template; available: node, vars, workflow, site (line 2 of `t/a.j2`)
  --> workflows/update.yml:8:21
   |
 8 |     template: {src: t/a.j2, dest: /etc/a}
@@ -2185,7 +2201,7 @@ error: unknown window `nite`
   |
   = help: windows defined in drover.yml: day
 
-error: invalid template: unknown variable `nod` in template; available: node, vars, workflow
+error: invalid template: unknown variable `nod` in template; available: node, vars, workflow, site
  --> workflows/update.yml:8:10
   |
 8 |     run: echo {{ nod }}

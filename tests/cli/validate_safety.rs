@@ -1,0 +1,324 @@
+//! Regression tests for the "safety and truth" validation issue: drain steps without
+//! drain hooks, limits on every duration and count, file sources outside the site, the
+//! node-count cap, and reporting every problem of a file in one pass.
+
+use std::time::{Duration, Instant};
+
+use drover::exit_code;
+
+use crate::support::*;
+
+/// The default site without the site's drain hooks.
+fn site_without_drain() -> Site {
+    let text: String = SITE
+        .lines()
+        .filter(|l| !l.starts_with("drain:") && !l.starts_with("  drain") && !l.starts_with("  resume"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(!text.contains("scontrol"), "{text}");
+    Site::new().write("drover.yml", &format!("{text}transport: local\n"))
+}
+
+const DRAIN_WORKFLOW: &str = "\
+name: update
+version: 1
+targets:
+  nodes: [\"@compute\"]
+steps:
+  - name: kernel
+    run: \"true\"
+    change: drain
+";
+
+#[test]
+fn a_drain_step_without_drain_hooks_is_refused_everywhere() {
+    let site = site_without_drain().write("workflows/update.yml", DRAIN_WORKFLOW);
+    assert_eq!(
+        site.invalid(),
+        r#"error: step `kernel` is `change: drain`, but no drain hooks are configured
+ --> workflows/update.yml:8:13
+  |
+8 |     change: drain
+  |             ^^^^^
+  |
+  = help: add `drain:` hooks to drover.yml or to this workflow, or declare that its nodes need no drain: `drain: { none: "the reason" }`
+
+error: 1 problem in 1 file
+"#
+    );
+    let plan = site.run(&["plan", "update"]);
+    assert_eq!(plan.code, exit_code::INVALID_CONFIG, "{}", plan.stderr);
+    let run = site.run(&[
+        "run",
+        "update",
+        "--tags",
+        "drain",
+        "--transport",
+        "local",
+        "--yes",
+    ]);
+    assert_eq!(run.code, exit_code::INVALID_CONFIG, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no drain hooks are configured"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_workflow_may_declare_that_its_nodes_need_no_drain() {
+    let wf = DRAIN_WORKFLOW.replace(
+        "steps:",
+        "drain: { none: \"stateless VMs; the load balancer takes them out\" }\nsteps:",
+    );
+    let site = site_without_drain().write("workflows/update.yml", &wf);
+    let out = site.run(&["validate", "."]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let run = site.run(&[
+        "run",
+        "update",
+        "--tags",
+        "drain",
+        "--transport",
+        "local",
+        "--yes",
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+
+    // The reason is required, and `none` takes no hooks beside it.
+    let site = site_without_drain().write(
+        "workflows/update.yml",
+        &DRAIN_WORKFLOW.replace("steps:", "drain: { none: \"\" }\nsteps:"),
+    );
+    assert!(site.invalid().contains("needs the reason as a non-empty string"));
+    let site = site_without_drain().write(
+        "workflows/update.yml",
+        &DRAIN_WORKFLOW.replace("steps:", "drain: { none: x, drain: \"true\" }\nsteps:"),
+    );
+    assert!(site.invalid().contains("takes no other key"));
+}
+
+#[test]
+fn durations_and_counts_above_their_limits_are_refused_with_value_and_limit() {
+    let site = Site::new()
+        .write(
+            "workflows/update.yml",
+            "name: update\nversion: 1\ntargets: { nodes: [\"@compute\"] }\n\
+             steps:\n  - name: s\n    run: \"true\"\n    change: hot\n    timeout: 3000000000000000h\n",
+        )
+        .write(
+            "workflows/b.yml",
+            "name: b\nversion: 1\ntargets: { nodes: [\"@compute\"] }\n\
+             canary: { soak: 30d }\nstrategy: { retries: { count: 4294967295, delay: 2d } }\n\
+             steps:\n  - name: s\n    run: \"true\"\n    change: hot\n    retries: 1000\n\
+             \x20 - name: w\n    wait_for: { command: \"true\", interval: 2h, timeout: 25h }\n    change: hot\n",
+        )
+        .write(
+            "workflows/c.yml",
+            "name: c\nversion: 1\ntargets: { nodes: [\"@compute\"] }\ncanary: { soak: 1000000h }\n\
+             strategy: { batch: 4294967295 }\nsteps:\n  - name: s\n    run: \"true\"\n    change: hot\n",
+        );
+    let err = site.invalid();
+    for expected in [
+        "error: duration `3000000000000000h` is too large: no setting accepts more than 1year\n --> workflows/update.yml:8:14",
+        "error: 30days is above the limit of 7days\n --> workflows/b.yml:4:17",
+        "= help: `canary.soak` may be at most 7days",
+        "error: 4294967295 is above the limit of 100\n --> workflows/b.yml:5:31",
+        "error: 2days is above the limit of 1day",
+        "error: 1000 is above the limit of 100",
+        "error: 2h is above the limit of 1h",
+        "error: 1day 1h is above the limit of 1day",
+        "error: duration `1000000h` is too large",
+        "error: amount `4294967295` is above the limit of 100000 nodes",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+
+    let site = Site::new().write(
+        "drover.yml",
+        &format!(
+            "{}ssh: {{ forks: 100000, connect_timeout: 1h }}\nleases: {{ ttl: 2d, wait_timeout: 8d }}\n",
+            SITE.replace("windows:", "  poll_interval: 2h\n  timeout: 15d\nwindows:")
+        ),
+    );
+    let err = site.invalid();
+    for expected in [
+        "2h is above the limit of 1h",
+        "15days is above the limit of 14days",
+        "100000 is above the limit of 10000",
+        "1h is above the limit of 10m",
+        "2days is above the limit of 1day",
+        "8days is above the limit of 7days",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn the_readme_lists_every_limit() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    for row in drover::units::limits::readme_rows() {
+        assert!(readme.contains(&row), "README.md lacks the row\n{row}");
+    }
+}
+
+#[test]
+fn file_sources_outside_the_site_are_refused_with_the_resolved_path() {
+    let site = Site::new().write("files/motd", "hi\n");
+    std::os::unix::fs::symlink("/etc/hostname", site.path().join("files/link")).unwrap();
+    let copy = |n: u8, src: &str| {
+        format!("  - name: c{n}\n    copy: {{ src: \"{src}\", dest: /etc/x }}\n    change: hot\n")
+    };
+    let wf = format!(
+        "{WORKFLOW}{}{}{}{}",
+        copy(1, "/etc/hostname"),
+        copy(2, "../../../../../../../../etc/passwd"),
+        copy(3, "../files/link"),
+        copy(4, "../files/motd"),
+    );
+    let site = site.write("workflows/update.yml", &wf);
+    let err = site.invalid();
+    assert!(
+        err.contains("error: `/etc/hostname` resolves to `/etc/hostname`, outside the site"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "error: `../../../../../../../../etc/passwd` resolves to `/etc/passwd`, outside the site"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: `../files/link` resolves to `/etc/hostname`, outside the site"),
+        "{err}"
+    );
+    assert!(err.contains("extra_roots"), "{err}");
+    assert!(err.contains("error: 3 problems in 1 file"), "{err}");
+
+    // A root listed in the site config allows its files; a root must exist.
+    let site = site.write("drover.yml", &format!("{SITE}files:\n  extra_roots: [/etc]\n"));
+    let out = site.run(&["validate", "."]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let site = site.write("drover.yml", &format!("{SITE}files:\n  extra_roots: [nope]\n"));
+    assert!(site.invalid().contains("cannot use `nope` as a file root"));
+}
+
+#[test]
+fn the_node_count_is_capped_before_host_lists_are_expanded() {
+    let site = Site::new().write(
+        "inventory.yml",
+        "nodes:\n  a[1-600000]: {}\n  b[1-600000]: {}\ngroups:\n  compute: [a1]\n",
+    );
+    let started = Instant::now();
+    let err = site.invalid();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        err,
+        "error: the inventory defines 1200000 nodes: the limit is 100000
+ --> inventory.yml:1:1
+  |
+1 | nodes:
+  | ^^^^^
+  |
+  = help: a count this large is almost always a typo in a host list range, like `n[1-1000000]`
+
+error: 1 problem in 1 file
+"
+    );
+    // Under a 256 MiB address-space limit too (the lists would take about 780 MB).
+    if std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let out = std::process::Command::new("prlimit")
+            .args(["--as=268435456", "--"])
+            .arg(drover_bin())
+            .args(["validate", "."])
+            .current_dir(site.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(exit_code::INVALID_CONFIG));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("the limit is 100000"));
+    }
+}
+
+#[test]
+fn every_decoding_problem_of_a_file_is_reported_in_one_pass() {
+    let site = Site::new().write(
+        "workflows/update.yml",
+        "name: update\nsteps:\n  - name: s\n    run: x\n    chekc: \"true\"\n    change: hott\n\
+         \x20 - run: y\n    change: hot\n    timeout: 30\n",
+    );
+    let err = site.invalid();
+    for expected in [
+        "error: missing required key `version`",
+        "error: missing required key `targets`",
+        "error: unknown key `chekc` in `steps[0]`",
+        "error: unknown variant `hott`, expected `hot` or `drain`",
+        "error: missing required key `name`\n --> workflows/update.yml:7:5",
+        "error: invalid duration `30`: a bare number has no unit",
+        "error: 6 problems in 1 file",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+/// Defense in depth: a workflow that somehow reaches the engine with a drain step, no
+/// hooks and no `drain: { none }` fails the node instead of running the step undrained.
+#[test]
+fn the_engine_fails_a_drain_step_without_hooks_instead_of_running_it() {
+    use drover::engine::{Journal, NodeCycle, NodeEnd, NodeJob, template_context};
+    use drover::template::TemplateEngine;
+    use drover::transport::{Connector, LocalConnector};
+
+    let marker = tempfile::tempdir().unwrap();
+    let ran = marker.path().join("ran");
+    let wf = DRAIN_WORKFLOW
+        .replace("steps:", "drain: { none: \"test\" }\nsteps:")
+        .replace("run: \"true\"", &format!("run: touch {}", ran.display()));
+    let site = site_without_drain().write("workflows/update.yml", &wf);
+    let project = drover::project::Project::load(site.path()).unwrap();
+    let mut workflow = project.workflows[0].clone();
+    let node = project.inventory.nodes()[0].clone();
+    let templates = TemplateEngine::new();
+    let (events, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let journal = Journal::new(None, "test".into());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let run = |workflow: &drover::workflow::Workflow| {
+        let cycle = NodeCycle {
+            job: NodeJob {
+                node: &node,
+                workflow,
+                templates: &templates,
+                context: template_context(&node, workflow, &serde_json::Map::new(), &serde_json::json!({})),
+                log: None,
+            },
+            connector: &LocalConnector,
+            hooks: None,
+            journal: &journal,
+            events: &events,
+            reason: "test",
+        };
+        let mut conn = Some(rt.block_on(LocalConnector.connect(&node)).unwrap());
+        rt.block_on(cycle.run(&mut conn, &[0], 0, 1, false))
+    };
+    // Declared: the step runs.
+    assert_eq!(run(&workflow), NodeEnd::Done);
+    assert!(ran.exists());
+    std::fs::remove_file(&ran).unwrap();
+    // Not declared: the node fails and the step never runs.
+    workflow.no_drain = None;
+    match run(&workflow) {
+        NodeEnd::Failed { error, .. } => assert!(error.contains("no drain hooks are configured"), "{error}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert!(!ran.exists(), "the drain step ran without a drain");
+}
