@@ -28,5 +28,12 @@ pub const NOTHING_SELECTED: i32 = 9;
 /// out (drain steps, by default), or need the change while out of service and were left
 /// alone.
 pub const WORK_REMAINS: i32 = 10;
+/// The state store could not record the run's progress, so the run stopped: no new
+/// node started, the ones in flight finished or were held. Not the change's fault: no
+/// node counts as failed for it.
+pub const STATE_STORE_FAILED: i32 = 11;
+/// Another run took over leases of nodes this run had not finished (its heartbeat
+/// could not renew them in time), so the run stopped.
+pub const LEASE_LOST: i32 = 12;
 /// Interrupted with Ctrl-C.
 pub const INTERRUPTED: i32 = 130;

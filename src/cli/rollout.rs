@@ -278,7 +278,7 @@ pub(super) async fn flow<K: Connector>(
     };
     let log_path = log.as_ref().map(|l| l.path().to_path_buf());
 
-    let (etx, erx) = mpsc::unbounded_channel();
+    let (etx, erx) = engine::event_channel(engine::EVENT_CAPACITY);
     let style = if t.json {
         Style::Json
     } else {
@@ -287,14 +287,19 @@ pub(super) async fn flow<K: Connector>(
         }
     };
     let check_json_only = t.json && opts.is_none();
-    let reporter = tokio::spawn(async move {
-        if check_json_only {
-            // `check --json` prints one document at the end.
-            let mut erx = erx;
-            while erx.recv().await.is_some() {}
-        } else {
-            report::report(erx, style).await;
-        }
+    // Its writes to stdout block (a paused terminal, an unread pipe): on a thread of
+    // its own, not one of the runtime's, and the run does not wait for it.
+    let handle = tokio::runtime::Handle::current();
+    let reporter = tokio::task::spawn_blocking(move || {
+        handle.block_on(async move {
+            if check_json_only {
+                // `check --json` prints one document at the end.
+                let mut erx = erx;
+                while erx.recv().await.is_some() {}
+            } else {
+                report::report(erx, style).await;
+            }
+        });
     });
     let hooks = wf.drain.clone().or_else(|| project.site.drain.clone());
     let drain_selected = wf
@@ -312,6 +317,7 @@ pub(super) async fn flow<K: Connector>(
         forks: project.site.ssh.forks as usize,
         log,
         events: etx,
+        files: engine::FileSources::default(),
         probe_drained: opts.is_some() && drain_selected && hooks.is_some(),
         hooks,
         journal: Journal::new(store.clone(), run_id.clone()),
@@ -634,7 +640,14 @@ pub(super) async fn flow<K: Connector>(
         );
         return exit_code::INTERRUPTED;
     }
-    let beat = run_state::heartbeat(store.clone(), run_id.clone(), project.site.leases.ttl);
+    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+    let beat = run_state::heartbeat(
+        store.clone(),
+        run_id.clone(),
+        project.site.leases.ttl,
+        names.clone(),
+        ctl_tx,
+    );
 
     let skipped = Skipped::new(&plan, &held, &work.steps, &wf.steps, &p.selected);
     let spec = rollout_spec(
@@ -646,7 +659,7 @@ pub(super) async fn flow<K: Connector>(
             None => (drains, HashMap::new()),
         },
     );
-    let result = engine::execute(Arc::clone(&cx), &plan, work, &mut conns, spec, irx).await;
+    let result = engine::execute(Arc::clone(&cx), &plan, work, &mut conns, spec, irx, ctl_rx).await;
     beat.abort();
     let outcome = final_outcome(inv, &plan, &skipped, result.outcome.clone());
     let status = run_state::status_of(Some(&outcome));
@@ -884,43 +897,58 @@ fn rollout_spec<K: Connector>(
 /// and passes its reboot step's health checks. Returns the ones that did not.
 async fn await_rebooting<K: Connector>(cx: &Arc<RunContext<K>>, r: &Resume) -> HashMap<NodeId, String> {
     let mut set = tokio::task::JoinSet::new();
+    let mut node_of = HashMap::new();
     for (id, step, before) in r.rebooting.clone() {
         let cx = Arc::clone(cx);
-        set.spawn(async move {
+        let handle = set.spawn(async move {
             let Some(crate::workflow::Action::Reboot(rb)) = cx.workflow.steps.get(step).map(|s| &s.action)
             else {
                 return None;
             };
             let reason = cx.reason();
             let cycle = cx.cycle(id, &reason);
+            engine::fault::panic_point("panic-reboot-wait", &cycle.job.node.name);
             let boot_cmd = match cycle.job.render(&rb.boot_id) {
                 Ok(c) => c,
-                Err(e) => return Some((id, e)),
+                Err(e) => return Some((id, e.to_string())),
             };
-            let deadline = std::time::Instant::now() + rb.timeout;
+            let deadline = engine::Deadline::after(rb.timeout);
             match cycle
                 .await_reboot(&boot_cmd, &before, deadline, Some(REBOOT_GRACE))
                 .await
             {
                 Ok(Some(conn)) => {
                     let conn = Some(conn);
-                    let health = cycle.health(&conn, rb).await;
+                    let health = cycle.health(&conn, rb, deadline).await;
                     if let Some(c) = conn {
                         c.close().await;
                     }
-                    health.err().map(|e| (id, e))
+                    health.err().map(|e| (id, e.to_string()))
                 }
                 // It never went down: the reboot was recorded but not issued. Its check
                 // decides whether it still needs one.
                 Ok(None) => None,
-                Err(e) => Some((id, e)),
+                Err(e) => Some((id, e.to_string())),
             }
         });
+        node_of.insert(handle.id(), id);
     }
     let mut failed = HashMap::new();
-    while let Some(j) = set.join_next().await {
-        if let Ok(Some((id, e))) = j {
-            failed.insert(id, e);
+    while let Some(j) = set.join_next_with_id().await {
+        match j {
+            Ok((_, Some((id, e)))) => {
+                failed.insert(id, e);
+            }
+            Ok((_, None)) => {}
+            // A wait that panicked did not see the node come back: it is not "fine".
+            Err(e) => {
+                if let Some(id) = node_of.get(&e.id()) {
+                    failed.insert(
+                        *id,
+                        format!("waiting for its reboot: {}", engine::panic_message(e)),
+                    );
+                }
+            }
         }
     }
     failed
@@ -1093,6 +1121,18 @@ impl Summary<'_> {
                     ),
                 )
             }
+            Outcome::Stopped {
+                stop: stop @ StopReason::StateStore { .. },
+            } => (
+                exit_code::STATE_STORE_FAILED,
+                format!("STOPPED: {}", describe_stop(inv, stop)),
+            ),
+            Outcome::Stopped {
+                stop: stop @ StopReason::LeaseLost { .. },
+            } => (
+                exit_code::LEASE_LOST,
+                format!("STOPPED: {}", describe_stop(inv, stop)),
+            ),
             Outcome::Stopped { stop } => (
                 exit_code::RUN_STOPPED,
                 format!("STOPPED: {}", describe_stop(inv, stop)),
@@ -1310,5 +1350,11 @@ fn describe_stop(inv: &Inventory, s: &StopReason) -> String {
             inv.node(*node).name
         ),
         StopReason::Interrupted => "interrupted".into(),
+        StopReason::StateStore { error } => {
+            format!("the state store cannot record the run ({error}); nothing more was started")
+        }
+        StopReason::LeaseLost { node } => format!(
+            "another run took over the lease of {node}, which this run had not finished; nothing more was started"
+        ),
     }
 }

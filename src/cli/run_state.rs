@@ -183,14 +183,41 @@ pub async fn begin(
 }
 
 /// Renews the run's leases and records that its controller lives, every third of the
-/// lease time, until aborted.
-pub fn heartbeat(store: Store, run: String, ttl: Duration) -> tokio::task::JoinHandle<()> {
+/// lease time, until aborted. A renewal that finds some of `nodes` leased by another
+/// run (this one could not renew in time and the other took them over) tells the run,
+/// through `lost`, which stops if any of them is unfinished.
+pub fn heartbeat(
+    store: Store,
+    run: String,
+    ttl: Duration,
+    nodes: Vec<String>,
+    lost: tokio::sync::mpsc::UnboundedSender<crate::engine::Control>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let every = ttl / 3;
+        let nodes: HashSet<String> = nodes.into_iter().collect();
         loop {
             tokio::time::sleep(every).await;
             let now = jiff::Timestamp::now();
-            let _ = store.renew_leases(&run, now, ttl).await;
+            // Through the store's writer thread: SQLite's lock waits stay off the
+            // runtime's threads.
+            let renewed = store.renew_leases(&run, now, ttl).await;
+            if renewed.is_ok_and(|n| n < nodes.len()) {
+                // Fewer than taken: finished nodes gave theirs back, or another run took
+                // some over. Only the latter matters.
+                let s = store.clone();
+                let leases = tokio::task::spawn_blocking(move || s.leases()).await;
+                if let Ok(Ok(leases)) = leases {
+                    let taken: Vec<String> = leases
+                        .into_iter()
+                        .filter(|l| l.run != run && nodes.contains(&l.node))
+                        .map(|l| l.node)
+                        .collect();
+                    if !taken.is_empty() {
+                        let _ = lost.send(crate::engine::Control::LeasesLost(taken));
+                    }
+                }
+            }
             let _ = store
                 .write(vec![StoreWrite::Heartbeat {
                     id: run.clone(),

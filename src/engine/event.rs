@@ -85,7 +85,7 @@ pub enum RunEvent {
 pub fn outcome_json(outcome: &Outcome, inv: &Inventory) -> serde_json::Value {
     let mut v = serde_json::to_value(outcome).unwrap_or(serde_json::Value::Null);
     if let Outcome::Stopped {
-        stop: StopReason::CanaryFailed { node },
+        stop: StopReason::CanaryFailed { node } | StopReason::Blocked { node, .. },
     } = outcome
     {
         v["stop"]["node"] = serde_json::Value::from(inv.node(*node).name.clone());

@@ -2,7 +2,14 @@
 //! before the engine acts on it, so a controller killed at any instant leaves a record
 //! that says which nodes it may have drained.
 
-use crate::store::{NodeState, Store, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::journal_error::JournalError;
+use crate::store::{NodeState, Store, StoreError, Write};
+
+/// The most output a step record keeps (the store's documented limit).
+const OUTPUT_TAIL_BYTES: usize = 4096;
 
 /// Where a node stands, as recorded.
 #[derive(Debug, Clone)]
@@ -35,11 +42,38 @@ pub struct StepRecord {
 pub struct Journal {
     store: Option<Store>,
     run: String,
+    /// Test fault `journal-fail-after=N`: writes after the N-th fail, as a full disk
+    /// would make them.
+    fail_after: Option<(usize, Arc<AtomicUsize>)>,
 }
 
 impl Journal {
     pub fn new(store: Option<Store>, run: String) -> Journal {
-        Journal { store, run }
+        let fail_after = super::fault::get("journal-fail-after")
+            .and_then(|n| n.parse().ok())
+            .map(|n| (n, Arc::new(AtomicUsize::new(0))));
+        Journal {
+            store,
+            run,
+            fail_after,
+        }
+    }
+
+    /// One write to the store, unless the injected fault says the disk is full.
+    async fn write(&self, store: &Store, w: Write) -> Result<(), StoreError> {
+        if let Some((n, count)) = &self.fail_after
+            && count.fetch_add(1, Ordering::SeqCst) >= *n
+        {
+            return Err(StoreError::Database {
+                path: store.path().to_path_buf(),
+                action: "record a write (injected fault)".into(),
+                source: Arc::new(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                    Some("database or disk is full".into()),
+                )),
+            });
+        }
+        store.write(vec![w]).await
     }
 
     pub fn run(&self) -> &str {
@@ -51,12 +85,13 @@ impl Journal {
     }
 
     /// Records a node's transition; returns once it is durable.
-    pub async fn node(&self, node: &str, m: Mark) -> Result<(), String> {
+    pub async fn node(&self, node: &str, m: Mark) -> Result<(), JournalError> {
         let Some(store) = &self.store else {
             return Ok(());
         };
-        store
-            .write(vec![Write::Node {
+        self.write(
+            store,
+            Write::Node {
                 run: self.run.clone(),
                 node: node.to_string(),
                 state: m.state,
@@ -66,17 +101,19 @@ impl Journal {
                 boot_id: m.boot_id,
                 reason: m.reason,
                 at: jiff::Timestamp::now(),
-            }])
-            .await
-            .map_err(|e| format!("cannot record the node's state, so it was not changed: {e}"))
+            },
+        )
+        .await
+        .map_err(JournalError::Node)
     }
 
-    pub async fn step(&self, node: &str, r: StepRecord) -> Result<(), String> {
+    pub async fn step(&self, node: &str, r: StepRecord) -> Result<(), JournalError> {
         let Some(store) = &self.store else {
             return Ok(());
         };
-        store
-            .write(vec![Write::Step {
+        self.write(
+            store,
+            Write::Step {
                 run: self.run.clone(),
                 node: node.to_string(),
                 step: r.step,
@@ -85,10 +122,20 @@ impl Journal {
                 status: r.status,
                 exit_code: r.exit_code,
                 duration_ms: r.duration_ms,
-                output_tail: r.output_tail,
+                output_tail: tail(&r.output_tail),
                 at: jiff::Timestamp::now(),
-            }])
-            .await
-            .map_err(|e| format!("cannot record the step's result: {e}"))
+            },
+        )
+        .await
+        .map_err(JournalError::Step)
     }
+}
+
+/// The last [`OUTPUT_TAIL_BYTES`] of `s`, cut at a character boundary.
+fn tail(s: &str) -> String {
+    let mut start = s.len().saturating_sub(OUTPUT_TAIL_BYTES);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    s[start..].to_string()
 }

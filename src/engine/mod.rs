@@ -2,23 +2,41 @@
 //! runner that connects them.
 
 mod check_result;
+mod control;
+mod deadline;
 mod disruption;
 mod event;
+mod event_sender;
+pub mod fault;
+mod file_sources;
 mod journal;
+mod journal_error;
 mod node_cycle;
+mod node_error;
 mod node_work;
 mod rollout;
 mod run_log;
 mod runner;
+mod step_error;
+mod step_output;
 
 pub use check_result::{CheckResult, Class, StepNeed, classify};
+pub use control::Control;
+pub use deadline::{Deadline, later, poll_until};
 pub use disruption::{Blocked, Disruption, Limit};
 pub use event::{RunEvent, StepStatus, outcome_json};
+pub use event_sender::{EVENT_CAPACITY, EventReceiver, EventSender, event_channel};
+pub use file_sources::{FileSources, Source};
 pub use journal::{Journal, Mark, StepRecord};
+pub use journal_error::JournalError;
 pub use node_cycle::{NodeCycle, NodeEnd};
+pub use node_error::NodeError;
 pub use node_work::{CHECK_TIMEOUT, NodeJob, site_context, template_context};
 pub use rollout::{Action, Input, Outcome, Prior, Rollout, RolloutSpec, StopReason};
 pub use run_log::RunLog;
 pub use runner::{
     Checked, Connections, Interrupted, RunContext, RunResult, Work, check_all, execute, next_press,
+    panic_message,
 };
+pub use step_error::StepError;
+pub use step_output::StepOutput;

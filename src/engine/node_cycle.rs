@@ -3,13 +3,18 @@
 //! checks), and resume it. Every transition is journaled before it is acted on, so a
 //! killed controller never forgets a drained node.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::time::Instant;
 
+use super::deadline::{Deadline, poll_until};
 use super::event::{RunEvent, StepStatus};
+use super::event_sender::EventSender;
 use super::journal::{Journal, Mark, StepRecord};
+use super::node_error::NodeError;
 use super::node_work::NodeJob;
+use super::step_error::StepError;
+use super::step_output::StepOutput;
 use crate::site::{DrainHooks, HookHost, OnDrainTimeout};
 use crate::store::NodeState;
 use crate::transport::{Connection, Connector, ExecOutput, LocalConnection, TransportError};
@@ -21,6 +26,8 @@ const HOOK_TIMEOUT: Duration = Duration::from_secs(120);
 const REBOOT_POLL: Duration = Duration::from_secs(1);
 /// How long the reboot command itself may take before the node goes away.
 const REBOOT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long reading the boot id may take.
+const BOOT_ID_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a node's turn ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,12 +45,15 @@ pub enum NodeEnd {
     Held(String),
     /// It did not drain in time and was resumed untouched.
     Skipped(String),
+    /// The state store could not record a transition, so the node was left as it was
+    /// (`drained`: drained). Not the node's failure: the run stops.
+    StoreFailed { error: String, drained: bool },
 }
 
 enum Drain {
     Drained,
     TimedOut,
-    Failed(String),
+    Failed(NodeError),
 }
 
 /// Everything a node's turn needs.
@@ -52,9 +62,24 @@ pub struct NodeCycle<'a, K: Connector> {
     pub connector: &'a K,
     pub hooks: Option<&'a DrainHooks>,
     pub journal: &'a Journal,
-    pub events: &'a UnboundedSender<RunEvent>,
+    pub events: &'a EventSender,
     /// `drover: <workflow> v<version> run <id>`: what the scheduler shows as the reason.
     pub reason: &'a str,
+}
+
+/// A failed turn: `pos` and whether the node is still drained.
+fn ended(pos: usize, e: NodeError, drained: bool) -> NodeEnd {
+    match e {
+        NodeError::Journal(j) => NodeEnd::StoreFailed {
+            error: j.to_string(),
+            drained,
+        },
+        e => NodeEnd::Failed {
+            pos,
+            error: e.to_string(),
+            drained,
+        },
+    }
 }
 
 impl<K: Connector> NodeCycle<'_, K> {
@@ -63,14 +88,20 @@ impl<K: Connector> NodeCycle<'_, K> {
     }
 
     fn event(&self, state: &str, detail: Option<String>) {
-        let _ = self.events.send(RunEvent::NodeDrain {
+        self.events.send(RunEvent::NodeDrain {
             node: self.name().to_string(),
             state: state.to_string(),
             detail,
         });
     }
 
-    async fn mark(&self, state: NodeState, attempt: u32, step: usize, drained: bool) -> Result<(), String> {
+    async fn mark(
+        &self,
+        state: NodeState,
+        attempt: u32,
+        step: usize,
+        drained: bool,
+    ) -> Result<(), NodeError> {
         self.mark_with(state, attempt, step, drained, None, None).await
     }
 
@@ -82,8 +113,9 @@ impl<K: Connector> NodeCycle<'_, K> {
         drained: bool,
         boot_id: Option<String>,
         reason: Option<String>,
-    ) -> Result<(), String> {
-        self.journal
+    ) -> Result<(), NodeError> {
+        Ok(self
+            .journal
             .node(
                 self.name(),
                 Mark {
@@ -95,7 +127,7 @@ impl<K: Connector> NodeCycle<'_, K> {
                     reason,
                 },
             )
-            .await
+            .await?)
     }
 
     /// Runs `steps[from..]` (workflow step indices). `drained`: a previous attempt (or a
@@ -109,60 +141,72 @@ impl<K: Connector> NodeCycle<'_, K> {
         attempt: u32,
         drained: bool,
     ) -> NodeEnd {
+        super::fault::panic_point("panic-node", self.name());
         let wf = self.job.workflow;
         // Drained and confirmed by the `drained` hook in this attempt.
         let mut confirmed = false;
         let mut must_resume = drained;
         for (pos, &i) in steps.iter().enumerate().skip(from) {
             let step = &wf.steps[i];
-            let fail = |error: String, drained: bool| NodeEnd::Failed { pos, error, drained };
             // Validation refuses a drain step without hooks unless the workflow declares
             // its nodes need no drain; "no hooks" never counts as "drained" otherwise.
             if step.change == Change::Drain && self.hooks.is_none() && wf.no_drain.is_none() {
-                return fail(
-                    format!(
-                        "step `{}` needs a drained node, but no drain hooks are configured and the \
-                         workflow does not declare `drain: {{ none: ... }}`",
-                        step.name
-                    ),
+                return ended(
+                    pos,
+                    NodeError::NoDrainHooks {
+                        step: step.name.clone(),
+                    },
                     must_resume,
                 );
             }
             if step.change == Change::Drain && !confirmed && self.hooks.is_some() {
                 // Drained before the hook runs: a crash in between must not forget it.
                 if let Err(e) = self.mark(NodeState::Draining, attempt, i, true).await {
-                    return fail(e, must_resume);
+                    return ended(pos, e, must_resume);
                 }
                 must_resume = true;
                 match self.drain(conn).await {
                     Drain::Drained => confirmed = true,
-                    Drain::Failed(e) => return fail(e, true),
-                    Drain::TimedOut => return self.drain_timed_out(conn, attempt, i).await,
+                    Drain::Failed(e) => return ended(pos, e, true),
+                    Drain::TimedOut => return self.drain_timed_out(conn, attempt, pos, i).await,
                 }
                 if let Err(e) = self.mark(NodeState::Drained, attempt, i, true).await {
-                    return fail(e, true);
+                    return ended(pos, e, true);
                 }
             }
             if let Err(e) = self.mark(NodeState::Running, attempt, i, must_resume).await {
-                return fail(e, must_resume);
+                return ended(pos, e, must_resume);
             }
             let started = Instant::now();
-            let result = match &step.action {
+            let result: Result<StepOutput, NodeError> = match &step.action {
                 Action::Reboot(r) => self.reboot(conn, r, attempt, i, must_resume).await,
                 _ => match conn.as_ref() {
                     Some(c) => self.job.step(c, step).await,
-                    None => Err("no connection to the node".to_string()),
-                },
+                    None => Err(StepError::NoConnection),
+                }
+                .map_err(|source| NodeError::Step {
+                    step: step.name.clone(),
+                    source,
+                }),
             };
-            let (status, error) = match &result {
-                Ok(s) => (*s, None),
-                Err(e) => (StepStatus::Failed, Some(e.clone())),
+            if let Err(NodeError::Journal(e)) = result {
+                return ended(pos, NodeError::Journal(e), must_resume);
+            }
+            let duration = started.elapsed();
+            let (status, exit_code, output_tail, error) = match &result {
+                Ok(o) => (o.status, o.exit_code, o.output_tail.clone(), None),
+                Err(e) => (
+                    StepStatus::Failed,
+                    e.exit_code(),
+                    e.output_tail(),
+                    Some(e.to_string()),
+                ),
             };
-            let _ = self.events.send(RunEvent::StepFinished {
+            self.events.send(RunEvent::StepFinished {
                 node: self.name().to_string(),
                 step: step.name.clone(),
                 status,
-                duration: started.elapsed(),
+                duration,
                 error: error.clone(),
             });
             let record = StepRecord {
@@ -173,96 +217,108 @@ impl<K: Connector> NodeCycle<'_, K> {
                     .ok()
                     .and_then(|v| v.as_str().map(String::from))
                     .unwrap_or_default(),
-                exit_code: None,
-                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                output_tail: error.clone().unwrap_or_default(),
+                exit_code,
+                duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+                output_tail: if output_tail.is_empty() {
+                    error.unwrap_or_default()
+                } else {
+                    output_tail
+                },
             };
             if let Err(e) = self.journal.step(self.name(), record).await {
-                return fail(e, must_resume);
+                return ended(pos, e.into(), must_resume);
             }
             if let Err(e) = result {
-                return fail(format!("step `{}`: {e}", step.name), must_resume);
+                return ended(pos, e, must_resume);
             }
         }
+        let end = steps.len();
         if must_resume {
-            let end = steps.len();
             if let Err(e) = self.mark(NodeState::Resuming, attempt, end, true).await {
-                return NodeEnd::Failed {
-                    pos: end,
-                    error: e,
-                    drained: true,
-                };
+                return ended(end, e, true);
             }
             if let Err(e) = self.resume(conn).await {
-                return NodeEnd::Failed {
-                    pos: end,
-                    error: e,
-                    drained: true,
-                };
+                return ended(end, e, true);
             }
         }
-        let done = self.mark(NodeState::Succeeded, attempt, steps.len(), false).await;
-        match done {
+        match self.mark(NodeState::Succeeded, attempt, end, false).await {
             Ok(()) => NodeEnd::Done,
-            Err(e) => NodeEnd::Failed {
-                pos: steps.len(),
-                error: e,
-                drained: false,
-            },
+            Err(e) => ended(end, e, false),
         }
     }
 
-    /// Runs a drain hook template with `reason` in scope, where the site says.
+    /// Runs a drain hook template with `reason` in scope, where the site says, for at
+    /// most `timeout`.
     async fn hook(
         &self,
         conn: &Option<K::Conn>,
-        what: &str,
+        what: &'static str,
         src: &str,
         reason: &str,
-    ) -> Result<ExecOutput, String> {
+        timeout: Duration,
+    ) -> Result<ExecOutput, NodeError> {
+        let fail = |source: StepError| NodeError::Hook { hook: what, source };
         let Some(hooks) = self.hooks else {
-            return Err("no drain hooks".into());
+            return Err(fail(StepError::NoConnection));
         };
         let mut cx = self.job.context.clone();
         cx["run"] = serde_json::Value::from(self.journal.run());
         cx["reason"] = serde_json::Value::from(reason);
-        let cmd = self
-            .job
-            .templates
-            .render(src, &cx)
-            .map_err(|e| format!("{what} hook: template error: {e}"))?;
+        let cmd = self.job.templates.render(src, &cx).map_err(|e| fail(e.into()))?;
         let out: Result<ExecOutput, TransportError> = match hooks.run_on {
-            HookHost::Controller => {
-                LocalConnection::new(self.name())
-                    .exec(&cmd, None, HOOK_TIMEOUT)
-                    .await
-            }
+            HookHost::Controller => LocalConnection::new(self.name()).exec(&cmd, None, timeout).await,
             HookHost::Node => match conn.as_ref() {
-                Some(c) => c.exec(&cmd, None, HOOK_TIMEOUT).await,
-                None => return Err(format!("{what} hook: no connection to the node")),
+                Some(c) => c.exec(&cmd, None, timeout).await,
+                None => return Err(fail(StepError::NoConnection)),
             },
         };
         self.job.log_exec(&format!("{what} hook"), &cmd, &out);
-        out.map_err(|e| format!("{what} hook: {e}"))
+        out.map_err(|e| fail(StepError::Transport(e)))
     }
 
+    /// A hook that must exit 0.
     async fn hook_ok(
         &self,
         conn: &Option<K::Conn>,
-        what: &str,
+        what: &'static str,
         src: &str,
         reason: &str,
-    ) -> Result<(), String> {
-        let o = self.hook(conn, what, src, reason).await?;
+        timeout: Duration,
+    ) -> Result<(), NodeError> {
+        let o = self.hook(conn, what, src, reason, timeout).await?;
         if o.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{what} hook exited with {}: {}",
-                o.code.map_or("a signal".to_string(), |c| format!("code {c}")),
-                o.last_lines(3)
-            ))
+            return Ok(());
         }
+        let tail = o.last_lines(3);
+        let source = match o.code {
+            _ if o.timed_out => StepError::TimedOut(timeout),
+            Some(code) => StepError::Exited { code, tail },
+            None => StepError::Signal { tail },
+        };
+        Err(NodeError::Hook { hook: what, source })
+    }
+
+    /// Polls probe `what` until it exits 0 or `timeout` (from now) runs out; each poll
+    /// may take only the time left. `Err`: the last failure.
+    async fn poll_hook(
+        &self,
+        conn: &Option<K::Conn>,
+        what: &'static str,
+        src: &str,
+        h: &DrainHooks,
+    ) -> Result<(), String> {
+        poll_until(
+            Deadline::after(h.timeout),
+            h.poll_interval,
+            HOOK_TIMEOUT,
+            |left| async move {
+                match self.hook_ok(conn, what, src, self.reason, left).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                }
+            },
+        )
+        .await
     }
 
     async fn drain(&self, conn: &Option<K::Conn>) -> Drain {
@@ -270,15 +326,15 @@ impl<K: Connector> NodeCycle<'_, K> {
             return Drain::Drained;
         };
         self.event("draining", None);
-        if let Err(e) = self.hook_ok(conn, "drain", &h.drain, self.reason).await {
+        if let Err(e) = self
+            .hook_ok(conn, "drain", &h.drain, self.reason, HOOK_TIMEOUT)
+            .await
+        {
             return Drain::Failed(e);
         }
         let started = Instant::now();
-        let deadline = started + h.timeout;
-        loop {
-            if let Ok(o) = self.hook(conn, "drained", &h.drained, self.reason).await
-                && o.success()
-            {
+        match self.poll_hook(conn, "drained", &h.drained, h).await {
+            Ok(()) => {
                 self.event(
                     "drained",
                     Some(format!(
@@ -286,16 +342,20 @@ impl<K: Connector> NodeCycle<'_, K> {
                         humantime::format_duration(secs(started.elapsed()))
                     )),
                 );
-                return Drain::Drained;
+                Drain::Drained
             }
-            if Instant::now() + h.poll_interval > deadline {
-                return Drain::TimedOut;
-            }
-            tokio::time::sleep(h.poll_interval).await;
+            Err(_) => Drain::TimedOut,
         }
     }
 
-    async fn drain_timed_out(&self, conn: &Option<K::Conn>, attempt: u32, step: usize) -> NodeEnd {
+    /// The drain of step `pos` (workflow step `step`) timed out.
+    async fn drain_timed_out(
+        &self,
+        conn: &Option<K::Conn>,
+        attempt: u32,
+        pos: usize,
+        step: usize,
+    ) -> NodeEnd {
         let Some(h) = self.hooks else {
             return NodeEnd::Skipped("no drain hooks".into());
         };
@@ -304,34 +364,40 @@ impl<K: Connector> NodeCycle<'_, K> {
             OnDrainTimeout::GiveUp => {
                 let why = format!("did not drain within {waited}; resumed untouched");
                 if let Err(e) = self.mark(NodeState::Resuming, attempt, step, true).await {
-                    return NodeEnd::Failed {
-                        pos: 0,
-                        error: e,
-                        drained: true,
-                    };
+                    return ended(pos, e, true);
                 }
                 if let Err(e) = self.resume(conn).await {
-                    return NodeEnd::Failed {
-                        pos: 0,
-                        error: format!("{why}, but {e}"),
-                        drained: true,
+                    // A retry (if any) starts again at the step whose drain timed out.
+                    return match e {
+                        NodeError::Journal(_) => ended(pos, e, true),
+                        e => NodeEnd::Failed {
+                            pos,
+                            error: format!("{why}, but {e}"),
+                            drained: true,
+                        },
                     };
                 }
                 self.event("skipped", Some(why.clone()));
-                let _ = self
+                if let Err(e) = self
                     .mark_with(NodeState::Skipped, attempt, step, false, None, Some(why.clone()))
-                    .await;
+                    .await
+                {
+                    return ended(pos, e, false);
+                }
                 NodeEnd::Skipped(why)
             }
             OnDrainTimeout::Hold => {
                 let why = format!("did not drain within {waited}; held for a human");
                 let reason = format!("{}: {why}", self.reason);
                 // The scheduler's reason says why it is held; the drain stays.
-                let _ = self.hook(conn, "drain", &h.drain, &reason).await;
+                let _ = self.hook(conn, "drain", &h.drain, &reason, HOOK_TIMEOUT).await;
                 self.event("held", Some(why.clone()));
-                let _ = self
+                if let Err(e) = self
                     .mark_with(NodeState::Held, attempt, step, true, None, Some(why.clone()))
-                    .await;
+                    .await
+                {
+                    return ended(pos, e, true);
+                }
                 NodeEnd::Held(why)
             }
         }
@@ -342,18 +408,29 @@ impl<K: Connector> NodeCycle<'_, K> {
     pub async fn is_drained(&self, conn: &Option<K::Conn>) -> bool {
         match self.hooks {
             Some(h) => self
-                .hook(conn, "drained", &h.drained, self.reason)
+                .hook(conn, "drained", &h.drained, self.reason, HOOK_TIMEOUT)
                 .await
                 .is_ok_and(|o| o.success()),
             None => false,
         }
     }
 
-    async fn resume(&self, conn: &Option<K::Conn>) -> Result<(), String> {
+    /// The resume hook, then (with a `resumed` probe) the wait until the scheduler has
+    /// the node back: until then it still holds its place in the budgets.
+    async fn resume(&self, conn: &Option<K::Conn>) -> Result<(), NodeError> {
         let Some(h) = self.hooks else {
             return Ok(());
         };
-        self.hook_ok(conn, "resume", &h.resume, self.reason).await?;
+        self.hook_ok(conn, "resume", &h.resume, self.reason, HOOK_TIMEOUT)
+            .await?;
+        if let Some(probe) = &h.resumed {
+            self.poll_hook(conn, "resumed", probe, h)
+                .await
+                .map_err(|last| NodeError::NotResumed {
+                    waited: h.timeout,
+                    last,
+                })?;
+        }
         self.event("resumed", None);
         Ok(())
     }
@@ -370,22 +447,29 @@ impl<K: Connector> NodeCycle<'_, K> {
             .collect::<String>();
         let reason = format!("{}: {first}", self.reason);
         if let Some(h) = self.hooks {
-            let _ = self.hook(conn, "drain", &h.drain, &reason).await;
+            let _ = self.hook(conn, "drain", &h.drain, &reason, HOOK_TIMEOUT).await;
         }
         self.event("held", Some(first));
         reason
     }
 
-    async fn boot_id(&self, c: &K::Conn, cmd: &str) -> Result<String, String> {
-        let out = c.exec(cmd, None, Duration::from_secs(30)).await;
+    /// Reads the boot id, in at most `timeout`.
+    async fn boot_id(&self, c: &K::Conn, cmd: &str, timeout: Duration) -> Result<String, NodeError> {
+        let fail = |source: StepError| NodeError::BootId {
+            cmd: cmd.to_string(),
+            source,
+        };
+        let out = c.exec(cmd, None, timeout).await;
         self.job.log_exec("boot id", cmd, &out);
-        let o = out.map_err(|e| format!("cannot read the boot id: {e}"))?;
+        let o = out.map_err(|e| fail(e.into()))?;
         let id = o.stdout.trim().to_string();
         if !o.success() || id.is_empty() {
-            return Err(format!(
-                "cannot read the boot id with `{cmd}`: {}",
-                o.last_lines(3)
-            ));
+            let tail = o.last_lines(3);
+            return Err(fail(match o.code {
+                _ if o.timed_out => StepError::TimedOut(timeout),
+                Some(code) => StepError::Exited { code, tail },
+                None => StepError::Signal { tail },
+            }));
         }
         Ok(id)
     }
@@ -397,12 +481,12 @@ impl<K: Connector> NodeCycle<'_, K> {
         attempt: u32,
         step: usize,
         drained: bool,
-    ) -> Result<StepStatus, String> {
-        let boot_cmd = self.job.render(&r.boot_id)?;
-        let command = self.job.render(&r.command)?;
+    ) -> Result<StepOutput, NodeError> {
+        let boot_cmd = self.job.render(&r.boot_id).map_err(NodeError::Reboot)?;
+        let command = self.job.render(&r.command).map_err(NodeError::Reboot)?;
         let before = match conn.as_ref() {
-            Some(c) => self.boot_id(c, &boot_cmd).await?,
-            None => return Err("no connection to the node".into()),
+            Some(c) => self.boot_id(c, &boot_cmd, BOOT_ID_TIMEOUT).await?,
+            None => return Err(NodeError::Reboot(StepError::NoConnection)),
         };
         self.mark_with(
             NodeState::Rebooting,
@@ -425,19 +509,18 @@ impl<K: Connector> NodeCycle<'_, K> {
                 && code != 255
                 && !o.timed_out
             {
-                return Err(format!(
-                    "reboot command exited with code {code}: {}",
-                    o.last_lines(3)
-                ));
+                return Err(NodeError::RebootRefused {
+                    code,
+                    tail: o.last_lines(3),
+                });
             }
         }
         if let Some(c) = conn.take() {
             c.close().await;
         }
         let started = Instant::now();
-        let back = self
-            .await_reboot(&boot_cmd, &before, started + r.timeout, None)
-            .await?;
+        let deadline = Deadline::after(r.timeout);
+        let back = self.await_reboot(&boot_cmd, &before, deadline, None).await?;
         *conn = back;
         self.event(
             "back",
@@ -446,8 +529,8 @@ impl<K: Connector> NodeCycle<'_, K> {
                 humantime::format_duration(secs(started.elapsed()))
             )),
         );
-        self.health(conn, r).await?;
-        Ok(StepStatus::Ok)
+        self.health(conn, r, deadline).await?;
+        Ok(StepOutput::bare(StepStatus::Ok))
     }
 
     /// Waits until the node answers with a boot id other than `before`, and returns the
@@ -458,52 +541,73 @@ impl<K: Connector> NodeCycle<'_, K> {
         &self,
         boot_cmd: &str,
         before: &str,
-        deadline: Instant,
+        deadline: Deadline,
         grace: Option<Duration>,
-    ) -> Result<Option<K::Conn>, String> {
-        let mut last;
-        let mut old_since: Option<Instant> = None;
-        loop {
+    ) -> Result<Option<K::Conn>, NodeError> {
+        let old_since: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+        let old_since = &old_since;
+        poll_until(deadline, REBOOT_POLL, BOOT_ID_TIMEOUT, |left| async move {
             match self.connector.connect(self.job.node).await {
-                Ok(c) => match self.boot_id(&c, boot_cmd).await {
-                    Ok(id) if id != before => return Ok(Some(c)),
+                Ok(c) => match self.boot_id(&c, boot_cmd, left).await {
+                    Ok(id) if id != before => Ok(Some(c)),
                     Ok(_) => {
-                        last = "still up with the old boot id".into();
                         c.close().await;
-                        let since = *old_since.get_or_insert_with(Instant::now);
+                        let since = *old_since
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .get_or_insert_with(Instant::now);
                         if grace.is_some_and(|g| since.elapsed() >= g) {
                             return Ok(None);
                         }
+                        Err("still up with the old boot id".to_string())
                     }
                     Err(e) => {
-                        last = e;
                         c.close().await;
+                        Err(e.to_string())
                     }
                 },
-                Err(e) => last = e.to_string(),
+                Err(e) => Err(e.to_string()),
             }
-            if Instant::now() + REBOOT_POLL >= deadline {
-                return Err(format!("did not come back from the reboot in time ({last})"));
-            }
-            tokio::time::sleep(REBOOT_POLL).await;
-        }
+        })
+        .await
+        .map_err(|last| NodeError::NotBack { last })
     }
 
-    /// Every health command must pass on the rebooted node before it is resumed.
-    pub async fn health(&self, conn: &Option<K::Conn>, r: &Reboot) -> Result<(), String> {
+    /// Every health command must pass on the rebooted node before it is resumed. They
+    /// are tried (all of them, in order) every `health_interval` until they pass or
+    /// `deadline` (the reboot's timeout) passes: a service that takes a while to come
+    /// up after boot is normal, and every site would otherwise write the same loop.
+    pub async fn health(
+        &self,
+        conn: &Option<K::Conn>,
+        r: &Reboot,
+        deadline: Deadline,
+    ) -> Result<(), NodeError> {
         let Some(c) = conn.as_ref() else {
-            return Err("no connection to the node".into());
+            return Err(NodeError::Reboot(StepError::NoConnection));
         };
-        for h in &r.health {
-            let cmd = self.job.render(h)?;
-            let out = c.exec(&cmd, None, r.timeout).await;
-            self.job.log_exec("health check", &cmd, &out);
-            let o = out.map_err(|e| format!("health check `{cmd}`: {e}"))?;
-            if !o.success() {
-                return Err(format!("health check `{cmd}` failed: {}", o.last_lines(3)));
-            }
+        if r.health.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let mut cmds = Vec::with_capacity(r.health.len());
+        for h in &r.health {
+            cmds.push(self.job.render(h).map_err(NodeError::Reboot)?);
+        }
+        let cmds = &cmds;
+        poll_until(deadline, r.health_interval, r.timeout, |left| async move {
+            for cmd in cmds {
+                let out = c.exec(cmd, None, left).await;
+                self.job.log_exec("health check", cmd, &out);
+                match out {
+                    Ok(o) if o.success() => {}
+                    Ok(o) => return Err((cmd.clone(), format!("failed: {}", o.last_lines(3)))),
+                    Err(e) => return Err((cmd.clone(), format!("failed: {e}"))),
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|(cmd, last)| NodeError::Health { cmd, last })
     }
 }
 

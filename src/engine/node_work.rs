@@ -2,14 +2,18 @@
 //! are made here; results go back to the runner.
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::check_result::{CheckResult, StepNeed, classify};
+use super::deadline::{Deadline, poll_until};
 use super::event::StepStatus;
+use super::file_sources::FileSources;
 use super::run_log::RunLog;
+use super::step_error::StepError;
+use super::step_output::StepOutput;
 use crate::inventory::Node;
 use crate::template::TemplateEngine;
 use crate::transport::{Connection, ExecOutput, LocalConnection, TransportError};
@@ -27,6 +31,8 @@ pub struct NodeJob<'a> {
     pub context: serde_json::Value,
     /// Appended with every command and its output.
     pub log: Option<&'a RunLog>,
+    /// `copy`/`template` sources, read once per run.
+    pub files: &'a FileSources,
 }
 
 /// The template context for a node: workflow vars overlaid with `--extra-vars`, and
@@ -69,10 +75,8 @@ pub fn site_context(site: &crate::site::Site) -> serde_json::Value {
 }
 
 impl NodeJob<'_> {
-    pub fn render(&self, src: &str) -> Result<String, String> {
-        self.templates
-            .render(src, &self.context)
-            .map_err(|e| format!("template error: {e}"))
+    pub fn render(&self, src: &str) -> Result<String, StepError> {
+        Ok(self.templates.render(src, &self.context)?)
     }
 
     fn log(&self, text: &str) {
@@ -157,7 +161,7 @@ impl NodeJob<'_> {
     }
 
     /// Runs one step (not a reboot: that is the node cycle's, which can reconnect).
-    pub(super) async fn step<C: Connection>(&self, conn: &C, step: &Step) -> Result<StepStatus, String> {
+    pub(super) async fn step<C: Connection>(&self, conn: &C, step: &Step) -> Result<StepOutput, StepError> {
         match &step.action {
             Action::Run(cmd) => {
                 let cmd = self.render(cmd)?;
@@ -175,46 +179,50 @@ impl NodeJob<'_> {
                 outcome(out, step.timeout)
             }
             Action::Copy(fc) => {
-                let content =
-                    std::fs::read(&fc.src).map_err(|e| format!("cannot read {}: {e}", fc.src.display()))?;
-                self.put_file(conn, step, fc, content).await
+                let src = self.files.get(&fc.src).await?;
+                self.put_file(conn, step, fc, src.bytes.clone(), &src.sha256)
+                    .await
             }
             Action::Template(fc) => {
-                let src = std::fs::read_to_string(&fc.src)
-                    .map_err(|e| format!("cannot read {}: {e}", fc.src.display()))?;
+                let src = self.files.get(&fc.src).await?;
+                let text = String::from_utf8_lossy(&src.bytes);
                 let content = self
                     .templates
-                    .render_file(&src, &self.context)
-                    .map_err(|e| format!("template {}: {e}", fc.src.display()))?;
-                self.put_file(conn, step, fc, content.into_bytes()).await
+                    .render_file(&text, &self.context)
+                    .map_err(|source| StepError::RenderFile {
+                        path: fc.src.clone(),
+                        source: Box::new(source),
+                    })?;
+                let hash = hex::encode(Sha256::digest(content.as_bytes()));
+                self.put_file(conn, step, fc, content.into_bytes(), &hash).await
             }
             Action::WaitFor(w) => {
                 let cmd = self.render(&w.command)?;
-                let deadline = Instant::now() + w.timeout;
-                loop {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let out = conn
-                        .exec(
-                            &cmd,
-                            None,
-                            left.max(Duration::from_secs(1)).min(Duration::from_secs(60)),
-                        )
-                        .await;
-                    self.log_exec(&format!("wait_for `{}`", step.name), &cmd, &out);
-                    if matches!(&out, Ok(o) if o.success()) {
-                        return Ok(StepStatus::Ok);
-                    }
-                    if Instant::now() + w.interval >= deadline {
-                        let last = out.map(|o| o.last_lines(3)).unwrap_or_else(|e| e.to_string());
-                        return Err(format!(
-                            "still failing after {}: {last}",
-                            humantime::format_duration(w.timeout)
-                        ));
-                    }
-                    tokio::time::sleep(w.interval).await;
-                }
+                let what = format!("wait_for `{}`", step.name);
+                poll_until(
+                    Deadline::after(w.timeout),
+                    w.interval,
+                    Duration::from_secs(60),
+                    |left| {
+                        let (cmd, what) = (&cmd, &what);
+                        async move {
+                            let out = conn.exec(cmd, None, left).await;
+                            self.log_exec(what, cmd, &out);
+                            match out {
+                                Ok(o) if o.success() => Ok(StepOutput::of(StepStatus::Ok, &o)),
+                                Ok(o) => Err(o.last_lines(3)),
+                                Err(e) => Err(e.to_string()),
+                            }
+                        }
+                    },
+                )
+                .await
+                .map_err(|last| StepError::StillFailing {
+                    after: w.timeout,
+                    last,
+                })
             }
-            Action::Reboot(_) => Err("a reboot needs the node cycle, which can reconnect".into()),
+            Action::Reboot(_) => Err(StepError::RebootOutsideCycle),
         }
     }
 
@@ -226,9 +234,9 @@ impl NodeJob<'_> {
         step: &Step,
         fc: &FileCopy,
         content: Vec<u8>,
-    ) -> Result<StepStatus, String> {
+        hash: &str,
+    ) -> Result<StepOutput, StepError> {
         let dest = self.render(&fc.dest)?;
-        let hash = hex::encode(Sha256::digest(&content));
         let mode = fc.mode.map(|m| format!("{:o}", m.0));
         let mut same = format!("[ -f \"$f\" ] && [ \"$(sha256sum < \"$f\" | cut -d' ' -f1)\" = {hash} ]");
         let mut apply = String::new();
@@ -250,15 +258,16 @@ impl NodeJob<'_> {
         );
         let out = conn.exec(&cmd, Some(content), step.timeout).await;
         self.log_exec(&format!("file step `{}`", step.name), &cmd, &out);
-        let o = out.map_err(|e| e.to_string())?;
+        let o = out?;
         if !o.success() {
             return outcome(Ok(o), step.timeout);
         }
-        Ok(if o.stdout.trim_end().ends_with("unchanged") {
+        let status = if o.stdout.trim_end().ends_with("unchanged") {
             StepStatus::Unchanged
         } else {
             StepStatus::Changed
-        })
+        };
+        Ok(StepOutput::of(status, &o))
     }
 }
 
@@ -278,21 +287,19 @@ pub fn settle_command(node: &str, timeout: Duration) -> String {
     format!("if command -v flock >/dev/null 2>&1; then flock -w {secs} {lock} true; fi")
 }
 
-fn outcome(out: Result<ExecOutput, TransportError>, timeout: Duration) -> Result<StepStatus, String> {
-    let o = out.map_err(|e| e.to_string())?;
+fn outcome(out: Result<ExecOutput, TransportError>, timeout: Duration) -> Result<StepOutput, StepError> {
+    let o = out?;
     if o.timed_out {
-        return Err(format!("timed out after {}", humantime::format_duration(timeout)));
+        return Err(StepError::TimedOut(timeout));
     }
     match o.code {
-        Some(0) => Ok(StepStatus::Ok),
-        Some(c) => {
-            let tail = o.last_lines(5);
-            Err(if tail.is_empty() {
-                format!("exited with code {c}")
-            } else {
-                format!("exited with code {c}: {tail}")
-            })
-        }
-        None => Err("killed by a signal".into()),
+        Some(0) => Ok(StepOutput::of(StepStatus::Ok, &o)),
+        Some(code) => Err(StepError::Exited {
+            code,
+            tail: o.last_lines(5),
+        }),
+        None => Err(StepError::Signal {
+            tail: o.last_lines(5),
+        }),
     }
 }

@@ -32,6 +32,13 @@ pub enum StopReason {
     Blocked { node: NodeId, limit: String },
     /// The operator interrupted the run.
     Interrupted,
+    /// The state store could not record a node's transition: nothing more may be done
+    /// that the record would not show. The node it happened to is held or skipped, not
+    /// failed (it is not the change's fault).
+    StateStore { error: String },
+    /// Another run took over leases of nodes this run had not finished (this run's
+    /// heartbeat could not renew them in time): two runs must not work one node.
+    LeaseLost { node: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,10 +70,20 @@ pub enum Input {
     Held(NodeId),
     /// The node did not drain in time and was resumed untouched.
     Skipped(NodeId),
+    /// The node failed in a way a retry cannot mend (its resume-time check failed, its
+    /// task panicked): it fails at once. `drained`: it is left drained.
+    GaveUp {
+        node: NodeId,
+        drained: bool,
+    },
     /// A retry's delay is over.
     RetryDue(NodeId),
     SoakOver,
+    /// The operator pressed Ctrl-C: the same as `Stop(StopReason::Interrupted)`.
     Interrupt,
+    /// Stop gracefully for `reason`: nothing new starts, nodes waiting for a retry fail,
+    /// nodes in flight finish their attempt. The first reason given is the run's.
+    Stop(StopReason),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -414,6 +431,18 @@ impl Rollout {
                     }
                 }
             }
+            Input::GaveUp { node, drained } => {
+                if self.state(node) != NodeState::Running {
+                    return out;
+                }
+                self.in_flight -= 1;
+                if drained {
+                    self.drained.insert(node);
+                } else {
+                    self.drained.remove(&node);
+                }
+                self.fail(node, &mut out);
+            }
             Input::Failed { node, step, drained } => {
                 if self.state(node) != NodeState::Running {
                     return out;
@@ -472,9 +501,12 @@ impl Rollout {
                     return out;
                 }
             }
-            Input::Interrupt => {
+            Input::Interrupt | Input::Stop(_) => {
                 if self.stopping.is_none() {
-                    self.stopping = Some(StopReason::Interrupted);
+                    self.stopping = Some(match input {
+                        Input::Stop(reason) => reason,
+                        _ => StopReason::Interrupted,
+                    });
                 }
                 self.clear_queue();
                 self.fail_retry_waits(&mut out);
@@ -1364,6 +1396,49 @@ mod tests {
             Some(Outcome::Stopped {
                 stop: StopReason::CanaryFailed { node: NodeId(0) }
             })
+        );
+    }
+
+    #[test]
+    fn a_node_that_gave_up_fails_at_once_whatever_its_retries() {
+        let p = plan(&[], &[&[0, 1]], None, 5, 0);
+        let retry = RetryPolicy {
+            count: 5,
+            ..no_retry()
+        };
+        let mut r = rollout(&p, retry, 10);
+        r.start();
+        let a = r.handle(Input::GaveUp {
+            node: NodeId(0),
+            drained: true,
+        });
+        assert_eq!(
+            a,
+            vec![Action::NodeFailed {
+                node: NodeId(0),
+                drained: true
+            }]
+        );
+        assert_eq!(r.failed(), 1);
+        assert_eq!(
+            finished(&r.handle(Input::Succeeded(NodeId(1)))),
+            Some(Outcome::CompletedWithFailures { failed: 1 })
+        );
+    }
+
+    #[test]
+    fn an_outside_stop_keeps_its_reason_and_lets_in_flight_finish() {
+        let p = plan(&[], &[&[0, 1, 2]], None, 0, 0);
+        let mut r = rollout(&p, no_retry(), 2);
+        assert_eq!(starts(&r.start()), vec![0, 1]);
+        let lost = StopReason::LeaseLost { node: "n2".into() };
+        assert!(r.handle(Input::Stop(lost.clone())).is_empty());
+        // A later Ctrl-C does not replace the first reason.
+        r.handle(Input::Interrupt);
+        assert!(starts(&r.handle(Input::Succeeded(NodeId(0)))).is_empty());
+        assert_eq!(
+            finished(&r.handle(Input::Skipped(NodeId(1)))),
+            Some(Outcome::Stopped { stop: lost })
         );
     }
 }

@@ -2,15 +2,23 @@
 //! then drives the [`Rollout`] state machine — spawning a task per node, sleeping for
 //! retries and soak, holding failed drained nodes, and turning Ctrl-C into a graceful
 //! stop (first) or abort (second).
+//!
+//! Every task the run spawns is supervised: node tasks, check tasks and hold tasks are
+//! joined as they end, and one that panicked becomes its node's failure (a node task's
+//! node is assumed drained and held with the panic as the reason), so a bug in one
+//! node's turn never leaves the run waiting for a report that will not come.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::task::{Id, JoinError, JoinSet};
 
-use super::check_result::CheckResult;
+use super::check_result::{CheckResult, Class};
+use super::control::Control;
 use super::event::RunEvent;
+use super::event_sender::EventSender;
+use super::file_sources::FileSources;
 use super::journal::{Journal, Mark};
 use super::node_cycle::{NodeCycle, NodeEnd};
 use super::node_work::NodeJob;
@@ -18,11 +26,11 @@ use super::rollout::{Action, Input, Outcome, Rollout, RolloutSpec, StopReason};
 use super::run_log::RunLog;
 use crate::inventory::{Inventory, NodeId};
 use crate::plan::Plan;
-use crate::site::DrainHooks;
+use crate::site::{DrainHooks, HookHost};
 use crate::store::NodeState;
 use crate::template::TemplateEngine;
 use crate::transport::{Connection, Connector};
-use crate::workflow::Workflow;
+use crate::workflow::{Change, Workflow};
 
 /// What every node task shares.
 pub struct RunContext<K: Connector> {
@@ -37,7 +45,7 @@ pub struct RunContext<K: Connector> {
     pub forks: usize,
     /// Every command and its output, by node.
     pub log: Option<RunLog>,
-    pub events: mpsc::UnboundedSender<RunEvent>,
+    pub events: EventSender,
     /// The workflow's drain hooks, else the site's.
     pub hooks: Option<DrainHooks>,
     /// Ask the `drained` hook of every checked node, to find nodes drained before the
@@ -47,6 +55,8 @@ pub struct RunContext<K: Connector> {
     /// Nodes a dead controller left mid-step: their checks wait for any step still
     /// running there (see [`super::node_work::settle_command`]).
     pub settle: HashSet<NodeId>,
+    /// `copy`/`template` sources, read once per run.
+    pub files: FileSources,
 }
 
 /// Open connections, kept from the check through the run. A node's task takes its
@@ -93,6 +103,7 @@ impl<K: Connector> RunContext<K> {
             templates: &self.templates,
             context: super::node_work::template_context(node, &self.workflow, &self.extra_vars, &self.site),
             log: self.log.as_ref(),
+            files: &self.files,
         }
     }
 
@@ -116,6 +127,20 @@ impl<K: Connector> RunContext<K> {
             reason,
         }
     }
+}
+
+/// What a panicked task said, for the reason it leaves.
+pub fn panic_message(e: JoinError) -> String {
+    if !e.is_panic() {
+        return "its task was cancelled".into();
+    }
+    let payload = e.into_panic();
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    format!("drover bug: its task panicked ({msg})")
 }
 
 /// Resolves at the next Ctrl-C press counted by `interrupts` (at once if one is pending),
@@ -150,20 +175,21 @@ pub struct Checked<C> {
 /// `Err(Interrupted)`. Connecting is never abandoned halfway: an `ssh` killed between
 /// authenticating and binding its control socket would go on as an unmanaged
 /// connection, so a connect in progress finishes (within `connect_timeout`) and is
-/// closed.
+/// closed. A check that panics makes its node ERROR, with the panic as the error.
 pub async fn check_all<K: Connector>(
     cx: &Arc<RunContext<K>>,
     nodes: &[NodeId],
     interrupts: &watch::Receiver<u32>,
 ) -> Result<Checked<K::Conn>, Interrupted> {
-    let _ = cx.events.send(RunEvent::CheckStarted { nodes: nodes.len() });
+    cx.events.send(RunEvent::CheckStarted { nodes: nodes.len() });
     let sem = Arc::new(Semaphore::new(cx.forks.max(1)));
     let mut set = JoinSet::new();
+    let mut node_of: HashMap<Id, NodeId> = HashMap::with_capacity(nodes.len());
     for &id in nodes {
         let cx = Arc::clone(cx);
         let sem = Arc::clone(&sem);
         let mut stop = interrupts.clone();
-        set.spawn(async move {
+        let handle = set.spawn(async move {
             if pressed(&stop) {
                 return None;
             }
@@ -172,6 +198,7 @@ pub async fn check_all<K: Connector>(
                 () = next_press(&mut stop) => return None,
             };
             let job = cx.job(id);
+            super::fault::panic_point("panic-check", &job.node.name);
             let (result, conn) = match cx.connector.connect(job.node).await {
                 Ok(conn) => {
                     if pressed(&stop) {
@@ -194,7 +221,7 @@ pub async fn check_all<K: Connector>(
                 }
                 Err(e) => (CheckResult::error(e.to_string()), None),
             };
-            let drained = if cx.probe_drained && result.class != super::check_result::Class::Error {
+            let drained = if cx.probe_drained && result.class != Class::Error {
                 let reason = cx.reason();
                 let cycle = cx.cycle(id, &reason);
                 let probe = cycle.is_drained(&conn);
@@ -205,7 +232,7 @@ pub async fn check_all<K: Connector>(
             } else {
                 false
             };
-            let _ = cx.events.send(RunEvent::NodeChecked {
+            cx.events.send(RunEvent::NodeChecked {
                 node: job.node.name.clone(),
                 class: result.class,
                 needed: result
@@ -217,18 +244,38 @@ pub async fn check_all<K: Connector>(
             });
             Some((id, result, conn, drained))
         });
+        node_of.insert(handle.id(), id);
     }
     let mut results = HashMap::new();
     let mut conns = HashMap::new();
     let mut drained = HashSet::new();
-    while let Some(joined) = set.join_next().await {
-        if let Ok(Some((id, r, c, d))) = joined {
-            results.insert(id, r);
-            if let Some(c) = c {
-                conns.insert(id, c);
+    while let Some(joined) = set.join_next_with_id().await {
+        match joined {
+            Ok((_, Some((id, r, c, d)))) => {
+                results.insert(id, r);
+                if let Some(c) = c {
+                    conns.insert(id, c);
+                }
+                if d {
+                    drained.insert(id);
+                }
             }
-            if d {
-                drained.insert(id);
+            Ok((_, None)) => {}
+            Err(e) => {
+                let Some(id) = node_of.get(&e.id()).copied() else {
+                    continue;
+                };
+                if !e.is_panic() {
+                    continue;
+                }
+                let error = format!("check failed: {}", panic_message(e));
+                cx.events.send(RunEvent::NodeChecked {
+                    node: cx.inventory.node(id).name.clone(),
+                    class: Class::Error,
+                    needed: vec![],
+                    error: Some(error.clone()),
+                });
+                results.insert(id, CheckResult::error(error));
             }
         }
     }
@@ -282,8 +329,337 @@ pub struct Work {
     pub drained: HashSet<NodeId>,
 }
 
+/// The run's bookkeeping between the state machine and its tasks.
+struct Dispatch<K: Connector> {
+    cx: Arc<RunContext<K>>,
+    steps: Arc<HashMap<NodeId, Vec<usize>>>,
+    errors: HashMap<NodeId, String>,
+    skips: HashMap<NodeId, String>,
+    result: RunResult,
+    last_error: HashMap<NodeId, String>,
+    started: HashSet<NodeId>,
+    /// Nodes with a final state (for lost leases: only unfinished ones matter).
+    finished: HashSet<NodeId>,
+    left_drained: HashSet<NodeId>,
+    /// Inputs decided without a task (untouched nodes), handled before waiting.
+    inbox: VecDeque<Input>,
+    tx: mpsc::UnboundedSender<Input>,
+    rtx: mpsc::UnboundedSender<Report<K::Conn>>,
+    /// Node tasks, by task id.
+    tasks: JoinSet<()>,
+    task_node: HashMap<Id, NodeId>,
+    /// Retry and soak timers: aborted at the end.
+    timers: JoinSet<()>,
+    /// Holding failed nodes: never aborted, always awaited.
+    holds: JoinSet<()>,
+    hold_node: HashMap<Id, NodeId>,
+}
+
+impl<K: Connector> Dispatch<K> {
+    fn name(&self, node: NodeId) -> String {
+        self.cx.inventory.node(node).name.clone()
+    }
+
+    fn finish_node(&mut self, node: NodeId, ok: bool, error: Option<String>) {
+        self.finished.insert(node);
+        self.cx.events.send(RunEvent::NodeFinished {
+            node: self.name(node),
+            ok,
+            error,
+        });
+    }
+
+    /// Whether `node` may be drained when its task died without saying: it has drain
+    /// hooks and a drain step, or a previous attempt left it drained.
+    fn maybe_drained(&self, node: NodeId) -> bool {
+        self.left_drained.contains(&node)
+            || (self.cx.hooks.is_some()
+                && self.steps.get(&node).is_some_and(|list| {
+                    list.iter().any(|i| {
+                        self.cx
+                            .workflow
+                            .steps
+                            .get(*i)
+                            .is_some_and(|s| s.change == Change::Drain)
+                    })
+                }))
+    }
+
+    fn act(&mut self, action: Action, conns: &mut Connections<K::Conn>) {
+        match action {
+            Action::PhaseStarted { name, nodes, .. } => {
+                self.cx.events.send(RunEvent::PhaseStarted { phase: name, nodes });
+            }
+            Action::Start {
+                node,
+                from_step,
+                attempt,
+            } => {
+                self.started.insert(node);
+                let was_drained = self.left_drained.contains(&node);
+                // Untouched: a retry could only return the same stored answer.
+                if let Some(e) = self.errors.get(&node) {
+                    self.last_error.insert(node, e.clone());
+                    self.inbox.push_back(Input::GaveUp {
+                        node,
+                        drained: was_drained,
+                    });
+                    return;
+                }
+                if let Some(why) = self.skips.get(&node).cloned() {
+                    self.left_drained.remove(&node);
+                    self.result.skipped.push((node, why.clone()));
+                    self.finish_node(node, false, Some(why));
+                    self.inbox.push_back(Input::Skipped(node));
+                    return;
+                }
+                let cx = Arc::clone(&self.cx);
+                let rtx = self.rtx.clone();
+                let steps = Arc::clone(&self.steps);
+                let conn = conns.take(node);
+                let handle = self.tasks.spawn(async move {
+                    let name = cx.inventory.node(node).name.clone();
+                    cx.events.send(RunEvent::NodeStarted {
+                        node: name.clone(),
+                        attempt,
+                    });
+                    let list = steps.get(&node).cloned().unwrap_or_default();
+                    let mut conn = match conn {
+                        Some(c) => Some(c),
+                        None if list.is_empty() => None,
+                        None => match cx.connector.connect(cx.inventory.node(node)).await {
+                            Ok(c) => Some(c),
+                            Err(e) => {
+                                // Unreachable with work to do: nothing is touched (not
+                                // even drained).
+                                let end = NodeEnd::Failed {
+                                    pos: from_step,
+                                    error: format!("no connection to the node: {e}"),
+                                    drained: was_drained,
+                                };
+                                let _ = rtx.send(Report {
+                                    node,
+                                    conn: None,
+                                    end,
+                                });
+                                return;
+                            }
+                        },
+                    };
+                    let reason = cx.reason();
+                    let end = cx
+                        .cycle(node, &reason)
+                        .run(&mut conn, &list, from_step, attempt, was_drained)
+                        .await;
+                    let _ = rtx.send(Report { node, conn, end });
+                });
+                self.task_node.insert(handle.id(), node);
+            }
+            Action::RetryAfter { node, after, attempt } => {
+                self.cx.events.send(RunEvent::NodeRetry {
+                    node: self.name(node),
+                    attempt,
+                    after,
+                });
+                let tx = self.tx.clone();
+                self.timers.spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let _ = tx.send(Input::RetryDue(node));
+                });
+            }
+            Action::NodeFailed { node, drained } => {
+                let error = self
+                    .last_error
+                    .get(&node)
+                    .cloned()
+                    .unwrap_or_else(|| "run stopped before its retry".into());
+                self.result.failed.push((node, error.clone()));
+                self.finish_node(node, false, Some(error.clone()));
+                let cx = Arc::clone(&self.cx);
+                let conn = conns.take(node);
+                let handle = self.holds.spawn(async move {
+                    hold(cx, node, conn, drained, error).await;
+                });
+                self.hold_node.insert(handle.id(), node);
+            }
+            Action::Soak(d) => {
+                self.cx.events.send(RunEvent::Soak { duration: d });
+                let tx = self.tx.clone();
+                self.timers.spawn(async move {
+                    tokio::time::sleep(d).await;
+                    let _ = tx.send(Input::SoakOver);
+                });
+            }
+            Action::Finished(o) => {
+                self.result.outcome = Some(o);
+            }
+        }
+    }
+
+    /// A node task's report, as the state machine's inputs.
+    fn on_report(&mut self, Report { node, conn, end }: Report<K::Conn>, conns: &mut Connections<K::Conn>) {
+        if let Some(c) = conn {
+            conns.put(node, c);
+        }
+        match end {
+            NodeEnd::Done => {
+                self.left_drained.remove(&node);
+                self.result.succeeded.push(node);
+                self.finish_node(node, true, None);
+                self.inbox.push_back(Input::Succeeded(node));
+            }
+            NodeEnd::Failed { pos, error, drained } => {
+                if drained {
+                    self.left_drained.insert(node);
+                } else {
+                    self.left_drained.remove(&node);
+                }
+                self.last_error.insert(node, error);
+                self.inbox.push_back(Input::Failed {
+                    node,
+                    step: pos,
+                    drained,
+                });
+            }
+            NodeEnd::Held(why) => {
+                self.result.held.push((node, why.clone()));
+                self.finish_node(node, false, Some(why));
+                self.inbox.push_back(Input::Held(node));
+            }
+            NodeEnd::Skipped(why) => {
+                self.left_drained.remove(&node);
+                self.result.skipped.push((node, why.clone()));
+                self.finish_node(node, false, Some(why));
+                self.inbox.push_back(Input::Skipped(node));
+            }
+            NodeEnd::StoreFailed { error, drained } => {
+                // Left as it is: drained, it stays drained and keeps its place.
+                let why = format!("left as it was: {error}");
+                self.inbox
+                    .push_back(Input::Stop(StopReason::StateStore { error }));
+                self.finish_node(node, false, Some(why.clone()));
+                if drained {
+                    self.result.held.push((node, why));
+                    self.inbox.push_back(Input::Held(node));
+                } else {
+                    self.left_drained.remove(&node);
+                    self.result.skipped.push((node, why));
+                    self.inbox.push_back(Input::Skipped(node));
+                }
+            }
+        }
+    }
+
+    /// A node task ended; one that panicked is its node's failure, for good.
+    fn on_task_end(&mut self, joined: Result<(Id, ()), JoinError>) {
+        let id = match &joined {
+            Ok((id, ())) => *id,
+            Err(e) => e.id(),
+        };
+        let Some(node) = self.task_node.remove(&id) else {
+            return;
+        };
+        let Err(e) = joined else { return };
+        if !e.is_panic() {
+            return;
+        }
+        let drained = self.maybe_drained(node);
+        if drained {
+            self.left_drained.insert(node);
+        }
+        let error = panic_message(e);
+        self.cx.events.send(RunEvent::NodeDrain {
+            node: self.name(node),
+            state: "crashed".into(),
+            detail: Some(error.clone()),
+        });
+        self.last_error.insert(node, error);
+        self.inbox.push_back(Input::GaveUp { node, drained });
+    }
+
+    /// A hold task ended; one that panicked leaves its node failed (as recorded) and
+    /// says so.
+    fn on_hold_end(&mut self, joined: Result<(Id, ()), JoinError>) {
+        let id = match &joined {
+            Ok((id, ())) => *id,
+            Err(e) => e.id(),
+        };
+        let Some(node) = self.hold_node.remove(&id) else {
+            return;
+        };
+        if let Err(e) = joined
+            && e.is_panic()
+        {
+            self.cx.events.send(RunEvent::NodeDrain {
+                node: self.name(node),
+                state: "crashed".into(),
+                detail: Some(format!("holding the failed node: {}", panic_message(e))),
+            });
+        }
+    }
+
+    /// Nodes whose leases another run took: the run stops if one is unfinished.
+    fn on_control(&mut self, c: Control) {
+        match c {
+            Control::Stop(reason) => self.inbox.push_back(Input::Stop(reason)),
+            Control::LeasesLost(names) => {
+                let lost = names.into_iter().find(|n| {
+                    self.cx
+                        .inventory
+                        .find(n)
+                        .is_some_and(|id| !self.finished.contains(&id))
+                });
+                if let Some(node) = lost {
+                    self.inbox.push_back(Input::Stop(StopReason::LeaseLost { node }));
+                }
+            }
+        }
+    }
+}
+
+/// Leaves a failed node as a human should find it: drained ones keep the drain, with a
+/// reason naming the run and the error; the journal says it failed.
+async fn hold<K: Connector>(
+    cx: Arc<RunContext<K>>,
+    node: NodeId,
+    conn: Option<K::Conn>,
+    drained: bool,
+    error: String,
+) {
+    let name = cx.inventory.node(node).name.clone();
+    let mut conn = conn;
+    // A node whose task died took its connection along; node-side hooks need one.
+    if drained && conn.is_none() && cx.hooks.as_ref().is_some_and(|h| h.run_on == HookHost::Node) {
+        conn = cx.connector.connect(cx.inventory.node(node)).await.ok();
+    }
+    let reason = if drained {
+        let base = cx.reason();
+        cx.cycle(node, &base).hold_failed(&conn, &error).await
+    } else {
+        error
+    };
+    let _ = cx
+        .journal
+        .node(
+            &name,
+            Mark {
+                state: NodeState::Failed,
+                attempt: 0,
+                step: 0,
+                drained,
+                boot_id: None,
+                reason: Some(reason),
+            },
+        )
+        .await;
+    if let Some(c) = conn {
+        c.close().await;
+    }
+}
+
 /// Runs the plan. `spec` carries the budgets and, for a resumed run, where each node
-/// stood. `interrupts` counts Ctrl-C presses.
+/// stood. `interrupts` counts Ctrl-C presses; `control` carries other reasons to stop
+/// (lost leases), and may be a receiver whose sender is gone.
 pub async fn execute<K: Connector>(
     cx: Arc<RunContext<K>>,
     plan: &Plan,
@@ -291,6 +667,7 @@ pub async fn execute<K: Connector>(
     conns: &mut Connections<K::Conn>,
     spec: RolloutSpec,
     mut interrupts: watch::Receiver<u32>,
+    mut control: mpsc::UnboundedReceiver<Control>,
 ) -> RunResult {
     let Work {
         steps,
@@ -298,191 +675,74 @@ pub async fn execute<K: Connector>(
         skips,
         drained,
     } = work;
-    let steps = Arc::new(steps);
     let mut rollout = Rollout::new(plan, spec);
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     let (rtx, mut rrx) = mpsc::unbounded_channel::<Report<K::Conn>>();
-    let mut tasks = JoinSet::new();
-    // Holding failed nodes: never aborted, always awaited.
-    let mut holds = JoinSet::new();
-    let mut result = RunResult::default();
-    let mut last_error: HashMap<NodeId, String> = HashMap::new();
-    let mut started = HashSet::new();
-    let mut left_drained = drained;
+    let mut d = Dispatch {
+        cx: Arc::clone(&cx),
+        steps: Arc::new(steps),
+        errors,
+        skips,
+        result: RunResult::default(),
+        last_error: HashMap::new(),
+        started: HashSet::new(),
+        finished: HashSet::new(),
+        left_drained: drained,
+        inbox: VecDeque::new(),
+        tx,
+        rtx,
+        tasks: JoinSet::new(),
+        task_node: HashMap::new(),
+        timers: JoinSet::new(),
+        holds: JoinSet::new(),
+        hold_node: HashMap::new(),
+    };
+    let mut control_open = true;
 
     let mut pending = rollout.start();
     loop {
         for action in pending.drain(..) {
-            match action {
-                Action::PhaseStarted { name, nodes, .. } => {
-                    let _ = cx.events.send(RunEvent::PhaseStarted { phase: name, nodes });
-                }
-                Action::Start {
-                    node,
-                    from_step,
-                    attempt,
-                } => {
-                    started.insert(node);
-                    let cx = Arc::clone(&cx);
-                    let rtx = rtx.clone();
-                    let steps = Arc::clone(&steps);
-                    let conn = conns.take(node);
-                    let was_drained = left_drained.contains(&node);
-                    let untouched = errors
-                        .get(&node)
-                        .map(|e| NodeEnd::Failed {
-                            pos: from_step,
-                            error: e.clone(),
-                            drained: was_drained,
-                        })
-                        .or_else(|| skips.get(&node).map(|why| NodeEnd::Skipped(why.clone())));
-                    tasks.spawn(async move {
-                        let name = cx.inventory.node(node).name.clone();
-                        let _ = cx.events.send(RunEvent::NodeStarted {
-                            node: name.clone(),
-                            attempt,
-                        });
-                        let mut conn = match conn {
-                            Some(c) => Some(c),
-                            None => cx.connector.connect(cx.inventory.node(node)).await.ok(),
-                        };
-                        let list = steps.get(&node).cloned().unwrap_or_default();
-                        let reason = cx.reason();
-                        // Unreachable with work to do: nothing is touched (not even drained).
-                        let end = if let Some(end) = untouched {
-                            end
-                        } else if conn.is_none() && !list.is_empty() {
-                            NodeEnd::Failed {
-                                pos: from_step,
-                                error: "no connection to the node".into(),
-                                drained: was_drained,
-                            }
-                        } else {
-                            cx.cycle(node, &reason)
-                                .run(&mut conn, &list, from_step, attempt, was_drained)
-                                .await
-                        };
-                        let _ = rtx.send(Report { node, conn, end });
-                    });
-                }
-                Action::RetryAfter { node, after, attempt } => {
-                    let _ = cx.events.send(RunEvent::NodeRetry {
-                        node: cx.inventory.node(node).name.clone(),
-                        attempt,
-                        after,
-                    });
-                    let tx = tx.clone();
-                    tasks.spawn(async move {
-                        tokio::time::sleep(after).await;
-                        let _ = tx.send(Input::RetryDue(node));
-                    });
-                }
-                Action::NodeFailed { node, drained } => {
-                    let error = last_error
-                        .get(&node)
-                        .cloned()
-                        .unwrap_or_else(|| "run stopped before its retry".into());
-                    let _ = cx.events.send(RunEvent::NodeFinished {
-                        node: cx.inventory.node(node).name.clone(),
-                        ok: false,
-                        error: Some(error.clone()),
-                    });
-                    result.failed.push((node, error.clone()));
-                    let cx = Arc::clone(&cx);
-                    let conn = conns.take(node);
-                    holds.spawn(async move {
-                        let name = cx.inventory.node(node).name.clone();
-                        let reason = if drained {
-                            let base = cx.reason();
-                            cx.cycle(node, &base).hold_failed(&conn, &error).await
-                        } else {
-                            error
-                        };
-                        let _ = cx
-                            .journal
-                            .node(
-                                &name,
-                                Mark {
-                                    state: NodeState::Failed,
-                                    attempt: 0,
-                                    step: 0,
-                                    drained,
-                                    boot_id: None,
-                                    reason: Some(reason),
-                                },
-                            )
-                            .await;
-                        if let Some(c) = conn {
-                            c.close().await;
-                        }
-                    });
-                }
-                Action::Soak(d) => {
-                    let _ = cx.events.send(RunEvent::Soak { duration: d });
-                    let tx = tx.clone();
-                    tasks.spawn(async move {
-                        tokio::time::sleep(d).await;
-                        let _ = tx.send(Input::SoakOver);
-                    });
-                }
-                Action::Finished(o) => {
-                    result.outcome = Some(o);
-                }
-            }
+            d.act(action, conns);
         }
-        if result.outcome.is_some() {
+        if d.result.outcome.is_some() {
             break;
+        }
+        if let Some(input) = d.inbox.pop_front() {
+            pending = rollout.handle(input);
+            continue;
         }
         tokio::select! {
             report = rrx.recv() => {
-                let Some(Report { node, conn, end }) = report else { break };
-                if let Some(c) = conn {
-                    conns.put(node, c);
+                // Never None: `d` holds a sender.
+                if let Some(r) = report {
+                    d.on_report(r, conns);
                 }
-                let name = cx.inventory.node(node).name.clone();
-                let input = match end {
-                    NodeEnd::Done => {
-                        left_drained.remove(&node);
-                        result.succeeded.push(node);
-                        let _ = cx.events.send(RunEvent::NodeFinished { node: name, ok: true, error: None });
-                        Input::Succeeded(node)
-                    }
-                    NodeEnd::Failed { pos, error, drained } => {
-                        if drained {
-                            left_drained.insert(node);
-                        } else {
-                            left_drained.remove(&node);
-                        }
-                        last_error.insert(node, error);
-                        Input::Failed { node, step: pos, drained }
-                    }
-                    NodeEnd::Held(why) => {
-                        result.held.push((node, why.clone()));
-                        let _ = cx.events.send(RunEvent::NodeFinished { node: name, ok: false, error: Some(why) });
-                        Input::Held(node)
-                    }
-                    NodeEnd::Skipped(why) => {
-                        left_drained.remove(&node);
-                        result.skipped.push((node, why.clone()));
-                        let _ = cx.events.send(RunEvent::NodeFinished { node: name, ok: false, error: Some(why) });
-                        Input::Skipped(node)
-                    }
-                };
-                pending = rollout.handle(input);
             }
             input = rx.recv() => {
-                let Some(input) = input else { break };
-                pending = rollout.handle(input);
+                if let Some(input) = input {
+                    pending = rollout.handle(input);
+                }
             }
+            Some(joined) = d.tasks.join_next_with_id(), if !d.tasks.is_empty() => {
+                d.on_task_end(joined);
+            }
+            Some(joined) = d.holds.join_next_with_id(), if !d.holds.is_empty() => {
+                d.on_hold_end(joined);
+            }
+            Some(_) = d.timers.join_next(), if !d.timers.is_empty() => {}
+            c = control.recv(), if control_open => match c {
+                Some(c) => d.on_control(c),
+                None => control_open = false,
+            },
             // Not `interrupts.changed()` with a `pending()` in the handler when the
             // sender is gone: awaiting in a handler blocks the whole loop, and the run
             // would never see its nodes finish.
             () = next_press(&mut interrupts) => {
                 let presses = *interrupts.borrow();
                 if presses >= 2 {
-                    tasks.abort_all();
-                    result.aborted = true;
-                    result.outcome = Some(Outcome::Stopped { stop: StopReason::Interrupted });
+                    d.tasks.abort_all();
+                    d.result.aborted = true;
+                    d.result.outcome = Some(Outcome::Stopped { stop: StopReason::Interrupted });
                     break;
                 }
                 pending = rollout.handle(Input::Interrupt);
@@ -490,17 +750,23 @@ pub async fn execute<K: Connector>(
         }
     }
     // Retry and soak timers may still be sleeping; nodes are all settled.
-    tasks.abort_all();
-    while tasks.join_next().await.is_some() {}
-    while holds.join_next().await.is_some() {}
+    d.timers.abort_all();
+    while d.timers.join_next().await.is_some() {}
+    while let Some(joined) = d.tasks.join_next_with_id().await {
+        d.on_task_end(joined);
+    }
+    while let Some(joined) = d.holds.join_next_with_id().await {
+        d.on_hold_end(joined);
+    }
+    let mut result = d.result;
     result.not_started = plan
         .nodes
         .iter()
         .copied()
-        .filter(|n| !started.contains(n))
+        .filter(|n| !d.started.contains(n))
         .collect();
     if let Some(o) = &result.outcome {
-        let _ = cx.events.send(RunEvent::RunFinished {
+        cx.events.send(RunEvent::RunFinished {
             outcome: super::event::outcome_json(o, &cx.inventory),
         });
     }
@@ -545,7 +811,7 @@ mod tests {
     }
 
     fn context(p: &Project) -> Arc<RunContext<LocalConnector>> {
-        let (events, _) = mpsc::unbounded_channel();
+        let (events, _) = super::super::event_sender::event_channel(16);
         Arc::new(RunContext {
             connector: LocalConnector,
             inventory: Arc::new(p.inventory.clone()),
@@ -560,6 +826,7 @@ mod tests {
             probe_drained: false,
             journal: Journal::new(None, "test".into()),
             settle: HashSet::new(),
+            files: FileSources::default(),
         })
     }
 
@@ -583,7 +850,8 @@ mod tests {
             ..Work::default()
         };
         let spec = RolloutSpec::simple(cx.workflow.strategy.retries, cx.forks);
-        let run = execute(Arc::clone(&cx), &plan, work, &mut checked.conns, spec, irx);
+        let (_, ctl) = mpsc::unbounded_channel();
+        let run = execute(Arc::clone(&cx), &plan, work, &mut checked.conns, spec, irx, ctl);
         let r = tokio::time::timeout(Duration::from_secs(20), run)
             .await
             .expect("the run hung");
@@ -607,5 +875,45 @@ mod tests {
         assert!(check_all(&cx, &plan.nodes, &irx).await.is_err());
         assert!(started.elapsed() < Duration::from_secs(10));
         drop(press.await);
+    }
+
+    /// A resumed run's node whose check failed is failed at once: a retry would only
+    /// return the same stored error after the whole backoff series.
+    #[tokio::test]
+    async fn an_untouched_node_fails_without_retries() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = project(dir.path(), "\"false\"");
+        let cx = context(&p);
+        let plan = Plan::build(&p.inventory, &p.workflows[0], &PlanInput::default()).unwrap();
+        let n2 = p.inventory.find("n2").unwrap();
+        let work = Work {
+            steps: plan.nodes.iter().map(|id| (*id, vec![0])).collect(),
+            errors: [(n2, "check failed: unreachable".to_string())]
+                .into_iter()
+                .collect(),
+            ..Work::default()
+        };
+        let retry = crate::workflow::RetryPolicy {
+            count: 3,
+            delay: Duration::from_secs(30),
+            backoff: 1.0,
+            max_delay: Duration::from_secs(30),
+        };
+        let mut spec = RolloutSpec::simple(retry, cx.forks);
+        spec.step_retries = Box::new(|_, _| None);
+        let (_itx, irx) = watch::channel(0u32);
+        let (_ctx, ctl) = mpsc::unbounded_channel();
+        let mut conns = Connections(HashMap::new());
+        let run = execute(Arc::clone(&cx), &plan, work, &mut conns, spec, irx, ctl);
+        let r = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("waited for retries");
+        assert_eq!(r.failed, vec![(n2, "check failed: unreachable".to_string())]);
+        assert!(matches!(
+            r.outcome,
+            Some(Outcome::Stopped {
+                stop: StopReason::RunBudget { failed: 1, .. }
+            })
+        ));
     }
 }

@@ -3,10 +3,8 @@
 
 use std::io::Write;
 
+use crate::engine::{Class, EventReceiver, RunEvent, StepStatus};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tokio::sync::mpsc::UnboundedReceiver;
-
-use crate::engine::{Class, RunEvent, StepStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
@@ -17,7 +15,7 @@ pub enum Style {
 }
 
 /// Consumes events until the channel closes.
-pub async fn report(mut rx: UnboundedReceiver<RunEvent>, style: Style) {
+pub async fn report(mut rx: EventReceiver, style: Style) {
     let mut bar: Option<ProgressBar> = None;
     while let Some(ev) = rx.recv().await {
         match style {

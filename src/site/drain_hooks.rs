@@ -21,6 +21,8 @@ pub struct DrainHooks {
     pub drain: String,
     pub drained: String,
     pub resume: String,
+    /// Polled after `resume` until the scheduler has the node back.
+    pub resumed: Option<String>,
     pub poll_interval: Duration,
     pub timeout: Duration,
     pub on_timeout: OnDrainTimeout,
@@ -35,7 +37,10 @@ impl DrainHooks {
             ("drain", &d.drain),
             ("drained", &d.drained),
             ("resume", &d.resume),
-        ] {
+        ]
+        .into_iter()
+        .chain(d.resumed.as_ref().map(|r| ("resumed", r)))
+        {
             if let Err(e) = templates.check_names(src, &HOOK_SCOPE) {
                 p.push(e.problem(at.key(key)));
             }
@@ -68,6 +73,7 @@ impl DrainHooks {
             drain: d.drain.clone(),
             drained: d.drained.clone(),
             resume: d.resume.clone(),
+            resumed: d.resumed.clone(),
             poll_interval,
             timeout,
             on_timeout: d.on_timeout,

@@ -92,6 +92,11 @@ pub struct RawDrain {
     pub drained: String,
     /// Puts the node back into service.
     pub resume: String,
+    /// Exits 0 once the scheduler has the node back in service (for Slurm: its state
+    /// shows neither `drain` nor `*`, not responding); polled after `resume` like
+    /// `drained`, and the node keeps its place in the budgets until it passes. Without
+    /// it, the node counts as back once `resume` exits 0.
+    pub resumed: Option<String>,
     /// Time between `drained` polls (default 30s).
     pub poll_interval: Option<HumanDuration>,
     /// How long to wait for a node to drain (default 4h).

@@ -186,6 +186,9 @@ pub struct RawReboot {
     /// Commands that must all succeed on the rebooted node before it is resumed.
     #[serde(default)]
     pub health: Vec<String>,
+    /// Time between tries of the health commands, which are tried until they all pass
+    /// or `timeout` (counted from the reboot) runs out (default 5s).
+    pub health_interval: Option<HumanDuration>,
     /// The command that reboots the node (default `systemctl reboot`). It may return
     /// before the node goes down, or lose its connection as it does.
     pub command: Option<String>,

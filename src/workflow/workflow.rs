@@ -143,9 +143,14 @@ pub struct FileCopy {
 pub struct Reboot {
     pub timeout: Duration,
     pub health: Vec<String>,
+    /// Time between tries of the health commands.
+    pub health_interval: Duration,
     pub command: String,
     pub boot_id: String,
 }
+
+/// Time between tries of a reboot's health commands, unless the step says.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Reboots with systemd, which every supported distribution has.
 pub const DEFAULT_REBOOT_COMMAND: &str = "systemctl reboot";

@@ -480,6 +480,9 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
         Some(Action::Reboot(Reboot {
             timeout: r.timeout.map_or(DEFAULT_REBOOT_TIMEOUT, |d| d.get()),
             health: r.health,
+            health_interval: r
+                .health_interval
+                .map_or(super::workflow::DEFAULT_HEALTH_INTERVAL, |d| d.get()),
             command: r.command.unwrap_or_else(|| DEFAULT_REBOOT_COMMAND.to_string()),
             boot_id: r.boot_id.unwrap_or_else(|| DEFAULT_BOOT_ID_COMMAND.to_string()),
         }))

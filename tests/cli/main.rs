@@ -5,6 +5,7 @@ mod support;
 
 mod demo;
 mod drain;
+mod engine_faults;
 mod engine_ssh;
 mod examples;
 mod fake_scheduler;

@@ -286,7 +286,8 @@ fn the_engine_fails_a_drain_step_without_hooks_instead_of_running_it() {
     let mut workflow = project.workflows[0].clone();
     let node = project.inventory.nodes()[0].clone();
     let templates = TemplateEngine::new();
-    let (events, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let (events, _rx) = drover::engine::event_channel(64);
+    let files = drover::engine::FileSources::default();
     let journal = Journal::new(None, "test".into());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -300,6 +301,7 @@ fn the_engine_fails_a_drain_step_without_hooks_instead_of_running_it() {
                 templates: &templates,
                 context: template_context(&node, workflow, &serde_json::Map::new(), &serde_json::json!({})),
                 log: None,
+                files: &files,
             },
             connector: &LocalConnector,
             hooks: None,
