@@ -175,11 +175,10 @@ fn session(
         match transport {
             TransportKind::Ssh => match ssh(&project) {
                 Ok(c) => {
-                    let control_dir = c.control_dir.clone();
+                    let finish = c.clone();
                     let code = flow(c, project, wi, t, opts, prepared, None, out, err).await;
-                    // Every master was closed (its socket with it): the directory is
-                    // empty, and would otherwise stay in /tmp after every command.
-                    let _ = std::fs::remove_dir_all(&control_dir);
+                    // Stops commands of aborted nodes, then removes the control dir.
+                    finish.shutdown().await;
                     code
                 }
                 Err(e) => refuse(err, Refusal(e, exit_code::FAILURE)),
@@ -202,7 +201,7 @@ pub(super) struct Prepared {
 }
 
 fn ssh(project: &Project) -> Result<SshConnector, String> {
-    SshConnector::new(project.site.ssh.config.clone(), project.site.ssh.connect_timeout)
+    SshConnector::new(project.site.ssh_setup(false), &project.inventory)
         .map_err(|e| format!("cannot create the ssh control directory: {e}"))
 }
 

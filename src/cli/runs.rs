@@ -297,12 +297,12 @@ pub fn resume(
     let code = rt.block_on(async {
         match transport {
             TransportKind::Ssh => {
-                match SshConnector::new(project.site.ssh.config.clone(), project.site.ssh.connect_timeout) {
+                match SshConnector::new(project.site.ssh_setup(false), &project.inventory) {
                     Ok(c) => {
-                        let dir = c.control_dir.clone();
+                        let finish = c.clone();
                         let code =
                             flow(c, project, wi, &t, Some(&opts), prepared, Some(resume), out, err).await;
-                        let _ = std::fs::remove_dir_all(&dir);
+                        finish.shutdown().await;
                         code
                     }
                     Err(e) => refuse(

@@ -3,6 +3,8 @@
 #[allow(dead_code, reason = "each test module uses part of the builder")]
 mod support;
 
+#[allow(dead_code, reason = "each test module uses part of the fixture")]
+mod bed;
 mod demo;
 mod drain;
 mod engine_faults;
@@ -13,6 +15,7 @@ mod local_transport;
 mod outcomes;
 mod run_local;
 mod schemas;
+mod ssh_connections;
 mod store_errors;
 mod testbed;
 mod validate_errors;
