@@ -2,6 +2,7 @@
 
 mod args;
 mod dispatch;
+mod plural;
 mod rollout;
 mod run_state;
 mod runs;
@@ -11,6 +12,7 @@ mod validate;
 
 pub use args::{Cli, Color, Command};
 pub use dispatch::main;
+use plural::plural;
 pub use selection::{Target, TransportKind};
 
 /// `--extra-vars` as the command line gives it, for the fuzz target: the variables or
