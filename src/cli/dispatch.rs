@@ -54,6 +54,9 @@ pub fn main() -> i32 {
                 &mut out,
                 &mut err,
             ),
+            RunsCommand::Cancel { id, site, json } => {
+                super::runs::cancel(&site, &id, json, color, &mut out, &mut err)
+            }
         },
         Command::Schema { out: dir, check } => schema(&dir, check, &mut out, &mut err),
         Command::Check { mut target } => {
