@@ -251,7 +251,10 @@ pub(super) async fn flow<K: Connector>(
         None
     };
     if opts.is_some() && resume.is_none() {
-        let notice_store = store.clone().or_else(|| run_state::open_store(&project).ok());
+        // A dry run reads the state, if there is any, and creates nothing.
+        let notice_store = store
+            .clone()
+            .or_else(|| run_state::open_store_read(&project).ok());
         if let Some(s) = &notice_store {
             run_state::abandoned_notice(s, project.site.leases.ttl, err);
         }
