@@ -749,7 +749,8 @@ fn acknowledge(press: u32, running: bool, run: Option<&(Store, String)>) {
             super::plural(in_flight.len(), "node")
         ),
         1 if running => eprintln!("\nstopping: no node will be started; Ctrl-C again to abort"),
-        1 => eprintln!("\nstopping; Ctrl-C again to abort"),
+        1 => eprintln!("\nstopping the check"),
+        2 if run.is_none() => eprintln!("\naborting; Ctrl-C again to exit at once"),
         2 => eprintln!(
             "\naborting: the steps in flight are stopped ({}); a drained node stays drained; Ctrl-C again to exit at once",
             super::plural(in_flight.len(), "node")
