@@ -14,3 +14,9 @@ pub use args::{Cli, Color, Command};
 pub use dispatch::main;
 use plural::plural;
 pub use selection::{Target, TransportKind};
+
+/// `--extra-vars` as the command line gives it, for the fuzz target: the variables or
+/// the refusal's message.
+pub fn parse_extra_vars(arg: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    selection::extra_vars(Some(arg)).map_err(|r| r.0)
+}

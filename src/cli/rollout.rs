@@ -8,7 +8,9 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use super::run_state::{self, Resume};
-use super::selection::{Refusal, Target, TransportKind, extra_vars, limit, load, selected_steps, transport};
+use super::selection::{
+    Refusal, Target, TransportKind, extra_vars, limit, load, recheck_names, selected_steps, transport,
+};
 use crate::engine::{self, Class, Journal, Outcome, Prior, RolloutSpec, RunContext, RunLog, StopReason};
 use crate::exit_code;
 use crate::inventory::{Inventory, NodeId};
@@ -136,6 +138,7 @@ fn session(
         let wf = &project.workflows[wi];
         let lim = limit(&project.inventory, t.limit.as_deref())?;
         let extra = extra_vars(opts.and_then(|o| o.extra_vars.as_deref()))?;
+        recheck_names(&project, wf, &extra)?;
         let selected = selected_steps(wf, opts.and_then(|o| o.tags.as_deref()))?;
         if let (Some(o), Some(w)) = (opts, &wf.window)
             && let Some(win) = project.site.windows.get(w)

@@ -11,6 +11,7 @@ mod engine_faults;
 mod engine_ssh;
 mod examples;
 mod fake_scheduler;
+mod fuzz_corpus;
 mod local_transport;
 mod outcomes;
 mod run_local;
