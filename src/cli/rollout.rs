@@ -255,7 +255,10 @@ pub(super) async fn flow<K: Connector>(
         None
     };
     if opts.is_some() && resume.is_none() {
-        let notice_store = store.clone().or_else(|| run_state::open_store(&project).ok());
+        // A dry run reads the state, if there is any, and creates nothing.
+        let notice_store = store
+            .clone()
+            .or_else(|| run_state::open_store_read(&project).ok());
         if let Some(s) = &notice_store {
             run_state::abandoned_notice(s, project.site.leases.ttl, err);
         }
@@ -757,7 +760,8 @@ fn acknowledge(press: u32, running: bool, run: Option<&(Store, String)>) {
             super::plural(in_flight.len(), "node")
         ),
         1 if running => eprintln!("\nstopping: no node will be started; Ctrl-C again to abort"),
-        1 => eprintln!("\nstopping; Ctrl-C again to abort"),
+        1 => eprintln!("\nstopping the check"),
+        2 if run.is_none() => eprintln!("\naborting; Ctrl-C again to exit at once"),
         2 => eprintln!(
             "\naborting: the steps in flight are stopped ({}); a drained node stays drained; Ctrl-C again to exit at once",
             super::plural(in_flight.len(), "node")
