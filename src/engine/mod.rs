@@ -15,6 +15,8 @@ mod node_cycle;
 mod node_error;
 mod node_work;
 mod rollout;
+#[cfg(test)]
+mod rollout_proptest;
 mod run_log;
 mod runner;
 mod step_error;

@@ -232,6 +232,9 @@ pub struct Rollout {
     parked: BTreeMap<usize, VecDeque<NodeId>>,
     /// Each queued node's place in its phase's order, so unparked nodes keep it.
     rank: HashMap<NodeId, usize>,
+    /// Nodes whose retry delay is over while `forks` nodes were in flight: they start
+    /// first once one finishes (still counted in `retry_waits` until then).
+    retries_due: VecDeque<NodeId>,
 }
 
 impl Rollout {
@@ -282,6 +285,7 @@ impl Rollout {
             finished: false,
             parked: BTreeMap::new(),
             rank: HashMap::new(),
+            retries_due: VecDeque::new(),
         };
         r.restore(&spec.prior);
         r
@@ -478,18 +482,12 @@ impl Rollout {
                 if self.state(node) != NodeState::RetryWait {
                     return out;
                 }
-                self.retry_waits -= 1;
                 if self.stopping.is_some() {
+                    self.retry_waits -= 1;
                     self.fail_quietly(node, &mut out);
-                } else {
-                    let (failures, step) = self.attempts.get(&node).copied().unwrap_or((0, 0));
-                    self.states.insert(node, NodeState::Running);
-                    self.in_flight += 1;
-                    out.push(Action::Start {
-                        node,
-                        from_step: step,
-                        attempt: failures + 1,
-                    });
+                } else if !self.retries_due.contains(&node) {
+                    // Started by `fill`, within `forks`, ahead of the queue.
+                    self.retries_due.push_back(node);
                 }
             }
             Input::SoakOver => {
@@ -651,10 +649,31 @@ impl Rollout {
         true
     }
 
-    /// Starts queued nodes up to the concurrency limit, in queue order, passing over
-    /// nodes the budgets do not admit yet.
+    /// Starts nodes whose retry is due, then queued nodes, up to the concurrency limit,
+    /// in queue order, passing over nodes the budgets do not admit yet.
     fn fill(&mut self, out: &mut Vec<Action>) {
-        if self.stopping.is_some() || self.soaking {
+        if self.stopping.is_some() {
+            return;
+        }
+        // A retry is part of a node's turn that began before: it goes first, soak or not
+        // (the soak waits for it).
+        while self.in_flight < self.max_in_flight
+            && let Some(node) = self.retries_due.pop_front()
+        {
+            if self.state(node) != NodeState::RetryWait {
+                continue;
+            }
+            self.retry_waits -= 1;
+            let (failures, step) = self.attempts.get(&node).copied().unwrap_or((0, 0));
+            self.states.insert(node, NodeState::Running);
+            self.in_flight += 1;
+            out.push(Action::Start {
+                node,
+                from_step: step,
+                attempt: failures + 1,
+            });
+        }
+        if self.soaking {
             return;
         }
         self.unpark();
@@ -704,6 +723,7 @@ impl Rollout {
     fn clear_queue(&mut self) {
         self.queue.clear();
         self.parked.clear();
+        self.retries_due.clear();
     }
 
     fn fill_from_queue(&mut self, out: &mut Vec<Action>) {
@@ -1440,5 +1460,34 @@ mod tests {
             finished(&r.handle(Input::Skipped(NodeId(1)))),
             Some(Outcome::Stopped { stop: lost })
         );
+    }
+
+    /// Found by the property test: a retry whose delay ended while `forks` nodes ran
+    /// started anyway, one over the limit.
+    #[test]
+    fn a_due_retry_waits_for_a_free_fork_and_goes_first() {
+        let p = plan(&[], &[&[0, 1, 2]], None, 5, 0);
+        let retry = RetryPolicy {
+            count: 1,
+            ..no_retry()
+        };
+        let mut r = rollout(&p, retry, 1);
+        assert_eq!(starts(&r.start()), vec![0]);
+        let a = r.handle(Input::Failed {
+            node: NodeId(0),
+            step: 1,
+            drained: false,
+        });
+        assert_eq!(starts(&a), vec![1], "the fork is free while node 0 waits");
+        assert!(starts(&r.handle(Input::RetryDue(NodeId(0)))).is_empty());
+        assert_eq!(
+            r.handle(Input::Succeeded(NodeId(1))),
+            vec![Action::Start {
+                node: NodeId(0),
+                from_step: 1,
+                attempt: 2
+            }]
+        );
+        assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(0)))), vec![2]);
     }
 }
