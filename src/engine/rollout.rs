@@ -220,6 +220,13 @@ pub struct Rollout {
     /// Nodes the last attempt left drained.
     drained: HashSet<NodeId>,
     hosted: HashMap<NodeId, Vec<NodeId>>,
+    /// Each VM in the run → its host in the run.
+    host_of: HashMap<NodeId, NodeId>,
+    /// Queued hosts set aside until their VMs in the run are done, with how many are
+    /// not yet: each VM's end counts its host down, so a host waiting for its VMs costs
+    /// nothing per event (a queue of 1,000 waiting hypervisors was rescanned on every
+    /// one).
+    waiting_hosts: HashMap<NodeId, usize>,
     /// Resumed in-progress nodes start with this attempt number.
     resumed_attempt: HashMap<NodeId, u32>,
     /// Soak before the first phase (a resumed run whose canaries were done).
@@ -278,6 +285,12 @@ impl Rollout {
             disruption: spec.disruption,
             holding: HashSet::new(),
             drained: HashSet::new(),
+            host_of: spec
+                .hosted
+                .iter()
+                .flat_map(|(host, vms)| vms.iter().map(|vm| (*vm, *host)))
+                .collect(),
+            waiting_hosts: HashMap::new(),
             hosted: spec.hosted,
             resumed_attempt: HashMap::new(),
             soak_first: false,
@@ -417,6 +430,7 @@ impl Rollout {
                 if self.state(node) == NodeState::Running {
                     self.in_flight -= 1;
                     self.states.insert(node, NodeState::Succeeded);
+                    self.vm_done(node);
                     self.drained.remove(&node);
                     self.release(node);
                 }
@@ -428,8 +442,10 @@ impl Rollout {
                     if let Input::Held(_) = input {
                         // Still drained: it keeps its place in the budgets.
                         self.states.insert(node, NodeState::Held);
+                        self.vm_done(node);
                     } else {
                         self.states.insert(node, NodeState::Skipped);
+                        self.vm_done(node);
                         self.drained.remove(&node);
                         self.release(node);
                     }
@@ -518,6 +534,36 @@ impl Rollout {
         out
     }
 
+    /// `node` ended: if it is a VM whose host waits for it and was the last, the host
+    /// goes back to its place in the queue.
+    fn vm_done(&mut self, node: NodeId) {
+        let Some(host) = self.host_of.get(&node).copied() else {
+            return;
+        };
+        let Some(left) = self.waiting_hosts.get_mut(&host) else {
+            return;
+        };
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.waiting_hosts.remove(&host);
+            self.requeue(host);
+        }
+    }
+
+    /// Puts a set-aside node back at its place in the queue (phase order).
+    fn requeue(&mut self, n: NodeId) {
+        let rank = self.rank_of(n);
+        let at = self.queue.partition_point(|q| self.rank_of(*q) < rank);
+        self.queue.insert(at, n);
+    }
+
+    /// How many of `host`'s VMs in the run have not ended.
+    fn vms_left(&self, host: NodeId) -> usize {
+        self.hosted.get(&host).map_or(0, |vms| {
+            vms.iter().filter(|v| !self.state(**v).is_final()).count()
+        })
+    }
+
     fn release(&mut self, node: NodeId) {
         if self.holding.remove(&node) {
             self.disruption.release(node);
@@ -527,6 +573,7 @@ impl Rollout {
     /// A node that fails for good: drained, it stays held (and in the budgets).
     fn settle_failed(&mut self, node: NodeId, out: &mut Vec<Action>) {
         self.states.insert(node, NodeState::Failed);
+        self.vm_done(node);
         self.failed_in_phase += 1;
         self.failed_total += 1;
         let drained = self.drained.contains(&node);
@@ -709,9 +756,7 @@ impl Rollout {
         }
         // The queue stays in phase order: each node goes back to its place.
         for n in &moved {
-            let rank = self.rank_of(*n);
-            let at = self.queue.partition_point(|q| self.rank_of(*q) < rank);
-            self.queue.insert(at, *n);
+            self.requeue(*n);
         }
         !moved.is_empty()
     }
@@ -723,6 +768,7 @@ impl Rollout {
     fn clear_queue(&mut self) {
         self.queue.clear();
         self.parked.clear();
+        self.waiting_hosts.clear();
         self.retries_due.clear();
     }
 
@@ -730,12 +776,18 @@ impl Rollout {
         let mut i = 0;
         while self.in_flight < self.max_in_flight && i < self.queue.len() {
             let node = self.queue[i];
-            if !self.bypasses_budgets(node)
-                && let Some(l) = self.disruption.full_limit(node)
-            {
-                self.queue.remove(i);
-                self.parked.entry(l).or_default().push_back(node);
-                continue;
+            if !self.bypasses_budgets(node) {
+                let left = self.vms_left(node);
+                if left > 0 {
+                    self.queue.remove(i);
+                    self.waiting_hosts.insert(node, left);
+                    continue;
+                }
+                if let Some(l) = self.disruption.full_limit(node) {
+                    self.queue.remove(i);
+                    self.parked.entry(l).or_default().push_back(node);
+                    continue;
+                }
             }
             if !self.admit(node) {
                 i += 1;
@@ -771,6 +823,7 @@ impl Rollout {
                 .queue
                 .front()
                 .or_else(|| self.parked.values().find_map(|p| p.front()))
+                .or_else(|| self.waiting_hosts.keys().min())
                 .copied();
             if let Some(node) = waiting {
                 let limit = self
@@ -787,7 +840,8 @@ impl Rollout {
         // without making every event cost O(phase size).
         let busy = self.in_flight > 0
             || self.retry_waits > 0
-            || (self.stopping.is_none() && (!self.queue.is_empty() || !self.parked.is_empty()));
+            || (self.stopping.is_none()
+                && (!self.queue.is_empty() || !self.parked.is_empty() || !self.waiting_hosts.is_empty()));
         if busy {
             return;
         }
