@@ -408,10 +408,7 @@ pub(super) async fn flow<K: Connector>(
     }
     let drains: HashSet<NodeId> = steps
         .iter()
-        .filter(|(_, l)| {
-            l.iter()
-                .any(|i| wf.steps[*i].change == crate::workflow::Change::Drain)
-        })
+        .filter(|(_, l)| engine::needs_drain(wf, l))
         .map(|(id, _)| *id)
         .collect();
     let unselected: Vec<NodeId> = results
@@ -541,17 +538,7 @@ pub(super) async fn flow<K: Connector>(
             at: now,
         },
         None => {
-            let phase_of = |id: &NodeId| -> usize {
-                if plan.canary.contains(id) {
-                    0
-                } else {
-                    let offset = usize::from(!plan.canary.is_empty());
-                    plan.batches
-                        .iter()
-                        .position(|b| b.contains(id))
-                        .map_or(0, |i| i + offset)
-                }
-            };
+            let phase_of = plan.phase_of();
             crate::store::Write::RunCreated {
                 id: run_id.clone(),
                 workflow: wf.name.clone(),
@@ -569,7 +556,7 @@ pub(super) async fn flow<K: Connector>(
                 nodes: plan
                     .nodes
                     .iter()
-                    .map(|i| (inv.node(*i).name.clone(), phase_of(i)))
+                    .map(|i| (inv.node(*i).name.clone(), phase_of.get(i).copied().unwrap_or(0)))
                     .collect(),
             }
         }

@@ -22,7 +22,7 @@ mod runner;
 mod step_error;
 mod step_output;
 
-pub use check_result::{CheckResult, Class, StepNeed, classify};
+pub use check_result::{CheckResult, Class, StepNeed, classify, needs_drain};
 pub use control::Control;
 pub use deadline::{Deadline, later, poll_until};
 pub use disruption::{Blocked, Disruption, Limit};

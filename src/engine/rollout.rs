@@ -157,6 +157,8 @@ struct Phase {
     name: String,
     nodes: Vec<NodeId>,
     is_canary: bool,
+    /// The bulk batch's number, from 1 (0: the canary).
+    batch: usize,
     /// None: only the run budget.
     budget: Option<usize>,
 }
@@ -246,23 +248,17 @@ pub struct Rollout {
 
 impl Rollout {
     pub fn new(plan: &Plan, spec: RolloutSpec) -> Rollout {
-        let mut phases = Vec::new();
-        if !plan.canary.is_empty() {
-            phases.push(Phase {
-                name: "canary".into(),
-                nodes: plan.canary.clone(),
-                is_canary: true,
-                budget: Some(0),
-            });
-        }
-        for (i, b) in plan.batches.iter().enumerate() {
-            phases.push(Phase {
-                name: format!("batch {}/{}", i + 1, plan.batches.len()),
-                nodes: b.clone(),
-                is_canary: false,
-                budget: plan.budgets.failures_per_batch.get(i).copied().flatten(),
-            });
-        }
+        let phases = plan
+            .phases()
+            .into_iter()
+            .map(|p| Phase {
+                name: p.name,
+                nodes: p.nodes.to_vec(),
+                is_canary: p.is_canary,
+                batch: p.batch,
+                budget: p.failure_budget,
+            })
+            .collect();
         let states = plan.nodes.iter().map(|n| (*n, NodeState::Pending)).collect();
         let mut r = Rollout {
             phases,
@@ -589,11 +585,7 @@ impl Rollout {
             return;
         }
         let phase = &self.phases[self.phase];
-        let batch_no = if self.phases.first().is_some_and(|p| p.is_canary) {
-            self.phase
-        } else {
-            self.phase + 1
-        };
+        let batch_no = phase.batch;
         self.stopping = if phase.is_canary {
             Some(StopReason::CanaryFailed { node })
         } else if phase.budget.is_some_and(|b| self.failed_in_phase > b) {
