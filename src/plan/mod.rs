@@ -1,7 +1,7 @@
 //! Planning: from a workflow and an inventory to phases and batches of nodes.
 
-#[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod phase;
+#[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod plan;
 mod plan_record;
 
