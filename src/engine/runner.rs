@@ -72,8 +72,9 @@ impl<C: Connection> Connections<C> {
         self.0.insert(id, c);
     }
 
-    /// Closes the masters of nodes the run will not use, so a 2,000-node check does not
-    /// keep 2,000 ssh processes alive through a long rollout.
+    /// Closes the connections of nodes the run will not use and releases the masters of
+    /// the others (they reopen at the node's turn), so a 2,000-node check does not keep
+    /// 2,000 ssh processes alive through a long rollout.
     pub async fn keep_only(&mut self, keep: &dyn Fn(NodeId) -> bool) {
         let drop_ids: Vec<NodeId> = self.0.keys().copied().filter(|id| !keep(*id)).collect();
         let mut set = JoinSet::new();
@@ -83,6 +84,9 @@ impl<C: Connection> Connections<C> {
             }
         }
         while set.join_next().await.is_some() {}
+        for c in self.0.values() {
+            c.release().await;
+        }
     }
 
     pub async fn close_all(self) {

@@ -5,10 +5,12 @@ use std::collections::{BTreeSet, HashMap};
 use indexmap::IndexMap;
 use serde::Serialize;
 
+use super::host_template::HostTemplate;
 use super::node::{Address, Node, NodeId, check_host, check_node_name, check_user};
 use super::raw_inventory::RawInventory;
 use crate::diag::{Problem, did_you_mean};
 use crate::hostlist;
+use crate::transport::SshOptions;
 use crate::units::limits::{self, MAX_NODES};
 use crate::yaml::Path;
 
@@ -172,20 +174,45 @@ impl Inventory {
                 }
             };
             let spec = spec.clone().unwrap_or_default();
-            if spec.host.is_some() && names.len() > 1 {
+            let host = match spec.host.as_deref().map(HostTemplate::parse).transpose() {
+                Ok(h) => h,
+                Err(m) => {
+                    p.push(Problem::value(path.key("host"), m));
+                    None
+                }
+            };
+            if let Some(h) = &host
+                && !h.varies()
+                && names.len() > 1
+            {
                 p.push(
                     Problem::value(
                         path.key("host"),
                         format!("`host` set on `{key}`, which names {} nodes", names.len()),
                     )
-                    .with_help("give each node its own entry, or leave `host` out to connect by node name"),
+                    .with_help(
+                        "use `{{ index }}` or `{{ name }}` in it (`10.1.0.{{ index }}`), give each node its own entry, or leave `host` out to connect by node name",
+                    ),
                 );
             }
-            if let Some(h) = &spec.host
-                && let Err(m) = check_host(h)
-            {
-                p.push(Problem::value(path.key("host"), m));
+            // Checked on the first node's address: one mistake is reported once.
+            if let (Some(h), Some(first)) = (&host, names.first()) {
+                match h.render(first) {
+                    Ok(a) => {
+                        if let Err(m) = check_host(&a) {
+                            p.push(Problem::value(path.key("host"), m));
+                        }
+                    }
+                    Err(m) => p.push(Problem::value(path.key("host"), m)),
+                }
             }
+            let ssh = match &spec.ssh {
+                Some(o) => o
+                    .check(&path.key("ssh"), std::path::Path::new(""))
+                    .map_err(|e| p.extend(e))
+                    .unwrap_or_default(),
+                None => SshOptions::default(),
+            };
             if let Some(u) = &spec.user
                 && let Err(m) = check_user(u)
             {
@@ -218,9 +245,13 @@ impl Inventory {
                 inv.by_name.insert(name.clone(), id);
                 inv.nodes.push(Node {
                     address: Address {
-                        host: spec.host.clone().unwrap_or_else(|| name.clone()),
+                        host: host
+                            .as_ref()
+                            .and_then(|h| h.render(&name).ok())
+                            .unwrap_or_else(|| name.clone()),
                         port: spec.port.or(raw.defaults.port),
                         user: spec.user.clone().or_else(|| raw.defaults.user.clone()),
+                        ssh: ssh.clone(),
                     },
                     name,
                     vars,

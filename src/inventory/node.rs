@@ -3,6 +3,8 @@
 use indexmap::IndexMap;
 use serde::Serialize;
 
+use crate::transport::SshOptions;
+
 /// Index of a node in its [`Inventory`](super::Inventory); cheap to copy and to keep in
 /// plans of thousands of nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -14,6 +16,10 @@ pub struct Address {
     pub host: String,
     pub port: Option<u16>,
     pub user: Option<String>,
+    /// The node's own ssh settings (its inventory entry's `ssh:`), over its groups' and
+    /// the site's. Relative paths are relative to the site directory.
+    #[serde(skip_serializing_if = "SshOptions::is_empty")]
+    pub ssh: SshOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -4,6 +4,8 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::site::RawSshOptions;
+
 /// The nodes drover may act on, how they are grouped, and which ones are special.
 ///
 /// Everywhere a list of nodes is accepted, each entry is a node name, a Slurm-style
@@ -55,7 +57,9 @@ pub struct RawDefaults {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawNode {
-    /// Address to connect to (host name or IP); defaults to the node name.
+    /// Address to connect to (host name or IP); defaults to the node name. On a host
+    /// list entry it is a pattern: `{{ name }}` is the node's name and `{{ index }}` its
+    /// number (`n[001-128]: { host: "10.1.0.{{ index }}" }` gives n007 `10.1.0.7`).
     pub host: Option<String>,
     /// SSH port.
     pub port: Option<u16>,
@@ -64,6 +68,9 @@ pub struct RawNode {
     /// Vars for templates (`node.vars.rack`); merged over `defaults.vars`.
     #[serde(default)]
     pub vars: IndexMap<String, serde_json::Value>,
+    /// SSH settings of these nodes, over their groups' (`ssh.groups` in the site config)
+    /// and the site's.
+    pub ssh: Option<RawSshOptions>,
     /// The hypervisor this VM runs on: VMs are changed before their hypervisor.
     pub hosted_on: Option<String>,
     /// This node's HA group, declared on the node itself. Every member must declare the

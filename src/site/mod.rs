@@ -2,12 +2,14 @@
 
 mod drain_hooks;
 mod raw_site;
+mod raw_ssh;
 #[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod site;
 
 pub use drain_hooks::{DrainHooks, HOOK_SCOPE};
 pub use raw_site::{
     HookHost, OnDrainTimeout, OnLeaseConflict, RawDrain, RawFiles, RawLeases, RawNotifications, RawServer,
-    RawSite, RawSlack, RawSsh, SiteTransport,
+    RawSite, RawSlack, SiteTransport,
 };
+pub use raw_ssh::{OneOrMany, RawHostKeyPolicy, RawSsh, RawSshOptions};
 pub use site::{LeaseSettings, ServerSettings, Site, SlackSettings, SshSettings};

@@ -4,6 +4,7 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::raw_ssh::RawSsh;
 use crate::units::{HumanDuration, SecretRef};
 use crate::window::RawWindow;
 
@@ -104,17 +105,6 @@ pub struct RawDrain {
     /// What to do when that time runs out (default `hold`).
     #[serde(default)]
     pub on_timeout: OnDrainTimeout,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawSsh {
-    /// Most nodes worked on at once (default 200).
-    pub forks: Option<u32>,
-    /// Time to establish a connection (default 10s).
-    pub connect_timeout: Option<HumanDuration>,
-    /// An ssh_config file to use instead of `~/.ssh/config`.
-    pub config: Option<String>,
 }
 
 /// What a run does when another run holds one of its nodes.

@@ -10,6 +10,7 @@ use super::drain_hooks::DrainHooks;
 use super::raw_site::{OnLeaseConflict, RawSite, SiteTransport};
 use crate::diag::Problem;
 use crate::template::TemplateEngine;
+use crate::transport::{DEFAULT_CONTROL_PERSIST, DEFAULT_SERVER_ALIVE, HostKeyPolicy, SshOptions, SshSetup};
 use crate::units::{SecretRef, limits};
 use crate::window::Window;
 use crate::yaml::Path;
@@ -39,6 +40,13 @@ pub struct SshSettings {
     pub forks: u32,
     pub connect_timeout: Duration,
     pub config: Option<PathBuf>,
+    pub control_persist: Duration,
+    pub server_alive_interval: Duration,
+    pub host_keys: HostKeyPolicy,
+    /// Site-level node settings.
+    pub defaults: SshOptions,
+    /// Settings of inventory groups, in file order (a later one wins).
+    pub groups: Vec<(String, SshOptions)>,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +70,24 @@ pub struct ServerSettings {
 }
 
 impl Site {
+    /// How the ssh transport reaches this site's nodes. `log_kex` records the negotiated
+    /// key exchange (`check -v`).
+    pub fn ssh_setup(&self, log_kex: bool) -> SshSetup {
+        let s = &self.ssh;
+        SshSetup {
+            config_file: s.config.clone(),
+            connect_timeout: s.connect_timeout,
+            control_persist: s.control_persist,
+            server_alive_interval: s.server_alive_interval,
+            host_keys: s.host_keys,
+            known_hosts: self.state_dir.join("known_hosts"),
+            root: self.root.clone(),
+            defaults: s.defaults.clone(),
+            groups: s.groups.clone(),
+            log_kex,
+        }
+    }
+
     pub fn from_raw(raw: &RawSite, root: &FsPath, templates: &TemplateEngine) -> Result<Site, Vec<Problem>> {
         let mut p = Vec::new();
         let top = Path::root();
@@ -103,6 +129,43 @@ impl Site {
                 top.key("ssh").key("forks"),
                 "`forks: 0` would never start a node",
             ));
+        }
+
+        let ssh_path = top.key("ssh");
+        let defaults = raw
+            .ssh
+            .defaults()
+            .check(&ssh_path, root)
+            .map_err(|e| p.extend(e))
+            .unwrap_or_default();
+        let mut groups = Vec::new();
+        for (name, g) in &raw.ssh.groups {
+            match g.check(&ssh_path.key("groups").key(name.clone()), root) {
+                Ok(o) => groups.push((name.clone(), o)),
+                Err(e) => p.extend(e),
+            }
+        }
+        let control_persist = raw
+            .ssh
+            .control_persist
+            .map_or(DEFAULT_CONTROL_PERSIST, |d| d.get());
+        let server_alive_interval = raw
+            .ssh
+            .server_alive_interval
+            .map_or(DEFAULT_SERVER_ALIVE, |d| d.get());
+        for (key, d) in [
+            ("control_persist", control_persist),
+            ("server_alive_interval", server_alive_interval),
+        ] {
+            if d < Duration::from_secs(1) || d > Duration::from_secs(86_400) {
+                p.push(Problem::value(
+                    ssh_path.key(key),
+                    format!(
+                        "`{key}: {}` is out of range: expected 1s to 24h",
+                        humantime::format_duration(d)
+                    ),
+                ));
+            }
         }
 
         let server = raw.server.as_ref().and_then(|s| match s.listen.parse::<SocketAddr>() {
@@ -181,6 +244,11 @@ impl Site {
                     .connect_timeout
                     .map_or(Duration::from_secs(10), |d| d.get()),
                 config: raw.ssh.config.as_ref().map(|c| root.join(c)),
+                control_persist,
+                server_alive_interval,
+                host_keys: raw.ssh.host_key_policy.into(),
+                defaults,
+                groups,
             },
             leases: LeaseSettings {
                 ttl,

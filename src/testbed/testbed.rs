@@ -184,6 +184,13 @@ impl Testbed {
         self.dir().join("id_ed25519")
     }
 
+    /// A known_hosts file with only node `index`'s host key as written at start.
+    pub fn node_known_hosts(&self, index: usize) -> PathBuf {
+        self.dir()
+            .join("known_hosts.d")
+            .join(self.nodes().get(index).map_or("none", |n| n.name.as_str()))
+    }
+
     /// Node `index`'s sshd stderr across all its runs, for diagnosing a refused session.
     pub fn sshd_log(&self, index: usize) -> Result<PathBuf, TestbedError> {
         Ok(self.fleet.files(index)?.log())
@@ -222,6 +229,44 @@ impl Testbed {
             let _ = writeln!(s, "    host: {}", quote(&n.host));
             let _ = writeln!(s, "    port: {}", n.port);
             let _ = writeln!(s, "    user: {user}");
+            let _ = writeln!(
+                s,
+                "    vars: {{ state: {} }}",
+                quote(&n.state_dir.to_string_lossy())
+            );
+        }
+        s.push_str("groups:\n  all:\n");
+        for n in self.nodes() {
+            let _ = writeln!(s, "    - {}", n.name);
+        }
+        s
+    }
+
+    /// Like [`Testbed::inventory_yaml`], for a site without an ssh_config file: every node
+    /// also carries its own `ssh: { identity_file, known_hosts }` (its own known_hosts
+    /// file, [`Testbed::node_known_hosts`]), or only `identity_file` when
+    /// `known_hosts` is false (for sites that record keys with `accept-new`).
+    pub fn inventory_yaml_direct(&self, known_hosts: bool) -> String {
+        let mut s = format!(
+            "# drover testbed in {}: generated, no ssh_config needed.\nnodes:\n",
+            self.dir().display()
+        );
+        let user = quote(&self.user);
+        let identity = quote(&self.identity().to_string_lossy());
+        for (i, n) in self.nodes().iter().enumerate() {
+            let _ = writeln!(s, "  {}:", n.name);
+            let _ = writeln!(s, "    host: {}", quote(&n.host));
+            let _ = writeln!(s, "    port: {}", n.port);
+            let _ = writeln!(s, "    user: {user}");
+            let _ = write!(s, "    ssh: {{ identity_file: {identity}");
+            if known_hosts {
+                let _ = write!(
+                    s,
+                    ", known_hosts: {}",
+                    quote(&self.node_known_hosts(i).to_string_lossy())
+                );
+            }
+            let _ = writeln!(s, " }}");
             let _ = writeln!(
                 s,
                 "    vars: {{ state: {} }}",
@@ -287,9 +332,15 @@ impl Testbed {
 
     fn write_client_files(&self) -> Result<(), TestbedError> {
         let mut known = KnownHosts::default();
+        let own_dir = self.dir().join("known_hosts.d");
+        std::fs::create_dir_all(&own_dir).map_err(|e| TestbedError::io("create directory", &own_dir, e))?;
         for (i, node) in self.nodes().iter().enumerate() {
             let host_key = self.fleet.files(i)?.host_key();
-            known.add(&node.host, node.port, &SshKeygen::public_key(&host_key)?);
+            let public = SshKeygen::public_key(&host_key)?;
+            known.add(&node.host, node.port, &public);
+            let mut own = KnownHosts::default();
+            own.add(&node.host, node.port, &public);
+            write(&self.node_known_hosts(i), own.render())?;
         }
         write(&self.known_hosts(), known.render())?;
         let config = SshClientConfig {

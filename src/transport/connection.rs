@@ -31,7 +31,14 @@ pub trait Connection: Send + Sync + 'static {
         timeout: Duration,
     ) -> impl Future<Output = Result<ExecOutput, TransportError>> + Send;
 
-    /// Closes the connection (and its multiplexing master).
+    /// Lets go of what keeps the connection open (an ssh master) while keeping it
+    /// usable: the next command opens it again. For nodes that wait long for their turn.
+    fn release(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// Closes the connection (and its multiplexing master), after stopping any command
+    /// whose future was dropped.
     fn close(self) -> impl Future<Output = ()> + Send;
 }
 
@@ -51,17 +58,20 @@ pub trait Connector: Send + Sync + 'static {
 ///
 /// Every layer is `exec`ed: the node runs the login shell, `flock` (locked steps only),
 /// `timeout` and `sh -c`, and the command is the direct child of `timeout`, so its exit
-/// code and signals are reported as its own.
+/// code and signals are reported as its own. Before all that the login shell prints its
+/// pid on stderr: it leads the process group every layer stays in, which is how a
+/// command whose controller gave up on it is stopped (see `remote_kill`).
 pub fn remote_script(command: &str, timeout: Duration, lock: Option<&str>) -> String {
     let secs = timeout.as_secs().max(1);
     let quoted = quote(command);
+    let pid = format!("printf '{}%s\\n' \"$$\" >&2; ", super::remote_kill::PID_MARKER);
     let run = format!("exec timeout --kill-after=5 {secs} sh -c {quoted}");
     match lock {
-        None => run,
+        None => format!("{pid}{run}"),
         Some(lock) => {
             let lock = quote(lock);
             format!(
-                "if command -v flock >/dev/null 2>&1 && {{ [ -w {lock} ] || [ ! -e {lock} ]; }}; then exec 9>>{lock}; \
+                "{pid}if command -v flock >/dev/null 2>&1 && {{ [ -w {lock} ] || [ ! -e {lock} ]; }}; then exec 9>>{lock}; \
                  flock -w {secs} 9 || {{ echo \"drover: a step is still running on this node (lock {lock})\" >&2; exit {LOCKED_EXIT}; }}; fi; \
                  {run}"
             )
@@ -115,7 +125,7 @@ mod tests {
     fn the_timeout_wraps_the_command_as_one_word() {
         assert_eq!(
             remote_script("echo 'a b'; exit 3", Duration::from_millis(1500), None),
-            "exec timeout --kill-after=5 1 sh -c \"echo 'a b'; exit 3\""
+            "printf 'drover-pid %s\\n' \"$$\" >&2; exec timeout --kill-after=5 1 sh -c \"echo 'a b'; exit 3\""
         );
     }
 

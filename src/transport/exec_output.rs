@@ -1,5 +1,7 @@
 //! What one command on one node produced.
 
+use std::collections::VecDeque;
+
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -11,6 +13,8 @@ pub const TAIL_BYTES: usize = 16 * 1024;
 pub struct ExecOutput {
     /// The exit code; None when the command was killed by a signal.
     pub code: Option<i32>,
+    /// The last [`TAIL_BYTES`] of stdout, with a `[... N bytes cut ...]` line in front
+    /// when more was printed.
     pub stdout: String,
     pub stderr: String,
     /// The command ran past its timeout and was killed.
@@ -49,20 +53,95 @@ impl ExecOutput {
 /// Keeps the end of a command's output, cut at a character boundary.
 pub fn tail(bytes: &[u8]) -> String {
     let start = bytes.len().saturating_sub(TAIL_BYTES);
-    let s = String::from_utf8_lossy(&bytes[start..]);
-    if start > 0 {
-        format!("[... {start} bytes cut ...]\n{s}")
-    } else {
-        s.into_owned()
+    OutputTail {
+        kept: bytes[start..].iter().copied().collect(),
+        dropped: start as u64,
+    }
+    .into_text()
+}
+
+/// The end of a stream read through a fixed-size ring: memory per command stays at
+/// [`TAIL_BYTES`] however much it prints, and what fell out is counted.
+#[derive(Debug, Default)]
+pub(super) struct OutputTail {
+    kept: VecDeque<u8>,
+    dropped: u64,
+}
+
+impl OutputTail {
+    pub(super) fn push(&mut self, chunk: &[u8]) {
+        if chunk.len() >= TAIL_BYTES {
+            self.dropped += (self.kept.len() + chunk.len() - TAIL_BYTES) as u64;
+            self.kept.clear();
+            self.kept.extend(&chunk[chunk.len() - TAIL_BYTES..]);
+            return;
+        }
+        let over = (self.kept.len() + chunk.len()).saturating_sub(TAIL_BYTES);
+        self.kept.drain(..over);
+        self.dropped += over as u64;
+        self.kept.extend(chunk);
+    }
+
+    /// The kept bytes as text, with the count of bytes cut in front.
+    pub(super) fn into_text(self) -> String {
+        let bytes: Vec<u8> = self.kept.into();
+        let s = String::from_utf8_lossy(&bytes);
+        if self.dropped > 0 {
+            format!("[... {} bytes cut ...]\n{s}", self.dropped)
+        } else {
+            s.into_owned()
+        }
     }
 }
 
-/// Everything a pipe yields until it closes; what arrived before a read error otherwise
-/// (the exit status then tells what happened).
-pub(super) async fn read_all<R: AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u8> {
-    let mut buf = Vec::new();
+/// The tail of everything a pipe yields until it closes (or until a read error: the exit
+/// status then tells what happened).
+pub(super) async fn read_tail<R: AsyncRead + Unpin>(pipe: Option<R>) -> OutputTail {
+    let mut tail = OutputTail::default();
     if let Some(mut pipe) = pipe {
-        let _ = pipe.read_to_end(&mut buf).await;
+        let mut buf = vec![0u8; 8192];
+        while let Ok(n) = pipe.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            tail.push(&buf[..n]);
+        }
     }
-    buf
+    tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_keeps_the_last_bytes_and_counts_the_rest() {
+        let mut t = OutputTail::default();
+        let total = TAIL_BYTES * 3 + 17;
+        let data: Vec<u8> = (0..total).map(|i| b'a' + (i % 26) as u8).collect();
+        for chunk in data.chunks(1000) {
+            t.push(chunk);
+        }
+        assert_eq!(t.dropped, (total - TAIL_BYTES) as u64);
+        let kept: Vec<u8> = t.kept.iter().copied().collect();
+        assert_eq!(kept, data[total - TAIL_BYTES..]);
+        let text = t.into_text();
+        assert!(text.starts_with(&format!("[... {} bytes cut ...]\n", total - TAIL_BYTES)));
+    }
+
+    #[test]
+    fn a_chunk_bigger_than_the_ring_replaces_it() {
+        let mut t = OutputTail::default();
+        t.push(b"head");
+        t.push(&vec![b'x'; TAIL_BYTES + 5]);
+        assert_eq!(t.kept.len(), TAIL_BYTES);
+        assert_eq!(t.dropped, 9);
+    }
+
+    #[test]
+    fn short_output_is_kept_whole() {
+        let mut t = OutputTail::default();
+        t.push(b"hello\n");
+        assert_eq!(t.into_text(), "hello\n");
+    }
 }

@@ -7,7 +7,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use super::connection::{Connection, Connector, KILLED_EXIT, TIMEOUT_EXIT};
-use super::exec_output::{read_all, tail};
+use super::exec_output::read_tail;
 use super::{ExecOutput, TransportError};
 use crate::inventory::Node;
 
@@ -104,16 +104,23 @@ impl LocalConnection {
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .and_then(rustix::process::Pid::from_raw);
+        // Dropping this future (an aborted task) stops the whole command, not only `sh`.
+        let mut guard = GroupGuard(group);
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let feed = child.stdin.take();
         let work = async move {
-            if let (Some(data), Some(mut pipe)) = (stdin, feed) {
-                // A command that does not read its input closes the pipe early; that is
-                // not an error of ours, its exit code tells.
-                let _ = pipe.write_all(&data).await;
-                drop(pipe);
-            }
-            let (stdout, stderr, status) = tokio::join!(read_all(stdout), read_all(stderr), child.wait());
+            // Input is written while output is read: a command that prints more than a
+            // pipe holds before it reads its input would otherwise never finish.
+            let write = async move {
+                if let (Some(data), Some(mut pipe)) = (stdin, feed) {
+                    // A command that does not read its input closes the pipe early; that
+                    // is not an error of ours, its exit code tells.
+                    let _ = pipe.write_all(&data).await;
+                    drop(pipe);
+                }
+            };
+            let ((), stdout, stderr, status) =
+                tokio::join!(write, read_tail(stdout), read_tail(stderr), child.wait());
             (stdout, stderr, status)
         };
         tokio::pin!(work);
@@ -137,13 +144,25 @@ impl LocalConnection {
         let Some((stdout, stderr, status)) = finished else {
             return Ok(ExecOutput::abandoned());
         };
+        guard.0 = None;
         let status = status.map_err(spawn_err)?;
         Ok(ExecOutput {
             code: killed_with.or(status.code()),
-            stdout: tail(&stdout),
-            stderr: tail(&stderr),
+            stdout: stdout.into_text(),
+            stderr: stderr.into_text(),
             timed_out: killed_with.is_some(),
         })
+    }
+}
+
+/// Kills a command's process group when the future running it is dropped before the
+/// command finished: `kill_on_drop` alone reaches only `sh`, and its children would go on
+/// with the change after drover gave up on it.
+struct GroupGuard(Option<rustix::process::Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        signal(self.0, rustix::process::Signal::KILL);
     }
 }
 

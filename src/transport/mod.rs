@@ -1,15 +1,22 @@
 //! How drover reaches nodes: SSH (one multiplexed master per node) or the local machine.
 
 mod connection;
+mod control_dir;
 mod exec_output;
 mod local;
+mod remote_kill;
 mod ssh;
+mod ssh_master;
+mod ssh_options;
 mod transport_error;
 
 pub use connection::{
     Connection, Connector, KILLED_EXIT, LOCKED_EXIT, TIMEOUT_EXIT, quote, ran_out_of_time, remote_script,
 };
+pub use control_dir::clean_dead;
 pub use exec_output::{ExecOutput, TAIL_BYTES, tail};
 pub use local::{LocalConnection, LocalConnector};
 pub use ssh::{SshConnection, SshConnector};
+pub use ssh_master::{DEFAULT_CONTROL_PERSIST, DEFAULT_SERVER_ALIVE, SshSetup};
+pub use ssh_options::{HostKeyPolicy, RESERVED_OPTIONS, SshOptions};
 pub use transport_error::TransportError;

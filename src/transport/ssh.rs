@@ -1,111 +1,169 @@
 //! SSH through the system `ssh` client with one multiplexed master per node.
 //!
-//! Using OpenSSH itself (via the `openssh` crate) means the user's `~/.ssh/config`,
-//! agent, `known_hosts`, jump hosts and key types all work as they do in a terminal.
+//! Using OpenSSH itself means the user's `~/.ssh/config`, agent, `known_hosts`, jump
+//! hosts and key types all work as they do in a terminal. drover starts each master
+//! itself ([`Master::launch`]) and talks to it through its control socket.
+//!
+//! A connection heals itself: before every command it asks its master whether it is
+//! alive (a message on a local socket, no process) and starts a new one when it is not,
+//! so a master that died while the node waited for its turn, sat through a long drain,
+//! or was killed, is replaced before the next step, check or hook, and a retry always
+//! runs on a live connection. [`Connection::release`] closes a master while keeping the
+//! connection usable, so thousands of nodes waiting for their turn hold no ssh process.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
-use tokio::io::AsyncWriteExt;
+use openssh::Stdio;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Mutex;
 
 use super::connection::{Connection, Connector, ran_out_of_time, remote_script};
-use super::exec_output::{read_all, tail};
+use super::exec_output::{OutputTail, read_tail};
+use super::remote_kill::{PID_MARKER, Pending, RemoteKill};
+use super::ssh_master::{Master, SshSetup};
+use super::ssh_options::SshOptions;
 use super::{ExecOutput, TransportError};
-use crate::inventory::Node;
+use crate::inventory::{Inventory, Node};
 
+/// Opens [`SshConnection`]s; cheap to clone (clones share the control directory and
+/// the count of remote kills in flight).
 #[derive(Debug, Clone)]
 pub struct SshConnector {
-    /// An ssh_config to use instead of `~/.ssh/config`.
-    pub config: Option<PathBuf>,
-    pub connect_timeout: Duration,
-    /// Where control sockets live. Unix socket paths are limited to 108 bytes, so this
-    /// must be short (`/tmp/drover-<pid>`), not under a deep state directory.
+    setup: Arc<SshSetup>,
+    /// Group settings of each node, by node name, already merged over the site's.
+    by_node: Arc<HashMap<String, SshOptions>>,
+    /// Where control sockets live (`/tmp/drover-<pid>`).
     pub control_dir: PathBuf,
+    next_socket: Arc<AtomicU64>,
+    kills: Pending,
 }
 
 impl SshConnector {
-    pub fn new(config: Option<PathBuf>, connect_timeout: Duration) -> std::io::Result<Self> {
-        let control_dir = std::env::temp_dir().join(format!("drover-{}", std::process::id()));
-        std::fs::create_dir_all(&control_dir)?;
+    /// A connector for the nodes of `inventory`. Cleans up control directories (and
+    /// masters) that dead drover processes left in the temp dir first.
+    pub fn new(setup: SshSetup, inventory: &Inventory) -> std::io::Result<Self> {
+        let base = std::env::temp_dir();
+        super::control_dir::clean_dead(&base);
+        let control_dir = super::control_dir::create(&base)?;
+        if setup.host_keys == super::HostKeyPolicy::AcceptNew
+            && let Some(parent) = setup.known_hosts.parent()
+        {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut by_node = HashMap::new();
+        for (group, options) in &setup.groups {
+            let Some(ids) = inventory.groups().get(group) else {
+                continue;
+            };
+            for id in ids {
+                let name = &inventory.node(*id).name;
+                let merged: &SshOptions = by_node.get(name).unwrap_or(&setup.defaults);
+                let merged = merged.overlaid(options);
+                by_node.insert(name.clone(), merged);
+            }
+        }
         Ok(SshConnector {
-            config,
-            connect_timeout,
+            setup: Arc::new(setup),
+            by_node: Arc::new(by_node),
             control_dir,
+            next_socket: Arc::new(AtomicU64::new(1)),
+            kills: Pending::default(),
         })
+    }
+
+    /// The settings a node is reached with: site, then its groups, then its own.
+    pub fn options_for(&self, node: &Node) -> SshOptions {
+        let base = self.by_node.get(&node.name).unwrap_or(&self.setup.defaults);
+        let mut own = node.address.ssh.clone();
+        own.user = node.address.user.clone().or(own.user);
+        own.port = node.address.port.or(own.port);
+        let root = &self.setup.root;
+        own.identity_file = own.identity_file.map(|f| root.join(f));
+        own.known_hosts = own.known_hosts.iter().map(|f| root.join(f)).collect();
+        base.overlaid(&own)
+    }
+
+    /// Waits (bounded) for the kills of commands whose futures were dropped, then
+    /// removes the control directory. Call once every connection is closed or dropped.
+    pub async fn shutdown(&self) {
+        self.kills.settled(Duration::from_secs(20)).await;
+        let _ = std::fs::remove_dir_all(&self.control_dir);
     }
 }
 
+/// A node's connection: its settings and, while it is open, its master.
 pub struct SshConnection {
     node: String,
-    session: Session,
+    host: String,
+    options: SshOptions,
+    connector: SshConnector,
+    master: Mutex<Option<Arc<Master>>>,
+    kills: Pending,
 }
 
 impl Connector for SshConnector {
     type Conn = SshConnection;
 
     async fn connect(&self, node: &Node) -> Result<SshConnection, TransportError> {
-        let mut b = SessionBuilder::default();
-        // Host keys are always checked: an unknown or changed key fails the node.
-        b.known_hosts_check(KnownHosts::Strict)
-            .connect_timeout(self.connect_timeout)
-            .server_alive_interval(Duration::from_secs(15))
-            .control_directory(&self.control_dir)
-            // A crashed controller leaves no master behind for long.
-            .control_persist(ControlPersist::IdleFor(
-                std::num::NonZeroUsize::MIN.saturating_add(59),
-            ));
-        if let Some(c) = &self.config {
-            b.config_file(c);
-        }
-        if let Some(p) = node.address.port {
-            b.port(p);
-        }
-        if let Some(u) = &node.address.user {
-            b.user(u.clone());
-        }
-        match b.connect_mux(&node.address.host).await {
-            Ok(session) => Ok(SshConnection {
-                node: node.name.clone(),
-                session,
-            }),
-            Err(e) => {
-                let message = error_text(&e);
-                if message.contains("Host key verification failed")
-                    || message.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
-                    || message.contains("No ED25519 host key is known")
-                    || message.contains("host key")
-                {
-                    Err(TransportError::HostKey {
-                        node: node.name.clone(),
-                        message,
-                    })
-                } else {
-                    Err(TransportError::Connect {
-                        node: node.name.clone(),
-                        message,
-                    })
-                }
-            }
-        }
+        let conn = SshConnection {
+            node: node.name.clone(),
+            host: node.address.host.clone(),
+            options: self.options_for(node),
+            connector: self.clone(),
+            master: Mutex::new(None),
+            kills: Pending::default(),
+        };
+        conn.live_master().await?;
+        Ok(conn)
     }
 }
 
-/// openssh's errors nest the ssh client's log; the last lines say what happened.
-fn error_text(e: &openssh::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        parts.push(s.to_string());
-        src = s.source();
+impl SshConnection {
+    /// The open master if it still answers, else a new one.
+    async fn live_master(&self) -> Result<Arc<Master>, TransportError> {
+        let mut slot = self.master.lock().await;
+        if let Some(m) = slot.as_ref()
+            && m.session.check().await.is_ok()
+        {
+            return Ok(Arc::clone(m));
+        }
+        // A dead master's socket is removed with it.
+        *slot = None;
+        let c = &self.connector;
+        let n = c.next_socket.fetch_add(1, Ordering::Relaxed);
+        let ctl = c.control_dir.join(n.to_string());
+        match Master::launch(&c.setup, &self.host, &self.options, ctl).await {
+            Ok(m) => {
+                let m = Arc::new(m);
+                *slot = Some(Arc::clone(&m));
+                Ok(m)
+            }
+            Err(e) if e.host_key => Err(TransportError::HostKey {
+                node: self.node.clone(),
+                message: e.message,
+            }),
+            Err(e) => Err(TransportError::Connect {
+                node: self.node.clone(),
+                message: e.message,
+            }),
+        }
     }
-    parts
-        .join(": ")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+
+    /// The key exchange the open master negotiated, when the connector logs it.
+    pub async fn kex(&self) -> Option<String> {
+        self.master.lock().await.as_ref().and_then(|m| m.kex.clone())
+    }
+
+    /// The pid of the open master's ssh process (tests kill it to see a retry heal).
+    pub async fn master_pid(&self) -> Option<u32> {
+        let ctl = self.master.lock().await.as_ref()?.ctl().to_path_buf();
+        let mut c = openssh_mux_client::Connection::connect(&ctl).await.ok()?;
+        c.send_alive_check().await.ok().map(std::num::NonZeroU32::get)
+    }
 }
 
 impl Connection for SshConnection {
@@ -130,14 +188,22 @@ impl Connection for SshConnection {
         self.run(remote, stdin, timeout, timeout * 2).await
     }
 
+    async fn release(&self) {
+        // Commands still running keep their master (they hold it) until they end.
+        self.master.lock().await.take();
+    }
+
     async fn close(self) {
-        let _ = self.session.close().await;
+        self.kills.settled(Duration::from_secs(20)).await;
+        self.master.lock().await.take();
     }
 }
 
 impl SshConnection {
-    /// Runs `remote` on a new session of the master; the controller waits up to `limit`
-    /// (plus a grace for the node's own kill) before it gives up on the command.
+    /// Runs `remote` on a new session of a live master; the controller waits up to
+    /// `limit` (plus a grace for the node's own kill) before it gives up on the command.
+    /// Starting the session, feeding stdin and reading output all happen inside that
+    /// limit, and stdin is written while output is read.
     async fn run(
         &self,
         remote: String,
@@ -145,38 +211,53 @@ impl SshConnection {
         timeout: Duration,
         limit: Duration,
     ) -> Result<ExecOutput, TransportError> {
-        let mut cmd = self.session.raw_command(remote);
-        cmd.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        let master = self.live_master().await?;
         let started = Instant::now();
-        let mut child = cmd.spawn().await.map_err(|e| self.lost(&e))?;
-        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin().take()) {
-            let _ = pipe.write_all(&data).await;
-            let _ = pipe.shutdown().await;
-            drop(pipe);
-        }
-        // Not `wait_with_output`: it turns two ordinary outcomes into errors (exit code
-        // 127 becomes "remote command not found", death by a signal "the remote process
-        // has terminated") and drops the output, which tells why.
-        let (stdout, stderr) = (child.stdout().take(), child.stderr().take());
-        let finished = async move {
-            let (stdout, stderr) = tokio::join!(read_all(stdout), read_all(stderr));
-            (stdout, stderr, child.wait().await)
+        let mut kill = RemoteKill {
+            master: Arc::clone(&master),
+            pid: Arc::new(OnceLock::new()),
+            pending: [self.kills.clone(), self.connector.kills.clone()],
+            armed: true,
+        };
+        let pid = Arc::clone(&kill.pid);
+        let work = async {
+            let mut cmd = master.session.raw_command(remote);
+            cmd.stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+            let mut child = cmd.spawn().await.map_err(|e| self.lost(&e))?;
+            let feed = child.stdin().take();
+            let write = async move {
+                if let (Some(data), Some(mut pipe)) = (stdin, feed) {
+                    // A command that does not read its input closes the pipe early;
+                    // its exit code tells.
+                    let _ = pipe.write_all(&data).await;
+                    let _ = pipe.shutdown().await;
+                }
+            };
+            // Not `wait_with_output`: it turns two ordinary outcomes into errors (exit
+            // code 127 becomes "remote command not found", death by a signal "the
+            // remote process has terminated") and drops the output, which tells why.
+            let (stdout, stderr) = (child.stdout().take(), child.stderr().take());
+            let ((), stdout, stderr) = tokio::join!(write, read_tail(stdout), read_stderr(stderr, &pid));
+            Ok::<_, TransportError>((stdout, stderr, child.wait().await))
         };
         let grace = limit + Duration::from_secs(15);
-        let Ok((stdout, stderr, status)) = tokio::time::timeout(grace, finished).await else {
+        let Ok(done) = tokio::time::timeout(grace, work).await else {
+            // Still running past its own timeout: the kill guard stops it.
             return Ok(ExecOutput::abandoned());
         };
+        kill.armed = false;
+        let (stdout, stderr, status) = done?;
         let code = match status {
             Ok(status) => status.code(),
             Err(openssh::Error::Remote(e)) if e.kind() == std::io::ErrorKind::NotFound => Some(127),
             // Killed by a signal, or the connection dropped: the master tells which.
-            Err(openssh::Error::RemoteProcessTerminated) => match self.session.check().await {
+            Err(openssh::Error::RemoteProcessTerminated) => match master.session.check().await {
                 Ok(()) => None,
                 Err(e) => return Err(self.lost(&e)),
             },
@@ -184,8 +265,8 @@ impl SshConnection {
         };
         Ok(ExecOutput {
             code,
-            stdout: tail(&stdout),
-            stderr: tail(&stderr),
+            stdout: stdout.into_text(),
+            stderr: stderr.into_text(),
             timed_out: ran_out_of_time(code, started.elapsed(), timeout),
         })
     }
@@ -196,4 +277,61 @@ impl SshConnection {
             message: error_text(e),
         }
     }
+}
+
+/// Reads stderr, taking the wrapper's `drover-pid N` line (the first it prints) out of
+/// it and into `pid`.
+async fn read_stderr<R: AsyncRead + Unpin>(pipe: Option<R>, pid: &OnceLock<u32>) -> OutputTail {
+    let mut tail = OutputTail::default();
+    let Some(mut pipe) = pipe else {
+        return tail;
+    };
+    let mut head = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    let mut in_head = true;
+    while let Ok(n) = pipe.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        if !in_head {
+            tail.push(&buf[..n]);
+            continue;
+        }
+        head.extend_from_slice(&buf[..n]);
+        if let Some(nl) = head.iter().position(|b| *b == b'\n') {
+            in_head = false;
+            let line = String::from_utf8_lossy(&head[..nl]);
+            match line.strip_prefix(PID_MARKER).and_then(|p| p.trim().parse().ok()) {
+                Some(p) => {
+                    let _ = pid.set(p);
+                    tail.push(&head[nl + 1..]);
+                }
+                None => tail.push(&head),
+            }
+            head = Vec::new();
+        } else if head.len() > 4096 {
+            in_head = false;
+            tail.push(&head);
+            head = Vec::new();
+        }
+    }
+    tail.push(&head);
+    tail
+}
+
+/// openssh's errors nest the ssh client's log; the last lines say what happened.
+fn error_text(e: &openssh::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        parts.push(s.to_string());
+        src = s.source();
+    }
+    parts
+        .join(": ")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -411,8 +411,9 @@ fn crash_and_resume(point: KillPoint) {
         "hold",
     );
     // Long enough to still run when node004 (batch 2) is drained, after the canary, the
-    // soak and batch 1.
-    f.sched.set_job(&node(3), Duration::from_secs(12)).expect("job");
+    // soak and batch 1 (each node opens its connection again at its turn: masters are
+    // released after the check).
+    f.sched.set_job(&node(3), Duration::from_secs(20)).expect("job");
     let reboots = f.tb.reboot_service(Duration::from_millis(1500)).expect("reboots");
     let mon = f.monitor(vec![]);
     let io = tempfile::tempdir().expect("io");

@@ -3,15 +3,21 @@
 #[allow(dead_code, reason = "each test module uses part of the builder")]
 mod support;
 
+#[allow(dead_code, reason = "each test module uses part of the fixture")]
+mod bed;
 mod demo;
 mod drain;
 mod engine_faults;
 mod engine_ssh;
 mod examples;
 mod fake_scheduler;
+mod fuzz_corpus;
 mod local_transport;
+mod outcomes;
 mod run_local;
 mod schemas;
+mod ssh_connections;
+mod store_errors;
 mod testbed;
 mod validate_errors;
 mod validate_safety;

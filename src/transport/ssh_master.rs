@@ -1,0 +1,303 @@
+//! One `ssh -M` master process per node, launched by drover itself so that every ssh
+//! option (host key policy, kex, `-o`) is under the site's control, not a library's.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use openssh::Session;
+
+use super::ssh_options::{HostKeyPolicy, SshOptions};
+
+/// Settings every master of a run is launched with; per-node parts are in
+/// [`SshOptions`].
+#[derive(Debug, Clone)]
+pub struct SshSetup {
+    /// An ssh_config file to use instead of `~/.ssh/config`.
+    pub config_file: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    /// How long an idle master lives (`ControlPersist`). Masters are reopened when
+    /// needed, so this only bounds what a killed controller leaves behind.
+    pub control_persist: Duration,
+    /// `ServerAliveInterval`: how soon a dead peer is noticed (three missed replies).
+    pub server_alive_interval: Duration,
+    pub host_keys: HostKeyPolicy,
+    /// drover's own known_hosts (under the state dir): where `accept-new` records keys,
+    /// and trusted with every policy.
+    pub known_hosts: PathBuf,
+    /// Relative paths in node settings are relative to this (the site directory).
+    pub root: PathBuf,
+    /// Site-level settings, under group and node ones.
+    pub defaults: SshOptions,
+    /// Settings of inventory groups, in the order given (a later group wins).
+    pub groups: Vec<(String, SshOptions)>,
+    /// Log the key exchange, so the negotiated algorithm can be shown (`check -v`).
+    pub log_kex: bool,
+}
+
+impl SshSetup {
+    pub fn new(connect_timeout: Duration, known_hosts: PathBuf) -> SshSetup {
+        SshSetup {
+            config_file: None,
+            connect_timeout,
+            control_persist: DEFAULT_CONTROL_PERSIST,
+            server_alive_interval: DEFAULT_SERVER_ALIVE,
+            host_keys: HostKeyPolicy::Strict,
+            known_hosts,
+            root: PathBuf::from("."),
+            defaults: SshOptions::default(),
+            groups: Vec::new(),
+            log_kex: false,
+        }
+    }
+}
+
+pub const DEFAULT_CONTROL_PERSIST: Duration = Duration::from_secs(300);
+pub const DEFAULT_SERVER_ALIVE: Duration = Duration::from_secs(15);
+
+/// A live master: its control socket, and the ssh process serving it. Dropping it asks
+/// the master to exit.
+#[derive(Debug)]
+pub(super) struct Master {
+    pub(super) session: Session,
+    ctl: PathBuf,
+    log: PathBuf,
+    /// The negotiated key exchange, when [`SshSetup::log_kex`] asked for it.
+    pub(super) kex: Option<String>,
+}
+
+/// Why a master could not be started: the last lines of ssh's own log.
+pub(super) struct LaunchError {
+    pub(super) host_key: bool,
+    pub(super) message: String,
+}
+
+impl Master {
+    /// Starts `ssh -M -f -N` for `host` with its control socket at `ctl` (and its log
+    /// beside it) and waits until it is authenticated and serving.
+    pub(super) async fn launch(
+        setup: &SshSetup,
+        host: &str,
+        options: &SshOptions,
+        ctl: PathBuf,
+    ) -> Result<Master, LaunchError> {
+        let log = ctl.with_extension("log");
+        let mut cmd = tokio::process::Command::new("ssh");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .args(master_args(setup, options, &ctl, &log))
+            .arg("--")
+            .arg(host);
+        let status = tokio::time::timeout(setup.connect_timeout + Duration::from_secs(5), cmd.status()).await;
+        let ok = matches!(status, Ok(Ok(s)) if s.success());
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if !ok {
+            let _ = std::fs::remove_file(&log);
+            let _ = std::fs::remove_file(&ctl);
+            let message = match status {
+                Err(_) => format!(
+                    "ssh did not connect within {}",
+                    humantime::format_duration(setup.connect_timeout)
+                ),
+                Ok(Err(e)) => format!("cannot run ssh: {e}"),
+                Ok(Ok(_)) => last_lines(&text),
+            };
+            let host_key = is_host_key_error(&message);
+            return Err(LaunchError { host_key, message });
+        }
+        let kex = text.lines().find_map(|l| {
+            l.split_once("kex: algorithm: ")
+                .map(|(_, a)| a.trim().to_string())
+        });
+        Ok(Master {
+            session: Session::resume_mux(ctl.clone().into_boxed_path(), None),
+            ctl,
+            log,
+            kex,
+        })
+    }
+
+    pub(super) fn ctl(&self) -> &Path {
+        &self.ctl
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        // A quick request on a local socket; a master that is gone already answers
+        // nothing, which is as good.
+        let _ = openssh_mux_client::shutdown_mux_master(&self.ctl);
+        let _ = std::fs::remove_file(&self.ctl);
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Asks the master behind the control socket `ctl` to exit (for sockets a dead
+/// controller left behind).
+pub(super) fn stop_master(ctl: &Path) {
+    let _ = openssh_mux_client::shutdown_mux_master(ctl);
+}
+
+fn opt(k: &str, v: impl std::fmt::Display) -> [OsString; 2] {
+    ["-o".into(), format!("{k}={v}").into()]
+}
+
+/// File names in `-o` values are split at spaces unless double-quoted.
+fn path_value(p: &Path) -> String {
+    format!("\"{}\"", p.display())
+}
+
+/// The arguments of the master's `ssh`. ssh keeps the first value it gets for an
+/// option, and command-line `-o` come before the ssh_config, so these win over it.
+pub(super) fn master_args(setup: &SshSetup, o: &SshOptions, ctl: &Path, log: &Path) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec!["-M".into(), "-f".into(), "-N".into(), "-S".into(), ctl.into()];
+    a.extend(["-E".into(), log.into()]);
+    a.extend(opt(
+        "ControlPersist",
+        format!("{}s", setup.control_persist.as_secs().max(1)),
+    ));
+    a.extend(opt("BatchMode", "yes"));
+    a.extend(opt("ConnectTimeout", setup.connect_timeout.as_secs().max(1)));
+    a.extend(opt(
+        "ServerAliveInterval",
+        setup.server_alive_interval.as_secs().max(1),
+    ));
+    if setup.log_kex {
+        a.extend(opt("LogLevel", "DEBUG1"));
+    }
+    match setup.host_keys {
+        HostKeyPolicy::Strict => a.extend(opt("StrictHostKeyChecking", "yes")),
+        HostKeyPolicy::AcceptNew => a.extend(opt("StrictHostKeyChecking", "accept-new")),
+        HostKeyPolicy::Config => {}
+    }
+    // With `accept-new`, drover's own file comes first: that is where ssh records new
+    // keys. Otherwise host keys are the ssh_config's business unless the site names
+    // files; drover's file is trusted too then (keys it recorded earlier).
+    let files: Vec<String> = match (setup.host_keys, o.known_hosts.is_empty()) {
+        (HostKeyPolicy::AcceptNew, true) => {
+            vec![path_value(&setup.known_hosts), "~/.ssh/known_hosts".into()]
+        }
+        (HostKeyPolicy::AcceptNew, false) => std::iter::once(path_value(&setup.known_hosts))
+            .chain(o.known_hosts.iter().map(|p| path_value(p)))
+            .collect(),
+        (_, false) => o
+            .known_hosts
+            .iter()
+            .map(|p| path_value(p))
+            .chain(std::iter::once(path_value(&setup.known_hosts)))
+            .collect(),
+        (_, true) => Vec::new(),
+    };
+    if !files.is_empty() {
+        a.extend(opt("UserKnownHostsFile", files.join(" ")));
+    }
+    if let Some(k) = &o.kex_algorithms {
+        a.extend(opt("KexAlgorithms", k));
+    }
+    if let Some(j) = &o.proxy_jump {
+        a.extend(opt("ProxyJump", j));
+    }
+    if let Some(i) = &o.identity_file {
+        a.extend(opt("IdentitiesOnly", "yes"));
+        a.extend(["-i".into(), i.into()]);
+    }
+    if let Some(u) = &o.user {
+        a.extend(["-l".into(), u.into()]);
+    }
+    if let Some(p) = o.port {
+        a.extend(["-p".into(), p.to_string().into()]);
+    }
+    for (k, v) in &o.options {
+        a.extend(opt(k, v));
+    }
+    if let Some(c) = &setup.config_file {
+        a.extend(["-F".into(), c.into()]);
+    }
+    a
+}
+
+/// ssh's log ends with why it failed; debug lines (with `log_kex`) are noise here.
+fn last_lines(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("debug"))
+        .collect();
+    let text = lines[lines.len().saturating_sub(4)..].join(" ");
+    if text.is_empty() {
+        "ssh exited without saying why".into()
+    } else {
+        text
+    }
+}
+
+fn is_host_key_error(message: &str) -> bool {
+    message.contains("Host key verification failed")
+        || message.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || message.contains("No ED25519 host key is known")
+        || message.contains("host key")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(setup: &SshSetup, o: &SshOptions) -> Vec<String> {
+        master_args(setup, o, Path::new("/tmp/d/1"), Path::new("/tmp/d/1.log"))
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn strict_by_default_leaving_known_hosts_files_to_the_ssh_config() {
+        let mut s = SshSetup::new(Duration::from_secs(10), PathBuf::from("/s/.drover/known_hosts"));
+        let a = args(&s, &SshOptions::default()).join(" ");
+        assert!(a.contains("-o StrictHostKeyChecking=yes"), "{a}");
+        assert!(!a.contains("UserKnownHostsFile"), "{a}");
+        assert!(a.contains("-o ControlPersist=300s"), "{a}");
+        s.host_keys = HostKeyPolicy::AcceptNew;
+        let a = args(&s, &SshOptions::default()).join(" ");
+        assert!(a.contains("-o StrictHostKeyChecking=accept-new"), "{a}");
+        assert!(
+            a.contains("-o UserKnownHostsFile=\"/s/.drover/known_hosts\" ~/.ssh/known_hosts"),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn the_config_policy_leaves_host_keys_to_the_ssh_config() {
+        let mut s = SshSetup::new(Duration::from_secs(10), PathBuf::from("/k"));
+        s.host_keys = HostKeyPolicy::Config;
+        let a = args(&s, &SshOptions::default()).join(" ");
+        assert!(!a.contains("StrictHostKeyChecking"), "{a}");
+        assert!(!a.contains("UserKnownHostsFile"), "{a}");
+    }
+
+    #[test]
+    fn node_settings_become_options() {
+        let s = SshSetup::new(Duration::from_secs(10), PathBuf::from("/k"));
+        let o = SshOptions {
+            identity_file: Some("/keys/id".into()),
+            known_hosts: vec!["/kh/a b".into()],
+            proxy_jump: Some("bastion".into()),
+            kex_algorithms: Some("curve25519-sha256".into()),
+            user: Some("deploy".into()),
+            port: Some(2200),
+            options: [("Compression".to_string(), "yes".to_string())]
+                .into_iter()
+                .collect(),
+        };
+        let a = args(&s, &o);
+        let j = a.join(" ");
+        assert!(j.contains("-o IdentitiesOnly=yes -i /keys/id"), "{j}");
+        assert!(j.contains("-o UserKnownHostsFile=\"/kh/a b\" \"/k\""), "{j}");
+        assert!(j.contains("-o KexAlgorithms=curve25519-sha256"), "{j}");
+        assert!(j.contains("-o ProxyJump=bastion"), "{j}");
+        assert!(j.contains("-l deploy -p 2200"), "{j}");
+        assert!(j.contains("-o Compression=yes"), "{j}");
+    }
+}

@@ -1,0 +1,203 @@
+//! Connections that outlive their idle limit, a killed master, commands stopped when
+//! drover gives up on them, and what a killed controller leaves behind: real sshds,
+//! with the ssh idle limit (`control_persist`) shrunk to 2 s instead of long sleeps.
+
+use std::time::{Duration, Instant};
+
+use drover::exit_code;
+use serde_json::json;
+
+use super::bed::{Bed, node, processes, workflow};
+
+/// Masters idle for 2 s exit; a dead peer is noticed within a few seconds.
+const SHORT_IDLE: &str = "control_persist: 2s, server_alive_interval: 1s";
+
+fn succeeded(out: &super::bed::Out) -> Vec<String> {
+    let mut v: Vec<String> = out
+        .events("node_finished")
+        .iter()
+        .filter(|e| e["ok"] == true)
+        .map(|e| e["node"].as_str().unwrap_or_default().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_node_whose_turn_comes_after_a_soak_longer_than_the_idle_limit_succeeds() {
+    let bed = Bed::start(3, false);
+    bed.site_with_config(SHORT_IDLE, "");
+    bed.write(
+        "workflows/w.yml",
+        &workflow(
+            "canary: { nodes: [node001], soak: 4s }\nstrategy: { batch: [\"100%\"] }\n",
+            "- name: mark\n  run: touch {{ node.vars.state }}/done\n  check: test -e {{ node.vars.state }}/done\n  change: hot\n",
+        ),
+    );
+    let t = Instant::now();
+    let out = bed.drover(&["run", "w", "--yes", "--json"]);
+    out.expect(exit_code::OK);
+    assert!(t.elapsed() >= Duration::from_secs(4), "no soak?\n{out}");
+    assert_eq!(out.summary()["outcome"], json!({"outcome": "succeeded"}), "{out}");
+    assert_eq!(succeeded(&out), vec![node(0), node(1), node(2)], "{out}");
+    assert!((0..3).all(|i| bed.has(i, "done")), "{out}");
+}
+
+#[test]
+fn a_step_after_a_drain_longer_than_the_idle_limit_succeeds() {
+    let bed = Bed::start(1, true);
+    bed.site_with_config(SHORT_IDLE, "");
+    // The hot step opens the master; the drain then keeps it idle for 4 s.
+    bed.write(
+        "workflows/w.yml",
+        &workflow(
+            "strategy: { batch: [\"100%\"] }\n",
+            "- name: before\n  run: touch {{ node.vars.state }}/before\n  check: test -e {{ node.vars.state }}/before\n  change: hot\n\
+             - name: after\n  run: touch {{ node.vars.state }}/after\n  check: test -e {{ node.vars.state }}/after\n  change: drain\n",
+        ),
+    );
+    let sched = bed.sched.as_ref().expect("scheduler");
+    sched.set_job(&node(0), Duration::from_secs(4)).expect("job");
+    let t = Instant::now();
+    let out = bed.drover(&["run", "w", "--yes", "--json", "--tags", "hot,drain"]);
+    out.expect(exit_code::OK);
+    assert!(
+        t.elapsed() >= Duration::from_secs(4),
+        "the drain did not wait for the job\n{out}"
+    );
+    assert!(bed.has(0, "before") && bed.has(0, "after"), "{out}");
+    assert_eq!(sched.state(&node(0)), "idle", "{out}");
+}
+
+#[test]
+fn a_retry_after_the_master_was_killed_succeeds() {
+    let bed = Bed::start(1, false);
+    bed.site_with_config("", "");
+    // The first attempt kills the master carrying it (the only ssh master of this drover:
+    // its control dir is /tmp/drover-<pid>/), so the step loses its connection.
+    let steps = "\
+- name: flaky
+  run: |
+    echo x >> {{ node.vars.state }}/tries
+    if [ ! -e {{ node.vars.state }}/killed ]; then
+      touch {{ node.vars.state }}/killed
+      pkill -KILL -f \"drover-$(cat {{ node.vars.state }}/drover-pid)/\"
+      sleep 5
+    fi
+  change: hot
+";
+    bed.write(
+        "workflows/w.yml",
+        &workflow(
+            "strategy:\n  batch: [\"100%\"]\n  retries: { count: 2, delay: 1s, backoff: 1.0 }\n",
+            steps,
+        ),
+    );
+    let mut run = bed.spawn(&["run", "w", "--yes", "--json"]);
+    std::fs::write(bed.state(0).join("drover-pid"), run.pid().to_string()).expect("pid file");
+    run.wait_for_file(&bed.state(0).join("killed"));
+    let out = run.finish();
+    out.expect(exit_code::OK);
+    let tries = std::fs::read_to_string(bed.state(0).join("tries")).expect("tries");
+    assert_eq!(tries.lines().count(), 2, "{out}");
+    let failed: Vec<String> = out
+        .events("step_finished")
+        .iter()
+        .map(|e| e["status"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(failed, vec!["failed", "ok"], "{out}");
+}
+
+#[test]
+fn an_aborted_step_stops_its_remote_command() {
+    let bed = Bed::start(1, false);
+    bed.site_with_config("", "");
+    let steps = "\
+- name: long
+  run: touch {{ node.vars.state }}/started; sleep 3171; echo never
+  change: hot
+";
+    bed.write(
+        "workflows/w.yml",
+        &workflow("strategy: { batch: [\"100%\"] }\n", steps),
+    );
+    let mut run = bed.spawn(&["run", "w", "--yes", "--json"]);
+    run.wait_for_file(&bed.state(0).join("started"));
+    assert!(!processes("sleep 3171").is_empty(), "the step does not run");
+    run.signal("INT");
+    std::thread::sleep(Duration::from_millis(300));
+    run.signal("INT");
+    let out = run.finish();
+    assert_eq!(out.code, exit_code::INTERRUPTED, "{out}");
+    // drover waited for the kill before it exited: nothing is left to wait for.
+    assert_eq!(processes("sleep 3171"), "", "{out}");
+}
+
+#[test]
+fn an_aborted_local_step_stops_its_whole_process_group() {
+    let bed = Bed::start(1, false);
+    bed.site_with_config("", "");
+    let steps = "\
+- name: long
+  run: touch {{ node.vars.state }}/started; sleep 3172; echo never
+  change: hot
+";
+    bed.write(
+        "workflows/w.yml",
+        &workflow("strategy: { batch: [\"100%\"] }\n", steps),
+    );
+    let mut run = bed.spawn(&[
+        "run",
+        "w",
+        "--yes",
+        "--json",
+        "--transport",
+        "local",
+        "--allow-local",
+    ]);
+    run.wait_for_file(&bed.state(0).join("started"));
+    run.signal("INT");
+    std::thread::sleep(Duration::from_millis(300));
+    run.signal("INT");
+    let out = run.finish();
+    assert_eq!(out.code, exit_code::INTERRUPTED, "{out}");
+    assert_eq!(processes("sleep 3172"), "", "{out}");
+}
+
+#[test]
+fn a_killed_controllers_control_dir_and_masters_are_cleaned_up_by_the_next_start() {
+    let bed = Bed::start(1, false);
+    bed.site_with_config("", "");
+    let steps = "\
+- name: long
+  run: touch {{ node.vars.state }}/started; sleep 20
+  change: hot
+";
+    bed.write(
+        "workflows/w.yml",
+        &workflow("strategy: { batch: [\"100%\"] }\n", steps),
+    );
+    let mut run = bed.spawn(&["run", "w", "--yes", "--json"]);
+    run.wait_for_file(&bed.state(0).join("started"));
+    let dir = std::env::temp_dir().join(format!("drover-{}", run.pid()));
+    let pattern = format!("{}/", dir.display());
+    assert!(dir.is_dir());
+    run.signal("KILL");
+    let _ = run.finish();
+    assert!(dir.is_dir(), "nothing left behind to clean up?");
+    assert!(
+        !processes(&pattern).is_empty(),
+        "the master did not outlive its controller"
+    );
+    bed.drover(&["check", "w"]);
+    assert!(!dir.exists(), "{} is still there", dir.display());
+    let t = Instant::now();
+    while !processes(&pattern).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "masters left: {}",
+            processes(&pattern)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
