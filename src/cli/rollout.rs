@@ -432,10 +432,7 @@ pub(super) async fn flow<K: Connector>(
     }
     let drains: HashSet<NodeId> = steps
         .iter()
-        .filter(|(_, l)| {
-            l.iter()
-                .any(|i| wf.steps[*i].change == crate::workflow::Change::Drain)
-        })
+        .filter(|(_, l)| engine::needs_drain(wf, l))
         .map(|(id, _)| *id)
         .collect();
     let unselected: Vec<NodeId> = results
@@ -593,26 +590,29 @@ pub(super) async fn flow<K: Connector>(
             controller: Controller::this(),
             at: now,
         },
-        None => crate::store::Write::RunCreated {
-            id: run_id.clone(),
-            workflow: wf.name.clone(),
-            version: wf.version,
-            commit: None,
-            plan: plan.to_record(inv, &drains),
-            options: json!({
-                "tags": opts.tags,
-                "extra_vars": cx.extra_vars,
-                "limit": t.limit,
-                "site": project.site.root.display().to_string(),
-            }),
-            controller: Controller::this(),
-            at: now,
-            nodes: plan
-                .nodes
-                .iter()
-                .map(|i| (inv.node(*i).name.clone(), phase_of(&plan, i)))
-                .collect(),
-        },
+        None => {
+            let phase_of = plan.phase_of();
+            crate::store::Write::RunCreated {
+                id: run_id.clone(),
+                workflow: wf.name.clone(),
+                version: wf.version,
+                commit: None,
+                plan: plan.to_record(inv, &drains),
+                options: json!({
+                    "tags": opts.tags,
+                    "extra_vars": cx.extra_vars,
+                    "limit": t.limit,
+                    "site": project.site.root.display().to_string(),
+                }),
+                controller: Controller::this(),
+                at: now,
+                nodes: plan
+                    .nodes
+                    .iter()
+                    .map(|i| (inv.node(*i).name.clone(), phase_of.get(i).copied().unwrap_or(0)))
+                    .collect(),
+            }
+        }
     };
     let mut waiting = irx.clone();
     if let Err(r) = run_state::begin(
@@ -728,19 +728,6 @@ pub(super) async fn flow<K: Connector>(
         log: log_path.as_deref(),
     };
     report.print(t.json, out)
-}
-
-/// The run's phase index of a planned node: the canary phase is 0 when there is one.
-fn phase_of(plan: &Plan, id: &NodeId) -> usize {
-    if plan.canary.contains(id) {
-        0
-    } else {
-        let offset = usize::from(!plan.canary.is_empty());
-        plan.batches
-            .iter()
-            .position(|b| b.contains(id))
-            .map_or(0, |i| i + offset)
-    }
 }
 
 /// The run and store the Ctrl-C presses report on, once the run is recorded.
