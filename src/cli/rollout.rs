@@ -316,6 +316,7 @@ pub(super) async fn flow<K: Connector>(
         files: engine::FileSources::default(),
         probe_drained: opts.is_some() && drain_selected && hooks.is_some(),
         hooks,
+        locks: crate::transport::NodeLocks::new(project.site.lock_dir.clone(), &project.site.root, &run_id),
         journal: Journal::new(store.clone(), run_id.clone()),
         settle: resume.as_ref().map_or_else(HashSet::new, |r| {
             r.prior

@@ -34,6 +34,10 @@ pub struct RawSite {
     /// SSH settings.
     #[serde(default)]
     pub ssh: RawSsh,
+    /// Directory on each node for drover's step locks (default
+    /// `${XDG_RUNTIME_DIR:-$HOME/.cache}/drover`, created with mode 0700). Expanded by
+    /// the node's shell: `$VAR` and `${VAR:-default}` may be used.
+    pub lock_dir: Option<String>,
     /// How runs claim their nodes, so two runs never work on one node.
     #[serde(default)]
     pub leases: RawLeases,

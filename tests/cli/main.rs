@@ -13,6 +13,7 @@ mod examples;
 mod fake_scheduler;
 mod local_transport;
 mod run_local;
+mod quoting;
 mod schemas;
 mod ssh_connections;
 mod testbed;
