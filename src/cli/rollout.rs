@@ -306,7 +306,10 @@ pub(super) async fn flow<K: Connector>(
     let cx = Arc::new(RunContext {
         connector,
         inventory: Arc::new(inv.clone()),
-        workflow: Arc::new(wf.clone()),
+        workflow: Arc::new(crate::workflow::Workflow {
+            env: crate::site::merge_env(&project.site.env, &wf.env),
+            ..wf.clone()
+        }),
         templates: Arc::clone(&project.templates),
         extra_vars: p.extra,
         site: engine::site_context(&project.site),

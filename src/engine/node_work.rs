@@ -167,15 +167,13 @@ impl NodeJob<'_> {
         match &step.action {
             Action::Run(cmd) => {
                 let cmd = self.render(cmd)?;
-                let out = conn
-                    .exec_locked(self.locks, &cmd, None, step.timeout)
-                    .await;
+                let out = conn.exec_locked(self.locks, &cmd, None, step.timeout).await;
                 self.log_exec(&format!("step `{}`", step.name), &cmd, &out);
                 outcome(out, step.timeout)
             }
             Action::Local(cmd) => {
                 let cmd = self.render(cmd)?;
-                let local = LocalConnection::new(&self.node.name);
+                let local = LocalConnection::new(&self.node.name).with_env(&self.workflow.env);
                 let out = local.exec(&cmd, None, step.timeout).await;
                 self.log_exec(&format!("local step `{}`", step.name), &cmd, &out);
                 outcome(out, step.timeout)
@@ -269,7 +267,10 @@ pub fn file_command(dest: &str, hash: &str, mode: Option<u32>, owner: Option<&st
     let mut apply = ShellLine::new();
     if let Some(m) = mode {
         let m = format!("{m:o}");
-        same = same.code(" && [ \"$(stat -c %a \"$f\")\" = ").value(&m).code(" ]");
+        same = same
+            .code(" && [ \"$(stat -c %a \"$f\")\" = ")
+            .value(&m)
+            .code(" ]");
         apply = apply.code(" && chmod ").value(&m).code(" \"$t\"");
     }
     if let Some(o) = owner {

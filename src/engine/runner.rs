@@ -213,8 +213,11 @@ pub async fn check_all<K: Connector>(
                         return None;
                     }
                     if cx.settle.contains(&id) {
-                        let wait =
-                            super::node_work::settle_command(&cx.locks, &job.node.name, cx.workflow.max_step_timeout());
+                        let wait = super::node_work::settle_command(
+                            &cx.locks,
+                            &job.node.name,
+                            cx.workflow.max_step_timeout(),
+                        );
                         let _ = conn.exec(&wait, None, cx.workflow.max_step_timeout()).await;
                     }
                     let result = tokio::select! {

@@ -31,6 +31,8 @@ pub struct Site {
     pub ssh: SshSettings,
     /// Where step locks live on the nodes.
     pub lock_dir: LockDir,
+    /// Environment of controller-side commands.
+    pub env: IndexMap<String, String>,
     pub leases: LeaseSettings,
     pub slack: Option<SlackSettings>,
     pub server: Option<ServerSettings>,
@@ -172,6 +174,9 @@ impl Site {
             }
         }
 
+        let env = super::check_env(&raw.env, &top.key("env"))
+            .map_err(|e| p.extend(e))
+            .unwrap_or_default();
         let lock_dir = match raw.lock_dir.as_deref().map(LockDir::parse).transpose() {
             Ok(d) => d.unwrap_or_default(),
             Err(m) => {
@@ -263,6 +268,7 @@ impl Site {
                 groups,
             },
             lock_dir,
+            env,
             leases: LeaseSettings {
                 ttl,
                 on_conflict: raw.leases.on_conflict,

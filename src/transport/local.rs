@@ -18,13 +18,22 @@ pub struct LocalConnector;
 #[derive(Debug, Clone)]
 pub struct LocalConnection {
     node: String,
+    /// Set for every command, besides `DROVER_NODE` (the site's and workflow's `env:`).
+    env: Vec<(String, String)>,
 }
 
 impl LocalConnection {
     pub fn new(node: &str) -> Self {
         LocalConnection {
             node: node.to_string(),
+            env: Vec::new(),
         }
+    }
+
+    /// With `env` set for every command.
+    pub fn with_env<'a>(mut self, env: impl IntoIterator<Item = (&'a String, &'a String)>) -> Self {
+        self.env = env.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        self
     }
 }
 
@@ -89,7 +98,8 @@ impl LocalConnection {
             node: self.node.clone(),
             message: e.to_string(),
         };
-        cmd.env("DROVER_NODE", &self.node)
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("DROVER_NODE", &self.node)
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -289,7 +299,11 @@ mod tests {
         let c = LocalConnection::new("n001");
         let run = c.exec(&cmd, None, Duration::from_secs(60));
         let _ = tokio::time::timeout(Duration::from_millis(500), run).await;
-        let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         let alive = |pid: i32| {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))

@@ -202,7 +202,11 @@ mod tests {
         let b = NodeLocks::new(LockDir::default(), Path::new("/sites/b"), "r2");
         let a2 = NodeLocks::new(LockDir::default(), Path::new("/sites/a"), "r3");
         assert_ne!(a.file_name("n1"), b.file_name("n1"));
-        assert_eq!(a.file_name("n1"), a2.file_name("n1"), "a resumed run finds its lock");
+        assert_eq!(
+            a.file_name("n1"),
+            a2.file_name("n1"),
+            "a resumed run finds its lock"
+        );
     }
 
     /// Takes a lock with the real shell: the directory is made 0700 and the file names
@@ -212,7 +216,11 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let dir = LockDir::parse("${LOCKS_HOME}/locks").unwrap();
         let locks = NodeLocks::new(dir, home.path(), "20260101T000000Z-w-abcd");
-        let line = locks.wrap("n 1", Duration::from_secs(5), &ShellLine::new().code("cat \"$l\""));
+        let line = locks.wrap(
+            "n 1",
+            Duration::from_secs(5),
+            &ShellLine::new().code("cat \"$l\""),
+        );
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(line.as_str())
@@ -220,9 +228,15 @@ mod tests {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.starts_with("run 20260101T000000Z-w-abcd pid "), "{text} {line}");
+        assert!(
+            text.starts_with("run 20260101T000000Z-w-abcd pid "),
+            "{text} {line}"
+        );
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(home.path().join("locks")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(home.path().join("locks"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o700);
         assert!(home.path().join("locks").join(locks.file_name("n 1")).exists());
     }

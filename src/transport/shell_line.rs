@@ -82,9 +82,22 @@ mod tests {
 
     #[test]
     fn quoted_values_survive_a_real_shell() {
-        for v in ["a b", "x; touch /tmp/p", "$(id)", "`id`", "it's", "a\nb", "", "-n"] {
+        for v in [
+            "a b",
+            "x; touch /tmp/p",
+            "$(id)",
+            "`id`",
+            "it's",
+            "a\nb",
+            "",
+            "-n",
+        ] {
             let l = ShellLine::new().code("printf '%s' ").value(v);
-            let out = std::process::Command::new("sh").arg("-c").arg(l.as_str()).output().unwrap();
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(l.as_str())
+                .output()
+                .unwrap();
             assert_eq!(String::from_utf8_lossy(&out.stdout), v, "{l}");
         }
     }

@@ -5,6 +5,7 @@ mod support;
 
 #[allow(dead_code, reason = "each test module uses part of the fixture")]
 mod bed;
+mod controller_env;
 mod demo;
 mod drain;
 mod engine_faults;
@@ -12,8 +13,8 @@ mod engine_ssh;
 mod examples;
 mod fake_scheduler;
 mod local_transport;
-mod run_local;
 mod quoting;
+mod run_local;
 mod schemas;
 mod ssh_connections;
 mod testbed;

@@ -11,7 +11,10 @@ fn copy_to(bed: &Bed, dest: &str) {
         "- name: put\n  copy:\n    src: files/hello.txt\n    dest: {}\n  change: hot\n",
         serde_json::json!(dest)
     );
-    bed.write("workflows/w.yml", &workflow("strategy: { batch: [\"100%\"] }\n", &steps));
+    bed.write(
+        "workflows/w.yml",
+        &workflow("strategy: { batch: [\"100%\"] }\n", &steps),
+    );
     bed.write("workflows/files/hello.txt", "hello\n");
 }
 
@@ -20,7 +23,10 @@ fn injection_is_data(local: bool) {
     bed.site_with_config("", if local { "transport: local\n" } else { "" });
     let dir = bed.tb.dir().join("nodes");
     let marker = dir.join("injected");
-    copy_to(&bed, &format!("{}/a b; touch {}", dir.display(), marker.display()));
+    copy_to(
+        &bed,
+        &format!("{}/a b; touch {}", dir.display(), marker.display()),
+    );
     let out = bed.drover(&["run", "w", "--yes", "--json"]);
     assert!(!marker.exists(), "the destination ran as code\n{out}");
     // The directory `a b; touch ...` does not exist: the step fails, as a path.
@@ -30,7 +36,11 @@ fn injection_is_data(local: bool) {
     copy_to(&bed, &spaced.display().to_string());
     let out = bed.drover(&["run", "w", "--yes", "--json"]);
     out.expect(exit_code::OK);
-    assert_eq!(std::fs::read_to_string(&spaced).expect("copied"), "hello\n", "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&spaced).expect("copied"),
+        "hello\n",
+        "{out}"
+    );
 }
 
 #[test]
