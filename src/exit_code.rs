@@ -21,6 +21,13 @@ pub const WINDOW_CLOSED: i32 = 7;
 /// Another run holds some of the nodes (a lease), and the site says to refuse rather
 /// than wait; nothing was started.
 pub const NODES_LEASED: i32 = 8;
+/// Nothing was selected: `--limit`, the blacklist, the whitelist or the workflow's
+/// `exclude` leave no target; nothing was run.
+pub const NOTHING_SELECTED: i32 = 9;
+/// The run did what it could, but selected work remains: nodes need steps `--tags` left
+/// out (drain steps, by default), or need the change while out of service and were left
+/// alone.
+pub const WORK_REMAINS: i32 = 10;
 /// The state store could not record the run's progress, so the run stopped: no new
 /// node started, the ones in flight finished or were held. Not the change's fault: no
 /// node counts as failed for it.

@@ -8,6 +8,8 @@ pub mod cli;
 pub mod diag;
 pub mod engine;
 pub mod exit_code;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hostlist;
 pub mod inventory;
 pub mod plan;

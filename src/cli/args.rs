@@ -120,4 +120,14 @@ pub enum RunsCommand {
         #[arg(long)]
         allow_local: bool,
     },
+    /// Give up a run whose controller is gone (or that was interrupted or stopped):
+    /// release its leases and mark it cancelled. Nodes it left drained stay drained, for
+    /// a human; the command lists them.
+    Cancel {
+        id: String,
+        #[arg(long, default_value = ".")]
+        site: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -48,6 +48,9 @@ pub fn main() -> i32 {
                 &mut out,
                 &mut err,
             ),
+            RunsCommand::Cancel { id, site, json } => {
+                super::runs::cancel(&site, &id, json, color, &mut out, &mut err)
+            }
         },
         Command::Schema { out: dir, check } => schema(&dir, check, &mut out, &mut err),
         Command::Check { target } => check(&target, color, &mut out, &mut err),

@@ -2,6 +2,7 @@
 
 mod args;
 mod dispatch;
+mod plural;
 mod rollout;
 mod run_state;
 mod runs;
@@ -11,4 +12,11 @@ mod validate;
 
 pub use args::{Cli, Color, Command};
 pub use dispatch::main;
+use plural::plural;
 pub use selection::{Target, TransportKind};
+
+/// `--extra-vars` as the command line gives it, for the fuzz target: the variables or
+/// the refusal's message.
+pub fn parse_extra_vars(arg: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    selection::extra_vars(Some(arg)).map_err(|r| r.0)
+}

@@ -2,20 +2,22 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use super::run_state::{self, Resume};
-use super::selection::{Refusal, Target, TransportKind, extra_vars, limit, load, selected_steps, transport};
+use super::selection::{
+    Refusal, Target, TransportKind, extra_vars, limit, load, recheck_names, selected_steps, transport,
+};
 use crate::engine::{self, Class, Journal, Outcome, Prior, RolloutSpec, RunContext, RunLog, StopReason};
 use crate::exit_code;
 use crate::inventory::{Inventory, NodeId};
 use crate::plan::{Exclusion, Plan, PlanInput};
 use crate::project::Project;
 use crate::report::{self, Style, check_json, render_check};
-use crate::store::Controller;
+use crate::store::{Controller, NodeState, Store};
 use crate::transport::{Connection, Connector, LocalConnector, SshConnector};
 
 /// Options of `drover run` beyond the target.
@@ -71,13 +73,11 @@ pub fn plan(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -
         let _ = writeln!(out, "  steps:");
         for s in &wf.steps {
             let check = if s.check.is_some() { "checked" } else { "unchecked" };
-            let _ = writeln!(
-                out,
-                "    - {} ({}, {:?}, {check})",
-                s.name,
-                s.action.kind(),
-                s.change
-            );
+            let change = match s.change {
+                crate::workflow::Change::Hot => "hot",
+                crate::workflow::Change::Drain => "drain",
+            };
+            let _ = writeln!(out, "    - {} ({}, {change}, {check})", s.name, s.action.kind());
         }
         let _ = writeln!(
             out,
@@ -138,6 +138,7 @@ fn session(
         let wf = &project.workflows[wi];
         let lim = limit(&project.inventory, t.limit.as_deref())?;
         let extra = extra_vars(opts.and_then(|o| o.extra_vars.as_deref()))?;
+        recheck_names(&project, wf, &extra)?;
         let selected = selected_steps(wf, opts.and_then(|o| o.tags.as_deref()))?;
         if let (Some(o), Some(w)) = (opts, &wf.window)
             && let Some(win) = project.site.windows.get(w)
@@ -235,6 +236,11 @@ pub(super) async fn flow<K: Connector>(
             Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::INVALID_CONFIG)),
         },
     };
+    if resume.is_none() && all.nodes.is_empty() {
+        let why = nothing_selected(inv, &all, t.limit.as_deref(), p.input.limit.as_ref());
+        let _ = writeln!(err, "error: {why}");
+        return exit_code::NOTHING_SELECTED;
+    }
     let running = opts.is_some_and(|o| !o.dry_run);
     let run_id = resume
         .as_ref()
@@ -335,24 +341,36 @@ pub(super) async fn flow<K: Connector>(
     // press between now and then kills the process with masters open.
     let (itx, irx) = watch::channel(0u32);
     let sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
-    let ctrl_c = tokio::spawn(async move {
-        let Ok(mut sigint) = sigint else { return };
-        let mut n = 0;
-        while sigint.recv().await.is_some() {
-            n += 1;
-            let _ = itx.send(n);
-            if n >= 2 {
-                break;
+    // Set once the run is recorded: what the presses report on.
+    let started: Started = Arc::new(Mutex::new(None));
+    let ctrl_c = {
+        let started = Arc::clone(&started);
+        let running = opts.is_some();
+        tokio::spawn(async move {
+            let Ok(mut sigint) = sigint else { return };
+            let mut n = 0;
+            while sigint.recv().await.is_some() {
+                n += 1;
+                let run = started.lock().map(|g| g.clone()).unwrap_or_default();
+                acknowledge(n, running, run.as_ref());
+                let _ = itx.send(n);
             }
-        }
-    });
-
+        })
+    };
     // A resumed run checks only the nodes it has not finished, after waiting for those
     // a dead controller left rebooting.
     let mut resume_errors: HashMap<NodeId, String> = HashMap::new();
     let check_nodes: Vec<NodeId> = match &resume {
         Some(r) => {
-            resume_errors = await_rebooting(&cx, r).await;
+            let mut stop = irx.clone();
+            resume_errors = tokio::select! {
+                e = await_rebooting(&cx, r) => e,
+                () = engine::next_press(&mut stop) => {
+                    wind_down(&ctrl_c, cx, reporter, None).await;
+                    let _ = writeln!(err, "interrupted while waiting for rebooting nodes; nothing was run");
+                    return exit_code::INTERRUPTED;
+                }
+            };
             all.nodes
                 .iter()
                 .copied()
@@ -423,6 +441,7 @@ pub(super) async fn flow<K: Connector>(
         .map(|(id, _)| *id)
         .collect();
     let mut work = engine::Work::default();
+    let mut held: HashMap<NodeId, String> = HashMap::new();
     let plan = match &resume {
         Some(r) => {
             // The plan stands; what changed since is handled per node.
@@ -443,12 +462,17 @@ pub(super) async fn flow<K: Connector>(
             all.clone()
         }
         None => {
+            let reader = store.clone().or_else(|| {
+                crate::store::Store::open_read_only(&project.site.state_dir.join("drover.db")).ok()
+            });
+            held = held_by_earlier_runs(reader.as_ref(), inv, &found_drained, &run_id).await;
             let input = PlanInput {
                 limit: p.input.limit.clone(),
                 needing: Some(steps.keys().copied().collect()),
                 failed_check,
                 other_steps: unselected.iter().copied().collect(),
                 already_unavailable: found_drained,
+                held: held.keys().copied().collect(),
                 drains: Some(drains.clone()),
                 drain_steps: drain_selected,
             };
@@ -467,8 +491,11 @@ pub(super) async fn flow<K: Connector>(
         if !unselected.is_empty() {
             let _ = writeln!(
                 out,
-                "  {} node(s) need only steps outside --tags (e.g. drain steps): {}",
-                unselected.len(),
+                "  {} only steps outside --tags (e.g. drain steps): {}",
+                match unselected.len() {
+                    1 => "1 node needs".to_string(),
+                    n => format!("{n} nodes need"),
+                },
                 inv.names(&unselected)
             );
         }
@@ -477,6 +504,11 @@ pub(super) async fn flow<K: Connector>(
             "{}",
             plan.render(inv, window_text(&project, wf.window.as_deref()).as_deref())
         );
+        let mut held_sorted: Vec<_> = held.iter().collect();
+        held_sorted.sort();
+        for (id, why) in held_sorted {
+            let _ = writeln!(out, "    {}: {why}", inv.node(*id).name);
+        }
     }
     if opts.dry_run {
         wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
@@ -525,17 +557,28 @@ pub(super) async fn flow<K: Connector>(
         return exit_code::INTERRUPTED;
     }
 
-    // The run's record and its leases come before the first node is touched.
+    // The run's record and its leases come before the first node is touched, in one
+    // transaction: a kill between the two cannot leave leases for a run that does not
+    // exist.
     let Some(store) = store else {
         // Unreachable: a run that gets here is not a dry run, so it opened the store.
         wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
         return exit_code::FAILURE;
     };
-    let names: Vec<String> = plan.nodes.iter().map(|i| inv.node(*i).name.clone()).collect();
-    if let Err(r) = run_state::lease(&store, &run_id, &names, &project.site.leases, err).await {
-        wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
-        return refuse(err, r);
-    }
+    let earlier: HashMap<NodeId, Prior> = resume.as_ref().map_or_else(HashMap::new, |r| {
+        r.prior
+            .iter()
+            .filter(|(_, p)| !matches!(p, Prior::InProgress { .. }))
+            .map(|(id, p)| (*id, *p))
+            .collect()
+    });
+    // Nodes a resumed run finished before are not leased again: it will not touch them.
+    let names: Vec<String> = plan
+        .nodes
+        .iter()
+        .filter(|i| !earlier.contains_key(i))
+        .map(|i| inv.node(*i).name.clone())
+        .collect();
     let now = jiff::Timestamp::now();
     let record = match &resume {
         Some(_) => crate::store::Write::RunResumed {
@@ -543,47 +586,65 @@ pub(super) async fn flow<K: Connector>(
             controller: Controller::this(),
             at: now,
         },
-        None => {
-            let phase_of = |id: &NodeId| -> usize {
-                if plan.canary.contains(id) {
-                    0
-                } else {
-                    let offset = usize::from(!plan.canary.is_empty());
-                    plan.batches
-                        .iter()
-                        .position(|b| b.contains(id))
-                        .map_or(0, |i| i + offset)
-                }
-            };
-            crate::store::Write::RunCreated {
-                id: run_id.clone(),
-                workflow: wf.name.clone(),
-                version: wf.version,
-                commit: None,
-                plan: plan.to_record(inv, &drains),
-                options: json!({
-                    "tags": opts.tags,
-                    "extra_vars": cx.extra_vars,
-                    "limit": t.limit,
-                    "site": project.site.root.display().to_string(),
-                }),
-                controller: Controller::this(),
-                at: now,
-                nodes: plan
-                    .nodes
-                    .iter()
-                    .map(|i| (inv.node(*i).name.clone(), phase_of(i)))
-                    .collect(),
-            }
-        }
+        None => crate::store::Write::RunCreated {
+            id: run_id.clone(),
+            workflow: wf.name.clone(),
+            version: wf.version,
+            commit: None,
+            plan: plan.to_record(inv, &drains),
+            options: json!({
+                "tags": opts.tags,
+                "extra_vars": cx.extra_vars,
+                "limit": t.limit,
+                "site": project.site.root.display().to_string(),
+            }),
+            controller: Controller::this(),
+            at: now,
+            nodes: plan
+                .nodes
+                .iter()
+                .map(|i| (inv.node(*i).name.clone(), phase_of(&plan, i)))
+                .collect(),
+        },
     };
-    if let Err(e) = store.write(vec![record]).await {
-        let _ = store.release_leases(&run_id, None);
+    let mut waiting = irx.clone();
+    if let Err(r) = run_state::begin(
+        &store,
+        &run_id,
+        &names,
+        record,
+        &project.site.leases,
+        &mut waiting,
+        err,
+    )
+    .await
+    {
         wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
-        return refuse(
+        return refuse(err, r);
+    }
+    if let Ok(mut g) = started.lock() {
+        *g = Some((store.clone(), run_id.clone()));
+    }
+    if *irx.borrow() > 0 {
+        // Ctrl-C while the run was being recorded: start nothing.
+        let _ = store
+            .finish_run(
+                &run_id,
+                vec![crate::store::Write::RunFinished {
+                    id: run_id.clone(),
+                    status: crate::store::RunStatus::Interrupted,
+                    outcome: json!({"outcome": "stopped", "reason": "interrupted", "nothing_started": true}),
+                    at: jiff::Timestamp::now(),
+                }],
+                true,
+            )
+            .await;
+        wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
+        let _ = writeln!(
             err,
-            Refusal(format!("cannot record the run: {e}"), exit_code::FAILURE),
+            "interrupted; nothing was run (run {run_id} is recorded as interrupted)"
         );
+        return exit_code::INTERRUPTED;
     }
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let beat = run_state::heartbeat(
@@ -594,6 +655,7 @@ pub(super) async fn flow<K: Connector>(
         ctl_tx,
     );
 
+    let skipped = Skipped::new(&plan, &held, &work.steps, &wf.steps, &p.selected);
     let spec = rollout_spec(
         &cx,
         &plan,
@@ -605,28 +667,193 @@ pub(super) async fn flow<K: Connector>(
     );
     let result = engine::execute(Arc::clone(&cx), &plan, work, &mut conns, spec, irx, ctl_rx).await;
     beat.abort();
-    let status = run_state::status_of(result.outcome.as_ref());
-    let outcome = result
-        .outcome
-        .as_ref()
-        .map_or(serde_json::Value::Null, |o| engine::outcome_json(o, inv));
-    let _ = store
-        .write(vec![crate::store::Write::RunFinished {
-            id: run_id.clone(),
-            status,
-            outcome,
-            at: jiff::Timestamp::now(),
-        }])
-        .await;
-    // An interrupted run keeps its leases until they expire: `runs resume` takes them
-    // back, and no other run takes its drained nodes meanwhile.
-    if status != crate::store::RunStatus::Interrupted {
-        let _ = store.release_leases(&run_id, None);
+    let outcome = final_outcome(inv, &plan, &skipped, result.outcome.clone());
+    let status = run_state::status_of(Some(&outcome));
+    let interrupted = status == crate::store::RunStatus::Interrupted;
+    let unsure = if interrupted {
+        run_state::in_flight(&store, &run_id).await
+    } else {
+        Vec::new()
+    };
+    let mut stored = engine::outcome_json(&outcome, inv);
+    if let Some(o) = stored.as_object_mut() {
+        if !unsure.is_empty() {
+            o.insert(
+                "unsure".into(),
+                unsure
+                    .iter()
+                    .map(|(n, st, d)| json!({"node": n, "state": st, "drained_by_us": d}))
+                    .collect(),
+            );
+        }
+        if !skipped.other_steps.is_empty() {
+            o.insert(
+                "still_need_other_steps".into(),
+                json!(names_of(inv, &skipped.other_steps)),
+            );
+        }
     }
+    // An interrupted run keeps the leases of the nodes it left unsure (in flight), so
+    // nothing else takes them before `runs resume` or `runs cancel`; every other node
+    // is free at once.
+    let _ = store
+        .finish_run(
+            &run_id,
+            vec![crate::store::Write::RunFinished {
+                id: run_id.clone(),
+                status,
+                outcome: stored,
+                at: jiff::Timestamp::now(),
+            }],
+            interrupted,
+        )
+        .await;
     wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
 
-    let skipped = Skipped::new(&plan);
-    summary(inv, &skipped, &result, &run_id, log_path.as_deref(), t.json, out)
+    let report = Summary {
+        inv,
+        skipped: &skipped,
+        result: &result,
+        outcome,
+        earlier: &earlier,
+        unsure: &unsure,
+        run_id: &run_id,
+        log: log_path.as_deref(),
+    };
+    report.print(t.json, out)
+}
+
+/// The run's phase index of a planned node: the canary phase is 0 when there is one.
+fn phase_of(plan: &Plan, id: &NodeId) -> usize {
+    if plan.canary.contains(id) {
+        0
+    } else {
+        let offset = usize::from(!plan.canary.is_empty());
+        plan.batches
+            .iter()
+            .position(|b| b.contains(id))
+            .map_or(0, |i| i + offset)
+    }
+}
+
+/// The run and store the Ctrl-C presses report on, once the run is recorded.
+type Started = Arc<Mutex<Option<(Store, String)>>>;
+
+/// Answers a Ctrl-C on stderr, so the operator knows it was heard and what the next
+/// press does; the third exits the process at once.
+fn acknowledge(press: u32, running: bool, run: Option<&(Store, String)>) {
+    let nodes = run
+        .and_then(|(store, id)| store.run(id).ok().flatten())
+        .map(|d| d.nodes)
+        .unwrap_or_default();
+    let in_flight: Vec<&crate::store::NodeRow> = nodes.iter().filter(|n| n.state.is_in_flight()).collect();
+    match press {
+        1 if run.is_some() => eprintln!(
+            "\nstopping: no new node will start; {} in flight; Ctrl-C again to abort",
+            super::plural(in_flight.len(), "node")
+        ),
+        1 if running => eprintln!("\nstopping: no node will be started; Ctrl-C again to abort"),
+        1 => eprintln!("\nstopping; Ctrl-C again to abort"),
+        2 => eprintln!(
+            "\naborting: the steps in flight are stopped ({}); a drained node stays drained; Ctrl-C again to exit at once",
+            super::plural(in_flight.len(), "node")
+        ),
+        _ => {
+            let maybe: Vec<String> = nodes
+                .iter()
+                .filter(|n| {
+                    n.drained_by_us
+                        || matches!(
+                            n.state,
+                            NodeState::Draining | NodeState::Drained | NodeState::Rebooting
+                        )
+                })
+                .filter(|n| n.state != NodeState::Succeeded && n.state != NodeState::Skipped)
+                .map(|n| n.node.clone())
+                .collect();
+            match run {
+                Some((_, id)) if !maybe.is_empty() => eprintln!(
+                    "\nexiting now. These nodes may be left drained: {}\nhelp: `drover runs show {id}`, then `drover runs resume {id}` or `drover runs cancel {id}`",
+                    crate::hostlist::compress(&maybe)
+                ),
+                Some((_, id)) => eprintln!(
+                    "\nexiting now; no node is drained by this run\nhelp: `drover runs resume {id}` or `drover runs cancel {id}`"
+                ),
+                None => eprintln!("\nexiting now; nothing was started"),
+            }
+            std::process::exit(exit_code::INTERRUPTED);
+        }
+    }
+}
+
+/// Why a run or check has no node to work on, naming the `--limit` when it is the cause.
+fn nothing_selected(
+    inv: &Inventory,
+    plan: &Plan,
+    limit: Option<&str>,
+    limit_set: Option<&HashSet<NodeId>>,
+) -> String {
+    let of = |w: &[Exclusion]| -> Vec<NodeId> {
+        plan.excluded
+            .iter()
+            .filter(|(i, e)| w.contains(e) && limit_set.is_none_or(|l| l.contains(i)))
+            .map(|(i, _)| *i)
+            .collect()
+    };
+    let in_limit: Vec<NodeId> = of(&[
+        Exclusion::Blacklisted,
+        Exclusion::NotWhitelisted,
+        Exclusion::Excluded,
+    ]);
+    let mut outside: Vec<NodeId> = plan.excluded.iter().map(|(i, _)| *i).collect();
+    outside.sort();
+    let targets = plan.excluded.len();
+    match limit {
+        Some(l) if in_limit.is_empty() => format!(
+            "nothing selected: --limit `{l}` selects none of the workflow's {} ({})",
+            super::plural(targets, "target"),
+            inv.names(&outside)
+        ),
+        Some(l) => format!(
+            "nothing selected: every target --limit `{l}` selects is blacklisted, not whitelisted or excluded by the workflow ({})",
+            inv.names(&in_limit)
+        ),
+        None if targets == 0 => "nothing selected: the workflow's targets match no node".to_string(),
+        None => format!(
+            "nothing selected: every target of the workflow is blacklisted, not whitelisted or excluded ({})",
+            inv.names(&in_limit)
+        ),
+    }
+}
+
+/// Nodes drained before this run that an earlier run left so, with why.
+async fn held_by_earlier_runs(
+    store: Option<&Store>,
+    inv: &Inventory,
+    drained: &HashSet<NodeId>,
+    this_run: &str,
+) -> HashMap<NodeId, String> {
+    let Some(store) = store.cloned() else {
+        return HashMap::new();
+    };
+    if drained.is_empty() {
+        return HashMap::new();
+    }
+    let names: Vec<String> = drained.iter().map(|i| inv.node(*i).name.clone()).collect();
+    let run = this_run.to_string();
+    let found = tokio::task::spawn_blocking(move || store.held_by_earlier_runs(&names, &run))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    found
+        .into_iter()
+        .filter_map(|h| inv.find(&h.node).map(|id| (id, h.describe())))
+        .collect()
+}
+
+fn names_of(inv: &Inventory, ids: &[NodeId]) -> Vec<String> {
+    names(inv, ids)
 }
 
 /// The rollout's budgets and history for a plan. `(drains, prior)`: the nodes that need a
@@ -737,21 +964,23 @@ async fn await_rebooting<K: Connector>(cx: &Arc<RunContext<K>>, r: &Resume) -> H
 /// boot id before drover concludes the reboot was never issued.
 const REBOOT_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Ends a session: stop counting Ctrl-C, let the reporter print what is queued (it ends
-/// once the context, which holds the last event sender, is dropped), and close every ssh
-/// master still open.
+/// Ends a session: let the reporter print what is queued (it ends once the context,
+/// which holds the last event sender, is dropped), close every ssh master still open,
+/// and stop counting Ctrl-C.
 async fn wind_down<K: Connector>(
     ctrl_c: &tokio::task::JoinHandle<()>,
     cx: Arc<RunContext<K>>,
     reporter: tokio::task::JoinHandle<()>,
     conns: Option<engine::Connections<K::Conn>>,
 ) {
-    ctrl_c.abort();
     drop(cx);
     let _ = reporter.await;
     if let Some(c) = conns {
         c.close_all().await;
     }
+    // Counted until here: a third press during the hooks, writes and closing above
+    // still exits at once.
+    ctrl_c.abort();
 }
 
 /// Planned nodes that the run did not work on, by why.
@@ -760,117 +989,345 @@ struct Skipped {
     up_to_date: Vec<NodeId>,
     /// They need only steps that `--tags` did not select (drain steps, by default).
     other_steps: Vec<NodeId>,
+    /// Whether drain steps are among what `--tags` left out for them.
+    drain_unselected: bool,
     /// Their checks failed or they could not be reached: the run did not do all it was
     /// asked to.
     check_failed: Vec<NodeId>,
+    /// Drained or down before the run (someone else's), left alone.
+    drained_before: Vec<NodeId>,
+    /// Left drained by an earlier run, with which run and why.
+    held: Vec<(NodeId, String)>,
+    /// Needed a drain that no disruption budget had room for.
+    no_budget: Vec<NodeId>,
+    /// Of the drained-before and held ones, those whose checks say they need the
+    /// selected steps: work the run could not do.
+    unavailable_needing: usize,
 }
 
 impl Skipped {
-    fn new(plan: &Plan) -> Skipped {
+    fn new(
+        plan: &Plan,
+        held: &HashMap<NodeId, String>,
+        steps: &HashMap<NodeId, Vec<usize>>,
+        wf_steps: &[crate::workflow::Step],
+        selected: &[bool],
+    ) -> Skipped {
         let of = |why: Exclusion| -> Vec<NodeId> {
-            plan.excluded
+            let mut v: Vec<NodeId> = plan
+                .excluded
                 .iter()
                 .filter(|(_, e)| *e == why)
                 .map(|(i, _)| *i)
-                .collect()
+                .collect();
+            v.sort();
+            v
         };
+        let drained_before = of(Exclusion::AlreadyUnavailable);
+        let held_ids = of(Exclusion::HeldByRun);
+        let unavailable_needing = drained_before
+            .iter()
+            .chain(&held_ids)
+            .filter(|i| steps.contains_key(i))
+            .count();
+        let drain_unselected = wf_steps
+            .iter()
+            .zip(selected)
+            .any(|(s, sel)| !*sel && s.change == crate::workflow::Change::Drain);
         Skipped {
             up_to_date: of(Exclusion::UpToDate),
             other_steps: of(Exclusion::NeedsOtherSteps),
+            drain_unselected,
             check_failed: of(Exclusion::CheckFailed),
+            drained_before,
+            held: held_ids
+                .into_iter()
+                .map(|i| (i, held.get(&i).cloned().unwrap_or_default()))
+                .collect(),
+            no_budget: of(Exclusion::NoBudget),
+            unavailable_needing,
         }
     }
 }
 
-fn summary(
-    inv: &Inventory,
-    skipped: &Skipped,
-    r: &engine::RunResult,
-    run_id: &str,
-    log: Option<&std::path::Path>,
-    json: bool,
-    out: &mut dyn Write,
-) -> i32 {
-    let outcome = r.outcome.clone().unwrap_or(Outcome::Stopped {
+/// The run's outcome with what the plan left out: nodes that needed a drain no budget had
+/// room for (because held or down nodes fill it) stop the run like a `Blocked` rollout,
+/// even when the rollout itself had nothing left to do.
+fn final_outcome(inv: &Inventory, plan: &Plan, skipped: &Skipped, engine: Option<Outcome>) -> Outcome {
+    let outcome = engine.unwrap_or(Outcome::Stopped {
         stop: StopReason::Interrupted,
     });
-    let code = match &outcome {
-        // Nodes whose checks failed were not worked on: not everything asked for was
-        // done, as `check` reports too.
-        Outcome::Succeeded if !skipped.check_failed.is_empty() => exit_code::NODES_FAILED,
-        Outcome::Succeeded => exit_code::OK,
-        Outcome::CompletedWithFailures { .. } => exit_code::NODES_FAILED,
-        Outcome::Stopped {
-            stop: StopReason::Interrupted,
-        } => exit_code::INTERRUPTED,
-        Outcome::Stopped {
-            stop: StopReason::StateStore { .. },
-        } => exit_code::STATE_STORE_FAILED,
-        Outcome::Stopped {
-            stop: StopReason::LeaseLost { .. },
-        } => exit_code::LEASE_LOST,
-        Outcome::Stopped { .. } => exit_code::RUN_STOPPED,
-    };
-    // Inventory order, not the order nodes happened to finish in.
-    let mut succeeded = r.succeeded.clone();
-    succeeded.sort();
-    let mut failed_with_errors = r.failed.clone();
-    failed_with_errors.sort_by_key(|(i, _)| *i);
-    let failed: Vec<NodeId> = failed_with_errors.iter().map(|(i, _)| *i).collect();
-    if json {
-        let v = json!({
-            "event": "summary",
-            "run": run_id,
-            "outcome": engine::outcome_json(&outcome, inv),
-            "succeeded": names(inv, &succeeded),
-            "failed": failed_with_errors.iter().map(|(i, e)| json!({"node": inv.node(*i).name, "error": e})).collect::<Vec<_>>(),
-            "held": r.held.iter().map(|(i, e)| json!({"node": inv.node(*i).name, "reason": e})).collect::<Vec<_>>(),
-            "skipped": r.skipped.iter().map(|(i, e)| json!({"node": inv.node(*i).name, "reason": e})).collect::<Vec<_>>(),
-            "not_started": names(inv, &r.not_started),
-            "up_to_date": names(inv, &skipped.up_to_date),
-            "needs_other_steps": names(inv, &skipped.other_steps),
-            "check_failed": names(inv, &skipped.check_failed),
-            "log": log.map(|d| d.display().to_string()),
-        });
-        let _ = writeln!(out, "{v}");
-        return code;
+    if !matches!(outcome, Outcome::Succeeded) {
+        return outcome;
     }
-    let verdict = match &outcome {
-        Outcome::Succeeded if !skipped.check_failed.is_empty() => format!(
-            "succeeded on the nodes it ran on; {} node(s) failed their check and were not touched",
-            skipped.check_failed.len()
-        ),
-        Outcome::Succeeded => "succeeded".to_string(),
-        Outcome::CompletedWithFailures { failed } => {
-            format!("completed with {failed} failed node(s) within the failure budget")
+    let Some(first) = skipped.no_budget.first() else {
+        return outcome;
+    };
+    let mut before = engine::Disruption::new(plan.budgets.limits.clone(), crate::plan::hosted_pairs(inv));
+    for id in &plan.unavailable_at_start {
+        before.take(*id);
+    }
+    let limit = before.check(*first).err().map_or_else(
+        || "a disruption budget".to_string(),
+        |b| format!("{}, at most {} at once", b.limit, b.max),
+    );
+    Outcome::Stopped {
+        stop: StopReason::Blocked { node: *first, limit },
+    }
+}
+
+/// What a run did, for the operator (or `--json`), and its exit code.
+struct Summary<'a> {
+    inv: &'a Inventory,
+    skipped: &'a Skipped,
+    result: &'a engine::RunResult,
+    outcome: Outcome,
+    /// A resumed run's nodes that had finished before it.
+    earlier: &'a HashMap<NodeId, Prior>,
+    /// Nodes in flight when an interrupted run ended: name, state, drained by the run.
+    unsure: &'a [(String, NodeState, bool)],
+    run_id: &'a str,
+    log: Option<&'a std::path::Path>,
+}
+
+impl Summary<'_> {
+    /// The exit code and the verdict line. Stable codes: a stop is 5, failed nodes 6,
+    /// work the selection left undone 10 (`WORK_REMAINS`).
+    fn verdict(&self) -> (i32, String) {
+        let (inv, sk) = (self.inv, self.skipped);
+        let ran = self.result.succeeded.len();
+        let ran_text = || format!("succeeded on {}", super::plural(ran, "node"));
+        match &self.outcome {
+            Outcome::Stopped {
+                stop: StopReason::Interrupted,
+            } => (exit_code::INTERRUPTED, "STOPPED: interrupted".into()),
+            Outcome::Stopped {
+                stop: StopReason::Blocked { node, limit },
+            } if sk.no_budget.contains(node) => {
+                let who = if sk.held.is_empty() {
+                    "nodes that were down before the run fill it".to_string()
+                } else {
+                    let held: Vec<NodeId> = sk.held.iter().map(|(i, _)| *i).collect();
+                    format!(
+                        "{} {} it",
+                        inv.names(&held),
+                        if held.len() == 1 { "fills" } else { "fill" }
+                    )
+                };
+                let done = if ran == 0 {
+                    "nothing was done".to_string()
+                } else {
+                    ran_text()
+                };
+                (
+                    exit_code::RUN_STOPPED,
+                    format!(
+                        "STOPPED: {} cannot be taken down without breaking {limit}, and {who}; {done}",
+                        inv.names(&sk.no_budget)
+                    ),
+                )
+            }
+            Outcome::Stopped {
+                stop: stop @ StopReason::StateStore { .. },
+            } => (
+                exit_code::STATE_STORE_FAILED,
+                format!("STOPPED: {}", describe_stop(inv, stop)),
+            ),
+            Outcome::Stopped {
+                stop: stop @ StopReason::LeaseLost { .. },
+            } => (
+                exit_code::LEASE_LOST,
+                format!("STOPPED: {}", describe_stop(inv, stop)),
+            ),
+            Outcome::Stopped { stop } => (
+                exit_code::RUN_STOPPED,
+                format!("STOPPED: {}", describe_stop(inv, stop)),
+            ),
+            Outcome::CompletedWithFailures { failed } => (
+                exit_code::NODES_FAILED,
+                format!(
+                    "completed with {} within the failure budget",
+                    super::plural(*failed, "failed node")
+                ),
+            ),
+            Outcome::Succeeded if !sk.check_failed.is_empty() => {
+                let n = sk.check_failed.len();
+                let their = if n == 1 {
+                    "its check and was"
+                } else {
+                    "their checks and were"
+                };
+                let text = if ran == 0 {
+                    format!(
+                        "nothing was done: {} failed {their} not touched",
+                        super::plural(n, "node")
+                    )
+                } else {
+                    format!(
+                        "{}; {} failed {their} not touched",
+                        ran_text(),
+                        super::plural(n, "node")
+                    )
+                };
+                (exit_code::NODES_FAILED, text)
+            }
+            Outcome::Succeeded if !sk.other_steps.is_empty() || sk.unavailable_needing > 0 => {
+                let mut parts = Vec::new();
+                if ran > 0 {
+                    parts.push(ran_text());
+                }
+                let n = sk.other_steps.len();
+                if n > 0 && sk.drain_unselected {
+                    parts.push(format!(
+                        "drain steps not selected: {} still {} them; run with --tags drain",
+                        super::plural(n, "node"),
+                        if n == 1 { "needs" } else { "need" }
+                    ));
+                } else if n > 0 {
+                    parts.push(format!(
+                        "{} still {} steps outside --tags",
+                        super::plural(n, "node"),
+                        if n == 1 { "needs" } else { "need" }
+                    ));
+                }
+                let u = sk.unavailable_needing;
+                if u > 0 {
+                    parts.push(format!(
+                        "{} {} the change but {} out of service and left alone",
+                        super::plural(u, "node"),
+                        if u == 1 { "needs" } else { "need" },
+                        if u == 1 { "is" } else { "are" }
+                    ));
+                }
+                (
+                    exit_code::WORK_REMAINS,
+                    format!("work remains: {}", parts.join("; ")),
+                )
+            }
+            Outcome::Succeeded if ran == 0 && self.earlier.is_empty() => {
+                (exit_code::OK, "nothing to do: every node is up to date".into())
+            }
+            Outcome::Succeeded => (exit_code::OK, "succeeded".into()),
         }
-        Outcome::Stopped { stop } => format!("STOPPED: {}", describe_stop(inv, stop)),
-    };
-    let _ = writeln!(out, "\nrun {run_id}: {verdict}");
-    let line = |out: &mut dyn Write, label: &str, ids: &[NodeId]| {
-        if !ids.is_empty() {
-            let _ = writeln!(out, "  {label:<12}{:>6}  {}", ids.len(), inv.names(ids));
+    }
+
+    fn print(&self, json: bool, out: &mut dyn Write) -> i32 {
+        let (inv, r, sk) = (self.inv, self.result, self.skipped);
+        let (code, verdict) = self.verdict();
+        // Inventory order, not the order nodes happened to finish in.
+        let mut succeeded = r.succeeded.clone();
+        succeeded.sort();
+        let mut failed_with_errors = r.failed.clone();
+        failed_with_errors.sort_by_key(|(i, _)| *i);
+        let failed: Vec<NodeId> = failed_with_errors.iter().map(|(i, _)| *i).collect();
+        let earlier = |want: fn(&Prior) -> bool| -> Vec<NodeId> {
+            let mut v: Vec<NodeId> = self
+                .earlier
+                .iter()
+                .filter(|(_, p)| want(p))
+                .map(|(i, _)| *i)
+                .collect();
+            v.sort();
+            v
+        };
+        let succeeded_earlier = earlier(|p| matches!(p, Prior::Succeeded));
+        let failed_earlier = earlier(|p| matches!(p, Prior::Failed { .. }));
+        let held_earlier = earlier(|p| matches!(p, Prior::Held));
+        let skipped_earlier = earlier(|p| matches!(p, Prior::Skipped));
+        let not_started: Vec<NodeId> = r
+            .not_started
+            .iter()
+            .copied()
+            .filter(|i| !self.earlier.contains_key(i))
+            .collect();
+        if json {
+            let v = json!({
+                "event": "summary",
+                "run": self.run_id,
+                "outcome": engine::outcome_json(&self.outcome, inv),
+                "exit_code": code,
+                "verdict": verdict,
+                "succeeded": names(inv, &succeeded),
+                "failed": failed_with_errors.iter().map(|(i, e)| json!({"node": inv.node(*i).name, "error": e})).collect::<Vec<_>>(),
+                "held": r.held.iter().map(|(i, e)| json!({"node": inv.node(*i).name, "reason": e})).collect::<Vec<_>>(),
+                "skipped": r.skipped.iter().map(|(i, e)| json!({"node": inv.node(*i).name, "reason": e})).collect::<Vec<_>>(),
+                "not_started": names(inv, &not_started),
+                "succeeded_earlier": names(inv, &succeeded_earlier),
+                "failed_earlier": names(inv, &failed_earlier),
+                "held_earlier": names(inv, &held_earlier),
+                "skipped_earlier": names(inv, &skipped_earlier),
+                "in_flight": self.unsure.iter().map(|(n, st, d)| json!({"node": n, "state": st, "drained_by_us": d})).collect::<Vec<_>>(),
+                "up_to_date": names(inv, &sk.up_to_date),
+                "needs_other_steps": names(inv, &sk.other_steps),
+                "check_failed": names(inv, &sk.check_failed),
+                "drained_before": names(inv, &sk.drained_before),
+                "held_by_earlier_run": sk.held.iter().map(|(i, e)| json!({"node": inv.node(*i).name, "reason": e})).collect::<Vec<_>>(),
+                "no_budget": names(inv, &sk.no_budget),
+                "log": self.log.map(|d| d.display().to_string()),
+            });
+            let _ = writeln!(out, "{v}");
+            return code;
         }
-    };
-    line(out, "succeeded", &succeeded);
-    line(out, "failed", &failed);
-    let mut held: Vec<NodeId> = r.held.iter().map(|(i, _)| *i).collect();
-    held.sort();
-    let mut skipped_drain: Vec<NodeId> = r.skipped.iter().map(|(i, _)| *i).collect();
-    skipped_drain.sort();
-    line(out, "held", &held);
-    line(out, "skipped", &skipped_drain);
-    line(out, "not started", &r.not_started);
-    line(out, "up to date", &skipped.up_to_date);
-    line(out, "other steps", &skipped.other_steps);
-    line(out, "check failed", &skipped.check_failed);
-    for (id, e) in failed_with_errors.iter().chain(&r.held).chain(&r.skipped) {
-        let _ = writeln!(out, "  {}: {}", inv.node(*id).name, e.replace('\n', "\n      "));
+        let _ = writeln!(out, "\nrun {}: {verdict}", self.run_id);
+        let line = |out: &mut dyn Write, label: &str, ids: &[NodeId]| {
+            if !ids.is_empty() {
+                let _ = writeln!(out, "  {label:<12}{:>6}  {}", ids.len(), inv.names(ids));
+            }
+        };
+        line(out, "succeeded", &succeeded);
+        line(out, "succeeded earlier", &succeeded_earlier);
+        line(out, "failed", &failed);
+        line(out, "failed earlier", &failed_earlier);
+        let mut held: Vec<NodeId> = r.held.iter().map(|(i, _)| *i).collect();
+        held.sort();
+        let mut skipped_drain: Vec<NodeId> = r.skipped.iter().map(|(i, _)| *i).collect();
+        skipped_drain.sort();
+        line(out, "held", &held);
+        line(out, "held earlier", &held_earlier);
+        line(out, "skipped", &skipped_drain);
+        line(out, "skipped earlier", &skipped_earlier);
+        if !self.unsure.is_empty() {
+            let list: Vec<String> = self
+                .unsure
+                .iter()
+                .map(|(n, st, _)| format!("{n} ({st})"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {:<12}{:>6}  {}",
+                "in flight",
+                self.unsure.len(),
+                list.join(", ")
+            );
+        }
+        line(out, "not started", &not_started);
+        line(out, "up to date", &sk.up_to_date);
+        line(out, "other steps", &sk.other_steps);
+        line(out, "check failed", &sk.check_failed);
+        line(out, "drained before", &sk.drained_before);
+        let held_by: Vec<NodeId> = sk.held.iter().map(|(i, _)| *i).collect();
+        line(out, "held by a run", &held_by);
+        line(out, "no budget room", &sk.no_budget);
+        for (id, e) in failed_with_errors
+            .iter()
+            .chain(&r.held)
+            .chain(&r.skipped)
+            .chain(&sk.held)
+        {
+            let _ = writeln!(out, "  {}: {}", inv.node(*id).name, e.replace('\n', "\n      "));
+        }
+        if !self.unsure.is_empty() {
+            let _ = writeln!(
+                out,
+                "  the nodes in flight are still leased to the run: `drover runs resume {id}` finishes them, `drover runs cancel {id}` gives them up",
+                id = self.run_id
+            );
+        }
+        if let Some(d) = self.log {
+            let _ = writeln!(out, "  log: {}", d.display());
+        }
+        code
     }
-    if let Some(d) = log {
-        let _ = writeln!(out, "  log: {}", d.display());
-    }
-    code
 }
 
 fn describe_stop(inv: &Inventory, s: &StopReason) -> String {
@@ -883,10 +1340,16 @@ fn describe_stop(inv: &Inventory, s: &StopReason) -> String {
             failed,
             budget,
         } => {
-            format!("{failed} nodes failed in batch {batch}, its budget is {budget}")
+            format!(
+                "{} failed in batch {batch}, its budget is {budget}",
+                super::plural(*failed, "node")
+            )
         }
         StopReason::RunBudget { failed, budget } => {
-            format!("{failed} nodes failed, the run's budget is {budget}")
+            format!(
+                "{} failed, the run's budget is {budget}",
+                super::plural(*failed, "node")
+            )
         }
         StopReason::Blocked { node, limit } => format!(
             "{} cannot be taken down without breaking a disruption budget ({limit}), and nothing running could free a place",

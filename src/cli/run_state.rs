@@ -5,19 +5,84 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
 use super::selection::Refusal;
 use crate::engine::{Outcome, Prior, StopReason};
 use crate::exit_code;
 use crate::inventory::{Inventory, NodeId};
 use crate::project::Project;
 use crate::site::{LeaseSettings, OnLeaseConflict};
-use crate::store::{Controller, NodeState, RunDetail, RunStatus, Store, Write as StoreWrite};
+use crate::store::{Controller, NodeState, RunDetail, RunStatus, Store, StoreError, Write as StoreWrite};
 
-/// The state database of a site.
+/// The state database of a site, for a run: created if missing.
 pub fn open_store(project: &Project) -> Result<Store, Refusal> {
     let path = project.site.state_dir.join("drover.db");
-    Store::open(&path)
-        .map_err(|e| Refusal(format!("cannot open the state database: {e}"), exit_code::FAILURE))
+    Store::open(&path).map_err(|e| Refusal(store_error_text(&e), exit_code::FAILURE))
+}
+
+/// Why a site's state could not be read, for commands that only read it.
+pub enum ReadState {
+    /// No run was ever recorded here: the state dir or its database does not exist.
+    NoRuns(String),
+    Failed(Refusal),
+}
+
+/// The state database of a site, for commands that only read it (`runs list`,
+/// `runs show`): opened read-only, so a user who may only read the state dir can, and
+/// nothing is created when it is missing.
+pub fn open_store_read(project: &Project) -> Result<Store, ReadState> {
+    let dir = &project.site.state_dir;
+    let path = dir.join("drover.db");
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ReadState::NoRuns(format!(
+                "the state directory `{}` does not exist (no run has been recorded here)",
+                dir.display()
+            )));
+        }
+        Err(e) => {
+            return Err(ReadState::Failed(Refusal(
+                format!("cannot read the state directory `{}`: {e}", dir.display()),
+                exit_code::FAILURE,
+            )));
+        }
+        Ok(m) if !m.is_dir() => {
+            return Err(ReadState::Failed(Refusal(
+                format!("the state directory `{}` is not a directory", dir.display()),
+                exit_code::FAILURE,
+            )));
+        }
+        Ok(_) => {}
+    }
+    if let Err(e) = std::fs::read_dir(dir) {
+        return Err(ReadState::Failed(Refusal(
+            format!("cannot read the state directory `{}`: {e}", dir.display()),
+            exit_code::FAILURE,
+        )));
+    }
+    Store::open_read_only(&path).map_err(|e| match e {
+        StoreError::Missing { .. } => ReadState::NoRuns(format!(
+            "`{}` does not exist (no run has been recorded here)",
+            path.display()
+        )),
+        e => ReadState::Failed(Refusal(store_error_text(&e), exit_code::FAILURE)),
+    })
+}
+
+/// A store error as one message; errors that already name the file and say what to do
+/// are not prefixed again.
+pub fn store_error_text(e: &StoreError) -> String {
+    match e {
+        StoreError::Open { .. }
+        | StoreError::CreateDir { .. }
+        | StoreError::Create { .. }
+        | StoreError::NotDrover { .. }
+        | StoreError::Locked { .. }
+        | StoreError::TooNew { .. }
+        | StoreError::NoWal { .. } => e.to_string(),
+        e => format!("cannot open the state database: {e}"),
+    }
 }
 
 /// `<UTC time>-<workflow>-<4 hex>`: sortable, readable, and unique even for two runs
@@ -42,21 +107,30 @@ pub fn abandoned_notice(store: &Store, ttl: Duration, err: &mut dyn Write) {
     }
 }
 
-/// Leases `nodes` to `run`: at once, or after waiting for another run to release them,
-/// as the site says.
-pub async fn lease(
+/// Starts the run durably: leases `nodes` to `run` and records `record` in one
+/// transaction, at once or after waiting for another run to release them, as the site
+/// says. A Ctrl-C while waiting gives up with nothing taken.
+pub async fn begin(
     store: &Store,
     run: &str,
     nodes: &[String],
+    record: StoreWrite,
     s: &LeaseSettings,
+    interrupts: &mut watch::Receiver<u32>,
     err: &mut dyn Write,
 ) -> Result<(), Refusal> {
     let started = Instant::now();
     let mut told = false;
     loop {
         let conflicts = store
-            .acquire_leases(run, nodes, jiff::Timestamp::now(), s.ttl)
-            .map_err(|e| Refusal(format!("cannot lease the run's nodes: {e}"), exit_code::FAILURE))?;
+            .begin_run(run, nodes, jiff::Timestamp::now(), s.ttl, vec![record.clone()])
+            .await
+            .map_err(|e| {
+                Refusal(
+                    format!("cannot record the run and lease its nodes: {e}"),
+                    exit_code::FAILURE,
+                )
+            })?;
         if conflicts.is_empty() {
             return Ok(());
         }
@@ -71,17 +145,22 @@ pub async fn lease(
             .iter()
             .map(|(r, v)| {
                 format!(
-                    "{} node(s) ({}) are in run {r}",
-                    v.len(),
-                    crate::hostlist::compress(v)
+                    "{} ({}) {} in run {r}",
+                    super::plural(v.len(), "node"),
+                    crate::hostlist::compress(v),
+                    if v.len() == 1 { "is" } else { "are" }
                 )
             })
             .collect::<Vec<_>>()
             .join("; ");
-        if s.on_conflict == OnLeaseConflict::Refuse || started.elapsed() >= s.wait_timeout {
+        let elapsed = started.elapsed();
+        if s.on_conflict == OnLeaseConflict::Refuse || elapsed >= s.wait_timeout {
+            let other = &by_run[0].0;
             return Err(Refusal(
                 format!(
-                    "{what}\nhelp: a node is in at most one run at a time; wait for that run, or set `leases.on_conflict: wait`"
+                    "{what}\nhelp: a node is in at most one run at a time. Wait for that run to finish; \
+                     if its controller is gone, continue it with `drover runs resume {other}` or release \
+                     its nodes with `drover runs cancel {other}`; or set `leases.on_conflict: wait`"
                 ),
                 exit_code::NODES_LEASED,
             ));
@@ -90,7 +169,16 @@ pub async fn lease(
             let _ = writeln!(err, "waiting: {what}");
             told = true;
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        let nap = Duration::from_secs(2).min(s.wait_timeout.saturating_sub(elapsed));
+        tokio::select! {
+            () = tokio::time::sleep(nap) => {}
+            () = crate::engine::next_press(interrupts) => {
+                return Err(Refusal(
+                    "interrupted while waiting for other runs' leases; nothing was run".into(),
+                    exit_code::INTERRUPTED,
+                ));
+            }
+        }
     }
 }
 
@@ -111,21 +199,23 @@ pub fn heartbeat(
         loop {
             tokio::time::sleep(every).await;
             let now = jiff::Timestamp::now();
-            // SQLite waits up to its busy timeout: not on the runtime's threads.
-            let (s, r, want) = (store.clone(), run.clone(), nodes.len());
-            let short = tokio::task::spawn_blocking(move || {
-                let renewed = s.renew_leases(&r, now, ttl);
-                renewed.is_ok_and(|n| n < want).then(|| s.leases())
-            })
-            .await;
-            if let Ok(Some(Ok(leases))) = short {
-                let taken: Vec<String> = leases
-                    .into_iter()
-                    .filter(|l| l.run != run && nodes.contains(&l.node))
-                    .map(|l| l.node)
-                    .collect();
-                if !taken.is_empty() {
-                    let _ = lost.send(crate::engine::Control::LeasesLost(taken));
+            // Through the store's writer thread: SQLite's lock waits stay off the
+            // runtime's threads.
+            let renewed = store.renew_leases(&run, now, ttl).await;
+            if renewed.is_ok_and(|n| n < nodes.len()) {
+                // Fewer than taken: finished nodes gave theirs back, or another run took
+                // some over. Only the latter matters.
+                let s = store.clone();
+                let leases = tokio::task::spawn_blocking(move || s.leases()).await;
+                if let Ok(Ok(leases)) = leases {
+                    let taken: Vec<String> = leases
+                        .into_iter()
+                        .filter(|l| l.run != run && nodes.contains(&l.node))
+                        .map(|l| l.node)
+                        .collect();
+                    if !taken.is_empty() {
+                        let _ = lost.send(crate::engine::Control::LeasesLost(taken));
+                    }
                 }
             }
             let _ = store
@@ -149,6 +239,25 @@ pub fn status_of(outcome: Option<&Outcome>) -> RunStatus {
         | None => RunStatus::Interrupted,
         Some(Outcome::Stopped { .. }) => RunStatus::Stopped,
     }
+}
+
+/// The run's nodes that were in flight (started, not finished) as last recorded, with
+/// whether the run has them drained: what an interrupted run leaves unsure.
+pub async fn in_flight(store: &Store, run: &str) -> Vec<(String, NodeState, bool)> {
+    let (store, run) = (store.clone(), run.to_string());
+    tokio::task::spawn_blocking(move || store.run(&run))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten()
+        .map(|d| {
+            d.nodes
+                .into_iter()
+                .filter(|n| n.state.is_in_flight())
+                .map(|n| (n.node, n.state, n.drained_by_us))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// What a resumed run needs from the record of a dead one.

@@ -1,16 +1,16 @@
-//! `drover runs list|show|resume`: the runs in the state database.
+//! `drover runs list|show|resume|cancel`: the runs in the state database.
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
 use super::rollout::{Prepared, RunOptions, flow};
-use super::run_state::Resume;
+use super::run_state::{ReadState, Resume};
 use super::selection::{Refusal, Target, TransportKind, extra_vars, selected_steps};
 use crate::exit_code;
 use crate::plan::PlanInput;
 use crate::project::Project;
-use crate::store::{RunStatus, Store};
+use crate::store::{NodeState, RunStatus, Store, Write as StoreWrite};
 use crate::transport::{LocalConnector, SshConnector};
 
 fn refuse(err: &mut dyn Write, r: Refusal) -> i32 {
@@ -29,6 +29,21 @@ fn load(site: &Path, color: bool, err: &mut dyn Write) -> Result<(Project, Store
     Ok((project, store))
 }
 
+/// For commands that only read: the store opened read-only. `Err(Ok(text))`: no run was
+/// ever recorded at this site (nothing exists to read, and nothing was created).
+fn load_read(site: &Path, color: bool, err: &mut dyn Write) -> Result<Store, Result<String, i32>> {
+    let project = Project::load(site).map_err(|diags| {
+        for d in &diags {
+            let _ = writeln!(err, "{}\n", d.render(color));
+        }
+        Err(exit_code::INVALID_CONFIG)
+    })?;
+    super::run_state::open_store_read(&project).map_err(|r| match r {
+        ReadState::NoRuns(why) => Ok(why),
+        ReadState::Failed(r) => Err(refuse(err, r)),
+    })
+}
+
 fn detail(store: &Store, id: &str) -> Result<crate::store::RunDetail, Refusal> {
     match store.run(id) {
         Ok(Some(d)) => Ok(d),
@@ -38,9 +53,17 @@ fn detail(store: &Store, id: &str) -> Result<crate::store::RunDetail, Refusal> {
 }
 
 pub fn list(site: &Path, json: bool, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let (_, store) = match load(site, color, err) {
+    let store = match load_read(site, color, err) {
         Ok(x) => x,
-        Err(c) => return c,
+        Err(Ok(why)) => {
+            if json {
+                let _ = writeln!(out, "[]");
+            } else {
+                let _ = writeln!(out, "no runs yet: {why}");
+            }
+            return exit_code::OK;
+        }
+        Err(Err(c)) => return c,
     };
     let runs = match store.runs() {
         Ok(r) => r,
@@ -67,7 +90,7 @@ pub fn list(site: &Path, json: bool, color: bool, out: &mut dyn Write, err: &mut
             "{:<44} {:<24} {:<24} {:>5} {:>5} {:>5} {:>5}",
             r.id,
             format!("{} v{}", r.workflow, r.version),
-            r.status.as_str(),
+            r.status.label(),
             c.succeeded,
             c.failed,
             c.held,
@@ -78,9 +101,10 @@ pub fn list(site: &Path, json: bool, color: bool, out: &mut dyn Write, err: &mut
 }
 
 pub fn show(site: &Path, id: &str, json: bool, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let (_, store) = match load(site, color, err) {
+    let store = match load_read(site, color, err) {
         Ok(x) => x,
-        Err(c) => return c,
+        Err(Ok(why)) => return refuse(err, Refusal(format!("no run `{id}`: {why}"), exit_code::USAGE)),
+        Err(Err(c)) => return c,
     };
     let detail = match detail(&store, id) {
         Ok(d) => d,
@@ -97,7 +121,7 @@ pub fn show(site: &Path, id: &str, json: bool, color: bool, out: &mut dyn Write,
         r.id,
         r.workflow,
         r.version,
-        r.status.as_str()
+        r.status.label()
     );
     let _ = writeln!(
         out,
@@ -106,6 +130,23 @@ pub fn show(site: &Path, id: &str, json: bool, color: bool, out: &mut dyn Write,
     );
     if let Some(f) = r.finished_at {
         let _ = writeln!(out, "  finished {f}");
+    }
+    // A run that is not running and has nodes caught mid-cycle left them unsure.
+    let unsure: Vec<String> = detail
+        .nodes
+        .iter()
+        .filter(|n| r.status != RunStatus::Running && n.state.is_in_flight())
+        .map(|n| format!("{} ({})", n.node, n.state))
+        .collect();
+    if !unsure.is_empty() {
+        let _ = writeln!(
+            out,
+            "  unsure: {} in flight when it ended, still leased: {}\n  help: `drover runs resume {}` finishes them; `drover runs cancel {}` gives them up",
+            super::plural(unsure.len(), "node"),
+            unsure.join(", "),
+            r.id,
+            r.id
+        );
     }
     for n in &detail.nodes {
         let drained = if n.drained_by_us {
@@ -173,11 +214,11 @@ pub fn resume(
             }
         }
         RunStatus::Interrupted | RunStatus::Stopped => {}
-        RunStatus::Succeeded | RunStatus::CompletedWithFailures => {
+        RunStatus::Succeeded | RunStatus::CompletedWithFailures | RunStatus::Cancelled => {
             return refuse(
                 err,
                 Refusal(
-                    format!("run {} has finished ({})", r.id, r.status.as_str()),
+                    format!("run {} has finished ({})", r.id, r.status.label()),
                     exit_code::USAGE,
                 ),
             );
@@ -291,4 +332,163 @@ pub fn resume(
     });
     rt.shutdown_background();
     code
+}
+
+/// Gives up a run nobody drives any more: its leases are released, the run is marked
+/// cancelled, and its nodes that are not finished are finished as they stand: drained
+/// ones held (left drained, for a human, with a reason naming the cancelled run), the
+/// rest skipped. Refuses a run whose controller is alive.
+pub fn cancel(
+    site: &Path,
+    id: &str,
+    json: bool,
+    color: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let (project, store) = match load(site, color, err) {
+        Ok(x) => x,
+        Err(c) => return c,
+    };
+    let detail = match detail(&store, id) {
+        Ok(d) => d,
+        Err(r) => return refuse(err, r),
+    };
+    let r = &detail.run;
+    match r.status {
+        RunStatus::Running => {
+            let dead = store
+                .abandoned(jiff::Timestamp::now(), project.site.leases.ttl)
+                .is_ok_and(|v| v.iter().any(|a| a.id == r.id));
+            if !dead {
+                return refuse(
+                    err,
+                    Refusal(
+                        format!(
+                            "run {} is still driven by {} pid {} (heartbeat {}): stop it there (Ctrl-C) first",
+                            r.id, r.controller.host, r.controller.pid, r.heartbeat_at
+                        ),
+                        exit_code::NODES_LEASED,
+                    ),
+                );
+            }
+        }
+        RunStatus::Interrupted | RunStatus::Stopped => {}
+        RunStatus::Succeeded | RunStatus::CompletedWithFailures | RunStatus::Cancelled => {
+            return refuse(
+                err,
+                Refusal(
+                    format!(
+                        "run {} has finished ({}); there is nothing to cancel",
+                        r.id,
+                        r.status.label()
+                    ),
+                    exit_code::USAGE,
+                ),
+            );
+        }
+    }
+    let now = jiff::Timestamp::now();
+    let mut writes = Vec::new();
+    let mut left_drained = Vec::new();
+    let mut skipped = Vec::new();
+    for n in &detail.nodes {
+        if n.state.is_final() {
+            if n.drained_by_us && matches!(n.state, NodeState::Failed | NodeState::Held) {
+                left_drained.push((n.node.clone(), n.reason.clone().unwrap_or_default()));
+            }
+            continue;
+        }
+        let (state, reason) = if n.drained_by_us {
+            let why = format!(
+                "left drained: run {id} was cancelled while the node was {}; resume it in the scheduler once it is fine",
+                n.state
+            );
+            left_drained.push((n.node.clone(), why.clone()));
+            (NodeState::Held, why)
+        } else if n.state == NodeState::Pending {
+            skipped.push(n.node.clone());
+            (NodeState::Skipped, format!("not started: run {id} was cancelled"))
+        } else {
+            skipped.push(n.node.clone());
+            (
+                NodeState::Skipped,
+                format!(
+                    "run {id} was cancelled while the node was {}; its last step may not have finished",
+                    n.state
+                ),
+            )
+        };
+        writes.push(StoreWrite::Node {
+            run: id.to_string(),
+            node: n.node.clone(),
+            state,
+            attempt: n.attempt,
+            step: n.step,
+            drained_by_us: n.drained_by_us,
+            boot_id: n.boot_id.clone(),
+            reason: Some(reason),
+            at: now,
+        });
+    }
+    let leased = store
+        .leases()
+        .map(|l| l.iter().filter(|l| l.run == id).count())
+        .unwrap_or(0);
+    let drained_names: Vec<&str> = left_drained.iter().map(|(n, _)| n.as_str()).collect();
+    writes.push(StoreWrite::RunFinished {
+        id: id.to_string(),
+        status: RunStatus::Cancelled,
+        outcome: serde_json::json!({
+            "outcome": "cancelled",
+            "left_drained": drained_names,
+            "skipped": skipped,
+        }),
+        at: now,
+    });
+    if let Err(e) = store.finish_run_blocking(id, writes, false) {
+        return refuse(
+            err,
+            Refusal(format!("cannot cancel run {id}: {e}"), exit_code::FAILURE),
+        );
+    }
+    if json {
+        let v = serde_json::json!({
+            "run": id,
+            "status": "cancelled",
+            "leases_released": leased,
+            "left_drained": left_drained.iter().map(|(n, why)| serde_json::json!({"node": n, "reason": why})).collect::<Vec<_>>(),
+            "skipped": skipped,
+        });
+        let _ = writeln!(out, "{v}");
+        return exit_code::OK;
+    }
+    let _ = writeln!(
+        out,
+        "run {id} cancelled; released its {}",
+        super::plural(leased, "lease")
+    );
+    if !skipped.is_empty() {
+        let _ = writeln!(
+            out,
+            "  not finished, given up: {} {}",
+            super::plural(skipped.len(), "node"),
+            crate::hostlist::compress(&skipped)
+        );
+    }
+    if left_drained.is_empty() {
+        let _ = writeln!(out, "  no node is left drained by it");
+    } else {
+        let names: Vec<String> = left_drained.iter().map(|(n, _)| n.clone()).collect();
+        let _ = writeln!(
+            out,
+            "  left drained, for a human: {} {}",
+            super::plural(names.len(), "node"),
+            crate::hostlist::compress(&names)
+        );
+        for (n, why) in &left_drained {
+            let _ = writeln!(out, "    {n}: {why}");
+        }
+    }
+    exit_code::OK
 }

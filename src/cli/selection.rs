@@ -191,6 +191,40 @@ pub fn selected_steps(wf: &Workflow, tags: Option<&str>) -> Result<Vec<bool>, Re
         .collect())
 }
 
+/// The workflow's templates checked again with `--extra-vars` in `vars`, before any node
+/// is touched: an extra value that replaces a mapping can take away a name a template
+/// reads (`vars.cfg.port`), which validation (without the extra values) could not see.
+pub fn recheck_names(
+    project: &Project,
+    wf: &Workflow,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), Refusal> {
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let Some(scopes) = crate::project::workflow_scopes(wf, &project.inventory, &project.site, extra) else {
+        return Ok(());
+    };
+    let problems = wf.check_template_names(&scopes, &project.templates);
+    let Some(first) = problems.first() else {
+        return Ok(());
+    };
+    Err(Refusal(
+        format!(
+            "with --extra-vars, {} `{}`: {}{}",
+            wf.file,
+            first.path,
+            first.message,
+            first
+                .help
+                .as_ref()
+                .map(|h| format!("\nhelp: {h}"))
+                .unwrap_or_default()
+        ),
+        exit_code::INVALID_CONFIG,
+    ))
+}
+
 /// `--extra-vars '{"k": 1}'` or `--extra-vars @file.json`.
 pub fn extra_vars(arg: Option<&str>) -> Result<serde_json::Map<String, serde_json::Value>, Refusal> {
     let Some(a) = arg else {

@@ -20,6 +20,7 @@ pub fn validate(path: &Path, json: bool, color: bool, out: &mut dyn Write, err: 
                     "groups": inv.groups().len(),
                     "ha_groups": inv.ha_groups().len(),
                     "workflows": p.workflows.iter().map(|w| json!({"name": w.name, "version": w.version, "file": w.file})).collect::<Vec<_>>(),
+                    "quoting_opt_outs": p.quoting_opt_outs,
                     "errors": [],
                 });
                 let _ = writeln!(out, "{v}");
@@ -43,6 +44,16 @@ pub fn validate(path: &Path, json: bool, color: bool, out: &mut dyn Write, err: 
                         w.file,
                         w.steps.len()
                     );
+                }
+                match p.quoting_opt_outs.len() {
+                    0 => {}
+                    n => {
+                        let _ = writeln!(
+                            out,
+                            "{n} unquoted value{} (`| raw`) in commands; `validate --json` lists where",
+                            if n == 1 { "" } else { "s" }
+                        );
+                    }
                 }
             }
             exit_code::OK

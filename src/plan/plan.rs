@@ -32,6 +32,10 @@ pub enum Exclusion {
     /// It was drained or down before the run started (someone else's): it counts
     /// against the disruption budgets and is not touched.
     AlreadyUnavailable,
+    /// It was found drained because an earlier drover run left it so (failed after its
+    /// drain, or held): out of service like `AlreadyUnavailable`, but the operator must
+    /// hear which run holds it, not that someone else drained it.
+    HeldByRun,
     /// It needs a drain, but a disruption budget it belongs to is already used up by
     /// nodes that were down before the run (an HA partner, say).
     NoBudget,
@@ -48,6 +52,7 @@ impl Exclusion {
             Exclusion::CheckFailed => "check failed",
             Exclusion::NeedsOtherSteps => "needs only steps outside --tags",
             Exclusion::AlreadyUnavailable => "drained or down before the run",
+            Exclusion::HeldByRun => "held by an earlier run",
             Exclusion::NoBudget => "no room in a disruption budget",
         }
     }
@@ -222,6 +227,8 @@ pub struct PlanInput {
     pub other_steps: HashSet<NodeId>,
     /// Nodes found drained before the run (and not by this run).
     pub already_unavailable: HashSet<NodeId>,
+    /// Of those, the ones an earlier run left drained (and holds, in its record).
+    pub held: HashSet<NodeId>,
     /// After a check: the nodes that need a drain step. `None`: any node may.
     pub drains: Option<HashSet<NodeId>>,
     /// Whether the run's selected steps include drain steps at all.
@@ -259,6 +266,8 @@ impl Plan {
                 Some(Exclusion::Excluded)
             } else if input.limit.as_ref().is_some_and(|l| !l.contains(&id)) {
                 Some(Exclusion::NotInLimit)
+            } else if input.already_unavailable.contains(&id) && input.held.contains(&id) {
+                Some(Exclusion::HeldByRun)
             } else if input.already_unavailable.contains(&id) {
                 Some(Exclusion::AlreadyUnavailable)
             } else if input.failed_check.contains(&id) {
@@ -280,7 +289,12 @@ impl Plan {
         let max_unavailable = s.max_unavailable.of_ceil(targets.len() + excluded.len()).max(1);
         let unavailable_at_start: Vec<NodeId> = excluded
             .iter()
-            .filter(|(_, why)| matches!(why, Exclusion::AlreadyUnavailable | Exclusion::CheckFailed))
+            .filter(|(_, why)| {
+                matches!(
+                    why,
+                    Exclusion::AlreadyUnavailable | Exclusion::HeldByRun | Exclusion::CheckFailed
+                )
+            })
             .map(|(i, _)| *i)
             .collect();
         let mut selected_all: Vec<NodeId> = targets.clone();

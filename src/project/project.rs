@@ -4,11 +4,13 @@ use std::collections::HashMap;
 use std::path::{Component, Path as FsPath, PathBuf};
 use std::sync::Arc;
 
+use super::name_scope::workflow_scopes;
+use super::quoting_opt_out::{QuotingOptOut, hook_opt_outs, workflow_opt_outs};
 use crate::diag::{Diagnostic, Problem};
 use crate::inventory::{Inventory, RawInventory};
 use crate::site::{RawSite, Site};
 use crate::template::TemplateEngine;
-use crate::workflow::{RawWorkflow, Workflow, WorkflowContext};
+use crate::workflow::{Change, RawWorkflow, Workflow, WorkflowContext, check_hook_names};
 use crate::yaml::{Document, Path};
 
 /// The name of the site config file in a site directory.
@@ -22,6 +24,8 @@ pub struct Project {
     pub workflows: Vec<Workflow>,
     /// Shared with the engine, which renders with the same configuration.
     pub templates: Arc<TemplateEngine>,
+    /// Every `| raw` in a command or hook, for review (`validate --json`).
+    pub quoting_opt_outs: Vec<QuotingOptOut>,
 }
 
 impl Project {
@@ -74,15 +78,20 @@ impl Project {
         };
         let templates = Arc::new(TemplateEngine::new());
 
-        let (doc, warnings) = Document::read(&site_path, &site_file)
+        let (site_doc, warnings) = Document::read(&site_path, &site_file)
             .map_err(|e| diags.extend(e))
             .ok()?;
         diags.extend(warnings);
-        let (raw, unknown): (RawSite, _) = doc.decode().map_err(|e| diags.extend(e)).ok()?;
+        let (raw, unknown): (RawSite, _) = site_doc.decode().map_err(|e| diags.extend(e)).ok()?;
         diags.extend(unknown);
         let site = Site::from_raw(&raw, &root, &templates)
-            .map_err(|ps| diags.extend(ps.iter().map(|p| doc.diagnostic(p))))
+            .map_err(|ps| diags.extend(ps.iter().map(|p| site_doc.diagnostic(p))))
             .ok()?;
+        let mut quoting_opt_outs = site
+            .drain
+            .as_ref()
+            .map(|h| hook_opt_outs(h, &site_doc))
+            .unwrap_or_default();
 
         let inventory = load_inventory(&site.inventory, diags);
 
@@ -125,6 +134,32 @@ impl Project {
             };
             match Workflow::from_raw(&raw, &shown, &cx) {
                 Ok(w) => {
+                    // Names every template will find on every target, now that targets
+                    // resolve; the site's hooks are checked for the workflows that use them.
+                    if let Some(inv) = &inventory
+                        && let Some(scopes) = workflow_scopes(&w, inv, &site, &serde_json::Map::new())
+                    {
+                        let problems = w.check_template_names(&scopes, &templates);
+                        if !problems.is_empty() {
+                            diags.extend(problems.iter().map(|p| doc.diagnostic(p)));
+                            continue;
+                        }
+                        if w.drain.is_none()
+                            && w.steps.iter().any(|s| s.change == Change::Drain)
+                            && let Some(h) = &site.drain
+                        {
+                            for p in check_hook_names(h, &scopes.hooks, &templates) {
+                                let d = site_doc.diagnostic(&p);
+                                let d = Diagnostic {
+                                    message: format!("{} (for workflow `{}`)", d.message, w.name),
+                                    ..d
+                                };
+                                if !diags.contains(&d) {
+                                    diags.push(d);
+                                }
+                            }
+                        }
+                    }
                     if let Some(other) = names.insert(w.name.clone(), shown.clone()) {
                         diags.push(
                             doc.diagnostic(
@@ -136,6 +171,7 @@ impl Project {
                             ),
                         );
                     }
+                    quoting_opt_outs.extend(workflow_opt_outs(&w, &doc));
                     workflows.push(w);
                 }
                 Err(ps) => diags.extend(ps.iter().map(|p| doc.diagnostic(p))),
@@ -148,6 +184,7 @@ impl Project {
             inventory: inventory?,
             workflows,
             templates,
+            quoting_opt_outs,
         })
     }
 

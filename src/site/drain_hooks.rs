@@ -29,6 +29,20 @@ pub struct DrainHooks {
 }
 
 impl DrainHooks {
+    /// Every hook command with its key (`drain`, `drained`, `resume`, `resumed`): for the
+    /// checks that look at every template.
+    pub fn commands(&self) -> Vec<(&'static str, &str)> {
+        let mut out = vec![
+            ("drain", self.drain.as_str()),
+            ("drained", self.drained.as_str()),
+            ("resume", self.resume.as_str()),
+        ];
+        if let Some(r) = &self.resumed {
+            out.push(("resumed", r.as_str()));
+        }
+        out
+    }
+
     /// Problems are located relative to the `drain:` mapping.
     pub fn from_raw(d: &RawDrain, templates: &TemplateEngine) -> Result<DrainHooks, Vec<Problem>> {
         let mut p = Vec::new();
@@ -41,7 +55,7 @@ impl DrainHooks {
         .into_iter()
         .chain(d.resumed.as_ref().map(|r| ("resumed", r)))
         {
-            if let Err(e) = templates.check_names(src, &HOOK_SCOPE) {
+            if let Err(e) = templates.check_command(src, &HOOK_SCOPE) {
                 p.push(e.problem(at.key(key)));
             }
         }

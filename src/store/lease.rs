@@ -5,7 +5,7 @@
 //! not lock its nodes forever; a live controller renews its leases well before then.
 
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use super::columns::{rfc3339, timestamp_at};
@@ -20,20 +20,26 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Takes or renews every node for `run` until `until`, or none of them. IMMEDIATE
-    /// takes SQLite's write lock before reading, so two processes cannot both see a node
-    /// free and both take it.
+    /// Takes or renews every node for `run` until `until`, or none of them. Runs inside
+    /// the writer's IMMEDIATE transaction, which holds SQLite's write lock before reading,
+    /// so two processes cannot both see a node free and both take it.
+    ///
+    /// A lease binds only while its run is recorded and not finished (running, or
+    /// interrupted and waiting for `runs resume`): a lease left by a run that was never
+    /// recorded, or by one that ended without releasing it, is free.
     pub(super) fn acquire(
-        conn: &mut Connection,
+        conn: &Connection,
         run: &str,
         nodes: &[String],
         now: i64,
         until: i64,
     ) -> rusqlite::Result<Vec<LeaseConflict>> {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut conflicts = Vec::new();
         {
-            let mut holder = tx.prepare_cached("SELECT node, run, expires_at FROM leases WHERE node = ?1")?;
+            let mut holder = conn.prepare_cached(
+                "SELECT l.node, l.run, l.expires_at FROM leases l JOIN runs r ON r.id = l.run
+                 WHERE l.node = ?1 AND r.status IN ('running', 'interrupted')",
+            )?;
             for node in nodes {
                 let lease = holder.query_row([node], Lease::from_row).optional()?;
                 if let Some(lease) = lease
@@ -49,11 +55,10 @@ impl Lease {
             }
         }
         if !conflicts.is_empty() {
-            // Dropping the transaction rolls it back; nothing was written anyway.
             return Ok(conflicts);
         }
         {
-            let mut take = tx.prepare_cached(
+            let mut take = conn.prepare_cached(
                 "INSERT INTO leases (node, run, expires_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (node) DO UPDATE SET run = excluded.run, expires_at = excluded.expires_at",
             )?;
@@ -61,7 +66,6 @@ impl Lease {
                 take.execute(params![node, run, until])?;
             }
         }
-        tx.commit()?;
         Ok(conflicts)
     }
 
@@ -72,25 +76,17 @@ impl Lease {
             .execute(params![run, until])
     }
 
-    pub(super) fn release(
-        conn: &mut Connection,
-        run: &str,
-        nodes: Option<&[String]>,
-    ) -> rusqlite::Result<usize> {
+    pub(super) fn release(conn: &Connection, run: &str, nodes: Option<&[String]>) -> rusqlite::Result<usize> {
         let Some(nodes) = nodes else {
             return conn
                 .prepare_cached("DELETE FROM leases WHERE run = ?1")?
                 .execute([run]);
         };
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut released = 0;
-        {
-            let mut one = tx.prepare_cached("DELETE FROM leases WHERE run = ?1 AND node = ?2")?;
-            for node in nodes {
-                released += one.execute([run, node])?;
-            }
+        let mut one = conn.prepare_cached("DELETE FROM leases WHERE run = ?1 AND node = ?2")?;
+        for node in nodes {
+            released += one.execute([run, node])?;
         }
-        tx.commit()?;
         Ok(released)
     }
 

@@ -11,11 +11,14 @@
 
 mod columns;
 mod controller;
+mod fault;
+mod held_node;
 mod lease;
 mod lease_conflict;
 mod node_counts;
 mod node_row;
 mod node_state;
+mod op;
 mod run_detail;
 mod run_row;
 mod run_status;
@@ -28,6 +31,7 @@ mod write;
 mod writer;
 
 pub use controller::Controller;
+pub use held_node::HeldNode;
 pub use lease::Lease;
 pub use lease_conflict::LeaseConflict;
 pub use node_counts::NodeCounts;

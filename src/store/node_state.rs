@@ -45,6 +45,19 @@ impl NodeState {
         )
     }
 
+    /// Started and not finished: a run interrupted now leaves the node unsure (a step may
+    /// be running, the node may be drained), for `runs resume` or `runs cancel`.
+    pub fn is_in_flight(self) -> bool {
+        matches!(
+            self,
+            NodeState::Running
+                | NodeState::Draining
+                | NodeState::Drained
+                | NodeState::Rebooting
+                | NodeState::Resuming
+        )
+    }
+
     /// The name stored in the database and shown to users (the serde name).
     pub fn as_str(self) -> &'static str {
         match self {

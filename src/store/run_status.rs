@@ -16,18 +16,21 @@ pub enum RunStatus {
     Stopped,
     /// Its controller was interrupted (Ctrl-C twice, or found dead); it can be resumed.
     Interrupted,
+    /// Given up by `drover runs cancel`: its leases released, nodes it left drained held.
+    Cancelled,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 5] = [
+    pub const ALL: [RunStatus; 6] = [
         RunStatus::Running,
         RunStatus::Succeeded,
         RunStatus::CompletedWithFailures,
         RunStatus::Stopped,
         RunStatus::Interrupted,
+        RunStatus::Cancelled,
     ];
 
-    /// The name stored in the database and shown to users (the serde name).
+    /// The name stored in the database and in JSON output (the serde name).
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
@@ -35,6 +38,15 @@ impl RunStatus {
             RunStatus::CompletedWithFailures => "completed_with_failures",
             RunStatus::Stopped => "stopped",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// The name in human output.
+    pub fn label(self) -> &'static str {
+        match self {
+            RunStatus::CompletedWithFailures => "completed with failures",
+            other => other.as_str(),
         }
     }
 
@@ -45,7 +57,7 @@ impl RunStatus {
 
 impl std::fmt::Display for RunStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(self.label())
     }
 }
 

@@ -4,13 +4,21 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use super::store_error::StoreError;
 
-/// How long a connection waits for another writer (our writer thread, a lease call, or
-/// another drover process) before giving up with "database is locked".
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection waits for another writer (our writer thread or another drover
+/// process) before giving up with [`StoreError::Locked`].
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `PRAGMA application_id` of a drover state database ("drvr"): a file without it is not
+/// drover's, whatever tables it has, and is never written to.
+pub(super) const APPLICATION_ID: i32 = 0x6472_7672;
+
+/// The tables of schema version 1: a database from a drover that did not yet set the
+/// application id is adopted only if it has all of them.
+const V1_TABLES: [&str; 4] = ["leases", "nodes", "runs", "steps"];
 
 /// One entry per schema version: `MIGRATIONS[i]` takes a database from version `i` to
 /// `i + 1`. `PRAGMA user_version` holds the version; never edit a shipped entry, add one.
@@ -21,8 +29,8 @@ pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Version 1. Timestamps are unix milliseconds, JSON is text (see `columns`). `nodes.seq`
 /// is the node's index in the plan, so reads return nodes in plan order. Leases do not
-/// reference `runs`: the engine may take leases before it records its run, and a lease
-/// outlives nothing but its own expiry.
+/// reference `runs` (a lease row may outlive its run); a lease binds only while its run
+/// is recorded and unfinished (see `Lease::acquire`).
 const V1: &str = "
 CREATE TABLE runs (
     id              TEXT PRIMARY KEY NOT NULL,
@@ -81,73 +89,260 @@ CREATE TABLE leases (
 CREATE INDEX leases_by_run ON leases (run);
 ";
 
-/// A connection with the per-connection settings every store connection needs. Reads
-/// nothing from the file yet, so a database from a newer drover is refused by
-/// [`migrate`] before anything is written to it.
-pub(super) fn connect(path: &Path) -> Result<Connection, StoreError> {
-    let open_err = |source| StoreError::Open {
-        path: path.to_path_buf(),
-        source: Arc::new(source),
-    };
-    // No SQLITE_OPEN_URI: a state dir named `file:...` is a path, not a URI.
-    let flags =
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+/// Version 1's SQL, for tests that build an older drover's database.
+#[cfg(test)]
+pub(super) const V1_FOR_TESTS: &str = V1;
+
+/// How a connection may use the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Access {
+    ReadWrite,
+    /// `runs list`, `show`: never writes, so it works on a file or directory it may not
+    /// write, and never creates or migrates anything.
+    ReadOnly,
+}
+
+/// A connection to an existing file with the settings every store connection needs.
+/// Reads nothing from the file yet: [`prepare`] (or [`identify`]) decides whether it is
+/// drover's before anything is written to it.
+pub(super) fn connect(path: &Path, access: Access) -> Result<Connection, StoreError> {
+    let open_err = |source| open_error(path, source);
+    // No SQLITE_OPEN_CREATE: a fresh database is made complete by `create` and put in
+    // place whole, so a file found at the path is always someone's. No SQLITE_OPEN_URI:
+    // a state dir named `file:...` is a path, not a URI.
+    let flags = match access {
+        Access::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE,
+        Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-    // FULL: a commit is on disk (the WAL fsynced) before the writer acknowledges it,
-    // so a write that returned survives power loss, not only a killed process.
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(open_err)?;
-    conn.pragma_update(None, "foreign_keys", true).map_err(open_err)?;
+    configure(&conn).map_err(open_err)?;
     Ok(conn)
 }
 
-/// Refuses a database from a newer drover without touching it, switches to WAL (so
-/// readers never wait for the writer) and applies the missing migrations in one
-/// IMMEDIATE transaction, which makes two processes opening a fresh file at once safe:
-/// the second sees the first's version and does nothing.
-pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    check_version(conn, path)?;
+/// A read-only connection to a database in WAL mode whose directory this process may not
+/// write: SQLite cannot create the shared-memory file it reads through, so the file is
+/// opened as immutable (read as it is on disk, without locking). Only for reading when
+/// the normal read-only open failed.
+pub(super) fn connect_immutable(path: &Path) -> Result<Connection, StoreError> {
+    let open_err = |source| open_error(path, source);
+    let uri = format!("file:{}?immutable=1", uri_path(path));
+    let flags =
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(uri, flags).map_err(open_err)?;
+    configure(&conn).map_err(open_err)?;
+    Ok(conn)
+}
+
+fn open_error(path: &Path, source: rusqlite::Error) -> StoreError {
+    if source.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
+        return StoreError::NotDrover {
+            path: path.to_path_buf(),
+            why: "it is not an SQLite database".into(),
+        };
+    }
+    StoreError::Open {
+        path: path.to_path_buf(),
+        source: Arc::new(source),
+    }
+}
+
+/// The path percent-encoded for an SQLite URI.
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // FULL: a commit is on disk (the WAL fsynced) before the writer acknowledges it,
+    // so a write that returned survives power loss, not only a killed process.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)
+}
+
+/// Creates a new, complete database at `path` unless a file is there: built under a
+/// temporary name beside it (application id, schema) and linked into place, so another
+/// process never sees a half-made (0-byte) drover database, and two processes creating
+/// one at once end with one of them. Returns whether this call created it.
+pub(super) fn create(path: &Path) -> Result<bool, StoreError> {
+    let create_err = |source: std::io::Error| StoreError::Create {
+        path: path.to_path_buf(),
+        source: Arc::new(source),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nonce = jiff::Timestamp::now().subsec_nanosecond();
+    let tmp = path.with_file_name(format!(".{name}.{}-{nonce}.new", std::process::id()));
+    let built = (|| -> Result<(), StoreError> {
+        let db_err = |e| StoreError::database(&tmp, "create the schema", e);
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(&tmp, flags).map_err(|e| StoreError::Open {
+            path: tmp.clone(),
+            source: Arc::new(e),
+        })?;
+        configure(&conn).map_err(db_err)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
+        for sql in MIGRATIONS {
+            tx.execute_batch(sql).map_err(db_err)?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(db_err)?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID)
+            .map_err(db_err)?;
+        tx.commit().map_err(db_err)
+    })();
+    let linked = built.and_then(|()| match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(create_err(e)),
+    });
+    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_file(tmp.with_file_name(format!(
+        "{}-journal",
+        tmp.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    )));
+    linked
+}
+
+/// What [`identify`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Identity {
+    /// The schema version (`PRAGMA user_version`).
+    pub(super) version: usize,
+    /// Whether the file carries drover's application id; an older drover's database has
+    /// drover's tables but no id, and gets it on the next writable open.
+    pub(super) stamped: bool,
+}
+
+/// Whether the file is a drover state database this drover can use: drover's application
+/// id (or, from before drover set one, exactly drover's tables), and a schema version
+/// it knows. Reads only.
+pub(super) fn identify(conn: &Connection, path: &Path) -> Result<Identity, StoreError> {
+    let not_drover = |why: String| StoreError::NotDrover {
+        path: path.to_path_buf(),
+        why,
+    };
+    let read_err = |e: rusqlite::Error| {
+        if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
+            not_drover("it is not an SQLite database".into())
+        } else {
+            StoreError::database(path, "read the schema version", e)
+        }
+    };
+    let app: i32 = conn
+        .pragma_query_value(None, "application_id", |row| row.get(0))
+        .map_err(read_err)?;
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(read_err)?;
+    let too_new = || StoreError::TooNew {
+        path: path.to_path_buf(),
+        found,
+        known: SCHEMA_VERSION,
+    };
+    if app == APPLICATION_ID {
+        let version = usize::try_from(found)
+            .ok()
+            .filter(|v| *v <= MIGRATIONS.len())
+            .ok_or_else(too_new)?;
+        return Ok(Identity {
+            version,
+            stamped: true,
+        });
+    }
+    if app != 0 {
+        return Err(not_drover(format!(
+            "it belongs to another application (application id {app:#010x})"
+        )));
+    }
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
+        .map_err(read_err)?;
+    if found >= 1 && tables == V1_TABLES {
+        let version = usize::try_from(found)
+            .ok()
+            .filter(|v| *v <= MIGRATIONS.len())
+            .ok_or_else(too_new)?;
+        return Ok(Identity {
+            version,
+            stamped: false,
+        });
+    }
+    if tables.is_empty() {
+        return Err(not_drover(
+            "it is an SQLite database without drover's tables".into(),
+        ));
+    }
+    const SHOWN: usize = 5;
+    let more = tables.len().saturating_sub(SHOWN);
+    let mut list = tables.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if more > 0 {
+        list.push_str(&format!(" and {more} more"));
+    }
+    Err(not_drover(format!(
+        "it holds another application's tables ({list})"
+    )))
+}
+
+/// Makes a writable connection's file ready: refuses a file that is not drover's or is
+/// from a newer drover without touching it, switches to WAL (so readers never wait for
+/// the writer) and, only when something is missing, applies the migrations and the
+/// application id in one IMMEDIATE transaction (two processes opening at once are safe:
+/// the second sees the first's work and does nothing). A database that is up to date is
+/// not written, so one locked by another process still opens.
+pub(super) fn prepare(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let found = identify(conn, path)?;
 
     let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(|e| StoreError::database(path, "switch to WAL journal mode", e))?;
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
+        .map_err(|e| StoreError::database(path, "read the journal mode", e))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::NoWal {
-            path: path.to_path_buf(),
-            mode,
-        });
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(|e| StoreError::database(path, "switch to WAL journal mode", e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::NoWal {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+    }
+    if found.stamped && found.version == MIGRATIONS.len() {
+        return Ok(());
     }
 
     let db_err = |e| StoreError::database(path, "migrate the schema", e);
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_err)?;
-    let current = check_version(&tx, path)?;
-    for sql in &MIGRATIONS[current..] {
+    let current = identify(&tx, path)?;
+    for sql in &MIGRATIONS[current.version..] {
         tx.execute_batch(sql).map_err(db_err)?;
     }
-    if current < MIGRATIONS.len() {
+    if current.version < MIGRATIONS.len() {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(db_err)?;
     }
-    tx.commit().map_err(db_err)
-}
-
-/// The file's schema version (0 for a new file), refusing one this drover does not know.
-fn check_version(conn: &Connection, path: &Path) -> Result<usize, StoreError> {
-    let found: i64 = conn
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(|e| StoreError::Open {
-            path: path.to_path_buf(),
-            source: Arc::new(e),
-        })?;
-    match usize::try_from(found) {
-        Ok(v) if v <= MIGRATIONS.len() => Ok(v),
-        _ => Err(StoreError::TooNew {
-            path: path.to_path_buf(),
-            found,
-            known: SCHEMA_VERSION,
-        }),
+    if !current.stamped {
+        tx.pragma_update(None, "application_id", APPLICATION_ID)
+            .map_err(db_err)?;
     }
+    tx.commit().map_err(db_err)
 }

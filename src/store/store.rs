@@ -9,22 +9,25 @@ use rusqlite::Connection;
 
 use super::columns::{duration_millis, millis};
 use super::controller::Controller;
+use super::held_node::HeldNode;
 use super::lease::Lease;
 use super::lease_conflict::LeaseConflict;
+use super::node_state::NodeState;
+use super::op::{Answer, Op};
 use super::run_detail::RunDetail;
 use super::run_row::RunRow;
 use super::run_status::RunStatus;
-use super::schema;
+use super::schema::{self, Access};
 use super::store_error::StoreError;
 use super::write::Write;
 use super::writer::{Reply, Request, Writer};
 
 /// Durable run state in one SQLite file (`<state_dir>/drover.db`).
 ///
-/// Writes go through a single writer thread that commits everything queued together
-/// (group commit) and answer only once it is on disk. Reads and lease operations use a
-/// second connection: they are synchronous and short, and in WAL mode they never wait
-/// for the writer's transaction (lease operations wait for its lock, up to 10 s).
+/// Writes and every lease operation go through a single writer thread that commits
+/// everything queued together (group commit) and answers only once it is on disk; the
+/// async forms never block a runtime thread. Reads use a second connection: they are
+/// short, and in WAL mode they never wait for the writer's transaction.
 ///
 /// Cheap to clone; the writer stops when the last clone is dropped, after applying what
 /// is still queued (the drop waits for that commit).
@@ -36,7 +39,8 @@ pub struct Store {
 struct Inner {
     path: PathBuf,
     reader: Mutex<Connection>,
-    writer: Writer,
+    /// None for a store opened read-only.
+    writer: Option<Writer>,
 }
 
 impl std::fmt::Debug for Store {
@@ -49,7 +53,9 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens or creates the database (and its parent directories), bringing the schema up
-    /// to date. A database written by a newer drover is refused untouched.
+    /// to date. A file that is not drover's (another application's database, an empty
+    /// file, not SQLite at all), or a database written by a newer drover, is refused
+    /// untouched.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::CreateDir {
@@ -57,15 +63,58 @@ impl Store {
                 source: Arc::new(e),
             })?;
         }
-        let mut writing = schema::connect(path)?;
-        schema::migrate(&mut writing, path)?;
-        let reader = schema::connect(path)?;
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                schema::create(path)?;
+            }
+            Ok(m) if m.is_file() && m.len() == 0 => return Err(empty(path)),
+            _ => {}
+        }
+        let mut writing = schema::connect(path, Access::ReadWrite)?;
+        schema::prepare(&mut writing, path)?;
+        let reader = schema::connect(path, Access::ReadWrite)?;
         let writer = Writer::spawn(writing, path)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 reader: Mutex::new(reader),
-                writer,
+                writer: Some(writer),
+            }),
+        })
+    }
+
+    /// Opens an existing database for reading only (`runs list`, `runs show`): creates,
+    /// migrates and writes nothing, so it works on a file or directory this user may only
+    /// read. A missing file is [`StoreError::Missing`].
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing {
+                    path: path.to_path_buf(),
+                });
+            }
+            Ok(m) if m.is_file() && m.len() == 0 => return Err(empty(path)),
+            _ => {}
+        }
+        let plain =
+            schema::connect(path, Access::ReadOnly).and_then(|c| schema::identify(&c, path).map(|_| c));
+        let conn = match plain {
+            Ok(conn) => conn,
+            // A WAL database in a directory this user cannot write: SQLite cannot make
+            // the shared-memory file it reads through. Read the file as it is on disk
+            // (a controller that closed cleanly left everything in it).
+            Err(e) if e.is_unwritable() => {
+                let conn = schema::connect_immutable(path)?;
+                schema::identify(&conn, path)?;
+                conn
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                reader: Mutex::new(conn),
+                writer: None,
             }),
         })
     }
@@ -78,29 +127,95 @@ impl Store {
     /// share one transaction and one fsync. If the future is dropped after the call
     /// began, the writes may still be applied.
     pub async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.inner.writer.submit(Request {
-            writes,
-            reply: Reply::Async(tx),
-        })?;
-        rx.await.map_err(|_| StoreError::WriterGone)?
+        self.submit(Op::Writes(writes)).await.map(drop)
     }
 
     /// [`Store::write`] for callers without a runtime; blocks the thread until the
     /// writes are on disk.
     pub fn write_blocking(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.inner.writer.submit(Request {
-            writes,
-            reply: Reply::Blocking(tx),
-        })?;
-        rx.recv().map_err(|_| StoreError::WriterGone)?
+        self.submit_blocking(Op::Writes(writes)).map(drop)
+    }
+
+    /// Starts (or resumes) a run: leases `nodes` to `run` until `now + ttl` and applies
+    /// `record` (`RunCreated`, `RunResumed`), in one transaction. All-or-nothing: if any
+    /// node is held by another live run (see [`Store::leases`] for what binds), nothing is
+    /// taken or recorded and the conflicts are returned (empty: the run is started).
+    /// Nodes that are free, whose lease expired (`expires_at <= now`), or already held by
+    /// `run` are taken or renewed.
+    pub async fn begin_run(
+        &self,
+        run: &str,
+        nodes: &[String],
+        now: Timestamp,
+        ttl: Duration,
+        record: Vec<Write>,
+    ) -> Result<Vec<LeaseConflict>, StoreError> {
+        conflicts(self.submit(begin(run, nodes, now, ttl, record)).await?)
+    }
+
+    /// [`Store::begin_run`] for callers without a runtime.
+    pub fn begin_run_blocking(
+        &self,
+        run: &str,
+        nodes: &[String],
+        now: Timestamp,
+        ttl: Duration,
+        record: Vec<Write>,
+    ) -> Result<Vec<LeaseConflict>, StoreError> {
+        conflicts(self.submit_blocking(begin(run, nodes, now, ttl, record))?)
+    }
+
+    /// Extends every lease `run` holds to `now + ttl`; returns how many. Fewer than the
+    /// run took means another run took over expired ones.
+    pub async fn renew_leases(&self, run: &str, now: Timestamp, ttl: Duration) -> Result<usize, StoreError> {
+        let until = millis(now).saturating_add(duration_millis(ttl));
+        count(
+            self.submit(Op::Renew {
+                run: run.to_string(),
+                until,
+            })
+            .await?,
+        )
+    }
+
+    /// Releases the run's leases on `nodes` (`None`: all of them); returns how many.
+    pub async fn release_leases(&self, run: &str, nodes: Option<&[String]>) -> Result<usize, StoreError> {
+        count(self.submit(release(run, nodes)).await?)
+    }
+
+    /// [`Store::release_leases`] for callers without a runtime.
+    pub fn release_leases_blocking(&self, run: &str, nodes: Option<&[String]>) -> Result<usize, StoreError> {
+        count(self.submit_blocking(release(run, nodes))?)
+    }
+
+    /// Ends a run: applies `writes` (its `RunFinished`, say) and releases its leases in
+    /// one transaction. With `keep_in_flight` (an interrupted run) the leases of nodes
+    /// caught mid-cycle (running, draining, drained, rebooting, resuming) are kept, so
+    /// nothing else takes them before `runs resume` or `runs cancel`; every other node is
+    /// free at once. Returns those in-flight nodes with their state, in plan order.
+    pub async fn finish_run(
+        &self,
+        run: &str,
+        writes: Vec<Write>,
+        keep_in_flight: bool,
+    ) -> Result<Vec<(String, NodeState)>, StoreError> {
+        in_flight(self.submit(finish(run, writes, keep_in_flight)).await?)
+    }
+
+    /// [`Store::finish_run`] for callers without a runtime.
+    pub fn finish_run_blocking(
+        &self,
+        run: &str,
+        writes: Vec<Write>,
+        keep_in_flight: bool,
+    ) -> Result<Vec<(String, NodeState)>, StoreError> {
+        in_flight(self.submit_blocking(finish(run, writes, keep_in_flight))?)
     }
 
     /// Transactions the writer has committed since this store was opened: with group
     /// commit, far fewer than the writes submitted under load.
     pub fn commits(&self) -> u64 {
-        self.inner.writer.commits()
+        self.inner.writer.as_ref().map_or(0, Writer::commits)
     }
 
     /// Every run, newest first.
@@ -126,46 +241,42 @@ impl Store {
             .collect())
     }
 
-    /// Leases: a node is in at most one active run. All-or-nothing in one IMMEDIATE
-    /// transaction (safe across processes): nodes free, expired (`expires_at <= now`), or
-    /// already held by `run` are taken or renewed to `now + ttl`; if any node is held by
-    /// another run with an unexpired lease, nothing is taken and the conflicts are
-    /// returned (empty: all taken).
-    pub fn acquire_leases(
-        &self,
-        run: &str,
-        nodes: &[String],
-        now: Timestamp,
-        ttl: Duration,
-    ) -> Result<Vec<LeaseConflict>, StoreError> {
-        let now = millis(now);
-        Lease::acquire(
-            &mut self.reader(),
-            run,
-            nodes,
-            now,
-            now.saturating_add(duration_millis(ttl)),
-        )
-        .map_err(|e| self.error(format!("take leases for run `{run}`"), e))
+    /// For each of `nodes`, the last run other than `except` that left it failed while
+    /// drained, or held: such a node is out of service because of drover, not of someone
+    /// else, and a new run should say which run holds it and why.
+    pub fn held_by_earlier_runs(&self, nodes: &[String], except: &str) -> Result<Vec<HeldNode>, StoreError> {
+        HeldNode::query(&self.reader(), nodes, except)
+            .map_err(|e| self.error("read where nodes were left", e))
     }
 
-    /// Extends every lease `run` holds to `now + ttl`; returns how many. Fewer than the
-    /// run took means another run took over expired ones.
-    pub fn renew_leases(&self, run: &str, now: Timestamp, ttl: Duration) -> Result<usize, StoreError> {
-        let until = millis(now).saturating_add(duration_millis(ttl));
-        Lease::renew(&self.reader(), run, until)
-            .map_err(|e| self.error(format!("renew the leases of run `{run}`"), e))
-    }
-
-    /// Releases the run's leases on `nodes` (`None`: all of them); returns how many.
-    pub fn release_leases(&self, run: &str, nodes: Option<&[String]>) -> Result<usize, StoreError> {
-        Lease::release(&mut self.reader(), run, nodes)
-            .map_err(|e| self.error(format!("release the leases of run `{run}`"), e))
-    }
-
-    /// Every lease, expired or not, by node name.
+    /// Every lease row, by node name: expired ones, and ones whose run is finished or was
+    /// never recorded, which bind nothing, included.
     pub fn leases(&self) -> Result<Vec<Lease>, StoreError> {
         Lease::all(&self.reader()).map_err(|e| self.error("read the leases", e))
+    }
+
+    async fn submit(&self, op: Op) -> Result<Answer, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.writer()?.submit(Request {
+            op,
+            reply: Reply::Async(tx),
+        })?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    fn submit_blocking(&self, op: Op) -> Result<Answer, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.writer()?.submit(Request {
+            op,
+            reply: Reply::Blocking(tx),
+        })?;
+        rx.recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    fn writer(&self) -> Result<&Writer, StoreError> {
+        self.inner.writer.as_ref().ok_or_else(|| StoreError::ReadOnly {
+            path: self.inner.path.clone(),
+        })
     }
 
     /// The reading connection. A panic while it was held leaves nothing half-done
@@ -176,6 +287,67 @@ impl Store {
 
     fn error(&self, action: impl Into<String>, e: rusqlite::Error) -> StoreError {
         StoreError::database(&self.inner.path, action, e)
+    }
+}
+
+fn empty(path: &Path) -> StoreError {
+    StoreError::NotDrover {
+        path: path.to_path_buf(),
+        why: "it is empty (0 bytes)".into(),
+    }
+}
+
+fn begin(run: &str, nodes: &[String], now: Timestamp, ttl: Duration, writes: Vec<Write>) -> Op {
+    let now = millis(now);
+    Op::Begin {
+        run: run.to_string(),
+        nodes: nodes.to_vec(),
+        now,
+        until: now.saturating_add(duration_millis(ttl)),
+        writes,
+    }
+}
+
+fn release(run: &str, nodes: Option<&[String]>) -> Op {
+    Op::Release {
+        run: run.to_string(),
+        nodes: nodes.map(<[String]>::to_vec),
+    }
+}
+
+fn finish(run: &str, writes: Vec<Write>, keep_in_flight: bool) -> Op {
+    Op::Finish {
+        run: run.to_string(),
+        writes,
+        keep_in_flight,
+    }
+}
+
+fn conflicts(a: Answer) -> Result<Vec<LeaseConflict>, StoreError> {
+    match a {
+        Answer::Conflicts(c) => Ok(c),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn count(a: Answer) -> Result<usize, StoreError> {
+    match a {
+        Answer::Count(n) => Ok(n),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn in_flight(a: Answer) -> Result<Vec<(String, NodeState)>, StoreError> {
+    match a {
+        Answer::InFlight(v) => Ok(v),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// An answer of the wrong kind: a bug in the store, reported rather than panicking.
+fn unexpected(a: &Answer) -> StoreError {
+    StoreError::Internal {
+        what: format!("the writer answered {a:?}"),
     }
 }
 
@@ -243,6 +415,23 @@ mod tests {
 
     fn open(dir: &TempDir) -> Store {
         Store::open(&dir.path().join("state/drover.db")).unwrap()
+    }
+
+    /// Leases `nodes` to `run` as a run start does, recording the run first if it is not.
+    fn acquire(
+        store: &Store,
+        run: &str,
+        nodes: &[String],
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<Vec<LeaseConflict>, StoreError> {
+        let record = if store.run(run).unwrap().is_some() {
+            Vec::new()
+        } else {
+            let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
+            vec![created(run, &refs, Controller::this(), now)]
+        };
+        store.begin_run_blocking(run, nodes, now, ttl, record)
     }
 
     fn names(nodes: &[&str]) -> Vec<String> {
@@ -614,20 +803,19 @@ mod tests {
         assert_eq!(store.run("r1").unwrap().unwrap().steps.len(), TASKS);
     }
 
-    #[test]
-    fn leases_are_all_or_nothing() {
+    #[tokio::test]
+    async fn leases_are_all_or_nothing() {
         let dir = TempDir::new().unwrap();
         let store = open(&dir);
         let now = ts("2026-01-01T00:00:00Z");
         let ttl = Duration::from_secs(60);
 
         assert!(
-            store
-                .acquire_leases("r1", &names(&["a", "b"]), now, ttl)
+            acquire(&store, "r1", &names(&["a", "b"]), now, ttl)
                 .unwrap()
                 .is_empty()
         );
-        let conflicts = store.acquire_leases("r2", &names(&["b", "c"]), now, ttl).unwrap();
+        let conflicts = acquire(&store, "r2", &names(&["b", "c"]), now, ttl).unwrap();
         assert_eq!(
             conflicts,
             [LeaseConflict {
@@ -654,8 +842,7 @@ mod tests {
         // Our own leases are renewed by acquiring again, with new nodes added.
         let later = ts("2026-01-01T00:00:30Z");
         assert!(
-            store
-                .acquire_leases("r1", &names(&["b", "c"]), later, ttl)
+            acquire(&store, "r1", &names(&["b", "c"]), later, ttl)
                 .unwrap()
                 .is_empty()
         );
@@ -668,7 +855,7 @@ mod tests {
             "a was not asked for"
         );
 
-        assert_eq!(store.renew_leases("r1", later, ttl).unwrap(), 3);
+        assert_eq!(store.renew_leases("r1", later, ttl).await.unwrap(), 3);
         assert!(
             store
                 .leases()
@@ -676,18 +863,17 @@ mod tests {
                 .iter()
                 .all(|l| l.expires_at == ts("2026-01-01T00:01:30Z"))
         );
-        assert_eq!(store.renew_leases("r2", later, ttl).unwrap(), 0);
+        assert_eq!(store.renew_leases("r2", later, ttl).await.unwrap(), 0);
     }
 
-    #[test]
-    fn expired_leases_are_taken_over() {
+    #[tokio::test]
+    async fn expired_leases_are_taken_over() {
         let dir = TempDir::new().unwrap();
         let store = open(&dir);
         let now = ts("2026-01-01T00:00:00Z");
         let ttl = Duration::from_secs(60);
         assert!(
-            store
-                .acquire_leases("r1", &names(&["a", "b"]), now, ttl)
+            acquire(&store, "r1", &names(&["a", "b"]), now, ttl)
                 .unwrap()
                 .is_empty()
         );
@@ -695,23 +881,18 @@ mod tests {
         // Just before expiry the lease holds; at `expires_at` it is free.
         let before = ts("2026-01-01T00:00:59.999Z");
         assert_eq!(
-            store
-                .acquire_leases("r2", &names(&["a"]), before, ttl)
-                .unwrap()
-                .len(),
+            acquire(&store, "r2", &names(&["a"]), before, ttl).unwrap().len(),
             1
         );
         let at = ts("2026-01-01T00:01:00Z");
-        assert!(
-            store
-                .acquire_leases("r2", &names(&["a"]), at, ttl)
-                .unwrap()
-                .is_empty()
-        );
+        assert!(acquire(&store, "r2", &names(&["a"]), at, ttl).unwrap().is_empty());
 
         // r1 renews what it still has, and cannot release what it lost.
-        assert_eq!(store.renew_leases("r1", at, ttl).unwrap(), 1);
-        assert_eq!(store.release_leases("r1", Some(&names(&["a"]))).unwrap(), 0);
+        assert_eq!(store.renew_leases("r1", at, ttl).await.unwrap(), 1);
+        assert_eq!(
+            store.release_leases_blocking("r1", Some(&names(&["a"]))).unwrap(),
+            0
+        );
         let held: Vec<_> = store
             .leases()
             .unwrap()
@@ -734,28 +915,29 @@ mod tests {
         let now = ts("2026-01-01T00:00:00Z");
         let ttl = Duration::from_secs(60);
         assert!(
-            store
-                .acquire_leases("r1", &names(&["a", "b", "c"]), now, ttl)
+            acquire(&store, "r1", &names(&["a", "b", "c"]), now, ttl)
                 .unwrap()
                 .is_empty()
         );
         assert!(
-            store
-                .acquire_leases("r2", &names(&["d"]), now, ttl)
+            acquire(&store, "r2", &names(&["d"]), now, ttl)
                 .unwrap()
                 .is_empty()
         );
-        assert_eq!(store.release_leases("r1", Some(&names(&["a", "x"]))).unwrap(), 1);
-        assert!(
+        assert_eq!(
             store
-                .acquire_leases("r3", &names(&["a"]), now, ttl)
+                .release_leases_blocking("r1", Some(&names(&["a", "x"])))
+                .unwrap(),
+            1
+        );
+        assert!(
+            acquire(&store, "r3", &names(&["a"]), now, ttl)
                 .unwrap()
                 .is_empty()
         );
-        assert_eq!(store.release_leases("r1", None).unwrap(), 2);
+        assert_eq!(store.release_leases_blocking("r1", None).unwrap(), 2);
         assert!(
-            store
-                .acquire_leases("r3", &names(&["b", "c"]), now, ttl)
+            acquire(&store, "r3", &names(&["b", "c"]), now, ttl)
                 .unwrap()
                 .is_empty()
         );
@@ -772,12 +954,8 @@ mod tests {
         let ttl = Duration::from_secs(60);
         let nodes = names(&["a", "b", "c", "d"]);
 
-        assert!(
-            one.acquire_leases("r1", &nodes[..2], now, ttl)
-                .unwrap()
-                .is_empty()
-        );
-        let conflicts = two.acquire_leases("r2", &nodes[1..], now, ttl).unwrap();
+        assert!(acquire(&one, "r1", &nodes[..2], now, ttl).unwrap().is_empty());
+        let conflicts = acquire(&two, "r2", &nodes[1..], now, ttl).unwrap();
         assert_eq!(
             conflicts.iter().map(|c| c.node.as_str()).collect::<Vec<_>>(),
             ["b"]
@@ -793,7 +971,7 @@ mod tests {
                     let (barrier, nodes) = (Arc::clone(&barrier), nodes[2..].to_vec());
                     std::thread::spawn(move || {
                         barrier.wait();
-                        store.acquire_leases(run, &nodes, now, ttl).unwrap().is_empty()
+                        acquire(&store, run, &nodes, now, ttl).unwrap().is_empty()
                     })
                 })
                 .collect();
@@ -811,8 +989,8 @@ mod tests {
                 .map(|l| l.run)
                 .collect();
             assert_eq!(holders.len(), 1, "one run holds both nodes");
-            one.release_leases("x1", None).unwrap();
-            two.release_leases("x2", None).unwrap();
+            one.release_leases_blocking("x1", None).unwrap();
+            two.release_leases_blocking("x2", None).unwrap();
         }
     }
 
@@ -868,6 +1046,8 @@ mod tests {
         let path = dir.path().join("drover.db");
         {
             let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
+                .unwrap();
             conn.pragma_update(None, "user_version", 99).unwrap();
         }
         let before = std::fs::read(&path).unwrap();
@@ -928,8 +1108,331 @@ mod tests {
 
         // A file that is not a database.
         let err = Store::open(&file).unwrap_err();
-        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+        assert!(matches!(err, StoreError::NotDrover { .. }), "{err:?}");
         assert!(err.to_string().contains("plain-file"), "{err}");
+        assert!(err.to_string().contains("not an SQLite database"), "{err}");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
+    }
+
+    /// The child's half of `a_kill_between_leases_and_record_leaves_no_stale_lease`: it
+    /// dies at the fault point, after its leases are written and before its run record.
+    #[test]
+    fn begin_run_child() {
+        let Some(path) = std::env::var_os(CHILD_ENV) else {
+            return;
+        };
+        let store = Store::open(Path::new(&path)).unwrap();
+        let t = ts("2026-01-01T00:00:00Z");
+        let _ = store.begin_run_blocking(
+            "r1",
+            &names(&["a", "b"]),
+            t,
+            Duration::from_secs(600),
+            vec![created("r1", &["a", "b"], Controller::this(), t)],
+        );
+        println!("survived the fault point");
+    }
+
+    #[test]
+    fn a_kill_between_leases_and_record_leaves_no_stale_lease() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("drover.db");
+        drop(Store::open(&path).unwrap());
+        let module = module_path!().split_once("::").map_or(module_path!(), |(_, m)| m);
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                &format!("{module}::begin_run_child"),
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, &path)
+            .env(super::super::fault::ENV, "after-leases")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "the child died at the fault point");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("survived"),
+            "the fault point was reached: {out:?}"
+        );
+
+        let store = Store::open(&path).unwrap();
+        assert!(store.run("r1").unwrap().is_none(), "no run was recorded");
+        assert_eq!(store.leases().unwrap(), [], "and no lease outlived the kill");
+        // Another run takes the nodes at once, without waiting for any expiry.
+        let t = ts("2026-01-01T00:00:01Z");
+        assert_eq!(
+            acquire(&store, "r2", &names(&["a", "b"]), t, Duration::from_secs(60)).unwrap(),
+            []
+        );
+    }
+
+    #[test]
+    fn a_lease_whose_run_is_not_recorded_or_finished_is_free() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("drover.db");
+        let store = Store::open(&path).unwrap();
+        let now = ts("2026-01-01T00:00:00Z");
+        let ttl = Duration::from_secs(600);
+        // Rows as an older drover killed between its lease and record steps left them.
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute(
+                "INSERT INTO leases (node, run, expires_at) VALUES ('a', 'ghost', ?1)",
+                [millis(now) + 600_000],
+            )
+            .unwrap();
+        }
+        assert_eq!(acquire(&store, "r1", &names(&["a"]), now, ttl).unwrap(), []);
+        assert_eq!(store.leases().unwrap()[0].run, "r1");
+
+        // A run that finished without releasing (killed after its record) binds nothing.
+        store
+            .write_blocking(vec![Write::RunFinished {
+                id: "r1".to_string(),
+                status: RunStatus::Succeeded,
+                outcome: json!({}),
+                at: now,
+            }])
+            .unwrap();
+        assert_eq!(acquire(&store, "r2", &names(&["a"]), now, ttl).unwrap(), []);
+        // An interrupted one still does: `runs resume` needs its nodes.
+        store
+            .write_blocking(vec![Write::RunFinished {
+                id: "r2".to_string(),
+                status: RunStatus::Interrupted,
+                outcome: json!({}),
+                at: now,
+            }])
+            .unwrap();
+        let conflicts = acquire(&store, "r3", &names(&["a"]), now, ttl).unwrap();
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].run, "r2");
+        assert!(
+            store.run("r3").unwrap().is_none(),
+            "a refused start records nothing"
+        );
+    }
+
+    #[test]
+    fn a_failed_record_takes_no_lease() {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        let now = ts("2026-01-01T00:00:00Z");
+        let ttl = Duration::from_secs(600);
+        store
+            .write_blocking(vec![created("r1", &["x"], Controller::this(), now)])
+            .unwrap();
+        // Recording r1 again fails: the leases of the same transaction are rolled back.
+        let err = store
+            .begin_run_blocking(
+                "r1",
+                &names(&["a"]),
+                now,
+                ttl,
+                vec![created("r1", &["a"], Controller::this(), now)],
+            )
+            .unwrap_err();
+        assert!(matches!(err, StoreError::RunExists { .. }), "{err}");
+        assert_eq!(store.leases().unwrap(), []);
+    }
+
+    #[test]
+    fn finished_nodes_free_their_lease_and_an_interrupted_run_keeps_only_the_unsure() {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        let now = ts("2026-01-01T00:00:00Z");
+        let all = names(&["a", "b", "c", "d", "e"]);
+        assert_eq!(
+            acquire(&store, "r1", &all, now, Duration::from_secs(600)).unwrap(),
+            []
+        );
+        let mut n = node("r1", "a", NodeState::Succeeded, now);
+        if let Write::Node { drained_by_us, .. } = &mut n {
+            *drained_by_us = false;
+        }
+        store
+            .write_blocking(vec![
+                n,
+                node("r1", "b", NodeState::Failed, now),
+                node("r1", "c", NodeState::Drained, now),
+                node("r1", "d", NodeState::Running, now),
+            ])
+            .unwrap();
+        let held: Vec<String> = store.leases().unwrap().into_iter().map(|l| l.node).collect();
+        assert_eq!(held, ["c", "d", "e"], "finished nodes are free at once");
+
+        let unsure = store
+            .finish_run_blocking(
+                "r1",
+                vec![Write::RunFinished {
+                    id: "r1".to_string(),
+                    status: RunStatus::Interrupted,
+                    outcome: json!({}),
+                    at: now,
+                }],
+                true,
+            )
+            .unwrap();
+        assert_eq!(
+            unsure,
+            [
+                ("c".to_string(), NodeState::Drained),
+                ("d".to_string(), NodeState::Running)
+            ]
+        );
+        let held: Vec<String> = store.leases().unwrap().into_iter().map(|l| l.node).collect();
+        assert_eq!(held, ["c", "d"], "the never-started e is free, the unsure kept");
+        store.finish_run_blocking("r1", Vec::new(), false).unwrap();
+        assert_eq!(store.leases().unwrap(), []);
+    }
+
+    fn foreign(path: &Path, sql: &str) -> Vec<u8> {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(sql).unwrap();
+        drop(conn);
+        std::fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn files_that_are_not_drovers_are_refused_untouched() {
+        let dir = TempDir::new().unwrap();
+        let cases = [
+            (
+                "clash.db",
+                "CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT); CREATE TABLE jobs (x);",
+                "another application's tables (jobs, runs)",
+            ),
+            (
+                "appid.db",
+                "PRAGMA application_id = 1234; CREATE TABLE t (x);",
+                "another application (application id 0x000004d2)",
+            ),
+            (
+                "plain.db",
+                "PRAGMA user_version = 0; VACUUM;",
+                "without drover's tables",
+            ),
+            (
+                "partial.db",
+                "PRAGMA user_version = 1; CREATE TABLE runs (id);",
+                "another application's tables (runs)",
+            ),
+        ];
+        for (name, sql, why) in cases {
+            let path = dir.path().join(name);
+            let before = foreign(&path, sql);
+            for err in [
+                Store::open(&path).unwrap_err(),
+                Store::open_read_only(&path).unwrap_err(),
+            ] {
+                assert!(matches!(err, StoreError::NotDrover { .. }), "{name}: {err:?}");
+                let text = err.to_string();
+                assert!(text.contains(why), "{name}: {text}");
+                assert!(text.contains(&path.display().to_string()), "{text}");
+                assert!(!text.contains("CREATE"), "no SQL in the message: {text}");
+                assert_eq!(text.lines().count(), 2, "one line and a help: {text}");
+            }
+            assert_eq!(std::fs::read(&path).unwrap(), before, "{name} is unchanged");
+        }
+
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, "").unwrap();
+        let err = Store::open(&empty).unwrap_err();
+        assert!(err.to_string().contains("it is empty (0 bytes)"), "{err}");
+        assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "still empty");
+    }
+
+    #[test]
+    fn a_database_of_an_older_drover_without_application_id_is_adopted() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("drover.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(schema::V1_FOR_TESTS).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        // Readable as it is, without being written.
+        let before = std::fs::read(&path).unwrap();
+        assert_eq!(Store::open_read_only(&path).unwrap().runs().unwrap(), []);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        // A writable open stamps it as drover's.
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let id: i32 = conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .unwrap();
+        assert_eq!(id, schema::APPLICATION_ID);
+    }
+
+    #[test]
+    fn a_new_database_carries_the_application_id_and_leaves_no_temporary_file() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("drover.db");
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let id: i32 = conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .unwrap();
+        assert_eq!(id, schema::APPLICATION_ID);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert_eq!(names, Vec::<String>::new());
+    }
+
+    #[test]
+    fn read_only_opens_write_nothing() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("drover.db");
+        let missing = Store::open_read_only(&path).unwrap_err();
+        assert!(matches!(missing, StoreError::Missing { .. }), "{missing:?}");
+        assert!(!path.exists(), "nothing is created");
+        {
+            let store = Store::open(&path).unwrap();
+            store
+                .write_blocking(vec![created(
+                    "r1",
+                    &["a"],
+                    Controller::this(),
+                    ts("2026-01-01T00:00:00Z"),
+                )])
+                .unwrap();
+        }
+        let store = Store::open_read_only(&path).unwrap();
+        assert_eq!(store.runs().unwrap().len(), 1);
+        let err = store.write_blocking(vec![]).unwrap_err();
+        assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn an_up_to_date_database_opens_while_another_process_holds_its_write_lock() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("drover.db");
+        drop(Store::open(&path).unwrap());
+        let locker = Connection::open(&path).unwrap();
+        locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = std::time::Instant::now();
+        let store = Store::open(&path).expect("nothing to migrate, so no lock is needed");
+        assert!(started.elapsed() < Duration::from_secs(5), "it did not wait");
+        assert_eq!(store.runs().unwrap(), [], "reads do not wait for the writer");
+        // A write does wait, and then says who is in the way.
+        let err = store
+            .write_blocking(vec![created(
+                "r1",
+                &["a"],
+                Controller::this(),
+                ts("2026-01-01T00:00:00Z"),
+            )])
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("is locked by another process"), "{text}");
+        assert!(text.contains("after waiting 10s"), "{text}");
+        assert!(!text.contains("migrate"), "{text}");
+        locker.execute_batch("ROLLBACK").unwrap();
     }
 }

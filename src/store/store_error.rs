@@ -17,6 +17,13 @@ pub enum StoreError {
         source: Arc<std::io::Error>,
     },
 
+    #[error("could not create the state database `{}`: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+
     #[error("could not open the state database `{}`: {source}", path.display())]
     Open {
         path: PathBuf,
@@ -38,6 +45,31 @@ pub enum StoreError {
         path.display()
     )]
     NoWal { path: PathBuf, mode: String },
+
+    #[error(
+        "`{}` is not a drover state database: {why}; it was left untouched\n\
+         help: point `state_dir` at a directory of drover's own, or move the file away",
+        path.display()
+    )]
+    NotDrover { path: PathBuf, why: String },
+
+    #[error(
+        "the state database `{}` is locked by another process: could not {action} after \
+         waiting {}s\nhelp: is another drover, or an sqlite3 shell, holding it?",
+        path.display(),
+        waited.as_secs()
+    )]
+    Locked {
+        path: PathBuf,
+        action: String,
+        waited: std::time::Duration,
+    },
+
+    #[error("there is no state database at `{}`", path.display())]
+    Missing { path: PathBuf },
+
+    #[error("the state database `{}` is open read-only, so nothing can be recorded", path.display())]
+    ReadOnly { path: PathBuf },
 
     #[error("state database `{}`: could not {action}: {source}", path.display())]
     Database {
@@ -62,16 +94,42 @@ pub enum StoreError {
         source: Arc<std::io::Error>,
     },
 
+    #[error("internal error in the state store: {what}")]
+    Internal { what: String },
+
     #[error("the state store's writer thread has stopped, so nothing more can be recorded")]
     WriterGone,
 }
 
 impl StoreError {
+    /// Whether SQLite failed because it may not write the file or its directory (a
+    /// read-only open of a WAL database needs to create its shared-memory file).
+    pub(super) fn is_unwritable(&self) -> bool {
+        let source = match self {
+            StoreError::Open { source, .. } | StoreError::Database { source, .. } => source,
+            _ => return false,
+        };
+        matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+        )
+    }
+
     pub(super) fn database(
         path: &std::path::Path,
         action: impl Into<String>,
         source: rusqlite::Error,
     ) -> Self {
+        if matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        ) {
+            return StoreError::Locked {
+                path: path.to_path_buf(),
+                action: action.into(),
+                waited: super::schema::BUSY_TIMEOUT,
+            };
+        }
         StoreError::Database {
             path: path.to_path_buf(),
             action: action.into(),

@@ -51,7 +51,10 @@ pub enum Write {
     /// A node's transition. `attempt` and `step` (position in the node's step list) are
     /// where it stands; `drained_by_us` says whether this run has drained it (so a crash
     /// never forgets a drained node); `boot_id` is the boot id read before a reboot (None
-    /// otherwise); `reason` is for Held/Failed/Skipped.
+    /// otherwise); `reason` is for Held/Failed/Skipped. A final state (succeeded,
+    /// failed, held, skipped) also releases the run's lease on the node in the same
+    /// transaction: the run is done with it, and nothing should wait for the whole run
+    /// to end to use it.
     Node {
         run: String,
         node: String,
@@ -94,11 +97,23 @@ impl Write {
         }
         match self.execute(conn) {
             Ok(0) => Err(self.missing()),
-            Ok(_) => Ok(()),
+            Ok(_) => self.release_finished(conn, path),
             // The only foreign key a write can break is a step's reference to its node.
             Err(e) if is_constraint(&e, ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => Err(self.missing()),
             Err(e) => Err(StoreError::database(path, self.describe(), e)),
         }
+    }
+
+    /// A node the run is done with is free for other runs at once.
+    fn release_finished(&self, conn: &Connection, path: &Path) -> Result<(), StoreError> {
+        if let Write::Node { run, node, state, .. } = self
+            && state.is_final()
+        {
+            conn.prepare_cached("DELETE FROM leases WHERE run = ?1 AND node = ?2")
+                .and_then(|mut s| s.execute([run, node]))
+                .map_err(|e| StoreError::database(path, self.describe(), e))?;
+        }
+        Ok(())
     }
 
     /// The rows written; 0 means the run or node to update does not exist.

@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+use super::op::{Answer, Op};
 use super::store_error::StoreError;
-use super::write::Write;
 
 /// The most requests one transaction takes. Bounds how long the first of them waits
 /// for its acknowledgement when a flood is queued; the rest go into the next one.
@@ -20,12 +20,12 @@ const MAX_BATCH: usize = 1024;
 /// Where a request's outcome goes: async callers await a oneshot, blocking callers wait
 /// on a channel (a oneshot's `blocking_recv` would panic inside a runtime).
 pub(super) enum Reply {
-    Async(tokio::sync::oneshot::Sender<Result<(), StoreError>>),
-    Blocking(mpsc::SyncSender<Result<(), StoreError>>),
+    Async(tokio::sync::oneshot::Sender<Result<Answer, StoreError>>),
+    Blocking(mpsc::SyncSender<Result<Answer, StoreError>>),
 }
 
 impl Reply {
-    fn send(self, result: Result<(), StoreError>) {
+    fn send(self, result: Result<Answer, StoreError>) {
         // A caller that stopped waiting (a dropped future) does not want the answer; its
         // writes are applied all the same.
         match self {
@@ -40,7 +40,7 @@ impl Reply {
 }
 
 pub(super) struct Request {
-    pub(super) writes: Vec<Write>,
+    pub(super) op: Op,
     pub(super) reply: Reply,
 }
 
@@ -155,15 +155,15 @@ fn apply_each(
     tx: &mut Transaction<'_>,
     path: &Path,
     batch: &[Request],
-) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+) -> Result<Vec<Result<Answer, StoreError>>, StoreError> {
     let mut results = Vec::with_capacity(batch.len());
     for request in batch {
         let sp = tx
             .savepoint()
             .map_err(|e| StoreError::database(path, "begin a savepoint", e))?;
-        let result = request.writes.iter().try_for_each(|w| w.apply(&sp, path));
+        let result = request.op.apply(&sp, path);
         match &result {
-            Ok(()) => sp
+            Ok(_) => sp
                 .commit()
                 .map_err(|e| StoreError::database(path, "release a savepoint", e))?,
             // SQLite gave up the whole transaction (I/O error, disk full): nothing in it
@@ -184,7 +184,7 @@ mod tests {
     use tempfile::TempDir;
 
     use super::*;
-    use crate::store::{Controller, NodeState, Store};
+    use crate::store::{Controller, NodeState, Store, Write};
 
     fn node_write(node: &str) -> Write {
         Write::Node {
@@ -200,18 +200,24 @@ mod tests {
         }
     }
 
-    fn request(writes: Vec<Write>) -> (Request, mpsc::Receiver<Result<(), StoreError>>) {
+    fn request(writes: Vec<Write>) -> (Request, mpsc::Receiver<Result<Answer, StoreError>>) {
         let (tx, rx) = mpsc::sync_channel(1);
         let reply = Reply::Blocking(tx);
-        (Request { writes, reply }, rx)
+        (
+            Request {
+                op: Op::Writes(writes),
+                reply,
+            },
+            rx,
+        )
     }
 
     #[test]
     fn a_failing_request_does_not_fail_the_others_in_its_batch() {
         let dir = TempDir::new().unwrap();
         let path = dir.path().join("drover.db");
-        let mut conn = crate::store::schema::connect(&path).unwrap();
-        crate::store::schema::migrate(&mut conn, &path).unwrap();
+        drop(Store::open(&path).unwrap());
+        let mut conn = crate::store::schema::connect(&path, crate::store::schema::Access::ReadWrite).unwrap();
         let (create, created) = request(vec![Write::RunCreated {
             id: "r1".to_string(),
             workflow: "w".to_string(),

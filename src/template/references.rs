@@ -81,6 +81,22 @@ pub(crate) fn expression_references(src: &str) -> Vec<Reference> {
     out
 }
 
+/// The lines of every `{% keyword ... %}` block tag (`autoescape`), in source order.
+pub(crate) fn block_lines(src: &str, keyword: &str) -> Vec<usize> {
+    let lines = LineIndex::new(src);
+    tags(src)
+        .iter()
+        .filter(|t| t.block)
+        .filter_map(|t| match t.tokens.first() {
+            Some(Token {
+                tok: Tok::Ident(w),
+                at,
+            }) if *w == keyword => Some(lines.line_of(*at)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The line where a template first reads the top-level name `name`, if it can be found.
 pub(crate) fn template_name_line(src: &str, name: &str) -> Option<usize> {
     let lines = LineIndex::new(src);

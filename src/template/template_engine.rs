@@ -6,9 +6,11 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, ErrorKind, State, UndefinedBehavior, Value};
 
+use super::opt_out::{OptOutKind, opt_outs};
 use super::references::{self, RefKind, Reference};
 use super::shell_quote::{SHELL, format_value, quote_filter, tojson_filter};
 use super::template_error::TemplateError;
+use super::template_error_kind::TemplateErrorKind;
 use super::template_info::TemplateInfo;
 
 /// Filters drover adds to minijinja's.
@@ -176,6 +178,34 @@ impl TemplateEngine {
         first_of(unknown, name)
     }
 
+    /// [`check_names`](Self::check_names) for a template that becomes a shell command:
+    /// also refuses the ways of switching quoting off other than `| raw` (`| safe`, an
+    /// `{% autoescape %}` block), so that every opt-out reads the same and is listed by
+    /// `validate --json`.
+    pub fn check_command(&self, source: &str, allowed: &[&str]) -> Result<(), TemplateError> {
+        self.check_names(source, allowed)?;
+        for o in opt_outs(source) {
+            let (how, help) = match o.kind {
+                OptOutKind::Raw => continue,
+                OptOutKind::Safe => (
+                    "`| safe`",
+                    "write `| raw`: it does the same, and is the one opt-out drover documents and lists for review",
+                ),
+                OptOutKind::Autoescape => (
+                    "`{% autoescape %}`",
+                    "a block would switch quoting off for everything in it; mark each value that is shell code with `| raw`",
+                ),
+            };
+            return Err(TemplateError::found(
+                TemplateErrorKind::QuotingOff { how: how.to_string() },
+                format!("{how} switches shell quoting off in a command"),
+                Some(o.line),
+                Some(help.to_string()),
+            ));
+        }
+        Ok(())
+    }
+
     /// Check of a `when:` condition, the expression counterpart of
     /// [`check`](Self::check).
     pub fn check_expression(&self, expr: &str) -> Result<TemplateInfo, TemplateError> {
@@ -192,6 +222,20 @@ impl TemplateEngine {
         })
         .err();
         first_of(unknown, name)
+    }
+
+    /// The dotted names a template reads from its context (`vars.pkg`, `node.vars.gpu`),
+    /// engine globals and the template's own variables left out: for
+    /// [`Scope::check`](super::Scope::check).
+    pub fn referenced_names(&self, source: &str) -> Result<BTreeSet<String>, TemplateError> {
+        let template = self.commands.template_from_str(source)?;
+        Ok(self.info(template.undeclared_variables(true)).variables)
+    }
+
+    /// [`referenced_names`](Self::referenced_names) of a `when:` expression.
+    pub fn referenced_names_in_expression(&self, expr: &str) -> Result<BTreeSet<String>, TemplateError> {
+        let expression = self.commands.compile_expression(expr)?;
+        Ok(self.info(expression.undeclared_variables(true)).variables)
     }
 
     /// Parses a template: a syntax error is the error; otherwise what it reads, and its
@@ -269,7 +313,7 @@ impl TemplateEngine {
         let globals: HashSet<&str> = self.commands.globals().map(|(name, _)| name).collect();
         let variables: BTreeSet<String> = names
             .into_iter()
-            .filter(|name| !globals.contains(name.as_str()))
+            .filter(|name| !globals.contains(name.split('.').next().unwrap_or(name)))
             .collect();
         TemplateInfo { variables }
     }

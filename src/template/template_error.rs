@@ -102,6 +102,22 @@ impl TemplateError {
         }
     }
 
+    /// A validation finding other than syntax: its kind, message, line and help.
+    pub(crate) fn found(
+        kind: TemplateErrorKind,
+        message: String,
+        line: Option<usize>,
+        help: Option<String>,
+    ) -> Self {
+        TemplateError {
+            kind,
+            detail: message.clone(),
+            message,
+            line: line.and_then(|l| u32::try_from(l).ok()),
+            help: help.map(String::into_boxed_str),
+        }
+    }
+
     pub(crate) fn undefined(message: String) -> Self {
         TemplateError {
             kind: TemplateErrorKind::Undefined,

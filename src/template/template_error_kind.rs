@@ -15,6 +15,12 @@ pub enum TemplateErrorKind {
     UnknownFilter { name: String },
     /// A test (`{% if x is name %}`) the engine does not have; found at validation time.
     UnknownTest { name: String },
+    /// A name under a top-level one (`vars.pakage`, `node.vars.gpu`) that will not exist
+    /// when the template is rendered; found at validation time.
+    UnknownAttribute { name: String },
+    /// A command switches shell quoting off in a way drover refuses (`| safe`,
+    /// `{% autoescape %}`); `| raw` is the one audited way.
+    QuotingOff { how: String },
     /// Rendering used up its fuel, so a runaway loop was stopped.
     OutOfFuel,
     /// Any other failure while rendering: bad filter arguments, a value that cannot be

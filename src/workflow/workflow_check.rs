@@ -413,7 +413,7 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
         }
     };
     let tpl = |path: Path, src: &str, p: &mut Vec<Problem>| {
-        if let Err(e) = cx.templates.check_names(src, &COMMAND_SCOPE) {
+        if let Err(e) = cx.templates.check_command(src, &COMMAND_SCOPE) {
             p.push(e.problem(path));
         }
     };
@@ -600,7 +600,7 @@ fn file_copy(
             path.key("dest"),
             format!("destination `{}` is not an absolute path", c.dest),
         ));
-    } else if let Err(e) = cx.templates.check_names(&c.dest, &COMMAND_SCOPE) {
+    } else if let Err(e) = cx.templates.check_command(&c.dest, &COMMAND_SCOPE) {
         p.push(e.problem(path.key("dest")));
     }
     if let Some(o) = &c.owner {

@@ -337,8 +337,20 @@ fn a_run_whose_leases_another_run_took_over_stops() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    // The intruder is a recorded run: a lease binds only while its run exists.
+    let intruder = drover::store::Write::RunCreated {
+        id: "intruder".to_string(),
+        workflow: "update".to_string(),
+        version: 1,
+        commit: None,
+        plan: serde_json::json!({}),
+        options: serde_json::json!({}),
+        controller: drover::store::Controller::this(),
+        at: later,
+        nodes: all.iter().map(|n| (n.clone(), 0)).collect(),
+    };
     let conflicts = store(&site)
-        .acquire_leases("intruder", &all, later, Duration::from_secs(3600))
+        .begin_run_blocking("intruder", &all, later, Duration::from_secs(3600), vec![intruder])
         .expect("take over");
     assert!(conflicts.is_empty(), "{conflicts:?}");
     let status = loop {

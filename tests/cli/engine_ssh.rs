@@ -752,12 +752,14 @@ fn limit_narrows_the_run_and_blacklisted_nodes_are_never_touched() {
     assert_eq!(f.with_file("ran"), vec![1], "{run}");
     assert_eq!(names(&summary(&run)["succeeded"]), nodes(&[1]), "{run}");
 
+    // A limit that selects only the blacklisted node selects nothing, and says so.
     let run = f.drover(&["check", "w", "--json", "--limit", "node004"]);
-    run.expect(exit_code::OK);
-    let v = run.json();
-    for class in ["GOOD", "HOT", "DRAIN", "ERROR"] {
-        assert!(names(&v[class]).is_empty(), "{v}");
-    }
+    run.expect(exit_code::NOTHING_SELECTED);
+    assert!(
+        run.stderr
+            .contains("every target --limit `node004` selects is blacklisted"),
+        "{run}"
+    );
     assert_eq!(f.with_file("checked"), vec![1], "{run}");
 
     let run = f.drover(&["run", "w", "--yes", "--json"]);

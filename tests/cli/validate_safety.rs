@@ -326,3 +326,138 @@ fn the_engine_fails_a_drain_step_without_hooks_instead_of_running_it() {
     }
     assert!(!ran.exists(), "the drain step ran without a drain");
 }
+
+#[test]
+fn quoting_can_only_be_switched_off_with_raw_and_validate_json_lists_every_raw() {
+    let site = Site::new().write(
+        "workflows/update.yml",
+        &format!(
+            "{WORKFLOW}  - name: block\n    run: \"{{% autoescape false %}}{{{{ node.name }}}}{{% endautoescape %}}\"\n    change: hot\n\
+             \x20 - name: safe\n    run: \"echo {{{{ node.name | safe }}}}\"\n    change: hot\n"
+        ),
+    );
+    assert_eq!(
+        site.invalid(),
+        r#"error: invalid template: `{% autoescape %}` switches shell quoting off in a command
+  --> workflows/update.yml:11:10
+   |
+11 |     run: "{% autoescape false %}{{ node.name }}{% endautoescape %}"
+   |          ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+   |
+   = help: a block would switch quoting off for everything in it; mark each value that is shell code with `| raw`
+
+error: invalid template: `| safe` switches shell quoting off in a command
+  --> workflows/update.yml:14:10
+   |
+14 |     run: "echo {{ node.name | safe }}"
+   |          ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+   |
+   = help: write `| raw`: it does the same, and is the one opt-out drover documents and lists for review
+
+error: 2 problems in 1 file
+"#
+    );
+
+    // `raw` stays, and every use is listed with file, line, step and key.
+    let site = Site::new()
+        .write(
+            "drover.yml",
+            &SITE.replace("reason={{ reason }}", "reason={{ reason | raw }}"),
+        )
+        .write(
+            "workflows/update.yml",
+            &format!(
+                "{WORKFLOW}  - name: script\n    run: |\n      set -e\n      {{{{ node.name | raw }}}}\n    check: \"test {{{{ node.name|raw }}}}\"\n    change: hot\n"
+            ),
+        );
+    let out = site.run(&["validate", ".", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        v["quoting_opt_outs"],
+        serde_json::json!([
+            {"file": "drover.yml", "line": 4, "column": 10, "key": "drain.drain", "what": "raw"},
+            {"file": "workflows/update.yml", "line": 13, "column": 7, "step": "script", "key": "steps[1].run", "what": "raw"},
+            {"file": "workflows/update.yml", "line": 14, "column": 12, "step": "script", "key": "steps[1].check", "what": "raw"},
+        ])
+    );
+}
+
+#[test]
+fn undefined_template_names_fail_validation_with_a_suggestion() {
+    let site = Site::new()
+        .write(
+            "inventory.yml",
+            &INVENTORY.replace("  n[01-10]: {}\n", "  n[01-05]: { vars: { gpu: a100, rack: r1 } }\n  n[06-10]: { vars: { rack: r2 } }\n"),
+        )
+        .write("workflows/templates/motd.j2", "welcome\nto {{ node.vars.rakc }}\n")
+        .write(
+            "workflows/update.yml",
+            "name: update\nversion: 1\ntargets:\n  nodes: [\"@compute\"]\nvars:\n  package: nginx\n\
+             steps:\n  - name: install\n    run: apt-get install {{ vars.pakage }}\n    change: hot\n\
+             \x20 - name: gpu\n    run: nvidia-smi -i {{ node.vars.gpu }}\n    change: hot\n\
+             \x20 - name: guarded\n    run: echo {{ node.vars.gpu | default('none') }}\n    when: node.vars.gpu is defined\n    change: hot\n\
+             \x20 - name: motd\n    template: { src: templates/motd.j2, dest: /etc/motd }\n    change: hot\n",
+        );
+    let err = site.invalid();
+    for expected in [
+        "error: invalid template: `vars.pakage` is not defined\n --> workflows/update.yml:9:10",
+        "= help: did you mean `package`?",
+        "error: invalid template: `node.vars.gpu` is not defined\n  --> workflows/update.yml:12:10",
+        "(only keys that every target node has are known)",
+        "error: invalid template file: `node.vars.rakc` is not defined (line 2 of the file)\n  --> workflows/update.yml:19:22",
+        "= help: did you mean `rack`? (only keys that every target node has are known)",
+        "error: 3 problems in 1 file",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn run_checks_template_names_again_with_extra_vars_before_touching_a_node() {
+    let marker = tempfile::tempdir().unwrap();
+    let ran = marker.path().join("ran");
+    let site = Site::new().write(
+        "workflows/update.yml",
+        &format!(
+            "name: update\nversion: 1\ntargets:\n  nodes: [\"@compute\"]\nvars:\n  cfg: {{ port: 80 }}\n\
+             steps:\n  - name: s\n    run: touch {}; echo {{{{ vars.cfg.port }}}}\n    change: hot\n",
+            ran.display()
+        ),
+    );
+    let ok = site.run(&[
+        "run",
+        "update",
+        "--transport",
+        "local",
+        "--yes",
+        "--extra-vars",
+        r#"{"cfg": {"port": 8080}}"#,
+    ]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(ran.exists());
+    std::fs::remove_file(&ran).unwrap();
+    let out = site.run(&[
+        "run",
+        "update",
+        "--transport",
+        "local",
+        "--yes",
+        "--extra-vars",
+        r#"{"cfg": {"prot": 1}}"#,
+    ]);
+    assert_eq!(
+        out.code,
+        exit_code::INVALID_CONFIG,
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("with --extra-vars, workflows/update.yml `steps[0].run`: invalid template: `vars.cfg.port` is not defined"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("did you mean `prot`?"), "{}", out.stderr);
+    assert!(!ran.exists(), "a node was touched");
+}
