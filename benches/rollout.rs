@@ -5,8 +5,11 @@
 //! Three runs per size, each with a canary of 10, batches of 25% and 200 in flight: hot
 //! steps; drain steps under `max_unavailable: 10`; and drain steps in 100 racks
 //! with one node down per rack (and no `max_unavailable` to speak of), where events pass
-//! over queued nodes of full racks. Each node succeeds as soon as it starts; the printed time
-//! is for the whole run, and the per-node cost should stay flat as N doubles.
+//! over queued nodes of full racks. A fourth run is a topology: 1,000 hypervisors listed
+//! first, every other node a VM on one of them, all in one batch, so every hypervisor
+//! waits (queued ahead of its VMs) until its VMs are done. Each node succeeds as soon as
+//! it starts; the printed time is for the whole run, and the per-node cost should stay
+//! flat as N doubles.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -22,8 +25,8 @@ fn main() {
         sizes = vec![10_000, 20_000, 40_000];
     }
     println!(
-        "{:>7}  {:>18}  {:>18}  {:>18}",
-        "nodes", "hot ms (ns/node)", "drain ms (ns/node)", "racks ms (ns/node)"
+        "{:>7}  {:>18}  {:>18}  {:>18}  {:>18}",
+        "nodes", "hot ms (ns/node)", "drain ms (ns/node)", "racks ms (ns/node)", "hosts ms (ns/node)"
     );
     for n in sizes {
         let cell = |d: Duration| {
@@ -36,7 +39,8 @@ fn main() {
         let hot = cell(run(n, Budget::None));
         let drain = cell(run(n, Budget::Global));
         let racks = cell(run(n, Budget::Racks));
-        println!("{n:>7}  {hot:>18}  {drain:>18}  {racks:>18}");
+        let hosts = cell(run(n, Budget::Hosts));
+        println!("{n:>7}  {hot:>18}  {drain:>18}  {racks:>18}  {hosts:>18}");
     }
 }
 
@@ -45,14 +49,25 @@ enum Budget {
     None,
     Global,
     Racks,
+    Hosts,
 }
+
+/// Hypervisors in the topology run.
+const HYPERVISORS: usize = 1000;
 
 fn run(n: usize, budget: Budget) -> Duration {
     let ids: Vec<NodeId> = (0..n).map(NodeId).collect();
-    let canary = ids[..10].to_vec();
-    let rest = &ids[10..];
-    let quarter = rest.len().div_ceil(4);
-    let batches: Vec<Vec<NodeId>> = rest.chunks(quarter).map(<[NodeId]>::to_vec).collect();
+    // VMs finish no later than their host: the topology run has one batch, no canary.
+    let (canary, batches) = if budget == Budget::Hosts {
+        (vec![], vec![ids.clone()])
+    } else {
+        let rest = &ids[10..];
+        let quarter = rest.len().div_ceil(4);
+        (
+            ids[..10].to_vec(),
+            rest.chunks(quarter).map(<[NodeId]>::to_vec).collect(),
+        )
+    };
     let plan = Plan {
         workflow: "bench".into(),
         version: 1,
@@ -83,7 +98,12 @@ fn run(n: usize, budget: Budget) -> Duration {
         spec.drains = ids.iter().copied().collect();
         let mut limits = vec![Limit {
             name: "max_unavailable".into(),
-            max: if budget == Budget::Global { 10 } else { n },
+            max: match budget {
+                Budget::Global => 10,
+                // Each hypervisor takes its VMs down with it.
+                Budget::Hosts => n,
+                _ => n,
+            },
             members: ids.clone(),
         }];
         if budget == Budget::Racks {
@@ -97,7 +117,18 @@ fn run(n: usize, budget: Budget) -> Duration {
                 });
             }
         }
-        spec.disruption = Disruption::new(limits, []);
+        if budget == Budget::Hosts {
+            // Node i >= 1000 is a VM on hypervisor i % 1000.
+            let pairs: Vec<(NodeId, NodeId)> = (HYPERVISORS..n)
+                .map(|v| (NodeId(v), NodeId(v % HYPERVISORS)))
+                .collect();
+            for (vm, host) in &pairs {
+                spec.hosted.entry(*host).or_default().push(*vm);
+            }
+            spec.disruption = Disruption::new(limits, pairs);
+        } else {
+            spec.disruption = Disruption::new(limits, []);
+        }
     }
     let t = Instant::now();
     let mut r = Rollout::new(&plan, spec);

@@ -254,7 +254,10 @@ pub(super) async fn flow<K: Connector>(
         None
     };
     if opts.is_some() && resume.is_none() {
-        let notice_store = store.clone().or_else(|| run_state::open_store(&project).ok());
+        // A dry run reads the state, if there is any, and creates nothing.
+        let notice_store = store
+            .clone()
+            .or_else(|| run_state::open_store_read(&project).ok());
         if let Some(s) = &notice_store {
             run_state::abandoned_notice(s, project.site.leases.ttl, err);
         }
@@ -429,10 +432,7 @@ pub(super) async fn flow<K: Connector>(
     }
     let drains: HashSet<NodeId> = steps
         .iter()
-        .filter(|(_, l)| {
-            l.iter()
-                .any(|i| wf.steps[*i].change == crate::workflow::Change::Drain)
-        })
+        .filter(|(_, l)| engine::needs_drain(wf, l))
         .map(|(id, _)| *id)
         .collect();
     let unselected: Vec<NodeId> = results
@@ -586,26 +586,29 @@ pub(super) async fn flow<K: Connector>(
             controller: Controller::this(),
             at: now,
         },
-        None => crate::store::Write::RunCreated {
-            id: run_id.clone(),
-            workflow: wf.name.clone(),
-            version: wf.version,
-            commit: None,
-            plan: plan.to_record(inv, &drains),
-            options: json!({
-                "tags": opts.tags,
-                "extra_vars": cx.extra_vars,
-                "limit": t.limit,
-                "site": project.site.root.display().to_string(),
-            }),
-            controller: Controller::this(),
-            at: now,
-            nodes: plan
-                .nodes
-                .iter()
-                .map(|i| (inv.node(*i).name.clone(), phase_of(&plan, i)))
-                .collect(),
-        },
+        None => {
+            let phase_of = plan.phase_of();
+            crate::store::Write::RunCreated {
+                id: run_id.clone(),
+                workflow: wf.name.clone(),
+                version: wf.version,
+                commit: None,
+                plan: plan.to_record(inv, &drains),
+                options: json!({
+                    "tags": opts.tags,
+                    "extra_vars": cx.extra_vars,
+                    "limit": t.limit,
+                    "site": project.site.root.display().to_string(),
+                }),
+                controller: Controller::this(),
+                at: now,
+                nodes: plan
+                    .nodes
+                    .iter()
+                    .map(|i| (inv.node(*i).name.clone(), phase_of.get(i).copied().unwrap_or(0)))
+                    .collect(),
+            }
+        }
     };
     let mut waiting = irx.clone();
     if let Err(r) = run_state::begin(
@@ -723,19 +726,6 @@ pub(super) async fn flow<K: Connector>(
     report.print(t.json, out)
 }
 
-/// The run's phase index of a planned node: the canary phase is 0 when there is one.
-fn phase_of(plan: &Plan, id: &NodeId) -> usize {
-    if plan.canary.contains(id) {
-        0
-    } else {
-        let offset = usize::from(!plan.canary.is_empty());
-        plan.batches
-            .iter()
-            .position(|b| b.contains(id))
-            .map_or(0, |i| i + offset)
-    }
-}
-
 /// The run and store the Ctrl-C presses report on, once the run is recorded.
 type Started = Arc<Mutex<Option<(Store, String)>>>;
 
@@ -753,7 +743,8 @@ fn acknowledge(press: u32, running: bool, run: Option<&(Store, String)>) {
             super::plural(in_flight.len(), "node")
         ),
         1 if running => eprintln!("\nstopping: no node will be started; Ctrl-C again to abort"),
-        1 => eprintln!("\nstopping; Ctrl-C again to abort"),
+        1 => eprintln!("\nstopping the check"),
+        2 if run.is_none() => eprintln!("\naborting; Ctrl-C again to exit at once"),
         2 => eprintln!(
             "\naborting: the steps in flight are stopped ({}); a drained node stays drained; Ctrl-C again to exit at once",
             super::plural(in_flight.len(), "node")

@@ -50,6 +50,16 @@ pub enum StepNeed {
 /// Classifies a node from its steps' verdicts. `drain[i]` tells whether step `i` is
 /// drain-tagged. Unchecked steps are helpers (an `apt-get update` before an upgrade):
 /// they are needed when a checked step is, or when no step has a check at all.
+/// Whether running workflow steps `steps` takes the node out of service (one of them is a
+/// drain step): the one place the run, its record and its budgets ask.
+pub fn needs_drain(wf: &crate::workflow::Workflow, steps: &[usize]) -> bool {
+    steps.iter().any(|i| {
+        wf.steps
+            .get(*i)
+            .is_some_and(|s| s.change == crate::workflow::Change::Drain)
+    })
+}
+
 pub fn classify(needs: &[StepNeed], drain: &[bool]) -> CheckResult {
     let any_checked = needs
         .iter()

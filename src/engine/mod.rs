@@ -15,12 +15,14 @@ mod node_cycle;
 mod node_error;
 mod node_work;
 mod rollout;
+#[cfg(test)]
+mod rollout_proptest;
 mod run_log;
 mod runner;
 mod step_error;
 mod step_output;
 
-pub use check_result::{CheckResult, Class, StepNeed, classify};
+pub use check_result::{CheckResult, Class, StepNeed, classify, needs_drain};
 pub use control::Control;
 pub use deadline::{Deadline, later, poll_until};
 pub use disruption::{Blocked, Disruption, Limit};

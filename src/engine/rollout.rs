@@ -157,6 +157,8 @@ struct Phase {
     name: String,
     nodes: Vec<NodeId>,
     is_canary: bool,
+    /// The bulk batch's number, from 1 (0: the canary).
+    batch: usize,
     /// None: only the run budget.
     budget: Option<usize>,
 }
@@ -220,6 +222,13 @@ pub struct Rollout {
     /// Nodes the last attempt left drained.
     drained: HashSet<NodeId>,
     hosted: HashMap<NodeId, Vec<NodeId>>,
+    /// Each VM in the run → its host in the run.
+    host_of: HashMap<NodeId, NodeId>,
+    /// Queued hosts set aside until their VMs in the run are done, with how many are
+    /// not yet: each VM's end counts its host down, so a host waiting for its VMs costs
+    /// nothing per event (a queue of 1,000 waiting hypervisors was rescanned on every
+    /// one).
+    waiting_hosts: HashMap<NodeId, usize>,
     /// Resumed in-progress nodes start with this attempt number.
     resumed_attempt: HashMap<NodeId, u32>,
     /// Soak before the first phase (a resumed run whose canaries were done).
@@ -232,27 +241,24 @@ pub struct Rollout {
     parked: BTreeMap<usize, VecDeque<NodeId>>,
     /// Each queued node's place in its phase's order, so unparked nodes keep it.
     rank: HashMap<NodeId, usize>,
+    /// Nodes whose retry delay is over while `forks` nodes were in flight: they start
+    /// first once one finishes (still counted in `retry_waits` until then).
+    retries_due: VecDeque<NodeId>,
 }
 
 impl Rollout {
     pub fn new(plan: &Plan, spec: RolloutSpec) -> Rollout {
-        let mut phases = Vec::new();
-        if !plan.canary.is_empty() {
-            phases.push(Phase {
-                name: "canary".into(),
-                nodes: plan.canary.clone(),
-                is_canary: true,
-                budget: Some(0),
-            });
-        }
-        for (i, b) in plan.batches.iter().enumerate() {
-            phases.push(Phase {
-                name: format!("batch {}/{}", i + 1, plan.batches.len()),
-                nodes: b.clone(),
-                is_canary: false,
-                budget: plan.budgets.failures_per_batch.get(i).copied().flatten(),
-            });
-        }
+        let phases = plan
+            .phases()
+            .into_iter()
+            .map(|p| Phase {
+                name: p.name,
+                nodes: p.nodes.to_vec(),
+                is_canary: p.is_canary,
+                batch: p.batch,
+                budget: p.failure_budget,
+            })
+            .collect();
         let states = plan.nodes.iter().map(|n| (*n, NodeState::Pending)).collect();
         let mut r = Rollout {
             phases,
@@ -275,6 +281,12 @@ impl Rollout {
             disruption: spec.disruption,
             holding: HashSet::new(),
             drained: HashSet::new(),
+            host_of: spec
+                .hosted
+                .iter()
+                .flat_map(|(host, vms)| vms.iter().map(|vm| (*vm, *host)))
+                .collect(),
+            waiting_hosts: HashMap::new(),
             hosted: spec.hosted,
             resumed_attempt: HashMap::new(),
             soak_first: false,
@@ -282,6 +294,7 @@ impl Rollout {
             finished: false,
             parked: BTreeMap::new(),
             rank: HashMap::new(),
+            retries_due: VecDeque::new(),
         };
         r.restore(&spec.prior);
         r
@@ -413,6 +426,7 @@ impl Rollout {
                 if self.state(node) == NodeState::Running {
                     self.in_flight -= 1;
                     self.states.insert(node, NodeState::Succeeded);
+                    self.vm_done(node);
                     self.drained.remove(&node);
                     self.release(node);
                 }
@@ -424,8 +438,10 @@ impl Rollout {
                     if let Input::Held(_) = input {
                         // Still drained: it keeps its place in the budgets.
                         self.states.insert(node, NodeState::Held);
+                        self.vm_done(node);
                     } else {
                         self.states.insert(node, NodeState::Skipped);
+                        self.vm_done(node);
                         self.drained.remove(&node);
                         self.release(node);
                     }
@@ -478,18 +494,12 @@ impl Rollout {
                 if self.state(node) != NodeState::RetryWait {
                     return out;
                 }
-                self.retry_waits -= 1;
                 if self.stopping.is_some() {
+                    self.retry_waits -= 1;
                     self.fail_quietly(node, &mut out);
-                } else {
-                    let (failures, step) = self.attempts.get(&node).copied().unwrap_or((0, 0));
-                    self.states.insert(node, NodeState::Running);
-                    self.in_flight += 1;
-                    out.push(Action::Start {
-                        node,
-                        from_step: step,
-                        attempt: failures + 1,
-                    });
+                } else if !self.retries_due.contains(&node) {
+                    // Started by `fill`, within `forks`, ahead of the queue.
+                    self.retries_due.push_back(node);
                 }
             }
             Input::SoakOver => {
@@ -520,6 +530,36 @@ impl Rollout {
         out
     }
 
+    /// `node` ended: if it is a VM whose host waits for it and was the last, the host
+    /// goes back to its place in the queue.
+    fn vm_done(&mut self, node: NodeId) {
+        let Some(host) = self.host_of.get(&node).copied() else {
+            return;
+        };
+        let Some(left) = self.waiting_hosts.get_mut(&host) else {
+            return;
+        };
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.waiting_hosts.remove(&host);
+            self.requeue(host);
+        }
+    }
+
+    /// Puts a set-aside node back at its place in the queue (phase order).
+    fn requeue(&mut self, n: NodeId) {
+        let rank = self.rank_of(n);
+        let at = self.queue.partition_point(|q| self.rank_of(*q) < rank);
+        self.queue.insert(at, n);
+    }
+
+    /// How many of `host`'s VMs in the run have not ended.
+    fn vms_left(&self, host: NodeId) -> usize {
+        self.hosted.get(&host).map_or(0, |vms| {
+            vms.iter().filter(|v| !self.state(**v).is_final()).count()
+        })
+    }
+
     fn release(&mut self, node: NodeId) {
         if self.holding.remove(&node) {
             self.disruption.release(node);
@@ -529,6 +569,7 @@ impl Rollout {
     /// A node that fails for good: drained, it stays held (and in the budgets).
     fn settle_failed(&mut self, node: NodeId, out: &mut Vec<Action>) {
         self.states.insert(node, NodeState::Failed);
+        self.vm_done(node);
         self.failed_in_phase += 1;
         self.failed_total += 1;
         let drained = self.drained.contains(&node);
@@ -544,11 +585,7 @@ impl Rollout {
             return;
         }
         let phase = &self.phases[self.phase];
-        let batch_no = if self.phases.first().is_some_and(|p| p.is_canary) {
-            self.phase
-        } else {
-            self.phase + 1
-        };
+        let batch_no = phase.batch;
         self.stopping = if phase.is_canary {
             Some(StopReason::CanaryFailed { node })
         } else if phase.budget.is_some_and(|b| self.failed_in_phase > b) {
@@ -651,10 +688,31 @@ impl Rollout {
         true
     }
 
-    /// Starts queued nodes up to the concurrency limit, in queue order, passing over
-    /// nodes the budgets do not admit yet.
+    /// Starts nodes whose retry is due, then queued nodes, up to the concurrency limit,
+    /// in queue order, passing over nodes the budgets do not admit yet.
     fn fill(&mut self, out: &mut Vec<Action>) {
-        if self.stopping.is_some() || self.soaking {
+        if self.stopping.is_some() {
+            return;
+        }
+        // A retry is part of a node's turn that began before: it goes first, soak or not
+        // (the soak waits for it).
+        while self.in_flight < self.max_in_flight
+            && let Some(node) = self.retries_due.pop_front()
+        {
+            if self.state(node) != NodeState::RetryWait {
+                continue;
+            }
+            self.retry_waits -= 1;
+            let (failures, step) = self.attempts.get(&node).copied().unwrap_or((0, 0));
+            self.states.insert(node, NodeState::Running);
+            self.in_flight += 1;
+            out.push(Action::Start {
+                node,
+                from_step: step,
+                attempt: failures + 1,
+            });
+        }
+        if self.soaking {
             return;
         }
         self.unpark();
@@ -690,9 +748,7 @@ impl Rollout {
         }
         // The queue stays in phase order: each node goes back to its place.
         for n in &moved {
-            let rank = self.rank_of(*n);
-            let at = self.queue.partition_point(|q| self.rank_of(*q) < rank);
-            self.queue.insert(at, *n);
+            self.requeue(*n);
         }
         !moved.is_empty()
     }
@@ -704,18 +760,26 @@ impl Rollout {
     fn clear_queue(&mut self) {
         self.queue.clear();
         self.parked.clear();
+        self.waiting_hosts.clear();
+        self.retries_due.clear();
     }
 
     fn fill_from_queue(&mut self, out: &mut Vec<Action>) {
         let mut i = 0;
         while self.in_flight < self.max_in_flight && i < self.queue.len() {
             let node = self.queue[i];
-            if !self.bypasses_budgets(node)
-                && let Some(l) = self.disruption.full_limit(node)
-            {
-                self.queue.remove(i);
-                self.parked.entry(l).or_default().push_back(node);
-                continue;
+            if !self.bypasses_budgets(node) {
+                let left = self.vms_left(node);
+                if left > 0 {
+                    self.queue.remove(i);
+                    self.waiting_hosts.insert(node, left);
+                    continue;
+                }
+                if let Some(l) = self.disruption.full_limit(node) {
+                    self.queue.remove(i);
+                    self.parked.entry(l).or_default().push_back(node);
+                    continue;
+                }
             }
             if !self.admit(node) {
                 i += 1;
@@ -751,6 +815,7 @@ impl Rollout {
                 .queue
                 .front()
                 .or_else(|| self.parked.values().find_map(|p| p.front()))
+                .or_else(|| self.waiting_hosts.keys().min())
                 .copied();
             if let Some(node) = waiting {
                 let limit = self
@@ -767,7 +832,8 @@ impl Rollout {
         // without making every event cost O(phase size).
         let busy = self.in_flight > 0
             || self.retry_waits > 0
-            || (self.stopping.is_none() && (!self.queue.is_empty() || !self.parked.is_empty()));
+            || (self.stopping.is_none()
+                && (!self.queue.is_empty() || !self.parked.is_empty() || !self.waiting_hosts.is_empty()));
         if busy {
             return;
         }
@@ -1440,5 +1506,34 @@ mod tests {
             finished(&r.handle(Input::Skipped(NodeId(1)))),
             Some(Outcome::Stopped { stop: lost })
         );
+    }
+
+    /// Found by the property test: a retry whose delay ended while `forks` nodes ran
+    /// started anyway, one over the limit.
+    #[test]
+    fn a_due_retry_waits_for_a_free_fork_and_goes_first() {
+        let p = plan(&[], &[&[0, 1, 2]], None, 5, 0);
+        let retry = RetryPolicy {
+            count: 1,
+            ..no_retry()
+        };
+        let mut r = rollout(&p, retry, 1);
+        assert_eq!(starts(&r.start()), vec![0]);
+        let a = r.handle(Input::Failed {
+            node: NodeId(0),
+            step: 1,
+            drained: false,
+        });
+        assert_eq!(starts(&a), vec![1], "the fork is free while node 0 waits");
+        assert!(starts(&r.handle(Input::RetryDue(NodeId(0)))).is_empty());
+        assert_eq!(
+            r.handle(Input::Succeeded(NodeId(1))),
+            vec![Action::Start {
+                node: NodeId(0),
+                from_step: 1,
+                attempt: 2
+            }]
+        );
+        assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(0)))), vec![2]);
     }
 }

@@ -30,7 +30,7 @@ use crate::site::{DrainHooks, HookHost};
 use crate::store::NodeState;
 use crate::template::TemplateEngine;
 use crate::transport::{Connection, Connector, NodeLocks};
-use crate::workflow::{Change, Workflow};
+use crate::workflow::Workflow;
 
 /// What every node task shares.
 pub struct RunContext<K: Connector> {
@@ -358,8 +358,10 @@ struct Dispatch<K: Connector> {
     /// Node tasks, by task id.
     tasks: JoinSet<()>,
     task_node: HashMap<Id, NodeId>,
-    /// Retry and soak timers: aborted at the end.
+    /// Retry and soak timers: aborted at the end. Each with the input it sends, which a
+    /// timer that died without sending it is taken to have sent.
     timers: JoinSet<()>,
+    timer_input: HashMap<Id, Input>,
     /// Holding failed nodes: never aborted, always awaited.
     holds: JoinSet<()>,
     hold_node: HashMap<Id, NodeId>,
@@ -384,15 +386,10 @@ impl<K: Connector> Dispatch<K> {
     fn maybe_drained(&self, node: NodeId) -> bool {
         self.left_drained.contains(&node)
             || (self.cx.hooks.is_some()
-                && self.steps.get(&node).is_some_and(|list| {
-                    list.iter().any(|i| {
-                        self.cx
-                            .workflow
-                            .steps
-                            .get(*i)
-                            .is_some_and(|s| s.change == Change::Drain)
-                    })
-                }))
+                && self
+                    .steps
+                    .get(&node)
+                    .is_some_and(|list| super::check_result::needs_drain(&self.cx.workflow, list)))
     }
 
     fn act(&mut self, action: Action, conns: &mut Connections<K::Conn>) {
@@ -471,11 +468,7 @@ impl<K: Connector> Dispatch<K> {
                     attempt,
                     after,
                 });
-                let tx = self.tx.clone();
-                self.timers.spawn(async move {
-                    tokio::time::sleep(after).await;
-                    let _ = tx.send(Input::RetryDue(node));
-                });
+                self.timer(after, Input::RetryDue(node));
             }
             Action::NodeFailed { node, drained } => {
                 let error = self
@@ -494,15 +487,37 @@ impl<K: Connector> Dispatch<K> {
             }
             Action::Soak(d) => {
                 self.cx.events.send(RunEvent::Soak { duration: d });
-                let tx = self.tx.clone();
-                self.timers.spawn(async move {
-                    tokio::time::sleep(d).await;
-                    let _ = tx.send(Input::SoakOver);
-                });
+                self.timer(d, Input::SoakOver);
             }
             Action::Finished(o) => {
                 self.result.outcome = Some(o);
             }
+        }
+    }
+
+    /// Sends `input` after `after`.
+    fn timer(&mut self, after: std::time::Duration, input: Input) {
+        let tx = self.tx.clone();
+        let sent = input.clone();
+        let handle = self.timers.spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = tx.send(sent);
+        });
+        self.timer_input.insert(handle.id(), input);
+    }
+
+    /// A timer ended; one that panicked did not send its input, so it is sent now
+    /// (the state machine ignores one that came twice).
+    fn on_timer_end(&mut self, joined: Result<(Id, ()), JoinError>) {
+        let id = match &joined {
+            Ok((id, ())) => *id,
+            Err(e) => e.id(),
+        };
+        let input = self.timer_input.remove(&id);
+        if let (Err(e), Some(input)) = (joined, input)
+            && e.is_panic()
+        {
+            self.inbox.push_back(input);
         }
     }
 
@@ -704,6 +719,7 @@ pub async fn execute<K: Connector>(
         tasks: JoinSet::new(),
         task_node: HashMap::new(),
         timers: JoinSet::new(),
+        timer_input: HashMap::new(),
         holds: JoinSet::new(),
         hold_node: HashMap::new(),
     };
@@ -739,7 +755,9 @@ pub async fn execute<K: Connector>(
             Some(joined) = d.holds.join_next_with_id(), if !d.holds.is_empty() => {
                 d.on_hold_end(joined);
             }
-            Some(_) = d.timers.join_next(), if !d.timers.is_empty() => {}
+            Some(joined) = d.timers.join_next_with_id(), if !d.timers.is_empty() => {
+                d.on_timer_end(joined);
+            }
             c = control.recv(), if control_open => match c {
                 Some(c) => d.on_control(c),
                 None => control_open = false,

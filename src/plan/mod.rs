@@ -1,7 +1,10 @@
 //! Planning: from a workflow and an inventory to phases and batches of nodes.
 
+mod phase;
 #[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod plan;
 mod plan_record;
+
+pub use phase::Phase;
 
 pub use plan::{Budgets, Exclusion, Plan, PlanError, PlanInput, hosted_pairs};

@@ -1,6 +1,7 @@
 //! The one place drover turns templates into commands and files.
 
 use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
@@ -135,6 +136,11 @@ pub struct TemplateEngine {
     commands: Environment<'static>,
     /// No escaping: file contents are written as rendered.
     files: Environment<'static>,
+    /// Sources rendered so far. Each environment's loader serves exactly these (a
+    /// template is "named" by its source), so a source is parsed once and the parsed
+    /// template reused by every later render — on every node, for every hook call —
+    /// while an `include` of any other name still finds nothing.
+    sources: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Default for TemplateEngine {
@@ -153,7 +159,19 @@ impl TemplateEngine {
         let mut files = base_environment();
         files.set_auto_escape_callback(|_| AutoEscape::None);
 
-        TemplateEngine { commands, files }
+        let sources: Arc<Mutex<HashSet<String>>> = Arc::default();
+        for env in [&mut commands, &mut files] {
+            let known = Arc::clone(&sources);
+            env.set_loader(move |name: &str| {
+                let known = known.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(known.contains(name).then(|| name.to_string()))
+            });
+        }
+        TemplateEngine {
+            commands,
+            files,
+            sources,
+        }
     }
 
     /// Check without rendering, for `drover validate`: the context (node facts, vars) is
@@ -282,14 +300,24 @@ impl TemplateEngine {
     /// `safe`/`raw` (or was already quoted by `quote`). `ctx` should be a JSON object whose
     /// keys become the template's top-level names.
     pub fn render(&self, source: &str, ctx: &serde_json::Value) -> Result<String, TemplateError> {
-        Ok(self.commands.render_str(source, context(ctx))?)
+        self.know(source);
+        Ok(self.commands.get_template(source)?.render(context(ctx))?)
+    }
+
+    /// Lets the loaders serve `source` (see `sources`).
+    fn know(&self, source: &str) {
+        let mut known = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        if !known.contains(source) {
+            known.insert(source.to_string());
+        }
     }
 
     /// Renders a file template: same strictness and limits as [`render`](Self::render), but
     /// values are written verbatim, because quoting belongs to shells, not to config files.
     /// `quote` is still available for files that are themselves scripts.
     pub fn render_file(&self, source: &str, ctx: &serde_json::Value) -> Result<String, TemplateError> {
-        Ok(self.files.render_str(source, context(ctx))?)
+        self.know(source);
+        Ok(self.files.get_template(source)?.render(context(ctx))?)
     }
 
     /// Evaluates a `when:` condition with Jinja truthiness. An expression that ends up
@@ -458,6 +486,22 @@ mod tests {
             ),
             "42 2.5 True"
         );
+    }
+
+    #[test]
+    fn a_template_is_parsed_once_and_reused() {
+        let e = TemplateEngine::new();
+        let cx = serde_json::json!({"x": "a b"});
+        for _ in 0..3 {
+            assert_eq!(e.render("echo {{ x }}", &cx).unwrap(), "echo 'a b'");
+        }
+        assert_eq!(e.commands.templates().count(), 1);
+        assert_eq!(e.render("ls {{ x }}", &cx).unwrap(), "ls 'a b'");
+        assert_eq!(e.commands.templates().count(), 2);
+        // Only rendered sources are served: an include of a value finds nothing, so a
+        // value never becomes unquoted template text.
+        let cx = serde_json::json!({"x": "rm -rf /"});
+        assert!(e.render("{% include x %}", &cx).is_err());
     }
 
     #[test]

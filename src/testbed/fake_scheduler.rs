@@ -15,11 +15,12 @@ use super::yaml_quote::quote;
 const SCRIPT: &str = include_str!("fake_scheduler.sh");
 
 /// The hooks drover calls, each a script in `bin/`.
-pub const HOOKS: [&str; 3] = ["drain", "drained", "resume"];
+pub const HOOKS: [&str; 4] = ["drain", "drained", "resume", "resumed"];
 
 /// The states a node can be in: `idle` (in service, jobs or not), `draining` (asked to
-/// drain, a job still runs) and `drained` (asked to drain, no job runs).
-const STATES: [&str; 3] = ["idle", "draining", "drained"];
+/// drain, a job still runs), `drained` (asked to drain, no job runs) and `resuming`
+/// (resumed, but not back in service yet: see [`FakeScheduler::set_resume_delay`]).
+const STATES: [&str; 4] = ["idle", "draining", "drained", "resuming"];
 
 /// Drain hooks for tests: `drain NODE REASON`, `drained NODE` and `resume NODE` scripts
 /// that keep a scheduler's view of each node in files, with jobs that take time to end.
@@ -35,7 +36,10 @@ const STATES: [&str; 3] = ["idle", "draining", "drained"];
 /// - `drained` prints the state and exits 0 once the node is drained, 1 while its job
 ///   runs (or the node is idle); the first call after the job's end writes `drained`
 ///   (any hook call settles a finished drain);
-/// - `resume` makes the node `idle` and clears its reason;
+/// - `resume` makes the node `idle` and clears its reason; with a resume delay
+///   ([`FakeScheduler::set_resume_delay`]) it is `resuming` (out of service, like Slurm's
+///   `idle*` until slurmd answers) until the delay is over;
+/// - `resumed` prints the state and exits 0 once the node is `idle`;
 /// - a call for an unknown node, or with the wrong arguments, exits 2.
 ///
 /// Files under the directory given to [`FakeScheduler::install`]:
@@ -67,7 +71,7 @@ impl FakeScheduler {
         if let Some(name) = nodes.iter().find(|n| !is_plain_name(n)) {
             return Err(TestbedError::UnsupportedNodeName { name: name.clone() });
         }
-        for sub in ["bin", "state", "reason", "jobs", "calls"] {
+        for sub in ["bin", "state", "reason", "jobs", "calls", "back"] {
             create_dir(&dir.join(sub))?;
         }
         let main = dir.join("bin").join("fake-scheduler");
@@ -93,6 +97,7 @@ impl FakeScheduler {
                 remove(&calls.join(hook))?;
             }
         }
+        remove(&scheduler.dir.join("resume_delay"))?;
         let log = scheduler.dir.join("log");
         std::fs::write(&log, "").map_err(|e| TestbedError::io("write", &log, e))?;
         Ok(scheduler)
@@ -147,6 +152,21 @@ impl FakeScheduler {
             let _ = writeln!(s, "  {key}: {}", quote(&value));
         }
         s
+    }
+
+    /// From now on a resumed node stays `resuming` for `delay` before it is `idle` again
+    /// (`Duration::ZERO`: at once).
+    pub fn set_resume_delay(&self, delay: Duration) -> Result<(), TestbedError> {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        write_atomic(&self.dir.join("resume_delay"), &format!("{ms}\n"))
+    }
+
+    /// A `resumed:` line for [`FakeScheduler::hooks_yaml`]'s mapping.
+    pub fn resumed_yaml(&self) -> String {
+        format!(
+            "  resumed: {}\n",
+            quote(&format!("{} {{{{ node.name }}}}", self.bin("resumed").display()))
+        )
     }
 
     /// Starts a job on `node` that runs for `runs_for` from now, replacing any job it had

@@ -1,8 +1,8 @@
 #!/bin/sh
 # drover testbed: a fake scheduler (FakeScheduler::install); generated, do not edit.
 #
-# Usage: fake-scheduler drain NODE REASON | drained NODE | resume NODE
-# (bin/drain, bin/drained and bin/resume call this with their own name).
+# Usage: fake-scheduler drain NODE REASON | drained NODE | resume NODE | resumed NODE
+# (bin/drain, bin/drained, bin/resume and bin/resumed call this with their own name).
 #
 # Everything is a file under D, so a test and its monitor can read the scheduler's state
 # while hooks run: state/NODE (idle, draining or drained), reason/NODE (the last drain
@@ -30,7 +30,7 @@ fail() {
 
 case $hook in
 drain) [ $# -eq 3 ] || fail "usage: drain NODE REASON" ;;
-drained | resume) [ $# -eq 2 ] || fail "usage: $hook NODE" ;;
+drained | resume | resumed) [ $# -eq 2 ] || fail "usage: $hook NODE" ;;
 *) fail "unknown hook '$hook'" ;;
 esac
 case $node in
@@ -56,6 +56,14 @@ job_running() {
 }
 
 state=$(cat "$D/state/$node")
+# A resuming node is back once its delay is over (Slurm's `idle*` until slurmd answers).
+if [ "$state" = resuming ]; then
+	back=$(cat "$D/back/$node" 2>/dev/null || echo 0)
+	if [ "$now" -ge "$back" ] 2>/dev/null; then
+		put "$D/state/$node" idle
+		state=idle
+	fi
+fi
 # A draining node whose job has ended is drained: the real scheduler would have noticed
 # in the meantime, whoever asks first.
 if [ "$state" = draining ] && ! job_running; then
@@ -68,7 +76,8 @@ drain)
 	# Like `scontrol update state=drain`: a node already draining or drained keeps its
 	# state and only gets the new reason.
 	put "$D/reason/$node" "$3"
-	if [ "$state" = idle ]; then
+	# A node still coming back from a resume is in service as far as a drain goes.
+	if [ "$state" = idle ] || [ "$state" = resuming ]; then
 		if job_running; then
 			put "$D/state/$node" draining
 		else
@@ -81,7 +90,18 @@ drained)
 	[ "$state" = drained ]
 	;;
 resume)
-	put "$D/state/$node" idle
+	# With a resume delay the node is `resuming` (out of service) until it is over.
+	delay=$(cat "$D/resume_delay" 2>/dev/null || echo 0)
+	if [ "$delay" -gt 0 ] 2>/dev/null; then
+		put "$D/back/$node" $((now + delay))
+		put "$D/state/$node" resuming
+	else
+		put "$D/state/$node" idle
+	fi
 	rm -f "$D/reason/$node"
+	;;
+resumed)
+	echo "$state"
+	[ "$state" = idle ]
 	;;
 esac

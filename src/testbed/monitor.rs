@@ -13,7 +13,7 @@ use super::testbed_error::TestbedError;
 
 /// A thread reading every node's state from a [`FakeScheduler`] every `interval`, keeping
 /// the most nodes unavailable at once, overall and per group. A node is unavailable while
-/// `draining` or `drained`: it takes no new work from the moment drover drains it until
+/// `draining`, `drained` or `resuming`: it takes no new work from the moment drover drains it until
 /// it is resumed, whatever happens to it in between.
 ///
 /// Sampling misses states shorter than the interval, so tests keep nodes out for many
@@ -136,7 +136,12 @@ impl Sampler {
             .scheduler
             .nodes()
             .iter()
-            .filter(|n| matches!(self.scheduler.state(n).as_str(), "draining" | "drained"))
+            .filter(|n| {
+                matches!(
+                    self.scheduler.state(n).as_str(),
+                    "draining" | "drained" | "resuming"
+                )
+            })
             .map(String::as_str)
             .collect();
         let report = &mut self.report;

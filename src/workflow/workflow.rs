@@ -93,7 +93,7 @@ impl RetryPolicy {
     pub fn delay_before(&self, attempt: u32) -> Duration {
         let factor = self.backoff.powi(attempt.saturating_sub(1).min(64) as i32);
         let secs = (self.delay.as_secs_f64() * factor).min(self.max_delay.as_secs_f64());
-        Duration::from_secs_f64(secs.max(0.0))
+        Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(Duration::MAX)
     }
 }
 

@@ -496,3 +496,85 @@ fn kill_9_while_a_node_reboots_then_resume() {
 fn kill_9_between_canary_and_bulk_then_resume() {
     crash_and_resume(KillPoint::BetweenPhases);
 }
+
+/// A node holds its budget place until the scheduler has it back: the fake scheduler
+/// keeps a resumed node `resuming` (out of service) for a second, and with a `resumed`
+/// probe no moment has two nodes out under a budget of 1. Without the probe the next
+/// node is drained while the last one is still coming back.
+#[test]
+fn a_resumed_node_holds_its_place_until_the_scheduler_has_it_back() {
+    for probe in [true, false] {
+        let f = DrainFleet::start(
+            3,
+            "",
+            &workflow(
+                "{ batch: [\"100%\"], max_unavailable: 1 }",
+                "{ size: 0 }",
+                "0.1",
+                &[PATCH],
+            ),
+            "30s",
+            "hold",
+        );
+        if probe {
+            let site = std::fs::read_to_string(f.site.path().join("drover.yml")).expect("drover.yml");
+            let mut with = String::new();
+            for line in site.lines() {
+                with.push_str(line);
+                with.push('\n');
+                if line.starts_with("  resume:") {
+                    with.push_str(&f.sched.resumed_yaml());
+                }
+            }
+            f.write("drover.yml", &with);
+        }
+        f.sched
+            .set_resume_delay(Duration::from_secs(1))
+            .expect("resume delay");
+        let mon = f.monitor(vec![]);
+        let out = f.drover(&["run", "w", "--tags", "drain", "--yes", "--json"]);
+        let report = mon.stop();
+        assert_eq!(out.code, exit_code::OK, "probe {probe}: {out}");
+        if probe {
+            assert_within(&report, 1);
+            for i in 0..3 {
+                assert!(f.sched.calls(&node(i), "resumed") >= 1, "{out}");
+            }
+        } else {
+            assert!(report.max_unavailable >= 2, "without the probe: {report:?}");
+        }
+    }
+}
+
+#[test]
+fn a_node_the_scheduler_never_takes_back_fails_held_with_the_reason() {
+    let f = DrainFleet::start(
+        1,
+        "",
+        &workflow("{ batch: [\"100%\"] }", "{ size: 0 }", "0.1", &[PATCH]),
+        "1s",
+        "hold",
+    );
+    let site = std::fs::read_to_string(f.site.path().join("drover.yml")).expect("drover.yml");
+    let with = site.replacen("  resume:", &format!("{}  resume:", f.sched.resumed_yaml()), 1);
+    f.write("drover.yml", &with);
+    f.sched
+        .set_resume_delay(Duration::from_secs(60))
+        .expect("resume delay");
+    let out = f.drover(&["run", "w", "--tags", "drain", "--yes", "--json"]);
+    assert_eq!(out.code, exit_code::RUN_STOPPED, "{out}");
+    let s = out.summary();
+    let error = s["failed"][0]["error"].as_str().expect("failed node");
+    assert!(
+        error.contains("did not have it back in service within 1s"),
+        "{error}"
+    );
+    assert!(error.contains("resuming"), "the probe's last answer: {error}");
+    assert_eq!(f.sched.state(&node(0)), "drained", "held: drained again");
+    assert!(
+        f.sched
+            .reason(&node(0))
+            .is_some_and(|r| r.contains("did not have it back")),
+        "{out}"
+    );
+}

@@ -624,3 +624,47 @@ fn human_output_uses_no_internal_names_and_counts_right() {
         assert!(!text.contains("(s)"), "{text}");
     }
 }
+
+#[test]
+fn a_dry_run_creates_no_state() {
+    let f = Fleet::new("{ batch: [\"100%\"] }", &patch_step("0", "hot"));
+    let out = f.run(&["run", "w", "--dry-run"]);
+    assert_eq!(out.code, exit_code::OK, "{}\n{}", out.stdout, out.stderr);
+    assert!(!f.site.path().join(".drover").exists(), "nothing was created");
+}
+
+#[test]
+fn ctrl_c_while_waiting_for_another_runs_leases_gives_up_at_once() {
+    let f = Fleet::new("{ batch: [\"100%\"] }", &patch_step("5", "hot"));
+    let site = std::fs::read_to_string(f.site.path().join("drover.yml")).expect("site");
+    std::fs::write(
+        f.site.path().join("drover.yml"),
+        format!("{site}leases: {{ on_conflict: wait, wait_timeout: 1h }}\n"),
+    )
+    .expect("site");
+    f.workflow(
+        "other",
+        "[node001]",
+        "{ batch: [\"100%\"] }",
+        "  - name: s\n    run: touch {{ vars.dir }}/other-ran\n    change: hot\n",
+    );
+    let io_a = tempfile::tempdir().expect("io");
+    let holder = f.spawn(&["run", "w", "--yes"], io_a.path());
+    wait_for("the first run to start", || f.mark("started-node001").exists());
+    let io_b = tempfile::tempdir().expect("io");
+    let waiter = f.spawn(&["run", "other", "--yes"], io_b.path());
+    wait_for("the second run to wait", || {
+        std::fs::read_to_string(io_b.path().join("err")).is_ok_and(|e| e.contains("waiting:"))
+    });
+    sigint(&waiter);
+    let (code, stdout, stderr, took) = finish(waiter, io_b.path(), Duration::from_secs(20));
+    assert_eq!(code, exit_code::INTERRUPTED, "{stdout}\n{stderr}");
+    assert!(took < Duration::from_secs(3), "it gave up at once: {took:?}");
+    assert!(
+        stderr.contains("interrupted while waiting for other runs' leases; nothing was run"),
+        "{stderr}"
+    );
+    assert!(!f.mark("other-ran").exists());
+    let (code, stdout, stderr, _) = finish(holder, io_a.path(), Duration::from_secs(60));
+    assert_eq!(code, exit_code::OK, "{stdout}\n{stderr}");
+}
