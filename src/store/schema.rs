@@ -22,7 +22,7 @@ const V1_TABLES: [&str; 4] = ["leases", "nodes", "runs", "steps"];
 
 /// One entry per schema version: `MIGRATIONS[i]` takes a database from version `i` to
 /// `i + 1`. `PRAGMA user_version` holds the version; never edit a shipped entry, add one.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The version this drover writes.
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -92,6 +92,13 @@ CREATE INDEX leases_by_run ON leases (run);
 /// Version 1's SQL, for tests that build an older drover's database.
 #[cfg(test)]
 pub(super) const V1_FOR_TESTS: &str = V1;
+
+/// Version 2: where each node was last left, across runs (`Store::held_by_earlier_runs`,
+/// asked for every node found drained at the start of a run), without a scan of every
+/// run's rows per node.
+const V2: &str = "
+CREATE INDEX nodes_by_node ON nodes (node, updated_at);
+";
 
 /// How a connection may use the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

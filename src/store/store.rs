@@ -1057,7 +1057,7 @@ mod tests {
                 err,
                 StoreError::TooNew {
                     found: 99,
-                    known: 1,
+                    known: schema::SCHEMA_VERSION,
                     ..
                 }
             ),
@@ -1364,6 +1364,18 @@ mod tests {
             .pragma_query_value(None, "application_id", |r| r.get(0))
             .unwrap();
         assert_eq!(id, schema::APPLICATION_ID);
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, schema::SCHEMA_VERSION, "and migrated");
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT run FROM nodes WHERE node = 'a' ORDER BY updated_at DESC LIMIT 1",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("nodes_by_node"), "{plan}");
     }
 
     #[test]

@@ -668,3 +668,40 @@ fn ctrl_c_while_waiting_for_another_runs_leases_gives_up_at_once() {
     let (code, stdout, stderr, _) = finish(holder, io_a.path(), Duration::from_secs(60));
     assert_eq!(code, exit_code::OK, "{stdout}\n{stderr}");
 }
+
+#[test]
+fn ctrl_c_while_a_resumed_run_waits_for_a_rebooting_node_gives_up_at_once() {
+    let f = Fleet::new("{ batch: [\"100%\"] }", "");
+    std::fs::write(f.mark("boot-node001"), "boot-1\n").expect("boot id");
+    f.workflow(
+        "w",
+        "[node001]",
+        "{ batch: [\"100%\"] }",
+        "  - name: reboot\n    reboot:\n      command: touch {{ vars.dir }}/rebooted-$DROVER_NODE\n      \
+         boot_id: cat {{ vars.dir }}/boot-$DROVER_NODE\n      timeout: 10m\n    \
+         check: test -e {{ vars.dir }}/rebooted-$DROVER_NODE\n    change: drain\n",
+    );
+    let io = tempfile::tempdir().expect("io");
+    let mut child = f.spawn(&["run", "w", "--tags", "drain", "--yes"], io.path());
+    // The boot id never changes: the run waits for the reboot; kill it there.
+    wait_for("the reboot command", || f.mark("rebooted-node001").exists());
+    let run = f.run_ids()[0].clone();
+    wait_for("the run to record the node rebooting", || {
+        let show = f.run(&["runs", "show", &run]);
+        show.stdout.contains("rebooting")
+    });
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+
+    let io = tempfile::tempdir().expect("io");
+    let resume = f.spawn(&["runs", "resume", &run, "--yes"], io.path());
+    std::thread::sleep(Duration::from_millis(1500));
+    sigint(&resume);
+    let (code, stdout, stderr, took) = finish(resume, io.path(), Duration::from_secs(25));
+    assert_eq!(code, exit_code::INTERRUPTED, "{stdout}\n{stderr}");
+    assert!(took < Duration::from_secs(5), "it gave up at once: {took:?}");
+    assert!(
+        stderr.contains("interrupted while waiting for rebooting nodes; nothing was run"),
+        "{stderr}"
+    );
+}

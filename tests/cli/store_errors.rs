@@ -165,3 +165,39 @@ fn is_root() -> bool {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
+
+#[test]
+fn runs_list_on_an_unreadable_state_dir_says_so_and_creates_nothing() {
+    let site = Site::new();
+    let dir = site.path().join(".drover");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(site.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        site.path().join("workflows"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let mut cmd = if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(drover_bin());
+        c
+    } else {
+        Command::new(drover_bin())
+    };
+    let out = cmd
+        .args(["runs", "list"])
+        .current_dir(site.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(exit_code::FAILURE), "{stderr}");
+    assert!(
+        stderr.contains("cannot read the state directory `./.drover`") && stderr.contains("ermission denied"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing was created");
+}
