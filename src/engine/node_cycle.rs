@@ -273,7 +273,12 @@ impl<K: Connector> NodeCycle<'_, K> {
         cx["reason"] = serde_json::Value::from(reason);
         let cmd = self.job.templates.render(src, &cx).map_err(|e| fail(e.into()))?;
         let out: Result<ExecOutput, TransportError> = match hooks.run_on {
-            HookHost::Controller => LocalConnection::new(self.name()).exec(&cmd, None, timeout).await,
+            HookHost::Controller => {
+                LocalConnection::new(self.name())
+                    .with_env(&self.job.workflow.env)
+                    .exec(&cmd, None, timeout)
+                    .await
+            }
             HookHost::Node => match conn.as_ref() {
                 Some(c) => c.exec(&cmd, None, timeout).await,
                 None => return Err(fail(StepError::NoConnection)),
