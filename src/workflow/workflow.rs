@@ -34,6 +34,9 @@ pub struct Workflow {
     /// its `change: drain` steps run without drain hooks (and only then).
     pub no_drain: Option<String>,
     pub vars: IndexMap<String, serde_json::Value>,
+    /// Environment of controller-side commands: this workflow's `env:` (the site's is
+    /// merged under it when a run starts).
+    pub env: IndexMap<String, String>,
     pub steps: Vec<Step>,
 }
 

@@ -288,6 +288,7 @@ fn the_engine_fails_a_drain_step_without_hooks_instead_of_running_it() {
     let templates = TemplateEngine::new();
     let (events, _rx) = drover::engine::event_channel(64);
     let files = drover::engine::FileSources::default();
+    let locks = drover::transport::NodeLocks::default();
     let journal = Journal::new(None, "test".into());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -302,6 +303,7 @@ fn the_engine_fails_a_drain_step_without_hooks_instead_of_running_it() {
                 context: template_context(&node, workflow, &serde_json::Map::new(), &serde_json::json!({})),
                 log: None,
                 files: &files,
+                locks: &locks,
             },
             connector: &LocalConnector,
             hooks: None,
