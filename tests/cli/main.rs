@@ -5,6 +5,7 @@ mod support;
 
 #[allow(dead_code, reason = "each test module uses part of the fixture")]
 mod bed;
+mod controller_env;
 mod demo;
 mod drain;
 mod engine_faults;
@@ -14,6 +15,7 @@ mod fake_scheduler;
 mod fuzz_corpus;
 mod local_transport;
 mod outcomes;
+mod quoting;
 mod run_local;
 mod schemas;
 mod ssh_connections;
