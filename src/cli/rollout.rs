@@ -71,6 +71,15 @@ pub fn plan(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -
                 window_text(&project, wf.window.as_deref()).as_deref()
             )
         );
+        let outside = wf.canary_outside_targets(&project.inventory);
+        if !outside.is_empty() {
+            let _ = writeln!(
+                out,
+                "  canary nodes not among the targets, left out: {} {}",
+                outside.len(),
+                project.inventory.names(&outside)
+            );
+        }
         let _ = writeln!(out, "  steps:");
         for s in &wf.steps {
             let check = if s.check.is_some() { "checked" } else { "unchecked" };
@@ -319,7 +328,10 @@ pub(super) async fn flow<K: Connector>(
     let cx = Arc::new(RunContext {
         connector,
         inventory: Arc::new(inv.clone()),
-        workflow: Arc::new(wf.clone()),
+        workflow: Arc::new(crate::workflow::Workflow {
+            env: crate::site::merge_env(&project.site.env, &wf.env),
+            ..wf.clone()
+        }),
         templates: Arc::clone(&project.templates),
         extra_vars: p.extra,
         site: engine::site_context(&project.site),
@@ -329,6 +341,7 @@ pub(super) async fn flow<K: Connector>(
         files: engine::FileSources::default(),
         probe_drained: opts.is_some() && drain_selected && hooks.is_some(),
         hooks,
+        locks: crate::transport::NodeLocks::new(project.site.lock_dir.clone(), &project.site.root, &run_id),
         journal: Journal::new(store.clone(), run_id.clone()),
         settle: resume.as_ref().map_or_else(HashSet::new, |r| {
             r.prior
@@ -737,8 +750,7 @@ type Started = Arc<Mutex<Option<(Store, String)>>>;
 /// press does; the third exits the process at once.
 fn acknowledge(press: u32, running: bool, run: Option<&(Store, String)>) {
     let nodes = run
-        .and_then(|(store, id)| store.run(id).ok().flatten())
-        .map(|d| d.nodes)
+        .and_then(|(store, id)| store.nodes(id).ok())
         .unwrap_or_default();
     let in_flight: Vec<&crate::store::NodeRow> = nodes.iter().filter(|n| n.state.is_in_flight()).collect();
     match press {

@@ -179,7 +179,14 @@ impl<K: Connector> NodeCycle<'_, K> {
             }
             let started = Instant::now();
             let result: Result<StepOutput, NodeError> = match &step.action {
-                Action::Reboot(r) => self.reboot(conn, r, attempt, i, must_resume).await,
+                Action::Reboot(r) => match self.reboot(conn, r, attempt, i, must_resume).await {
+                    Err(NodeError::Journal(e)) => Err(NodeError::Journal(e)),
+                    Err(e) => Err(NodeError::InStep {
+                        step: step.name.clone(),
+                        source: Box::new(e),
+                    }),
+                    ok => ok,
+                },
                 _ => match conn.as_ref() {
                     Some(c) => self.job.step(c, step).await,
                     None => Err(StepError::NoConnection),
@@ -266,7 +273,12 @@ impl<K: Connector> NodeCycle<'_, K> {
         cx["reason"] = serde_json::Value::from(reason);
         let cmd = self.job.templates.render(src, &cx).map_err(|e| fail(e.into()))?;
         let out: Result<ExecOutput, TransportError> = match hooks.run_on {
-            HookHost::Controller => LocalConnection::new(self.name()).exec(&cmd, None, timeout).await,
+            HookHost::Controller => {
+                LocalConnection::new(self.name())
+                    .with_env(&self.job.workflow.env)
+                    .exec(&cmd, None, timeout)
+                    .await
+            }
             HookHost::Node => match conn.as_ref() {
                 Some(c) => c.exec(&cmd, None, timeout).await,
                 None => return Err(fail(StepError::NoConnection)),

@@ -16,7 +16,7 @@ use super::step_error::StepError;
 use super::step_output::StepOutput;
 use crate::inventory::Node;
 use crate::template::TemplateEngine;
-use crate::transport::{Connection, ExecOutput, LocalConnection, TransportError};
+use crate::transport::{Connection, ExecOutput, LocalConnection, NodeLocks, ShellLine, TransportError};
 use crate::workflow::{Action, Change, FileCopy, Step, Workflow};
 
 /// How long one check may take (checks should be quick reads).
@@ -33,6 +33,8 @@ pub struct NodeJob<'a> {
     pub log: Option<&'a RunLog>,
     /// `copy`/`template` sources, read once per run.
     pub files: &'a FileSources,
+    /// The step locks `run` steps hold on the node.
+    pub locks: &'a NodeLocks,
 }
 
 /// The template context for a node: workflow vars overlaid with `--extra-vars`, and
@@ -165,15 +167,13 @@ impl NodeJob<'_> {
         match &step.action {
             Action::Run(cmd) => {
                 let cmd = self.render(cmd)?;
-                let out = conn
-                    .exec_locked(&lock_path(&self.node.name), &cmd, None, step.timeout)
-                    .await;
+                let out = conn.exec_locked(self.locks, &cmd, None, step.timeout).await;
                 self.log_exec(&format!("step `{}`", step.name), &cmd, &out);
                 outcome(out, step.timeout)
             }
             Action::Local(cmd) => {
                 let cmd = self.render(cmd)?;
-                let local = LocalConnection::new(&self.node.name);
+                let local = LocalConnection::new(&self.node.name).with_env(&self.workflow.env);
                 let out = local.exec(&cmd, None, step.timeout).await;
                 self.log_exec(&format!("local step `{}`", step.name), &cmd, &out);
                 outcome(out, step.timeout)
@@ -236,28 +236,13 @@ impl NodeJob<'_> {
         content: Vec<u8>,
         hash: &str,
     ) -> Result<StepOutput, StepError> {
-        let dest = self.render(&fc.dest)?;
-        let mode = fc.mode.map(|m| format!("{:o}", m.0));
-        let mut same = format!("[ -f \"$f\" ] && [ \"$(sha256sum < \"$f\" | cut -d' ' -f1)\" = {hash} ]");
-        let mut apply = String::new();
-        if let Some(m) = &mode {
-            let _ = write!(same, " && [ \"$(stat -c %a \"$f\")\" = {m} ]");
-            let _ = write!(apply, " && chmod {m} \"$t\"");
-        }
-        if let Some(o) = &fc.owner {
-            let want = if o.contains(':') {
-                o.clone()
-            } else {
-                format!("{o}:$(id -gn {o})")
-            };
-            let _ = write!(same, " && [ \"$(stat -c %U:%G \"$f\")\" = \"{want}\" ]");
-            let _ = write!(apply, " && chown {o} \"$t\"");
-        }
-        let cmd = format!(
-            "f={dest}; case \"$f\" in /*) ;; *) echo \"destination $f is not an absolute path\" >&2; exit 2;; esac; if {same}; then echo unchanged; else t=$(mktemp \"$f.drover.XXXXXX\") && cat > \"$t\"{apply} && mv -f \"$t\" \"$f\" && echo changed || {{ rm -f \"$t\"; exit 1; }}; fi"
-        );
-        let out = conn.exec(&cmd, Some(content), step.timeout).await;
-        self.log_exec(&format!("file step `{}`", step.name), &cmd, &out);
+        // The destination is a path, not shell code: rendered as plain text and quoted
+        // once as a whole (`f='/x/a b'`), whatever it contains.
+        let dest = self.templates.render_file(&fc.dest, &self.context)?;
+        let cmd = file_command(&dest, hash, fc.mode.map(|m| m.0), fc.owner.as_deref());
+        let cmd = cmd.as_str();
+        let out = conn.exec(cmd, Some(content), step.timeout).await;
+        self.log_exec(&format!("file step `{}`", step.name), cmd, &out);
         let o = out?;
         if !o.success() {
             return outcome(Ok(o), step.timeout);
@@ -271,20 +256,54 @@ impl NodeJob<'_> {
     }
 }
 
-/// The lock a node's `run` steps hold on the node while they run
-/// ([`Connection::exec_locked`]). A controller killed mid-step leaves the command
-/// running on the node; the lock lets a resumed run wait for it ([`settle_command`])
-/// instead of checking, seeing the step still needed, and running it a second time
-/// alongside.
-fn lock_path(node: &str) -> String {
-    format!("/tmp/drover-{node}.lock")
+/// The node-side script of a file step: compare the content hash (and mode and owner)
+/// of `dest` with the upload on stdin, and replace the file atomically only when they
+/// differ. Every value is quoted by [`ShellLine`].
+pub fn file_command(dest: &str, hash: &str, mode: Option<u32>, owner: Option<&str>) -> ShellLine {
+    let mut same = ShellLine::new()
+        .code("[ -f \"$f\" ] && [ \"$(sha256sum < \"$f\" | cut -d' ' -f1)\" = ")
+        .value(hash)
+        .code(" ]");
+    let mut apply = ShellLine::new();
+    if let Some(m) = mode {
+        let m = format!("{m:o}");
+        same = same
+            .code(" && [ \"$(stat -c %a \"$f\")\" = ")
+            .value(&m)
+            .code(" ]");
+        apply = apply.code(" && chmod ").value(&m).code(" \"$t\"");
+    }
+    if let Some(o) = owner {
+        let want = match o.split_once(':') {
+            Some(_) => ShellLine::new().value(o),
+            None => ShellLine::new()
+                .value(format!("{o}:"))
+                .code("\"$(id -gn ")
+                .value(o)
+                .code(")\""),
+        };
+        same = same
+            .code(" && [ \"$(stat -c %U:%G \"$f\")\" = ")
+            .line(&want)
+            .code(" ]");
+        apply = apply.code(" && chown ").value(o).code(" \"$t\"");
+    }
+    ShellLine::new()
+        .code("f=")
+        .value(dest)
+        .code("; case \"$f\" in /*) ;; *) echo \"destination $f is not an absolute path\" >&2; exit 2;; esac; if ")
+        .line(&same)
+        .code("; then echo unchanged; else t=$(mktemp \"$f.drover.XXXXXX\") && cat > \"$t\"")
+        .line(&apply)
+        .code(" && mv -f \"$t\" \"$f\" && echo changed || { rm -f \"$t\"; exit 1; }; fi")
 }
 
-/// Waits (up to `timeout`) until no step holds the node's step lock.
-pub fn settle_command(node: &str, timeout: Duration) -> String {
-    let lock = crate::transport::quote(&lock_path(node));
-    let secs = timeout.as_secs().max(1);
-    format!("if command -v flock >/dev/null 2>&1; then flock -w {secs} {lock} true; fi")
+/// Waits (up to `timeout`) until no step holds the node's step lock: a controller
+/// killed mid-step leaves the command running on the node, and a resumed run waits for
+/// it instead of checking, seeing the step still needed, and running it a second time
+/// alongside.
+pub fn settle_command(locks: &NodeLocks, node: &str, timeout: Duration) -> String {
+    locks.settle(node, timeout).into_string()
 }
 
 fn outcome(out: Result<ExecOutput, TransportError>, timeout: Duration) -> Result<StepOutput, StepError> {

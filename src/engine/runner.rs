@@ -29,7 +29,7 @@ use crate::plan::Plan;
 use crate::site::{DrainHooks, HookHost};
 use crate::store::NodeState;
 use crate::template::TemplateEngine;
-use crate::transport::{Connection, Connector};
+use crate::transport::{Connection, Connector, NodeLocks};
 use crate::workflow::Workflow;
 
 /// What every node task shares.
@@ -57,6 +57,8 @@ pub struct RunContext<K: Connector> {
     pub settle: HashSet<NodeId>,
     /// `copy`/`template` sources, read once per run.
     pub files: FileSources,
+    /// The step locks on the nodes.
+    pub locks: NodeLocks,
 }
 
 /// Open connections, kept from the check through the run. A node's task takes its
@@ -108,6 +110,7 @@ impl<K: Connector> RunContext<K> {
             context: super::node_work::template_context(node, &self.workflow, &self.extra_vars, &self.site),
             log: self.log.as_ref(),
             files: &self.files,
+            locks: &self.locks,
         }
     }
 
@@ -210,8 +213,11 @@ pub async fn check_all<K: Connector>(
                         return None;
                     }
                     if cx.settle.contains(&id) {
-                        let wait =
-                            super::node_work::settle_command(&job.node.name, cx.workflow.max_step_timeout());
+                        let wait = super::node_work::settle_command(
+                            &cx.locks,
+                            &job.node.name,
+                            cx.workflow.max_step_timeout(),
+                        );
                         let _ = conn.exec(&wait, None, cx.workflow.max_step_timeout()).await;
                     }
                     let result = tokio::select! {
@@ -849,6 +855,7 @@ mod tests {
             journal: Journal::new(None, "test".into()),
             settle: HashSet::new(),
             files: FileSources::default(),
+            locks: NodeLocks::default(),
         })
     }
 

@@ -1,12 +1,14 @@
 //! The site config (`drover.yml`).
 
 mod drain_hooks;
+mod env_vars;
 mod raw_site;
 mod raw_ssh;
 #[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod site;
 
 pub use drain_hooks::{DrainHooks, HOOK_SCOPE};
+pub use env_vars::{check_env, merge_env};
 pub use raw_site::{
     HookHost, OnDrainTimeout, OnLeaseConflict, RawDrain, RawFiles, RawLeases, RawNotifications, RawServer,
     RawSite, RawSlack, SiteTransport,

@@ -34,6 +34,15 @@ pub struct RawSite {
     /// SSH settings.
     #[serde(default)]
     pub ssh: RawSsh,
+    /// Environment variables for commands run on the controller (drain hooks with
+    /// `run_on: controller`, `local:` steps), like `SLURM_CONF`. A workflow's `env:`
+    /// wins over these.
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    /// Directory on each node for drover's step locks (default
+    /// `${XDG_RUNTIME_DIR:-$HOME/.cache}/drover`, created with mode 0700). Expanded by
+    /// the node's shell: `$VAR` and `${VAR:-default}` may be used.
+    pub lock_dir: Option<String>,
     /// How runs claim their nodes, so two runs never work on one node.
     #[serde(default)]
     pub leases: RawLeases,

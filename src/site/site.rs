@@ -10,7 +10,9 @@ use super::drain_hooks::DrainHooks;
 use super::raw_site::{OnLeaseConflict, RawSite, SiteTransport};
 use crate::diag::Problem;
 use crate::template::TemplateEngine;
-use crate::transport::{DEFAULT_CONTROL_PERSIST, DEFAULT_SERVER_ALIVE, HostKeyPolicy, SshOptions, SshSetup};
+use crate::transport::{
+    DEFAULT_CONTROL_PERSIST, DEFAULT_SERVER_ALIVE, HostKeyPolicy, LockDir, SshOptions, SshSetup,
+};
 use crate::units::{SecretRef, limits};
 use crate::window::Window;
 use crate::yaml::Path;
@@ -27,6 +29,10 @@ pub struct Site {
     pub drain: Option<DrainHooks>,
     pub windows: IndexMap<String, Window>,
     pub ssh: SshSettings,
+    /// Where step locks live on the nodes.
+    pub lock_dir: LockDir,
+    /// Environment of controller-side commands.
+    pub env: IndexMap<String, String>,
     pub leases: LeaseSettings,
     pub slack: Option<SlackSettings>,
     pub server: Option<ServerSettings>,
@@ -168,6 +174,17 @@ impl Site {
             }
         }
 
+        let env = super::check_env(&raw.env, &top.key("env"))
+            .map_err(|e| p.extend(e))
+            .unwrap_or_default();
+        let lock_dir = match raw.lock_dir.as_deref().map(LockDir::parse).transpose() {
+            Ok(d) => d.unwrap_or_default(),
+            Err(m) => {
+                p.push(Problem::value(top.key("lock_dir"), m));
+                LockDir::default()
+            }
+        };
+
         let server = raw.server.as_ref().and_then(|s| match s.listen.parse::<SocketAddr>() {
             Ok(listen) => Some(ServerSettings {
                 listen,
@@ -250,6 +267,8 @@ impl Site {
                 defaults,
                 groups,
             },
+            lock_dir,
+            env,
             leases: LeaseSettings {
                 ttl,
                 on_conflict: raw.leases.on_conflict,

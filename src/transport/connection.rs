@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::{ExecOutput, TransportError};
+use super::{ExecOutput, NodeLocks, ShellLine, TransportError};
 use crate::inventory::Node;
 
 /// An open connection to one node, reused by every check and step of a run.
@@ -18,14 +18,14 @@ pub trait Connection: Send + Sync + 'static {
         timeout: Duration,
     ) -> impl Future<Output = Result<ExecOutput, TransportError>> + Send;
 
-    /// Like [`Connection::exec`], holding the lock file `lock` on the node while the
-    /// command runs (`flock` from util-linux, where the node has it), so that a resumed
-    /// run can wait for a step its dead controller left running instead of running it
-    /// a second time alongside. Waiting for the lock may take up to `timeout` on top of
-    /// the command's own `timeout`.
+    /// Like [`Connection::exec`], holding the node's step lock ([`NodeLocks`]) while
+    /// the command runs (`flock` from util-linux, where the node has it), so that a
+    /// resumed run can wait for a step its dead controller left running instead of
+    /// running it a second time alongside. Waiting for the lock may take up to `timeout`
+    /// on top of the command's own `timeout`.
     fn exec_locked(
         &self,
-        lock: &str,
+        locks: &NodeLocks,
         command: &str,
         stdin: Option<Vec<u8>>,
         timeout: Duration,
@@ -61,21 +61,18 @@ pub trait Connector: Send + Sync + 'static {
 /// code and signals are reported as its own. Before all that the login shell prints its
 /// pid on stderr: it leads the process group every layer stays in, which is how a
 /// command whose controller gave up on it is stopped (see `remote_kill`).
-pub fn remote_script(command: &str, timeout: Duration, lock: Option<&str>) -> String {
+pub fn remote_script(command: &str, timeout: Duration, lock: Option<(&NodeLocks, &str)>) -> String {
     let secs = timeout.as_secs().max(1);
-    let quoted = quote(command);
-    let pid = format!("printf '{}%s\\n' \"$$\" >&2; ", super::remote_kill::PID_MARKER);
-    let run = format!("exec timeout --kill-after=5 {secs} sh -c {quoted}");
+    // `drover-pid `: [`super::remote_kill::PID_MARKER`].
+    let pid = ShellLine::new().code("printf 'drover-pid %s\\n' \"$$\" >&2; ");
+    let run = ShellLine::new()
+        .code("exec timeout --kill-after=5 ")
+        .number(secs)
+        .code(" sh -c ")
+        .script(command);
     match lock {
-        None => format!("{pid}{run}"),
-        Some(lock) => {
-            let lock = quote(lock);
-            format!(
-                "{pid}if command -v flock >/dev/null 2>&1 && {{ [ -w {lock} ] || [ ! -e {lock} ]; }}; then exec 9>>{lock}; \
-                 flock -w {secs} 9 || {{ echo \"drover: a step is still running on this node (lock {lock})\" >&2; exit {LOCKED_EXIT}; }}; fi; \
-                 {run}"
-            )
-        }
+        None => pid.line(&run).into_string(),
+        Some((locks, node)) => pid.line(&locks.wrap(node, timeout, &run)).into_string(),
     }
 }
 
@@ -131,11 +128,10 @@ mod tests {
 
     #[test]
     fn a_locked_command_takes_the_lock_in_the_login_shell_then_execs() {
-        let s = remote_script("echo hi", Duration::from_secs(60), Some("/tmp/drover-n 1.lock"));
-        assert!(
-            s.contains("exec 9>>'/tmp/drover-n 1.lock'; flock -w 60 9 ||"),
-            "{s}"
-        );
+        let locks = NodeLocks::default();
+        let s = remote_script("echo hi", Duration::from_secs(60), Some((&locks, "n1")));
+        assert!(s.contains("exec 9>>\"$l\"; flock -w 60 9 ||"), "{s}");
+        assert!(s.contains("l=\"$d\"/drover-n1.lock;"), "{s}");
         assert!(
             s.ends_with("fi; exec timeout --kill-after=5 60 sh -c 'echo hi'"),
             "{s}"

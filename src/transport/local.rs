@@ -8,7 +8,7 @@ use tokio::process::Command;
 
 use super::connection::{Connection, Connector, KILLED_EXIT, TIMEOUT_EXIT};
 use super::exec_output::read_tail;
-use super::{ExecOutput, TransportError};
+use super::{ExecOutput, NodeLocks, ShellLine, TransportError};
 use crate::inventory::Node;
 
 /// Runs commands locally with `DROVER_NODE` set to the node's name.
@@ -18,13 +18,22 @@ pub struct LocalConnector;
 #[derive(Debug, Clone)]
 pub struct LocalConnection {
     node: String,
+    /// Set for every command, besides `DROVER_NODE` (the site's and workflow's `env:`).
+    env: Vec<(String, String)>,
 }
 
 impl LocalConnection {
     pub fn new(node: &str) -> Self {
         LocalConnection {
             node: node.to_string(),
+            env: Vec::new(),
         }
+    }
+
+    /// With `env` set for every command.
+    pub fn with_env<'a>(mut self, env: impl IntoIterator<Item = (&'a String, &'a String)>) -> Self {
+        self.env = env.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        self
     }
 }
 
@@ -55,7 +64,7 @@ impl Connection for LocalConnection {
 
     async fn exec_locked(
         &self,
-        lock: &str,
+        locks: &NodeLocks,
         command: &str,
         stdin: Option<Vec<u8>>,
         timeout: Duration,
@@ -63,12 +72,12 @@ impl Connection for LocalConnection {
         if let Some(code) = shell_no_op(command) {
             return Ok(no_op(code));
         }
-        // `flock` holds the lock for as long as the command (and anything it leaves
-        // behind holding the descriptor) runs, also when drover itself is killed.
-        let secs = timeout.as_secs().max(1).to_string();
-        let mut cmd = Command::new("flock");
-        cmd.args(["-E", &super::LOCKED_EXIT.to_string(), "-w", &secs, lock])
-            .args(["sh", "-c", command]);
+        // The same lock as on a node: `sh` takes it on fd 9 and `exec`s the command,
+        // which holds it for as long as it (and anything it leaves behind holding the
+        // descriptor) runs, also when drover itself is killed.
+        let run = ShellLine::new().code("exec sh -c ").script(command);
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(locks.wrap(&self.node, timeout, &run).as_str());
         self.run(cmd, stdin, timeout * 2).await
     }
 
@@ -89,7 +98,8 @@ impl LocalConnection {
             node: self.node.clone(),
             message: e.to_string(),
         };
-        cmd.env("DROVER_NODE", &self.node)
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("DROVER_NODE", &self.node)
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -274,11 +284,60 @@ mod tests {
         }
     }
 
+    fn locks_in(dir: &std::path::Path) -> NodeLocks {
+        let d = crate::transport::LockDir::parse(dir.to_str().unwrap()).unwrap();
+        NodeLocks::new(d, dir, "test-run")
+    }
+
+    /// A command whose future is dropped is stopped with its children (`sh` alone
+    /// would leave `sleep` running).
+    #[tokio::test]
+    async fn dropping_the_future_kills_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let cmd = format!("sleep 300 & echo $! > {}; wait", pid_file.display());
+        let c = LocalConnection::new("n001");
+        let run = c.exec(&cmd, None, Duration::from_secs(60));
+        let _ = tokio::time::timeout(Duration::from_millis(500), run).await;
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let alive = |pid: i32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        };
+        let t = std::time::Instant::now();
+        while alive(pid) && t.elapsed() < Duration::from_secs(2) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!alive(pid), "sleep {pid} outlived its dropped command");
+    }
+
+    /// Input is written while output is read: a command that prints more than a pipe
+    /// holds before it reads its input finishes.
+    #[tokio::test]
+    async fn output_before_input_does_not_stall() {
+        let c = LocalConnection::new("n001");
+        let input = vec![b'x'; 1 << 20];
+        let out = c
+            .exec(
+                "head -c 1000000 /dev/zero; wc -c",
+                Some(input),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        assert!(out.success(), "{out:?}");
+        assert!(!out.timed_out);
+        assert!(out.stdout.trim_end().ends_with("1048576"), "{}", out.stdout.len());
+    }
+
     #[tokio::test]
     async fn a_locked_command_waits_for_the_lock_and_holds_it() {
         let dir = tempfile::tempdir().unwrap();
-        let lock = dir.path().join("n.lock");
-        let lock = lock.to_str().unwrap();
+        let lock = &locks_in(dir.path());
         let c = LocalConnection::new("n001");
         let first = c.exec_locked(lock, "sleep 1; echo first", None, Duration::from_secs(5));
         let second = async {
@@ -299,8 +358,7 @@ mod tests {
     #[tokio::test]
     async fn a_lock_held_too_long_fails_with_its_own_code() {
         let dir = tempfile::tempdir().unwrap();
-        let lock = dir.path().join("n.lock");
-        let lock = lock.to_str().unwrap();
+        let lock = &locks_in(dir.path());
         let c = LocalConnection::new("n001");
         let holder = c.exec_locked(lock, "sleep 3", None, Duration::from_secs(10));
         let waiter = async {

@@ -4,7 +4,9 @@ mod connection;
 mod control_dir;
 mod exec_output;
 mod local;
+mod node_lock;
 mod remote_kill;
+mod shell_line;
 mod ssh;
 mod ssh_master;
 mod ssh_options;
@@ -16,6 +18,8 @@ pub use connection::{
 pub use control_dir::clean_dead;
 pub use exec_output::{ExecOutput, TAIL_BYTES, tail};
 pub use local::{LocalConnection, LocalConnector};
+pub use node_lock::{DEFAULT_LOCK_DIR, LockDir, NodeLocks};
+pub use shell_line::ShellLine;
 pub use ssh::{SshConnection, SshConnector};
 pub use ssh_master::{DEFAULT_CONTROL_PERSIST, DEFAULT_SERVER_ALIVE, SshSetup};
 pub use ssh_options::{HostKeyPolicy, RESERVED_OPTIONS, SshOptions};

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::ShellLine;
 use super::ssh_master::Master;
 
 /// Marker the remote wrapper prints on stderr before anything else: `drover-pid <pid>`.
@@ -96,8 +97,14 @@ impl Drop for RemoteKill {
 
 /// TERM to the group, wait until it is gone, KILL what is left after 6 s.
 pub(super) fn kill_script(pid: u32) -> String {
-    format!(
-        "kill -TERM -{pid} 2>/dev/null || exit 0; i=0; while kill -0 -{pid} 2>/dev/null; do \
-         if [ $i -ge 60 ]; then kill -KILL -{pid} 2>/dev/null; exit 0; fi; sleep 0.1; i=$((i+1)); done"
-    )
+    let g = ShellLine::new().code("-").number(pid);
+    ShellLine::new()
+        .code("kill -TERM ")
+        .line(&g)
+        .code(" 2>/dev/null || exit 0; i=0; while kill -0 ")
+        .line(&g)
+        .code(" 2>/dev/null; do if [ $i -ge 60 ]; then kill -KILL ")
+        .line(&g)
+        .code(" 2>/dev/null; exit 0; fi; sleep 0.1; i=$((i+1)); done")
+        .into_string()
 }

@@ -26,7 +26,7 @@ use super::exec_output::{OutputTail, read_tail};
 use super::remote_kill::{PID_MARKER, Pending, RemoteKill};
 use super::ssh_master::{Master, SshSetup};
 use super::ssh_options::SshOptions;
-use super::{ExecOutput, TransportError};
+use super::{ExecOutput, NodeLocks, TransportError};
 use crate::inventory::{Inventory, Node};
 
 /// Opens [`SshConnection`]s; cheap to clone (clones share the control directory and
@@ -179,12 +179,12 @@ impl Connection for SshConnection {
 
     async fn exec_locked(
         &self,
-        lock: &str,
+        locks: &NodeLocks,
         command: &str,
         stdin: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<ExecOutput, TransportError> {
-        let remote = remote_script(command, timeout, Some(lock));
+        let remote = remote_script(command, timeout, Some((locks, &self.node)));
         self.run(remote, stdin, timeout, timeout * 2).await
     }
 

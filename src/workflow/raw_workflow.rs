@@ -47,6 +47,10 @@ pub struct RawWorkflow {
     /// Values for templates, as `vars.NAME`.
     #[serde(default)]
     pub vars: IndexMap<String, serde_json::Value>,
+    /// Environment variables for commands run on the controller (drain hooks with
+    /// `run_on: controller`, `local:` steps), over the site's `env:`.
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
     /// What to do on each node, in order.
     pub steps: Vec<RawStep>,
 }

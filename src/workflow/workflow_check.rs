@@ -182,6 +182,10 @@ impl Workflow {
             }
         }
 
+        let env = crate::site::check_env(&raw.env, &root.key("env"))
+            .map_err(|e| p.extend(e))
+            .unwrap_or_default();
+
         if !p.is_empty() {
             return Err(p);
         }
@@ -199,6 +203,7 @@ impl Workflow {
             drain,
             no_drain,
             vars: raw.vars.clone(),
+            env,
             steps,
         })
     }

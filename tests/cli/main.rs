@@ -6,6 +6,7 @@ mod support;
 #[allow(dead_code, reason = "each test module uses part of the fixture")]
 mod bed;
 mod cli_extras;
+mod controller_env;
 mod demo;
 mod drain;
 mod engine_faults;
@@ -16,6 +17,7 @@ mod fuzz_corpus;
 mod local_transport;
 mod outcomes;
 mod pty;
+mod quoting;
 mod run_local;
 mod schemas;
 mod ssh_connections;
