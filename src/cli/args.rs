@@ -82,6 +82,13 @@ pub enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// Print a shell completion script: `drover completions bash > /etc/bash_completion.d/drover`,
+    /// `drover completions zsh > ~/.zfunc/_drover`, `drover completions fish >
+    /// ~/.config/fish/completions/drover.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Write the JSON Schemas of the file formats (for editors) into a directory.
     Schema {
         /// Where to write them.

@@ -59,6 +59,11 @@ pub fn main() -> i32 {
             }
         },
         Command::Schema { out: dir, check } => schema(&dir, check, &mut out, &mut err),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "drover", &mut out);
+            crate::exit_code::OK
+        }
         Command::Check { mut target } => {
             target.color = color;
             check(&target, color, &mut out, &mut err)

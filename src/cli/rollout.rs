@@ -66,9 +66,10 @@ pub fn plan(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -
         let _ = write!(
             out,
             "{}",
-            plan.render(
+            plan.render_for(
                 &project.inventory,
-                window_text(&project, wf.window.as_deref()).as_deref()
+                window_text(&project, wf.window.as_deref()).as_deref(),
+                Some(wf)
             )
         );
         let outside = wf.canary_outside_targets(&project.inventory);
@@ -97,9 +98,10 @@ pub fn plan(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -
     exit_code::OK
 }
 
+/// The window as written, and whether it is open now.
 fn window_text(project: &Project, name: Option<&str>) -> Option<String> {
     name.and_then(|n| project.site.windows.get(n))
-        .map(ToString::to_string)
+        .map(|w| format!("{w}; {}", crate::plan::window_status(w, jiff::Timestamp::now())))
 }
 
 fn names(inv: &Inventory, ids: &[NodeId]) -> Vec<String> {
@@ -518,7 +520,11 @@ pub(super) async fn flow<K: Connector>(
         let _ = write!(
             out,
             "{}",
-            plan.render(inv, window_text(&project, wf.window.as_deref()).as_deref())
+            plan.render_for(
+                inv,
+                window_text(&project, wf.window.as_deref()).as_deref(),
+                Some(wf)
+            )
         );
         let mut held_sorted: Vec<_> = held.iter().collect();
         held_sorted.sort();

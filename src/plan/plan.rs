@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::rounding::budget_share;
 use crate::engine::{Disruption, Limit};
 use crate::inventory::{Inventory, NodeId};
 use crate::workflow::{CanarySelect, Workflow};
@@ -163,7 +164,7 @@ pub(super) fn limits(
             }
             out.push(Limit {
                 name: format!("group `{name}`"),
-                max: amount.of_ceil(members.len()).max(1),
+                max: budget_share(*amount, members.len()).0,
                 members: members.clone(),
             });
         }
@@ -286,7 +287,7 @@ impl Plan {
         }
 
         let s = &wf.strategy;
-        let max_unavailable = s.max_unavailable.of_ceil(targets.len() + excluded.len()).max(1);
+        let (max_unavailable, _) = budget_share(s.max_unavailable, targets.len() + excluded.len());
         let unavailable_at_start: Vec<NodeId> = excluded
             .iter()
             .filter(|(_, why)| {
@@ -400,6 +401,12 @@ impl Plan {
 
     /// The plan as an operator reads it.
     pub fn render(&self, inv: &Inventory, window: Option<&str>) -> String {
+        self.render_for(inv, window, None)
+    }
+
+    /// [`Plan::render`], and with the workflow, how each budget given as a percentage
+    /// was rounded (`5% of 128 = 6.4 → 6`).
+    pub fn render_for(&self, inv: &Inventory, window: Option<&str>, wf: Option<&Workflow>) -> String {
         let mut o = String::new();
         let _ = writeln!(
             o,
@@ -474,7 +481,23 @@ impl Plan {
             } else {
                 String::new()
             };
-            let _ = writeln!(o, "  {name}: at most {} at once{note}", l.max);
+            let amount = wf.and_then(|w| {
+                let s = &w.strategy;
+                if l.name == "max_unavailable" {
+                    Some(s.max_unavailable)
+                } else {
+                    let group = l.name.strip_prefix("group `")?.strip_suffix('`')?;
+                    s.max_unavailable_per_group
+                        .get(group)
+                        .or_else(|| s.max_unavailable_per_group.get("*"))
+                        .copied()
+                }
+            });
+            let how = amount
+                .and_then(|a| budget_share(a, l.members.len()).1)
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            let _ = writeln!(o, "  {name}: at most {} at once{how}{note}", l.max);
         }
         match (&self.window, window) {
             (Some(name), Some(desc)) => {

@@ -135,6 +135,19 @@ struct Human {
     /// Checks that failed so far (shown on the bar; the check report lists them,
     /// grouped, at the end).
     check_errors: usize,
+    /// Per step, in the order steps first finished: how often it ran (`ok`), wrote a
+    /// file (`changed`), found the file as wanted (`unchanged`), failed.
+    steps: Vec<(String, StepCounts)>,
+    /// Per node in flight: its file steps that changed something, and those that did not.
+    files: std::collections::HashMap<String, (usize, usize)>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct StepCounts {
+    ok: usize,
+    changed: usize,
+    unchanged: usize,
+    failed: usize,
 }
 
 impl Human {
@@ -155,6 +168,8 @@ impl Human {
             quiet: false,
             bar: None,
             check_errors: 0,
+            steps: Vec::new(),
+            files: std::collections::HashMap::new(),
         }
     }
 
@@ -210,6 +225,33 @@ impl Human {
         }
     }
 
+    /// One line per step: on how many nodes it ran, changed a file, found it as
+    /// wanted, failed.
+    fn step_summary(&self) {
+        if self.steps.is_empty() {
+            return;
+        }
+        let p = self.paint;
+        let width = self.steps.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        self.line("steps:".to_string());
+        for (name, c) in &self.steps {
+            let mut parts = Vec::new();
+            if c.ok > 0 {
+                parts.push(format!("{} {}", p.ok("ok"), c.ok));
+            }
+            if c.changed > 0 {
+                parts.push(format!("{} {}", p.ok("changed"), c.changed));
+            }
+            if c.unchanged > 0 {
+                parts.push(format!("unchanged {}", c.unchanged));
+            }
+            if c.failed > 0 {
+                parts.push(format!("{} {}", p.failed("failed"), c.failed));
+            }
+            self.line(format!("  {name:<width$}  {}", parts.join(", ")));
+        }
+    }
+
     fn human(&mut self, ev: &RunEvent) {
         let p = self.paint;
         match ev {
@@ -247,6 +289,26 @@ impl Human {
                 error,
                 ..
             } => {
+                let i = match self.steps.iter().position(|(n, _)| n == step) {
+                    Some(i) => i,
+                    None => {
+                        self.steps.push((step.clone(), StepCounts::default()));
+                        self.steps.len() - 1
+                    }
+                };
+                let c = &mut self.steps[i].1;
+                match status {
+                    StepStatus::Ok => c.ok += 1,
+                    StepStatus::Changed => c.changed += 1,
+                    StepStatus::Unchanged => c.unchanged += 1,
+                    StepStatus::Failed => c.failed += 1,
+                }
+                let f = self.files.entry(node.clone()).or_default();
+                match status {
+                    StepStatus::Changed => f.0 += 1,
+                    StepStatus::Unchanged => f.1 += 1,
+                    _ => {}
+                }
                 if *status == StepStatus::Failed {
                     self.line(format!(
                         "  {node}: step `{step}` {}: {}",
@@ -266,8 +328,17 @@ impl Human {
                 ));
             }
             RunEvent::NodeFinished { node, ok, .. } => {
+                // File steps say whether they changed anything on the node.
+                let files = match self.files.remove(node) {
+                    Some((0, 0)) | None => String::new(),
+                    Some((0, same)) => format!(" ({} unchanged)", plural(same, "file")),
+                    Some((changed, 0)) => format!(" ({} changed)", plural(changed, "file")),
+                    Some((changed, same)) => {
+                        format!(" ({} changed, {same} unchanged)", plural(changed, "file"))
+                    }
+                };
                 self.line(format!(
-                    "  {node}: {}",
+                    "  {node}: {}{files}",
                     if *ok { p.ok("ok") } else { p.failed("FAILED") }
                 ));
                 if let Some(b) = &self.bar {
@@ -280,7 +351,10 @@ impl Human {
                     humantime::format_duration(*duration)
                 ));
             }
-            RunEvent::RunFinished { .. } => self.finish_bar(),
+            RunEvent::RunFinished { .. } => {
+                self.finish_bar();
+                self.step_summary();
+            }
         }
     }
 }

@@ -88,6 +88,8 @@ fn the_readme_demo_rolls_the_whole_simulated_cluster_within_its_budgets() {
         "  r2n04: rebooting",
         "  r2n04: resumed",
         "  succeeded       12  r1n[01-04],r2n[01-04],r3n[01-04]",
+        "  r2n04: ok (1 file changed)",
+        "steps:\n  install kernel package      ok 12\n  login banner                changed 12\n  reboot into the new kernel  ok 12\n",
     ] {
         assert!(o.contains(want), "the run's output lacks {want:?}:\n{o}");
     }

@@ -119,3 +119,84 @@ fn one_node_is_one_node() {
         plan.stdout
     );
 }
+
+#[test]
+fn plan_shows_how_a_percentage_budget_was_rounded_down() {
+    let s = Site::new().write(
+        "workflows/update.yml",
+        "name: update\nversion: 1\ntargets: { nodes: [\"@compute\"] }\n\
+         strategy: { max_unavailable: \"25%\", max_unavailable_per_group: { compute: \"15%\" } }\n\
+         steps:\n  - name: s\n    run: \"true\"\n    change: drain\n",
+    );
+    let plan = s.run(&["plan", "update"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(
+        plan.stdout
+            .contains("  max unavailable: at most 2 at once (25% of 10 = 2.5 → 2)\n"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("  group `compute`: at most 1 at once (15% of 10 = 1.5 → 1)\n"),
+        "{}",
+        plan.stdout
+    );
+}
+
+#[test]
+fn plan_says_whether_the_window_is_open_now() {
+    // The default test workflow uses window `day` (Mon-Fri 08:00-17:00 Berlin).
+    let plan = Site::new().run(&["plan", "update"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let line = plan
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("  window: day ("))
+        .unwrap_or_else(|| panic!("{}", plan.stdout));
+    assert!(
+        line.contains("; open now; closes ") || line.contains("; closed now; opens "),
+        "{line}"
+    );
+}
+
+#[test]
+fn file_steps_report_changed_then_unchanged_per_node_and_per_step() {
+    let s = Site::new()
+        .write("workflows/files/a.conf", "x = 1\n")
+        .write(
+            "workflows/update.yml",
+            "name: update\nversion: 1\ntargets: { nodes: [\"n[01-02]\"] }\ncanary: { size: 0 }\n\
+             steps:\n  - name: always\n    run: \"true\"\n    check: exit 1\n    change: hot\n\
+             \x20 - name: conf\n    copy: { src: files/a.conf, dest: \"{{ site.root }}/out-{{ node.name }}.conf\" }\n    change: hot\n",
+        );
+    let first = s.run(&["run", "update", "--yes"]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    assert!(
+        first.stdout.contains("  n01: ok (1 file changed)\n"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first
+            .stdout
+            .contains("steps:\n  always  ok 2\n  conf    changed 2\n"),
+        "{}",
+        first.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("out-n02.conf")).unwrap(),
+        "x = 1\n"
+    );
+    let again = s.run(&["run", "update", "--yes"]);
+    assert!(
+        again.stdout.contains("  n01: ok (1 file unchanged)\n"),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        again.stdout.contains("  conf    unchanged 2\n"),
+        "{}",
+        again.stdout
+    );
+}
