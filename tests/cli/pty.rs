@@ -94,3 +94,21 @@ fn ctrl_c_at_the_prompt_does_nothing_and_says_so() {
     p.exp_eof().expect("drover ends");
     assert_eq!(std::fs::read_dir(site.path().join("marks")).unwrap().count(), 0);
 }
+
+#[test]
+fn ctrl_c_during_the_run_is_acknowledged_and_stops_starting_nodes() {
+    // One node at a time, each step a second long.
+    let site = slow_site("sleep 1; touch \"marks/$DROVER_NODE\"").write(
+        "drover.yml",
+        &format!("{SITE}transport: local\nssh: {{ forks: 1 }}\n"),
+    );
+    let mut p = spawn(&site, &["run", "update", "--yes"]);
+    p.exp_string("batch 1/1: 3 nodes").expect("the run starts");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    p.send_control('c').unwrap();
+    p.exp_string("stopping: no new node will start; 1 node in flight; Ctrl-C again to abort")
+        .expect("the press is acknowledged");
+    p.exp_eof().expect("drover ends");
+    let marks = std::fs::read_dir(site.path().join("marks")).unwrap().count();
+    assert_eq!(marks, 1, "the node in flight finished and no other started");
+}
