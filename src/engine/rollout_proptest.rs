@@ -51,7 +51,7 @@ fn prior(c: &Case, i: usize, b: u8) -> Option<Prior> {
         7 => Some(Prior::Skipped),
         8 => Some(Prior::InProgress {
             attempt: 1 + u32::from(b % 2),
-            drained: drains && b % 3 == 0,
+            drained: drains && b.is_multiple_of(3),
         }),
         _ => None,
     }
@@ -265,13 +265,11 @@ proptest! {
                 Some(Prior::Skipped) => {
                     w.finals.insert(i, "skipped");
                 }
-                Some(Prior::InProgress { drained, .. }) => {
-                    if drained {
-                        w.drained.insert(i);
-                        dead_drained.insert(i);
-                    }
+                Some(Prior::InProgress { drained: true, .. }) => {
+                    w.drained.insert(i);
+                    dead_drained.insert(i);
                 }
-                None => {}
+                Some(Prior::InProgress { .. }) | None => {}
             }
             if w.finals.contains_key(&i) {
                 inherited.insert(i);
