@@ -70,6 +70,15 @@ pub fn plan(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -
                 window_text(&project, wf.window.as_deref()).as_deref()
             )
         );
+        let outside = wf.canary_outside_targets(&project.inventory);
+        if !outside.is_empty() {
+            let _ = writeln!(
+                out,
+                "  canary nodes not among the targets, left out: {} {}",
+                outside.len(),
+                project.inventory.names(&outside)
+            );
+        }
         let _ = writeln!(out, "  steps:");
         for s in &wf.steps {
             let check = if s.check.is_some() { "checked" } else { "unchecked" };
