@@ -742,8 +742,7 @@ type Started = Arc<Mutex<Option<(Store, String)>>>;
 /// press does; the third exits the process at once.
 fn acknowledge(press: u32, running: bool, run: Option<&(Store, String)>) {
     let nodes = run
-        .and_then(|(store, id)| store.run(id).ok().flatten())
-        .map(|d| d.nodes)
+        .and_then(|(store, id)| store.nodes(id).ok())
         .unwrap_or_default();
     let in_flight: Vec<&crate::store::NodeRow> = nodes.iter().filter(|n| n.state.is_in_flight()).collect();
     match press {
