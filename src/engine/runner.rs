@@ -91,6 +91,17 @@ impl<C: Connection> Connections<C> {
         }
     }
 
+    /// How each open connection reaches its node ([`Connection::describe`]).
+    pub async fn describe_all(&self) -> Vec<(NodeId, String)> {
+        let mut v = Vec::new();
+        for (id, c) in &self.0 {
+            if let Some(d) = c.describe().await {
+                v.push((*id, d));
+            }
+        }
+        v
+    }
+
     pub async fn close_all(self) {
         let mut set = JoinSet::new();
         for (_, c) in self.0 {
