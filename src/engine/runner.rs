@@ -253,6 +253,11 @@ pub async fn check_all<K: Connector>(
             } else {
                 false
             };
+            // Nodes wait long for their turn: their masters are reopened when it comes,
+            // so no more than `forks` are open at once during the check.
+            if let Some(c) = &conn {
+                c.release().await;
+            }
             cx.events.send(RunEvent::NodeChecked {
                 node: job.node.name.clone(),
                 class: result.class,

@@ -102,6 +102,8 @@ pub struct SshConnection {
     options: SshOptions,
     connector: SshConnector,
     master: Mutex<Option<Arc<Master>>>,
+    /// The key exchange the last master negotiated (kept across `release`).
+    kex: std::sync::Mutex<Option<String>>,
     kills: Pending,
 }
 
@@ -115,6 +117,7 @@ impl Connector for SshConnector {
             options: self.options_for(node),
             connector: self.clone(),
             master: Mutex::new(None),
+            kex: std::sync::Mutex::new(None),
             kills: Pending::default(),
         };
         conn.live_master().await?;
@@ -138,6 +141,9 @@ impl SshConnection {
         let ctl = c.control_dir.join(n.to_string());
         match Master::launch(&c.setup, &self.host, &self.options, ctl).await {
             Ok(m) => {
+                if let (Some(k), Ok(mut last)) = (&m.kex, self.kex.lock()) {
+                    *last = Some(k.clone());
+                }
                 let m = Arc::new(m);
                 *slot = Some(Arc::clone(&m));
                 Ok(m)
@@ -153,9 +159,9 @@ impl SshConnection {
         }
     }
 
-    /// The key exchange the open master negotiated, when the connector logs it.
+    /// The key exchange the last master negotiated, when the connector logs it.
     pub async fn kex(&self) -> Option<String> {
-        self.master.lock().await.as_ref().and_then(|m| m.kex.clone())
+        self.kex.lock().ok().and_then(|k| k.clone())
     }
 
     /// The pid of the open master's ssh process (tests kill it to see a retry heal).
