@@ -70,6 +70,15 @@ pub fn plan(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -
                 window_text(&project, wf.window.as_deref()).as_deref()
             )
         );
+        let outside = wf.canary_outside_targets(&project.inventory);
+        if !outside.is_empty() {
+            let _ = writeln!(
+                out,
+                "  canary nodes not among the targets, left out: {} {}",
+                outside.len(),
+                project.inventory.names(&outside)
+            );
+        }
         let _ = writeln!(out, "  steps:");
         for s in &wf.steps {
             let check = if s.check.is_some() { "checked" } else { "unchecked" };
@@ -754,8 +763,7 @@ type Started = Arc<Mutex<Option<(Store, String)>>>;
 /// press does; the third exits the process at once.
 fn acknowledge(press: u32, running: bool, run: Option<&(Store, String)>) {
     let nodes = run
-        .and_then(|(store, id)| store.run(id).ok().flatten())
-        .map(|d| d.nodes)
+        .and_then(|(store, id)| store.nodes(id).ok())
         .unwrap_or_default();
     let in_flight: Vec<&crate::store::NodeRow> = nodes.iter().filter(|n| n.state.is_in_flight()).collect();
     match press {

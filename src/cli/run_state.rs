@@ -245,13 +245,12 @@ pub fn status_of(outcome: Option<&Outcome>) -> RunStatus {
 /// whether the run has them drained: what an interrupted run leaves unsure.
 pub async fn in_flight(store: &Store, run: &str) -> Vec<(String, NodeState, bool)> {
     let (store, run) = (store.clone(), run.to_string());
-    tokio::task::spawn_blocking(move || store.run(&run))
+    tokio::task::spawn_blocking(move || store.nodes(&run))
         .await
         .ok()
         .and_then(Result::ok)
-        .flatten()
-        .map(|d| {
-            d.nodes
+        .map(|nodes| {
+            nodes
                 .into_iter()
                 .filter(|n| n.state.is_in_flight())
                 .map(|n| (n.node, n.state, n.drained_by_us))

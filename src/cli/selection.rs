@@ -95,21 +95,27 @@ pub fn transport(
 }
 
 pub fn load(t: &Target, color: bool, err: &mut dyn Write) -> Result<(Project, usize), i32> {
-    let project = Project::load(&t.site).map_err(|diags| {
+    let wanted = |w: &Workflow| {
+        w.name == t.workflow || w.file == t.workflow || w.file.ends_with(&format!("/{}", t.workflow))
+    };
+    // Another workflow's broken file is a warning here; the site, the inventory and the
+    // chosen workflow must be valid.
+    let project = Project::load_for(&t.site, &wanted).map_err(|diags| {
         for d in &diags {
             let _ = writeln!(err, "{}\n", d.render(color));
         }
+        let n = diags.iter().filter(|d| !d.warning).count();
         let _ = writeln!(
             err,
-            "error: the site is invalid ({} problem{}); run `drover validate` for details",
-            diags.len(),
-            if diags.len() == 1 { "" } else { "s" }
+            "error: the site is invalid ({n} problem{}); run `drover validate` for details",
+            if n == 1 { "" } else { "s" }
         );
         exit_code::INVALID_CONFIG
     })?;
-    let found = project.workflows.iter().position(|w| {
-        w.name == t.workflow || w.file == t.workflow || w.file.ends_with(&format!("/{}", t.workflow))
-    });
+    for d in &project.warnings {
+        let _ = writeln!(err, "{}\n", d.render(color));
+    }
+    let found = project.workflows.iter().position(wanted);
     match found {
         Some(i) => Ok((project, i)),
         None => {

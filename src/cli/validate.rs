@@ -12,6 +12,11 @@ pub fn validate(path: &Path, json: bool, color: bool, out: &mut dyn Write, err: 
     match Project::load(path) {
         Ok(p) => {
             let inv = &p.inventory;
+            if !json {
+                for d in &p.warnings {
+                    let _ = writeln!(err, "{}\n", d.render(color));
+                }
+            }
             if json {
                 let v = json!({
                     "ok": true,
@@ -22,6 +27,7 @@ pub fn validate(path: &Path, json: bool, color: bool, out: &mut dyn Write, err: 
                     "workflows": p.workflows.iter().map(|w| json!({"name": w.name, "version": w.version, "file": w.file})).collect::<Vec<_>>(),
                     "quoting_opt_outs": p.quoting_opt_outs,
                     "errors": [],
+                    "warnings": p.warnings,
                 });
                 let _ = writeln!(out, "{v}");
             } else {
@@ -58,11 +64,16 @@ pub fn validate(path: &Path, json: bool, color: bool, out: &mut dyn Write, err: 
             }
             exit_code::OK
         }
-        Err(diags) => {
+        Err(all) => {
+            let (warnings, diags): (Vec<_>, Vec<_>) = all.iter().partition(|d| d.warning);
             if json {
-                let _ = writeln!(out, "{}", json!({ "ok": false, "errors": diags }));
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    json!({ "ok": false, "errors": diags, "warnings": warnings })
+                );
             } else {
-                for d in &diags {
+                for d in &all {
                     let _ = writeln!(err, "{}\n", d.render(color));
                 }
                 let files: std::collections::BTreeSet<&str> = diags.iter().map(|d| d.file.as_str()).collect();

@@ -30,6 +30,10 @@ pub struct Diagnostic {
     /// How many characters to underline from the column on.
     #[serde(skip)]
     pub width: usize,
+    /// A warning (something accepted that may not do what was meant) rather than an
+    /// error; warnings are listed apart (`"warnings"` in JSON) and never fail a command.
+    #[serde(skip)]
+    pub warning: bool,
 }
 
 impl Diagnostic {
@@ -42,7 +46,15 @@ impl Diagnostic {
             help: None,
             source_line: None,
             width: 0,
+            warning: false,
         }
+    }
+
+    /// The same diagnostic as a warning.
+    #[must_use]
+    pub fn as_warning(mut self) -> Self {
+        self.warning = true;
+        self
     }
 
     #[must_use]
@@ -59,7 +71,12 @@ impl Diagnostic {
         } else {
             Renderer::plain()
         };
-        let title = Level::ERROR.primary_title(self.message.as_str());
+        let level = if self.warning {
+            Level::WARNING
+        } else {
+            Level::ERROR
+        };
+        let title = level.primary_title(self.message.as_str());
         let mut groups = Vec::new();
         match (&self.location, &self.source_line) {
             (Some(loc), Some(line)) => {
@@ -125,5 +142,6 @@ mod tests {
         );
         let d = Diagnostic::file("wf", "not found");
         assert_eq!(d.render(false), "error: not found\n --> wf");
+        assert_eq!(d.as_warning().render(false), "warning: not found\n --> wf");
     }
 }

@@ -179,7 +179,14 @@ impl<K: Connector> NodeCycle<'_, K> {
             }
             let started = Instant::now();
             let result: Result<StepOutput, NodeError> = match &step.action {
-                Action::Reboot(r) => self.reboot(conn, r, attempt, i, must_resume).await,
+                Action::Reboot(r) => match self.reboot(conn, r, attempt, i, must_resume).await {
+                    Err(NodeError::Journal(e)) => Err(NodeError::Journal(e)),
+                    Err(e) => Err(NodeError::InStep {
+                        step: step.name.clone(),
+                        source: Box::new(e),
+                    }),
+                    ok => ok,
+                },
                 _ => match conn.as_ref() {
                     Some(c) => self.job.step(c, step).await,
                     None => Err(StepError::NoConnection),

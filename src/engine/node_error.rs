@@ -15,6 +15,13 @@ pub enum NodeError {
         #[source]
         source: StepError,
     },
+    /// A reboot step's failure, named after its step like any step's.
+    #[error("step `{step}`: {source}")]
+    InStep {
+        step: String,
+        #[source]
+        source: Box<NodeError>,
+    },
     #[error("{hook} hook: {source}")]
     Hook {
         hook: &'static str,
@@ -54,6 +61,7 @@ impl NodeError {
         match self {
             NodeError::Step { source, .. } | NodeError::Reboot(source) => source.exit_code(),
             NodeError::RebootRefused { code, .. } => Some(*code),
+            NodeError::InStep { source, .. } => source.exit_code(),
             _ => None,
         }
     }
@@ -63,6 +71,7 @@ impl NodeError {
             NodeError::Step { source, .. } | NodeError::Reboot(source) => source.output_tail().to_string(),
             NodeError::RebootRefused { tail, .. } => tail.clone(),
             NodeError::Health { last, .. } | NodeError::NotBack { last } => last.clone(),
+            NodeError::InStep { source, .. } => source.output_tail(),
             _ => String::new(),
         }
     }

@@ -26,6 +26,8 @@ pub struct Project {
     pub templates: Arc<TemplateEngine>,
     /// Every `| raw` in a command or hook, for review (`validate --json`).
     pub quoting_opt_outs: Vec<QuotingOptOut>,
+    /// Things accepted that may not do what was meant, in file order.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Project {
@@ -34,15 +36,37 @@ impl Project {
     /// fails to parse does not hide the problems of the others.
     pub fn load(path: &FsPath) -> Result<Project, Vec<Diagnostic>> {
         let mut diags = Vec::new();
-        let project = Self::load_into(path, &mut diags);
-        sort_by_file_and_position(&mut diags);
-        match project {
-            Some(p) if diags.is_empty() => Ok(p),
-            _ => Err(diags),
-        }
+        let mut files = Vec::new();
+        let project = Self::load_into(path, &mut diags, &mut files);
+        finish(project, diags)
     }
 
-    fn load_into(path: &FsPath, diags: &mut Vec<Diagnostic>) -> Option<Project> {
+    /// [`load`](Self::load) for a command on one workflow (`plan`, `check`, `run`): a
+    /// broken *other* workflow file is a warning, not a reason to refuse. A broken site
+    /// config or inventory still blocks everything, and so does a problem in the file of
+    /// the workflow `wanted` picks (or any problem, when no valid workflow is picked).
+    pub fn load_for(path: &FsPath, wanted: &dyn Fn(&Workflow) -> bool) -> Result<Project, Vec<Diagnostic>> {
+        let mut diags = Vec::new();
+        let mut files = Vec::new();
+        let project = Self::load_into(path, &mut diags, &mut files);
+        if let Some(p) = &project
+            && let Some(w) = p.workflows.iter().find(|w| wanted(w))
+        {
+            for d in &mut diags {
+                if !d.warning && d.file != w.file && files.contains(&d.file) {
+                    d.warning = true;
+                    d.message = format!(
+                        "{} (in another workflow; `{}` goes on without it)",
+                        d.message, w.name
+                    );
+                }
+            }
+        }
+        finish(project, diags)
+    }
+
+    /// Loads into `diags` (errors and warnings); `files` gets every workflow file read.
+    fn load_into(path: &FsPath, diags: &mut Vec<Diagnostic>, files: &mut Vec<String>) -> Option<Project> {
         let site_path = if path.is_dir() {
             path.join(SITE_FILE)
         } else {
@@ -87,6 +111,35 @@ impl Project {
         let site = Site::from_raw(&raw, &root, &templates)
             .map_err(|ps| diags.extend(ps.iter().map(|p| site_doc.diagnostic(p))))
             .ok()?;
+        // Settings this version accepts (so sites can be written for what comes next) but
+        // does not act on: say so, rather than let a site believe it is notified.
+        for (key, set, what) in [
+            (
+                "notifications",
+                raw.notifications.slack.is_some(),
+                "drover sends no notifications yet",
+            ),
+            (
+                "server",
+                raw.server.is_some(),
+                "there is no daemon or REST API yet",
+            ),
+        ] {
+            if set {
+                let at = match key {
+                    "notifications" => Path::root().key(key).key("slack"),
+                    _ => Path::root().key(key),
+                };
+                diags.push(
+                    site_doc
+                        .diagnostic(&Problem::key(
+                            at.clone(),
+                            format!("`{at}` is accepted but not in effect in this version: {what}"),
+                        ))
+                        .as_warning(),
+                );
+            }
+        }
         let mut quoting_opt_outs = site
             .drain
             .as_ref()
@@ -96,10 +149,10 @@ impl Project {
         let inventory = load_inventory(&site.inventory, diags);
 
         let mut workflows = Vec::new();
-        let files = workflow_files(&site.workflows, diags);
         let mut names: HashMap<String, String> = HashMap::new();
-        for file in files {
+        for file in workflow_files(&site.workflows, diags) {
             let shown = display(&file);
+            files.push(shown.clone());
             let (doc, warnings) = match Document::read(&file, &shown) {
                 Ok(d) => d,
                 Err(e) => {
@@ -171,6 +224,27 @@ impl Project {
                             ),
                         );
                     }
+                    if let Some(inv) = &inventory {
+                        let outside = w.canary_outside_targets(inv);
+                        if !outside.is_empty() {
+                            diags.push(
+                                doc.diagnostic(
+                                    &Problem::value(
+                                        Path::root().key("canary").key("nodes"),
+                                        format!(
+                                            "canary {} not among the targets and left out of the canary phase",
+                                            match outside.as_slice() {
+                                                [one] => format!("node `{}` is", inv.node(*one).name),
+                                                many => format!("nodes `{}` are", inv.names(many)),
+                                            }
+                                        ),
+                                    )
+                                    .with_help("canary nodes are taken from the targets; add them to `targets` or drop them here"),
+                                )
+                                .as_warning(),
+                            );
+                        }
+                    }
                     quoting_opt_outs.extend(workflow_opt_outs(&w, &doc));
                     workflows.push(w);
                 }
@@ -185,11 +259,29 @@ impl Project {
             workflows,
             templates,
             quoting_opt_outs,
+            warnings: Vec::new(),
         })
     }
 
     pub fn workflow(&self, name: &str) -> Option<&Workflow> {
         self.workflows.iter().find(|w| w.name == name)
+    }
+}
+
+/// Sorts, then splits the warnings off: the project is only given when no error is left.
+fn finish(project: Option<Project>, mut diags: Vec<Diagnostic>) -> Result<Project, Vec<Diagnostic>> {
+    sort_by_file_and_position(&mut diags);
+    let (warnings, errors): (Vec<Diagnostic>, Vec<Diagnostic>) = diags.into_iter().partition(|d| d.warning);
+    match project {
+        Some(mut p) if errors.is_empty() => {
+            p.warnings = warnings;
+            Ok(p)
+        }
+        _ => {
+            let mut all: Vec<Diagnostic> = errors.into_iter().chain(warnings).collect();
+            sort_by_file_and_position(&mut all);
+            Err(all)
+        }
     }
 }
 

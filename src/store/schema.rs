@@ -215,7 +215,10 @@ pub(super) fn create(path: &Path) -> Result<bool, StoreError> {
     let linked = built.and_then(|()| match std::fs::hard_link(&tmp, path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(create_err(e)),
+        // A file system without hard links: a rename also puts the file in place whole,
+        // but would replace one another process put there meanwhile, so look first.
+        Err(_) if path.exists() => Ok(false),
+        Err(_) => std::fs::rename(&tmp, path).map(|()| true).map_err(create_err),
     });
     let _ = std::fs::remove_file(&tmp);
     let _ = std::fs::remove_file(tmp.with_file_name(format!(

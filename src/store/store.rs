@@ -12,6 +12,7 @@ use super::controller::Controller;
 use super::held_node::HeldNode;
 use super::lease::Lease;
 use super::lease_conflict::LeaseConflict;
+use super::node_row::NodeRow;
 use super::node_state::NodeState;
 use super::op::{Answer, Op};
 use super::run_detail::RunDetail;
@@ -226,6 +227,13 @@ impl Store {
     /// The run with its plan, nodes (in plan order) and step attempts.
     pub fn run(&self, id: &str) -> Result<Option<RunDetail>, StoreError> {
         RunDetail::load(&mut self.reader(), id).map_err(|e| self.error(format!("read run `{id}`"), e))
+    }
+
+    /// The run's nodes as last recorded, in plan order, without its plan or step
+    /// results (which can be large): for a quick look during a run.
+    pub fn nodes(&self, run: &str) -> Result<Vec<NodeRow>, StoreError> {
+        NodeRow::of_run(&self.reader(), run)
+            .map_err(|e| self.error(format!("read the nodes of run `{run}`"), e))
     }
 
     /// Runs still marked Running whose controller is gone: same host and the pid is not
@@ -1394,6 +1402,47 @@ mod tests {
             .filter(|n| n.starts_with('.'))
             .collect();
         assert_eq!(names, Vec::<String>::new());
+    }
+
+    #[test]
+    fn stores_opening_a_fresh_file_at_once_all_get_the_same_database() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("drover.db");
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let stores: Vec<Store> = (0..8)
+            .map(|_| {
+                let (barrier, path) = (Arc::clone(&barrier), path.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Store::open(&path)
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap().expect("every open succeeds"))
+            .collect();
+        stores[3]
+            .write_blocking(vec![created(
+                "r1",
+                &["a"],
+                Controller::this(),
+                ts("2026-01-01T00:00:00Z"),
+            )])
+            .unwrap();
+        for s in &stores {
+            assert_eq!(s.runs().unwrap().len(), 1, "one database for all");
+        }
+        let leftovers = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".new")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
     }
 
     #[test]

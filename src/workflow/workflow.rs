@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::file_mode::FileMode;
 use super::raw_workflow::Change;
+use crate::inventory::{Inventory, NodeId};
 use crate::site::DrainHooks;
 use crate::units::Amount;
 
@@ -40,6 +41,28 @@ pub struct Workflow {
 }
 
 impl Workflow {
+    /// Nodes an explicit `canary: { nodes }` names that are not targets (after
+    /// `exclude`): the plan leaves them out of the canary phase, so validation warns.
+    pub fn canary_outside_targets(&self, inv: &Inventory) -> Vec<NodeId> {
+        let CanarySelect::Nodes(sel) = &self.canary.select else {
+            return Vec::new();
+        };
+        let root = crate::yaml::Path::root();
+        let (Ok(canary), Ok(targets), Ok(excluded)) = (
+            inv.select(sel, &root),
+            inv.select(&self.targets, &root),
+            inv.select(&self.exclude, &root),
+        ) else {
+            return Vec::new();
+        };
+        let targets: std::collections::HashSet<NodeId> = targets.into_iter().collect();
+        let excluded: std::collections::HashSet<NodeId> = excluded.into_iter().collect();
+        canary
+            .into_iter()
+            .filter(|id| !targets.contains(id) || excluded.contains(id))
+            .collect()
+    }
+
     /// The longest any step may run: how long a resumed run waits for a step a dead
     /// controller left running.
     pub fn max_step_timeout(&self) -> Duration {

@@ -193,6 +193,7 @@ impl Document {
             help,
             source_line: location.map(|l| line(l.line).replace('\t', " ")),
             width,
+            warning: false,
         }
     }
 

@@ -117,11 +117,17 @@ impl DrainFleet {
     }
 
     fn spawn(&self, args: &[&str], io: &Path) -> Child {
+        self.spawn_with(args, io, "")
+    }
+
+    /// `spawn` with `DROVER_FAULT=fault` (see `engine::fault`).
+    fn spawn_with(&self, args: &[&str], io: &Path, fault: &str) -> Child {
         Command::new(env!("CARGO_BIN_EXE_drover"))
             .args(args)
             .arg("--site")
             .arg(self.site.path())
             .env("NO_COLOR", "1")
+            .env("DROVER_FAULT", fault)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(io.join("out")).expect("stdout file"))
             .stderr(std::fs::File::create(io.join("err")).expect("stderr file"))
@@ -130,8 +136,12 @@ impl DrainFleet {
     }
 
     fn drover(&self, args: &[&str]) -> Out {
+        self.drover_with(args, "")
+    }
+
+    fn drover_with(&self, args: &[&str], fault: &str) -> Out {
         let io = tempfile::tempdir().expect("io");
-        let mut child = self.spawn(args, io.path());
+        let mut child = self.spawn_with(args, io.path(), fault);
         let t = Instant::now();
         let status = loop {
             if let Some(s) = child.try_wait().expect("wait") {
@@ -576,5 +586,67 @@ fn a_node_the_scheduler_never_takes_back_fails_held_with_the_reason() {
             .reason(&node(0))
             .is_some_and(|r| r.contains("did not have it back")),
         "{out}"
+    );
+}
+
+/// A resumed run waits for the nodes a dead controller left rebooting; a wait that
+/// panics (a drover bug) is that node's failure — held drained, with the reason — not
+/// "came back fine".
+#[test]
+fn a_panicked_reboot_wait_on_resume_fails_that_node() {
+    let f = DrainFleet::start(
+        2,
+        "",
+        &workflow(
+            "{ batch: [\"100%\"], max_unavailable: 1, failure_budget: { per_run: 1 } }",
+            "{ size: 0 }",
+            "0.1",
+            &[PATCH, REBOOT],
+        ),
+        "60s",
+        "hold",
+    );
+    let reboots = f.tb.reboot_service(Duration::from_millis(3000)).expect("reboots");
+    let io = tempfile::tempdir().expect("io");
+    let mut child = f.spawn(&["run", "w", "--tags", "drain", "--yes", "--json"], io.path());
+    let t = Instant::now();
+    let rebooting = loop {
+        if let Some(r) = reboots.reboots().iter().find(|r| !r.is_done()) {
+            break r.index;
+        }
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "drover ended before the reboot"
+        );
+        assert!(t.elapsed() < Duration::from_secs(60), "no reboot began");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let list = f.drover(&["runs", "list", "--json"]);
+    let runs: Value = serde_json::from_str(list.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {list}"));
+    let id = runs[0]["id"].as_str().expect("run id").to_string();
+    let fault = format!("panic-reboot-wait={}", node(rebooting));
+    let resumed = f.drover_with(&["runs", "resume", &id, "--yes", "--json"], &fault);
+    drop(reboots);
+    let s = resumed.summary();
+    let failed = s["failed"].as_array().expect("failed");
+    assert_eq!(failed.len(), 1, "{resumed}");
+    assert_eq!(failed[0]["node"], node(rebooting), "{resumed}");
+    let error = failed[0]["error"].as_str().expect("error");
+    assert!(
+        error.contains("waiting for its reboot") && error.contains("panicked"),
+        "{error}"
+    );
+    assert_eq!(
+        f.sched.state(&node(rebooting)),
+        "drained",
+        "held drained: {resumed}"
+    );
+    assert!(
+        f.sched
+            .reason(&node(rebooting))
+            .is_some_and(|r| r.contains("panicked")),
+        "{resumed}"
     );
 }

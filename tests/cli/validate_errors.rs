@@ -264,6 +264,12 @@ error: unknown key `connect_timout` in `ssh`
   |
   = help: did you mean `connect_timeout`?
 
+warning: `server` is accepted but not in effect in this version: there is no daemon or REST API yet
+  --> drover.yml:10:1
+   |
+10 | server:
+   | ^^^^^^
+
 error: unknown key `tokn` in `server`
   --> drover.yml:13:3
    |
@@ -2109,7 +2115,8 @@ fn json_output_for_a_missing_site_file() {
         v,
         serde_json::json!({
             "ok": false,
-            "errors": [{"file": "drover.yml", "message": "no drover.yml in the current directory: a site is a directory with a drover.yml"}]
+            "errors": [{"file": "drover.yml", "message": "no drover.yml in the current directory: a site is a directory with a drover.yml"}],
+            "warnings": []
         })
     );
 }

@@ -461,3 +461,88 @@ fn run_checks_template_names_again_with_extra_vars_before_touching_a_node() {
     assert!(out.stderr.contains("did you mean `prot`?"), "{}", out.stderr);
     assert!(!ran.exists(), "a node was touched");
 }
+
+#[test]
+fn canary_nodes_outside_the_targets_are_a_warning_and_a_plan_line() {
+    let site = Site::new().write(
+        "workflows/update.yml",
+        &WORKFLOW.replace("window: day\n", "window: day\ncanary: { nodes: [n01, login1] }\n"),
+    );
+    let out = site.run(&["validate", "."]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        "warning: canary node `login1` is not among the targets and left out of the canary phase
+ --> workflows/update.yml:6:18
+  |
+6 | canary: { nodes: [n01, login1] }
+  |                  ^^^^^^^^^^^^^^
+  |
+  = help: canary nodes are taken from the targets; add them to `targets` or drop them here
+
+"
+    );
+    let plan = site.run(&["plan", "update"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(
+        plan.stdout
+            .contains("  canary nodes not among the targets, left out: 1 login1\n"),
+        "{}",
+        plan.stdout
+    );
+}
+
+#[test]
+fn settings_not_in_effect_are_a_warning() {
+    let site = Site::new().write(
+        "drover.yml",
+        &format!(
+            "{SITE}notifications:\n  slack: {{ webhook_url: {{ env: HOOK }} }}\nserver:\n  listen: 127.0.0.1:8080\n  token: {{ env: TOKEN }}\n"
+        ),
+    );
+    let out = site.run(&["validate", "."]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning: `notifications.slack` is accepted but not in effect in this version: drover sends no notifications yet\n  --> drover.yml:14:3"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("warning: `server` is accepted but not in effect in this version: there is no daemon or REST API yet\n  --> drover.yml:15:1"),
+        "{}",
+        out.stderr
+    );
+    let json = site.run(&["validate", ".", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["warnings"].as_array().map(Vec::len), Some(2), "{v}");
+}
+
+#[test]
+fn a_broken_other_workflow_is_a_warning_for_plan_and_run_but_not_for_validate() {
+    let site = Site::new().write("workflows/broken.yml", "name: broken\nsteps: 3\n");
+    assert!(site.invalid().contains("workflows/broken.yml"));
+    let plan = site.run(&["plan", "update"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(
+        plan.stderr.contains(
+            "warning: missing required key `version` (in another workflow; `update` goes on without it)"
+        ),
+        "{}",
+        plan.stderr
+    );
+    let run = site.run(&[
+        "run",
+        "update",
+        "--transport",
+        "local",
+        "--yes",
+        "--ignore-window",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The chosen workflow itself, the site and the inventory still block everything.
+    let plan = site.run(&["plan", "broken"]);
+    assert_eq!(plan.code, exit_code::INVALID_CONFIG, "{}", plan.stderr);
+    let site = site.write("inventory.yml", "nodes: [\n");
+    let plan = site.run(&["plan", "update"]);
+    assert_eq!(plan.code, exit_code::INVALID_CONFIG, "{}", plan.stderr);
+}
