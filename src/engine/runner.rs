@@ -474,6 +474,11 @@ impl<K: Connector> Dispatch<K> {
                         .cycle(node, &reason)
                         .run(&mut conn, &list, from_step, attempt, was_drained)
                         .await;
+                    // The node's turn is over: its master is not held while the run goes
+                    // on (a retry or a hold reopens it).
+                    if let Some(c) = &conn {
+                        c.release().await;
+                    }
                     let _ = rtx.send(Report { node, conn, end });
                 });
                 self.task_node.insert(handle.id(), node);
