@@ -475,7 +475,7 @@ impl<K: Connector> Dispatch<K> {
                     .last_error
                     .get(&node)
                     .cloned()
-                    .unwrap_or_else(|| "run stopped before its retry".into());
+                    .unwrap_or_else(|| "the run stopped before this node's turn was over".into());
                 self.result.failed.push((node, error.clone()));
                 self.finish_node(node, false, Some(error.clone()));
                 let cx = Arc::clone(&self.cx);
