@@ -64,9 +64,9 @@ pub fn main() -> i32 {
             clap_complete::generate(shell, &mut cmd, "drover", &mut out);
             crate::exit_code::OK
         }
-        Command::Check { mut target } => {
+        Command::Check { mut target, verbose } => {
             target.color = color;
-            check(&target, color, &mut out, &mut err)
+            check(&target, verbose, color, &mut out, &mut err)
         }
         Command::Plan { mut target } => {
             target.color = color;

@@ -853,6 +853,19 @@ impl Rollout {
         if self.finished {
             return;
         }
+        // A dead run's node it left drained, which this run stopped before it got to:
+        // it fails here, drained, so it is held with a reason rather than left
+        // drained without one.
+        let mut left: Vec<NodeId> = self
+            .drained
+            .iter()
+            .copied()
+            .filter(|n| self.state(*n) == NodeState::Pending)
+            .collect();
+        left.sort();
+        for node in left {
+            self.settle_failed(node, out);
+        }
         self.finished = true;
         let outcome = match &self.stopping {
             Some(s) => Outcome::Stopped { stop: s.clone() },
@@ -1535,5 +1548,49 @@ mod tests {
             }]
         );
         assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(0)))), vec![2]);
+    }
+
+    /// Found by the property test: a dead run's drained node that the resumed run
+    /// stopped before getting to was left drained without a reason.
+    #[test]
+    fn a_stop_fails_a_drained_node_the_dead_run_left_so_it_is_held() {
+        let p = plan(&[], &[&[0, 1]], None, 5, 0);
+        let mut spec = drain_spec(5, &[0, 1], &[0, 1]);
+        spec.max_in_flight = 1;
+        spec.prior = [
+            (
+                NodeId(0),
+                Prior::InProgress {
+                    attempt: 1,
+                    drained: true,
+                },
+            ),
+            (
+                NodeId(1),
+                Prior::InProgress {
+                    attempt: 1,
+                    drained: true,
+                },
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let mut r = Rollout::new(&p, spec);
+        assert_eq!(starts(&r.start()), vec![0]);
+        r.handle(Input::Interrupt);
+        let a = r.handle(Input::Succeeded(NodeId(0)));
+        assert!(
+            a.contains(&Action::NodeFailed {
+                node: NodeId(1),
+                drained: true
+            }),
+            "{a:?}"
+        );
+        assert_eq!(
+            finished(&a),
+            Some(Outcome::Stopped {
+                stop: StopReason::Interrupted
+            })
+        );
     }
 }

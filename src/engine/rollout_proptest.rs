@@ -11,7 +11,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::disruption::{Disruption, Limit};
-use super::rollout::{Action, Input, Outcome, Rollout, RolloutSpec, StopReason};
+use super::rollout::{Action, Input, Outcome, Prior, Rollout, RolloutSpec, StopReason};
 use crate::inventory::NodeId;
 use crate::plan::{Budgets, Plan};
 use crate::workflow::RetryPolicy;
@@ -36,6 +36,25 @@ struct Case {
     soak: bool,
     /// The world's choices, one per step.
     choices: Vec<u8>,
+    /// A resumed run: where a dead controller left each node (see [`prior`]).
+    priors: Option<Vec<u8>>,
+}
+
+/// Where a dead run left node `i`, from a random byte: mostly untouched.
+fn prior(c: &Case, i: usize, b: u8) -> Option<Prior> {
+    let drains = c.drains[i];
+    match b % 10 {
+        3 => Some(Prior::Succeeded),
+        4 => Some(Prior::Failed { drained: false }),
+        5 if drains => Some(Prior::Failed { drained: true }),
+        6 if drains => Some(Prior::Held),
+        7 => Some(Prior::Skipped),
+        8 => Some(Prior::InProgress {
+            attempt: 1 + u32::from(b % 2),
+            drained: drains && b.is_multiple_of(3),
+        }),
+        _ => None,
+    }
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -57,12 +76,13 @@ fn case() -> impl Strategy<Value = Case> {
                 proptest::collection::vec((0usize..n, 0usize..n), 0..4),
                 any::<bool>(),
                 proptest::collection::vec(any::<u8>(), 0..300),
+                proptest::option::weighted(0.3, proptest::collection::vec(any::<u8>(), n)),
             ),
         )
             .prop_map(
                 |(
                     (n, canary, batch_sizes, per_batch, per_run, forks, retries),
-                    (drains, max_unavailable, ha, hosts, soak, choices),
+                    (drains, max_unavailable, ha, hosts, soak, choices, priors),
                 )| {
                     let mut used = HashSet::new();
                     let ha = ha
@@ -71,10 +91,20 @@ fn case() -> impl Strategy<Value = Case> {
                         .filter(|(start, len)| (*start..start + len).all(|i| used.insert(i)))
                         .collect();
                     let mut vms = HashSet::new();
-                    let hosted_on = hosts
+                    let hosted_on: Vec<(usize, usize)> = hosts
                         .into_iter()
                         .filter(|(vm, host)| vm < host && vms.insert(*vm) && !vms.contains(host))
                         .collect();
+                    // A dead run started a draining host only after its VMs ended.
+                    let mut priors = priors;
+                    if let Some(p) = priors.as_mut() {
+                        for &(vm, host) in &hosted_on {
+                            let (vm, host): (usize, usize) = (vm, host);
+                            if drains[host] && p[host] % 10 == 8 {
+                                p[vm] = 3;
+                            }
+                        }
+                    }
                     Case {
                         n,
                         canary: canary.min(n - 1),
@@ -89,6 +119,7 @@ fn case() -> impl Strategy<Value = Case> {
                         hosted_on,
                         soak,
                         choices,
+                        priors,
                     }
                 },
             )
@@ -149,7 +180,14 @@ fn build(c: &Case) -> (Plan, RolloutSpec, Vec<Limit>) {
     for (vm, host) in &c.hosted_on {
         hosted.entry(NodeId(*host)).or_default().push(NodeId(*vm));
     }
+    let prior = c
+        .priors
+        .iter()
+        .flat_map(|p| p.iter().enumerate())
+        .filter_map(|(i, b)| prior(c, i, *b).map(|p| (NodeId(i), p)))
+        .collect();
     let spec = RolloutSpec {
+        prior,
         drains: (0..c.n).filter(|i| c.drains[*i]).map(NodeId).collect(),
         disruption: Disruption::new(
             limits.clone(),
@@ -199,6 +237,66 @@ proptest! {
         let canary: HashSet<usize> = (0..c.canary).collect();
         let mut r = Rollout::new(&plan, spec);
         let mut w = World::default();
+        // What the dead run left: finished nodes, and drained ones.
+        let mut inherited = HashSet::new();
+        // Left drained mid-turn: failed (and so held) if the run stops before them.
+        let mut dead_drained = HashSet::new();
+        for (i, b) in c.priors.iter().flat_map(|p| p.iter().enumerate()) {
+            match prior(&c, i, *b) {
+                Some(Prior::Succeeded) => {
+                    w.finals.insert(i, "succeeded");
+                }
+                Some(Prior::Failed { drained }) => {
+                    w.finals.insert(i, "failed");
+                    w.failures += 1;
+                    if drained {
+                        w.drained.insert(i);
+                        w.held_failed.insert(i);
+                    }
+                    if canary.contains(&i) {
+                        w.canary_failed = true;
+                        w.stopped = true;
+                    }
+                }
+                Some(Prior::Held) => {
+                    w.finals.insert(i, "held");
+                    w.drained.insert(i);
+                }
+                Some(Prior::Skipped) => {
+                    w.finals.insert(i, "skipped");
+                }
+                Some(Prior::InProgress { drained: true, .. }) => {
+                    w.drained.insert(i);
+                    dead_drained.insert(i);
+                }
+                Some(Prior::InProgress { .. }) | None => {}
+            }
+            if w.finals.contains_key(&i) {
+                inherited.insert(i);
+            }
+        }
+        if w.failures > c.per_run {
+            w.stopped = true;
+        }
+        // A dead run may have left a limit over its maximum (held nodes): it must
+        // never grow past that, nor past the maximum otherwise.
+        let down_of = |w: &World, l: &Limit| {
+            // Down with their host, transitively (VMs of VMs).
+            let mut down: BTreeSet<usize> = w.drained.clone();
+            loop {
+                let more: Vec<usize> = host_of
+                    .iter()
+                    .filter(|(vm, host)| down.contains(host) && !down.contains(vm))
+                    .map(|(vm, _)| *vm)
+                    .collect();
+                if more.is_empty() {
+                    break;
+                }
+                down.extend(more);
+            }
+            l.members.iter().filter(|m| down.contains(&m.0)).count()
+        };
+        let allowed: Vec<usize> = limits.iter().map(|l| l.max.max(down_of(&w, l))).collect();
         let mut pending = r.start();
         let mut choices = c.choices.iter().copied();
         for _ in 0..10_000 {
@@ -212,9 +310,11 @@ proptest! {
                         prop_assert!(w.running.insert(id), "node {id} started twice");
                         w.retry_wait.remove(&id);
                         w.started_ever.insert(id);
+                        // A host only goes down once its VMs in the run are done (one
+                        // still drained, by a dead run or its last attempt, is down
+                        // already).
                         if drains.contains(&id) {
-                            // A host only goes down once its VMs in the run are done.
-                            for (vm, host) in &host_of {
+                            for (vm, host) in host_of.iter().filter(|_| !w.drained.contains(&id)) {
                                 if *host == id {
                                     prop_assert!(
                                         w.finals.contains_key(vm),
@@ -257,16 +357,10 @@ proptest! {
                 }
             }
             // No limit is exceeded by what is really down (a VM is down with its host).
-            let mut down: BTreeSet<usize> = w.drained.clone();
-            for (vm, host) in &host_of {
-                if w.drained.contains(host) {
-                    down.insert(*vm);
-                }
-            }
             prop_assert!(w.running.len() <= c.forks.max(1), "more than forks in flight");
-            for l in &limits {
-                let out = l.members.iter().filter(|m| down.contains(&m.0)).count();
-                prop_assert!(out <= l.max, "{}: {} down of at most {}", l.name, out, l.max);
+            for (l, max) in limits.iter().zip(&allowed) {
+                let out = down_of(&w, l);
+                prop_assert!(out <= *max, "{}: {} down of at most {}", l.name, out, max);
             }
             if w.outcome.is_some() {
                 break;
@@ -353,8 +447,9 @@ proptest! {
         // above); one that never started ended in none.
         for id in 0..c.n {
             let ended = w.finals.contains_key(&id);
-            let started = w.started_ever.contains(&id);
-            prop_assert_eq!(ended, started, "node {}", id);
+            let started = w.started_ever.contains(&id) || inherited.contains(&id);
+            let given_up = dead_drained.contains(&id) && w.finals.get(&id) == Some(&"failed");
+            prop_assert!(ended == started || given_up, "node {} started {} ended {}", id, started, ended);
         }
         if w.canary_failed {
             let bulk_started = w.started_ever.iter().any(|id| !canary.contains(id));
