@@ -127,3 +127,26 @@ fn a_template_source_that_is_a_fifo_is_refused_at_validate() {
     );
     assert!(out.stderr.contains("workflows/update.yml:"), "{}", out.stderr);
 }
+
+/// Templates have no loader: `{% include %}` and friends compiled, passed `validate`, and
+/// failed with "template not found" on the canary.
+#[test]
+fn templates_that_load_other_templates_are_refused_at_validate() {
+    for (tag, text) in [
+        ("include", "{% include \"x\" %}"),
+        ("extends", "{% extends \"base\" %}"),
+        ("import", "{% import \"m\" as m %}"),
+        ("from", "{% from \"m\" import f %}"),
+    ] {
+        let s = Site::new().write(
+            "workflows/update.yml",
+            &WORKFLOW.replace("apt-get -y upgrade", &format!("'echo {text}'")),
+        );
+        let err = s.invalid();
+        assert!(
+            err.contains(&format!("`{{% {tag} %}}` is not supported")),
+            "{tag}: {err}"
+        );
+        assert!(err.contains("workflows/update.yml:"), "{tag}: {err}");
+    }
+}
