@@ -698,6 +698,7 @@ fn crash_driver_kill_9_at_random_moments() {
             .expect("resume delay");
         f.sched.set_job(&node(2), Duration::from_secs(3)).expect("job");
         let reboots = f.tb.reboot_service(Duration::from_millis(800)).expect("reboots");
+        let mon = f.monitor(vec![]);
         let io = tempfile::tempdir().expect("io");
         let mut child = f.spawn(&["run", "w", "--tags", "hot,drain", "--yes", "--json"], io.path());
         let pid = child.id();
@@ -741,6 +742,28 @@ fn crash_driver_kill_9_at_random_moments() {
         eprintln!("  run status after kill: {status}");
         if status == "running" {
             let id = runs[0]["id"].as_str().expect("run id").to_string();
+            // `DROVER_KILL_RESUME_AT=ms`: the resume is killed too, then resumed again.
+            if let Some(at) = std::env::var("DROVER_KILL_RESUME_AT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                let io = tempfile::tempdir().expect("io");
+                let mut child = f.spawn(&["runs", "resume", &id, "--yes", "--json"], io.path());
+                let rpid = child.id();
+                std::thread::sleep(Duration::from_millis(at));
+                let ended = child.try_wait().expect("wait").is_some();
+                let _ = child.kill();
+                let _ = child.wait();
+                let out = std::fs::read_to_string(io.path().join("out")).unwrap_or_default();
+                let last = out.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
+                eprintln!("  resume killed at {at} ms (ended first: {ended}); last event: {last}");
+                let pattern = format!("drover-{rpid}/");
+                let t = Instant::now();
+                while !super::bed::processes(&pattern).is_empty() {
+                    assert!(t.elapsed() < Duration::from_secs(6), "resume's masters linger");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
             let resumed = f.drover(&["runs", "resume", &id, "--yes", "--json"]);
             eprintln!("  resume exit {}", resumed.code);
             assert_eq!(resumed.code, exit_code::OK, "delay {delay}: {resumed}");
@@ -765,6 +788,9 @@ fn crash_driver_kill_9_at_random_moments() {
             );
         }
         assert_eq!(f.all_idle(), vec![], "delay {delay}");
+        let report = mon.stop();
+        eprintln!("  most unavailable at once: {}", report.max_unavailable);
+        assert_within(&report, 2);
         drop(reboots);
     }
 }
