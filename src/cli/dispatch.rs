@@ -56,7 +56,7 @@ pub fn main() -> i32 {
             }
         },
         Command::Schema { out: dir, check } => schema(&dir, check, &mut out, &mut err),
-        Command::Check { target } => check(&target, color, &mut out, &mut err),
+        Command::Check { target, verbose } => check(&target, verbose, color, &mut out, &mut err),
         Command::Plan { target } => plan(&target, color, &mut out, &mut err),
         Command::Run {
             target,

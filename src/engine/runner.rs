@@ -91,6 +91,17 @@ impl<C: Connection> Connections<C> {
         }
     }
 
+    /// How each open connection reaches its node ([`Connection::describe`]).
+    pub async fn describe_all(&self) -> Vec<(NodeId, String)> {
+        let mut v = Vec::new();
+        for (id, c) in &self.0 {
+            if let Some(d) = c.describe().await {
+                v.push((*id, d));
+            }
+        }
+        v
+    }
+
     pub async fn close_all(self) {
         let mut set = JoinSet::new();
         for (_, c) in self.0 {
@@ -242,6 +253,11 @@ pub async fn check_all<K: Connector>(
             } else {
                 false
             };
+            // Nodes wait long for their turn: their masters are reopened when it comes,
+            // so no more than `forks` are open at once during the check.
+            if let Some(c) = &conn {
+                c.release().await;
+            }
             cx.events.send(RunEvent::NodeChecked {
                 node: job.node.name.clone(),
                 class: result.class,
@@ -458,6 +474,11 @@ impl<K: Connector> Dispatch<K> {
                         .cycle(node, &reason)
                         .run(&mut conn, &list, from_step, attempt, was_drained)
                         .await;
+                    // The node's turn is over: its master is not held while the run goes
+                    // on (a retry or a hold reopens it).
+                    if let Some(c) = &conn {
+                        c.release().await;
+                    }
                     let _ = rtx.send(Report { node, conn, end });
                 });
                 self.task_node.insert(handle.id(), node);
@@ -725,7 +746,14 @@ pub async fn execute<K: Connector>(
     };
     let mut control_open = true;
 
-    let mut pending = rollout.start();
+    // A press that came after the caller's last check (while the lease wait or the run
+    // record took their time) is honoured before any node starts, not after a wave of
+    // up to `forks` nodes has begun.
+    let mut pending = if pressed(&interrupts) {
+        rollout.handle(Input::Interrupt)
+    } else {
+        rollout.start()
+    };
     loop {
         for action in pending.drain(..) {
             d.act(action, conns);
@@ -904,6 +932,42 @@ mod tests {
         assert!(check_all(&cx, &plan.nodes, &irx).await.is_err());
         assert!(started.elapsed() < Duration::from_secs(10));
         drop(press.await);
+    }
+
+    /// A press pending when `execute` is called (it came after the CLI's last check)
+    /// starts no node: the step would create a file on each node it started.
+    #[tokio::test]
+    async fn a_pending_ctrl_c_starts_no_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("started");
+        let p = project(dir.path(), "\"false\"");
+        let mut wf = p.workflows[0].clone();
+        wf.steps[0].action = crate::workflow::Action::Run(format!("touch {}", marker.display()));
+        let mut cx = Arc::into_inner(context(&p)).unwrap();
+        cx.workflow = Arc::new(wf);
+        let cx = Arc::new(cx);
+        let plan = Plan::build(&p.inventory, &p.workflows[0], &PlanInput::default()).unwrap();
+        let work = Work {
+            steps: plan.nodes.iter().map(|id| (*id, vec![0])).collect(),
+            ..Work::default()
+        };
+        let spec = RolloutSpec::simple(cx.workflow.strategy.retries, cx.forks);
+        let (_itx, irx) = watch::channel(1u32);
+        let (_ctx, ctl) = mpsc::unbounded_channel();
+        let mut conns = Connections(HashMap::new());
+        let run = execute(Arc::clone(&cx), &plan, work, &mut conns, spec, irx, ctl);
+        let r = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("the run hung");
+        assert_eq!(
+            r.outcome,
+            Some(Outcome::Stopped {
+                stop: StopReason::Interrupted
+            })
+        );
+        assert!(r.succeeded.is_empty());
+        assert_eq!(r.not_started.len(), 3);
+        assert!(!marker.exists(), "a node ran its step after Ctrl-C");
     }
 
     /// A resumed run's node whose check failed is failed at once: a retry would only
