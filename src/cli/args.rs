@@ -40,6 +40,9 @@ pub enum Command {
     Check {
         #[command(flatten)]
         target: Target,
+        /// Also show how each node was reached (the negotiated ssh key exchange).
+        #[arg(short, long)]
+        verbose: bool,
     },
     /// Show, without touching a node, what `run` would do: exclusions, canary, batches,
     /// budgets, window.

@@ -118,9 +118,14 @@ fn plan_json(inv: &Inventory, plan: &Plan) -> serde_json::Value {
     })
 }
 
-pub fn check(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+pub fn check(t: &Target, verbose: bool, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    VERBOSE.store(verbose, std::sync::atomic::Ordering::Relaxed);
     session(t, None, color, out, err)
 }
+
+/// `check -v`: ask the transport how each node was reached. A process-wide flag rather
+/// than one more argument through the session, which `run` shares.
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 pub fn run(t: &Target, opts: &RunOptions, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     session(t, Some(opts), color, out, err)
@@ -213,7 +218,8 @@ pub(super) struct Prepared {
 }
 
 fn ssh(project: &Project) -> Result<SshConnector, String> {
-    SshConnector::new(project.site.ssh_setup(false), &project.inventory)
+    let verbose = VERBOSE.load(std::sync::atomic::Ordering::Relaxed);
+    SshConnector::new(project.site.ssh_setup(verbose), &project.inventory)
         .map_err(|e| format!("cannot create the ssh control directory: {e}"))
 }
 
@@ -413,7 +419,22 @@ pub(super) async fn flow<K: Connector>(
     } = checked;
 
     let Some(opts) = opts else {
+        let described = if VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
+            conns.describe_all().await
+        } else {
+            Vec::new()
+        };
         wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
+        if !t.json {
+            let mut described: Vec<(String, String)> = described
+                .into_iter()
+                .map(|(id, d)| (inv.node(id).name.clone(), d))
+                .collect();
+            described.sort();
+            for (name, d) in described {
+                let _ = writeln!(out, "{name}: {d}");
+            }
+        }
         if t.json {
             let _ = writeln!(out, "{}", check_json(inv, &results));
         } else {

@@ -91,6 +91,17 @@ impl<C: Connection> Connections<C> {
         }
     }
 
+    /// How each open connection reaches its node ([`Connection::describe`]).
+    pub async fn describe_all(&self) -> Vec<(NodeId, String)> {
+        let mut v = Vec::new();
+        for (id, c) in &self.0 {
+            if let Some(d) = c.describe().await {
+                v.push((*id, d));
+            }
+        }
+        v
+    }
+
     pub async fn close_all(self) {
         let mut set = JoinSet::new();
         for (_, c) in self.0 {
@@ -242,6 +253,11 @@ pub async fn check_all<K: Connector>(
             } else {
                 false
             };
+            // Nodes wait long for their turn: their masters are reopened when it comes,
+            // so no more than `forks` are open at once during the check.
+            if let Some(c) = &conn {
+                c.release().await;
+            }
             cx.events.send(RunEvent::NodeChecked {
                 node: job.node.name.clone(),
                 class: result.class,
@@ -458,6 +474,11 @@ impl<K: Connector> Dispatch<K> {
                         .cycle(node, &reason)
                         .run(&mut conn, &list, from_step, attempt, was_drained)
                         .await;
+                    // The node's turn is over: its master is not held while the run goes
+                    // on (a retry or a hold reopens it).
+                    if let Some(c) = &conn {
+                        c.release().await;
+                    }
                     let _ = rtx.send(Report { node, conn, end });
                 });
                 self.task_node.insert(handle.id(), node);

@@ -37,6 +37,11 @@ pub trait Connection: Send + Sync + 'static {
         async {}
     }
 
+    /// How the connection reaches its node, for `check -v` (`kex curve25519-sha256`).
+    fn describe(&self) -> impl Future<Output = Option<String>> + Send {
+        async { None }
+    }
+
     /// Closes the connection (and its multiplexing master), after stopping any command
     /// whose future was dropped.
     fn close(self) -> impl Future<Output = ()> + Send;

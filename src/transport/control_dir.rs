@@ -14,10 +14,16 @@ use super::ssh_master::stop_master;
 const PREFIX: &str = "drover-";
 const OWNER_FILE: &str = "owner";
 
-/// This process's control directory, created with mode 0700 and its `owner` file.
+/// A control directory of this process, created with mode 0700 and its `owner` file:
+/// `drover-<pid>` for the first connector, `drover-<pid>-<n>` for later ones (an
+/// embedder or a test may run several, and each removes its own at the end).
 pub(super) fn create(base: &Path) -> std::io::Result<PathBuf> {
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let pid = std::process::id();
-    let dir = base.join(format!("{PREFIX}{pid}"));
+    let dir = match MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+        0 => base.join(format!("{PREFIX}{pid}")),
+        n => base.join(format!("{PREFIX}{pid}-{n}")),
+    };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -41,6 +47,7 @@ pub fn clean_dead(base: &Path) -> Vec<PathBuf> {
         let Some(pid) = name
             .to_str()
             .and_then(|n| n.strip_prefix(PREFIX))
+            .and_then(|p| p.split('-').next())
             .and_then(|p| p.parse::<u32>().ok())
         else {
             continue;

@@ -102,6 +102,8 @@ pub struct SshConnection {
     options: SshOptions,
     connector: SshConnector,
     master: Mutex<Option<Arc<Master>>>,
+    /// The key exchange the last master negotiated (kept across `release`).
+    kex: std::sync::Mutex<Option<String>>,
     kills: Pending,
 }
 
@@ -115,6 +117,7 @@ impl Connector for SshConnector {
             options: self.options_for(node),
             connector: self.clone(),
             master: Mutex::new(None),
+            kex: std::sync::Mutex::new(None),
             kills: Pending::default(),
         };
         conn.live_master().await?;
@@ -138,6 +141,9 @@ impl SshConnection {
         let ctl = c.control_dir.join(n.to_string());
         match Master::launch(&c.setup, &self.host, &self.options, ctl).await {
             Ok(m) => {
+                if let (Some(k), Ok(mut last)) = (&m.kex, self.kex.lock()) {
+                    *last = Some(k.clone());
+                }
                 let m = Arc::new(m);
                 *slot = Some(Arc::clone(&m));
                 Ok(m)
@@ -153,9 +159,9 @@ impl SshConnection {
         }
     }
 
-    /// The key exchange the open master negotiated, when the connector logs it.
+    /// The key exchange the last master negotiated, when the connector logs it.
     pub async fn kex(&self) -> Option<String> {
-        self.master.lock().await.as_ref().and_then(|m| m.kex.clone())
+        self.kex.lock().ok().and_then(|k| k.clone())
     }
 
     /// The pid of the open master's ssh process (tests kill it to see a retry heal).
@@ -186,6 +192,10 @@ impl Connection for SshConnection {
     ) -> Result<ExecOutput, TransportError> {
         let remote = remote_script(command, timeout, Some((locks, &self.node)));
         self.run(remote, stdin, timeout, timeout * 2).await
+    }
+
+    async fn describe(&self) -> Option<String> {
+        self.kex().await.map(|k| format!("kex {k}"))
     }
 
     async fn release(&self) {
@@ -334,4 +344,72 @@ fn error_text(e: &openssh::Error) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testbed::Testbed;
+
+    fn connector(tb: &Testbed) -> (SshConnector, Inventory) {
+        let raw: crate::inventory::RawInventory =
+            serde_json::from_value(serde_json::json!({ "nodes": { "node001": null } })).unwrap();
+        let inv = Inventory::from_raw(&raw).unwrap();
+        let mut setup = SshSetup::new(Duration::from_secs(15), tb.dir().join("drover_known_hosts"));
+        setup.config_file = Some(tb.ssh_config());
+        (SshConnector::new(setup, &inv).unwrap(), inv)
+    }
+
+    /// Input is written while output is read: a command that prints more than a pipe
+    /// holds before it reads its input finishes (it used to wait for its timeout).
+    #[tokio::test]
+    async fn output_before_input_does_not_stall() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tb = Testbed::start(tmp.path(), 1).unwrap();
+        let (c, inv) = connector(&tb);
+        let conn = c.connect(&inv.nodes()[0]).await.unwrap();
+        let t = Instant::now();
+        let out = conn
+            .exec(
+                "head -c 1000000 /dev/zero; wc -c",
+                Some(vec![b'x'; 1 << 20]),
+                Duration::from_secs(20),
+            )
+            .await
+            .unwrap();
+        assert!(out.success(), "{out:?}");
+        assert!(out.stdout.trim_end().ends_with("1048576"), "{}", out.stdout.len());
+        assert!(out.stdout.starts_with("[... "), "the tail is bounded");
+        assert!(t.elapsed() < Duration::from_secs(10));
+        conn.close().await;
+        c.shutdown().await;
+    }
+
+    /// A killed master is replaced before the next command.
+    #[tokio::test]
+    async fn a_killed_master_is_replaced_before_the_next_command() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tb = Testbed::start(tmp.path(), 1).unwrap();
+        let (c, inv) = connector(&tb);
+        let conn = c.connect(&inv.nodes()[0]).await.unwrap();
+        let first = conn.master_pid().await.unwrap();
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(i32::try_from(first).unwrap()).unwrap(),
+            rustix::process::Signal::KILL,
+        )
+        .unwrap();
+        let out = conn.exec("echo ok", None, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(out.stdout, "ok\n");
+        assert_ne!(conn.master_pid().await.unwrap(), first);
+        // Released, then used again: reopened.
+        conn.release().await;
+        assert!(conn.master_pid().await.is_none());
+        let out = conn
+            .exec("echo again", None, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, "again\n");
+        conn.close().await;
+        c.shutdown().await;
+    }
 }
