@@ -237,6 +237,10 @@ pub fn recheck_names(
     ))
 }
 
+/// The largest `--extra-vars @FILE`: far above any real set of variables, and small
+/// enough that `@/dev/zero` or a runaway generator is refused rather than read forever.
+pub const MAX_EXTRA_VARS_BYTES: u64 = crate::yaml::MAX_FILE_BYTES;
+
 /// Every `--extra-vars`/`-e`, merged in order (a later value of a name wins). Each is
 /// a JSON object (`'{"k": 1}'`), `@file.json`, or Ansible's `key=value` form, several
 /// pairs separated by spaces and quoted as in a shell (`-e 'pkg=vim motd="hi there"'`);
@@ -252,7 +256,7 @@ pub fn extra_vars(args: &[String]) -> Result<serde_json::Map<String, serde_json:
 fn one_extra_vars(a: &str) -> Result<serde_json::Map<String, serde_json::Value>, Refusal> {
     let (text, from) = match a.strip_prefix('@') {
         Some(path) => (
-            std::fs::read_to_string(path)
+            crate::bounded_read::read_regular_text(std::path::Path::new(path), Some(MAX_EXTRA_VARS_BYTES))
                 .map_err(|e| Refusal::usage(format!("--extra-vars: cannot read {path}: {e}")))?,
             path.to_string(),
         ),
