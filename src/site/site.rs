@@ -159,11 +159,15 @@ impl Site {
             .ssh
             .server_alive_interval
             .map_or(DEFAULT_SERVER_ALIVE, |d| d.get());
-        for (key, d) in [
-            ("control_persist", control_persist),
-            ("server_alive_interval", server_alive_interval),
+        for (key, d, limit) in [
+            ("control_persist", control_persist, limits::SSH_CONTROL_PERSIST),
+            (
+                "server_alive_interval",
+                server_alive_interval,
+                limits::SSH_SERVER_ALIVE_INTERVAL,
+            ),
         ] {
-            if d < Duration::from_secs(1) || d > Duration::from_secs(86_400) {
+            if d < Duration::from_secs(1) {
                 p.push(Problem::value(
                     ssh_path.key(key),
                     format!(
@@ -172,6 +176,7 @@ impl Site {
                     ),
                 ));
             }
+            limit.check_duration(ssh_path.key(key), d, &mut p);
         }
 
         let env = super::check_env(&raw.env, &top.key("env"))

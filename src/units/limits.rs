@@ -63,6 +63,8 @@ pub const RETRY_MAX_DELAY: Limit = duration("strategy.retries.max_delay", DAY);
 pub const LEASE_TTL: Limit = duration("leases.ttl", DAY);
 pub const LEASE_WAIT_TIMEOUT: Limit = duration("leases.wait_timeout", 7 * DAY);
 pub const SSH_CONNECT_TIMEOUT: Limit = duration("ssh.connect_timeout", 10 * MINUTE);
+pub const SSH_CONTROL_PERSIST: Limit = duration("ssh.control_persist", DAY);
+pub const SSH_SERVER_ALIVE_INTERVAL: Limit = duration("ssh.server_alive_interval", DAY);
 
 pub const RETRY_COUNT: Limit = count("strategy.retries.count", 100);
 pub const STEP_RETRIES: Limit = count("steps[].retries", 100);
@@ -77,7 +79,7 @@ pub const AMOUNT: Limit = count(
 );
 
 /// Every limit, in the order the README lists them.
-pub const LIMITS: [Limit; 18] = [
+pub const LIMITS: [Limit; 20] = [
     DRAIN_TIMEOUT,
     DRAIN_POLL_INTERVAL,
     STEP_TIMEOUT,
@@ -90,6 +92,8 @@ pub const LIMITS: [Limit; 18] = [
     LEASE_TTL,
     LEASE_WAIT_TIMEOUT,
     SSH_CONNECT_TIMEOUT,
+    SSH_CONTROL_PERSIST,
+    SSH_SERVER_ALIVE_INTERVAL,
     RETRY_COUNT,
     STEP_RETRIES,
     FORKS,
