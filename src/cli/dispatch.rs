@@ -22,6 +22,9 @@ pub fn main() -> i32 {
         Color::Never => false,
         Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
+    // What a killed drover left (ssh control dirs and their masters) goes at the next
+    // start of any command, not only of one that opens connections.
+    crate::transport::clean_dead(&std::env::temp_dir());
     // Unlocked handles: the reporter task writes from another thread while a command runs.
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     match cli.command {

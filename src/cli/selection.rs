@@ -231,6 +231,10 @@ pub fn recheck_names(
     ))
 }
 
+/// The largest `--extra-vars @FILE`: far above any real set of variables, and small
+/// enough that `@/dev/zero` or a runaway generator is refused rather than read forever.
+pub const MAX_EXTRA_VARS_BYTES: u64 = crate::yaml::MAX_FILE_BYTES;
+
 /// `--extra-vars '{"k": 1}'` or `--extra-vars @file.json`.
 pub fn extra_vars(arg: Option<&str>) -> Result<serde_json::Map<String, serde_json::Value>, Refusal> {
     let Some(a) = arg else {
@@ -238,7 +242,7 @@ pub fn extra_vars(arg: Option<&str>) -> Result<serde_json::Map<String, serde_jso
     };
     let (text, from) = match a.strip_prefix('@') {
         Some(path) => (
-            std::fs::read_to_string(path)
+            crate::bounded_read::read_regular_text(std::path::Path::new(path), Some(MAX_EXTRA_VARS_BYTES))
                 .map_err(|e| Refusal::usage(format!("--extra-vars: cannot read {path}: {e}")))?,
             path.to_string(),
         ),

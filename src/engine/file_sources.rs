@@ -39,7 +39,7 @@ impl FileSources {
 
 async fn read(path: PathBuf) -> Result<Arc<Source>, StepError> {
     let p = path.clone();
-    let read = tokio::task::spawn_blocking(move || std::fs::read(&p)).await;
+    let read = tokio::task::spawn_blocking(move || crate::bounded_read::read_regular(&p, None)).await;
     let bytes = match read {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => {

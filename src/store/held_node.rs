@@ -17,6 +17,8 @@ pub struct HeldNode {
     pub run: String,
     pub state: NodeState,
     /// The last step the node ran in that run, when one was recorded.
+    /// The step where the node stands (the one that failed), if it began: not the last
+    /// step that ran, which for a node held while draining for its next step succeeded.
     pub step: Option<String>,
     pub reason: Option<String>,
     #[serde(serialize_with = "rfc3339::serialize")]
@@ -31,8 +33,9 @@ impl HeldNode {
     ) -> rusqlite::Result<Vec<HeldNode>> {
         let mut last = conn.prepare_cached(
             "SELECT n.node, n.run, n.state, n.drained_by_us, n.reason, n.updated_at,
-                    (SELECT s.step FROM steps s WHERE s.run = n.run AND s.node = n.node
-                     ORDER BY s.at DESC, s.position DESC, s.attempt DESC LIMIT 1)
+                    (SELECT s.step FROM steps s
+                     WHERE s.run = n.run AND s.node = n.node AND s.position = n.step
+                     ORDER BY s.attempt DESC LIMIT 1)
              FROM nodes n
              WHERE n.node = ?1 AND n.run != ?2 AND n.state != 'pending'
              ORDER BY n.updated_at DESC LIMIT 1",

@@ -446,6 +446,59 @@ mod tests {
         nodes.iter().map(|n| n.to_string()).collect()
     }
 
+    /// A node held while draining for its third step names no step: the last step row
+    /// is the second, which succeeded. A node that failed at its step names that step.
+    #[test]
+    fn a_held_node_names_the_step_it_stands_at_not_the_last_that_ran() {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        let t0 = ts("2026-01-02T03:04:05Z");
+        let t1 = ts("2026-01-02T03:05:00Z");
+        store
+            .write_blocking(vec![created("r1", &["n1", "n2"], Controller::this(), t0)])
+            .unwrap();
+        // Both stand at position 2 (`node` writes `step: 2`).
+        let held = |n: &str| match node("r1", n, NodeState::Held, t1) {
+            Write::Node {
+                run,
+                node,
+                state,
+                attempt,
+                step,
+                drained_by_us,
+                boot_id,
+                at,
+                ..
+            } => Write::Node {
+                run,
+                node,
+                state,
+                attempt,
+                step,
+                drained_by_us,
+                boot_id,
+                reason: Some("why".to_string()),
+                at,
+            },
+            other => other,
+        };
+        store
+            .write_blocking(vec![
+                step("r1", "n1", 0, 1, "", t0),
+                step("r1", "n1", 1, 1, "", t0),
+                held("n1"),
+                step("r1", "n2", 1, 1, "", t0),
+                step("r1", "n2", 2, 1, "", t1),
+                held("n2"),
+            ])
+            .unwrap();
+        let found = store.held_by_earlier_runs(&names(&["n1", "n2"]), "r2").unwrap();
+        let by = |n: &str| found.iter().find(|h| h.node == n).unwrap();
+        assert_eq!(by("n1").step, None, "{:?}", by("n1"));
+        assert_eq!(by("n1").describe(), "held by run r1 (held: why)");
+        assert_eq!(by("n2").step.as_deref(), Some("step-2"));
+    }
+
     #[test]
     fn store_is_shareable() {
         fn check<T: Clone + Send + Sync + 'static>() {}

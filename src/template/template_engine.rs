@@ -260,6 +260,7 @@ impl TemplateEngine {
     /// first unknown filter or test, if any.
     fn parse(&self, source: &str) -> Result<(TemplateInfo, Option<TemplateError>), TemplateError> {
         let template = self.commands.template_from_str(source)?;
+        refuse_loading_tags(source)?;
         let unknown = self
             .known_filters_and_tests(&references::template_references(source))
             .err();
@@ -435,6 +436,32 @@ fn only_allowed(
         .find(|name| !allowed.contains(&name.as_str()))
     {
         Some(name) => Err(TemplateError::unknown_variable(name, allowed, line_of(name))),
+        None => Ok(()),
+    }
+}
+
+/// drover's templates are single strings and files with no loader behind them: an
+/// `{% include %}`, `{% extends %}`, `{% import %}` or `{% from %}` compiles, then fails
+/// with "template not found" on the first canary node. Refused at validation instead.
+fn refuse_loading_tags(source: &str) -> Result<(), TemplateError> {
+    let found = ["include", "extends", "import", "from"]
+        .into_iter()
+        .flat_map(|tag| {
+            references::block_lines(source, tag)
+                .into_iter()
+                .map(move |l| (l, tag))
+        })
+        .min();
+    match found {
+        Some((line, tag)) => Err(TemplateError::found(
+            TemplateErrorKind::Syntax,
+            format!("`{{% {tag} %}}` is not supported: drover templates cannot load other templates"),
+            Some(line),
+            Some(
+                "write the text in place, or use a `vars:` value; template files are rendered on their own"
+                    .to_string(),
+            ),
+        )),
         None => Ok(()),
     }
 }

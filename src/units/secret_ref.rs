@@ -22,9 +22,11 @@ impl SecretRef {
             SecretRef::Env(name) => {
                 std::env::var(name).map_err(|_| format!("environment variable `{name}` is not set"))
             }
-            SecretRef::File(path) => std::fs::read_to_string(path)
-                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-                .map_err(|e| format!("cannot read secret file `{path}`: {e}")),
+            SecretRef::File(path) => {
+                crate::bounded_read::read_regular_text(std::path::Path::new(path), Some(1024 * 1024))
+                    .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+                    .map_err(|e| format!("cannot read secret file `{path}`: {e}"))
+            }
         }
     }
 }

@@ -59,7 +59,9 @@ impl Workflow {
                 Action::Copy(f) => items.push(add(sp.key("copy").key("dest"), &f.dest, TemplateUse::Command)),
                 Action::Template(f) => {
                     items.push(add(sp.key("template").key("dest"), &f.dest, TemplateUse::Command));
-                    if let Ok(text) = std::fs::read_to_string(&f.src) {
+                    if let Ok(text) =
+                        crate::bounded_read::read_regular_text(&f.src, Some(crate::yaml::MAX_FILE_BYTES))
+                    {
                         items.push((sp.key("template").key("src"), text, TemplateUse::File));
                     }
                 }

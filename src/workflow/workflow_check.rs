@@ -552,7 +552,7 @@ fn file_copy(
             owner: c.owner.clone(),
         };
     }
-    match std::fs::read_to_string(&src) {
+    match crate::bounded_read::read_regular_text(&src, Some(crate::yaml::MAX_FILE_BYTES)) {
         // Template files see the same names as commands (`node`, `vars`, `workflow`).
         Ok(text) if is_template => {
             if let Err(e) = cx.templates.check_names(&text, &COMMAND_SCOPE) {
@@ -586,6 +586,11 @@ fn file_copy(
             ));
         }
         Err(_) if src.is_file() => {}
+        // A FIFO or device: reading it could block `validate` or never end.
+        Err(e) if src.exists() => p.push(Problem::value(
+            path.key("src"),
+            format!("cannot read `{}`: {e}", c.src),
+        )),
         Err(_) => p.push(
             Problem::value(path.key("src"), format!("file `{}` not found", c.src)).with_help(format!(
                 "paths are relative to the workflow's directory, `{}`",

@@ -31,7 +31,7 @@ impl Document {
     pub fn read(path: &FsPath, display: &str) -> Result<(Document, Vec<Diagnostic>), Vec<Diagnostic>> {
         let meta = std::fs::metadata(path)
             .map_err(|e| vec![Diagnostic::file(display, format!("cannot read file: {e}"))])?;
-        if meta.len() > MAX_FILE_BYTES {
+        if meta.is_file() && meta.len() > MAX_FILE_BYTES {
             return Err(vec![
                 Diagnostic::file(display, format!("file is too large: {} bytes", meta.len())).with_help(
                     format!(
@@ -41,7 +41,7 @@ impl Document {
                 ),
             ]);
         }
-        let bytes = std::fs::read(path)
+        let bytes = crate::bounded_read::read_regular(path, Some(MAX_FILE_BYTES))
             .map_err(|e| vec![Diagnostic::file(display, format!("cannot read file: {e}"))])?;
         let source = String::from_utf8(bytes).map_err(|e| {
             vec![Diagnostic::file(

@@ -650,3 +650,147 @@ fn a_panicked_reboot_wait_on_resume_fails_that_node() {
         "{resumed}"
     );
 }
+
+/// The reviewer's crash driver: a hot step, a drain step and a reboot on 6 nodes (budget
+/// 2, canary soak longer than the 2 s ssh idle limit), `kill -9` of the controller after
+/// each delay of `DROVER_KILL_DELAYS` (ms, comma-separated), then: the dead drover's
+/// masters end within their idle limit, the next start removes its control dir, `runs
+/// resume` finishes the run with every node back in service (or held with a reason), and
+/// a fresh run is not refused by stale leases. Slow (about 20 s per delay), so ignored:
+/// `DROVER_KILL_DELAYS=100,900,2500 cargo test --test cli crash_driver -- --ignored`.
+#[test]
+#[ignore]
+fn crash_driver_kill_9_at_random_moments() {
+    let delays: Vec<u64> = std::env::var("DROVER_KILL_DELAYS")
+        .unwrap_or_else(|_| "150,600,1200,2000,2800,3600,4500,5500,6500,8000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    const HOT: &str = r#"  - name: mark
+    run: echo run >> {{ node.vars.state }}/mark-count; touch {{ node.vars.state }}/marked
+    check: test -e {{ node.vars.state }}/marked
+    change: hot
+"#;
+    for delay in delays {
+        let f = DrainFleet::start(
+            6,
+            "",
+            &workflow(
+                "{ batch: [2], max_unavailable: 2 }",
+                "{ nodes: [node001], soak: 2500ms }",
+                "0.4",
+                &[HOT, PATCH, REBOOT],
+            ),
+            "60s",
+            "hold",
+        );
+        let site = std::fs::read_to_string(f.site.path().join("drover.yml")).expect("drover.yml");
+        let site = site
+            .replacen(
+                "connect_timeout: 15s",
+                "connect_timeout: 15s, control_persist: 2s, server_alive_interval: 1s",
+                1,
+            )
+            .replacen("  resume:", &format!("{}  resume:", f.sched.resumed_yaml()), 1);
+        f.write("drover.yml", &site);
+        f.sched
+            .set_resume_delay(Duration::from_millis(300))
+            .expect("resume delay");
+        f.sched.set_job(&node(2), Duration::from_secs(3)).expect("job");
+        let reboots = f.tb.reboot_service(Duration::from_millis(800)).expect("reboots");
+        let mon = f.monitor(vec![]);
+        let io = tempfile::tempdir().expect("io");
+        let mut child = f.spawn(&["run", "w", "--tags", "hot,drain", "--yes", "--json"], io.path());
+        let pid = child.id();
+        std::thread::sleep(Duration::from_millis(delay));
+        let finished_first = child.try_wait().expect("wait").is_some();
+        let _ = child.kill();
+        let _ = child.wait();
+        let out = std::fs::read_to_string(io.path().join("out")).unwrap_or_default();
+        let last = out
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or("")
+            .to_string();
+        eprintln!("delay {delay} ms: finished first: {finished_first}; last event: {last}");
+        let sched_states: Vec<_> = (0..6).map(|i| f.sched.state(&node(i))).collect();
+        eprintln!("  scheduler at kill: {sched_states:?}");
+
+        // The dead drover's masters (in `drover-<pid>/` or `drover-<pid>-<n>/`) end by
+        // themselves within the idle limit (plus the rest of a step running through them).
+        let pattern = format!("drover-{pid}(-[0-9]+)?/");
+        let t = Instant::now();
+        while !super::bed::processes(&pattern).is_empty() {
+            assert!(
+                t.elapsed() < Duration::from_secs(6),
+                "delay {delay}: masters linger: {}",
+                super::bed::processes(&pattern)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("  masters gone after {:?}", t.elapsed());
+        let dir = std::env::temp_dir().join(format!("drover-{pid}"));
+        let list = f.drover(&["runs", "list", "--json"]);
+        assert!(
+            !dir.exists(),
+            "delay {delay}: {} left after the next start",
+            dir.display()
+        );
+        let runs: Value = serde_json::from_str(list.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {list}"));
+        let status = runs[0]["status"].as_str().unwrap_or("none").to_string();
+        eprintln!("  run status after kill: {status}");
+        if status == "running" {
+            let id = runs[0]["id"].as_str().expect("run id").to_string();
+            // `DROVER_KILL_RESUME_AT=ms`: the resume is killed too, then resumed again.
+            if let Some(at) = std::env::var("DROVER_KILL_RESUME_AT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                let io = tempfile::tempdir().expect("io");
+                let mut child = f.spawn(&["runs", "resume", &id, "--yes", "--json"], io.path());
+                let rpid = child.id();
+                std::thread::sleep(Duration::from_millis(at));
+                let ended = child.try_wait().expect("wait").is_some();
+                let _ = child.kill();
+                let _ = child.wait();
+                let out = std::fs::read_to_string(io.path().join("out")).unwrap_or_default();
+                let last = out.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
+                eprintln!("  resume killed at {at} ms (ended first: {ended}); last event: {last}");
+                let pattern = format!("drover-{rpid}(-[0-9]+)?/");
+                let t = Instant::now();
+                while !super::bed::processes(&pattern).is_empty() {
+                    assert!(t.elapsed() < Duration::from_secs(6), "resume's masters linger");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            let resumed = f.drover(&["runs", "resume", &id, "--yes", "--json"]);
+            eprintln!("  resume exit {}", resumed.code);
+            assert_eq!(resumed.code, exit_code::OK, "delay {delay}: {resumed}");
+        }
+        // A fresh run is not refused by leases of the dead one, and finds nothing (or,
+        // when the kill came before the run record, everything) left to do.
+        let fresh = f.drover(&["run", "w", "--tags", "hot,drain", "--yes", "--json"]);
+        assert_eq!(fresh.code, exit_code::OK, "delay {delay}: a fresh run: {fresh}");
+        for i in 0..6 {
+            let s = f.sched.state(&node(i));
+            assert!(
+                s == "idle" || (s == "drained" && f.sched.reason(&node(i)).is_some()),
+                "delay {delay}: {} is {s} without a reason",
+                node(i)
+            );
+            assert_eq!(f.runs_of(i), 1, "delay {delay}: {} patched once", node(i));
+            assert_eq!(
+                f.tb.boots(i).expect("boots"),
+                1,
+                "delay {delay}: {} rebooted once",
+                node(i)
+            );
+        }
+        assert_eq!(f.all_idle(), vec![], "delay {delay}");
+        let report = mon.stop();
+        eprintln!("  most unavailable at once: {}", report.max_unavailable);
+        assert_within(&report, 2);
+        drop(reboots);
+    }
+}

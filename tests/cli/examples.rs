@@ -57,3 +57,59 @@ fn validate_json_reports_success() {
     assert_eq!(v["nodes"], 138);
     assert_eq!(v["workflows"].as_array().map(Vec::len), Some(3));
 }
+
+/// The example's `drained` and `resumed` probes, run by `sh` against a fake `sinfo`
+/// printing what Slurm 22.05 prints: one line per partition, with state suffixes.
+#[test]
+fn shipped_slurm_probes_read_real_sinfo_output() {
+    let site = std::fs::read_to_string(repo_root().join("examples/slurm-site/drover.yml")).expect("read");
+    let hook = |key: &str| {
+        let line = site
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("  {key}: ")))
+            .unwrap_or_else(|| panic!("no `{key}` hook"));
+        line.trim_matches('"').replace("{{ node.name }}", "n001")
+    };
+    let bin = tempfile::tempdir().expect("bin dir");
+    let probe = |cmd: &str, sinfo_prints: &str| {
+        let sinfo = bin.path().join("sinfo");
+        std::fs::write(&sinfo, format!("#!/bin/sh\nprintf '{sinfo_prints}'\n")).expect("sinfo");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sinfo, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = format!(
+            "{}:{}",
+            bin.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        Command::new("sh")
+            .args(["-c", cmd])
+            .env("PATH", path)
+            .status()
+            .expect("sh")
+            .success()
+    };
+    let drained = hook("drained");
+    for (prints, want) in [
+        ("drained\\n", true),
+        ("drained*\\n", true),
+        ("drained\\ndrained\\n", true),
+        ("drained@\\n", true),
+        ("draining\\n", false),
+        ("draining\\ndraining\\n", false),
+        ("idle\\n", false),
+        ("", false),
+    ] {
+        assert_eq!(probe(&drained, prints), want, "drained with sinfo {prints:?}");
+    }
+    let resumed = hook("resumed");
+    for (prints, want) in [
+        ("idle\\n", true),
+        ("mixed\\nmixed\\n", true),
+        ("idle*\\n", false),
+        ("drained\\n", false),
+        ("down\\n", false),
+        ("", false),
+    ] {
+        assert_eq!(probe(&resumed, prints), want, "resumed with sinfo {prints:?}");
+    }
+}

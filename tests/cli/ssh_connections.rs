@@ -201,3 +201,25 @@ fn a_killed_controllers_control_dir_and_masters_are_cleaned_up_by_the_next_start
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Any command cleans up after a dead drover, also one that opens no connection
+/// (`runs list` right after a crash was where a reviewer looked first).
+#[test]
+fn a_dead_controllers_control_dir_goes_at_the_next_start_of_any_command() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let site = tempfile::tempdir().expect("site");
+    // A pid above the kernel's hard pid limit: never alive.
+    let dead = tmp.path().join("drover-4194305");
+    std::fs::create_dir(&dead).expect("mkdir");
+    std::fs::write(dead.join("owner"), "4194305 1\n").expect("owner");
+    let live = tmp.path().join(format!("drover-{}", std::process::id()));
+    std::fs::create_dir(&live).expect("mkdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args(["runs", "list", "--site"])
+        .arg(site.path())
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("run drover");
+    assert!(!dead.exists(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(live.exists(), "a live controller's dir stays");
+}
