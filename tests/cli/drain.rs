@@ -717,9 +717,9 @@ fn crash_driver_kill_9_at_random_moments() {
         let sched_states: Vec<_> = (0..6).map(|i| f.sched.state(&node(i))).collect();
         eprintln!("  scheduler at kill: {sched_states:?}");
 
-        // The dead drover's masters end by themselves within the idle limit (plus the
-        // rest of a step that was running through them).
-        let pattern = format!("drover-{pid}/");
+        // The dead drover's masters (in `drover-<pid>/` or `drover-<pid>-<n>/`) end by
+        // themselves within the idle limit (plus the rest of a step running through them).
+        let pattern = format!("drover-{pid}(-[0-9]+)?/");
         let t = Instant::now();
         while !super::bed::processes(&pattern).is_empty() {
             assert!(
@@ -757,7 +757,7 @@ fn crash_driver_kill_9_at_random_moments() {
                 let out = std::fs::read_to_string(io.path().join("out")).unwrap_or_default();
                 let last = out.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
                 eprintln!("  resume killed at {at} ms (ended first: {ended}); last event: {last}");
-                let pattern = format!("drover-{rpid}/");
+                let pattern = format!("drover-{rpid}(-[0-9]+)?/");
                 let t = Instant::now();
                 while !super::bed::processes(&pattern).is_empty() {
                     assert!(t.elapsed() < Duration::from_secs(6), "resume's masters linger");
