@@ -439,6 +439,15 @@ impl Rollout {
                         // Still drained: it keeps its place in the budgets.
                         self.states.insert(node, NodeState::Held);
                         self.vm_done(node);
+                        // A canary held (say, it did not drain in time) has not shown the
+                        // change works: the run stops as for a failed canary, instead of
+                        // saying "canary passed" and starting the batches.
+                        if self.stopping.is_none() && self.phases.get(self.phase).is_some_and(|p| p.is_canary)
+                        {
+                            self.stopping = Some(StopReason::CanaryFailed { node });
+                            self.clear_queue();
+                            self.fail_retry_waits(&mut out);
+                        }
                     } else {
                         self.states.insert(node, NodeState::Skipped);
                         self.vm_done(node);
@@ -1158,6 +1167,21 @@ mod tests {
         assert_eq!(starts(&r.start()), vec![0, 1]);
         assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(0)))), vec![2]);
         assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(1)))), vec![3]);
+    }
+
+    #[test]
+    fn a_held_canary_stops_the_run() {
+        let p = plan(&[0], &[&[1, 2]], None, 5, 5);
+        let mut r = rollout(&p, no_retry(), 2);
+        assert_eq!(starts(&r.start()), vec![0]);
+        let a = r.handle(Input::Held(NodeId(0)));
+        assert!(starts(&a).is_empty(), "{a:?}");
+        assert_eq!(
+            finished(&a),
+            Some(Outcome::Stopped {
+                stop: StopReason::CanaryFailed { node: NodeId(0) }
+            })
+        );
     }
 
     #[test]

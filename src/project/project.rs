@@ -147,6 +147,13 @@ impl Project {
             .unwrap_or_default();
 
         let inventory = load_inventory(&site.inventory, diags);
+        if let Some(inv) = &inventory {
+            diags.extend(
+                unknown_ssh_groups(&site, inv)
+                    .iter()
+                    .map(|p| site_doc.diagnostic(p)),
+            );
+        }
 
         let mut workflows = Vec::new();
         let mut names: HashMap<String, String> = HashMap::new();
@@ -283,6 +290,25 @@ fn finish(project: Option<Project>, mut diags: Vec<Diagnostic>) -> Result<Projec
             Err(all)
         }
     }
+}
+
+/// `ssh.groups` entries that name no inventory group: their settings would reach no
+/// node, and a typo would leave nodes on the site's defaults without a word.
+fn unknown_ssh_groups(site: &Site, inv: &Inventory) -> Vec<Problem> {
+    let known = inv.groups();
+    site.ssh
+        .groups
+        .iter()
+        .filter(|(name, _)| !known.contains_key(name))
+        .map(|(name, _)| {
+            let at = Path::root().key("ssh").key("groups").key(name.clone());
+            let p = Problem::key(at, format!("`{name}` is not a group of the inventory"));
+            match crate::diag::did_you_mean(name, known.keys().map(String::as_str)) {
+                Some(g) => p.with_help(format!("did you mean `{g}`?")),
+                None => p.with_help("`ssh.groups` keys are names from the inventory's `groups:`"),
+            }
+        })
+        .collect()
 }
 
 /// Files in the order they were read, problems within a file by position (problems

@@ -546,3 +546,20 @@ fn a_broken_other_workflow_is_a_warning_for_plan_and_run_but_not_for_validate() 
     let plan = site.run(&["plan", "update"]);
     assert_eq!(plan.code, exit_code::INVALID_CONFIG, "{}", plan.stderr);
 }
+
+#[test]
+fn ssh_settings_for_a_group_the_inventory_lacks_are_an_error_with_a_suggestion() {
+    let site = Site::new()
+        .write(
+            "drover.yml",
+            &format!("{SITE}ssh:\n  groups:\n    compte:\n      user: admin\n"),
+        )
+        .write("workflows/update.yml", WORKFLOW);
+    let out = site.invalid();
+    assert!(
+        out.contains("error: `compte` is not a group of the inventory"),
+        "{out}"
+    );
+    assert!(out.contains("did you mean `compute`?"), "{out}");
+    assert!(out.contains("drover.yml:"), "{out}");
+}
