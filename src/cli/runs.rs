@@ -44,6 +44,41 @@ fn load_read(site: &Path, color: bool, err: &mut dyn Write) -> Result<Store, Res
     })
 }
 
+/// Whether this controller may take over run `r` (to resume or cancel it): only a run
+/// that has not finished and whose controller is gone. `alive` and `finished` end the
+/// refusals with what the command's user should do about them.
+fn may_take_over(
+    store: &Store,
+    project: &Project,
+    r: &crate::store::RunRow,
+    alive: &str,
+    finished: &str,
+) -> Result<(), Refusal> {
+    match r.status {
+        RunStatus::Running => {
+            let dead = store
+                .abandoned(jiff::Timestamp::now(), project.site.leases.ttl)
+                .is_ok_and(|v| v.iter().any(|a| a.id == r.id));
+            if dead {
+                Ok(())
+            } else {
+                Err(Refusal(
+                    format!(
+                        "run {} is still driven by {} pid {} (heartbeat {}){alive}",
+                        r.id, r.controller.host, r.controller.pid, r.heartbeat_at
+                    ),
+                    exit_code::NODES_LEASED,
+                ))
+            }
+        }
+        RunStatus::Interrupted | RunStatus::Stopped => Ok(()),
+        RunStatus::Succeeded | RunStatus::CompletedWithFailures | RunStatus::Cancelled => Err(Refusal(
+            format!("run {} has finished ({}){finished}", r.id, r.status.label()),
+            exit_code::USAGE,
+        )),
+    }
+}
+
 fn detail(store: &Store, id: &str) -> Result<crate::store::RunDetail, Refusal> {
     match store.run(id) {
         Ok(Some(d)) => Ok(d),
@@ -195,34 +230,8 @@ pub fn resume(
         Err(r) => return refuse(err, r),
     };
     let r = &detail.run;
-    match r.status {
-        RunStatus::Running => {
-            let dead = store
-                .abandoned(jiff::Timestamp::now(), project.site.leases.ttl)
-                .is_ok_and(|v| v.iter().any(|a| a.id == r.id));
-            if !dead {
-                return refuse(
-                    err,
-                    Refusal(
-                        format!(
-                            "run {} is still driven by {} pid {} (heartbeat {})",
-                            r.id, r.controller.host, r.controller.pid, r.heartbeat_at
-                        ),
-                        exit_code::NODES_LEASED,
-                    ),
-                );
-            }
-        }
-        RunStatus::Interrupted | RunStatus::Stopped => {}
-        RunStatus::Succeeded | RunStatus::CompletedWithFailures | RunStatus::Cancelled => {
-            return refuse(
-                err,
-                Refusal(
-                    format!("run {} has finished ({})", r.id, r.status.label()),
-                    exit_code::USAGE,
-                ),
-            );
-        }
+    if let Err(refusal) = may_take_over(&store, &project, r, "", "") {
+        return refuse(err, refusal);
     }
     let Some(wi) = project.workflows.iter().position(|w| w.name == r.workflow) else {
         return refuse(
@@ -359,38 +368,14 @@ pub fn cancel(
         Err(r) => return refuse(err, r),
     };
     let r = &detail.run;
-    match r.status {
-        RunStatus::Running => {
-            let dead = store
-                .abandoned(jiff::Timestamp::now(), project.site.leases.ttl)
-                .is_ok_and(|v| v.iter().any(|a| a.id == r.id));
-            if !dead {
-                return refuse(
-                    err,
-                    Refusal(
-                        format!(
-                            "run {} is still driven by {} pid {} (heartbeat {}): stop it there (Ctrl-C) first",
-                            r.id, r.controller.host, r.controller.pid, r.heartbeat_at
-                        ),
-                        exit_code::NODES_LEASED,
-                    ),
-                );
-            }
-        }
-        RunStatus::Interrupted | RunStatus::Stopped => {}
-        RunStatus::Succeeded | RunStatus::CompletedWithFailures | RunStatus::Cancelled => {
-            return refuse(
-                err,
-                Refusal(
-                    format!(
-                        "run {} has finished ({}); there is nothing to cancel",
-                        r.id,
-                        r.status.label()
-                    ),
-                    exit_code::USAGE,
-                ),
-            );
-        }
+    if let Err(refusal) = may_take_over(
+        &store,
+        &project,
+        r,
+        ": stop it there (Ctrl-C) first",
+        "; there is nothing to cancel",
+    ) {
+        return refuse(err, refusal);
     }
     let now = jiff::Timestamp::now();
     let mut writes = Vec::new();
