@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde_json::json;
 
+use super::plural;
 use crate::exit_code;
 use crate::project::Project;
 
@@ -33,22 +34,22 @@ pub fn validate(path: &Path, json: bool, color: bool, out: &mut dyn Write, err: 
             } else {
                 let _ = writeln!(
                     out,
-                    "{}: ok: {} nodes, {} groups, {} HA groups, {} windows, {} workflows",
+                    "{}: ok: {}, {}, {}, {}, {}",
                     p.site_file,
-                    inv.nodes().len(),
-                    inv.groups().len(),
-                    inv.ha_groups().len(),
-                    p.site.windows.len(),
-                    p.workflows.len()
+                    plural(inv.nodes().len(), "node"),
+                    plural(inv.groups().len(), "group"),
+                    plural(inv.ha_groups().len(), "HA group"),
+                    plural(p.site.windows.len(), "window"),
+                    plural(p.workflows.len(), "workflow")
                 );
                 for w in &p.workflows {
                     let _ = writeln!(
                         out,
-                        "  {} v{} ({}, {} steps)",
+                        "  {} v{} ({}, {})",
                         w.name,
                         w.version,
                         w.file,
-                        w.steps.len()
+                        plural(w.steps.len(), "step")
                     );
                 }
                 match p.quoting_opt_outs.len() {

@@ -20,7 +20,7 @@ fn shipped_example_site_validates() {
     );
     assert!(
         stdout
-            .starts_with("examples/slurm-site/drover.yml: ok: 138 nodes, 5 groups, 2 HA groups, 1 windows, "),
+            .starts_with("examples/slurm-site/drover.yml: ok: 138 nodes, 5 groups, 2 HA groups, 1 window, "),
         "{stdout}"
     );
     // Every workflow file in workflows/ is part of the example site and passed.

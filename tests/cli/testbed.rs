@@ -286,7 +286,7 @@ fn inventory_lists_every_node_and_validates() {
         "stdout:\n{}\nstderr:\n{}\ninventory:\n{inventory}",
         out.stdout, out.stderr
     );
-    assert!(out.stdout.contains("ok: 3 nodes, 1 groups"), "{}", out.stdout);
+    assert!(out.stdout.contains("ok: 3 nodes, 1 group,"), "{}", out.stdout);
 }
 
 #[test]
