@@ -18,26 +18,36 @@ fn refuse(err: &mut dyn Write, r: Refusal) -> i32 {
     r.1
 }
 
-fn load(site: &Path, color: bool, err: &mut dyn Write) -> Result<(Project, Store), i32> {
-    let project = Project::load(site).map_err(|diags| {
+/// The site, its problems printed when it is invalid.
+pub(super) fn load_project(site: &Path, color: bool, err: &mut dyn Write) -> Result<Project, i32> {
+    Project::load(site).map_err(|diags| {
         for d in &diags {
             let _ = writeln!(err, "{}\n", d.render(color));
         }
         exit_code::INVALID_CONFIG
-    })?;
+    })
+}
+
+/// For `resume` and `cancel`: the site, its store and run `id`, if this controller may
+/// take the run over (see [`may_take_over`]).
+fn take_over(
+    site: &Path,
+    id: &str,
+    color: bool,
+    err: &mut dyn Write,
+    (alive, finished): (&str, &str),
+) -> Result<(Project, Store, crate::store::RunDetail), i32> {
+    let project = load_project(site, color, err)?;
     let store = super::run_state::open_store(&project).map_err(|r| refuse(err, r))?;
-    Ok((project, store))
+    let detail = detail(&store, id).map_err(|r| refuse(err, r))?;
+    may_take_over(&store, &project, &detail.run, alive, finished).map_err(|r| refuse(err, r))?;
+    Ok((project, store, detail))
 }
 
 /// For commands that only read: the store opened read-only. `Err(Ok(text))`: no run was
 /// ever recorded at this site (nothing exists to read, and nothing was created).
 fn load_read(site: &Path, color: bool, err: &mut dyn Write) -> Result<Store, Result<String, i32>> {
-    let project = Project::load(site).map_err(|diags| {
-        for d in &diags {
-            let _ = writeln!(err, "{}\n", d.render(color));
-        }
-        Err(exit_code::INVALID_CONFIG)
-    })?;
+    let project = load_project(site, color, err).map_err(Err)?;
     super::run_state::open_store_read(&project).map_err(|r| match r {
         ReadState::NoRuns(why) => Ok(why),
         ReadState::Failed(r) => Err(refuse(err, r)),
@@ -221,18 +231,11 @@ pub fn resume(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let (project, store) = match load(site, color, err) {
+    let (project, store, detail) = match take_over(site, id, color, err, ("", "")) {
         Ok(x) => x,
         Err(c) => return c,
     };
-    let detail = match detail(&store, id) {
-        Ok(d) => d,
-        Err(r) => return refuse(err, r),
-    };
     let r = &detail.run;
-    if let Err(refusal) = may_take_over(&store, &project, r, "", "") {
-        return refuse(err, refusal);
-    }
     let Some(wi) = project.workflows.iter().position(|w| w.name == r.workflow) else {
         return refuse(
             err,
@@ -359,24 +362,11 @@ pub fn cancel(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let (project, store) = match load(site, color, err) {
+    let alive_or_finished = (": stop it there (Ctrl-C) first", "; there is nothing to cancel");
+    let (_, store, detail) = match take_over(site, id, color, err, alive_or_finished) {
         Ok(x) => x,
         Err(c) => return c,
     };
-    let detail = match detail(&store, id) {
-        Ok(d) => d,
-        Err(r) => return refuse(err, r),
-    };
-    let r = &detail.run;
-    if let Err(refusal) = may_take_over(
-        &store,
-        &project,
-        r,
-        ": stop it there (Ctrl-C) first",
-        "; there is nothing to cancel",
-    ) {
-        return refuse(err, refusal);
-    }
     let now = jiff::Timestamp::now();
     let mut writes = Vec::new();
     let mut left_drained = Vec::new();
