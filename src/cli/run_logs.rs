@@ -51,7 +51,14 @@ fn print_logs(
             exit_code::INVALID_CONFIG,
         )
     })?;
-    let store = super::run_state::open_store(&project)?;
+    // Read-only, like `runs list`: reading a log creates no state and works where the
+    // state dir may only be read.
+    let store = super::run_state::open_store_read(&project).map_err(|r| match r {
+        super::run_state::ReadState::NoRuns(why) => {
+            Refusal(format!("no run `{id}`: {why}"), exit_code::USAGE)
+        }
+        super::run_state::ReadState::Failed(r) => r,
+    })?;
     let running = |store: &crate::store::Store| -> Result<bool, Refusal> {
         match store.run(id) {
             Ok(Some(d)) => Ok(d.run.status == RunStatus::Running),

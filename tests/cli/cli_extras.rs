@@ -97,6 +97,15 @@ fn runs_logs_prints_a_run_log_whole_or_for_one_node() {
 }
 
 #[test]
+fn runs_logs_of_a_site_without_runs_creates_no_state() {
+    let site = greeting_site("");
+    let out = site.run(&["runs", "logs", "nope"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("error: no run `nope`"), "{}", out.stderr);
+    assert!(!site.path().join(".drover").exists(), "nothing was created");
+}
+
+#[test]
 fn runs_logs_follow_prints_until_the_run_ends() {
     let site = greeting_site("sleep 1; ");
     // One node at a time, so the run lasts a few seconds.
