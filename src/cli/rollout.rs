@@ -49,13 +49,29 @@ pub fn plan(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -
         Err(code) => return code,
     };
     let wf = &project.workflows[wi];
-    let input = match limit(&project.inventory, t.limit.as_deref()) {
+    let mut input = match limit(&project.inventory, t.limit.as_deref()) {
         Ok(l) => PlanInput {
             limit: l,
             ..PlanInput::default()
         },
         Err(r) => return refuse(err, r),
     };
+    // With Slurm, the plan reads the cluster (on the controller; no node is touched).
+    let hooks = wf.drain.as_ref().or(project.site.drain.as_ref());
+    let mut slurm_note = None;
+    if hooks.is_some_and(|h| h.is_slurm()) {
+        let client = crate::slurm::SlurmClient::new(crate::site::merge_env(&project.site.env, &wf.env))
+            .with_timeout(std::time::Duration::from_secs(10));
+        match runtime().map(|rt| rt.block_on(crate::slurm::SlurmView::read(&client))) {
+            Ok(Ok(v)) => input.slurm = Some(v),
+            Ok(Err(e)) => {
+                slurm_note = Some(format!(
+                    "  (Slurm could not be read, so partition budgets, nodes Slurm has out and the order are not shown: {e})"
+                ));
+            }
+            Err(code) => return code,
+        }
+    }
     let plan = match Plan::build(&project.inventory, wf, &input) {
         Ok(p) => p,
         Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::INVALID_CONFIG)),
@@ -89,6 +105,9 @@ pub fn plan(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -
                 crate::workflow::Change::Drain => "drain",
             };
             let _ = writeln!(out, "    - {} ({}, {change}, {check})", s.name, s.action.kind());
+        }
+        if let Some(n) = &slurm_note {
+            let _ = writeln!(out, "{n}");
         }
         let _ = writeln!(
             out,
@@ -328,6 +347,13 @@ pub(super) async fn flow<K: Connector>(
         });
     });
     let hooks = wf.drain.clone().or_else(|| project.site.drain.clone());
+    let controller_env = crate::site::merge_env(&project.site.env, &wf.env);
+    let slurm = hooks.as_ref().filter(|h| h.is_slurm()).map(|h| {
+        crate::slurm::SlurmPoller::new(
+            crate::slurm::SlurmClient::new(controller_env.clone()),
+            h.poll_interval,
+        )
+    });
     let drain_selected = wf
         .steps
         .iter()
@@ -347,7 +373,9 @@ pub(super) async fn flow<K: Connector>(
         log,
         events: etx,
         files: engine::FileSources::default(),
-        probe_drained: opts.is_some() && drain_selected && hooks.is_some(),
+        // Slurm's nodes are read once for all (the plan's `sinfo`), not probed one by one.
+        probe_drained: opts.is_some() && drain_selected && hooks.as_ref().is_some_and(|h| !h.is_slurm()),
+        slurm: slurm.clone(),
         hooks,
         locks: crate::transport::NodeLocks::new(project.site.lock_dir.clone(), &project.site.root, &run_id),
         journal: Journal::new(store.clone(), run_id.clone()),
@@ -421,7 +449,7 @@ pub(super) async fn flow<K: Connector>(
     let engine::Checked {
         results,
         mut conns,
-        drained: found_drained,
+        drained: mut found_drained,
     } = checked;
 
     let Some(opts) = opts else {
@@ -501,8 +529,35 @@ pub(super) async fn flow<K: Connector>(
             let reader = store.clone().or_else(|| {
                 crate::store::Store::open_read_only(&project.site.state_dir.join("drover.db")).ok()
             });
+            // One `sinfo` and one `squeue` for the whole plan: nodes Slurm has out of
+            // service, partitions, running jobs.
+            let view = match &slurm {
+                Some(p) if drain_selected => match crate::slurm::SlurmView::read(p.client()).await {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        wind_down(&ctrl_c, cx, reporter, Some(conns)).await;
+                        return refuse(
+                            err,
+                            Refusal(
+                                format!("cannot read the cluster's state from Slurm: {e}"),
+                                exit_code::FAILURE,
+                            ),
+                        );
+                    }
+                },
+                _ => None,
+            };
+            if let Some(v) = &view {
+                found_drained.extend(
+                    results
+                        .iter()
+                        .filter(|(id, r)| r.class != Class::Error && v.unavailable(&inv.node(**id).name))
+                        .map(|(id, _)| *id),
+                );
+            }
             held = held_by_earlier_runs(reader.as_ref(), inv, &found_drained, &run_id).await;
             let input = PlanInput {
+                slurm: view,
                 limit: p.input.limit.clone(),
                 needing: Some(steps.keys().copied().collect()),
                 failed_check,

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::inventory::NodeId;
 
 /// One budget: at most `max` of `members` unavailable at once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Limit {
     /// As shown to operators: "max_unavailable", "HA group `db`", "group `rack01`".
     pub name: String,
@@ -20,6 +20,19 @@ pub struct Limit {
     /// Not in JSON plans: `max_unavailable` lists every target.
     #[serde(skip)]
     pub members: Vec<NodeId>,
+    /// Unavailable nodes of the limit outside `members`, counted from the start: a Slurm
+    /// partition's nodes that are down or drained but not in the run (or not in the
+    /// inventory at all).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub already_out: usize,
+    /// The whole set's size, when it has more than `members` and `already_out` (a
+    /// partition's nodes outside the inventory): what a percentage is of. 0: members.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub size: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Why a node may not go down now.
@@ -70,7 +83,7 @@ impl Disruption {
             hosted.entry(host).or_default().push(vm);
         }
         Disruption {
-            counts: vec![0; limits.len()],
+            counts: limits.iter().map(|l| l.already_out).collect(),
             limits,
             member_of,
             hosted,
@@ -195,6 +208,8 @@ mod tests {
             name: name.into(),
             max,
             members: ids(members),
+            already_out: 0,
+            size: 0,
         }
     }
 
@@ -250,6 +265,22 @@ mod tests {
         assert_eq!(d.counts(), &[1, 1], "still down for its own drain");
         d.release(NodeId(1));
         assert_eq!(d.counts(), &[0, 0]);
+    }
+
+    #[test]
+    fn nodes_out_beyond_the_members_use_the_budget_for_good() {
+        let mut l = limit("partition `batch`", 2, &[0, 1, 2]);
+        l.already_out = 1;
+        let mut d = Disruption::new(vec![l], []);
+        assert_eq!(d.counts(), &[1]);
+        d.take(NodeId(0));
+        assert_eq!(
+            d.check(NodeId(1)).unwrap_err().to_string(),
+            "partition `batch`: 2 of at most 2 unavailable"
+        );
+        d.release(NodeId(0));
+        assert!(d.check(NodeId(1)).is_ok());
+        assert_eq!(d.counts(), &[1], "never released");
     }
 
     #[test]

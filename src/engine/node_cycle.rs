@@ -16,6 +16,7 @@ use super::node_work::NodeJob;
 use super::step_error::StepError;
 use super::step_output::StepOutput;
 use crate::site::{DrainHooks, HookHost, OnDrainTimeout};
+use crate::slurm::{NodeStatus, SlurmPoller};
 use crate::store::NodeState;
 use crate::transport::{Connection, Connector, ExecOutput, LocalConnection, TransportError};
 use crate::workflow::{Action, Change, Reboot};
@@ -63,8 +64,12 @@ pub struct NodeCycle<'a, K: Connector> {
     pub hooks: Option<&'a DrainHooks>,
     pub journal: &'a Journal,
     pub events: &'a EventSender,
-    /// `drover: <workflow> v<version> run <id>`: what the scheduler shows as the reason.
+    /// `run <id>, <workflow> v<version>`: who drained the node, in every reason the
+    /// scheduler shows (after what is going on: see [`NodeCycle::phase_reason`]).
     pub reason: &'a str,
+    /// With `scheduler: slurm`: the shared `sinfo` poll that the `drained` and `resumed`
+    /// waits use instead of one probe per node.
+    pub slurm: Option<&'a SlurmPoller>,
 }
 
 /// A failed turn: `pos` and whether the node is still drained.
@@ -85,6 +90,25 @@ fn ended(pos: usize, e: NodeError, drained: bool) -> NodeEnd {
 impl<K: Connector> NodeCycle<'_, K> {
     fn name(&self) -> &str {
         &self.job.node.name
+    }
+
+    /// What the scheduler shows: `drover: <what> (run <id>, <workflow> v<n>)`. What is
+    /// going on comes first, because `sinfo -R` shows only 20 characters by default
+    /// (`drover: patch failed`); a run id alone is longer than that.
+    pub fn phase_reason(&self, what: &str) -> String {
+        format!("drover: {what} ({})", self.reason)
+    }
+
+    /// With `scheduler: slurm`, the drained node's reason follows its turn (the drain
+    /// command on a drained node only replaces the reason). Best effort: a reason that
+    /// could not be updated is no reason to fail the node.
+    async fn update_reason(&self, conn: &Option<K::Conn>, what: &str) {
+        if let Some(h) = self.hooks
+            && h.is_slurm()
+        {
+            let reason = self.phase_reason(what);
+            let _ = self.hook(conn, "drain", &h.drain, &reason, HOOK_TIMEOUT).await;
+        }
     }
 
     fn event(&self, state: &str, detail: Option<String>) {
@@ -176,6 +200,9 @@ impl<K: Connector> NodeCycle<'_, K> {
             }
             if let Err(e) = self.mark(NodeState::Running, attempt, i, must_resume).await {
                 return ended(pos, e, must_resume);
+            }
+            if confirmed && step.change == Change::Drain {
+                self.update_reason(conn, &format!("{} running", step.name)).await;
             }
             let started = Instant::now();
             let result: Result<StepOutput, NodeError> = match &step.action {
@@ -319,6 +346,16 @@ impl<K: Connector> NodeCycle<'_, K> {
         src: &str,
         h: &DrainHooks,
     ) -> Result<(), String> {
+        if let Some(p) = self.slurm
+            && h.is_slurm()
+        {
+            let deadline = Deadline::after(h.timeout);
+            let ok: fn(&NodeStatus) -> bool = match what {
+                "drained" => NodeStatus::drained,
+                _ => NodeStatus::in_service,
+            };
+            return p.wait_for(self.name(), deadline, ok).await.map(drop);
+        }
         poll_until(
             Deadline::after(h.timeout),
             h.poll_interval,
@@ -339,7 +376,13 @@ impl<K: Connector> NodeCycle<'_, K> {
         };
         self.event("draining", None);
         if let Err(e) = self
-            .hook_ok(conn, "drain", &h.drain, self.reason, HOOK_TIMEOUT)
+            .hook_ok(
+                conn,
+                "drain",
+                &h.drain,
+                &self.phase_reason("draining"),
+                HOOK_TIMEOUT,
+            )
             .await
         {
             return Drain::Failed(e);
@@ -400,7 +443,10 @@ impl<K: Connector> NodeCycle<'_, K> {
             }
             OnDrainTimeout::Hold => {
                 let why = format!("did not drain within {waited}; held for a human");
-                let reason = format!("{}: {why}", self.reason);
+                let reason = format!(
+                    "{}: jobs still running; held for a human: resume it, or let its jobs end and run again",
+                    self.phase_reason(&format!("drain timed out after {waited}"))
+                );
                 // The scheduler's reason says why it is held; the drain stays.
                 let _ = self.hook(conn, "drain", &h.drain, &reason, HOOK_TIMEOUT).await;
                 self.event("held", Some(why.clone()));
@@ -447,22 +493,28 @@ impl<K: Connector> NodeCycle<'_, K> {
         Ok(())
     }
 
-    /// Leaves a failed node drained, with a reason that names the run, the step and the
-    /// error, so `sinfo -R` tells the next human what happened.
+    /// Leaves a failed node drained, with a reason that names the step, the run and the
+    /// error, and what to do, so `sinfo -R` tells the next human what happened.
     pub async fn hold_failed(&self, conn: &Option<K::Conn>, error: &str) -> String {
-        let first = error
-            .lines()
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(200)
-            .collect::<String>();
-        let reason = format!("{}: {first}", self.reason);
+        let reason = self.failed_reason(error);
         if let Some(h) = self.hooks {
             let _ = self.hook(conn, "drain", &h.drain, &reason, HOOK_TIMEOUT).await;
         }
-        self.event("held", Some(first));
+        self.event("held", Some(first_line(error)));
         reason
+    }
+
+    /// `drover: <step> failed (run <id>, <workflow> v<n>): <error>; held drained: ...`.
+    pub fn failed_reason(&self, error: &str) -> String {
+        let first = first_line(error);
+        let (what, rest) = match first.strip_prefix("step `").and_then(|r| r.split_once("`: ")) {
+            Some((step, rest)) => (format!("{step} failed"), rest.to_string()),
+            None => ("failed".to_string(), first.clone()),
+        };
+        format!(
+            "{}: {rest}; held drained: fix the node, then resume it or run the workflow again",
+            self.phase_reason(&what)
+        )
     }
 
     /// Reads the boot id, in at most `timeout`.
@@ -621,6 +673,11 @@ impl<K: Connector> NodeCycle<'_, K> {
         .await
         .map_err(|(cmd, last)| NodeError::Health { cmd, last })
     }
+}
+
+/// An error's first line, at most 200 characters: a reason is one line.
+fn first_line(error: &str) -> String {
+    error.lines().next().unwrap_or("").chars().take(200).collect()
 }
 
 /// Whole seconds, for messages.

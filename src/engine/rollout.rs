@@ -920,6 +920,7 @@ mod tests {
             batches,
             window: None,
             unavailable_at_start: vec![],
+            order: vec![],
         }
     }
 
@@ -1295,6 +1296,8 @@ mod tests {
                     name: "max_unavailable".into(),
                     max,
                     members: members.iter().map(|i| NodeId(*i)).collect(),
+                    already_out: 0,
+                    size: 0,
                 }],
                 [],
             ),
@@ -1310,6 +1313,8 @@ mod tests {
             name: name.into(),
             max,
             members: m.iter().map(|i| NodeId(*i)).collect(),
+            already_out: 0,
+            size: 0,
         };
         let spec = RolloutSpec {
             drains: (0..5).map(NodeId).collect(),

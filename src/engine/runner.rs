@@ -27,6 +27,7 @@ use super::run_log::RunLog;
 use crate::inventory::{Inventory, NodeId};
 use crate::plan::Plan;
 use crate::site::{DrainHooks, HookHost};
+use crate::slurm::SlurmPoller;
 use crate::store::NodeState;
 use crate::template::TemplateEngine;
 use crate::transport::{Connection, Connector, NodeLocks};
@@ -59,6 +60,8 @@ pub struct RunContext<K: Connector> {
     pub files: FileSources,
     /// The step locks on the nodes.
     pub locks: NodeLocks,
+    /// With `scheduler: slurm`: the one `sinfo` per poll every waiting node shares.
+    pub slurm: Option<SlurmPoller>,
 }
 
 /// Open connections, kept from the check through the run. A node's task takes its
@@ -125,13 +128,13 @@ impl<K: Connector> RunContext<K> {
         }
     }
 
-    /// `drover: <workflow> v<version> run <id>`: the scheduler's drain reason.
+    /// `run <id>, <workflow> v<version>`: who drained a node, in every reason.
     pub fn reason(&self) -> String {
         format!(
-            "drover: {} v{} run {}",
+            "run {}, {} v{}",
+            self.journal.run(),
             self.workflow.name,
             self.workflow.version,
-            self.journal.run()
         )
     }
 
@@ -143,6 +146,7 @@ impl<K: Connector> RunContext<K> {
             journal: &self.journal,
             events: &self.events,
             reason,
+            slurm: self.slurm.as_ref(),
         }
     }
 }
@@ -884,6 +888,7 @@ mod tests {
             settle: HashSet::new(),
             files: FileSources::default(),
             locks: NodeLocks::default(),
+            slurm: None,
         })
     }
 

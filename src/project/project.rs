@@ -190,6 +190,7 @@ impl Project {
                 dir: &dir,
                 tree: &doc.root,
                 site_drain: site.drain.is_some(),
+                site_slurm: site.drain.as_ref().is_some_and(|d| d.is_slurm()),
                 file_roots: &site.file_roots,
             };
             match Workflow::from_raw(&raw, &shown, &cx) {

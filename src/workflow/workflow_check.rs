@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::time::Duration;
 
-use super::raw_workflow::{Change, RawCopy, RawStep, RawWorkflow};
+use super::raw_workflow::{Change, NodeOrder, RawCopy, RawStep, RawWorkflow};
 use super::raw_workflow_drain::RawWorkflowDrain;
 use super::workflow::{
     Action, Canary, CanarySelect, DEFAULT_BOOT_ID_COMMAND, DEFAULT_REBOOT_COMMAND, FileCopy, Reboot,
@@ -41,6 +41,8 @@ pub struct WorkflowContext<'a> {
     pub tree: &'a Node,
     /// Whether the site config has drain hooks.
     pub site_drain: bool,
+    /// The site's drain is `scheduler: slurm`.
+    pub site_slurm: bool,
     /// Directories (canonical) that `copy`/`template` sources must resolve inside: the
     /// site directory and the site's `files.extra_roots`.
     pub file_roots: &'a [PathBuf],
@@ -140,6 +142,43 @@ impl Workflow {
             Some(RawWorkflowDrain::None(reason)) => (None, Some(reason.clone())),
             None => (None, None),
         };
+        // Partition budgets and job-aware ordering read Slurm: they need its scheduler.
+        let slurm = match &drain {
+            Some(d) => d.is_slurm(),
+            None => cx.site_slurm && no_drain.is_none(),
+        };
+        if !slurm {
+            let sp = root.key("strategy");
+            if raw.strategy.max_unavailable_per_partition.is_some() {
+                p.push(
+                    Problem::key(
+                        sp.key("max_unavailable_per_partition"),
+                        "`max_unavailable_per_partition` needs `drain: { scheduler: slurm }` (partitions are Slurm's)",
+                    )
+                    .with_help("set `scheduler: slurm` in the site's (or this workflow's) `drain:`, or use `max_unavailable_per_group`"),
+                );
+            }
+            if raw.strategy.order == NodeOrder::SoonestIdle {
+                p.push(
+                    Problem::value(
+                        sp.key("order"),
+                        "`order: soonest_idle` needs `drain: { scheduler: slurm }`: it reads running jobs from squeue",
+                    )
+                    .with_help("set `scheduler: slurm` in the site's (or this workflow's) `drain:`, or use `order: inventory`"),
+                );
+            }
+        }
+        if let Some(a) = raw.strategy.max_unavailable_per_partition
+            && a.is_zero()
+        {
+            p.push(
+                Problem::value(
+                    root.key("strategy").key("max_unavailable_per_partition"),
+                    "`max_unavailable_per_partition: 0` would never let a node be changed",
+                )
+                .with_help("use 1 or more (or a percentage)"),
+            );
+        }
         // A drain step with nothing to drain the node would run on a node doing its work.
         if raw.drain.is_none() && !cx.site_drain {
             for (i, s) in raw.steps.iter().enumerate() {
@@ -366,6 +405,8 @@ fn strategy(raw: &RawWorkflow, p: &mut Vec<Problem>) -> Strategy {
         batch,
         max_unavailable,
         max_unavailable_per_group: s.max_unavailable_per_group.clone(),
+        max_unavailable_per_partition: s.max_unavailable_per_partition,
+        order: s.order,
         failure_per_batch: s.failure_budget.per_batch,
         failure_per_run: s.failure_budget.per_run.unwrap_or(Amount::Count(0)),
         retries,

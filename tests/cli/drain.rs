@@ -230,7 +230,7 @@ fn a_drain_change_on_10_nodes_never_has_more_than_2_unavailable() {
         drains.iter().all(|l| l
             .reason
             .as_deref()
-            .is_some_and(|r| r.starts_with("drover: w v1 run "))),
+            .is_some_and(|r| r.starts_with("drover: draining (run ") && r.ends_with(", w v1)"))),
         "{drains:?}"
     );
 }

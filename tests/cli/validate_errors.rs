@@ -2468,3 +2468,66 @@ fn mutated_example_files_never_panic() {
     // The mutations must actually break things, or this test checks nothing.
     assert!(invalid >= 8, "only {invalid} of 24 mutations were invalid");
 }
+
+// ---------------------------------------------------------------------------------------
+// scheduler: slurm
+// ---------------------------------------------------------------------------------------
+
+/// A site with `drain:` replaced by `drain`.
+fn site_drain(drain: &str) -> Site {
+    let site = SITE.replace(
+        &SITE[SITE.find("drain:").expect("drain")..SITE.find("windows:").expect("windows")],
+        drain,
+    );
+    Site::new().write("drover.yml", &format!("{site}transport: local\n"))
+}
+
+#[test]
+fn slurm_scheduler_refuses_hooks_and_node_side_commands() {
+    let site = site_drain("drain:\n  scheduler: slurm\n  run_on: node\n  drained: \"true\"\n");
+    let err = site.invalid();
+    assert!(
+        err.contains("error: `drained` cannot be set with `scheduler: slurm`, whose commands are built in"),
+        "{err}"
+    );
+    assert!(err.contains("drover.yml:6:3"), "{err}");
+    assert!(err.contains("`run_on: node` is for hooks"), "{err}");
+}
+
+#[test]
+fn hooks_scheduler_still_needs_its_three_hooks() {
+    let site = site_drain("drain:\n  resume: scontrol update nodename={{ node.name }} state=resume\n");
+    let err = site.invalid();
+    assert!(err.contains("missing required key `drain`"), "{err}");
+    assert!(err.contains("missing required key `drained`"), "{err}");
+    assert!(!err.contains("missing required key `resume`"), "{err}");
+    assert!(err.contains("or set `scheduler: slurm`"), "{err}");
+}
+
+#[test]
+fn partition_budgets_and_soonest_idle_need_slurm() {
+    let wf = WORKFLOW.replace(
+        "window: day\n",
+        "window: day\nstrategy: { max_unavailable_per_partition: 2, order: soonest_idle }\n",
+    );
+    let err = Site::new().write("workflows/update.yml", &wf).invalid();
+    assert!(
+        err.contains("`max_unavailable_per_partition` needs `drain: { scheduler: slurm }`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`order: soonest_idle` needs `drain: { scheduler: slurm }`"),
+        "{err}"
+    );
+    let ok = site_drain("drain:\n  scheduler: slurm\n").write("workflows/update.yml", &wf);
+    let out = ok.run(&["validate", "."]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let zero = site_drain("drain:\n  scheduler: slurm\n").write(
+        "workflows/update.yml",
+        &wf.replace("per_partition: 2", "per_partition: 0"),
+    );
+    assert!(
+        zero.invalid()
+            .contains("`max_unavailable_per_partition: 0` would never let a node be changed")
+    );
+}

@@ -310,6 +310,7 @@ fn the_engine_fails_a_drain_step_without_hooks_instead_of_running_it() {
             journal: &journal,
             events: &events,
             reason: "test",
+            slurm: None,
         };
         let mut conn = Some(rt.block_on(LocalConnector.connect(&node)).unwrap());
         rt.block_on(cycle.run(&mut conn, &[0], 0, 1, false))
