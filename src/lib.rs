@@ -5,6 +5,7 @@
 //! [`workflow`] and [`site`] domain types, and [`project`] loads a whole site.
 
 pub mod bounded_read;
+pub mod budget;
 pub mod cli;
 pub mod diag;
 pub mod engine;
