@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::plan::{Budgets, Exclusion, Plan, PlanError, limits};
-use crate::engine::Limit;
+use crate::budget::Limit;
 use crate::inventory::{Inventory, NodeId};
 use crate::workflow::Workflow;
 

@@ -1,4 +1,4 @@
-//! drover against a real Slurm cluster (`drover::testbed::SlurmCluster`: slurmctld and one
+//! drover against a real Slurm cluster (`drover_testbed::SlurmCluster`: slurmctld and one
 //! slurmd per testbed node on this host, each node reachable over its own sshd): jobs are
 //! short sleeps submitted with `sbatch` while the rollout runs, job outcomes come from
 //! `jobcomp/filetxt`, and an independent monitor samples `sinfo` for the budgets.
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use drover::testbed::{RebootService, SlurmCluster, SlurmMonitor, Testbed, slurm_unavailable};
+use drover_testbed::{RebootService, SlurmCluster, SlurmMonitor, Testbed, slurm_unavailable};
 use serde_json::{Value, json};
 
 /// Whether the Slurm tests can run; a skip is printed, a required cluster panics.
@@ -143,7 +143,7 @@ impl SlurmBed {
     }
 
     /// Waits until no job is queued or running, then every job's outcome.
-    fn all_jobs_done(&self, limit: Duration) -> Vec<drover::testbed::SlurmJob> {
+    fn all_jobs_done(&self, limit: Duration) -> Vec<drover_testbed::SlurmJob> {
         let t = Instant::now();
         while self.slurm.queued().unwrap_or(1) > 0 {
             assert!(t.elapsed() < limit, "jobs still queued after {limit:?}");
