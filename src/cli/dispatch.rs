@@ -145,7 +145,9 @@ pub fn main() -> i32 {
                 };
                 maintenance(&req, color, &mut out, &mut err)
             }
-            MaintenanceCommand::List { site, json } => maintenance_list(&site, json, color, &mut out, &mut err),
+            MaintenanceCommand::List { site, json } => {
+                maintenance_list(&site, json, color, &mut out, &mut err)
+            }
         },
         Command::Schema { out: dir, check } => schema(&dir, check, &mut out, &mut err),
         Command::Completions { shell } => {

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::pause::who;
-use super::run_state::{open_store, open_store_read, store_error_text, ReadState};
+use super::run_state::{ReadState, open_store, open_store_read, store_error_text};
 use super::runs::load_project;
 use super::selection::Refusal;
 use crate::exit_code;
@@ -64,7 +64,12 @@ pub struct MaintenanceRequest<'a> {
     pub json: bool,
 }
 
-pub fn maintenance(req: &MaintenanceRequest<'_>, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+pub fn maintenance(
+    req: &MaintenanceRequest<'_>,
+    color: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     let project = match load_project(req.site, color, err) {
         Ok(p) => p,
         Err(c) => return c,
@@ -124,7 +129,13 @@ pub fn maintenance(req: &MaintenanceRequest<'_>, color: bool, out: &mut dyn Writ
 }
 
 /// `nodes maintenance list`: every node in maintenance, with who, since and why.
-pub fn maintenance_list(site: &Path, json: bool, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+pub fn maintenance_list(
+    site: &Path,
+    json: bool,
+    color: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     let project = match load_project(site, color, err) {
         Ok(p) => p,
         Err(c) => return c,

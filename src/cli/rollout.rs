@@ -425,7 +425,8 @@ pub(super) async fn flow<K: Connector>(
                 .filter(|n| {
                     // In maintenance: not even checked (the runner skips it), unless the
                     // dead run left it drained (it must be resumed).
-                    !(p.input.maintenance.contains_key(n) && !r.drained.contains(n))
+                    let off_limits = p.input.maintenance.contains_key(n) && !r.drained.contains(n);
+                    !off_limits
                         && !resume_errors.contains_key(n)
                         && !matches!(
                             r.prior.get(n),

@@ -166,7 +166,10 @@ pub fn list(site: &Path, json: bool, color: bool, out: &mut dyn Write, err: &mut
 
 /// The pause that holds run `r`: its own, or the global one while it runs (a finished
 /// run is not held by anything).
-fn paused_by<'a>(pauses: &'a [crate::store::Pause], r: &crate::store::RunRow) -> Option<&'a crate::store::Pause> {
+fn paused_by<'a>(
+    pauses: &'a [crate::store::Pause],
+    r: &crate::store::RunRow,
+) -> Option<&'a crate::store::Pause> {
     pauses
         .iter()
         .find(|p| p.scope == PauseScope::Run(r.id.clone()))

@@ -35,10 +35,9 @@ impl std::fmt::Display for Hold {
                 match opens {
                     Some(t) => {
                         let zoned = t.to_zoned(tz.clone());
-                        let zone = tz.iana_name().map_or_else(
-                            || zoned.strftime("%Z").to_string(),
-                            str::to_string,
-                        );
+                        let zone = tz
+                            .iana_name()
+                            .map_or_else(|| zoned.strftime("%Z").to_string(), str::to_string);
                         write!(f, "opens {} {zone}", zoned.strftime("%a %Y-%m-%d %H:%M"))
                     }
                     None => write!(f, "which does not open in the next year"),
@@ -80,7 +79,10 @@ mod tests {
                 since: "2026-12-01T20:15:00Z".parse().unwrap(),
             },
         };
-        assert_eq!(p.to_string(), "paused (run w-1) by alice since 2026-12-01 20:15 UTC");
+        assert_eq!(
+            p.to_string(),
+            "paused (run w-1) by alice since 2026-12-01 20:15 UTC"
+        );
         let json = serde_json::to_value(&w).unwrap();
         assert_eq!(json["hold"], "window");
         assert_eq!(json["opens"], "2026-12-07T07:00:00Z");

@@ -24,8 +24,8 @@ mod runner;
 mod step_error;
 mod step_output;
 
-pub use clock::{Clock, FileClock, ManualClock, SystemClock, clock_from_env};
 pub use check_result::{CheckResult, Class, StepNeed, classify, needs_drain};
+pub use clock::{Clock, FileClock, ManualClock, SystemClock, clock_from_env};
 pub use control::Control;
 pub use deadline::{Deadline, later, poll_until};
 pub use disruption::{Blocked, Disruption, Limit};

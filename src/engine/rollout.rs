@@ -465,10 +465,13 @@ impl Rollout {
             });
         }
         self.hold = hold;
-        let wake = self.window.as_ref().and_then(|(_, w)| match w.last_start(self.now) {
-            Some(last) => last.checked_add(jiff::SignedDuration::from_millis(1)).ok(),
-            None => w.next_open(self.now),
-        });
+        let wake = self
+            .window
+            .as_ref()
+            .and_then(|(_, w)| match w.last_start(self.now) {
+                Some(last) => last.checked_add(jiff::SignedDuration::from_millis(1)).ok(),
+                None => w.next_open(self.now),
+            });
         if wake != self.wake
             && let Some(at) = wake
             && self.stopping.is_none()
@@ -1760,7 +1763,10 @@ mod tests {
         assert_eq!(starts(&a), vec![0, 1]);
         assert_eq!(holds(&a), vec![None], "it says it carries on");
         // Next: the cutoff, 1h before the 17:00 close (16:00 Berlin = 15:00 UTC).
-        assert!(a.contains(&Action::WakeAt(at("2026-12-07T15:00:00.001Z"))), "{a:?}");
+        assert!(
+            a.contains(&Action::WakeAt(at("2026-12-07T15:00:00.001Z"))),
+            "{a:?}"
+        );
     }
 
     #[test]
@@ -1775,15 +1781,22 @@ mod tests {
         assert!(starts(&a).is_empty(), "no new node past the cutoff: {a:?}");
         assert!(finished(&a).is_none(), "it waits, it does not end");
         assert!(
-            !a.iter().any(|x| matches!(x, Action::Finished(Outcome::Stopped { .. }))),
+            !a.iter()
+                .any(|x| matches!(x, Action::Finished(Outcome::Stopped { .. }))),
             "a held rollout is not Blocked"
         );
-        assert_eq!(r.holding().unwrap().to_string(), "window business-hours, opens Tue 2026-12-08 08:00 Europe/Berlin");
+        assert_eq!(
+            r.holding().unwrap().to_string(),
+            "window business-hours, opens Tue 2026-12-08 08:00 Europe/Berlin"
+        );
         let a = r.handle(Input::Clock(at("2026-12-08T07:00:00Z")));
         assert_eq!(starts(&a), vec![1, 2]);
         r.handle(Input::Succeeded(NodeId(1)));
         assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(2)))), vec![3]);
-        assert_eq!(finished(&r.handle(Input::Succeeded(NodeId(3)))), Some(Outcome::Succeeded));
+        assert_eq!(
+            finished(&r.handle(Input::Succeeded(NodeId(3)))),
+            Some(Outcome::Succeeded)
+        );
     }
 
     fn a_pause(by: &str) -> Pause {
@@ -1847,7 +1860,10 @@ mod tests {
         let p = plan(&[0], &[&[1]], None, 0, 30);
         let mut r = rollout(&p, no_retry(), 4);
         r.start();
-        assert_eq!(r.handle(Input::Succeeded(NodeId(0))), vec![Action::Soak(Duration::from_secs(30))]);
+        assert_eq!(
+            r.handle(Input::Succeeded(NodeId(0))),
+            vec![Action::Soak(Duration::from_secs(30))]
+        );
         r.handle(Input::Pause(Some(a_pause("alice"))));
         let a = r.handle(Input::SoakOver);
         assert!(starts(&a).is_empty(), "{a:?}");

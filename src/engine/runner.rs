@@ -1164,7 +1164,10 @@ mod tests {
         cx.events = events;
         cx.gates = Gates {
             clock: Arc::new(clock.clone()),
-            window: Some(("business-hours".into(), crate::window::Window::from_raw(&raw).unwrap())),
+            window: Some((
+                "business-hours".into(),
+                crate::window::Window::from_raw(&raw).unwrap(),
+            )),
             store: None,
             poll: Duration::from_millis(20),
         };

@@ -224,7 +224,10 @@ impl Site {
             );
         }
 
-        let pause_poll = raw.pause.poll_interval.map_or(Duration::from_secs(5), |d| d.get());
+        let pause_poll = raw
+            .pause
+            .poll_interval
+            .map_or(Duration::from_secs(5), |d| d.get());
         limits::PAUSE_POLL_INTERVAL.check_duration(top.key("pause").key("poll_interval"), pause_poll, &mut p);
         if pause_poll.is_zero() {
             p.push(Problem::value(

@@ -66,11 +66,9 @@ impl std::fmt::Display for Pause {
 impl Pause {
     /// Every pause in force, the global one first, then by run id.
     pub(super) fn all(conn: &Connection) -> rusqlite::Result<Vec<Pause>> {
-        conn.prepare_cached(
-            "SELECT scope, reason, set_by, since FROM pauses ORDER BY scope <> '*', scope",
-        )?
-        .query_map([], Pause::from_row)?
-        .collect()
+        conn.prepare_cached("SELECT scope, reason, set_by, since FROM pauses ORDER BY scope <> '*', scope")?
+            .query_map([], Pause::from_row)?
+            .collect()
     }
 
     /// The pause that holds `run`: the global one if set (it is the one to lift first),

@@ -12,8 +12,8 @@ use super::controller::Controller;
 use super::held_node::HeldNode;
 use super::lease::Lease;
 use super::lease_conflict::LeaseConflict;
-use super::node_row::NodeRow;
 use super::node_lifecycle::{LifecycleState, NodeLifecycle};
+use super::node_row::NodeRow;
 use super::node_state::NodeState;
 use super::op::{Answer, Op};
 use super::pause::Pause;
@@ -1627,13 +1627,17 @@ mod tests {
         assert_eq!(reader.pauses().unwrap().len(), 2);
         let store = Store::open(&path).unwrap();
         store
-            .write_blocking(vec![Write::Unpaused { scope: PauseScope::All }])
+            .write_blocking(vec![Write::Unpaused {
+                scope: PauseScope::All,
+            }])
             .unwrap();
         assert_eq!(store.pause_holding("r1").unwrap().unwrap().by, "bob");
         assert_eq!(store.pause_holding("r2").unwrap(), None);
         // Lifting what is not set is no error.
         store
-            .write_blocking(vec![Write::Unpaused { scope: PauseScope::All }])
+            .write_blocking(vec![Write::Unpaused {
+                scope: PauseScope::All,
+            }])
             .unwrap();
     }
 
@@ -1656,7 +1660,10 @@ mod tests {
             ])
             .unwrap();
         let m = store.in_maintenance().unwrap();
-        assert_eq!(m.iter().map(|n| n.node.as_str()).collect::<Vec<_>>(), ["n1", "n2"]);
+        assert_eq!(
+            m.iter().map(|n| n.node.as_str()).collect::<Vec<_>>(),
+            ["n1", "n2"]
+        );
         assert_eq!(m[0].by, "bob");
         assert_eq!(m[0].since, ts("2026-01-01T10:00:00Z"), "still in since the first");
         assert_eq!(
@@ -1686,7 +1693,9 @@ mod tests {
             .write_blocking(vec![Write::MaintenanceOff { node: "n3".into() }])
             .unwrap();
         let state: String = conn
-            .query_row("SELECT state FROM node_lifecycle WHERE node = 'n3'", [], |r| r.get(0))
+            .query_row("SELECT state FROM node_lifecycle WHERE node = 'n3'", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(state, "commissioned");
     }

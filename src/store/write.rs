@@ -144,7 +144,10 @@ impl Write {
     fn is_gate(&self) -> bool {
         matches!(
             self,
-            Write::Paused { .. } | Write::Unpaused { .. } | Write::MaintenanceOn { .. } | Write::MaintenanceOff { .. }
+            Write::Paused { .. }
+                | Write::Unpaused { .. }
+                | Write::MaintenanceOn { .. }
+                | Write::MaintenanceOff { .. }
         )
     }
 
@@ -284,7 +287,12 @@ impl Write {
                     millis(*at)
                 ]),
 
-            Write::Paused { scope, reason, by, at } => conn
+            Write::Paused {
+                scope,
+                reason,
+                by,
+                at,
+            } => conn
                 .prepare_cached(
                     "INSERT INTO pauses (scope, reason, set_by, since) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (scope) DO UPDATE SET reason = excluded.reason, set_by = excluded.set_by",
