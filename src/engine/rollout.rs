@@ -9,8 +9,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::disruption::Disruption;
 use super::hold::Hold;
+use crate::budget::Disruption;
 use crate::inventory::NodeId;
 use crate::plan::Plan;
 use crate::store::Pause;
@@ -1374,7 +1374,7 @@ mod tests {
         assert_eq!(finished(&r.start()), Some(Outcome::Succeeded));
     }
 
-    use crate::engine::{Disruption, Limit};
+    use crate::budget::{Disruption, Limit};
 
     fn drain_spec(max: usize, members: &[usize], drains: &[usize]) -> RolloutSpec {
         RolloutSpec {
