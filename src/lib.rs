@@ -18,6 +18,7 @@ pub mod project;
 pub mod report;
 pub mod schemas;
 pub mod site;
+pub mod source;
 pub mod store;
 pub mod template;
 pub mod testbed;
