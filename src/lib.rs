@@ -6,6 +6,7 @@
 
 pub mod bounded_read;
 pub mod cli;
+pub mod daemon;
 pub mod diag;
 pub mod engine;
 pub mod exit_code;
