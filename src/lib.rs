@@ -5,6 +5,7 @@
 //! [`workflow`] and [`site`] domain types, and [`project`] loads a whole site.
 
 pub mod bounded_read;
+pub mod budget;
 pub mod cli;
 pub mod daemon;
 pub mod diag;
@@ -22,7 +23,6 @@ pub mod site;
 pub mod source;
 pub mod store;
 pub mod template;
-pub mod testbed;
 pub mod transport;
 pub mod units;
 pub mod window;
