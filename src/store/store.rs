@@ -21,6 +21,7 @@ use super::run_detail::RunDetail;
 use super::run_row::RunRow;
 use super::run_status::RunStatus;
 use super::schema::{self, Access};
+use super::source_commit::{SourceCommitRow, SourceHead};
 use super::store_error::StoreError;
 use super::write::Write;
 use super::writer::{Reply, Request, Writer};
@@ -293,6 +294,21 @@ impl Store {
         }
         NodeLifecycle::in_state(&self.reader(), LifecycleState::Maintenance)
             .map_err(|e| self.error("read the nodes in maintenance", e))
+    }
+
+    /// Where the daemon's git watcher stands (none before its first commit).
+    pub fn source_head(&self) -> Result<Option<SourceHead>, StoreError> {
+        SourceHead::load(&self.reader()).map_err(|e| self.error("read the commit in force", e))
+    }
+
+    /// The watcher's verdict on one commit.
+    pub fn source_commit(&self, sha: &str) -> Result<Option<SourceCommitRow>, StoreError> {
+        SourceCommitRow::one(&self.reader(), sha).map_err(|e| self.error(format!("read commit {sha}"), e))
+    }
+
+    /// Every commit the watcher looked at, newest first.
+    pub fn source_commits(&self) -> Result<Vec<SourceCommitRow>, StoreError> {
+        SourceCommitRow::all(&self.reader()).map_err(|e| self.error("read the commits", e))
     }
 
     async fn submit(&self, op: Op) -> Result<Answer, StoreError> {

@@ -10,6 +10,7 @@ use super::controller::Controller;
 use super::node_state::NodeState;
 use super::pause::PauseScope;
 use super::run_status::RunStatus;
+use super::source_commit::SourceVerdict;
 use super::store_error::StoreError;
 
 /// One fact about a run. Apart from `RunCreated` (refused if the run exists), each sets
@@ -102,6 +103,17 @@ pub enum Write {
     /// Ends `node`'s maintenance: it returns to the state it had before (or to none).
     /// A node not in maintenance is left as it is.
     MaintenanceOff { node: String },
+    /// The git watcher's verdict on a commit; the commit becomes the last one seen, and
+    /// when accepted the one in force, with its workflows' `fingerprints`.
+    SourceCommit {
+        sha: String,
+        verdict: SourceVerdict,
+        author: String,
+        subject: String,
+        detail: String,
+        fingerprints: Option<serde_json::Value>,
+        at: Timestamp,
+    },
 }
 
 impl Write {
@@ -253,6 +265,37 @@ impl Write {
                     millis(*at)
                 ]),
 
+            Write::SourceCommit {
+                sha,
+                verdict,
+                author,
+                subject,
+                detail,
+                fingerprints,
+                at,
+            } => {
+                let rows = conn
+                    .prepare_cached(
+                        "INSERT INTO source_commits (sha, verdict, author, subject, detail, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (sha) DO UPDATE SET verdict = excluded.verdict,
+                             detail = excluded.detail, at = excluded.at",
+                    )?
+                    .execute(params![sha, verdict, author, subject, detail, millis(*at)])?;
+                let fingerprints = fingerprints.as_ref().map(json_text).transpose()?;
+                // A rejected commit leaves the commit in force (and its fingerprints) as
+                // they were; a first commit rejected leaves none in force.
+                conn.prepare_cached(
+                    "INSERT INTO source_head (id, seen, good, fingerprints)
+                     VALUES (1, ?1, CASE WHEN ?2 IS NULL THEN NULL ELSE ?1 END, COALESCE(?2, '{}'))
+                     ON CONFLICT (id) DO UPDATE SET seen = excluded.seen,
+                         good = CASE WHEN ?2 IS NULL THEN good ELSE excluded.good END,
+                         fingerprints = CASE WHEN ?2 IS NULL THEN fingerprints ELSE excluded.fingerprints END",
+                )?
+                .execute(params![sha, fingerprints])?;
+                Ok(rows)
+            }
+
             Write::Step {
                 run,
                 node,
@@ -344,6 +387,7 @@ impl Write {
             Write::Unpaused { scope } => format!("lift the pause of {}", scope_text(scope)),
             Write::MaintenanceOn { node, .. } => format!("put node `{node}` into maintenance"),
             Write::MaintenanceOff { node } => format!("take node `{node}` out of maintenance"),
+            Write::SourceCommit { sha, .. } => format!("record commit {sha}"),
         }
     }
 
@@ -365,6 +409,8 @@ impl Write {
                 run: run.clone(),
                 node: node.clone(),
             },
+            // An upsert always writes a row.
+            Write::SourceCommit { sha, .. } => StoreError::UnknownRun { run: sha.clone() },
         }
     }
 }
