@@ -86,6 +86,7 @@ fn run(n: usize, budget: Budget) -> Duration {
         window: None,
         unavailable_at_start: vec![],
         order: vec![],
+        maintenance: vec![],
     };
     let mut spec = RolloutSpec::simple(
         RetryPolicy {

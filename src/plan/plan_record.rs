@@ -137,6 +137,8 @@ impl Plan {
             window: r.window,
             unavailable_at_start,
             order: Vec::new(),
+            // Maintenance is read when the run resumes, not replayed from the record.
+            maintenance: Vec::new(),
         };
         Ok((plan, drains))
     }
