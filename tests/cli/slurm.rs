@@ -471,3 +471,44 @@ fn the_slurm_hook_commands_work_against_slurmctld() {
     assert!(hook("resumed"));
     assert!(bed.slurm.finished_jobs().iter().all(|j| j.succeeded()));
 }
+
+/// `workflows/kernel-update.yml`'s last health check (slurmd of this boot has
+/// registered: `SlurmdStartTime` not older than the boot), as shipped, against a real
+/// slurmctld: it passes for a slurmd started after the boot and fails for one that
+/// started before it.
+#[test]
+fn the_shipped_slurmd_registered_health_check_reads_real_scontrol() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(1, &[("batch", vec![0])]);
+    let wf = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/kernel-update.yml"),
+    )
+    .expect("read the workflow");
+    let start = wf
+        .find("test \"$(date -d \"$(scontrol")
+        .expect("the health check");
+    let check: String = wf[start..]
+        .lines()
+        .take(2)
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace("{{ node.name }}", "node001");
+    assert!(check.ends_with("+%s)\""), "{check}");
+    let run = |cmd: &str| {
+        bed.slurm
+            .command("sh")
+            .arg("-c")
+            .arg(cmd)
+            .status()
+            .expect("sh")
+            .success()
+    };
+    assert!(run(&check), "slurmd started after this host booted: {check}");
+    // A boot after slurmd started: the check must wait.
+    let later = check.replace("$(uptime -s)", "now + 1 hour");
+    assert_ne!(later, check);
+    assert!(!run(&later), "{later}");
+}
