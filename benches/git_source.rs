@@ -50,7 +50,8 @@ fn commit(repo: &Repository, files: &[(String, String)], message: &str) {
     let sig = Signature::now("bench", "bench@example.com").unwrap();
     let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+        .unwrap();
 }
 
 fn settings(remote: &Path, poll: Duration) -> GitSettings {
@@ -87,10 +88,19 @@ fn main() {
 
     // Latency, 1 s poll: commits at random points of the interval.
     let state = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let mut times = rt.block_on(async {
         let store = Store::open(&state.path().join("drover.db")).unwrap();
-        let w = GitWatcher::open(settings(remote_dir.path(), Duration::from_secs(1)), state.path(), store).unwrap();
+        let w = GitWatcher::open(
+            settings(remote_dir.path(), Duration::from_secs(1)),
+            state.path(),
+            store,
+        )
+        .unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let source = GitSource::spawn(w, tx, std::future::pending());
         let next_rollout = async |rx: &mut tokio::sync::mpsc::UnboundedReceiver<SourceEvent>| loop {
@@ -126,7 +136,12 @@ fn main() {
     // Memory over many commits, each polled (validated, compared, recorded) on its own.
     let state = tempfile::tempdir().unwrap();
     let store = Store::open(&state.path().join("drover.db")).unwrap();
-    let mut w = GitWatcher::open(settings(remote_dir.path(), Duration::from_secs(1)), state.path(), store).unwrap();
+    let mut w = GitWatcher::open(
+        settings(remote_dir.path(), Duration::from_secs(1)),
+        state.path(),
+        store,
+    )
+    .unwrap();
     w.poll().unwrap();
     let start = Instant::now();
     let mut samples = Vec::new();
@@ -144,9 +159,16 @@ fn main() {
         }
     }
     let per = start.elapsed() / memory_commits.max(1) as u32;
-    let db = std::fs::metadata(state.path().join("drover.db")).map(|m| m.len()).unwrap_or(0)
-        + std::fs::metadata(state.path().join("drover.db-wal")).map(|m| m.len()).unwrap_or(0);
-    println!("{memory_commits} commits, {:.0} ms per commit (fetch, export, validate, record)", ms(per));
+    let db = std::fs::metadata(state.path().join("drover.db"))
+        .map(|m| m.len())
+        .unwrap_or(0)
+        + std::fs::metadata(state.path().join("drover.db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+    println!(
+        "{memory_commits} commits, {:.0} ms per commit (fetch, export, validate, record)",
+        ms(per)
+    );
     println!("RSS KiB after N commits: {samples:?}");
     println!("state database: {} KiB", db / 1024);
 }

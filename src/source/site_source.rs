@@ -82,25 +82,52 @@ mod tests {
             std::fs::write(local.path().join("inventory.yml"), INVENTORY).unwrap();
             std::fs::write(local.path().join("workflows/a.yml"), workflow("a", 1, "true")).unwrap();
         };
-        write_site(&format!("git:\n  remote: {}\n  poll_interval: 1h\n", remote.url()));
+        write_site(&format!(
+            "git:\n  remote: {}\n  poll_interval: 1h\n",
+            remote.url()
+        ));
         let project = Project::load(local.path()).unwrap();
         let store = Store::open(&project.site.state_dir.join("drover.db")).unwrap();
         let mut s = SiteSource::start(local.path(), project, store, std::future::pending()).unwrap();
-        let SiteSource::Git { events, .. } = &mut s else { panic!("expected the git source") };
-        let e = tokio::time::timeout(Duration::from_secs(10), events.recv()).await.unwrap().unwrap();
-        assert!(matches!(e, SourceEvent::Accepted { ref rollouts, .. } if rollouts.len() == 2), "{e:?}");
+        let SiteSource::Git { events, .. } = &mut s else {
+            panic!("expected the git source")
+        };
+        let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(e, SourceEvent::Accepted { ref rollouts, .. } if rollouts.len() == 2),
+            "{e:?}"
+        );
         // A local edit is not taken: nothing arrives but what git brings.
         std::fs::write(local.path().join("inventory.yml"), "nodes:\n  x: {}\n").unwrap();
-        assert!(tokio::time::timeout(Duration::from_millis(1500), events.recv()).await.is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(1500), events.recv())
+                .await
+                .is_err()
+        );
         assert!(s.fetch_trigger().is_some());
 
         write_site("");
         let project = Project::load(local.path()).unwrap();
         let store = Store::open(&project.site.state_dir.join("drover.db")).unwrap();
         let mut s = SiteSource::start(local.path(), project, store, std::future::pending()).unwrap();
-        let SiteSource::Files { changes, .. } = &mut s else { panic!("expected the file watcher") };
-        std::fs::write(local.path().join("inventory.yml"), "canary: [n1]\nnodes:\n  n[1-9]: {}\n").unwrap();
-        let c = tokio::time::timeout(Duration::from_secs(10), changes.recv()).await.unwrap().unwrap();
-        assert!(matches!(c, SiteChange::Reloaded(ref p) if p.inventory.nodes().len() == 9), "{c:?}");
+        let SiteSource::Files { changes, .. } = &mut s else {
+            panic!("expected the file watcher")
+        };
+        std::fs::write(
+            local.path().join("inventory.yml"),
+            "canary: [n1]\nnodes:\n  n[1-9]: {}\n",
+        )
+        .unwrap();
+        let c = tokio::time::timeout(Duration::from_secs(10), changes.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(c, SiteChange::Reloaded(ref p) if p.inventory.nodes().len() == 9),
+            "{c:?}"
+        );
     }
 }
