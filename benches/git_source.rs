@@ -6,6 +6,8 @@
 //! `nice -n 19 cargo bench --bench git_source -- [LATENCY_COMMITS] [MEMORY_COMMITS]`
 //! (default 20 and 1000).
 
+#![expect(clippy::unwrap_used, reason = "a benchmark: any failure ends it")]
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

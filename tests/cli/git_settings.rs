@@ -58,7 +58,7 @@ fn a_valid_git_section_validates() {
     // Until `drover serve` follows it, the section says it does nothing yet.
     assert!(
         out.stderr.contains(
-            "warning: `git` is accepted but not in effect in this version: there is no daemon (`drover serve`) yet to follow the repository\n  --> drover.yml:15:1"
+            "warning: `git` is accepted but not in effect in this version: there is no daemon (`drover serve`) yet to follow the repository\n  --> drover.yml:14:1"
         ),
         "{}",
         out.stderr
