@@ -364,6 +364,9 @@ pub struct RunResult {
     pub skipped: Vec<(NodeId, String)>,
     /// Planned but never started (the run stopped first).
     pub not_started: Vec<NodeId>,
+    /// Of the skipped, those put into maintenance during the run (left alone before
+    /// their turn): not failures of the change, work that remains.
+    pub maintenance: Vec<NodeId>,
     pub outcome: Option<Outcome>,
     /// The second Ctrl-C: tasks were aborted mid-step.
     pub aborted: bool,
@@ -475,6 +478,7 @@ impl<K: Connector> Dispatch<K> {
                         reason: why.clone(),
                     });
                     let why = format!("in {why}");
+                    self.result.maintenance.push(node);
                     self.result.skipped.push((node, why.clone()));
                     self.finish_node(node, false, Some(why));
                     self.inbox.push_back(Input::Skipped(node));
