@@ -18,6 +18,7 @@ pub mod plan;
 pub mod project;
 pub mod report;
 pub mod schemas;
+pub mod service;
 pub mod site;
 pub mod store;
 pub mod template;

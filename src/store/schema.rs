@@ -22,7 +22,7 @@ const V1_TABLES: [&str; 4] = ["leases", "nodes", "runs", "steps"];
 
 /// One entry per schema version: `MIGRATIONS[i]` takes a database from version `i` to
 /// `i + 1`. `PRAGMA user_version` holds the version; never edit a shipped entry, add one.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The version this drover writes.
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -99,6 +99,18 @@ pub(super) const V1_FOR_TESTS: &str = V1;
 const V2: &str = "
 CREATE INDEX nodes_by_node ON nodes (node, updated_at);
 ";
+
+/// Version 3: who or what started a run (`trigger`, JSON: the service's `Trigger`).
+/// Runs recorded before it have none.
+const V3: &str = "
+ALTER TABLE runs ADD COLUMN trigger TEXT;
+";
+
+/// Version 2's SQL (V1 and V2 together), for tests that build an older drover's database.
+#[cfg(test)]
+pub(super) fn v2_for_tests() -> String {
+    format!("{V1}{V2}")
+}
 
 /// How a connection may use the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,6 +24,7 @@ mod pty;
 mod quoting;
 mod run_local;
 mod schemas;
+mod service;
 mod ssh_connections;
 mod ssh_settings;
 mod store_errors;
