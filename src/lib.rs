@@ -7,6 +7,7 @@
 pub mod bounded_read;
 pub mod budget;
 pub mod cli;
+pub mod daemon;
 pub mod diag;
 pub mod engine;
 pub mod exit_code;
@@ -20,6 +21,7 @@ pub mod report;
 pub mod schemas;
 pub mod service;
 pub mod site;
+pub mod source;
 pub mod store;
 pub mod template;
 pub mod transport;

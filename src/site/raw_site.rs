@@ -4,6 +4,7 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::raw_git::RawGit;
 use super::raw_ssh::RawSsh;
 use crate::units::{HumanDuration, SecretRef};
 use crate::window::RawWindow;
@@ -54,6 +55,8 @@ pub struct RawSite {
     pub notifications: RawNotifications,
     /// The daemon's REST API and Slack endpoint.
     pub server: Option<RawServer>,
+    /// Where `drover serve` takes the site from: a git repository it follows.
+    pub git: Option<RawGit>,
 }
 
 /// How a site's nodes are reached.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::drain_hooks::DrainHooks;
+use super::git_settings::GitSettings;
 use super::raw_site::{OnLeaseConflict, RawSite, SiteTransport};
 use crate::diag::Problem;
 use crate::template::TemplateEngine;
@@ -36,6 +37,8 @@ pub struct Site {
     pub leases: LeaseSettings,
     pub slack: Option<SlackSettings>,
     pub server: Option<ServerSettings>,
+    /// Where `drover serve` takes the site from.
+    pub git: Option<GitSettings>,
     /// Canonical directories `copy`/`template` sources must be inside: the site
     /// directory, then `files.extra_roots`.
     pub file_roots: Vec<PathBuf>,
@@ -205,6 +208,11 @@ impl Site {
             }
         });
 
+        let git = raw
+            .git
+            .as_ref()
+            .and_then(|g| GitSettings::from_raw(g, root).map_err(|e| p.extend(e)).ok());
+
         let ttl = raw.leases.ttl.map_or(Duration::from_secs(300), |d| d.get());
         limits::LEASE_TTL.check_duration(top.key("leases").key("ttl"), ttl, &mut p);
         if ttl < Duration::from_secs(10) {
@@ -287,6 +295,7 @@ impl Site {
                 channel: s.channel.clone(),
             }),
             server,
+            git,
         })
     }
 }

@@ -23,6 +23,7 @@ mod run_detail;
 mod run_row;
 mod run_status;
 mod schema;
+mod source_commit;
 mod step_row;
 #[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod store;
@@ -40,6 +41,7 @@ pub use node_state::NodeState;
 pub use run_detail::RunDetail;
 pub use run_row::RunRow;
 pub use run_status::RunStatus;
+pub use source_commit::{SourceCommitRow, SourceHead, SourceVerdict};
 pub use step_row::StepRow;
 pub use store::Store;
 pub use store_error::StoreError;

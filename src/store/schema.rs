@@ -22,7 +22,7 @@ const V1_TABLES: [&str; 4] = ["leases", "nodes", "runs", "steps"];
 
 /// One entry per schema version: `MIGRATIONS[i]` takes a database from version `i` to
 /// `i + 1`. `PRAGMA user_version` holds the version; never edit a shipped entry, add one.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The version this drover writes.
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -100,9 +100,31 @@ const V2: &str = "
 CREATE INDEX nodes_by_node ON nodes (node, updated_at);
 ";
 
-/// Version 3: who or what started a run (`trigger`, JSON: the service's `Trigger`).
-/// Runs recorded before it have none.
+/// Version 3: the daemon's git watcher. `source_commits` has one row per commit it
+/// looked at (accepted or rejected, with the diagnostics); `source_head` (one row) the
+/// last commit seen, the commit in force and its workflows' content fingerprints, so a
+/// restart neither re-runs nor forgets a commit.
 const V3: &str = "
+CREATE TABLE source_commits (
+    sha     TEXT PRIMARY KEY NOT NULL,
+    verdict TEXT NOT NULL,
+    author  TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail  TEXT NOT NULL,
+    at      INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE source_head (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    seen         TEXT NOT NULL,
+    good         TEXT,
+    fingerprints TEXT NOT NULL
+) STRICT;
+";
+
+/// Version 4: who or what started a run (`trigger`, JSON: the service's `Trigger`).
+/// Runs recorded before it have none.
+const V4: &str = "
 ALTER TABLE runs ADD COLUMN trigger TEXT;
 ";
 

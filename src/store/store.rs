@@ -19,6 +19,7 @@ use super::run_detail::RunDetail;
 use super::run_row::RunRow;
 use super::run_status::RunStatus;
 use super::schema::{self, Access};
+use super::source_commit::{SourceCommitRow, SourceHead};
 use super::store_error::StoreError;
 use super::write::Write;
 use super::writer::{Reply, Request, Writer};
@@ -232,7 +233,7 @@ impl Store {
     /// The run's nodes as last recorded, in plan order, without its plan or step
     /// results (which can be large): for a quick look during a run.
     /// Who or what started `run` (the service's `Trigger` as JSON); `None` for a run
-    /// recorded without one, or in a file older than schema version 3 opened read-only
+    /// recorded without one, or in a file older than schema version 4 opened read-only
     /// (not migrated, so without the column).
     pub fn trigger(&self, run: &str) -> Result<Option<serde_json::Value>, StoreError> {
         let conn = self.reader();
@@ -278,6 +279,21 @@ impl Store {
     /// never recorded, which bind nothing, included.
     pub fn leases(&self) -> Result<Vec<Lease>, StoreError> {
         Lease::all(&self.reader()).map_err(|e| self.error("read the leases", e))
+    }
+
+    /// Where the daemon's git watcher stands (none before its first commit).
+    pub fn source_head(&self) -> Result<Option<SourceHead>, StoreError> {
+        SourceHead::load(&self.reader()).map_err(|e| self.error("read the commit in force", e))
+    }
+
+    /// The watcher's verdict on one commit.
+    pub fn source_commit(&self, sha: &str) -> Result<Option<SourceCommitRow>, StoreError> {
+        SourceCommitRow::one(&self.reader(), sha).map_err(|e| self.error(format!("read commit {sha}"), e))
+    }
+
+    /// Every commit the watcher looked at, newest first.
+    pub fn source_commits(&self) -> Result<Vec<SourceCommitRow>, StoreError> {
+        SourceCommitRow::all(&self.reader()).map_err(|e| self.error("read the commits", e))
     }
 
     async fn submit(&self, op: Op) -> Result<Answer, StoreError> {

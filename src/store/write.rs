@@ -9,6 +9,7 @@ use super::columns::{OUTPUT_TAIL_MAX, int, json_text, millis, tail};
 use super::controller::Controller;
 use super::node_state::NodeState;
 use super::run_status::RunStatus;
+use super::source_commit::SourceVerdict;
 use super::store_error::StoreError;
 
 /// One fact about a run. Apart from `RunCreated` (refused if the run exists), each sets
@@ -81,6 +82,17 @@ pub enum Write {
         exit_code: Option<i32>,
         duration_ms: u64,
         output_tail: String,
+        at: Timestamp,
+    },
+    /// The git watcher's verdict on a commit; the commit becomes the last one seen, and
+    /// when accepted the one in force, with its workflows' `fingerprints`.
+    SourceCommit {
+        sha: String,
+        verdict: SourceVerdict,
+        author: String,
+        subject: String,
+        detail: String,
+        fingerprints: Option<serde_json::Value>,
         at: Timestamp,
     },
 }
@@ -225,6 +237,37 @@ impl Write {
                     millis(*at)
                 ]),
 
+            Write::SourceCommit {
+                sha,
+                verdict,
+                author,
+                subject,
+                detail,
+                fingerprints,
+                at,
+            } => {
+                let rows = conn
+                    .prepare_cached(
+                        "INSERT INTO source_commits (sha, verdict, author, subject, detail, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (sha) DO UPDATE SET verdict = excluded.verdict,
+                             detail = excluded.detail, at = excluded.at",
+                    )?
+                    .execute(params![sha, verdict, author, subject, detail, millis(*at)])?;
+                let fingerprints = fingerprints.as_ref().map(json_text).transpose()?;
+                // A rejected commit leaves the commit in force (and its fingerprints) as
+                // they were; a first commit rejected leaves none in force.
+                conn.prepare_cached(
+                    "INSERT INTO source_head (id, seen, good, fingerprints)
+                     VALUES (1, ?1, CASE WHEN ?2 IS NULL THEN NULL ELSE ?1 END, COALESCE(?2, '{}'))
+                     ON CONFLICT (id) DO UPDATE SET seen = excluded.seen,
+                         good = CASE WHEN ?2 IS NULL THEN good ELSE excluded.good END,
+                         fingerprints = CASE WHEN ?2 IS NULL THEN fingerprints ELSE excluded.fingerprints END",
+                )?
+                .execute(params![sha, fingerprints])?;
+                Ok(rows)
+            }
+
             Write::Step {
                 run,
                 node,
@@ -271,6 +314,7 @@ impl Write {
             Write::RunResumed { id, .. } => format!("record the resumption of run `{id}`"),
             Write::Node { run, node, .. } => format!("record node `{node}` of run `{run}`"),
             Write::Step { run, node, step, .. } => format!("record step `{step}` on `{node}` of run `{run}`"),
+            Write::SourceCommit { sha, .. } => format!("record commit {sha}"),
         }
     }
 
@@ -286,6 +330,8 @@ impl Write {
                 run: run.clone(),
                 node: node.clone(),
             },
+            // An upsert always writes a row.
+            Write::SourceCommit { sha, .. } => StoreError::UnknownRun { run: sha.clone() },
         }
     }
 }
