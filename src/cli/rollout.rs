@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde_json::json;
 use tokio::sync::{broadcast, oneshot, watch};
 
+use super::run_state;
 use super::selection::{
     Refusal, Target, TransportKind, extra_vars, limit, load, recheck_names, selected_steps, transport,
 };
@@ -54,9 +55,14 @@ pub fn plan(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -
         Err(code) => return code,
     };
     let wf = &project.workflows[wi];
+    let maintenance = match run_state::in_maintenance(&project) {
+        Ok(m) => m,
+        Err(r) => return refuse(err, r),
+    };
     let input = match limit(&project.inventory, t.limit.as_deref()) {
         Ok(l) => PlanInput {
             limit: l,
+            maintenance,
             ..PlanInput::default()
         },
         Err(r) => return refuse(err, r),
@@ -105,8 +111,9 @@ pub fn plan(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -
 
 /// The window as written, and whether it is open now.
 fn window_text(project: &Project, name: Option<&str>) -> Option<String> {
+    let now = engine::clock_from_env().now();
     name.and_then(|n| project.site.windows.get(n))
-        .map(|w| format!("{w}; {}", crate::plan::window_status(w, jiff::Timestamp::now())))
+        .map(|w| format!("{w}; {}", crate::plan::window_status(w, now)))
 }
 
 fn names(inv: &Inventory, ids: &[NodeId]) -> Vec<String> {
@@ -117,7 +124,13 @@ fn plan_json(inv: &Inventory, plan: &Plan) -> serde_json::Value {
     json!({
         "workflow": plan.workflow,
         "version": plan.version,
-        "excluded": plan.excluded.iter().map(|(i, r)| json!({"node": inv.node(*i).name, "reason": r})).collect::<Vec<_>>(),
+        "excluded": plan.excluded.iter().map(|(i, r)| {
+            let mut e = json!({"node": inv.node(*i).name, "reason": r});
+            if let Some((_, why)) = plan.maintenance.iter().find(|(m, _)| m == i) {
+                e["detail"] = json!(why);
+            }
+            e
+        }).collect::<Vec<_>>(),
         "canary": names(inv, &plan.canary),
         "soak_seconds": plan.soak.as_secs(),
         "batches": plan.batches.iter().map(|b| names(inv, b)).collect::<Vec<_>>(),
@@ -164,6 +177,7 @@ fn session(
             tags: opts.and_then(|o| o.tags.clone()),
             selected,
             extra_vars: extra,
+            maintenance: run_state::in_maintenance(&project)?,
         })
     })();
     let selection = match selection {
@@ -335,7 +349,11 @@ async fn consume(
             let _ = writeln!(err, "{text}");
             exit_code::INTERRUPTED
         }
-        service::Outcome::Checked { results, described } => {
+        service::Outcome::Checked {
+            results,
+            described,
+            maintenance,
+        } => {
             if !t.json {
                 let mut described: Vec<(String, String)> = described
                     .into_iter()
@@ -347,9 +365,31 @@ async fn consume(
                 }
             }
             if t.json {
-                let _ = writeln!(out, "{}", check_json(inv, &results));
+                let mut v = check_json(inv, &results);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert(
+                        "maintenance".into(),
+                        maintenance
+                            .iter()
+                            .map(|(i, why)| json!({"node": inv.node(*i).name, "reason": why}))
+                            .collect(),
+                    );
+                }
+                let _ = writeln!(out, "{v}");
             } else {
                 let _ = write!(out, "{}", render_check(inv, &results));
+                if !maintenance.is_empty() {
+                    let ids: Vec<NodeId> = maintenance.iter().map(|(i, _)| *i).collect();
+                    let _ = writeln!(
+                        out,
+                        "  not checked (in maintenance): {} {}",
+                        ids.len(),
+                        inv.names(&ids)
+                    );
+                    for (id, why) in &maintenance {
+                        let _ = writeln!(out, "    {}: {why}", inv.node(*id).name);
+                    }
+                }
             }
             if results.values().any(|r| r.class == Class::Error) {
                 exit_code::NODES_FAILED
@@ -616,7 +656,11 @@ impl Summary<'_> {
                 };
                 (exit_code::NODES_FAILED, text)
             }
-            Outcome::Succeeded if !sk.other_steps.is_empty() || sk.unavailable_needing > 0 => {
+            Outcome::Succeeded
+                if !sk.other_steps.is_empty()
+                    || sk.unavailable_needing > 0
+                    || !self.result.maintenance.is_empty() =>
+            {
                 let mut parts = Vec::new();
                 if ran > 0 {
                     parts.push(ran_text());
@@ -642,6 +686,14 @@ impl Summary<'_> {
                         super::plural(u, "node"),
                         if u == 1 { "needs" } else { "need" },
                         if u == 1 { "is" } else { "are" }
+                    ));
+                }
+                let m = self.result.maintenance.len();
+                if m > 0 {
+                    parts.push(format!(
+                        "{} went into maintenance during the run and {} left alone",
+                        super::plural(m, "node"),
+                        if m == 1 { "was" } else { "were" }
                     ));
                 }
                 (

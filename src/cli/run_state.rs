@@ -1,10 +1,13 @@
 //! Reading a site's state for the commands that only read it; the run's durable side
 //! itself (record, leases, heartbeat, resume) is the service's.
 
+use std::collections::HashMap;
+
 use super::selection::Refusal;
 use crate::exit_code;
+use crate::inventory::NodeId;
 use crate::project::Project;
-use crate::service::store_error_text;
+pub use crate::service::store_error_text;
 use crate::store::{Store, StoreError};
 
 /// The state database of a site, for a run: created if missing.
@@ -59,4 +62,22 @@ pub fn open_store_read(project: &Project) -> Result<Store, ReadState> {
         )),
         e => ReadState::Failed(Refusal(store_error_text(&e), exit_code::FAILURE)),
     })
+}
+
+/// The nodes of the inventory in maintenance, with why (`maintenance by alice since
+/// ...: reason`), read-only. No state yet: none. A state that cannot be read refuses:
+/// a run that cannot tell which nodes are off limits must not start.
+pub fn in_maintenance(project: &Project) -> Result<HashMap<NodeId, String>, Refusal> {
+    let store = match open_store_read(project) {
+        Ok(s) => s,
+        Err(ReadState::NoRuns(_)) => return Ok(HashMap::new()),
+        Err(ReadState::Failed(r)) => return Err(r),
+    };
+    let nodes = store
+        .in_maintenance()
+        .map_err(|e| Refusal(store_error_text(&e), exit_code::FAILURE))?;
+    Ok(nodes
+        .into_iter()
+        .filter_map(|m| Some((project.inventory.find(&m.node)?, m.to_string())))
+        .collect())
 }

@@ -25,8 +25,8 @@ pub use refusal::{Refusal, RefusalKind};
 pub use run_handle::RunHandle;
 pub use run_request::{Answer, Mode, RunRequest, Selection};
 pub use run_state::{
-    Resume, abandoned_notices, begin, heartbeat, in_flight, new_run_id, open_store, status_of,
-    store_error_text,
+    Resume, abandoned_notices, begin, heartbeat, in_flight, in_maintenance, new_run_id, open_store,
+    status_of, store_error_text,
 };
 pub use session::start;
 pub use skipped::Skipped;

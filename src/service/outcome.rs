@@ -22,6 +22,8 @@ pub enum Outcome {
         results: HashMap<NodeId, CheckResult>,
         /// How each node was reached, when asked (`check -v`).
         described: Vec<(NodeId, String)>,
+        /// Targets in maintenance, not checked, with why.
+        maintenance: Vec<(NodeId, String)>,
     },
     /// A dry run: the plan, and nothing done.
     DryRun { plan: Plan },

@@ -1,7 +1,7 @@
 //! What a caller asks the service to do: which workflow, on which nodes, with which
 //! steps and variables, and who asked.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::{oneshot, watch};
@@ -36,6 +36,8 @@ pub struct Selection {
     /// Per workflow step, whether the tags select it.
     pub selected: Vec<bool>,
     pub extra_vars: serde_json::Map<String, serde_json::Value>,
+    /// Nodes in maintenance (automation off), with why: left out of the run.
+    pub maintenance: HashMap<NodeId, String>,
 }
 
 impl Selection {
@@ -70,7 +72,8 @@ pub struct RunRequest {
     pub resume: Option<Resume>,
     pub trigger: Trigger,
     pub transport: TransportKind,
-    /// Start even though the workflow's window is closed now.
+    /// Start even though the workflow's window is closed now, and start nodes outside
+    /// it. (A resumed run never refuses at a closed window; it waits for it to open.)
     pub ignore_window: bool,
     /// Ask the transport how each node was reached (`check -v`).
     pub verbose: bool,
@@ -122,12 +125,20 @@ impl RunRequest {
             .and_then(|v| v.as_object())
             .cloned()
             .unwrap_or_default();
+        // A resumed run does not refuse at a closed window (it finishes what it began),
+        // but it starts no new node outside it, unless it was begun with --ignore-window.
+        let ignore_window = detail
+            .options
+            .get("ignore_window")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
         let selection = Selection {
             limit_text: None,
             limit: None,
             selected: super::selected_steps(wf, tags.as_deref())?,
             tags,
             extra_vars,
+            maintenance: super::in_maintenance(&project)?,
         };
         let resume = Resume::from_detail(detail, &project.inventory);
         let mut req = RunRequest::new(
@@ -138,7 +149,7 @@ impl RunRequest {
         )?;
         req.selection = selection;
         req.resume = Some(resume);
-        req.ignore_window = true;
+        req.ignore_window = ignore_window;
         Ok(req)
     }
 
@@ -160,8 +171,10 @@ impl RunRequest {
             crate::site::SiteTransport::Ssh => TransportKind::Ssh,
             crate::site::SiteTransport::Local => TransportKind::Local,
         };
+        let mut selection = Selection::all(&project, wi);
+        selection.maintenance = super::in_maintenance(&project)?;
         Ok(RunRequest {
-            selection: Selection::all(&project, wi),
+            selection,
             project,
             workflow: wi,
             mode: Mode::Run { dry_run: false },

@@ -19,6 +19,25 @@ pub fn open_store(project: &Project) -> Result<Store, Refusal> {
     Store::open(&path).map_err(|e| Refusal::new(RefusalKind::Failure, store_error_text(&e)))
 }
 
+/// The nodes of the inventory in maintenance, with why, read-only. No state yet: none.
+/// A state that cannot be read refuses: a run that cannot tell which nodes are off
+/// limits must not start.
+pub fn in_maintenance(project: &Project) -> Result<HashMap<NodeId, String>, Refusal> {
+    let path = project.site.state_dir.join("drover.db");
+    let store = match Store::open_read_only(&path) {
+        Ok(s) => s,
+        Err(StoreError::Missing { .. }) => return Ok(HashMap::new()),
+        Err(e) => return Err(Refusal::new(RefusalKind::Failure, store_error_text(&e))),
+    };
+    let nodes = store
+        .in_maintenance()
+        .map_err(|e| Refusal::new(RefusalKind::Failure, store_error_text(&e)))?;
+    Ok(nodes
+        .into_iter()
+        .filter_map(|m| Some((project.inventory.find(&m.node)?, m.to_string())))
+        .collect())
+}
+
 /// A store error as one message; errors that already name the file and say what to do
 /// are not prefixed again.
 pub fn store_error_text(e: &StoreError) -> String {

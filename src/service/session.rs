@@ -33,12 +33,16 @@ pub fn start(mut req: RunRequest) -> Result<RunHandle, Refusal> {
             "no such workflow in the site",
         ));
     };
-    if let (Mode::Run { dry_run: false }, Some(w), false) = (req.mode, &wf.window, req.ignore_window)
+    let now = engine::clock_from_env().now();
+    // A resumed run never refuses at a closed window: it finishes what it began, and
+    // waits for the window to start its next node.
+    if let (Mode::Run { dry_run: false }, Some(w), false, true) =
+        (req.mode, &wf.window, req.ignore_window, req.resume.is_none())
         && let Some(win) = project.site.windows.get(w)
-        && !win.may_start(jiff::Timestamp::now())
+        && !win.may_start(now)
     {
         let next = win
-            .next_open(jiff::Timestamp::now())
+            .next_open(now)
             .map(|ts| format!("; it next opens at {}", ts.to_zoned(win.time_zone().clone())))
             .unwrap_or_default();
         return Err(Refusal::new(
@@ -114,6 +118,7 @@ async fn flow<K: Connector>(
             wf,
             &PlanInput {
                 limit: p.limit.clone(),
+                maintenance: p.maintenance.clone(),
                 ..PlanInput::default()
             },
         ) {
@@ -186,6 +191,16 @@ async fn flow<K: Connector>(
         hooks,
         locks: crate::transport::NodeLocks::new(project.site.lock_dir.clone(), &project.site.root, &run_id),
         journal: Journal::new(store.clone(), run_id.clone()),
+        gates: engine::Gates {
+            clock: engine::clock_from_env(),
+            window: wf
+                .window
+                .as_ref()
+                .filter(|_| is_run && !req.ignore_window)
+                .and_then(|w| Some((w.clone(), project.site.windows.get(w)?.clone()))),
+            store: store.clone(),
+            poll: project.site.pause_poll,
+        },
         settle: resume.as_ref().map_or_else(HashSet::new, |r| {
             r.prior
                 .iter()
@@ -211,7 +226,11 @@ async fn flow<K: Connector>(
                 .iter()
                 .copied()
                 .filter(|n| {
-                    !resume_errors.contains_key(n)
+                    // In maintenance: not even checked (the runner skips it), unless the
+                    // dead run left it drained (it must be resumed).
+                    let off_limits = p.maintenance.contains_key(n) && !r.drained.contains(n);
+                    !off_limits
+                        && !resume_errors.contains_key(n)
                         && !matches!(
                             r.prior.get(n),
                             Some(Prior::Succeeded | Prior::Failed { .. } | Prior::Held | Prior::Skipped)
@@ -241,7 +260,11 @@ async fn flow<K: Connector>(
             Vec::new()
         };
         wind_down(cx, Some(conns)).await;
-        return Outcome::Checked { results, described };
+        return Outcome::Checked {
+            results,
+            described,
+            maintenance: all.maintenance.clone(),
+        };
     };
 
     // Each node runs its needed steps that the selection (--tags) selects.
@@ -307,6 +330,7 @@ async fn flow<K: Connector>(
                 held: held.keys().copied().collect(),
                 drains: Some(drains.clone()),
                 drain_steps: drain_selected,
+                maintenance: p.maintenance.clone(),
             };
             match Plan::build(inv, wf, &input) {
                 Ok(pl) => pl,
@@ -401,6 +425,7 @@ async fn flow<K: Connector>(
                     "tags": p.tags,
                     "extra_vars": cx.extra_vars,
                     "limit": p.limit_text,
+                    "ignore_window": req.ignore_window,
                     "site": project.site.root.display().to_string(),
                 }),
                 controller: Controller::this(),
@@ -475,7 +500,7 @@ async fn flow<K: Connector>(
     );
     let result = engine::execute(Arc::clone(&cx), plan, work, &mut conns, spec, irx, ctl_rx).await;
     beat.abort();
-    let outcome = final_outcome(inv, plan, &skipped, result.outcome.clone());
+    let outcome = final_outcome(inv, plan, &skipped, &result);
     let status = run_state::status_of(Some(&outcome));
     let interrupted = status == crate::store::RunStatus::Interrupted;
     let unsure = if interrupted {
@@ -650,6 +675,10 @@ fn rollout_spec<K: Connector>(
         disruption,
         hosted,
         prior,
+        // `execute` reads these from the run's gates.
+        window: None,
+        now: jiff::Timestamp::UNIX_EPOCH,
+        pause: None,
     }
 }
 
@@ -721,15 +750,25 @@ const REBOOT_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 /// The run's outcome with what the plan left out: nodes that needed a drain no budget had
 /// room for (because held or down nodes fill it) stop the run like a `Blocked` rollout,
 /// even when the rollout itself had nothing left to do.
+///
+/// Nodes put into maintenance during the run are not failures: a run whose only
+/// shortfall is those is a success with work remaining (exit 10), not "completed with
+/// failures".
 fn final_outcome(
     inv: &Inventory,
     plan: &Plan,
     skipped: &Skipped,
-    engine: Option<engine::Outcome>,
+    result: &engine::RunResult,
 ) -> engine::Outcome {
-    let outcome = engine.unwrap_or(engine::Outcome::Stopped {
-        stop: StopReason::Interrupted,
-    });
+    let outcome = match result.outcome.clone() {
+        Some(engine::Outcome::CompletedWithFailures { failed }) if failed == result.maintenance.len() => {
+            engine::Outcome::Succeeded
+        }
+        Some(o) => o,
+        None => engine::Outcome::Stopped {
+            stop: StopReason::Interrupted,
+        },
+    };
     if !matches!(outcome, engine::Outcome::Succeeded) {
         return outcome;
     }

@@ -35,6 +35,8 @@ pub struct Site {
     /// Environment of controller-side commands.
     pub env: IndexMap<String, String>,
     pub leases: LeaseSettings,
+    /// How often a running rollout reads the pauses and the nodes in maintenance.
+    pub pause_poll: Duration,
     pub slack: Option<SlackSettings>,
     pub server: Option<ServerSettings>,
     /// Where `drover serve` takes the site from.
@@ -230,6 +232,18 @@ impl Site {
             );
         }
 
+        let pause_poll = raw
+            .pause
+            .poll_interval
+            .map_or(Duration::from_secs(5), |d| d.get());
+        limits::PAUSE_POLL_INTERVAL.check_duration(top.key("pause").key("poll_interval"), pause_poll, &mut p);
+        if pause_poll.is_zero() {
+            p.push(Problem::value(
+                top.key("pause").key("poll_interval"),
+                "a poll interval of zero would busy-loop the state database",
+            ));
+        }
+
         // The site directory and the workflow directory it names (which may lie outside
         // it, as in the shipped example) are roots; anything else must be listed.
         let workflows = root.join(raw.workflows.as_deref().unwrap_or("workflows"));
@@ -290,6 +304,7 @@ impl Site {
                     .wait_timeout
                     .map_or(Duration::from_secs(3600), |d| d.get()),
             },
+            pause_poll,
             slack: raw.notifications.slack.as_ref().map(|s| SlackSettings {
                 webhook_url: s.webhook_url.clone(),
                 channel: s.channel.clone(),

@@ -8,6 +8,7 @@ use rusqlite::{Connection, ErrorCode, ffi, params};
 use super::columns::{OUTPUT_TAIL_MAX, int, json_text, millis, tail};
 use super::controller::Controller;
 use super::node_state::NodeState;
+use super::pause::PauseScope;
 use super::run_status::RunStatus;
 use super::source_commit::SourceVerdict;
 use super::store_error::StoreError;
@@ -84,6 +85,27 @@ pub enum Write {
         output_tail: String,
         at: Timestamp,
     },
+    /// No new node starts in the runs `scope` covers, until [`Write::Unpaused`]. Pausing
+    /// what is paused already keeps its `since` and takes the new reason and setter.
+    Paused {
+        scope: PauseScope,
+        reason: Option<String>,
+        by: String,
+        at: Timestamp,
+    },
+    /// Lifts the pause of `scope` (none set: nothing to do).
+    Unpaused { scope: PauseScope },
+    /// Automation off for `node`: no run starts it, no hook touches it. A node already
+    /// in maintenance keeps its `since` and takes the new reason and setter.
+    MaintenanceOn {
+        node: String,
+        reason: Option<String>,
+        by: String,
+        at: Timestamp,
+    },
+    /// Ends `node`'s maintenance: it returns to the state it had before (or to none).
+    /// A node not in maintenance is left as it is.
+    MaintenanceOff { node: String },
     /// The git watcher's verdict on a commit; the commit becomes the last one seen, and
     /// when accepted the one in force, with its workflows' `fingerprints`.
     SourceCommit {
@@ -111,6 +133,7 @@ impl Write {
             }
         }
         match self.execute(conn) {
+            Ok(0) if self.is_gate() => Ok(()),
             Ok(0) => Err(self.missing()),
             Ok(_) => self.release_finished(conn, path),
             // The only foreign key a write can break is a step's reference to its node.
@@ -129,6 +152,18 @@ impl Write {
                 .map_err(|e| StoreError::database(path, self.describe(), e))?;
         }
         Ok(())
+    }
+
+    /// A pause or maintenance change: it names no run, and finding nothing to change
+    /// (lifting a pause that is not set) is not an error.
+    fn is_gate(&self) -> bool {
+        matches!(
+            self,
+            Write::Paused { .. }
+                | Write::Unpaused { .. }
+                | Write::MaintenanceOn { .. }
+                | Write::MaintenanceOff { .. }
+        )
     }
 
     /// The rows written; 0 means the run or node to update does not exist.
@@ -301,6 +336,48 @@ impl Write {
                     tail(output_tail, OUTPUT_TAIL_MAX),
                     millis(*at)
                 ]),
+
+            Write::Paused {
+                scope,
+                reason,
+                by,
+                at,
+            } => conn
+                .prepare_cached(
+                    "INSERT INTO pauses (scope, reason, set_by, since) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (scope) DO UPDATE SET reason = excluded.reason, set_by = excluded.set_by",
+                )?
+                .execute(params![scope.key(), reason, by, millis(*at)]),
+
+            Write::Unpaused { scope } => conn
+                .prepare_cached("DELETE FROM pauses WHERE scope = ?1")?
+                .execute([scope.key()]),
+
+            Write::MaintenanceOn { node, reason, by, at } => conn
+                .prepare_cached(
+                    "INSERT INTO node_lifecycle (node, state, previous, reason, set_by, since)
+                     VALUES (?1, 'maintenance', NULL, ?2, ?3, ?4)
+                     ON CONFLICT (node) DO UPDATE SET
+                         previous = CASE WHEN state = 'maintenance' THEN previous ELSE state END,
+                         since = CASE WHEN state = 'maintenance' THEN since ELSE excluded.since END,
+                         state = 'maintenance', reason = excluded.reason, set_by = excluded.set_by",
+                )?
+                .execute(params![node, reason, by, millis(*at)]),
+
+            Write::MaintenanceOff { node } => {
+                let gone = conn
+                    .prepare_cached(
+                        "DELETE FROM node_lifecycle WHERE node = ?1 AND state = 'maintenance' AND previous IS NULL",
+                    )?
+                    .execute([node])?;
+                let back = conn
+                    .prepare_cached(
+                        "UPDATE node_lifecycle SET state = previous, previous = NULL, reason = NULL
+                         WHERE node = ?1 AND state = 'maintenance'",
+                    )?
+                    .execute([node])?;
+                Ok(gone + back)
+            }
         }
     }
 
@@ -314,6 +391,10 @@ impl Write {
             Write::RunResumed { id, .. } => format!("record the resumption of run `{id}`"),
             Write::Node { run, node, .. } => format!("record node `{node}` of run `{run}`"),
             Write::Step { run, node, step, .. } => format!("record step `{step}` on `{node}` of run `{run}`"),
+            Write::Paused { scope, .. } => format!("record the pause of {}", scope_text(scope)),
+            Write::Unpaused { scope } => format!("lift the pause of {}", scope_text(scope)),
+            Write::MaintenanceOn { node, .. } => format!("put node `{node}` into maintenance"),
+            Write::MaintenanceOff { node } => format!("take node `{node}` out of maintenance"),
             Write::SourceCommit { sha, .. } => format!("record commit {sha}"),
         }
     }
@@ -326,6 +407,13 @@ impl Write {
             | Write::Heartbeat { id, .. }
             | Write::RunTriggered { id, .. }
             | Write::RunResumed { id, .. } => StoreError::UnknownRun { run: id.clone() },
+            Write::Paused { scope, .. } | Write::Unpaused { scope } => StoreError::UnknownRun {
+                run: scope.key().to_string(),
+            },
+            Write::MaintenanceOn { node, .. } | Write::MaintenanceOff { node } => StoreError::UnknownNode {
+                run: String::new(),
+                node: node.clone(),
+            },
             Write::Node { run, node, .. } | Write::Step { run, node, .. } => StoreError::UnknownNode {
                 run: run.clone(),
                 node: node.clone(),
@@ -333,6 +421,13 @@ impl Write {
             // An upsert always writes a row.
             Write::SourceCommit { sha, .. } => StoreError::UnknownRun { run: sha.clone() },
         }
+    }
+}
+
+fn scope_text(scope: &PauseScope) -> String {
+    match scope {
+        PauseScope::All => "all runs".into(),
+        PauseScope::Run(id) => format!("run `{id}`"),
     }
 }
 

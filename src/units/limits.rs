@@ -62,6 +62,7 @@ pub const RETRY_DELAY: Limit = duration("strategy.retries.delay", DAY);
 pub const RETRY_MAX_DELAY: Limit = duration("strategy.retries.max_delay", DAY);
 pub const LEASE_TTL: Limit = duration("leases.ttl", DAY);
 pub const LEASE_WAIT_TIMEOUT: Limit = duration("leases.wait_timeout", 7 * DAY);
+pub const PAUSE_POLL_INTERVAL: Limit = duration("pause.poll_interval", HOUR);
 pub const SSH_CONNECT_TIMEOUT: Limit = duration("ssh.connect_timeout", 10 * MINUTE);
 pub const SSH_CONTROL_PERSIST: Limit = duration("ssh.control_persist", DAY);
 pub const SSH_SERVER_ALIVE_INTERVAL: Limit = duration("ssh.server_alive_interval", DAY);
@@ -80,7 +81,7 @@ pub const AMOUNT: Limit = count(
 );
 
 /// Every limit, in the order the README lists them.
-pub const LIMITS: [Limit; 21] = [
+pub const LIMITS: [Limit; 22] = [
     DRAIN_TIMEOUT,
     DRAIN_POLL_INTERVAL,
     STEP_TIMEOUT,
@@ -92,6 +93,7 @@ pub const LIMITS: [Limit; 21] = [
     RETRY_MAX_DELAY,
     LEASE_TTL,
     LEASE_WAIT_TIMEOUT,
+    PAUSE_POLL_INTERVAL,
     SSH_CONNECT_TIMEOUT,
     SSH_CONTROL_PERSIST,
     SSH_SERVER_ALIVE_INTERVAL,
