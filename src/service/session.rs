@@ -200,6 +200,7 @@ async fn flow<K: Connector>(
                 .and_then(|w| Some((w.clone(), project.site.windows.get(w)?.clone()))),
             store: store.clone(),
             poll: project.site.pause_poll,
+            inventory: None,
         },
         settle: resume.as_ref().map_or_else(HashSet::new, |r| {
             r.prior
