@@ -9,6 +9,7 @@ mod run_state;
 mod runs;
 mod schema;
 mod selection;
+mod serve;
 mod validate;
 
 pub use args::{Cli, Color, Command};
