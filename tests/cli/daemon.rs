@@ -2,6 +2,8 @@
 //! listener on 127.0.0.1:0) and as a process (SIGTERM and kill -9 mid-run, then a
 //! restart that finishes the run).
 
+#![expect(clippy::unwrap_used, reason = "test fixtures: a failure is the test failing")]
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
