@@ -258,6 +258,7 @@ async fn consume(
         verbose: job.verbose,
         interrupts: irx.clone(),
         confirm: Some(confirm_rx),
+        record_when_idle: true,
     };
     let mut handle = match service::start(request) {
         Ok(h) => h,
@@ -403,6 +404,8 @@ async fn consume(
             }
             exit_code::OK
         }
+        // Not asked for: the CLI records every run.
+        service::Outcome::NothingToDo => exit_code::OK,
         service::Outcome::Declined => {
             let _ = writeln!(err, "nothing done");
             exit_code::OK

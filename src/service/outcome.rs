@@ -29,6 +29,9 @@ pub enum Outcome {
     DryRun { plan: Plan },
     /// The confirmation said no: nothing done.
     Declined,
+    /// Every target is up to date (or left out), and the request asked not to record
+    /// such a run (`record_when_idle: false`).
+    NothingToDo,
     /// The run ran (perhaps to a stop).
     Finished(Box<Finished>),
 }

@@ -41,10 +41,12 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// Every target, every step, no extra variables.
+    /// Every target, every step (hot and drain: recorded as the tags `hot,drain`, so a
+    /// resume selects the same), no extra variables.
     pub fn all(project: &Project, workflow: usize) -> Selection {
         let steps = project.workflows.get(workflow).map_or(0, |w| w.steps.len());
         Selection {
+            tags: Some("hot,drain".to_string()),
             selected: vec![true; steps],
             ..Selection::default()
         }
@@ -83,6 +85,10 @@ pub struct RunRequest {
     /// When set, a run with nodes to change waits for this answer after
     /// [`super::RunEvent::Planned`]; unset, it goes ahead.
     pub confirm: Option<oneshot::Receiver<Answer>>,
+    /// Whether a run whose check finds nothing to do is still recorded (as `drover run`
+    /// does: "nothing to do"). A converge pass sets it off: a converged fleet adds no
+    /// run to the history, and the outcome is [`super::Outcome::NothingToDo`].
+    pub record_when_idle: bool,
 }
 
 impl RunRequest {
@@ -185,6 +191,7 @@ impl RunRequest {
             verbose: false,
             interrupts,
             confirm: None,
+            record_when_idle: true,
         })
     }
 }

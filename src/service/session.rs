@@ -355,6 +355,10 @@ async fn flow<K: Connector>(
         wind_down(cx, Some(conns)).await;
         return Outcome::DryRun { plan: plan.clone() };
     }
+    if plan.nodes.is_empty() && !req.record_when_idle && resume.is_none() {
+        wind_down(cx, Some(conns)).await;
+        return Outcome::NothingToDo;
+    }
     if let Some(confirm) = req.confirm.take()
         && !plan.nodes.is_empty()
     {

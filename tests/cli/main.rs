@@ -8,6 +8,7 @@ mod bad_inputs;
 mod bed;
 mod cli_extras;
 mod controller_env;
+mod daemon;
 mod demo;
 mod docs;
 mod drain;
