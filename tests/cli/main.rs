@@ -16,6 +16,7 @@ mod engine_ssh;
 mod examples;
 mod fake_scheduler;
 mod fuzz_corpus;
+mod jump_net;
 mod local_transport;
 mod man_page;
 mod outcomes;
