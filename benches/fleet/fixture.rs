@@ -44,17 +44,23 @@ impl Fixture {
         fx
     }
 
+    /// drover's `ssh.kex_algorithms`: `None` leaves ssh's own preference.
+    pub fn set_kex(&self, bed: &Testbed, kex: Option<&str>) {
+        let mut text = format!(
+            "state_dir: state\nssh:\n  config: {}\n  forks: {}\n",
+            bed.ssh_config().display(),
+            self.n
+        );
+        if let Some(k) = kex {
+            text.push_str(&format!("  kex_algorithms: {k}\n"));
+        }
+        write(&self.site.join("drover.yml"), &text);
+    }
+
     fn write_drover(&self, bed: &Testbed) {
         let site = &self.site;
         mkdir(&site.join("workflows/files"));
-        write(
-            &site.join("drover.yml"),
-            &format!(
-                "state_dir: state\nssh:\n  config: {}\n  forks: {}\n",
-                bed.ssh_config().display(),
-                self.n
-            ),
-        );
+        self.set_kex(bed, None);
         write(&site.join("inventory.yml"), &bed.inventory_yaml());
         write(&site.join("workflows/files/app.conf"), CONF);
         write(
