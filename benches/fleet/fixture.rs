@@ -44,23 +44,31 @@ impl Fixture {
         fx
     }
 
-    /// drover's `ssh.kex_algorithms`: `None` leaves ssh's own preference.
+    /// For the kex bench: drover's `ssh.kex_algorithms` (`None` leaves ssh's own
+    /// preference). That bench measures CPU time on a shared machine, where a handshake
+    /// may wait its turn past the default 10 s, so it allows `connect_timeout: 60s`.
     pub fn set_kex(&self, bed: &Testbed, kex: Option<&str>) {
-        let mut text = format!(
-            "state_dir: state\nssh:\n  config: {}\n  forks: {}\n",
-            bed.ssh_config().display(),
-            self.n
+        let kex = kex
+            .map(|k| format!("  kex_algorithms: {k}\n"))
+            .unwrap_or_default();
+        self.write_drover_yml(bed, &format!("  connect_timeout: 60s\n{kex}"));
+    }
+
+    fn write_drover_yml(&self, bed: &Testbed, extra: &str) {
+        write(
+            &self.site.join("drover.yml"),
+            &format!(
+                "state_dir: state\nssh:\n  config: {}\n  forks: {}\n{extra}",
+                bed.ssh_config().display(),
+                self.n
+            ),
         );
-        if let Some(k) = kex {
-            text.push_str(&format!("  kex_algorithms: {k}\n"));
-        }
-        write(&self.site.join("drover.yml"), &text);
     }
 
     fn write_drover(&self, bed: &Testbed) {
         let site = &self.site;
         mkdir(&site.join("workflows/files"));
-        self.set_kex(bed, None);
+        self.write_drover_yml(bed, "");
         write(&site.join("inventory.yml"), &bed.inventory_yaml());
         write(&site.join("workflows/files/app.conf"), CONF);
         write(

@@ -24,7 +24,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use drover::testbed::{Testbed, TestbedOptions};
+use drover_testbed::{Testbed, TestbedOptions};
 
 use crate::cpu::{CpuMeter, reaped_children};
 use crate::fixture::{Fixture, reset, verify};
@@ -73,7 +73,9 @@ pub fn run(drover: &Path, sizes: &[usize], rounds: usize) {
     // Masters that `ssh -f` detaches become this process's children, so their CPU time
     // is counted when they are reaped.
     rustix::process::set_child_subreaper(Some(rustix::process::getpid())).expect("become a child subreaper");
-    println!("key exchange CPU: `drover run bench` (5 operations) on N nodes, sshd offering OpenSSH's defaults");
+    println!(
+        "key exchange CPU: `drover run bench` (5 operations) on N nodes, sshd offering OpenSSH's defaults"
+    );
     let kexes = candidates();
     println!("\nnegotiated (sshd DEBUG1 log of a one-node run per setting):");
     for kex in &kexes {
@@ -139,7 +141,13 @@ fn print_table(n: usize, rounds: usize, kexes: &[Option<String>], runs: &[Vec<Ke
     for (kex, rs) in kexes.iter().zip(runs) {
         let m = |f: fn(&KexRun) -> f64| crate::median(&rs.iter().map(f).collect::<Vec<_>>());
         let conns = m(|r| r.connections as f64);
-        let per = |cpu: f64| if conns > 0.0 { cpu * 1000.0 / conns } else { f64::NAN };
+        let per = |cpu: f64| {
+            if conns > 0.0 {
+                cpu * 1000.0 / conns
+            } else {
+                f64::NAN
+            }
+        };
         let (ssh, nodes) = (m(|r| r.ssh), m(|r| r.nodes));
         println!(
             "  {:<38} {conns:>5.0} {:>7.2} {:>7.2} {ssh:>7.2} {:>9.1} {nodes:>7.2} {:>9.1} {:>9.1}",
@@ -189,7 +197,14 @@ fn measure(drover: &Path, fx: &Fixture, bed: &Testbed, meter: &CpuMeter, log: &P
     let wall = t.elapsed().as_secs_f64();
     let own = own_ticks(child.id()).expect("drover's /proc stat");
     let status = child.wait().expect("wait");
-    assert!(status.success(), "drover exited with {status}: see {}", log.display());
+    if !status.success() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(30).collect();
+        panic!(
+            "drover exited with {status}; the end of its output:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
     reap_masters(bed);
     // Let the sshds reap the sessions that just ended.
     std::thread::sleep(Duration::from_millis(300));
@@ -222,7 +237,10 @@ fn reap_masters(bed: &Testbed) {
         if others == 0 {
             return;
         }
-        assert!(Instant::now() < deadline, "{others} ssh masters outlived drover by 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "{others} ssh masters outlived drover by 30 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -235,7 +253,11 @@ fn children() -> Vec<u32> {
     tasks
         .flatten()
         .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<u32>>())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
         .collect()
 }
 

@@ -111,8 +111,9 @@ pub struct RawSshOptions {
     /// kex_algorithms and options.
     pub proxy_jump: Option<String>,
     /// Key exchange algorithms, as ssh's `KexAlgorithms`: `curve25519-sha256` costs the
-    /// controller about a tenth of the CPU of the post-quantum hybrid
-    /// `sntrup761x25519-sha512@openssh.com` that OpenSSH 9 prefers.
+    /// controller about a fifth of the CPU per connection (16 ms against 80 ms, measured
+    /// on OpenSSH 9.2) of the post-quantum hybrid `sntrup761x25519-sha512@openssh.com`
+    /// that OpenSSH 9 prefers, and gives up the hybrid's protection of recorded sessions.
     pub kex_algorithms: Option<String>,
     /// Any other ssh option, as for `ssh -o Key=Value`.
     #[serde(default)]

@@ -167,7 +167,10 @@ pub(super) fn master_args(setup: &SshSetup, o: &SshOptions, ctl: &Path, log: &Pa
         a.extend(opt("LogLevel", "DEBUG1"));
     }
     if let Some(jumps) = &o.proxy_jump {
-        a.extend(opt("ProxyCommand", proxy_command(setup, o, jumps, &jump_log(log))));
+        a.extend(opt(
+            "ProxyCommand",
+            proxy_command(setup, o, jumps, &jump_log(log)),
+        ));
     }
     a.extend(connection_args(setup, o).into_iter().map(OsString::from));
     if let Some(u) = &o.user {
@@ -180,7 +183,7 @@ pub(super) fn master_args(setup: &SshSetup, o: &SshOptions, ctl: &Path, log: &Pa
 }
 
 /// Where the jump hosts' ssh processes log (their errors explain a failed master).
-pub(super) fn jump_log(log: &Path) -> PathBuf {
+fn jump_log(log: &Path) -> PathBuf {
     log.with_extension("jump.log")
 }
 
@@ -194,7 +197,10 @@ fn connection_args(setup: &SshSetup, o: &SshOptions) -> Vec<String> {
     };
     opt("BatchMode", &"yes");
     opt("ConnectTimeout", &setup.connect_timeout.as_secs().max(1));
-    opt("ServerAliveInterval", &setup.server_alive_interval.as_secs().max(1));
+    opt(
+        "ServerAliveInterval",
+        &setup.server_alive_interval.as_secs().max(1),
+    );
     match setup.host_keys {
         HostKeyPolicy::Strict => opt("StrictHostKeyChecking", &"yes"),
         HostKeyPolicy::AcceptNew => opt("StrictHostKeyChecking", &"accept-new"),
@@ -410,11 +416,17 @@ mod tests {
             ..SshOptions::default()
         };
         let outer = proxy_words(&args(&s, &o));
-        assert!(outer.ends_with(&["-l", "u", "-W", "[%h]:%p", "--", "second"].map(String::from)), "{outer:?}");
+        assert!(
+            outer.ends_with(&["-l", "u", "-W", "[%h]:%p", "--", "second"].map(String::from)),
+            "{outer:?}"
+        );
         // One level down, ssh has turned `%%` back into `%`.
         let nested: Vec<String> = outer.iter().map(|w| w.replace("%%", "%")).collect();
         let inner = proxy_words(&nested);
-        assert!(inner.ends_with(&["-W", "[%h]:%p", "--", "first"].map(String::from)), "{inner:?}");
+        assert!(
+            inner.ends_with(&["-W", "[%h]:%p", "--", "first"].map(String::from)),
+            "{inner:?}"
+        );
         assert!(!inner.iter().any(|w| w.starts_with("ProxyCommand=")), "{inner:?}");
     }
 }

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use drover::testbed::Testbed;
+use drover_testbed::Testbed;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -57,7 +57,10 @@ impl JumpNet {
         let own = std::fs::read_link("/proc/self/ns/net").expect("own netns");
         let t = Instant::now();
         while std::fs::read_link(&ns).ok().is_none_or(|n| n == own) {
-            assert!(t.elapsed() < Duration::from_secs(10), "unshare --net made no namespace");
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "unshare --net made no namespace"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         let nsenter = |prog: &str| {
@@ -68,10 +71,17 @@ impl JumpNet {
         // A /30 and link names no other test process on the machine uses at once.
         let id = std::process::id() * 8 + SEQ.fetch_add(1, Ordering::Relaxed);
         let (hi, lo) = ((id >> 6) & 0xff, (id & 63) * 4);
-        let (outer, inner) = (format!("10.213.{hi}.{}", lo + 1), format!("10.213.{hi}.{}", lo + 2));
+        let (outer, inner) = (
+            format!("10.213.{hi}.{}", lo + 1),
+            format!("10.213.{hi}.{}", lo + 2),
+        );
         let link = format!("drvj{}", id % 1_000_000_000);
         let peer = format!("drvp{}", id % 1_000_000_000);
-        run(Command::new("ip").args(["link", "add", &link, "type", "veth", "peer", "name", &peer, "netns"]).arg(holder.id().to_string()));
+        run(Command::new("ip")
+            .args([
+                "link", "add", &link, "type", "veth", "peer", "name", &peer, "netns",
+            ])
+            .arg(holder.id().to_string()));
         run(Command::new("ip").args(["addr", "add", &format!("{outer}/30"), "dev", &link]));
         run(Command::new("ip").args(["link", "set", &link, "up"]));
         run(nsenter("ip").args(["link", "set", "lo", "up"]));
@@ -138,7 +148,10 @@ impl JumpNet {
             if jump && inside {
                 return;
             }
-            assert!(t.elapsed() < Duration::from_secs(20), "the private network's sshds never listened");
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "the private network's sshds never listened"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -111,7 +111,11 @@ fn a_node_behind_a_jump_host_is_reached_through_proxy_jump_without_an_ssh_config
     bed.site_yaml("connect_timeout: 15s", "");
     let out = bed.drover(&["check", "w", "--json"]);
     assert!(out.stdout.contains("Connection refused"), "{out}");
-    assert!(!net.jump_log().contains("server_request_direct_tcpip"), "{}", net.jump_log());
+    assert!(
+        !net.jump_log().contains("server_request_direct_tcpip"),
+        "{}",
+        net.jump_log()
+    );
 
     bed.site_yaml(
         &format!("connect_timeout: 15s, groups: {{ private: {{ proxy_jump: {jump:?} }} }}"),
