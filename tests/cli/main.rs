@@ -19,6 +19,7 @@ mod fake_scheduler;
 mod fuzz_corpus;
 mod gates;
 mod git_settings;
+mod jump_net;
 mod local_transport;
 mod man_page;
 mod outcomes;
