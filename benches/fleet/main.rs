@@ -3,6 +3,7 @@
 //! ControlMaster per node) as the floor.
 //!
 //! `cargo bench --bench fleet -- [N ...] [--rounds R] [--tools drover,ssh,ansible,pyinfra]`
+//! (`--kex` instead measures what each key exchange costs in CPU: see `kex.rs`)
 //! (default: 20 100, 3 rounds, every tool found). `bench/run` installs ansible-core and
 //! pyinfra in a venv and calls this; a tool missing from PATH is skipped with a message.
 //!
@@ -14,6 +15,7 @@
 
 mod cpu;
 mod fixture;
+mod kex;
 mod negotiation;
 mod tools;
 
@@ -28,6 +30,8 @@ use fixture::{Fixture, reset, verify};
 use tools::{Tool, which};
 
 struct Args {
+    /// `--kex`: the key exchange CPU bench instead of the side-by-side one.
+    kex: bool,
     sizes: Vec<usize>,
     rounds: usize,
     tools: Vec<Tool>,
@@ -35,6 +39,7 @@ struct Args {
 
 fn parse_args() -> Args {
     let mut args = Args {
+        kex: false,
         sizes: Vec::new(),
         rounds: 3,
         tools: Tool::ALL.to_vec(),
@@ -50,6 +55,7 @@ fn parse_args() -> Args {
                     .map(|t| Tool::parse(t.trim()).unwrap_or_else(|| panic!("unknown tool {t:?}")))
                     .collect();
             }
+            "--kex" => args.kex = true,
             "--bench" => {}
             n => match n.parse::<usize>() {
                 Ok(n) if n > 0 => args.sizes.push(n),
@@ -74,6 +80,15 @@ fn main() {
     let started = Instant::now();
     let args = parse_args();
     let drover = PathBuf::from(env!("CARGO_BIN_EXE_drover"));
+    if args.kex {
+        kex::run(&drover, &args.sizes, args.rounds);
+        println!(
+            "\nbench took {:.0} s; load average at the end {}",
+            started.elapsed().as_secs_f64(),
+            load_average()
+        );
+        return;
+    }
     let algorithms = SshAlgorithms::openssh_and_paramiko();
 
     let mut tools = Vec::new();
