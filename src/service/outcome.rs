@@ -26,7 +26,7 @@ pub enum Outcome {
         maintenance: Vec<(NodeId, String)>,
     },
     /// A dry run: the plan, and nothing done.
-    DryRun { plan: Plan },
+    DryRun { plan: Box<Plan> },
     /// The confirmation said no: nothing done.
     Declined,
     /// Every target is up to date (or left out), and the request asked not to record
