@@ -130,7 +130,10 @@ mod tests {
     fn a_current_file_is_done_but_rides_along_without_draining_a_hot_node() {
         // Every file current, nothing else to do: GOOD, even without other checks.
         assert_eq!(classify(&[Current, Current], &[false, false]).class, Class::Good);
-        assert_eq!(classify(&[Current, Unchecked], &[false, false]).class, Class::Good);
+        assert_eq!(
+            classify(&[Current, Unchecked], &[false, false]).class,
+            Class::Good
+        );
         // One drifted file makes the node HOT, and the current one runs along.
         let r = classify(&[Current, Needed, Unchecked], &[false, false, false]);
         assert_eq!((r.class, r.needed), (Class::Hot, vec![0, 1, 2]));

@@ -202,7 +202,10 @@ impl<K: Connector> NodeCycle<'_, K> {
                         source,
                     });
                     let duration = elapsed.unwrap_or(share);
-                    if let Some(end) = self.finish_step(p, idx, attempt, must_resume, result, duration).await {
+                    if let Some(end) = self
+                        .finish_step(p, idx, attempt, must_resume, result, duration)
+                        .await
+                    {
                         return end;
                     }
                 }
@@ -311,12 +314,7 @@ impl<K: Connector> NodeCycle<'_, K> {
     /// and `template` steps, up to (not including) a step that needs the controller
     /// first (a drain step before the node is drained, one without drain hooks) or
     /// that cannot be prepared. Fewer than two: the step runs alone.
-    async fn batch_at(
-        &self,
-        steps: &[usize],
-        pos: usize,
-        confirmed: bool,
-    ) -> Vec<(&Step, Scripted)> {
+    async fn batch_at(&self, steps: &[usize], pos: usize, confirmed: bool) -> Vec<(&Step, Scripted)> {
         let wf = self.job.workflow;
         let mut batch = Vec::new();
         for (k, &i) in steps.iter().enumerate().skip(pos) {

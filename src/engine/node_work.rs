@@ -137,14 +137,13 @@ impl NodeJob<'_> {
             let timeout = CHECK_TIMEOUT.min(step.timeout);
             let probe = match (&step.check, &step.action) {
                 (Some(check), _) => self.render(check).map(|c| (c, false)),
-                (None, Action::Copy(fc) | Action::Template(fc)) => self
-                    .file_content(&step.action, fc)
-                    .await
-                    .and_then(|(_, hash)| {
+                (None, Action::Copy(fc) | Action::Template(fc)) => {
+                    self.file_content(&step.action, fc).await.and_then(|(_, hash)| {
                         let dest = self.templates.render_file(&fc.dest, &self.context)?;
                         let cmd = file_check(&dest, &hash, fc.mode.map(|m| m.0), fc.owner.as_deref());
                         Ok((cmd.into_string(), true))
-                    }),
+                    })
+                }
                 (None, _) => {
                     needs[i] = StepNeed::Unchecked;
                     continue;
@@ -202,10 +201,7 @@ impl NodeJob<'_> {
         conn: &C,
         probes: &[(usize, String, Duration, bool)],
     ) -> Vec<Result<ExecOutput, TransportError>> {
-        let remote = probes
-            .iter()
-            .filter(|p| shell_no_op(&p.1).is_none())
-            .count();
+        let remote = probes.iter().filter(|p| shell_no_op(&p.1).is_none()).count();
         let mut outs = Vec::with_capacity(probes.len());
         if remote < 2 {
             for (_, cmd, timeout, _) in probes {
@@ -355,7 +351,11 @@ impl NodeJob<'_> {
         let mut script = Script::new(true);
         let mut input = Vec::new();
         for (step, s) in steps {
-            let from = if s.file { ItemInput::Script } else { ItemInput::Null };
+            let from = if s.file {
+                ItemInput::Script
+            } else {
+                ItemInput::Null
+            };
             script.push(&s.command, step.timeout, from);
             input.extend_from_slice(&s.input);
         }
@@ -431,10 +431,9 @@ impl NodeJob<'_> {
 
 /// `f=DEST; case ... esac; ` : the destination, refused unless absolute.
 fn file_dest(dest: &str) -> ShellLine {
-    ShellLine::new()
-        .code("f=")
-        .value(dest)
-        .code("; case \"$f\" in /*) ;; *) echo \"destination $f is not an absolute path\" >&2; exit 2;; esac; ")
+    ShellLine::new().code("f=").value(dest).code(
+        "; case \"$f\" in /*) ;; *) echo \"destination $f is not an absolute path\" >&2; exit 2;; esac; ",
+    )
 }
 
 /// The test that `$f` already has the content (sha256 `hash`), mode and owner, and the
@@ -513,11 +512,17 @@ pub fn file_command_framed(
 }
 
 /// The check of a file step without a check of its own: exits 0 when `dest` already
-/// has the content (sha256 `hash`), mode and owner, 1 when it does not (missing,
-/// changed by hand), 2 when `dest` is not absolute.
+/// has the content (sha256 `hash`), mode and owner, else 1 (missing, changed by hand,
+/// or a destination that is not absolute, which the step itself then refuses with the
+/// reason).
 pub fn file_check(dest: &str, hash: &str, mode: Option<u32>, owner: Option<&str>) -> ShellLine {
     let (same, _) = file_same(hash, mode, owner);
-    file_dest(dest).code("if ").line(&same).code("; then exit 0; else exit 1; fi")
+    ShellLine::new()
+        .code("f=")
+        .value(dest)
+        .code("; case \"$f\" in /*) ;; *) exit 1;; esac; if ")
+        .line(&same)
+        .code("; then exit 0; else exit 1; fi")
 }
 
 /// Waits (up to `timeout`) until no step holds the node's step lock: a controller
@@ -556,7 +561,10 @@ fn no_op_output(code: i32) -> ExecOutput {
     }
 }
 
-pub(super) fn outcome(out: Result<ExecOutput, TransportError>, timeout: Duration) -> Result<StepOutput, StepError> {
+pub(super) fn outcome(
+    out: Result<ExecOutput, TransportError>,
+    timeout: Duration,
+) -> Result<StepOutput, StepError> {
     let o = out?;
     if o.timed_out {
         return Err(StepError::TimedOut(timeout));

@@ -178,13 +178,12 @@ impl LocalConnection {
                     drop(pipe);
                 }
             };
-            let ((), stdout, stderr, status) =
-                tokio::join!(
-                    write,
-                    read_into(stdout, sinks.0),
-                    read_into(stderr, sinks.1),
-                    child.wait()
-                );
+            let ((), stdout, stderr, status) = tokio::join!(
+                write,
+                read_into(stdout, sinks.0),
+                read_into(stderr, sinks.1),
+                child.wait()
+            );
             (stdout, stderr, status)
         };
         tokio::pin!(work);

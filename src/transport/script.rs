@@ -261,7 +261,11 @@ mod tests {
     #[test]
     fn every_command_gets_its_own_code_output_and_timeout() {
         let mut s = Script::new(false);
-        s.push("printf 'a\\n'; printf err >&2; exit 1", Duration::from_secs(5), ItemInput::Null);
+        s.push(
+            "printf 'a\\n'; printf err >&2; exit 1",
+            Duration::from_secs(5),
+            ItemInput::Null,
+        );
         s.push("sleep 30", Duration::from_secs(1), ItemInput::Null);
         s.push("printf '%s' \"$(cat)\"", Duration::from_secs(5), ItemInput::Null);
         s.push("head -c 3; echo", Duration::from_secs(5), ItemInput::Script);
@@ -278,7 +282,11 @@ mod tests {
         assert!(b.output.timed_out, "{b:?}");
         assert!(b.elapsed.unwrap() >= Duration::from_millis(900), "{b:?}");
         let c = out.item(2, Duration::from_secs(5)).unwrap();
-        assert_eq!((c.output.code, c.output.stdout.as_str()), (Some(0), ""), "no input");
+        assert_eq!(
+            (c.output.code, c.output.stdout.as_str()),
+            (Some(0), ""),
+            "no input"
+        );
         let d = out.item(3, Duration::from_secs(5)).unwrap();
         assert_eq!(d.output.stdout, "abc\n");
         let e = out.item(4, Duration::from_secs(5)).unwrap();

@@ -23,8 +23,8 @@ use tokio::sync::Mutex;
 
 use super::connection::{Connection, Connector, ran_out_of_time, remote_script};
 use super::exec_output::{OutputSink, OutputTail, read_into};
-use super::script::{Script, ScriptOutput};
 use super::remote_kill::{PID_MARKER, Pending, RemoteKill};
+use super::script::{Script, ScriptOutput};
 use super::ssh_master::{Master, SshSetup};
 use super::ssh_options::SshOptions;
 use super::{ExecOutput, NodeLocks, TransportError};
