@@ -5,6 +5,7 @@
 //! [`workflow`] and [`site`] domain types, and [`project`] loads a whole site.
 
 pub mod bounded_read;
+pub mod budget;
 pub mod cli;
 pub mod diag;
 pub mod engine;
@@ -20,7 +21,6 @@ pub mod schemas;
 pub mod site;
 pub mod store;
 pub mod template;
-pub mod testbed;
 pub mod transport;
 pub mod units;
 pub mod window;

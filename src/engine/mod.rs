@@ -4,7 +4,6 @@
 mod check_result;
 mod control;
 mod deadline;
-mod disruption;
 mod event;
 mod event_sender;
 pub mod fault;
@@ -25,7 +24,6 @@ mod step_output;
 pub use check_result::{CheckResult, Class, StepNeed, classify, needs_drain};
 pub use control::Control;
 pub use deadline::{Deadline, later, poll_until};
-pub use disruption::{Blocked, Disruption, Limit};
 pub use event::{RunEvent, StepStatus, outcome_json};
 pub use event_sender::{EVENT_CAPACITY, EventReceiver, EventSender, event_channel};
 pub use file_sources::{FileSources, Source};
