@@ -7,6 +7,7 @@
 pub mod bounded_read;
 pub mod budget;
 pub mod cli;
+pub mod daemon;
 pub mod diag;
 pub mod engine;
 pub mod exit_code;
@@ -19,6 +20,7 @@ pub mod project;
 pub mod report;
 pub mod schemas;
 pub mod site;
+pub mod source;
 pub mod store;
 pub mod template;
 pub mod transport;
