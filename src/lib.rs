@@ -19,6 +19,7 @@ pub mod plan;
 pub mod project;
 pub mod report;
 pub mod schemas;
+pub mod service;
 pub mod site;
 pub mod source;
 pub mod store;

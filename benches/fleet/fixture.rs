@@ -44,17 +44,31 @@ impl Fixture {
         fx
     }
 
-    fn write_drover(&self, bed: &Testbed) {
-        let site = &self.site;
-        mkdir(&site.join("workflows/files"));
+    /// For the kex bench: drover's `ssh.kex_algorithms` (`None` leaves ssh's own
+    /// preference). That bench measures CPU time on a shared machine, where a handshake
+    /// may wait its turn past the default 10 s, so it allows `connect_timeout: 60s`.
+    pub fn set_kex(&self, bed: &Testbed, kex: Option<&str>) {
+        let kex = kex
+            .map(|k| format!("  kex_algorithms: {k}\n"))
+            .unwrap_or_default();
+        self.write_drover_yml(bed, &format!("  connect_timeout: 60s\n{kex}"));
+    }
+
+    fn write_drover_yml(&self, bed: &Testbed, extra: &str) {
         write(
-            &site.join("drover.yml"),
+            &self.site.join("drover.yml"),
             &format!(
-                "state_dir: state\nssh:\n  config: {}\n  forks: {}\n",
+                "state_dir: state\nssh:\n  config: {}\n  forks: {}\n{extra}",
                 bed.ssh_config().display(),
                 self.n
             ),
         );
+    }
+
+    fn write_drover(&self, bed: &Testbed) {
+        let site = &self.site;
+        mkdir(&site.join("workflows/files"));
+        self.write_drover_yml(bed, "");
         write(&site.join("inventory.yml"), &bed.inventory_yaml());
         write(&site.join("workflows/files/app.conf"), CONF);
         write(

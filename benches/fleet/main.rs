@@ -3,6 +3,7 @@
 //! ControlMaster per node) as the floor.
 //!
 //! `cargo bench --bench fleet -- [N ...] [--rounds R] [--tools drover,ssh,ansible,pyinfra]`
+//! (`--kex` instead measures what each key exchange costs in CPU: see `kex.rs`)
 //! (default: 20 100, 3 rounds, every tool found). `bench/run` installs ansible-core and
 //! pyinfra in a venv and calls this; a tool missing from PATH is skipped with a message.
 //!
@@ -14,6 +15,7 @@
 
 mod cpu;
 mod fixture;
+mod kex;
 mod negotiation;
 mod tools;
 
@@ -28,20 +30,23 @@ use fixture::{Fixture, reset, verify};
 use tools::{Tool, which};
 
 struct Args {
+    /// `--kex`: the key exchange CPU bench instead of the side-by-side one.
+    kex: bool,
     sizes: Vec<usize>,
     rounds: usize,
     tools: Vec<Tool>,
-    /// `--kex NAME`: the key exchange sshd offers instead of curve25519 (pyinfra, whose
+    /// `--kex-alg NAME`: the key exchange sshd offers instead of curve25519 (pyinfra, whose
     /// paramiko has no other, is then skipped).
-    kex: Option<String>,
+    kex_alg: Option<String>,
 }
 
 fn parse_args() -> Args {
     let mut args = Args {
+        kex: false,
         sizes: Vec::new(),
         rounds: 3,
         tools: Tool::ALL.to_vec(),
-        kex: None,
+        kex_alg: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -54,7 +59,8 @@ fn parse_args() -> Args {
                     .map(|t| Tool::parse(t.trim()).unwrap_or_else(|| panic!("unknown tool {t:?}")))
                     .collect();
             }
-            "--kex" => args.kex = it.next(),
+            "--kex" => args.kex = true,
+            "--kex-alg" => args.kex_alg = it.next(),
             "--bench" => {}
             n => match n.parse::<usize>() {
                 Ok(n) if n > 0 => args.sizes.push(n),
@@ -79,8 +85,17 @@ fn main() {
     let started = Instant::now();
     let args = parse_args();
     let drover = PathBuf::from(env!("CARGO_BIN_EXE_drover"));
+    if args.kex {
+        kex::run(&drover, &args.sizes, args.rounds);
+        println!(
+            "\nbench took {:.0} s; load average at the end {}",
+            started.elapsed().as_secs_f64(),
+            load_average()
+        );
+        return;
+    }
     let mut algorithms = SshAlgorithms::openssh_and_paramiko();
-    if let Some(kex) = &args.kex {
+    if let Some(kex) = &args.kex_alg {
         algorithms.kex.clone_from(kex);
     }
 

@@ -11,6 +11,7 @@ mod run_state;
 mod runs;
 mod schema;
 mod selection;
+mod serve;
 mod validate;
 
 pub use args::{Cli, Color, Command};

@@ -112,7 +112,7 @@ impl<C: Connection> Connections<C> {
     /// Closes the connections of nodes the run will not use and releases the masters of
     /// the others (they reopen at the node's turn), so a 2,000-node check does not keep
     /// 2,000 ssh processes alive through a long rollout.
-    pub async fn keep_only(&mut self, keep: &dyn Fn(NodeId) -> bool) {
+    pub async fn keep_only(&mut self, keep: &(dyn Fn(NodeId) -> bool + Sync)) {
         let drop_ids: Vec<NodeId> = self.0.keys().copied().filter(|id| !keep(*id)).collect();
         let mut set = JoinSet::new();
         for id in drop_ids {

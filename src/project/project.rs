@@ -122,7 +122,7 @@ impl Project {
             (
                 "server",
                 raw.server.is_some(),
-                "there is no daemon or REST API yet",
+                "only `listen` is (`drover serve` listens there); there is no REST API yet",
             ),
             (
                 "git",

@@ -51,8 +51,21 @@ pub struct RawWorkflow {
     /// `run_on: controller`, `local:` steps), over the site's `env:`.
     #[serde(default)]
     pub env: IndexMap<String, String>,
+    /// Keep the targets at this version when `drover serve` runs: every `every`, the
+    /// daemon checks the targets again and rolls out to the nodes that drifted (not
+    /// GOOD) or joined the inventory, under the same window, budgets and leases.
+    #[serde(default)]
+    pub converge: Option<RawConverge>,
     /// What to do on each node, in order.
     pub steps: Vec<RawStep>,
+}
+
+/// `converge: { every: 1h }`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawConverge {
+    /// How often the daemon re-checks the targets (at least 1s, at most 7 days).
+    pub every: HumanDuration,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

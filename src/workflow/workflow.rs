@@ -37,6 +37,9 @@ pub struct Workflow {
     /// Environment of controller-side commands: this workflow's `env:` (the site's is
     /// merged under it when a run starts).
     pub env: IndexMap<String, String>,
+    /// `converge.every`: how often `drover serve` re-checks the targets and rolls out
+    /// to drifted nodes; `None`: only when a new version is rolled out.
+    pub converge: Option<Duration>,
     pub steps: Vec<Step>,
 }
 

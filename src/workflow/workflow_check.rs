@@ -186,6 +186,21 @@ impl Workflow {
             .map_err(|e| p.extend(e))
             .unwrap_or_default();
 
+        let converge = raw.converge.as_ref().map(|c| c.every.get());
+        if let Some(every) = converge {
+            let at = root.key("converge").key("every");
+            limits::CONVERGE_EVERY.check_duration(at.clone(), every, &mut p);
+            if every < Duration::from_secs(1) {
+                p.push(Problem::value(
+                    at,
+                    format!(
+                        "`converge.every` is {}: expected at least 1s",
+                        humantime::format_duration(every)
+                    ),
+                ));
+            }
+        }
+
         if !p.is_empty() {
             return Err(p);
         }
@@ -204,6 +219,7 @@ impl Workflow {
             no_drain,
             vars: raw.vars.clone(),
             env,
+            converge,
             steps,
         })
     }

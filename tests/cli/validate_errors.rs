@@ -212,7 +212,7 @@ steps:
 6 | owner: alice
   | ^^^^^
   |
-  = help: expected one of `name`, `version`, `description`, `tags`, `targets`, `canary`, `strategy`, `window`, `drain`, `vars`, `env`, `steps`
+  = help: expected one of `name`, `version`, `description`, `tags`, `targets`, `canary`, `strategy`, `window`, `drain`, `vars`, `env`, `converge`, `steps`
 
 error: unknown key `banana` in `steps[0]`
   --> workflows/update.yml:11:5
@@ -264,7 +264,7 @@ error: unknown key `connect_timout` in `ssh`
   |
   = help: did you mean `connect_timeout`?
 
-warning: `server` is accepted but not in effect in this version: there is no daemon or REST API yet
+warning: `server` is accepted but not in effect in this version: only `listen` is (`drover serve` listens there); there is no REST API yet
   --> drover.yml:10:1
    |
 10 | server:

@@ -508,7 +508,7 @@ fn settings_not_in_effect_are_a_warning() {
         out.stderr
     );
     assert!(
-        out.stderr.contains("warning: `server` is accepted but not in effect in this version: there is no daemon or REST API yet\n  --> drover.yml:15:1"),
+        out.stderr.contains("warning: `server` is accepted but not in effect in this version: only `listen` is (`drover serve` listens there); there is no REST API yet\n  --> drover.yml:15:1"),
         "{}",
         out.stderr
     );
