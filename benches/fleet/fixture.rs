@@ -194,6 +194,7 @@ impl Fixture {
         mkdir(&self.floor);
         write(&self.floor.join("app.conf"), CONF);
         write(&self.floor.join("node.sh"), FLOOR_SCRIPT);
+        write(&self.floor.join("one-script.sh"), ONE_SCRIPT);
     }
 }
 
@@ -209,6 +210,12 @@ s "true"
 "#;
 
 /// Every node back to "needs the change".
+/// The least any tool can do: one connection and one command per node, the file on
+/// its input, no lock, no timeout, no check.
+const ONE_SCRIPT: &str = r#"node=$1; state=$2
+ssh -F "$CFG" -o ControlMaster=no "$node" "test -d $state/app || mkdir -p $state/app; cat > $state/app/app.conf && chmod 0644 $state/app/app.conf && printf 'node %s runs demo\n' $node > $state/app/motd && uname -r | grep -q . && true" < "$CONF"
+"#;
+
 pub fn reset(bed: &Testbed) {
     for node in bed.nodes() {
         let _ = std::fs::remove_dir_all(node.state_dir.join("app"));

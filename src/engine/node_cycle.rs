@@ -12,14 +12,14 @@ use super::event::{RunEvent, StepStatus};
 use super::event_sender::EventSender;
 use super::journal::{Journal, Mark, StepRecord};
 use super::node_error::NodeError;
-use super::node_work::NodeJob;
+use super::node_work::{NodeJob, Scripted};
 use super::step_error::StepError;
 use super::step_output::StepOutput;
 use crate::site::{DrainHooks, HookHost, OnDrainTimeout};
 use crate::slurm::{NodeStatus, SlurmPoller};
 use crate::store::NodeState;
 use crate::transport::{Connection, Connector, ExecOutput, LocalConnection, TransportError};
-use crate::workflow::{Action, Change, Reboot};
+use crate::workflow::{Action, Change, Reboot, Step};
 
 /// How long one drain hook call may take.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(120);
@@ -170,7 +170,8 @@ impl<K: Connector> NodeCycle<'_, K> {
         // Drained and confirmed by the `drained` hook in this attempt.
         let mut confirmed = false;
         let mut must_resume = drained;
-        for (pos, &i) in steps.iter().enumerate().skip(from) {
+        let mut pos = from;
+        while let Some(&i) = steps.get(pos) {
             let step = &wf.steps[i];
             // Validation refuses a drain step without hooks unless the workflow declares
             // its nodes need no drain; "no hooks" never counts as "drained" otherwise.
@@ -204,6 +205,40 @@ impl<K: Connector> NodeCycle<'_, K> {
             if confirmed && step.change == Change::Drain {
                 self.update_reason(conn, &format!("{} running", step.name)).await;
             }
+            // Steps that need no decision of the controller between them run as one
+            // script, in one round trip; each is then marked, reported and recorded as
+            // if it had run alone.
+            let batch = match conn.as_ref() {
+                Some(_) => self.batch_at(steps, pos, confirmed).await,
+                None => Vec::new(),
+            };
+            if let (true, Some(c)) = (batch.len() >= 2, conn.as_ref()) {
+                let started = Instant::now();
+                let n = batch.len();
+                let results = self.job.run_scripted(c, &batch).await;
+                let share = started.elapsed() / u32::try_from(n).unwrap_or(1);
+                for (k, (result, elapsed)) in results.into_iter().enumerate() {
+                    let (p, idx) = (pos + k, steps[pos + k]);
+                    if k > 0
+                        && let Err(e) = self.mark(NodeState::Running, attempt, idx, must_resume).await
+                    {
+                        return ended(p, e, must_resume);
+                    }
+                    let result = result.map_err(|source| NodeError::Step {
+                        step: wf.steps[idx].name.clone(),
+                        source,
+                    });
+                    let duration = elapsed.unwrap_or(share);
+                    if let Some(end) = self
+                        .finish_step(p, idx, attempt, must_resume, result, duration)
+                        .await
+                    {
+                        return end;
+                    }
+                }
+                pos += n;
+                continue;
+            }
             let started = Instant::now();
             let result: Result<StepOutput, NodeError> = match &step.action {
                 Action::Reboot(r) => match self.reboot(conn, r, attempt, i, must_resume).await {
@@ -223,48 +258,13 @@ impl<K: Connector> NodeCycle<'_, K> {
                     source,
                 }),
             };
-            if let Err(NodeError::Journal(e)) = result {
-                return ended(pos, NodeError::Journal(e), must_resume);
+            if let Some(end) = self
+                .finish_step(pos, i, attempt, must_resume, result, started.elapsed())
+                .await
+            {
+                return end;
             }
-            let duration = started.elapsed();
-            let (status, exit_code, output_tail, error) = match &result {
-                Ok(o) => (o.status, o.exit_code, o.output_tail.clone(), None),
-                Err(e) => (
-                    StepStatus::Failed,
-                    e.exit_code(),
-                    e.output_tail(),
-                    Some(e.to_string()),
-                ),
-            };
-            self.events.send(RunEvent::StepFinished {
-                node: self.name().to_string(),
-                step: step.name.clone(),
-                status,
-                duration,
-                error: error.clone(),
-            });
-            let record = StepRecord {
-                step: step.name.clone(),
-                position: pos,
-                attempt,
-                status: serde_json::to_value(status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
-                exit_code,
-                duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
-                output_tail: if output_tail.is_empty() {
-                    error.unwrap_or_default()
-                } else {
-                    output_tail
-                },
-            };
-            if let Err(e) = self.journal.step(self.name(), record).await {
-                return ended(pos, e.into(), must_resume);
-            }
-            if let Err(e) = result {
-                return ended(pos, e, must_resume);
-            }
+            pos += 1;
         }
         let end = steps.len();
         if must_resume {
@@ -279,6 +279,85 @@ impl<K: Connector> NodeCycle<'_, K> {
             Ok(()) => NodeEnd::Done,
             Err(e) => ended(end, e, false),
         }
+    }
+
+    /// Reports and records step `pos` (workflow step `i`) that ended with `result`
+    /// after `duration`; `Some`: the node's turn ends here.
+    async fn finish_step(
+        &self,
+        pos: usize,
+        i: usize,
+        attempt: u32,
+        must_resume: bool,
+        result: Result<StepOutput, NodeError>,
+        duration: Duration,
+    ) -> Option<NodeEnd> {
+        let step = &self.job.workflow.steps[i];
+        if let Err(NodeError::Journal(e)) = result {
+            return Some(ended(pos, NodeError::Journal(e), must_resume));
+        }
+        let (status, exit_code, output_tail, error) = match &result {
+            Ok(o) => (o.status, o.exit_code, o.output_tail.clone(), None),
+            Err(e) => (
+                StepStatus::Failed,
+                e.exit_code(),
+                e.output_tail(),
+                Some(e.to_string()),
+            ),
+        };
+        self.events.send(RunEvent::StepFinished {
+            node: self.name().to_string(),
+            step: step.name.clone(),
+            status,
+            duration,
+            error: error.clone(),
+        });
+        let record = StepRecord {
+            step: step.name.clone(),
+            position: pos,
+            attempt,
+            status: serde_json::to_value(status)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            exit_code,
+            duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+            output_tail: if output_tail.is_empty() {
+                error.unwrap_or_default()
+            } else {
+                output_tail
+            },
+        };
+        if let Err(e) = self.journal.step(self.name(), record).await {
+            return Some(ended(pos, e.into(), must_resume));
+        }
+        match result {
+            Err(e) => Some(ended(pos, e, must_resume)),
+            Ok(_) => None,
+        }
+    }
+
+    /// The steps from `pos` on that can run as one script: consecutive `run`, `copy`
+    /// and `template` steps, up to (not including) a step that needs the controller
+    /// first (a drain step before the node is drained, one without drain hooks) or
+    /// that cannot be prepared. Fewer than two: the step runs alone.
+    async fn batch_at(&self, steps: &[usize], pos: usize, confirmed: bool) -> Vec<(&Step, Scripted)> {
+        let wf = self.job.workflow;
+        let mut batch = Vec::new();
+        for (k, &i) in steps.iter().enumerate().skip(pos) {
+            let step = &wf.steps[i];
+            if k > pos && step.change == Change::Drain {
+                let unhooked = self.hooks.is_none() && wf.no_drain.is_none();
+                if unhooked || (!confirmed && self.hooks.is_some()) {
+                    break;
+                }
+            }
+            match self.job.scripted(step).await {
+                Some(s) => batch.push((step, s)),
+                None => break,
+            }
+        }
+        batch
     }
 
     /// Runs a drain hook template with `reason` in scope, where the site says, for at

@@ -386,7 +386,9 @@ async fn flow<K: Connector>(
     let plan = &planned.plan;
     if dry_run {
         wind_down(cx, Some(conns)).await;
-        return Outcome::DryRun { plan: Box::new(plan.clone()) };
+        return Outcome::DryRun {
+            plan: Box::new(plan.clone()),
+        };
     }
     if plan.nodes.is_empty() && !req.record_when_idle && resume.is_none() {
         wind_down(cx, Some(conns)).await;
