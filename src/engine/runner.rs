@@ -1033,6 +1033,27 @@ mod tests {
         Project::load(dir).unwrap()
     }
 
+    /// Runs the first step on every planned node, in a task of its own, so the test can
+    /// act on the run while it goes on.
+    fn spawn_first_steps(
+        cx: &Arc<RunContext<LocalConnector>>,
+        p: &Project,
+    ) -> tokio::task::JoinHandle<RunResult> {
+        let plan = Plan::build(&p.inventory, &p.workflows[0], &PlanInput::default()).unwrap();
+        let work = Work {
+            steps: plan.nodes.iter().map(|id| (*id, vec![0])).collect(),
+            ..Work::default()
+        };
+        let spec = RolloutSpec::simple(cx.workflow.strategy.retries, 1);
+        let cx = Arc::clone(cx);
+        tokio::spawn(async move {
+            let (_itx, irx) = watch::channel(0u32);
+            let (_ctx, ctl) = mpsc::unbounded_channel();
+            let mut conns = Connections(HashMap::new());
+            execute(cx, &plan, work, &mut conns, spec, irx, ctl).await
+        })
+    }
+
     fn context(p: &Project) -> Arc<RunContext<LocalConnector>> {
         let (events, _) = super::super::event_sender::event_channel(16);
         Arc::new(RunContext {
@@ -1213,21 +1234,7 @@ mod tests {
             inventory: None,
         };
         let cx = Arc::new(cx);
-        let plan = Plan::build(&p.inventory, &p.workflows[0], &PlanInput::default()).unwrap();
-        let work = Work {
-            steps: plan.nodes.iter().map(|id| (*id, vec![0])).collect(),
-            ..Work::default()
-        };
-        let spec = RolloutSpec::simple(cx.workflow.strategy.retries, 1);
-        let (_itx, irx) = watch::channel(0u32);
-        let (_ctx, ctl) = mpsc::unbounded_channel();
-        let run = tokio::spawn({
-            let cx = Arc::clone(&cx);
-            async move {
-                let mut conns = Connections(HashMap::new());
-                execute(cx, &plan, work, &mut conns, spec, irx, ctl).await
-            }
-        });
+        let run = spawn_first_steps(&cx, &p);
         let started = |n: &str| dir.path().join(format!("started-{n}")).exists();
         let wait_for = |what: &dyn Fn() -> bool| {
             let t = Instant::now();
@@ -1291,21 +1298,7 @@ mod tests {
         cx.gates.poll = Duration::from_millis(20);
         cx.gates.inventory = Some(live_rx);
         let cx = Arc::new(cx);
-        let plan = Plan::build(&p.inventory, &p.workflows[0], &PlanInput::default()).unwrap();
-        let work = Work {
-            steps: plan.nodes.iter().map(|id| (*id, vec![0])).collect(),
-            ..Work::default()
-        };
-        let spec = RolloutSpec::simple(cx.workflow.strategy.retries, 1);
-        let (_itx, irx) = watch::channel(0u32);
-        let (_ctx, ctl) = mpsc::unbounded_channel();
-        let run = tokio::spawn({
-            let cx = Arc::clone(&cx);
-            async move {
-                let mut conns = Connections(HashMap::new());
-                execute(cx, &plan, work, &mut conns, spec, irx, ctl).await
-            }
-        });
+        let run = spawn_first_steps(&cx, &p);
         let t = Instant::now();
         while !dir.path().join("started-n1").exists() {
             assert!(t.elapsed() < Duration::from_secs(10), "n1 never started");

@@ -1504,6 +1504,16 @@ mod tests {
         assert!(plan.contains("nodes_by_node"), "{plan}");
     }
 
+    /// A drover store file as version 2 wrote it (before pauses and triggers).
+    fn version_2_file(path: &std::path::Path) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(&schema::v2_for_tests()).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
+            .unwrap();
+        conn
+    }
+
     /// A version-2 file (before triggers) with a run: read-only it opens as it is and
     /// its run has no trigger; a writable open migrates it, and a new run's trigger is
     /// recorded with its creation and read back.
@@ -1512,11 +1522,7 @@ mod tests {
         let dir = TempDir::new().unwrap();
         let path = dir.path().join("drover.db");
         {
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(&schema::v2_for_tests()).unwrap();
-            conn.pragma_update(None, "user_version", 2).unwrap();
-            conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
-                .unwrap();
+            let conn = version_2_file(&path);
             conn.execute(
                 "INSERT INTO runs (id, workflow, version, status, plan, options, controller_host,
                                    controller_pid, started_at, heartbeat_at)
@@ -1797,13 +1803,7 @@ mod tests {
     fn a_version_2_database_is_read_without_pauses_and_migrated_on_a_writable_open() {
         let dir = TempDir::new().unwrap();
         let path = dir.path().join("drover.db");
-        {
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(&schema::v2_for_tests()).unwrap();
-            conn.pragma_update(None, "user_version", 2).unwrap();
-            conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
-                .unwrap();
-        }
+        drop(version_2_file(&path));
         let before = std::fs::read(&path).unwrap();
         let reader = Store::open_read_only(&path).unwrap();
         assert_eq!(reader.pauses().unwrap(), []);
