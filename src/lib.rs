@@ -4,6 +4,7 @@
 //! that remember positions, serde `Raw*` types are checked into [`inventory`],
 //! [`workflow`] and [`site`] domain types, and [`project`] loads a whole site.
 
+pub mod api;
 pub mod bounded_read;
 pub mod budget;
 pub mod cli;

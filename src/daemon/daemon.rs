@@ -21,6 +21,8 @@ use super::action::Action;
 use super::daemon_error::DaemonError;
 use super::http::{AppState, router};
 use super::metrics::Metrics;
+use super::run_order::{NotStarted, RunOrder, StartedRun};
+use crate::api::{ApiContext, LiveRuns, TokenSet};
 use crate::engine::RunEvent as EngineEvent;
 use crate::project::Project;
 use crate::service::{self, Outcome, RunEvent, RunRequest, Trigger};
@@ -87,9 +89,32 @@ impl Daemon {
         let (actions, actions_rx) = mpsc::unbounded_channel();
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         let (stop, stop_rx) = watch::channel(false);
+        let tokens = TokenSet::load(
+            project
+                .site
+                .server
+                .as_ref()
+                .map_or(&[][..], |s| s.tokens.as_slice()),
+        )
+        .map_err(|e| DaemonError::Invalid(e.to_string()))?;
+        if tokens.is_empty() {
+            warn!("no API token in server.tokens: the API refuses every request (401)");
+        }
+        let project = Arc::new(project);
+        let (site_tx, site_rx) = watch::channel(Arc::clone(&project));
+        let live = LiveRuns::default();
+        let api = Arc::new(ApiContext {
+            tokens,
+            site: site_rx,
+            store: store.clone(),
+            live: live.clone(),
+            actions: actions.clone(),
+        });
         let mut core = Core {
+            site_tx,
+            live,
             opts: opts.clone(),
-            project: Arc::new(project),
+            project,
             store: store.clone(),
             metrics: Arc::clone(&metrics),
             active: HashMap::new(),
@@ -116,6 +141,7 @@ impl Daemon {
         let app = router(AppState {
             metrics: Arc::clone(&metrics),
             store,
+            api,
         });
         let mut http_stop = stop_rx.clone();
         let http = tokio::spawn(async move {
@@ -171,7 +197,7 @@ fn load(site: &std::path::Path) -> Result<Project, DaemonError> {
 /// A rollout the daemon drives.
 struct Active {
     run_id: String,
-    interrupts: watch::Sender<u32>,
+    interrupts: Arc<watch::Sender<u32>>,
 }
 
 /// A rollout that ended.
@@ -182,6 +208,10 @@ struct Ended {
 
 /// The daemon's loop and what it owns.
 struct Core {
+    /// The site in force, for the API.
+    site_tx: watch::Sender<Arc<Project>>,
+    /// The rollouts in flight, for the API.
+    live: LiveRuns,
     opts: DaemonOptions,
     /// The site in force.
     project: Arc<Project>,
@@ -285,15 +315,41 @@ impl Core {
                     return;
                 }
                 self.project = site;
+                self.site_tx.send_replace(Arc::clone(&self.project));
                 self.reconcile_timers();
                 let (itx, irx) = watch::channel(0u32);
                 match RunRequest::new(Arc::clone(&self.project), &workflow, trigger, irx) {
-                    Ok(req) => self.start(&workflow, req, itx),
+                    Ok(req) => {
+                        let _ = self.start(&workflow, req, itx);
+                    }
                     Err(r) => warn!(%workflow, "rollout not started: {r}"),
                 }
             }
             Action::Converge { workflow } => self.converge(&workflow),
+            Action::Run(order) => self.order(*order),
         }
+    }
+
+    /// A run the API asked for: started now, or refused with why.
+    fn order(&mut self, order: RunOrder) {
+        let RunOrder {
+            request,
+            interrupts,
+            reply,
+        } = order;
+        let workflow = request.project.workflows[request.workflow].name.clone();
+        let answer = if *self.stop.borrow() {
+            Err(NotStarted::Stopping)
+        } else if let Some(a) = self.active.get(&workflow) {
+            Err(NotStarted::Busy {
+                workflow,
+                run_id: a.run_id.clone(),
+            })
+        } else {
+            self.start(&workflow, request, interrupts)
+                .map_err(NotStarted::Refused)
+        };
+        let _ = reply.send(answer);
     }
 
     fn converge(&mut self, workflow: &str) {
@@ -305,6 +361,7 @@ impl Core {
             match load(&self.opts.site) {
                 Ok(p) => {
                     self.project = Arc::new(p);
+                    self.site_tx.send_replace(Arc::clone(&self.project));
                     self.reconcile_timers();
                 }
                 Err(e) => warn!(%workflow, "converging with the last valid site: {e}"),
@@ -323,13 +380,14 @@ impl Core {
             Ok(mut req) => {
                 // A pass that finds every node GOOD records no run.
                 req.record_when_idle = false;
-                self.start(workflow, req, itx);
+                let _ = self.start(workflow, req, itx);
             }
             Err(r) => warn!(%workflow, "converge pass not started: {r}"),
         }
     }
 
     fn end(&mut self, e: Ended) {
+        self.live.remove(&e.run_id);
         if self.active.get(&e.workflow).is_some_and(|a| a.run_id == e.run_id) {
             self.active.remove(&e.workflow);
         }
@@ -341,12 +399,28 @@ impl Core {
         }
     }
 
-    fn start(&mut self, workflow: &str, req: RunRequest, interrupts: watch::Sender<u32>) {
+    fn start(
+        &mut self,
+        workflow: &str,
+        req: RunRequest,
+        interrupts: watch::Sender<u32>,
+    ) -> Result<StartedRun, String> {
         let project = Arc::clone(&req.project);
         let trigger = req.trigger.clone();
+        let interrupts = Arc::new(interrupts);
         match service::start(req) {
             Ok(handle) => {
                 info!(%workflow, run = %handle.run_id, %trigger, "rollout started");
+                let started = StartedRun {
+                    run_id: handle.run_id.clone(),
+                    events: handle.events.resubscribe(),
+                };
+                self.live.insert(
+                    &handle.run_id,
+                    workflow,
+                    handle.events.resubscribe(),
+                    Arc::clone(&interrupts),
+                );
                 self.active.insert(
                     workflow.to_string(),
                     Active {
@@ -361,8 +435,12 @@ impl Core {
                     Arc::clone(&self.metrics),
                     self.ended.clone(),
                 ));
+                Ok(started)
             }
-            Err(r) => warn!(%workflow, %trigger, "rollout not started: {r}"),
+            Err(r) => {
+                warn!(%workflow, %trigger, "rollout not started: {r}");
+                Err(r.to_string())
+            }
         }
     }
 
@@ -408,7 +486,7 @@ impl Core {
             match RunRequest::resume(Arc::clone(&self.project), detail, trigger, irx) {
                 Ok(req) => {
                     info!(workflow = %r.workflow, run = %r.id, "resuming a run left unfinished");
-                    self.start(&r.workflow, req, itx);
+                    let _ = self.start(&r.workflow, req, itx);
                 }
                 Err(e) => warn!(workflow = %r.workflow, run = %r.id, "not resumed: {e}"),
             }

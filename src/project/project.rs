@@ -121,8 +121,10 @@ impl Project {
             ),
             (
                 "server",
-                raw.server.is_some(),
-                "only `listen` is (`drover serve` listens there); there is no REST API yet",
+                raw.server
+                    .as_ref()
+                    .is_some_and(|s| s.slack_signing_secret.is_some()),
+                "there is no Slack endpoint yet",
             ),
             (
                 "git",
@@ -133,6 +135,7 @@ impl Project {
             if set {
                 let at = match key {
                     "notifications" => Path::root().key(key).key("slack"),
+                    "server" => Path::root().key(key).key("slack_signing_secret"),
                     _ => Path::root().key(key),
                 };
                 diags.push(

@@ -5,6 +5,7 @@
 //! runner, resume, wind-down); nothing here prints. The CLI is one consumer (its
 //! reporter renders the events, its verdict reads the outcome), the daemon another.
 
+mod cancellation;
 mod event;
 mod event_hub;
 mod outcome;
@@ -18,6 +19,7 @@ mod step_tags;
 mod transport_kind;
 mod trigger;
 
+pub use cancellation::{Cancellation, cancellation};
 pub use event::{Planned, RunEvent};
 pub use event_hub::BROADCAST_CAPACITY;
 pub use outcome::{Finished, Interruption, Outcome};

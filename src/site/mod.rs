@@ -16,8 +16,10 @@ pub use env_vars::{check_env, merge_env};
 pub use git_settings::{GitSettings, SignedCommits};
 pub use raw_git::{RawGit, RawRequireSigned};
 pub use raw_site::{
-    DrainScheduler, HookHost, OnDrainTimeout, OnLeaseConflict, RawDrain, RawFiles, RawLeases,
-    RawNotifications, RawServer, RawSite, RawSlack, SiteTransport,
+    ApiRole, DrainScheduler, HookHost, OnDrainTimeout, OnLeaseConflict, RawApiToken, RawDrain, RawFiles,
+    RawLeases, RawLifecycle, RawNotifications, RawServer, RawSite, RawSlack, SiteTransport,
 };
 pub use raw_ssh::{OneOrMany, RawHostKeyPolicy, RawSsh, RawSshOptions};
-pub use site::{LeaseSettings, ServerSettings, Site, SlackSettings, SshSettings};
+pub use site::{
+    ApiTokenSettings, LeaseSettings, LifecycleWorkflows, ServerSettings, Site, SlackSettings, SshSettings,
+};

@@ -11,6 +11,7 @@
 
 mod columns;
 mod controller;
+mod discovered_host;
 mod fault;
 mod held_node;
 mod lease;
@@ -19,6 +20,7 @@ mod node_counts;
 mod node_lifecycle;
 mod node_row;
 mod node_state;
+mod node_version;
 mod op;
 mod pause;
 mod run_detail;
@@ -34,6 +36,7 @@ mod write;
 mod writer;
 
 pub use controller::Controller;
+pub use discovered_host::DiscoveredHost;
 pub use held_node::HeldNode;
 pub use lease::Lease;
 pub use lease_conflict::LeaseConflict;
@@ -41,6 +44,7 @@ pub use node_counts::NodeCounts;
 pub use node_lifecycle::{LifecycleState, NodeLifecycle};
 pub use node_row::NodeRow;
 pub use node_state::NodeState;
+pub use node_version::NodeVersion;
 pub use pause::{Pause, PauseScope};
 pub use run_detail::RunDetail;
 pub use run_row::RunRow;
