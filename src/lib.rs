@@ -4,6 +4,7 @@
 //! that remember positions, serde `Raw*` types are checked into [`inventory`],
 //! [`workflow`] and [`site`] domain types, and [`project`] loads a whole site.
 
+pub mod ansible;
 pub mod bounded_read;
 pub mod cli;
 pub mod diag;

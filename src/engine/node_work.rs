@@ -35,6 +35,8 @@ pub struct NodeJob<'a> {
     pub files: &'a FileSources,
     /// The step locks `run` steps hold on the node.
     pub locks: &'a NodeLocks,
+    /// The node's inventory groups (for the inventory of `ansible:` steps).
+    pub groups: Vec<String>,
 }
 
 /// The template context for a node: workflow vars overlaid with `--extra-vars`, and
@@ -113,6 +115,7 @@ impl NodeJob<'_> {
     pub async fn check<C: Connection>(&self, conn: &C) -> CheckResult {
         let steps = &self.workflow.steps;
         let mut needs = Vec::with_capacity(steps.len());
+        let mut changes = Vec::new();
         for step in steps {
             if let Some(when) = &step.when {
                 match self.templates.eval_bool(when, &self.context) {
@@ -125,6 +128,31 @@ impl NodeJob<'_> {
                 }
             }
             let Some(check) = &step.check else {
+                // An `ansible:` step without a `check` asks the playbook itself, in
+                // check mode: what would change is what the node needs.
+                if let Action::Ansible(play) = &step.action
+                    && play.check_mode
+                {
+                    match self.ansible(conn, step, play, true).await {
+                        Ok((outcome, _)) if outcome.changed.is_empty() => needs.push(StepNeed::Done),
+                        Ok((outcome, _)) => {
+                            needs.push(StepNeed::Needed);
+                            changes.extend(
+                                outcome
+                                    .changed
+                                    .iter()
+                                    .map(|t| format!("step `{}`: task `{t}`", step.name)),
+                            );
+                        }
+                        Err(e) => {
+                            return CheckResult::error(format!(
+                                "check of step `{}` (ansible --check): {e}",
+                                step.name
+                            ));
+                        }
+                    }
+                    continue;
+                }
                 needs.push(StepNeed::Unchecked);
                 continue;
             };
@@ -159,7 +187,11 @@ impl NodeJob<'_> {
             }
         }
         let drain: Vec<bool> = steps.iter().map(|s| s.change == Change::Drain).collect();
-        classify(&needs, &drain)
+        let mut result = classify(&needs, &drain);
+        if result.class != super::check_result::Class::Good {
+            result.changes = changes;
+        }
+        result
     }
 
     /// Runs one step (not a reboot: that is the node cycle's, which can reconnect).
@@ -178,6 +210,7 @@ impl NodeJob<'_> {
                 self.log_exec(&format!("local step `{}`", step.name), &cmd, &out);
                 outcome(out, step.timeout)
             }
+            Action::Ansible(play) => self.ansible(conn, step, play, false).await.map(|(_, out)| out),
             Action::Copy(fc) => {
                 let src = self.files.get(&fc.src).await?;
                 self.put_file(conn, step, fc, src.bytes.clone(), &src.sha256)

@@ -122,6 +122,13 @@ impl<K: Connector> RunContext<K> {
             log: self.log.as_ref(),
             files: &self.files,
             locks: &self.locks,
+            groups: self
+                .inventory
+                .groups()
+                .iter()
+                .filter(|(_, members)| members.contains(&id))
+                .map(|(g, _)| g.clone())
+                .collect(),
         }
     }
 

@@ -194,6 +194,16 @@ impl Connection for SshConnection {
         self.run(remote, stdin, timeout, timeout * 2).await
     }
 
+    async fn client_ssh_args(&self) -> Result<Option<Vec<String>>, TransportError> {
+        let master = self.live_master().await?;
+        let args = super::ssh_master::client_args(&self.connector.setup, &self.options, master.ctl());
+        Ok(Some(
+            args.into_iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+        ))
+    }
+
     async fn describe(&self) -> Option<String> {
         self.kex().await.map(|k| format!("kex {k}"))
     }

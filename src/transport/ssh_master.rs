@@ -159,15 +159,35 @@ pub(super) fn master_args(setup: &SshSetup, o: &SshOptions, ctl: &Path, log: &Pa
         "ControlPersist",
         format!("{}s", setup.control_persist.as_secs().max(1)),
     ));
+    if setup.log_kex {
+        a.extend(opt("LogLevel", "DEBUG1"));
+    }
+    a.extend(common_args(setup, o));
+    a
+}
+
+/// The arguments with which another ssh client on the controller (ansible-playbook's)
+/// reaches the node as drover does: through the master's control socket
+/// (`ControlMaster=no`, so it never becomes a master of its own), and, should it have
+/// to connect anew, with the same identity, host key policy, known_hosts, user, port,
+/// options and ssh_config as the master.
+pub(super) fn client_args(setup: &SshSetup, o: &SshOptions, ctl: &Path) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    a.extend(opt("ControlMaster", "no"));
+    a.extend(opt("ControlPath", path_value(ctl)));
+    a.extend(common_args(setup, o));
+    a
+}
+
+/// Everything but the master's own options.
+fn common_args(setup: &SshSetup, o: &SshOptions) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
     a.extend(opt("BatchMode", "yes"));
     a.extend(opt("ConnectTimeout", setup.connect_timeout.as_secs().max(1)));
     a.extend(opt(
         "ServerAliveInterval",
         setup.server_alive_interval.as_secs().max(1),
     ));
-    if setup.log_kex {
-        a.extend(opt("LogLevel", "DEBUG1"));
-    }
     match setup.host_keys {
         HostKeyPolicy::Strict => a.extend(opt("StrictHostKeyChecking", "yes")),
         HostKeyPolicy::AcceptNew => a.extend(opt("StrictHostKeyChecking", "accept-new")),

@@ -12,13 +12,13 @@ mod workflow_check;
 pub use file_mode::FileMode;
 pub use name_check::{Scopes, check_hook_names};
 pub use raw_workflow::{
-    Change, RawCanary, RawCopy, RawFailureBudget, RawReboot, RawRetries, RawStep, RawStrategy, RawTargets,
-    RawWaitFor, RawWorkflow,
+    Change, RawAnsible, RawCanary, RawCopy, RawFailureBudget, RawReboot, RawRetries, RawStep, RawStrategy,
+    RawTargets, RawWaitFor, RawWorkflow,
 };
 pub use raw_workflow_drain::RawWorkflowDrain;
 pub use template_source::{TemplateSource, TemplateUse};
 pub use workflow::{
-    Action, Canary, CanarySelect, DEFAULT_BOOT_ID_COMMAND, DEFAULT_REBOOT_COMMAND, FileCopy, Reboot,
-    RetryPolicy, Step, Strategy, WaitFor, Workflow,
+    Action, AnsiblePlay, AnsibleSource, Canary, CanarySelect, DEFAULT_BOOT_ID_COMMAND,
+    DEFAULT_REBOOT_COMMAND, FileCopy, Reboot, RetryPolicy, Step, Strategy, WaitFor, Workflow,
 };
 pub use workflow_check::{COMMAND_SCOPE, DEFAULT_REBOOT_TIMEOUT, DEFAULT_STEP_TIMEOUT, WorkflowContext};

@@ -137,7 +137,7 @@ pub enum Change {
 }
 
 /// A step: a name, exactly one action (`run`, `copy`, `template`, `reboot`, `wait_for`,
-/// `local`), and whether it is `hot` or `drain`.
+/// `local`, `ansible`), and whether it is `hot` or `drain`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
@@ -155,6 +155,10 @@ pub struct RawStep {
     pub wait_for: Option<RawWaitFor>,
     /// A shell command run on the controller, once per node.
     pub local: Option<String>,
+    /// An Ansible playbook (or role) run on the controller against this one node, with
+    /// drover's inventory and SSH settings. Without a `check`, the same playbook run
+    /// with `--check --diff` is the step's check.
+    pub ansible: Option<RawAnsible>,
     /// `hot` (safe on a live node) or `drain` (the node is drained first).
     pub change: Option<Change>,
     /// A command that says whether the node still needs this step: exit 0 = already
@@ -210,4 +214,32 @@ pub struct RawWaitFor {
     pub interval: Option<HumanDuration>,
     /// Give up after this long (default 10m).
     pub timeout: Option<HumanDuration>,
+}
+
+/// `ansible-playbook` against one node: exactly one of `playbook` or `role`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnsible {
+    /// A playbook file, relative to the workflow file's directory, inside the site.
+    pub playbook: Option<String>,
+    /// A role directory, relative to the workflow file's directory, inside the site:
+    /// drover runs it in a play of its own (`hosts: all`).
+    pub role: Option<String>,
+    /// Only tasks with these tags (`--tags`).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Not the tasks with these tags (`--skip-tags`).
+    #[serde(default)]
+    pub skip_tags: Vec<String>,
+    /// Extra vars (`-e`, highest precedence in Ansible). String values are templates
+    /// (`{{ node.name }}`, `{{ vars.x }}`), rendered as text.
+    #[serde(default)]
+    pub extra_vars: IndexMap<String, serde_json::Value>,
+    /// Whether `--check --diff` is the step's check when it has no `check` (default
+    /// true). `false`: an unchecked helper step, for playbooks that cannot tell in
+    /// check mode.
+    pub check_mode: Option<bool>,
+    /// Host vars for this node in the generated inventory, over its inventory `vars`.
+    #[serde(default)]
+    pub inventory_vars: IndexMap<String, serde_json::Value>,
 }

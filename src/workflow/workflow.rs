@@ -141,6 +141,9 @@ pub enum Action {
     Reboot(Reboot),
     WaitFor(WaitFor),
     Local(String),
+    /// Runs on the controller (like `local`): a boundary for anything that batches a
+    /// node's commands into one remote script.
+    Ansible(AnsiblePlay),
 }
 
 impl Action {
@@ -152,6 +155,7 @@ impl Action {
             Action::Reboot(_) => "reboot",
             Action::WaitFor(_) => "wait_for",
             Action::Local(_) => "local",
+            Action::Ansible(_) => "ansible",
         }
     }
 }
@@ -188,4 +192,25 @@ pub struct WaitFor {
     pub command: String,
     pub interval: Duration,
     pub timeout: Duration,
+}
+
+/// A checked `ansible:` step.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnsiblePlay {
+    /// The playbook or the role directory, resolved (after symlinks) inside the site.
+    pub source: AnsibleSource,
+    pub tags: Vec<String>,
+    pub skip_tags: Vec<String>,
+    /// String values are templates.
+    pub extra_vars: IndexMap<String, serde_json::Value>,
+    /// `--check --diff` is the step's check when it has none.
+    pub check_mode: bool,
+    pub inventory_vars: IndexMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnsibleSource {
+    Playbook(PathBuf),
+    Role(PathBuf),
 }

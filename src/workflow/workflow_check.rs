@@ -4,11 +4,11 @@ use std::collections::HashMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::time::Duration;
 
-use super::raw_workflow::{Change, RawCopy, RawStep, RawWorkflow};
+use super::raw_workflow::{Change, RawAnsible, RawCopy, RawStep, RawWorkflow};
 use super::raw_workflow_drain::RawWorkflowDrain;
 use super::workflow::{
-    Action, Canary, CanarySelect, DEFAULT_BOOT_ID_COMMAND, DEFAULT_REBOOT_COMMAND, FileCopy, Reboot,
-    RetryPolicy, Step, Strategy, WaitFor, Workflow,
+    Action, AnsiblePlay, AnsibleSource, Canary, CanarySelect, DEFAULT_BOOT_ID_COMMAND,
+    DEFAULT_REBOOT_COMMAND, FileCopy, Reboot, RetryPolicy, Step, Strategy, WaitFor, Workflow,
 };
 use crate::diag::{Problem, did_you_mean};
 use crate::hostlist;
@@ -24,7 +24,9 @@ pub const COMMAND_SCOPE: [&str; 4] = ["node", "vars", "workflow", "site"];
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(600);
 pub const DEFAULT_REBOOT_TIMEOUT: Duration = Duration::from_secs(900);
 
-const ACTIONS: [&str; 6] = ["run", "copy", "template", "reboot", "wait_for", "local"];
+const ACTIONS: [&str; 7] = [
+    "run", "copy", "template", "reboot", "wait_for", "local", "ansible",
+];
 
 /// What a workflow is checked against.
 pub struct WorkflowContext<'a> {
@@ -386,8 +388,9 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
     };
     match present.len() {
         0 => p.push(
-            Problem::value(sp.clone(), format!("step `{}` has no action", s.name))
-                .with_help("give exactly one of `run`, `copy`, `template`, `reboot`, `wait_for`, `local`"),
+            Problem::value(sp.clone(), format!("step `{}` has no action", s.name)).with_help(
+                "give exactly one of `run`, `copy`, `template`, `reboot`, `wait_for`, `local`, `ansible`",
+            ),
         ),
         1 => {}
         _ => p.push(
@@ -443,6 +446,8 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
     } else if let Some(cmd) = &s.local {
         tpl(sp.key("local"), cmd, p);
         Some(Action::Local(cmd.clone()))
+    } else if let Some(a) = &s.ansible {
+        ansible_play(s, a, &sp.key("ansible"), cx, p).map(Action::Ansible)
     } else if let Some(c) = &s.copy {
         Some(Action::Copy(file_copy(c, &sp.key("copy"), cx, false, p)))
     } else if let Some(c) = &s.template {
@@ -627,4 +632,126 @@ fn file_copy(
         mode: c.mode,
         owner: c.owner.clone(),
     }
+}
+
+/// An `ansible:` step: one of `playbook` or `role`, inside the site (the rule of copy
+/// sources), `ansible-playbook` installed, extra vars that are valid templates.
+fn ansible_play(
+    s: &RawStep,
+    a: &RawAnsible,
+    path: &Path,
+    cx: &WorkflowContext<'_>,
+    p: &mut Vec<Problem>,
+) -> Option<AnsiblePlay> {
+    let before = p.len();
+    if let Err(why) = crate::ansible::find_playbook() {
+        p.push(
+            Problem::value(path.clone(), format!("step `{}` runs Ansible, but {why}", s.name))
+                .with_help(crate::ansible::INSTALL_HINT),
+        );
+    }
+    let source = match (&a.playbook, &a.role) {
+        (Some(_), Some(_)) => {
+            p.push(Problem::key(
+                path.key("role"),
+                "`ansible` takes `playbook` or `role`, not both",
+            ));
+            None
+        }
+        (None, None) => {
+            p.push(
+                Problem::value(
+                    path.clone(),
+                    format!("step `{}`: `ansible` needs a `playbook` or a `role`", s.name),
+                )
+                .with_help("`ansible: { playbook: site.yml }` or `ansible: { role: roles/ntp }`"),
+            );
+            None
+        }
+        (Some(pb), None) => in_site(pb, &path.key("playbook"), cx, false, p).map(AnsibleSource::Playbook),
+        (None, Some(r)) => in_site(r, &path.key("role"), cx, true, p).map(AnsibleSource::Role),
+    };
+    for (k, v) in &a.extra_vars {
+        check_value_templates(v, &path.key("extra_vars").key(k.clone()), cx, p);
+    }
+    if p.len() > before {
+        return None;
+    }
+    Some(AnsiblePlay {
+        source: source?,
+        tags: a.tags.clone(),
+        skip_tags: a.skip_tags.clone(),
+        extra_vars: a.extra_vars.clone(),
+        check_mode: a.check_mode.unwrap_or(true),
+        inventory_vars: a.inventory_vars.clone(),
+    })
+}
+
+/// Every string in `v` (at any depth) is a template rendered as text.
+fn check_value_templates(v: &serde_json::Value, path: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) {
+    match v {
+        serde_json::Value::String(t) => {
+            if let Err(e) = cx.templates.check_names(t, &COMMAND_SCOPE) {
+                p.push(e.problem(path.clone()));
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, x) in items.iter().enumerate() {
+                check_value_templates(x, &path.index(i), cx, p);
+            }
+        }
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                check_value_templates(x, &path.key(k.clone()), cx, p);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `rel` (relative to the workflow's directory) resolved after symlinks, when it is a
+/// file (or, with `dir`, a directory) inside the site's file roots.
+fn in_site(
+    rel: &str,
+    path: &Path,
+    cx: &WorkflowContext<'_>,
+    dir: bool,
+    p: &mut Vec<Problem>,
+) -> Option<PathBuf> {
+    let joined = cx.dir.join(rel);
+    let Ok(real) = std::fs::canonicalize(&joined) else {
+        p.push(
+            Problem::value(path.clone(), format!("`{rel}` not found")).with_help(format!(
+                "paths are relative to the workflow's directory, `{}`",
+                cx.dir.display()
+            )),
+        );
+        return None;
+    };
+    if !cx.file_roots.iter().any(|r| real.starts_with(r)) {
+        p.push(
+            Problem::value(
+                path.clone(),
+                format!("`{rel}` resolves to `{}`, outside the site", real.display()),
+            )
+            .with_help("playbooks and roles must be inside the site directory or a directory of `files: { extra_roots: [DIR] }`"),
+        );
+        return None;
+    }
+    let ok = if dir { real.is_dir() } else { real.is_file() };
+    if !ok {
+        p.push(Problem::value(
+            path.clone(),
+            format!(
+                "`{rel}` is not a {}",
+                if dir {
+                    "directory (a role)"
+                } else {
+                    "file (a playbook)"
+                }
+            ),
+        ));
+        return None;
+    }
+    Some(real)
 }
