@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use drover::testbed::Testbed;
+use drover_testbed::Testbed;
 
 struct Sample {
     masters: usize,

@@ -21,7 +21,6 @@ pub mod schemas;
 pub mod site;
 pub mod store;
 pub mod template;
-pub mod testbed;
 pub mod transport;
 pub mod units;
 pub mod window;

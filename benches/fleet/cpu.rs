@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use drover::testbed::Testbed;
+use drover_testbed::Testbed;
 
 /// Linux's `USER_HZ`, the unit of `/proc` CPU times (100 on every mainstream platform).
 const TICKS_PER_SECOND: f64 = 100.0;

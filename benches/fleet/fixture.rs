@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use drover::testbed::Testbed;
+use drover_testbed::Testbed;
 
 /// The small file every tool copies.
 pub const CONF: &str = "listen = 8080\nworkers = 4\n";

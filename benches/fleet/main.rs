@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use drover::testbed::{SshAlgorithms, Testbed, TestbedOptions};
+use drover_testbed::{SshAlgorithms, Testbed, TestbedOptions};
 
 use cpu::{CpuMeter, CpuUse};
 use fixture::{Fixture, reset, verify};

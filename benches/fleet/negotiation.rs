@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use drover::testbed::{SshAlgorithms, Testbed, TestbedOptions};
+use drover_testbed::{SshAlgorithms, Testbed, TestbedOptions};
 
 use crate::fixture::{Fixture, reset, verify};
 use crate::tools::Tool;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use drover::testbed::Testbed;
+use drover_testbed::Testbed;
 
 use crate::cpu::reaped_children;
 use crate::fixture::Fixture;

@@ -359,7 +359,7 @@ fn error_text(e: &openssh::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testbed::Testbed;
+    use drover_testbed::Testbed;
 
     fn connector(tb: &Testbed) -> (SshConnector, Inventory) {
         let raw: crate::inventory::RawInventory =

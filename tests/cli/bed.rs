@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use drover::testbed::{FakeScheduler, Testbed};
+use drover_testbed::{FakeScheduler, Testbed};
 use serde_json::Value;
 
 /// How long one drover command may take before the test calls it hung.

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use drover::exit_code;
-use drover::testbed::{FakeScheduler, Monitor, MonitorReport, Testbed};
+use drover_testbed::{FakeScheduler, Monitor, MonitorReport, Testbed};
 use serde_json::{Value, json};
 
 /// A step that counts its runs, fails where a `fail` file exists, and marks the node

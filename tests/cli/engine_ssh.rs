@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use drover::exit_code;
-use drover::testbed::Testbed;
+use drover_testbed::Testbed;
 use serde_json::{Value, json};
 
 /// How long one drover command may take before the test calls it hung.

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use drover::template::TemplateEngine;
-use drover::testbed::{FakeScheduler, Monitor, Testbed};
+use drover_testbed::{FakeScheduler, Monitor, Testbed};
 use serde_json::json;
 
 use crate::support::*;

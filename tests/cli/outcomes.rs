@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use drover::exit_code;
-use drover::testbed::FakeScheduler;
+use drover_testbed::FakeScheduler;
 use serde_json::Value;
 
 use crate::support::{Output, Site, drover_bin};

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use drover::testbed::Testbed;
+use drover_testbed::Testbed;
 
 use crate::support::*;
 

@@ -72,7 +72,7 @@ mod on_real_sshd {
     use std::process::{Command, Stdio};
 
     use super::*;
-    use crate::testbed::Testbed;
+    use crate::Testbed;
 
     /// The pinned set is what OpenSSH negotiates, sshd's debug log says so, and a client
     /// that insists on anything else is refused.

@@ -31,7 +31,6 @@ mod sshd_fleet;
 mod sshd_process;
 mod sshd_version;
 mod test_node;
-#[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod testbed;
 mod testbed_error;
 mod testbed_options;
