@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use drover::testbed::{FakeScheduler, Testbed};
+use drover_testbed::{FakeScheduler, Testbed};
 use serde_json::{Value, json};
 
 /// The directory holding `ansible-playbook` and `ansible-vault`, or None (test skipped)
