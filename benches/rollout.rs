@@ -14,7 +14,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use drover::engine::{Action, Disruption, Input, Limit, Rollout, RolloutSpec};
+use drover::budget::{Disruption, Limit};
+use drover::engine::{Action, Input, Rollout, RolloutSpec};
 use drover::inventory::NodeId;
 use drover::plan::{Budgets, Plan};
 use drover::workflow::RetryPolicy;

@@ -6,6 +6,7 @@
 
 pub mod ansible;
 pub mod bounded_read;
+pub mod budget;
 pub mod cli;
 pub mod diag;
 pub mod engine;

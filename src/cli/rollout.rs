@@ -899,7 +899,8 @@ fn rollout_spec<K: Connector>(
     (drains, prior): (HashSet<NodeId>, HashMap<NodeId, Prior>),
 ) -> RolloutSpec {
     let inv = &cx.inventory;
-    let mut disruption = engine::Disruption::new(plan.budgets.limits.clone(), crate::plan::hosted_pairs(inv));
+    let mut disruption =
+        crate::budget::Disruption::new(plan.budgets.limits.clone(), crate::plan::hosted_pairs(inv));
     for id in &plan.unavailable_at_start {
         disruption.take(*id);
     }
@@ -1097,7 +1098,8 @@ fn final_outcome(inv: &Inventory, plan: &Plan, skipped: &Skipped, engine: Option
     let Some(first) = skipped.no_budget.first() else {
         return outcome;
     };
-    let mut before = engine::Disruption::new(plan.budgets.limits.clone(), crate::plan::hosted_pairs(inv));
+    let mut before =
+        crate::budget::Disruption::new(plan.budgets.limits.clone(), crate::plan::hosted_pairs(inv));
     for id in &plan.unavailable_at_start {
         before.take(*id);
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::disruption::Disruption;
+use crate::budget::Disruption;
 use crate::inventory::NodeId;
 use crate::plan::Plan;
 use crate::workflow::RetryPolicy;
@@ -1285,7 +1285,7 @@ mod tests {
         assert_eq!(finished(&r.start()), Some(Outcome::Succeeded));
     }
 
-    use crate::engine::{Disruption, Limit};
+    use crate::budget::{Disruption, Limit};
 
     fn drain_spec(max: usize, members: &[usize], drains: &[usize]) -> RolloutSpec {
         RolloutSpec {

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::disruption::{Disruption, Limit};
 use super::rollout::{Action, Input, Outcome, Prior, Rollout, RolloutSpec, StopReason};
+use crate::budget::{Disruption, Limit};
 use crate::inventory::NodeId;
 use crate::plan::{Budgets, Plan};
 use crate::workflow::RetryPolicy;

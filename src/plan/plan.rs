@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::rounding::budget_share;
-use crate::engine::{Disruption, Limit};
+use crate::budget::{Disruption, Limit};
 use crate::inventory::{Inventory, NodeId};
 use crate::workflow::{CanarySelect, Workflow};
 

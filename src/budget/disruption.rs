@@ -7,39 +7,10 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-
 use crate::inventory::NodeId;
 
-/// One budget: at most `max` of `members` unavailable at once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Limit {
-    /// As shown to operators: "max_unavailable", "HA group `db`", "group `rack01`".
-    pub name: String,
-    pub max: usize,
-    /// Not in JSON plans: `max_unavailable` lists every target.
-    #[serde(skip)]
-    pub members: Vec<NodeId>,
-}
-
-/// Why a node may not go down now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Blocked {
-    pub limit: String,
-    pub max: usize,
-    /// Members already unavailable.
-    pub unavailable: usize,
-}
-
-impl std::fmt::Display for Blocked {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: {} of at most {} unavailable",
-            self.limit, self.unavailable, self.max
-        )
-    }
-}
+use super::blocked::Blocked;
+use super::limit::Limit;
 
 #[derive(Debug, Clone, Default)]
 pub struct Disruption {
