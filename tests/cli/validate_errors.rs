@@ -220,7 +220,7 @@ error: unknown key `banana` in `steps[0]`
 11 |     banana: 1
    |     ^^^^^^
    |
-   = help: expected one of `name`, `run`, `copy`, `template`, `reboot`, `wait_for`, `local`, `change`, `check`, `when`, `timeout`, `retries`
+   = help: expected one of `name`, `run`, `copy`, `template`, `reboot`, `wait_for`, `local`, `ansible`, `change`, `check`, `when`, `timeout`, `retries`
 
 error: 2 problems in 1 file
 "#
@@ -1946,7 +1946,7 @@ fn step_with_no_action() {
 7 |   - name: nothing
   |     ^^^^^^^^^^^^^
   |
-  = help: give exactly one of `run`, `copy`, `template`, `reboot`, `wait_for`, `local`
+  = help: give exactly one of `run`, `copy`, `template`, `reboot`, `wait_for`, `local`, `ansible`
 
 error: 1 problem in 1 file
 "#
