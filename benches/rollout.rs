@@ -85,6 +85,7 @@ fn run(n: usize, budget: Budget) -> Duration {
         batches,
         window: None,
         unavailable_at_start: vec![],
+        maintenance: vec![],
     };
     let mut spec = RolloutSpec::simple(
         RetryPolicy {

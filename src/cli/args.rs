@@ -85,6 +85,33 @@ pub enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// Pause every run of the site: no new node starts (nodes in flight finish their
+    /// cycle) until `drover unpause`. Kept in the state database: it holds runs started
+    /// later, and across restarts.
+    Pause {
+        #[arg(long, default_value = ".")]
+        site: PathBuf,
+        /// Why, for whoever finds it paused.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who pauses (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift the pause `drover pause` set (a run's own pause stays; see `runs unpause`).
+    Unpause {
+        #[arg(long, default_value = ".")]
+        site: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Nodes apart from runs: maintenance (automation off).
+    Nodes {
+        #[command(subcommand)]
+        command: NodesCommand,
+    },
     /// Print a shell completion script: `drover completions bash > /etc/bash_completion.d/drover`,
     /// `drover completions zsh > ~/.zfunc/_drover`, `drover completions fish >
     /// ~/.config/fish/completions/drover.fish`.
@@ -152,11 +179,80 @@ pub enum RunsCommand {
         #[arg(long)]
         allow_local: bool,
     },
+    /// Pause one run: it starts no new node (nodes in flight finish their cycle) until
+    /// `drover runs unpause ID`.
+    Pause {
+        id: String,
+        #[arg(long, default_value = ".")]
+        site: PathBuf,
+        /// Why, for whoever finds it paused.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who pauses (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift a run's own pause (a global `drover pause` still holds it).
+    Unpause {
+        id: String,
+        #[arg(long, default_value = ".")]
+        site: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Give up a run whose controller is gone (or that was interrupted or stopped):
     /// release its leases and mark it cancelled. Nodes it left drained stay drained, for
     /// a human; the command lists them.
     Cancel {
         id: String,
+        #[arg(long, default_value = ".")]
+        site: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodesCommand {
+    /// Automation off for nodes (no run checks, starts or hooks them), or on again.
+    Maintenance {
+        #[command(subcommand)]
+        command: MaintenanceCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCommand {
+    /// Put nodes into maintenance. An unknown name refuses the whole command (every one
+    /// is listed) and changes nothing.
+    On {
+        /// Node names, host lists (`n[001-004]`) or `@group`.
+        #[arg(required = true)]
+        nodes: Vec<String>,
+        #[arg(long, default_value = ".")]
+        site: PathBuf,
+        /// Why (required): shown by `plan`, `check` and runs that skip the node.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take nodes out of maintenance.
+    Off {
+        #[arg(required = true)]
+        nodes: Vec<String>,
+        #[arg(long, default_value = ".")]
+        site: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The nodes in maintenance, with who, since when and why.
+    List {
         #[arg(long, default_value = ".")]
         site: PathBuf,
         #[arg(long)]

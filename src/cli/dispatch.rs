@@ -4,7 +4,9 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 
-use super::args::{Cli, Color, Command, RunsCommand};
+use super::args::{Cli, Color, Command, MaintenanceCommand, NodesCommand, RunsCommand};
+use super::nodes::{MaintenanceRequest, maintenance, maintenance_list};
+use super::pause::{PauseRequest, pause, unpause};
 use super::rollout::{RunOptions, check, plan, run};
 use super::{schema::schema, validate::validate};
 
@@ -59,6 +61,92 @@ pub fn main() -> i32 {
             ),
             RunsCommand::Cancel { id, site, json } => {
                 super::runs::cancel(&site, &id, json, color, &mut out, &mut err)
+            }
+            RunsCommand::Pause {
+                id,
+                site,
+                reason,
+                by,
+                json,
+            } => {
+                let req = PauseRequest {
+                    site: &site,
+                    run: Some(&id),
+                    reason: reason.as_deref(),
+                    by: by.as_deref(),
+                    json,
+                };
+                pause(&req, color, &mut out, &mut err)
+            }
+            RunsCommand::Unpause { id, site, json } => {
+                let req = PauseRequest {
+                    site: &site,
+                    run: Some(&id),
+                    reason: None,
+                    by: None,
+                    json,
+                };
+                unpause(&req, color, &mut out, &mut err)
+            }
+        },
+        Command::Pause {
+            site,
+            reason,
+            by,
+            json,
+        } => {
+            let req = PauseRequest {
+                site: &site,
+                run: None,
+                reason: reason.as_deref(),
+                by: by.as_deref(),
+                json,
+            };
+            pause(&req, color, &mut out, &mut err)
+        }
+        Command::Unpause { site, json } => {
+            let req = PauseRequest {
+                site: &site,
+                run: None,
+                reason: None,
+                by: None,
+                json,
+            };
+            unpause(&req, color, &mut out, &mut err)
+        }
+        Command::Nodes {
+            command: NodesCommand::Maintenance { command },
+        } => match command {
+            MaintenanceCommand::On {
+                nodes,
+                site,
+                reason,
+                by,
+                json,
+            } => {
+                let req = MaintenanceRequest {
+                    site: &site,
+                    on: true,
+                    nodes: &nodes,
+                    reason: reason.as_deref(),
+                    by: by.as_deref(),
+                    json,
+                };
+                maintenance(&req, color, &mut out, &mut err)
+            }
+            MaintenanceCommand::Off { nodes, site, json } => {
+                let req = MaintenanceRequest {
+                    site: &site,
+                    on: false,
+                    nodes: &nodes,
+                    reason: None,
+                    by: None,
+                    json,
+                };
+                maintenance(&req, color, &mut out, &mut err)
+            }
+            MaintenanceCommand::List { site, json } => {
+                maintenance_list(&site, json, color, &mut out, &mut err)
             }
         },
         Command::Schema { out: dir, check } => schema(&dir, check, &mut out, &mut err),

@@ -2,6 +2,8 @@
 
 mod args;
 mod dispatch;
+mod nodes;
+mod pause;
 mod plural;
 mod rollout;
 mod run_logs;

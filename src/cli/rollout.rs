@@ -49,9 +49,14 @@ pub fn plan(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -
         Err(code) => return code,
     };
     let wf = &project.workflows[wi];
+    let maintenance = match run_state::in_maintenance(&project) {
+        Ok(m) => m,
+        Err(r) => return refuse(err, r),
+    };
     let input = match limit(&project.inventory, t.limit.as_deref()) {
         Ok(l) => PlanInput {
             limit: l,
+            maintenance,
             ..PlanInput::default()
         },
         Err(r) => return refuse(err, r),
@@ -100,8 +105,9 @@ pub fn plan(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -
 
 /// The window as written, and whether it is open now.
 fn window_text(project: &Project, name: Option<&str>) -> Option<String> {
+    let now = engine::clock_from_env().now();
     name.and_then(|n| project.site.windows.get(n))
-        .map(|w| format!("{w}; {}", crate::plan::window_status(w, jiff::Timestamp::now())))
+        .map(|w| format!("{w}; {}", crate::plan::window_status(w, now)))
 }
 
 fn names(inv: &Inventory, ids: &[NodeId]) -> Vec<String> {
@@ -112,7 +118,13 @@ fn plan_json(inv: &Inventory, plan: &Plan) -> serde_json::Value {
     json!({
         "workflow": plan.workflow,
         "version": plan.version,
-        "excluded": plan.excluded.iter().map(|(i, r)| json!({"node": inv.node(*i).name, "reason": r})).collect::<Vec<_>>(),
+        "excluded": plan.excluded.iter().map(|(i, r)| {
+            let mut e = json!({"node": inv.node(*i).name, "reason": r});
+            if let Some((_, why)) = plan.maintenance.iter().find(|(m, _)| m == i) {
+                e["detail"] = json!(why);
+            }
+            e
+        }).collect::<Vec<_>>(),
         "canary": names(inv, &plan.canary),
         "soak_seconds": plan.soak.as_secs(),
         "batches": plan.batches.iter().map(|b| names(inv, b)).collect::<Vec<_>>(),
@@ -157,14 +169,15 @@ fn session(
         let extra = extra_vars(opts.map_or(&[][..], |o| o.extra_vars.as_slice()))?;
         recheck_names(&project, wf, &extra)?;
         let selected = selected_steps(wf, opts.and_then(|o| o.tags.as_deref()))?;
+        let now = engine::clock_from_env().now();
         if let (Some(o), Some(w)) = (opts, &wf.window)
             && let Some(win) = project.site.windows.get(w)
             && !o.ignore_window
             && !o.dry_run
-            && !win.may_start(jiff::Timestamp::now())
+            && !win.may_start(now)
         {
             let next = win
-                .next_open(jiff::Timestamp::now())
+                .next_open(now)
                 .map(|ts| format!("; it next opens at {}", ts.to_zoned(win.time_zone().clone())))
                 .unwrap_or_default();
             return Err(Refusal(
@@ -177,6 +190,7 @@ fn session(
         Ok(Prepared {
             input: PlanInput {
                 limit: lim,
+                maintenance: run_state::in_maintenance(&project)?,
                 ..PlanInput::default()
             },
             extra,
@@ -351,6 +365,16 @@ pub(super) async fn flow<K: Connector>(
         hooks,
         locks: crate::transport::NodeLocks::new(project.site.lock_dir.clone(), &project.site.root, &run_id),
         journal: Journal::new(store.clone(), run_id.clone()),
+        gates: engine::Gates {
+            clock: engine::clock_from_env(),
+            window: wf
+                .window
+                .as_ref()
+                .filter(|_| opts.is_some_and(|o| !o.ignore_window))
+                .and_then(|w| Some((w.clone(), project.site.windows.get(w)?.clone()))),
+            store: store.clone(),
+            poll: project.site.pause_poll,
+        },
         settle: resume.as_ref().map_or_else(HashSet::new, |r| {
             r.prior
                 .iter()
@@ -399,7 +423,11 @@ pub(super) async fn flow<K: Connector>(
                 .iter()
                 .copied()
                 .filter(|n| {
-                    !resume_errors.contains_key(n)
+                    // In maintenance: not even checked (the runner skips it), unless the
+                    // dead run left it drained (it must be resumed).
+                    let off_limits = p.input.maintenance.contains_key(n) && !r.drained.contains(n);
+                    !off_limits
+                        && !resume_errors.contains_key(n)
                         && !matches!(
                             r.prior.get(n),
                             Some(Prior::Succeeded | Prior::Failed { .. } | Prior::Held | Prior::Skipped)
@@ -442,9 +470,31 @@ pub(super) async fn flow<K: Connector>(
             }
         }
         if t.json {
-            let _ = writeln!(out, "{}", check_json(inv, &results));
+            let mut v = check_json(inv, &results);
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "maintenance".into(),
+                    all.maintenance
+                        .iter()
+                        .map(|(i, why)| json!({"node": inv.node(*i).name, "reason": why}))
+                        .collect(),
+                );
+            }
+            let _ = writeln!(out, "{v}");
         } else {
             let _ = write!(out, "{}", render_check(inv, &results));
+            if !all.maintenance.is_empty() {
+                let ids: Vec<NodeId> = all.maintenance.iter().map(|(i, _)| *i).collect();
+                let _ = writeln!(
+                    out,
+                    "  not checked (in maintenance): {} {}",
+                    ids.len(),
+                    inv.names(&ids)
+                );
+                for (id, why) in &all.maintenance {
+                    let _ = writeln!(out, "    {}: {why}", inv.node(*id).name);
+                }
+            }
         }
         return if results.values().any(|r| r.class == Class::Error) {
             exit_code::NODES_FAILED
@@ -511,6 +561,7 @@ pub(super) async fn flow<K: Connector>(
                 held: held.keys().copied().collect(),
                 drains: Some(drains.clone()),
                 drain_steps: drain_selected,
+                maintenance: p.input.maintenance.clone(),
             };
             match Plan::build(inv, wf, &input) {
                 Ok(pl) => pl,
@@ -642,6 +693,7 @@ pub(super) async fn flow<K: Connector>(
                     "tags": opts.tags,
                     "extra_vars": cx.extra_vars,
                     "limit": t.limit,
+                    "ignore_window": opts.ignore_window,
                     "site": project.site.root.display().to_string(),
                 }),
                 controller: Controller::this(),
@@ -931,6 +983,10 @@ fn rollout_spec<K: Connector>(
         disruption,
         hosted,
         prior,
+        // `execute` reads these from the run's gates.
+        window: None,
+        now: jiff::Timestamp::UNIX_EPOCH,
+        pause: None,
     }
 }
 

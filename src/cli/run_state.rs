@@ -70,6 +70,24 @@ pub fn open_store_read(project: &Project) -> Result<Store, ReadState> {
     })
 }
 
+/// The nodes of the inventory in maintenance, with why (`maintenance by alice since
+/// ...: reason`), read-only. No state yet: none. A state that cannot be read refuses:
+/// a run that cannot tell which nodes are off limits must not start.
+pub fn in_maintenance(project: &Project) -> Result<HashMap<NodeId, String>, Refusal> {
+    let store = match open_store_read(project) {
+        Ok(s) => s,
+        Err(ReadState::NoRuns(_)) => return Ok(HashMap::new()),
+        Err(ReadState::Failed(r)) => return Err(r),
+    };
+    let nodes = store
+        .in_maintenance()
+        .map_err(|e| Refusal(store_error_text(&e), exit_code::FAILURE))?;
+    Ok(nodes
+        .into_iter()
+        .filter_map(|m| Some((project.inventory.find(&m.node)?, m.to_string())))
+        .collect())
+}
+
 /// A store error as one message; errors that already name the file and say what to do
 /// are not prefixed again.
 pub fn store_error_text(e: &StoreError) -> String {

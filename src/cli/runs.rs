@@ -10,7 +10,7 @@ use super::selection::{Refusal, Target, TransportKind, extra_vars, selected_step
 use crate::exit_code;
 use crate::plan::PlanInput;
 use crate::project::Project;
-use crate::store::{NodeState, RunStatus, Store, Write as StoreWrite};
+use crate::store::{NodeState, PauseScope, RunStatus, Store, Write as StoreWrite};
 use crate::transport::{LocalConnector, SshConnector};
 
 fn refuse(err: &mut dyn Write, r: Refusal) -> i32 {
@@ -114,9 +114,25 @@ pub fn list(site: &Path, json: bool, color: bool, out: &mut dyn Write, err: &mut
         Ok(r) => r,
         Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::FAILURE)),
     };
+    let pauses = match store.pauses() {
+        Ok(p) => p,
+        Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::FAILURE)),
+    };
+    let paused = |r: &crate::store::RunRow| paused_by(&pauses, r);
     if json {
-        let _ = writeln!(out, "{}", serde_json::to_value(&runs).unwrap_or_default());
+        let rows: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                v["paused"] = serde_json::to_value(paused(r)).unwrap_or_default();
+                v
+            })
+            .collect();
+        let _ = writeln!(out, "{}", serde_json::Value::from(rows));
         return exit_code::OK;
+    }
+    for p in pauses.iter().filter(|p| p.scope == PauseScope::All) {
+        let _ = writeln!(out, "{p}\n");
     }
     if runs.is_empty() {
         let _ = writeln!(out, "no runs yet");
@@ -135,7 +151,10 @@ pub fn list(site: &Path, json: bool, color: bool, out: &mut dyn Write, err: &mut
             "{:<44} {:<24} {:<24} {:>5} {:>5} {:>5} {:>5}",
             r.id,
             format!("{} v{}", r.workflow, r.version),
-            r.status.label(),
+            match paused(&r) {
+                Some(_) => format!("{} (paused)", r.status.label()),
+                None => r.status.label().to_string(),
+            },
             c.succeeded,
             c.failed,
             c.held,
@@ -143,6 +162,22 @@ pub fn list(site: &Path, json: bool, color: bool, out: &mut dyn Write, err: &mut
         );
     }
     exit_code::OK
+}
+
+/// The pause that holds run `r`: its own, or the global one while it runs (a finished
+/// run is not held by anything).
+fn paused_by<'a>(
+    pauses: &'a [crate::store::Pause],
+    r: &crate::store::RunRow,
+) -> Option<&'a crate::store::Pause> {
+    pauses
+        .iter()
+        .find(|p| p.scope == PauseScope::Run(r.id.clone()))
+        .or_else(|| {
+            pauses
+                .iter()
+                .find(|p| p.scope == PauseScope::All && r.status == RunStatus::Running)
+        })
 }
 
 pub fn show(site: &Path, id: &str, json: bool, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
@@ -155,8 +190,15 @@ pub fn show(site: &Path, id: &str, json: bool, color: bool, out: &mut dyn Write,
         Ok(d) => d,
         Err(r) => return refuse(err, r),
     };
+    let pauses = match store.pauses() {
+        Ok(p) => p,
+        Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::FAILURE)),
+    };
+    let paused = paused_by(&pauses, &detail.run);
     if json {
-        let _ = writeln!(out, "{}", serde_json::to_value(&detail).unwrap_or_default());
+        let mut v = serde_json::to_value(&detail).unwrap_or_default();
+        v["paused"] = serde_json::to_value(paused).unwrap_or_default();
+        let _ = writeln!(out, "{v}");
         return exit_code::OK;
     }
     let r = &detail.run;
@@ -175,6 +217,9 @@ pub fn show(site: &Path, id: &str, json: bool, color: bool, out: &mut dyn Write,
     );
     if let Some(f) = r.finished_at {
         let _ = writeln!(out, "  finished {f}");
+    }
+    if let Some(p) = paused {
+        let _ = writeln!(out, "  {p}: no new node starts");
     }
     // A run that is not running and has nodes caught mid-cycle left them unsure.
     let unsure: Vec<String> = detail
@@ -273,7 +318,10 @@ pub fn resume(
         .collect::<Vec<String>>();
     let prepared = (|| -> Result<Prepared, Refusal> {
         Ok(Prepared {
-            input: PlanInput::default(),
+            input: PlanInput {
+                maintenance: super::run_state::in_maintenance(&project)?,
+                ..PlanInput::default()
+            },
             extra: extra_vars(extra.as_slice())?,
             selected: selected_steps(wf, tags.as_deref())?,
         })
@@ -286,6 +334,11 @@ pub fn resume(
         Ok(k) => k,
         Err(r) => return refuse(err, r),
     };
+    let ignore_window = detail
+        .options
+        .get("ignore_window")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
     let resume = Resume::from_detail(detail, &project.inventory);
     drop(store);
     let t = Target {
@@ -303,8 +356,10 @@ pub fn resume(
         extra_vars: extra,
         yes,
         dry_run: false,
-        // The window was checked when the run began; resuming is finishing.
-        ignore_window: true,
+        // A resumed run does not refuse at a closed window (it finishes what it began),
+        // but it starts no new node outside it, unless the run was begun with
+        // --ignore-window.
+        ignore_window,
     };
     let Ok(rt) = tokio::runtime::Builder::new_multi_thread().enable_all().build() else {
         return exit_code::FAILURE;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::check_result::Class;
+use super::hold::Hold;
 use super::rollout::{Outcome, StopReason};
 use crate::inventory::Inventory;
 
@@ -74,6 +75,20 @@ pub enum RunEvent {
     Soak {
         #[serde(with = "millis")]
         duration: Duration,
+    },
+    /// No new node starts until `hold` is lifted; nodes in flight go on. `text` is the
+    /// hold as the terminal shows it.
+    Waiting {
+        hold: Hold,
+        text: String,
+    },
+    /// The hold is lifted: nodes start again.
+    Continuing,
+    /// A node that had not started was put into maintenance during the run: it is
+    /// skipped, untouched.
+    NodeInMaintenance {
+        node: String,
+        reason: String,
     },
     RunFinished {
         /// [`outcome_json`]: nodes by name.

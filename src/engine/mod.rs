@@ -3,12 +3,14 @@
 
 mod ansible_work;
 mod check_result;
+mod clock;
 mod control;
 mod deadline;
 mod event;
 mod event_sender;
 pub mod fault;
 mod file_sources;
+mod hold;
 mod journal;
 mod journal_error;
 mod node_cycle;
@@ -23,11 +25,13 @@ mod step_error;
 mod step_output;
 
 pub use check_result::{CheckResult, Class, StepNeed, classify, needs_drain};
+pub use clock::{Clock, FileClock, ManualClock, SystemClock, clock_from_env};
 pub use control::Control;
 pub use deadline::{Deadline, later, poll_until};
 pub use event::{RunEvent, StepStatus, outcome_json};
 pub use event_sender::{EVENT_CAPACITY, EventReceiver, EventSender, event_channel};
 pub use file_sources::{FileSources, Source};
+pub use hold::Hold;
 pub use journal::{Journal, Mark, StepRecord};
 pub use journal_error::JournalError;
 pub use node_cycle::{NodeCycle, NodeEnd};
@@ -36,7 +40,7 @@ pub use node_work::{CHECK_TIMEOUT, NodeJob, site_context, template_context};
 pub use rollout::{Action, Input, Outcome, Prior, Rollout, RolloutSpec, StopReason};
 pub use run_log::RunLog;
 pub use runner::{
-    Checked, Connections, Interrupted, RunContext, RunResult, Work, check_all, execute, next_press,
+    Checked, Connections, Gates, Interrupted, RunContext, RunResult, Work, check_all, execute, next_press,
     panic_message,
 };
 pub use step_error::StepError;

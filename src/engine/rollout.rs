@@ -6,11 +6,15 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
+use jiff::Timestamp;
 use serde::Serialize;
 
+use super::hold::Hold;
 use crate::budget::Disruption;
 use crate::inventory::NodeId;
 use crate::plan::Plan;
+use crate::store::Pause;
+use crate::window::Window;
 use crate::workflow::RetryPolicy;
 
 /// Why a run stopped early. The run is left for a human: no new node starts.
@@ -84,6 +88,10 @@ pub enum Input {
     /// Stop gracefully for `reason`: nothing new starts, nodes waiting for a retry fail,
     /// nodes in flight finish their attempt. The first reason given is the run's.
     Stop(StopReason),
+    /// The time of day now, for the window.
+    Clock(Timestamp),
+    /// The pause in force for this run (global or its own), or none.
+    Pause(Option<Pause>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +120,14 @@ pub enum Action {
         drained: bool,
     },
     Soak(Duration),
+    /// No new node starts until the hold is lifted (nodes in flight and retries of
+    /// started nodes go on): announced when it begins or its reason changes.
+    Hold(Hold),
+    /// The hold is lifted: nodes start again.
+    Unhold,
+    /// The window next changes at this instant (it closes to new nodes, or opens): send
+    /// [`Input::Clock`] then.
+    WakeAt(Timestamp),
     Finished(Outcome),
 }
 
@@ -179,6 +195,12 @@ pub struct RolloutSpec {
     pub hosted: HashMap<NodeId, Vec<NodeId>>,
     /// A resumed run: where each node stood.
     pub prior: HashMap<NodeId, Prior>,
+    /// The workflow's window, by name: no node starts outside it or past its cutoff.
+    pub window: Option<(String, Window)>,
+    /// The time of day at the start (later ones come as [`Input::Clock`]).
+    pub now: Timestamp,
+    /// The pause in force at the start (later ones come as [`Input::Pause`]).
+    pub pause: Option<Pause>,
 }
 
 impl RolloutSpec {
@@ -192,6 +214,9 @@ impl RolloutSpec {
             disruption: Disruption::default(),
             hosted: HashMap::new(),
             prior: HashMap::new(),
+            window: None,
+            now: Timestamp::UNIX_EPOCH,
+            pause: None,
         }
     }
 }
@@ -244,6 +269,13 @@ pub struct Rollout {
     /// Nodes whose retry delay is over while `forks` nodes were in flight: they start
     /// first once one finishes (still counted in `retry_waits` until then).
     retries_due: VecDeque<NodeId>,
+    window: Option<(String, Window)>,
+    now: Timestamp,
+    pause: Option<Pause>,
+    /// What keeps new nodes from starting, as last announced.
+    hold: Option<Hold>,
+    /// The last [`Action::WakeAt`] given.
+    wake: Option<Timestamp>,
 }
 
 impl Rollout {
@@ -295,6 +327,11 @@ impl Rollout {
             parked: BTreeMap::new(),
             rank: HashMap::new(),
             retries_due: VecDeque::new(),
+            window: spec.window,
+            now: spec.now,
+            pause: spec.pause,
+            hold: None,
+            wake: None,
         };
         r.restore(&spec.prior);
         r
@@ -399,9 +436,55 @@ impl Rollout {
         self.disruption.counts()
     }
 
+    /// What keeps new nodes from starting now, if anything: a pause, then the window.
+    pub fn holding(&self) -> Option<&Hold> {
+        self.hold.as_ref()
+    }
+
+    /// The hold that the pause, the window and the time of day make now.
+    fn current_hold(&self) -> Option<Hold> {
+        if let Some(pause) = &self.pause {
+            return Some(Hold::Paused { pause: pause.clone() });
+        }
+        let (name, w) = self.window.as_ref()?;
+        (!w.may_start(self.now)).then(|| Hold::Window {
+            name: name.clone(),
+            opens: w.next_open(self.now),
+            tz: w.time_zone().clone(),
+        })
+    }
+
+    /// Brings the hold up to date, announcing a change, and says when the window next
+    /// changes. A stopping run announces no wait: nothing would start anyway.
+    fn update_hold(&mut self, out: &mut Vec<Action>) {
+        let hold = self.current_hold();
+        if hold != self.hold && self.stopping.is_none() {
+            out.push(match &hold {
+                Some(h) => Action::Hold(h.clone()),
+                None => Action::Unhold,
+            });
+        }
+        self.hold = hold;
+        let wake = self
+            .window
+            .as_ref()
+            .and_then(|(_, w)| match w.last_start(self.now) {
+                Some(last) => last.checked_add(jiff::SignedDuration::from_millis(1)).ok(),
+                None => w.next_open(self.now),
+            });
+        if wake != self.wake
+            && let Some(at) = wake
+            && self.stopping.is_none()
+        {
+            out.push(Action::WakeAt(at));
+        }
+        self.wake = wake;
+    }
+
     /// The first actions of the run.
     pub fn start(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
+        self.update_hold(&mut out);
         if self.stopping.is_some() {
             self.finish(&mut out);
         } else if self.soak_first && self.phase < self.phases.len() {
@@ -533,7 +616,10 @@ impl Rollout {
                     self.soaking = false;
                 }
             }
+            Input::Clock(now) => self.now = now,
+            Input::Pause(pause) => self.pause = pause,
         }
+        self.update_hold(&mut out);
         self.fill(&mut out);
         self.maybe_advance(&mut out);
         out
@@ -721,7 +807,9 @@ impl Rollout {
                 attempt: failures + 1,
             });
         }
-        if self.soaking {
+        // Held: no new node, but the retries above are turns already begun (a drained
+        // node must get back into service).
+        if self.soaking || self.hold.is_some() {
             return;
         }
         self.unpark();
@@ -817,9 +905,9 @@ impl Rollout {
             self.finish(out);
             return;
         };
-        if self.stopping.is_none() && self.in_flight == 0 && self.retry_waits == 0 {
+        if self.stopping.is_none() && self.hold.is_none() && self.in_flight == 0 && self.retry_waits == 0 {
             // Nothing is running that could free a place: whatever is queued waits
-            // forever.
+            // forever. (A held rollout waits for its hold instead.)
             let waiting = self
                 .queue
                 .front()
@@ -920,6 +1008,7 @@ mod tests {
             batches,
             window: None,
             unavailable_at_start: vec![],
+            maintenance: vec![],
         }
     }
 
@@ -1616,5 +1705,169 @@ mod tests {
                 stop: StopReason::Interrupted
             })
         );
+    }
+
+    fn business_hours(cutoff: Option<&str>) -> (String, Window) {
+        let raw: crate::window::RawWindow = serde_json::from_value(serde_json::json!({
+            "timezone": "Europe/Berlin",
+            "days": ["mon-fri"],
+            "start": "08:00",
+            "end": "17:00",
+            "cutoff": cutoff,
+        }))
+        .unwrap();
+        ("business-hours".into(), Window::from_raw(&raw).unwrap())
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn holds(actions: &[Action]) -> Vec<Option<Hold>> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Hold(h) => Some(Some(h.clone())),
+                Action::Unhold => Some(None),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn windowed(p: &Plan, forks: usize, now: &str) -> Rollout {
+        let mut spec = RolloutSpec::simple(no_retry(), forks);
+        spec.window = Some(business_hours(Some("1h")));
+        spec.now = at(now);
+        Rollout::new(p, spec)
+    }
+
+    #[test]
+    fn outside_the_window_nothing_starts_and_the_opening_starts_it() {
+        // 2026-12-05 is a Saturday; the window opens Monday 08:00 Berlin (07:00 UTC).
+        let p = plan(&[], &[&[0, 1]], None, 0, 0);
+        let mut r = windowed(&p, 10, "2026-12-05T12:00:00Z");
+        let a = r.start();
+        assert!(starts(&a).is_empty(), "{a:?}");
+        assert!(finished(&a).is_none());
+        let h = holds(&a);
+        assert_eq!(h.len(), 1);
+        assert_eq!(
+            h[0].as_ref().unwrap().to_string(),
+            "window business-hours, opens Mon 2026-12-07 08:00 Europe/Berlin"
+        );
+        assert!(a.contains(&Action::WakeAt(at("2026-12-07T07:00:00Z"))), "{a:?}");
+        // A look before the opening changes nothing and announces nothing again.
+        let a = r.handle(Input::Clock(at("2026-12-07T06:59:59Z")));
+        assert!(starts(&a).is_empty() && holds(&a).is_empty(), "{a:?}");
+        let a = r.handle(Input::Clock(at("2026-12-07T07:00:00Z")));
+        assert_eq!(starts(&a), vec![0, 1]);
+        assert_eq!(holds(&a), vec![None], "it says it carries on");
+        // Next: the cutoff, 1h before the 17:00 close (16:00 Berlin = 15:00 UTC).
+        assert!(
+            a.contains(&Action::WakeAt(at("2026-12-07T15:00:00.001Z"))),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn the_cutoff_mid_run_holds_new_nodes_lets_in_flight_finish_and_the_next_opening_goes_on() {
+        let p = plan(&[0], &[&[1, 2], &[3]], None, 0, 0);
+        let mut r = windowed(&p, 10, "2026-12-07T14:00:00Z");
+        assert_eq!(starts(&r.start()), vec![0]);
+        // The cutoff passes while the canary runs: it finishes, the batch waits.
+        let a = r.handle(Input::Clock(at("2026-12-07T15:30:00Z")));
+        assert!(matches!(holds(&a)[..], [Some(Hold::Window { .. })]), "{a:?}");
+        let a = r.handle(Input::Succeeded(NodeId(0)));
+        assert!(starts(&a).is_empty(), "no new node past the cutoff: {a:?}");
+        assert!(finished(&a).is_none(), "it waits, it does not end");
+        assert!(
+            !a.iter()
+                .any(|x| matches!(x, Action::Finished(Outcome::Stopped { .. }))),
+            "a held rollout is not Blocked"
+        );
+        assert_eq!(
+            r.holding().unwrap().to_string(),
+            "window business-hours, opens Tue 2026-12-08 08:00 Europe/Berlin"
+        );
+        let a = r.handle(Input::Clock(at("2026-12-08T07:00:00Z")));
+        assert_eq!(starts(&a), vec![1, 2]);
+        r.handle(Input::Succeeded(NodeId(1)));
+        assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(2)))), vec![3]);
+        assert_eq!(
+            finished(&r.handle(Input::Succeeded(NodeId(3)))),
+            Some(Outcome::Succeeded)
+        );
+    }
+
+    fn a_pause(by: &str) -> Pause {
+        Pause {
+            scope: crate::store::PauseScope::All,
+            reason: Some("fixing the playbook".into()),
+            by: by.into(),
+            since: at("2026-12-07T09:00:00Z"),
+        }
+    }
+
+    #[test]
+    fn a_pause_holds_new_nodes_retries_of_started_ones_go_on_and_unpause_continues() {
+        let p = plan(&[], &[&[0, 1, 2]], None, 5, 0);
+        let retry = RetryPolicy {
+            count: 1,
+            ..no_retry()
+        };
+        let mut r = rollout(&p, retry, 1);
+        assert_eq!(starts(&r.start()), vec![0]);
+        let a = r.handle(Input::Pause(Some(a_pause("alice"))));
+        assert_eq!(holds(&a).len(), 1);
+        // Node 0 fails and retries: its turn began, so the retry runs while paused.
+        let a = r.handle(Input::Failed {
+            node: NodeId(0),
+            step: 0,
+            drained: true,
+        });
+        assert!(matches!(a[..], [Action::RetryAfter { .. }]), "{a:?}");
+        assert_eq!(starts(&r.handle(Input::RetryDue(NodeId(0)))), vec![0]);
+        let a = r.handle(Input::Succeeded(NodeId(0)));
+        assert!(starts(&a).is_empty(), "paused: node 1 waits: {a:?}");
+        assert!(finished(&a).is_none());
+        // The same pause seen again is not announced again; another setter is.
+        assert!(holds(&r.handle(Input::Pause(Some(a_pause("alice"))))).is_empty());
+        assert_eq!(holds(&r.handle(Input::Pause(Some(a_pause("bob"))))).len(), 1);
+        let a = r.handle(Input::Pause(None));
+        assert_eq!(holds(&a), vec![None]);
+        assert_eq!(starts(&a), vec![1]);
+    }
+
+    #[test]
+    fn a_pause_at_the_start_starts_nothing_and_ctrl_c_ends_the_wait() {
+        let p = plan(&[0], &[&[1]], None, 0, 0);
+        let mut spec = RolloutSpec::simple(no_retry(), 4);
+        spec.pause = Some(a_pause("alice"));
+        let mut r = Rollout::new(&p, spec);
+        let a = r.start();
+        assert!(starts(&a).is_empty());
+        assert_eq!(holds(&a).len(), 1);
+        assert_eq!(
+            finished(&r.handle(Input::Interrupt)),
+            Some(Outcome::Stopped {
+                stop: StopReason::Interrupted
+            })
+        );
+    }
+
+    #[test]
+    fn a_pause_during_the_soak_holds_the_batches_after_it() {
+        let p = plan(&[0], &[&[1]], None, 0, 30);
+        let mut r = rollout(&p, no_retry(), 4);
+        r.start();
+        assert_eq!(
+            r.handle(Input::Succeeded(NodeId(0))),
+            vec![Action::Soak(Duration::from_secs(30))]
+        );
+        r.handle(Input::Pause(Some(a_pause("alice"))));
+        let a = r.handle(Input::SoakOver);
+        assert!(starts(&a).is_empty(), "{a:?}");
+        assert!(finished(&a).is_none());
+        assert_eq!(starts(&r.handle(Input::Pause(None))), vec![1]);
     }
 }

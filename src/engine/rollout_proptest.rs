@@ -175,6 +175,7 @@ fn build(c: &Case) -> (Plan, RolloutSpec, Vec<Limit>) {
         batches,
         window: None,
         unavailable_at_start: vec![],
+        maintenance: vec![],
     };
     let mut hosted: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
     for (vm, host) in &c.hosted_on {
@@ -224,6 +225,17 @@ struct World {
     stopped: bool,
     canary_failed: bool,
     outcome: Option<Outcome>,
+    /// A pause is in force: no node may start but to retry a turn already begun.
+    paused: bool,
+}
+
+fn a_pause() -> crate::store::Pause {
+    crate::store::Pause {
+        scope: crate::store::PauseScope::All,
+        reason: None,
+        by: "proptest".into(),
+        since: jiff::Timestamp::UNIX_EPOCH,
+    }
 }
 
 proptest! {
@@ -306,6 +318,10 @@ proptest! {
                     Action::Start { node, .. } => {
                         let id = node.0;
                         prop_assert!(!w.stopped, "node {id} started after a stop");
+                        prop_assert!(
+                            !w.paused || w.retry_wait.contains(&id),
+                            "node {id} started while paused, and not to retry"
+                        );
                         prop_assert!(!w.finals.contains_key(&id), "node {id} started after its end");
                         prop_assert!(w.running.insert(id), "node {id} started twice");
                         w.retry_wait.remove(&id);
@@ -354,6 +370,9 @@ proptest! {
                         w.outcome = Some(o);
                     }
                     Action::PhaseStarted { .. } => {}
+                    Action::Hold(_) => prop_assert!(w.paused && !w.stopped, "a hold without a pause"),
+                    Action::Unhold => prop_assert!(!w.paused, "an unhold while paused"),
+                    Action::WakeAt(_) => prop_assert!(false, "a wake-up without a window"),
                 }
             }
             // No limit is exceeded by what is really down (a VM is down with its host).
@@ -370,6 +389,10 @@ proptest! {
             let input = match pick {
                 Some(x) if x % 23 == 0 => Input::Interrupt,
                 Some(x) if x % 29 == 0 => Input::Stop(StopReason::LeaseLost { node: "x".into() }),
+                Some(x) if x % 31 == 0 => {
+                    w.paused = !w.paused;
+                    Input::Pause(w.paused.then(a_pause))
+                }
                 Some(x) if w.soaking && x % 3 == 0 => {
                     w.soaking = false;
                     Input::SoakOver
@@ -422,6 +445,11 @@ proptest! {
                 _ if !w.retry_wait.is_empty() => {
                     let id = *w.retry_wait.iter().next().expect("one");
                     Input::RetryDue(NodeId(id))
+                }
+                // A paused run with nothing in flight waits for its unpause.
+                _ if w.paused => {
+                    w.paused = false;
+                    Input::Pause(None)
                 }
                 _ => {
                     prop_assert!(false, "nothing runs, nothing waits, and the run has not ended");

@@ -15,6 +15,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::{Id, JoinError, JoinSet};
 
 use super::check_result::{CheckResult, Class};
+use super::clock::Clock;
 use super::control::Control;
 use super::event::RunEvent;
 use super::event_sender::EventSender;
@@ -27,10 +28,37 @@ use super::run_log::RunLog;
 use crate::inventory::{Inventory, NodeId};
 use crate::plan::Plan;
 use crate::site::{DrainHooks, HookHost};
-use crate::store::NodeState;
+use crate::store::{NodeState, Store};
 use crate::template::TemplateEngine;
 use crate::transport::{Connection, Connector, NodeLocks};
+use crate::window::Window;
 use crate::workflow::Workflow;
+
+/// What may hold a rollout besides its own rules — the workflow's window, a pause, a
+/// node put into maintenance — and how the runner watches them: it looks every `poll`
+/// (and when the window next changes) and feeds the state machine what it saw.
+#[derive(Clone)]
+pub struct Gates {
+    /// The time of day, for the window.
+    pub clock: Arc<dyn Clock>,
+    /// The workflow's window by name; `None`: none, or `--ignore-window`.
+    pub window: Option<(String, Window)>,
+    /// Where pauses and maintenance are read; `None` (a dry run): nothing can pause it.
+    pub store: Option<Store>,
+    pub poll: std::time::Duration,
+}
+
+impl Default for Gates {
+    /// No window and no store: nothing holds the run.
+    fn default() -> Gates {
+        Gates {
+            clock: Arc::new(super::clock::SystemClock),
+            window: None,
+            store: None,
+            poll: std::time::Duration::from_secs(5),
+        }
+    }
+}
 
 /// What every node task shares.
 pub struct RunContext<K: Connector> {
@@ -59,6 +87,8 @@ pub struct RunContext<K: Connector> {
     pub files: FileSources,
     /// The step locks on the nodes.
     pub locks: NodeLocks,
+    /// The window, pauses and maintenance.
+    pub gates: Gates,
 }
 
 /// Open connections, kept from the check through the run. A node's task takes its
@@ -388,6 +418,11 @@ struct Dispatch<K: Connector> {
     /// Holding failed nodes: never aborted, always awaited.
     holds: JoinSet<()>,
     hold_node: HashMap<Id, NodeId>,
+    /// Nodes found in maintenance since the run began, with the maintenance: skipped,
+    /// untouched, if their turn had not begun.
+    maintenance: HashMap<NodeId, String>,
+    /// When the window next changes ([`Action::WakeAt`]).
+    wake: Option<jiff::Timestamp>,
 }
 
 impl<K: Connector> Dispatch<K> {
@@ -425,8 +460,26 @@ impl<K: Connector> Dispatch<K> {
                 from_step,
                 attempt,
             } => {
-                self.started.insert(node);
                 let was_drained = self.left_drained.contains(&node);
+                // Maintenance since the run began: a node whose turn has not begun is
+                // left alone (one the turn of which began, or a dead run drained, goes
+                // on: it must get back into service).
+                if !self.started.contains(&node)
+                    && !was_drained
+                    && let Some(why) = self.maintenance.get(&node).cloned()
+                {
+                    self.started.insert(node);
+                    self.cx.events.send(RunEvent::NodeInMaintenance {
+                        node: self.name(node),
+                        reason: why.clone(),
+                    });
+                    let why = format!("in {why}");
+                    self.result.skipped.push((node, why.clone()));
+                    self.finish_node(node, false, Some(why));
+                    self.inbox.push_back(Input::Skipped(node));
+                    return;
+                }
+                self.started.insert(node);
                 // Untouched: a retry could only return the same stored answer.
                 if let Some(e) = self.errors.get(&node) {
                     self.last_error.insert(node, e.clone());
@@ -517,8 +570,60 @@ impl<K: Connector> Dispatch<K> {
                 self.cx.events.send(RunEvent::Soak { duration: d });
                 self.timer(d, Input::SoakOver);
             }
+            Action::Hold(hold) => {
+                let text = hold.to_string();
+                self.cx.events.send(RunEvent::Waiting { hold, text });
+            }
+            Action::Unhold => self.cx.events.send(RunEvent::Continuing),
+            Action::WakeAt(at) => self.wake = Some(at),
             Action::Finished(o) => {
                 self.result.outcome = Some(o);
+            }
+        }
+    }
+
+    /// Whether anything can hold the run, so the runner must look.
+    fn watches_gates(&self) -> bool {
+        self.cx.gates.store.is_some() || self.cx.gates.window.is_some()
+    }
+
+    /// How long until the next look: the poll interval, or less if the window changes
+    /// sooner.
+    fn next_look(&self) -> std::time::Duration {
+        let poll = self.cx.gates.poll;
+        let Some(at) = self.wake else { return poll };
+        let now = self.cx.gates.clock.now();
+        let until = std::time::Duration::try_from(at.duration_since(now)).unwrap_or_default();
+        until.min(poll)
+    }
+
+    /// Reads the clock, the pause and the nodes in maintenance, as inputs.
+    fn look(&mut self) -> Vec<Input> {
+        let g = &self.cx.gates;
+        let mut inputs = vec![Input::Clock(g.clock.now())];
+        let Some(store) = &g.store else {
+            return inputs;
+        };
+        // A read that fails keeps what was read last: the next look tries again.
+        if let Ok(pause) = store.pause_holding(self.cx.journal.run()) {
+            inputs.push(Input::Pause(pause));
+        }
+        self.read_maintenance();
+        inputs
+    }
+
+    /// Nodes put into maintenance: from now on, those whose turn has not begun are
+    /// skipped. (Taking a node out of maintenance mid-run does not bring it back: the
+    /// plan left it out, or it was skipped.)
+    fn read_maintenance(&mut self) {
+        let Some(store) = &self.cx.gates.store else {
+            return;
+        };
+        if let Ok(nodes) = store.in_maintenance() {
+            for m in nodes {
+                if let Some(id) = self.cx.inventory.find(&m.node) {
+                    self.maintenance.insert(id, m.to_string());
+                }
             }
         }
     }
@@ -728,6 +833,14 @@ pub async fn execute<K: Connector>(
         skips,
         drained,
     } = work;
+    let mut spec = spec;
+    spec.window = cx.gates.window.clone();
+    spec.now = cx.gates.clock.now();
+    spec.pause = cx
+        .gates
+        .store
+        .as_ref()
+        .and_then(|s| s.pause_holding(cx.journal.run()).ok().flatten());
     let mut rollout = Rollout::new(plan, spec);
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     let (rtx, mut rrx) = mpsc::unbounded_channel::<Report<K::Conn>>();
@@ -750,8 +863,16 @@ pub async fn execute<K: Connector>(
         timer_input: HashMap::new(),
         holds: JoinSet::new(),
         hold_node: HashMap::new(),
+        maintenance: HashMap::new(),
+        wake: None,
     };
     let mut control_open = true;
+    // A resumed run's plan is the recorded one: nodes put into maintenance since are
+    // skipped from the first start on.
+    d.read_maintenance();
+    let watch_gates = d.watches_gates();
+    let look = tokio::time::sleep(d.next_look());
+    tokio::pin!(look);
 
     // A press that came after the caller's last check (while the lease wait or the run
     // record took their time) is honoured before any node starts, not after a wave of
@@ -792,6 +913,13 @@ pub async fn execute<K: Connector>(
             }
             Some(joined) = d.timers.join_next_with_id(), if !d.timers.is_empty() => {
                 d.on_timer_end(joined);
+            }
+            () = &mut look, if watch_gates => {
+                for input in d.look() {
+                    let actions = rollout.handle(input);
+                    pending.extend(actions);
+                }
+                look.as_mut().reset(tokio::time::Instant::now() + d.next_look());
             }
             c = control.recv(), if control_open => match c {
                 Some(c) => d.on_control(c),
@@ -891,6 +1019,7 @@ mod tests {
             settle: HashSet::new(),
             files: FileSources::default(),
             locks: NodeLocks::default(),
+            gates: Gates::default(),
         })
     }
 
@@ -1015,5 +1144,98 @@ mod tests {
                 stop: StopReason::RunBudget { failed: 1, .. }
             })
         ));
+    }
+
+    /// The window applies all the time: a run that reaches the cutoff mid-run lets its
+    /// node in flight finish, starts no other, says why, and carries on at the next
+    /// opening. The clock is the test's; the nodes run real `sh`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_that_reaches_the_cutoff_waits_for_the_next_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let p = project(dir.path(), "\"false\"");
+        let mut wf = p.workflows[0].clone();
+        wf.steps[0].action = crate::workflow::Action::Run(format!(
+            "touch {d}/started-$DROVER_NODE; while [ ! -e {d}/release ]; do sleep 0.02; done"
+        ));
+        let raw: crate::window::RawWindow = serde_json::from_value(serde_json::json!({
+            "timezone": "Europe/Berlin", "days": ["mon-fri"], "start": "08:00", "end": "17:00", "cutoff": "1h",
+        }))
+        .unwrap();
+        // Monday 2026-12-07, 10:00 in Berlin.
+        let clock = super::super::clock::ManualClock::new("2026-12-07T09:00:00Z".parse().unwrap());
+        let (events, mut erx) = super::super::event_sender::event_channel(64);
+        let mut cx = Arc::into_inner(context(&p)).unwrap();
+        cx.workflow = Arc::new(wf);
+        cx.forks = 1;
+        cx.events = events;
+        cx.gates = Gates {
+            clock: Arc::new(clock.clone()),
+            window: Some((
+                "business-hours".into(),
+                crate::window::Window::from_raw(&raw).unwrap(),
+            )),
+            store: None,
+            poll: Duration::from_millis(20),
+        };
+        let cx = Arc::new(cx);
+        let plan = Plan::build(&p.inventory, &p.workflows[0], &PlanInput::default()).unwrap();
+        let work = Work {
+            steps: plan.nodes.iter().map(|id| (*id, vec![0])).collect(),
+            ..Work::default()
+        };
+        let spec = RolloutSpec::simple(cx.workflow.strategy.retries, 1);
+        let (_itx, irx) = watch::channel(0u32);
+        let (_ctx, ctl) = mpsc::unbounded_channel();
+        let run = tokio::spawn({
+            let cx = Arc::clone(&cx);
+            async move {
+                let mut conns = Connections(HashMap::new());
+                execute(cx, &plan, work, &mut conns, spec, irx, ctl).await
+            }
+        });
+        let started = |n: &str| dir.path().join(format!("started-{n}")).exists();
+        let wait_for = |what: &dyn Fn() -> bool| {
+            let t = Instant::now();
+            while !what() {
+                assert!(t.elapsed() < Duration::from_secs(10), "timed out");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        wait_for(&|| started("n1"));
+        // 16:30 in Berlin: past the cutoff, with n1 in flight.
+        clock.set("2026-12-07T15:30:00Z".parse().unwrap());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        std::fs::write(dir.path().join("release"), "").unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!started("n2"), "a node started past the cutoff");
+        assert!(!run.is_finished(), "the run waits; it does not end");
+        // Tuesday 08:00 in Berlin.
+        clock.set("2026-12-08T07:00:00Z".parse().unwrap());
+        let r = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("the run did not carry on")
+            .unwrap();
+        assert_eq!(r.outcome, Some(Outcome::Succeeded));
+        assert_eq!(r.succeeded.len(), 3);
+        let mut seen = Vec::new();
+        while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(100), erx.recv()).await {
+            match ev {
+                RunEvent::Waiting { text, .. } => seen.push(format!("waiting: {text}")),
+                RunEvent::Continuing => seen.push("continuing".into()),
+                RunEvent::NodeStarted { node, .. } => seen.push(format!("start {node}")),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                "start n1",
+                "waiting: window business-hours, opens Tue 2026-12-08 08:00 Europe/Berlin",
+                "continuing",
+                "start n2",
+                "start n3",
+            ]
+        );
     }
 }

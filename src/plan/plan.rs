@@ -40,6 +40,10 @@ pub enum Exclusion {
     /// It needs a drain, but a disruption budget it belongs to is already used up by
     /// nodes that were down before the run (an HA partner, say).
     NoBudget,
+    /// In maintenance (`drover nodes maintenance on`): automation is off for it, so no
+    /// run touches it, not even to check it. It may well be down: it counts against the
+    /// disruption budgets.
+    Maintenance,
 }
 
 impl Exclusion {
@@ -55,6 +59,7 @@ impl Exclusion {
             Exclusion::AlreadyUnavailable => "drained or down before the run",
             Exclusion::HeldByRun => "held by an earlier run",
             Exclusion::NoBudget => "no room in a disruption budget",
+            Exclusion::Maintenance => "in maintenance",
         }
     }
 }
@@ -89,6 +94,8 @@ pub struct Plan {
     /// Nodes unavailable before the run (drained by someone else, unreachable, or with a
     /// failed check): they count against every limit they belong to.
     pub unavailable_at_start: Vec<NodeId>,
+    /// Why each node in maintenance is (who set it, since when, the reason).
+    pub maintenance: Vec<(NodeId, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -234,6 +241,8 @@ pub struct PlanInput {
     pub drains: Option<HashSet<NodeId>>,
     /// Whether the run's selected steps include drain steps at all.
     pub drain_steps: bool,
+    /// Nodes in maintenance, with why (as the state store says).
+    pub maintenance: HashMap<NodeId, String>,
 }
 
 impl Plan {
@@ -265,6 +274,8 @@ impl Plan {
                 Some(Exclusion::NotWhitelisted)
             } else if excluded_by_wf.contains(&id) {
                 Some(Exclusion::Excluded)
+            } else if input.maintenance.contains_key(&id) {
+                Some(Exclusion::Maintenance)
             } else if input.limit.as_ref().is_some_and(|l| !l.contains(&id)) {
                 Some(Exclusion::NotInLimit)
             } else if input.already_unavailable.contains(&id) && input.held.contains(&id) {
@@ -293,7 +304,10 @@ impl Plan {
             .filter(|(_, why)| {
                 matches!(
                     why,
-                    Exclusion::AlreadyUnavailable | Exclusion::HeldByRun | Exclusion::CheckFailed
+                    Exclusion::AlreadyUnavailable
+                        | Exclusion::HeldByRun
+                        | Exclusion::CheckFailed
+                        | Exclusion::Maintenance
                 )
             })
             .map(|(i, _)| *i)
@@ -381,6 +395,12 @@ impl Plan {
 
         let mut nodes = canary.clone();
         nodes.extend(batches.iter().flatten().copied());
+        let mut maintenance: Vec<(NodeId, String)> = excluded
+            .iter()
+            .filter(|(_, why)| *why == Exclusion::Maintenance)
+            .filter_map(|(id, _)| Some((*id, input.maintenance.get(id)?.clone())))
+            .collect();
+        maintenance.sort();
         Ok(Plan {
             workflow: wf.name.clone(),
             version: wf.version,
@@ -396,6 +416,7 @@ impl Plan {
             budgets,
             window: wf.window.clone(),
             unavailable_at_start,
+            maintenance,
         })
     }
 
@@ -435,6 +456,11 @@ impl Plan {
                 ids.len(),
                 inv.names(&ids)
             );
+            if r == Exclusion::Maintenance {
+                for (id, why) in &self.maintenance {
+                    let _ = writeln!(o, "    {}: {why}", inv.node(*id).name);
+                }
+            }
         }
         if self.canary.is_empty() {
             let _ = writeln!(o, "  canary: none");

@@ -102,6 +102,8 @@ impl Plan {
             },
             window: r.window,
             unavailable_at_start,
+            // Maintenance is read when the run resumes, not replayed from the record.
+            maintenance: Vec::new(),
         };
         Ok((plan, drains))
     }

@@ -351,6 +351,15 @@ impl Human {
                     humantime::format_duration(*duration)
                 ));
             }
+            RunEvent::Waiting { text, .. } => {
+                self.line(format!("waiting for {text}; nodes in flight go on"));
+            }
+            RunEvent::Continuing => {
+                self.line("continuing: nodes start again".to_string());
+            }
+            RunEvent::NodeInMaintenance { node, reason } => {
+                self.line(format!("  {node}: skipped, in {reason}"));
+            }
             RunEvent::RunFinished { .. } => {
                 self.finish_bar();
                 self.step_summary();

@@ -1,14 +1,20 @@
 //! The site config (`drover.yml`).
 
+mod allowed_signers;
 mod drain_hooks;
 mod env_vars;
+mod git_settings;
+mod raw_git;
 mod raw_site;
 mod raw_ssh;
 #[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod site;
 
+pub use allowed_signers::{AllowedSigner, AllowedSigners, SignersLineError};
 pub use drain_hooks::{DrainHooks, HOOK_SCOPE};
 pub use env_vars::{check_env, merge_env};
+pub use git_settings::{GitSettings, SignedCommits};
+pub use raw_git::{RawGit, RawRequireSigned};
 pub use raw_site::{
     HookHost, OnDrainTimeout, OnLeaseConflict, RawDrain, RawFiles, RawLeases, RawNotifications, RawServer,
     RawSite, RawSlack, SiteTransport,

@@ -4,6 +4,7 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::raw_git::RawGit;
 use super::raw_ssh::RawSsh;
 use crate::units::{HumanDuration, SecretRef};
 use crate::window::RawWindow;
@@ -46,6 +47,10 @@ pub struct RawSite {
     /// How runs claim their nodes, so two runs never work on one node.
     #[serde(default)]
     pub leases: RawLeases,
+    /// How a running rollout learns that it was paused or that a node went into
+    /// maintenance.
+    #[serde(default)]
+    pub pause: RawPause,
     /// Where `copy` and `template` steps may read their sources.
     #[serde(default)]
     pub files: RawFiles,
@@ -54,6 +59,8 @@ pub struct RawSite {
     pub notifications: RawNotifications,
     /// The daemon's REST API and Slack endpoint.
     pub server: Option<RawServer>,
+    /// Where `drover serve` takes the site from: a git repository it follows.
+    pub git: Option<RawGit>,
 }
 
 /// How a site's nodes are reached.
@@ -139,6 +146,17 @@ pub struct RawLeases {
     pub on_conflict: OnLeaseConflict,
     /// With `wait`: how long to wait before giving up (default 1h).
     pub wait_timeout: Option<HumanDuration>,
+}
+
+/// A pause (`drover pause`, `drover runs pause`) and maintenance (`drover nodes
+/// maintenance on`) are kept in the state database; every running rollout reads them
+/// this often and starts no new node while paused.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPause {
+    /// Time between looks at the state database (default 5s): the longest a rollout
+    /// may take to notice a pause, or that it was lifted.
+    pub poll_interval: Option<HumanDuration>,
 }
 
 /// Files shipped to nodes come from the site directory (after symlinks), so a workflow

@@ -7,6 +7,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::drain_hooks::DrainHooks;
+use super::git_settings::GitSettings;
 use super::raw_site::{OnLeaseConflict, RawSite, SiteTransport};
 use crate::diag::Problem;
 use crate::template::TemplateEngine;
@@ -34,8 +35,12 @@ pub struct Site {
     /// Environment of controller-side commands.
     pub env: IndexMap<String, String>,
     pub leases: LeaseSettings,
+    /// How often a running rollout reads the pauses and the nodes in maintenance.
+    pub pause_poll: Duration,
     pub slack: Option<SlackSettings>,
     pub server: Option<ServerSettings>,
+    /// Where `drover serve` takes the site from.
+    pub git: Option<GitSettings>,
     /// Canonical directories `copy`/`template` sources must be inside: the site
     /// directory, then `files.extra_roots`.
     pub file_roots: Vec<PathBuf>,
@@ -205,6 +210,11 @@ impl Site {
             }
         });
 
+        let git = raw
+            .git
+            .as_ref()
+            .and_then(|g| GitSettings::from_raw(g, root).map_err(|e| p.extend(e)).ok());
+
         let ttl = raw.leases.ttl.map_or(Duration::from_secs(300), |d| d.get());
         limits::LEASE_TTL.check_duration(top.key("leases").key("ttl"), ttl, &mut p);
         if ttl < Duration::from_secs(10) {
@@ -220,6 +230,18 @@ impl Site {
                     "a run renews its leases every ttl/3; a short ttl lets a slow controller lose its nodes",
                 ),
             );
+        }
+
+        let pause_poll = raw
+            .pause
+            .poll_interval
+            .map_or(Duration::from_secs(5), |d| d.get());
+        limits::PAUSE_POLL_INTERVAL.check_duration(top.key("pause").key("poll_interval"), pause_poll, &mut p);
+        if pause_poll.is_zero() {
+            p.push(Problem::value(
+                top.key("pause").key("poll_interval"),
+                "a poll interval of zero would busy-loop the state database",
+            ));
         }
 
         // The site directory and the workflow directory it names (which may lie outside
@@ -282,11 +304,13 @@ impl Site {
                     .wait_timeout
                     .map_or(Duration::from_secs(3600), |d| d.get()),
             },
+            pause_poll,
             slack: raw.notifications.slack.as_ref().map(|s| SlackSettings {
                 webhook_url: s.webhook_url.clone(),
                 channel: s.channel.clone(),
             }),
             server,
+            git,
         })
     }
 }

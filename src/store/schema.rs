@@ -22,7 +22,7 @@ const V1_TABLES: [&str; 4] = ["leases", "nodes", "runs", "steps"];
 
 /// One entry per schema version: `MIGRATIONS[i]` takes a database from version `i` to
 /// `i + 1`. `PRAGMA user_version` holds the version; never edit a shipped entry, add one.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The version this drover writes.
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -99,6 +99,64 @@ pub(super) const V1_FOR_TESTS: &str = V1;
 const V2: &str = "
 CREATE INDEX nodes_by_node ON nodes (node, updated_at);
 ";
+
+/// Version 3: the daemon's git watcher. `source_commits` has one row per commit it
+/// looked at (accepted or rejected, with the diagnostics); `source_head` (one row) the
+/// last commit seen, the commit in force and its workflows' content fingerprints, so a
+/// restart neither re-runs nor forgets a commit.
+const V3: &str = "
+CREATE TABLE source_commits (
+    sha     TEXT PRIMARY KEY NOT NULL,
+    verdict TEXT NOT NULL,
+    author  TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail  TEXT NOT NULL,
+    at      INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE source_head (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    seen         TEXT NOT NULL,
+    good         TEXT,
+    fingerprints TEXT NOT NULL
+) STRICT;
+";
+
+/// Version 4: what gates automation, apart from runs. `pauses`: one row per pause in
+/// force, `scope` `*` for the global pause or a run id (no foreign key: a run's pause is
+/// kept when the run is pruned, and a pause is looked up, not joined). `node_lifecycle`:
+/// one row per node drover keeps a lifecycle state for, by node name (the inventory, not
+/// a run, names nodes); `state` is `maintenance` today, and the states of node lifecycle
+/// (`discovered`, `commissioned`, `decommissioned`) fit the same row; `previous` is the
+/// state to return to when maintenance ends (NULL: no row, the node is simply in the
+/// inventory).
+const V4: &str = "
+CREATE TABLE pauses (
+    scope  TEXT PRIMARY KEY NOT NULL,
+    reason TEXT,
+    set_by TEXT NOT NULL,
+    since  INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE node_lifecycle (
+    node     TEXT PRIMARY KEY NOT NULL,
+    state    TEXT NOT NULL,
+    previous TEXT,
+    reason   TEXT,
+    set_by   TEXT NOT NULL,
+    since    INTEGER NOT NULL
+) STRICT;
+";
+
+/// Version 2's SQL (V1 and V2 together), for tests that build an older drover's database.
+#[cfg(test)]
+pub(super) fn v2_for_tests() -> String {
+    format!("{V1}{V2}")
+}
+
+/// The first version with the `pauses` and `node_lifecycle` tables: a read-only open of
+/// an older file (not migrated) has no pause and no node in maintenance.
+pub(super) const GATES_VERSION: usize = 4;
 
 /// How a connection may use the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

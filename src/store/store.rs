@@ -12,13 +12,16 @@ use super::controller::Controller;
 use super::held_node::HeldNode;
 use super::lease::Lease;
 use super::lease_conflict::LeaseConflict;
+use super::node_lifecycle::{LifecycleState, NodeLifecycle};
 use super::node_row::NodeRow;
 use super::node_state::NodeState;
 use super::op::{Answer, Op};
+use super::pause::Pause;
 use super::run_detail::RunDetail;
 use super::run_row::RunRow;
 use super::run_status::RunStatus;
 use super::schema::{self, Access};
+use super::source_commit::{SourceCommitRow, SourceHead};
 use super::store_error::StoreError;
 use super::write::Write;
 use super::writer::{Reply, Request, Writer};
@@ -42,6 +45,9 @@ struct Inner {
     reader: Mutex<Connection>,
     /// None for a store opened read-only.
     writer: Option<Writer>,
+    /// Whether the file has the pause and lifecycle tables: a read-only open of an
+    /// older drover's file (never migrated) has none, so nothing is paused there.
+    gates: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -80,6 +86,7 @@ impl Store {
                 path: path.to_path_buf(),
                 reader: Mutex::new(reader),
                 writer: Some(writer),
+                gates: true,
             }),
         })
     }
@@ -97,17 +104,17 @@ impl Store {
             Ok(m) if m.is_file() && m.len() == 0 => return Err(empty(path)),
             _ => {}
         }
-        let plain =
-            schema::connect(path, Access::ReadOnly).and_then(|c| schema::identify(&c, path).map(|_| c));
-        let conn = match plain {
-            Ok(conn) => conn,
+        let plain = schema::connect(path, Access::ReadOnly)
+            .and_then(|c| schema::identify(&c, path).map(|found| (c, found)));
+        let (conn, found) = match plain {
+            Ok(found) => found,
             // A WAL database in a directory this user cannot write: SQLite cannot make
             // the shared-memory file it reads through. Read the file as it is on disk
             // (a controller that closed cleanly left everything in it).
             Err(e) if e.is_unwritable() => {
                 let conn = schema::connect_immutable(path)?;
-                schema::identify(&conn, path)?;
-                conn
+                let found = schema::identify(&conn, path)?;
+                (conn, found)
             }
             Err(e) => return Err(e),
         };
@@ -116,6 +123,7 @@ impl Store {
                 path: path.to_path_buf(),
                 reader: Mutex::new(conn),
                 writer: None,
+                gates: found.version >= schema::GATES_VERSION,
             }),
         })
     }
@@ -261,6 +269,46 @@ impl Store {
     /// never recorded, which bind nothing, included.
     pub fn leases(&self) -> Result<Vec<Lease>, StoreError> {
         Lease::all(&self.reader()).map_err(|e| self.error("read the leases", e))
+    }
+
+    /// Every pause in force: the global one first, then per run.
+    pub fn pauses(&self) -> Result<Vec<Pause>, StoreError> {
+        if !self.inner.gates {
+            return Ok(Vec::new());
+        }
+        Pause::all(&self.reader()).map_err(|e| self.error("read the pauses", e))
+    }
+
+    /// The pause that keeps `run` from starting nodes: the global one, else its own.
+    pub fn pause_holding(&self, run: &str) -> Result<Option<Pause>, StoreError> {
+        if !self.inner.gates {
+            return Ok(None);
+        }
+        Pause::holding(&self.reader(), run).map_err(|e| self.error("read the pauses", e))
+    }
+
+    /// Every node in maintenance, by name.
+    pub fn in_maintenance(&self) -> Result<Vec<NodeLifecycle>, StoreError> {
+        if !self.inner.gates {
+            return Ok(Vec::new());
+        }
+        NodeLifecycle::in_state(&self.reader(), LifecycleState::Maintenance)
+            .map_err(|e| self.error("read the nodes in maintenance", e))
+    }
+
+    /// Where the daemon's git watcher stands (none before its first commit).
+    pub fn source_head(&self) -> Result<Option<SourceHead>, StoreError> {
+        SourceHead::load(&self.reader()).map_err(|e| self.error("read the commit in force", e))
+    }
+
+    /// The watcher's verdict on one commit.
+    pub fn source_commit(&self, sha: &str) -> Result<Option<SourceCommitRow>, StoreError> {
+        SourceCommitRow::one(&self.reader(), sha).map_err(|e| self.error(format!("read commit {sha}"), e))
+    }
+
+    /// Every commit the watcher looked at, newest first.
+    pub fn source_commits(&self) -> Result<Vec<SourceCommitRow>, StoreError> {
+        SourceCommitRow::all(&self.reader()).map_err(|e| self.error("read the commits", e))
     }
 
     async fn submit(&self, op: Op) -> Result<Answer, StoreError> {
@@ -1548,5 +1596,158 @@ mod tests {
         assert!(text.contains("after waiting 10s"), "{text}");
         assert!(!text.contains("migrate"), "{text}");
         locker.execute_batch("ROLLBACK").unwrap();
+    }
+
+    #[test]
+    fn pauses_are_kept_and_lifted_by_scope_and_the_global_one_holds_first() {
+        use crate::store::PauseScope;
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("drover.db");
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.pause_holding("r1").unwrap(), None);
+        let pause = |scope: PauseScope, by: &str, at: &str| Write::Paused {
+            scope,
+            reason: Some(format!("{by}'s reason")),
+            by: by.into(),
+            at: ts(at),
+        };
+        store
+            .write_blocking(vec![pause(
+                PauseScope::Run("r1".into()),
+                "bob",
+                "2026-01-01T10:00:00Z",
+            )])
+            .unwrap();
+        assert_eq!(store.pause_holding("r1").unwrap().unwrap().by, "bob");
+        assert_eq!(store.pause_holding("r2").unwrap(), None, "only r1 is paused");
+        store
+            .write_blocking(vec![pause(PauseScope::All, "alice", "2026-01-01T11:00:00Z")])
+            .unwrap();
+        // Pausing again keeps since and takes the new setter.
+        store
+            .write_blocking(vec![pause(PauseScope::All, "carol", "2026-01-01T12:00:00Z")])
+            .unwrap();
+        let held = store.pause_holding("r1").unwrap().unwrap();
+        assert_eq!(held.scope, PauseScope::All, "the global pause is named first");
+        assert_eq!(held.by, "carol");
+        assert_eq!(held.since, ts("2026-01-01T11:00:00Z"));
+        assert_eq!(
+            held.to_string(),
+            "paused (all runs) by carol since 2026-01-01 11:00 UTC: carol's reason"
+        );
+        assert_eq!(store.pause_holding("r2").unwrap().unwrap().scope, PauseScope::All);
+        assert_eq!(store.pauses().unwrap().len(), 2);
+        drop(store);
+        // It is on disk: another process (a read-only one, say) sees it.
+        let reader = Store::open_read_only(&path).unwrap();
+        assert_eq!(reader.pauses().unwrap().len(), 2);
+        let store = Store::open(&path).unwrap();
+        store
+            .write_blocking(vec![Write::Unpaused {
+                scope: PauseScope::All,
+            }])
+            .unwrap();
+        assert_eq!(store.pause_holding("r1").unwrap().unwrap().by, "bob");
+        assert_eq!(store.pause_holding("r2").unwrap(), None);
+        // Lifting what is not set is no error.
+        store
+            .write_blocking(vec![Write::Unpaused {
+                scope: PauseScope::All,
+            }])
+            .unwrap();
+    }
+
+    #[test]
+    fn maintenance_is_kept_per_node_and_ends_in_the_state_before() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("drover.db");
+        let store = Store::open(&path).unwrap();
+        let on = |node: &str, by: &str, at: &str| Write::MaintenanceOn {
+            node: node.into(),
+            reason: Some("dimm".into()),
+            by: by.into(),
+            at: ts(at),
+        };
+        store
+            .write_blocking(vec![
+                on("n1", "alice", "2026-01-01T10:00:00Z"),
+                on("n2", "alice", "2026-01-01T10:00:00Z"),
+                on("n1", "bob", "2026-01-01T11:00:00Z"),
+            ])
+            .unwrap();
+        let m = store.in_maintenance().unwrap();
+        assert_eq!(
+            m.iter().map(|n| n.node.as_str()).collect::<Vec<_>>(),
+            ["n1", "n2"]
+        );
+        assert_eq!(m[0].by, "bob");
+        assert_eq!(m[0].since, ts("2026-01-01T10:00:00Z"), "still in since the first");
+        assert_eq!(
+            m[0].to_string(),
+            "maintenance by bob since 2026-01-01 10:00 UTC: dimm"
+        );
+        store
+            .write_blocking(vec![
+                Write::MaintenanceOff { node: "n1".into() },
+                Write::MaintenanceOff { node: "n9".into() },
+            ])
+            .unwrap();
+        let m = store.in_maintenance().unwrap();
+        assert_eq!(m.iter().map(|n| n.node.as_str()).collect::<Vec<_>>(), ["n2"]);
+        // A state other than maintenance (node lifecycle adds them) comes back after it.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO node_lifecycle (node, state, set_by, since) VALUES ('n3', 'commissioned', 'x', 0)",
+            [],
+        )
+        .unwrap();
+        store
+            .write_blocking(vec![on("n3", "alice", "2026-01-01T10:00:00Z")])
+            .unwrap();
+        assert_eq!(store.in_maintenance().unwrap().len(), 2);
+        store
+            .write_blocking(vec![Write::MaintenanceOff { node: "n3".into() }])
+            .unwrap();
+        let state: String = conn
+            .query_row("SELECT state FROM node_lifecycle WHERE node = 'n3'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(state, "commissioned");
+    }
+
+    #[test]
+    fn a_version_2_database_is_read_without_pauses_and_migrated_on_a_writable_open() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("drover.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&schema::v2_for_tests()).unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
+                .unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let reader = Store::open_read_only(&path).unwrap();
+        assert_eq!(reader.pauses().unwrap(), []);
+        assert_eq!(reader.pause_holding("r1").unwrap(), None);
+        assert_eq!(reader.in_maintenance().unwrap(), []);
+        drop(reader);
+        assert_eq!(std::fs::read(&path).unwrap(), before, "read-only wrote nothing");
+        let store = Store::open(&path).unwrap();
+        store
+            .write_blocking(vec![Write::Paused {
+                scope: crate::store::PauseScope::All,
+                reason: None,
+                by: "alice".into(),
+                at: ts("2026-01-01T10:00:00Z"),
+            }])
+            .unwrap();
+        assert_eq!(store.pauses().unwrap().len(), 1);
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, schema::SCHEMA_VERSION);
     }
 }

@@ -8,7 +8,9 @@ use rusqlite::{Connection, ErrorCode, ffi, params};
 use super::columns::{OUTPUT_TAIL_MAX, int, json_text, millis, tail};
 use super::controller::Controller;
 use super::node_state::NodeState;
+use super::pause::PauseScope;
 use super::run_status::RunStatus;
+use super::source_commit::SourceVerdict;
 use super::store_error::StoreError;
 
 /// One fact about a run. Apart from `RunCreated` (refused if the run exists), each sets
@@ -80,6 +82,38 @@ pub enum Write {
         output_tail: String,
         at: Timestamp,
     },
+    /// No new node starts in the runs `scope` covers, until [`Write::Unpaused`]. Pausing
+    /// what is paused already keeps its `since` and takes the new reason and setter.
+    Paused {
+        scope: PauseScope,
+        reason: Option<String>,
+        by: String,
+        at: Timestamp,
+    },
+    /// Lifts the pause of `scope` (none set: nothing to do).
+    Unpaused { scope: PauseScope },
+    /// Automation off for `node`: no run starts it, no hook touches it. A node already
+    /// in maintenance keeps its `since` and takes the new reason and setter.
+    MaintenanceOn {
+        node: String,
+        reason: Option<String>,
+        by: String,
+        at: Timestamp,
+    },
+    /// Ends `node`'s maintenance: it returns to the state it had before (or to none).
+    /// A node not in maintenance is left as it is.
+    MaintenanceOff { node: String },
+    /// The git watcher's verdict on a commit; the commit becomes the last one seen, and
+    /// when accepted the one in force, with its workflows' `fingerprints`.
+    SourceCommit {
+        sha: String,
+        verdict: SourceVerdict,
+        author: String,
+        subject: String,
+        detail: String,
+        fingerprints: Option<serde_json::Value>,
+        at: Timestamp,
+    },
 }
 
 impl Write {
@@ -96,6 +130,7 @@ impl Write {
             }
         }
         match self.execute(conn) {
+            Ok(0) if self.is_gate() => Ok(()),
             Ok(0) => Err(self.missing()),
             Ok(_) => self.release_finished(conn, path),
             // The only foreign key a write can break is a step's reference to its node.
@@ -114,6 +149,18 @@ impl Write {
                 .map_err(|e| StoreError::database(path, self.describe(), e))?;
         }
         Ok(())
+    }
+
+    /// A pause or maintenance change: it names no run, and finding nothing to change
+    /// (lifting a pause that is not set) is not an error.
+    fn is_gate(&self) -> bool {
+        matches!(
+            self,
+            Write::Paused { .. }
+                | Write::Unpaused { .. }
+                | Write::MaintenanceOn { .. }
+                | Write::MaintenanceOff { .. }
+        )
     }
 
     /// The rows written; 0 means the run or node to update does not exist.
@@ -218,6 +265,37 @@ impl Write {
                     millis(*at)
                 ]),
 
+            Write::SourceCommit {
+                sha,
+                verdict,
+                author,
+                subject,
+                detail,
+                fingerprints,
+                at,
+            } => {
+                let rows = conn
+                    .prepare_cached(
+                        "INSERT INTO source_commits (sha, verdict, author, subject, detail, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (sha) DO UPDATE SET verdict = excluded.verdict,
+                             detail = excluded.detail, at = excluded.at",
+                    )?
+                    .execute(params![sha, verdict, author, subject, detail, millis(*at)])?;
+                let fingerprints = fingerprints.as_ref().map(json_text).transpose()?;
+                // A rejected commit leaves the commit in force (and its fingerprints) as
+                // they were; a first commit rejected leaves none in force.
+                conn.prepare_cached(
+                    "INSERT INTO source_head (id, seen, good, fingerprints)
+                     VALUES (1, ?1, CASE WHEN ?2 IS NULL THEN NULL ELSE ?1 END, COALESCE(?2, '{}'))
+                     ON CONFLICT (id) DO UPDATE SET seen = excluded.seen,
+                         good = CASE WHEN ?2 IS NULL THEN good ELSE excluded.good END,
+                         fingerprints = CASE WHEN ?2 IS NULL THEN fingerprints ELSE excluded.fingerprints END",
+                )?
+                .execute(params![sha, fingerprints])?;
+                Ok(rows)
+            }
+
             Write::Step {
                 run,
                 node,
@@ -251,6 +329,48 @@ impl Write {
                     tail(output_tail, OUTPUT_TAIL_MAX),
                     millis(*at)
                 ]),
+
+            Write::Paused {
+                scope,
+                reason,
+                by,
+                at,
+            } => conn
+                .prepare_cached(
+                    "INSERT INTO pauses (scope, reason, set_by, since) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (scope) DO UPDATE SET reason = excluded.reason, set_by = excluded.set_by",
+                )?
+                .execute(params![scope.key(), reason, by, millis(*at)]),
+
+            Write::Unpaused { scope } => conn
+                .prepare_cached("DELETE FROM pauses WHERE scope = ?1")?
+                .execute([scope.key()]),
+
+            Write::MaintenanceOn { node, reason, by, at } => conn
+                .prepare_cached(
+                    "INSERT INTO node_lifecycle (node, state, previous, reason, set_by, since)
+                     VALUES (?1, 'maintenance', NULL, ?2, ?3, ?4)
+                     ON CONFLICT (node) DO UPDATE SET
+                         previous = CASE WHEN state = 'maintenance' THEN previous ELSE state END,
+                         since = CASE WHEN state = 'maintenance' THEN since ELSE excluded.since END,
+                         state = 'maintenance', reason = excluded.reason, set_by = excluded.set_by",
+                )?
+                .execute(params![node, reason, by, millis(*at)]),
+
+            Write::MaintenanceOff { node } => {
+                let gone = conn
+                    .prepare_cached(
+                        "DELETE FROM node_lifecycle WHERE node = ?1 AND state = 'maintenance' AND previous IS NULL",
+                    )?
+                    .execute([node])?;
+                let back = conn
+                    .prepare_cached(
+                        "UPDATE node_lifecycle SET state = previous, previous = NULL, reason = NULL
+                         WHERE node = ?1 AND state = 'maintenance'",
+                    )?
+                    .execute([node])?;
+                Ok(gone + back)
+            }
         }
     }
 
@@ -263,6 +383,11 @@ impl Write {
             Write::RunResumed { id, .. } => format!("record the resumption of run `{id}`"),
             Write::Node { run, node, .. } => format!("record node `{node}` of run `{run}`"),
             Write::Step { run, node, step, .. } => format!("record step `{step}` on `{node}` of run `{run}`"),
+            Write::Paused { scope, .. } => format!("record the pause of {}", scope_text(scope)),
+            Write::Unpaused { scope } => format!("lift the pause of {}", scope_text(scope)),
+            Write::MaintenanceOn { node, .. } => format!("put node `{node}` into maintenance"),
+            Write::MaintenanceOff { node } => format!("take node `{node}` out of maintenance"),
+            Write::SourceCommit { sha, .. } => format!("record commit {sha}"),
         }
     }
 
@@ -273,11 +398,27 @@ impl Write {
             | Write::RunFinished { id, .. }
             | Write::Heartbeat { id, .. }
             | Write::RunResumed { id, .. } => StoreError::UnknownRun { run: id.clone() },
+            Write::Paused { scope, .. } | Write::Unpaused { scope } => StoreError::UnknownRun {
+                run: scope.key().to_string(),
+            },
+            Write::MaintenanceOn { node, .. } | Write::MaintenanceOff { node } => StoreError::UnknownNode {
+                run: String::new(),
+                node: node.clone(),
+            },
             Write::Node { run, node, .. } | Write::Step { run, node, .. } => StoreError::UnknownNode {
                 run: run.clone(),
                 node: node.clone(),
             },
+            // An upsert always writes a row.
+            Write::SourceCommit { sha, .. } => StoreError::UnknownRun { run: sha.clone() },
         }
+    }
+}
+
+fn scope_text(scope: &PauseScope) -> String {
+    match scope {
+        PauseScope::All => "all runs".into(),
+        PauseScope::Run(id) => format!("run `{id}`"),
     }
 }
 

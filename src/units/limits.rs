@@ -62,9 +62,11 @@ pub const RETRY_DELAY: Limit = duration("strategy.retries.delay", DAY);
 pub const RETRY_MAX_DELAY: Limit = duration("strategy.retries.max_delay", DAY);
 pub const LEASE_TTL: Limit = duration("leases.ttl", DAY);
 pub const LEASE_WAIT_TIMEOUT: Limit = duration("leases.wait_timeout", 7 * DAY);
+pub const PAUSE_POLL_INTERVAL: Limit = duration("pause.poll_interval", HOUR);
 pub const SSH_CONNECT_TIMEOUT: Limit = duration("ssh.connect_timeout", 10 * MINUTE);
 pub const SSH_CONTROL_PERSIST: Limit = duration("ssh.control_persist", DAY);
 pub const SSH_SERVER_ALIVE_INTERVAL: Limit = duration("ssh.server_alive_interval", DAY);
+pub const GIT_POLL_INTERVAL: Limit = duration("git.poll_interval", DAY);
 
 pub const RETRY_COUNT: Limit = count("strategy.retries.count", 100);
 pub const STEP_RETRIES: Limit = count("steps[].retries", 100);
@@ -79,7 +81,7 @@ pub const AMOUNT: Limit = count(
 );
 
 /// Every limit, in the order the README lists them.
-pub const LIMITS: [Limit; 20] = [
+pub const LIMITS: [Limit; 22] = [
     DRAIN_TIMEOUT,
     DRAIN_POLL_INTERVAL,
     STEP_TIMEOUT,
@@ -91,9 +93,11 @@ pub const LIMITS: [Limit; 20] = [
     RETRY_MAX_DELAY,
     LEASE_TTL,
     LEASE_WAIT_TIMEOUT,
+    PAUSE_POLL_INTERVAL,
     SSH_CONNECT_TIMEOUT,
     SSH_CONTROL_PERSIST,
     SSH_SERVER_ALIVE_INTERVAL,
+    GIT_POLL_INTERVAL,
     RETRY_COUNT,
     STEP_RETRIES,
     FORKS,

@@ -158,6 +158,20 @@ impl Window {
         }
     }
 
+    /// The last instant of the opening containing `at` at which a new node may still
+    /// start (its close less the cutoff), so a rollout knows when to look again; `None`
+    /// when no node may start at `at`.
+    pub fn last_start(&self, at: Timestamp) -> Option<Timestamp> {
+        if !self.may_start(at) {
+            return None;
+        }
+        let close = self.opening_at(at)?.close;
+        Some(match self.cutoff {
+            Some(cutoff) => close.checked_sub(cutoff.get()).unwrap_or(close),
+            None => close,
+        })
+    }
+
     /// When the opening containing `at` ends, so a rollout can say how long it has left;
     /// `None` when the window is closed at `at`.
     pub fn current_close(&self, at: Timestamp) -> Option<Timestamp> {

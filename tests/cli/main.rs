@@ -17,6 +17,8 @@ mod engine_ssh;
 mod examples;
 mod fake_scheduler;
 mod fuzz_corpus;
+mod gates;
+mod git_settings;
 mod local_transport;
 mod man_page;
 mod outcomes;
