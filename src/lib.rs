@@ -26,6 +26,7 @@ pub mod store;
 pub mod template;
 pub mod transport;
 pub mod units;
+pub mod vault;
 pub mod window;
 pub mod workflow;
 pub mod yaml;

@@ -130,8 +130,14 @@ impl Invocation<'_> {
                 hv.insert("ansible_connection".into(), json!("local"));
             }
         }
+        // The controller's own Python for a local "node" (what Ansible itself runs on);
+        // found on a remote node as Ansible does, without its discovery warning.
+        let python = match self.reach {
+            NodeReach::Local => "{{ ansible_playbook_python }}",
+            NodeReach::Ssh(_) => "auto_silent",
+        };
         hv.entry("ansible_python_interpreter")
-            .or_insert_with(|| json!("auto_silent"));
+            .or_insert_with(|| json!(python));
         let mut children = Map::new();
         for g in &self.groups {
             if g != "all" && g != "ungrouped" {

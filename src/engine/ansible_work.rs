@@ -68,7 +68,7 @@ impl NodeJob<'_> {
             skip_tags: &play.skip_tags,
             extra_vars,
             check,
-            vault_password: None,
+            vault_password: self.workflow.revealed.vault_password.as_deref(),
         };
         let prepare = |e: std::io::Error| StepError::Ansible(AnsibleError::Prepare(e.to_string()));
         let dir = Workdir::new().map_err(prepare)?;

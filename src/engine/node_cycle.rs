@@ -18,7 +18,7 @@ use super::step_output::StepOutput;
 use crate::site::{DrainHooks, HookHost, OnDrainTimeout};
 use crate::store::NodeState;
 use crate::transport::{Connection, Connector, ExecOutput, LocalConnection, TransportError};
-use crate::workflow::{Action, Change, Reboot};
+use crate::workflow::{Action, Change, Reboot, Workflow};
 
 /// How long one drain hook call may take.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(120);
@@ -48,6 +48,28 @@ pub enum NodeEnd {
     /// The state store could not record a transition, so the node was left as it was
     /// (`drained`: drained). Not the node's failure: the run stops.
     StoreFailed { error: String, drained: bool },
+}
+
+impl NodeEnd {
+    /// With every decrypted vault value of `wf` masked in its reasons, before they reach
+    /// the run record, events and the scheduler.
+    pub fn redacted(self, wf: &Workflow) -> NodeEnd {
+        let r = |s: String| wf.redact(&s).into_owned();
+        match self {
+            NodeEnd::Failed { pos, error, drained } => NodeEnd::Failed {
+                pos,
+                error: r(error),
+                drained,
+            },
+            NodeEnd::Held(why) => NodeEnd::Held(r(why)),
+            NodeEnd::Skipped(why) => NodeEnd::Skipped(r(why)),
+            NodeEnd::StoreFailed { error, drained } => NodeEnd::StoreFailed {
+                error: r(error),
+                drained,
+            },
+            NodeEnd::Done => NodeEnd::Done,
+        }
+    }
 }
 
 enum Drain {
@@ -209,6 +231,9 @@ impl<K: Connector> NodeCycle<'_, K> {
                     Some(e.to_string()),
                 ),
             };
+            // Output that echoes a vault value is masked in events and the record.
+            let output_tail = wf.redact(&output_tail).into_owned();
+            let error = error.map(|e| wf.redact(&e).into_owned());
             self.events.send(RunEvent::StepFinished {
                 node: self.name().to_string(),
                 step: step.name.clone(),

@@ -47,8 +47,11 @@ pub fn template_context(
     extra: &serde_json::Map<String, serde_json::Value>,
     site: &serde_json::Value,
 ) -> serde_json::Value {
-    let mut vars: serde_json::Map<String, serde_json::Value> =
-        wf.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut vars: serde_json::Map<String, serde_json::Value> = wf
+        .render_vars()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     vars.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
     json!({
         "node": {
@@ -85,7 +88,9 @@ impl NodeJob<'_> {
 
     fn log(&self, text: &str) {
         if let Some(log) = self.log {
-            log.write(&self.node.name, text);
+            // A command a vault value was rendered into, or output that echoes one,
+            // shows `********`.
+            log.write(&self.node.name, &self.workflow.redact(text));
         }
     }
 
@@ -111,8 +116,18 @@ impl NodeJob<'_> {
         self.log(&s);
     }
 
-    /// Runs every check and classifies the node.
+    /// Runs every check and classifies the node; errors and changes with vault values
+    /// masked.
     pub async fn check<C: Connection>(&self, conn: &C) -> CheckResult {
+        let mut r = self.check_unmasked(conn).await;
+        r.error = r.error.map(|e| self.workflow.redact(&e).into_owned());
+        for c in &mut r.changes {
+            *c = self.workflow.redact(c).into_owned();
+        }
+        r
+    }
+
+    async fn check_unmasked<C: Connection>(&self, conn: &C) -> CheckResult {
         let steps = &self.workflow.steps;
         let mut needs = Vec::with_capacity(steps.len());
         let mut changes = Vec::new();

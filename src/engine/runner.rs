@@ -659,6 +659,7 @@ impl<K: Connector> Dispatch<K> {
         if let Some(c) = conn {
             conns.put(node, c);
         }
+        let end = end.redacted(&self.cx.workflow);
         match end {
             NodeEnd::Done => {
                 self.left_drained.remove(&node);

@@ -577,6 +577,7 @@ blacklist: [mgmt1]
             tree: &doc.root,
             site_drain: true,
             file_roots: &[std::path::PathBuf::from("/")],
+            keyring: &crate::vault::Keyring::default(),
         };
         let wf = Workflow::from_raw(&raw, "w.yml", &cx).unwrap();
         (inv, wf)

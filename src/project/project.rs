@@ -157,6 +157,8 @@ impl Project {
 
         let mut workflows = Vec::new();
         let mut names: HashMap<String, String> = HashMap::new();
+        // Read once, when the first vault data needs it.
+        let keyring = crate::vault::Keyring::new(site.vault.clone());
         for file in workflow_files(&site.workflows, diags) {
             let shown = display(&file);
             files.push(shown.clone());
@@ -191,6 +193,7 @@ impl Project {
                 tree: &doc.root,
                 site_drain: site.drain.is_some(),
                 file_roots: &site.file_roots,
+                keyring: &keyring,
             };
             match Workflow::from_raw(&raw, &shown, &cx) {
                 Ok(w) => {

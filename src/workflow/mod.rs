@@ -4,6 +4,7 @@ mod file_mode;
 mod name_check;
 mod raw_workflow;
 mod raw_workflow_drain;
+mod revealed;
 mod template_source;
 #[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod workflow;
@@ -16,6 +17,7 @@ pub use raw_workflow::{
     RawTargets, RawWaitFor, RawWorkflow,
 };
 pub use raw_workflow_drain::RawWorkflowDrain;
+pub use revealed::Revealed;
 pub use template_source::{TemplateSource, TemplateUse};
 pub use workflow::{
     Action, AnsiblePlay, AnsibleSource, Canary, CanarySelect, DEFAULT_BOOT_ID_COMMAND,

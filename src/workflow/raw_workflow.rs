@@ -44,9 +44,15 @@ pub struct RawWorkflow {
     /// step is an error.
     #[serde(default)]
     pub drain: Option<RawWorkflowDrain>,
-    /// Values for templates, as `vars.NAME`.
+    /// Values for templates, as `vars.NAME`. A value may be Ansible Vault-encrypted
+    /// inline (`!vault |`, decrypted with drover.yml's `vault:` password).
     #[serde(default)]
     pub vars: IndexMap<String, serde_json::Value>,
+    /// YAML files of more vars (relative to the workflow file, inside the site), each
+    /// plain or encrypted whole with `ansible-vault encrypt`; over `vars`, later files
+    /// winning, as in Ansible.
+    #[serde(default)]
+    pub vars_files: Vec<String>,
     /// Environment variables for commands run on the controller (drain hooks with
     /// `run_on: controller`, `local:` steps), over the site's `env:`.
     #[serde(default)]

@@ -46,6 +46,8 @@ pub struct WorkflowContext<'a> {
     /// Directories (canonical) that `copy`/`template` sources must resolve inside: the
     /// site directory and the site's `files.extra_roots`.
     pub file_roots: &'a [PathBuf],
+    /// The site's vault password, for `vars_files` and inline `!vault |` values.
+    pub keyring: &'a crate::vault::Keyring,
 }
 
 impl Workflow {
@@ -184,6 +186,17 @@ impl Workflow {
             }
         }
 
+        let (vars, mut revealed) = reveal(raw, cx, &mut p);
+        if cx.keyring.configured() && steps.iter().any(|s| matches!(s.action, Action::Ansible(_))) {
+            match cx.keyring.password() {
+                Ok(pw) => revealed.vault_password = Some(pw.to_vec()),
+                Err(e) => p.push(
+                    Problem::value(root.clone(), format!("the vault password for `ansible:` steps: {e}"))
+                        .with_help("drover passes drover.yml's `vault:` password to ansible-playbook (`--vault-password-file`)"),
+                ),
+            }
+        }
+
         let env = crate::site::check_env(&raw.env, &root.key("env"))
             .map_err(|e| p.extend(e))
             .unwrap_or_default();
@@ -204,7 +217,8 @@ impl Workflow {
             window: raw.window.clone(),
             drain,
             no_drain,
-            vars: raw.vars.clone(),
+            vars,
+            revealed: std::sync::Arc::new(revealed),
             env,
             steps,
         })
@@ -754,4 +768,162 @@ fn in_site(
         return None;
     }
     Some(real)
+}
+
+/// The workflow's vars: `vars` with inline `!vault |` values decrypted, then every
+/// `vars_files` entry over them (decrypted when it is a vault file). Returns what may be
+/// shown (every decrypted value masked) and the revealed values. Problems name the file
+/// and never show decrypted text.
+fn reveal(
+    raw: &RawWorkflow,
+    cx: &WorkflowContext<'_>,
+    p: &mut Vec<Problem>,
+) -> (
+    indexmap::IndexMap<String, serde_json::Value>,
+    super::revealed::Revealed,
+) {
+    let root = Path::root();
+    let mut secrets = crate::vault::Secrets::default();
+    let mut any = false;
+    let mut vars = indexmap::IndexMap::new();
+    for (k, v) in &raw.vars {
+        let at = root.key("vars").key(k.clone());
+        let v = decrypt_inline(v, &at, cx, &mut secrets, &mut any, p);
+        vars.insert(k.clone(), v);
+    }
+    for (i, f) in raw.vars_files.iter().enumerate() {
+        let at = root.key("vars_files").index(i);
+        let Some(real) = in_site(f, &at, cx, false, p) else {
+            continue;
+        };
+        let text = match crate::bounded_read::read_regular_text(&real, Some(crate::yaml::MAX_FILE_BYTES)) {
+            Ok(t) => t,
+            Err(e) => {
+                p.push(Problem::value(at, format!("cannot read `{f}`: {e}")));
+                continue;
+            }
+        };
+        let vault = crate::vault::is_vault(&text);
+        let text = if vault {
+            match cx.keyring.decrypt(&text) {
+                Ok(t) => t,
+                Err(e) => {
+                    p.push(
+                        Problem::value(at, format!("cannot decrypt `{f}` ({}): {e}", real.display()))
+                            .with_help("nothing runs until every vault file decrypts; the password comes from drover.yml's `vault:`"),
+                    );
+                    continue;
+                }
+            }
+        } else {
+            text
+        };
+        let (tree, errors) = crate::yaml::load(&text);
+        if let Some(e) = errors.first() {
+            // Only the position: the line itself may be a secret.
+            p.push(Problem::value(
+                at,
+                format!(
+                    "`{f}`{} is not valid YAML: line {}, column {}: {}",
+                    if vault { " (decrypted)" } else { "" },
+                    e.at.line,
+                    e.at.column,
+                    e.message
+                ),
+            ));
+            continue;
+        }
+        let Some(serde_json::Value::Object(m)) = tree.map(|t| t.to_json()) else {
+            p.push(Problem::value(
+                at,
+                format!("`{f}` must hold a mapping of vars (`name: value`)"),
+            ));
+            continue;
+        };
+        for (k, v) in m {
+            let v = decrypt_inline(&v, &at, cx, &mut secrets, &mut any, p);
+            if vault {
+                secrets.add_all(&v);
+                any = true;
+            }
+            vars.insert(k, v);
+        }
+    }
+    if !any {
+        return (vars, super::revealed::Revealed::default());
+    }
+    let shown = vars.iter().map(|(k, v)| (k.clone(), mask(v, &secrets))).collect();
+    let revealed = super::revealed::Revealed {
+        vars: Some(vars),
+        secrets,
+        vault_password: None,
+    };
+    (shown, revealed)
+}
+
+/// `v` with every inline vault value (`{ __ansible_vault: TEXT }`) decrypted, at any
+/// depth; each plaintext becomes a secret.
+fn decrypt_inline(
+    v: &serde_json::Value,
+    at: &Path,
+    cx: &WorkflowContext<'_>,
+    secrets: &mut crate::vault::Secrets,
+    any: &mut bool,
+    p: &mut Vec<Problem>,
+) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        J::Object(m) if m.len() == 1 && m.contains_key(crate::vault::VAULT_KEY) => {
+            let text = m
+                .get(crate::vault::VAULT_KEY)
+                .and_then(J::as_str)
+                .unwrap_or_default();
+            match cx.keyring.decrypt(text) {
+                Ok(plain) => {
+                    secrets.add(&plain);
+                    *any = true;
+                    J::String(plain)
+                }
+                Err(e) => {
+                    p.push(
+                        Problem::value(at.clone(), format!("cannot decrypt this `!vault` value: {e}"))
+                            .with_help("nothing runs until every vault value decrypts; the password comes from drover.yml's `vault:`"),
+                    );
+                    J::Null
+                }
+            }
+        }
+        J::Object(m) => J::Object(
+            m.iter()
+                .map(|(k, x)| {
+                    (
+                        k.clone(),
+                        decrypt_inline(x, &at.key(k.clone()), cx, secrets, any, p),
+                    )
+                })
+                .collect(),
+        ),
+        J::Array(items) => J::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| decrypt_inline(x, &at.index(i), cx, secrets, any, p))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// What may be shown of a value: secrets masked.
+fn mask(v: &serde_json::Value, secrets: &crate::vault::Secrets) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        J::String(s) => J::String(secrets.redact(s).into_owned()),
+        J::Number(n) if secrets.redact(&n.to_string()) != n.to_string() => {
+            J::String(crate::vault::MASK.into())
+        }
+        J::Array(items) => J::Array(items.iter().map(|x| mask(x, secrets)).collect()),
+        J::Object(m) => J::Object(m.iter().map(|(k, x)| (k.clone(), mask(x, secrets))).collect()),
+        other => other.clone(),
+    }
 }

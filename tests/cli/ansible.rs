@@ -280,14 +280,14 @@ fn a_failing_task_fails_the_node_with_the_task_name() {
     let Some(bin) = ansible_bin() else { return };
     let f = Fleet::start(bin, 1, false, "");
     f.write(
-        "workflows/site.yml",
+        "playbooks/site.yml",
         "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: first is fine\n      ansible.builtin.command: \"true\"\n    \
          - name: this one breaks\n      ansible.builtin.command: \"sh -c 'echo broken pipe >&2; exit 3'\"\n",
     );
     f.write(
         "workflows/w.yml",
         "name: w\nversion: 1\ntargets: { nodes: [\"@all\"] }\ncanary: { size: 0 }\n\
-         steps:\n  - name: play\n    change: hot\n    ansible: { playbook: site.yml, check_mode: false }\n",
+         steps:\n  - name: play\n    change: hot\n    ansible: { playbook: ../playbooks/site.yml, check_mode: false }\n",
     );
     let out = f.drover(&["run", "w", "--yes", "--json"]);
     assert_eq!(out.code, drover::exit_code::RUN_STOPPED, "{out}");
@@ -307,7 +307,7 @@ fn a_drain_tagged_playbook_runs_inside_the_drain_cycle() {
     // The task records the scheduler's view of its node while it runs; `creates` lets
     // check mode tell (a shell task without it would always report a change).
     f.write(
-        "workflows/firmware.yml",
+        "playbooks/firmware.yml",
         "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: flash firmware\n      ansible.builtin.shell:\n        \
          cmd: \"cat {{ sched }}/state/{{ inventory_hostname }} > {{ state }}/state-during\"\n        creates: \"{{ state }}/state-during\"\n",
     );
@@ -315,7 +315,7 @@ fn a_drain_tagged_playbook_runs_inside_the_drain_cycle() {
         "workflows/w.yml",
         &format!(
             "name: w\nversion: 1\ntargets: {{ nodes: [\"@all\"] }}\ncanary: {{ size: 0 }}\nstrategy: {{ batch: 2, max_unavailable: 1 }}\n\
-             steps:\n  - name: firmware\n    change: drain\n    ansible: {{ playbook: firmware.yml, extra_vars: {{ sched: {} }} }}\n",
+             steps:\n  - name: firmware\n    change: drain\n    ansible: {{ playbook: ../playbooks/firmware.yml, extra_vars: {{ sched: {} }} }}\n",
             json!(sched)
         ),
     );

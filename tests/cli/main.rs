@@ -34,3 +34,4 @@ mod terminal;
 mod testbed;
 mod validate_errors;
 mod validate_safety;
+mod vault;
