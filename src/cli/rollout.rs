@@ -374,6 +374,7 @@ pub(super) async fn flow<K: Connector>(
                 .and_then(|w| Some((w.clone(), project.site.windows.get(w)?.clone()))),
             store: store.clone(),
             poll: project.site.pause_poll,
+            inventory: None,
         },
         settle: resume.as_ref().map_or_else(HashSet::new, |r| {
             r.prior
@@ -766,7 +767,7 @@ pub(super) async fn flow<K: Connector>(
     );
     let result = engine::execute(Arc::clone(&cx), &plan, work, &mut conns, spec, irx, ctl_rx).await;
     beat.abort();
-    let outcome = final_outcome(inv, &plan, &skipped, result.outcome.clone());
+    let outcome = final_outcome(inv, &plan, &skipped, &result);
     let status = run_state::status_of(Some(&outcome));
     let interrupted = status == crate::store::RunStatus::Interrupted;
     let unsure = if interrupted {
@@ -1144,10 +1145,20 @@ impl Skipped {
 /// The run's outcome with what the plan left out: nodes that needed a drain no budget had
 /// room for (because held or down nodes fill it) stop the run like a `Blocked` rollout,
 /// even when the rollout itself had nothing left to do.
-fn final_outcome(inv: &Inventory, plan: &Plan, skipped: &Skipped, engine: Option<Outcome>) -> Outcome {
-    let outcome = engine.unwrap_or(Outcome::Stopped {
-        stop: StopReason::Interrupted,
-    });
+///
+/// Nodes put into maintenance during the run are not failures: a run whose only
+/// shortfall is those is a success with work remaining (exit 10), not "completed with
+/// failures".
+fn final_outcome(inv: &Inventory, plan: &Plan, skipped: &Skipped, result: &engine::RunResult) -> Outcome {
+    let outcome = match result.outcome.clone() {
+        Some(Outcome::CompletedWithFailures { failed }) if failed == result.maintenance.len() => {
+            Outcome::Succeeded
+        }
+        Some(o) => o,
+        None => Outcome::Stopped {
+            stop: StopReason::Interrupted,
+        },
+    };
     if !matches!(outcome, Outcome::Succeeded) {
         return outcome;
     }
@@ -1263,7 +1274,11 @@ impl Summary<'_> {
                 };
                 (exit_code::NODES_FAILED, text)
             }
-            Outcome::Succeeded if !sk.other_steps.is_empty() || sk.unavailable_needing > 0 => {
+            Outcome::Succeeded
+                if !sk.other_steps.is_empty()
+                    || sk.unavailable_needing > 0
+                    || !self.result.maintenance.is_empty() =>
+            {
                 let mut parts = Vec::new();
                 if ran > 0 {
                     parts.push(ran_text());
@@ -1289,6 +1304,14 @@ impl Summary<'_> {
                         super::plural(u, "node"),
                         if u == 1 { "needs" } else { "need" },
                         if u == 1 { "is" } else { "are" }
+                    ));
+                }
+                let m = self.result.maintenance.len();
+                if m > 0 {
+                    parts.push(format!(
+                        "{} went into maintenance during the run and {} left alone",
+                        super::plural(m, "node"),
+                        if m == 1 { "was" } else { "were" }
                     ));
                 }
                 (

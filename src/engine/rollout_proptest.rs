@@ -3,7 +3,8 @@
 //! no limit is ever exceeded (counted from what nodes really are, not from the
 //! machine's own counters), every node ends in exactly one final state, every node the
 //! run may have drained is resumed or held with a reason, and nothing starts after a
-//! stop, a failed canary or an exhausted failure budget.
+//! stop, a failed canary or an exhausted failure budget; no node starts (but to retry a
+//! turn begun) while a pause stands or outside the window, whose clock the world moves.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -229,6 +230,14 @@ struct World {
     paused: bool,
 }
 
+fn business_hours() -> crate::window::Window {
+    let raw: crate::window::RawWindow = serde_json::from_value(serde_json::json!({
+        "timezone": "UTC", "days": ["mon-fri"], "start": "08:00", "end": "17:00", "cutoff": "1h",
+    }))
+    .expect("window");
+    crate::window::Window::from_raw(&raw).expect("window")
+}
+
 fn a_pause() -> crate::store::Pause {
     crate::store::Pause {
         scope: crate::store::PauseScope::All,
@@ -243,7 +252,13 @@ proptest! {
 
     #[test]
     fn the_rollout_keeps_every_limit_and_ends_every_node_once(c in case()) {
-        let (plan, spec, limits) = build(&c);
+        let (plan, mut spec, limits) = build(&c);
+        // Half the cases run under a window (Mon-Fri 08:00-17:00 UTC, cutoff 1h) whose
+        // clock the world moves; they begin on a Monday at 07:30, closed.
+        let window = c.choices.first().is_some_and(|b| b % 2 == 0).then(business_hours);
+        let mut now: jiff::Timestamp = "2026-12-07T07:30:00Z".parse().expect("time");
+        spec.window = window.clone().map(|w| ("w".to_string(), w));
+        spec.now = now;
         let drains: HashSet<usize> = (0..c.n).filter(|i| c.drains[*i]).collect();
         let host_of: HashMap<usize, usize> = c.hosted_on.iter().copied().collect();
         let canary: HashSet<usize> = (0..c.canary).collect();
@@ -322,6 +337,10 @@ proptest! {
                             !w.paused || w.retry_wait.contains(&id),
                             "node {id} started while paused, and not to retry"
                         );
+                        prop_assert!(
+                            window.as_ref().is_none_or(|win| win.may_start(now)) || w.retry_wait.contains(&id),
+                            "node {id} started outside the window at {now}, and not to retry"
+                        );
                         prop_assert!(!w.finals.contains_key(&id), "node {id} started after its end");
                         prop_assert!(w.running.insert(id), "node {id} started twice");
                         w.retry_wait.remove(&id);
@@ -370,9 +389,18 @@ proptest! {
                         w.outcome = Some(o);
                     }
                     Action::PhaseStarted { .. } => {}
-                    Action::Hold(_) => prop_assert!(w.paused && !w.stopped, "a hold without a pause"),
-                    Action::Unhold => prop_assert!(!w.paused, "an unhold while paused"),
-                    Action::WakeAt(_) => prop_assert!(false, "a wake-up without a window"),
+                    Action::Hold(_) => {
+                        let closed = window.as_ref().is_some_and(|win| !win.may_start(now));
+                        prop_assert!((w.paused || closed) && !w.stopped, "a hold without a pause or a closed window");
+                    }
+                    Action::Unhold => {
+                        let closed = window.as_ref().is_some_and(|win| !win.may_start(now));
+                        prop_assert!(!w.paused && !closed, "an unhold while paused or closed");
+                    }
+                    Action::WakeAt(at) => {
+                        prop_assert!(window.is_some(), "a wake-up without a window");
+                        prop_assert!(at > now, "a wake-up in the past");
+                    }
                 }
             }
             // No limit is exceeded by what is really down (a VM is down with its host).
@@ -392,6 +420,12 @@ proptest! {
                 Some(x) if x % 31 == 0 => {
                     w.paused = !w.paused;
                     Input::Pause(w.paused.then(a_pause))
+                }
+                Some(x) if window.is_some() && x % 37 == 0 => {
+                    now = now
+                        .checked_add(jiff::SignedDuration::from_mins(i64::from(x) * 7))
+                        .expect("time");
+                    Input::Clock(now)
                 }
                 Some(x) if w.soaking && x % 3 == 0 => {
                     w.soaking = false;
@@ -450,6 +484,11 @@ proptest! {
                 _ if w.paused => {
                     w.paused = false;
                     Input::Pause(None)
+                }
+                // One held by its window waits for the next opening.
+                _ if window.as_ref().is_some_and(|win| !win.may_start(now)) => {
+                    now = window.as_ref().and_then(|win| win.next_open(now)).expect("it opens");
+                    Input::Clock(now)
                 }
                 _ => {
                     prop_assert!(false, "nothing runs, nothing waits, and the run has not ended");

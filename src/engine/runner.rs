@@ -46,6 +46,10 @@ pub struct Gates {
     /// Where pauses and maintenance are read; `None` (a dry run): nothing can pause it.
     pub store: Option<Store>,
     pub poll: std::time::Duration,
+    /// The inventory in force, when it can change while the run goes on (the daemon's
+    /// live site): a node no longer in it whose turn has not begun is not started
+    /// ("removed from the inventory"). `None`: the run's own inventory is final.
+    pub inventory: Option<watch::Receiver<Arc<Inventory>>>,
 }
 
 impl Default for Gates {
@@ -56,6 +60,7 @@ impl Default for Gates {
             window: None,
             store: None,
             poll: std::time::Duration::from_secs(5),
+            inventory: None,
         }
     }
 }
@@ -366,6 +371,9 @@ pub struct RunResult {
     pub skipped: Vec<(NodeId, String)>,
     /// Planned but never started (the run stopped first).
     pub not_started: Vec<NodeId>,
+    /// Of the skipped, those put into maintenance during the run (left alone before
+    /// their turn): not failures of the change, work that remains.
+    pub maintenance: Vec<NodeId>,
     pub outcome: Option<Outcome>,
     /// The second Ctrl-C: tasks were aborted mid-step.
     pub aborted: bool,
@@ -421,6 +429,9 @@ struct Dispatch<K: Connector> {
     /// Nodes found in maintenance since the run began, with the maintenance: skipped,
     /// untouched, if their turn had not begun.
     maintenance: HashMap<NodeId, String>,
+    /// Nodes removed from the inventory in force since the run began: skipped, untouched,
+    /// if their turn had not begun.
+    removed: HashSet<NodeId>,
     /// When the window next changes ([`Action::WakeAt`]).
     wake: Option<jiff::Timestamp>,
 }
@@ -474,6 +485,15 @@ impl<K: Connector> Dispatch<K> {
                         reason: why.clone(),
                     });
                     let why = format!("in {why}");
+                    self.result.maintenance.push(node);
+                    self.result.skipped.push((node, why.clone()));
+                    self.finish_node(node, false, Some(why));
+                    self.inbox.push_back(Input::Skipped(node));
+                    return;
+                }
+                if !self.started.contains(&node) && !was_drained && self.removed.contains(&node) {
+                    self.started.insert(node);
+                    let why = "removed from the inventory".to_string();
                     self.result.skipped.push((node, why.clone()));
                     self.finish_node(node, false, Some(why));
                     self.inbox.push_back(Input::Skipped(node));
@@ -584,7 +604,7 @@ impl<K: Connector> Dispatch<K> {
 
     /// Whether anything can hold the run, so the runner must look.
     fn watches_gates(&self) -> bool {
-        self.cx.gates.store.is_some() || self.cx.gates.window.is_some()
+        self.cx.gates.store.is_some() || self.cx.gates.window.is_some() || self.cx.gates.inventory.is_some()
     }
 
     /// How long until the next look: the poll interval, or less if the window changes
@@ -599,6 +619,7 @@ impl<K: Connector> Dispatch<K> {
 
     /// Reads the clock, the pause and the nodes in maintenance, as inputs.
     fn look(&mut self) -> Vec<Input> {
+        self.read_removed();
         let g = &self.cx.gates;
         let mut inputs = vec![Input::Clock(g.clock.now())];
         let Some(store) = &g.store else {
@@ -624,6 +645,19 @@ impl<K: Connector> Dispatch<K> {
                 if let Some(id) = self.cx.inventory.find(&m.node) {
                     self.maintenance.insert(id, m.to_string());
                 }
+            }
+        }
+    }
+
+    /// Nodes of the run that the inventory in force no longer has.
+    fn read_removed(&mut self) {
+        let Some(live) = &self.cx.gates.inventory else {
+            return;
+        };
+        let live = live.borrow().clone();
+        for id in self.cx.inventory.ids() {
+            if !self.started.contains(&id) && live.find(&self.cx.inventory.node(id).name).is_none() {
+                self.removed.insert(id);
             }
         }
     }
@@ -865,6 +899,7 @@ pub async fn execute<K: Connector>(
         holds: JoinSet::new(),
         hold_node: HashMap::new(),
         maintenance: HashMap::new(),
+        removed: HashSet::new(),
         wake: None,
     };
     let mut control_open = true;
@@ -1178,6 +1213,7 @@ mod tests {
             )),
             store: None,
             poll: Duration::from_millis(20),
+            inventory: None,
         };
         let cx = Arc::new(cx);
         let plan = Plan::build(&p.inventory, &p.workflows[0], &PlanInput::default()).unwrap();
@@ -1238,5 +1274,61 @@ mod tests {
                 "start n3",
             ]
         );
+    }
+
+    /// The daemon's live inventory loses a node while the run is in flight: the node is
+    /// not started, and says why; the others go on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_removed_from_the_inventory_mid_run_is_not_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let p = project(dir.path(), "\"false\"");
+        let mut wf = p.workflows[0].clone();
+        wf.steps[0].action = crate::workflow::Action::Run(format!(
+            "touch {d}/started-$DROVER_NODE; while [ ! -e {d}/release ]; do sleep 0.02; done"
+        ));
+        let (live_tx, live_rx) = watch::channel(Arc::new(p.inventory.clone()));
+        let mut cx = Arc::into_inner(context(&p)).unwrap();
+        cx.workflow = Arc::new(wf);
+        cx.forks = 1;
+        cx.gates.poll = Duration::from_millis(20);
+        cx.gates.inventory = Some(live_rx);
+        let cx = Arc::new(cx);
+        let plan = Plan::build(&p.inventory, &p.workflows[0], &PlanInput::default()).unwrap();
+        let work = Work {
+            steps: plan.nodes.iter().map(|id| (*id, vec![0])).collect(),
+            ..Work::default()
+        };
+        let spec = RolloutSpec::simple(cx.workflow.strategy.retries, 1);
+        let (_itx, irx) = watch::channel(0u32);
+        let (_ctx, ctl) = mpsc::unbounded_channel();
+        let run = tokio::spawn({
+            let cx = Arc::clone(&cx);
+            async move {
+                let mut conns = Connections(HashMap::new());
+                execute(cx, &plan, work, &mut conns, spec, irx, ctl).await
+            }
+        });
+        let t = Instant::now();
+        while !dir.path().join("started-n1").exists() {
+            assert!(t.elapsed() < Duration::from_secs(10), "n1 never started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // n3 leaves the inventory while n1 is in flight (n2 stays).
+        let raw: crate::inventory::RawInventory =
+            serde_json::from_value(serde_json::json!({"nodes": {"n1": {}, "n2": {}}})).unwrap();
+        live_tx
+            .send(Arc::new(Inventory::from_raw(&raw).unwrap()))
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        std::fs::write(dir.path().join("release"), "").unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("the run hung")
+            .unwrap();
+        let n3 = p.inventory.find("n3").unwrap();
+        assert_eq!(r.skipped, vec![(n3, "removed from the inventory".to_string())]);
+        assert_eq!(r.succeeded.len(), 2);
+        assert!(!dir.path().join("started-n3").exists(), "n3 was touched");
     }
 }

@@ -124,6 +124,11 @@ impl Project {
                 raw.server.is_some(),
                 "there is no daemon or REST API yet",
             ),
+            (
+                "git",
+                raw.git.is_some(),
+                "there is no daemon (`drover serve`) yet to follow the repository",
+            ),
         ] {
             if set {
                 let at = match key {

@@ -1,0 +1,151 @@
+//! The git watcher as a task: polls on its interval (longer after failed fetches) and
+//! whenever asked (the push webhook), each poll on a blocking thread so git and the
+//! file system never stall the runtime, and sends what it finds to the daemon.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+
+use super::git_watcher::GitWatcher;
+use super::source_error::SourceError;
+use super::source_event::SourceEvent;
+
+/// Asks the watcher to fetch now rather than at its next interval. Cheap to clone; asks
+/// made while a fetch is under way make one more fetch after it, not one each.
+#[derive(Clone, Debug, Default)]
+pub struct FetchTrigger(Arc<Notify>);
+
+impl FetchTrigger {
+    pub fn fetch_now(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// The running watcher task.
+pub struct GitSource {
+    pub trigger: FetchTrigger,
+    /// Ends with `Ok` on shutdown or when the receiver of the events is gone; with an
+    /// error when the clone, the state dir or the store failed.
+    pub task: JoinHandle<Result<(), SourceError>>,
+}
+
+impl GitSource {
+    /// Starts polling at once, then on the interval, until `shutdown` completes.
+    pub fn spawn(
+        watcher: GitWatcher,
+        events: mpsc::UnboundedSender<SourceEvent>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> GitSource {
+        let trigger = FetchTrigger::default();
+        let asked = trigger.0.clone();
+        let task = tokio::spawn(async move {
+            tokio::pin!(shutdown);
+            let mut watcher = Some(watcher);
+            loop {
+                let Some(w) = watcher.take() else { return Ok(()) };
+                let (w, found) = tokio::task::spawn_blocking(move || {
+                    let mut w = w;
+                    let found = w.poll();
+                    (w, found)
+                })
+                .await
+                .map_err(|e| SourceError::Io {
+                    action: "poll",
+                    path: "git".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+                for e in found? {
+                    if events.send(e).is_err() {
+                        return Ok(());
+                    }
+                }
+                let delay = w.next_delay();
+                watcher = Some(w);
+                tokio::select! {
+                    () = &mut shutdown => return Ok(()),
+                    () = tokio::time::sleep(delay) => {}
+                    () = asked.notified() => {}
+                }
+            }
+        });
+        GitSource { trigger, task }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::site::GitSettings;
+    use crate::source::test_remote::{TestRemote, workflow};
+    use crate::store::Store;
+
+    async fn accepted(rx: &mut mpsc::UnboundedReceiver<SourceEvent>) -> Vec<String> {
+        loop {
+            let e = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("an event within 10s")
+                .expect("source alive");
+            if let SourceEvent::Accepted { rollouts, .. } = e {
+                return rollouts.into_iter().map(|r| r.workflow).collect();
+            }
+        }
+    }
+
+    fn watcher(remote: &TestRemote, state: &std::path::Path, poll: Duration) -> GitWatcher {
+        let settings = GitSettings {
+            remote: remote.url(),
+            branch: "main".into(),
+            poll_interval: poll,
+            site_path: "".into(),
+            allow_force_push: false,
+            require_signed: None,
+        };
+        GitWatcher::open(settings, state, Store::open(&state.join("drover.db")).unwrap()).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_is_seen_on_the_next_poll_or_at_once_when_asked() {
+        let (remote, _) = TestRemote::with_site();
+        let state = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let source = GitSource::spawn(
+            watcher(&remote, state.path(), Duration::from_millis(200)),
+            tx,
+            async {
+                let _ = stop_rx.await;
+            },
+        );
+        assert_eq!(accepted(&mut rx).await, ["a", "b"]);
+
+        // On the interval.
+        let t = Instant::now();
+        remote.commit(&[("workflows/a.yml", &workflow("a", 2, "echo 2"))], "a2");
+        assert_eq!(accepted(&mut rx).await, ["a"]);
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+
+        stop_tx.send(()).unwrap();
+        source.task.await.unwrap().unwrap();
+
+        // A long interval: only the trigger brings the commit in.
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        remote.commit(&[("workflows/b.yml", &workflow("b", 2, "echo 2"))], "b2");
+        let source = GitSource::spawn(
+            watcher(&remote, state.path(), Duration::from_secs(3600)),
+            tx,
+            std::future::pending(),
+        );
+        // The first poll happens at start; wait until it is done, then commit again.
+        assert_eq!(accepted(&mut rx).await, ["b"]);
+        remote.commit(&[("workflows/a.yml", &workflow("a", 3, "echo 3"))], "a3");
+        source.trigger.fetch_now();
+        assert_eq!(accepted(&mut rx).await, ["a"]);
+        drop(rx);
+        source.trigger.fetch_now();
+        source.task.abort();
+    }
+}

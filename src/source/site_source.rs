@@ -1,0 +1,133 @@
+//! Where the daemon takes its site from: the git repository when `git:` is set (then
+//! the files on disk are not watched: git is the source of truth, and a local edit
+//! must not bypass review and signatures), otherwise the site directory, watched.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::git_source::{FetchTrigger, GitSource};
+use super::git_watcher::GitWatcher;
+use super::site_watcher::{SiteChange, SiteWatcher};
+use super::source_error::SourceError;
+use super::source_event::SourceEvent;
+use crate::project::Project;
+use crate::store::Store;
+
+/// How long the files must be quiet before an edit is reloaded.
+pub const EDIT_DEBOUNCE: Duration = Duration::from_millis(500);
+
+pub enum SiteSource {
+    Git {
+        source: GitSource,
+        events: mpsc::UnboundedReceiver<SourceEvent>,
+    },
+    Files {
+        watcher: SiteWatcher,
+        changes: mpsc::UnboundedReceiver<SiteChange>,
+    },
+}
+
+impl SiteSource {
+    /// `project` is the site loaded from `site_dir` (the `--site` of `drover serve`);
+    /// its `git:` and `state_dir` decide. The git source stops when `shutdown` completes.
+    pub fn start(
+        site_dir: &Path,
+        project: Project,
+        store: Store,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<SiteSource, SourceError> {
+        match project.site.git.clone() {
+            Some(git) => {
+                let watcher = GitWatcher::open(git, &project.site.state_dir, store)?;
+                let (tx, events) = mpsc::unbounded_channel();
+                Ok(SiteSource::Git {
+                    source: GitSource::spawn(watcher, tx, shutdown),
+                    events,
+                })
+            }
+            None => {
+                let (tx, changes) = mpsc::unbounded_channel();
+                Ok(SiteSource::Files {
+                    watcher: SiteWatcher::start(site_dir, project, EDIT_DEBOUNCE, tx)?,
+                    changes,
+                })
+            }
+        }
+    }
+
+    /// The push webhook's handle (git only).
+    pub fn fetch_trigger(&self) -> Option<FetchTrigger> {
+        match self {
+            SiteSource::Git { source, .. } => Some(source.trigger.clone()),
+            SiteSource::Files { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::test_remote::{INVENTORY, SITE, TestRemote, workflow};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_git_the_files_are_not_watched_and_without_it_they_are() {
+        let (remote, _) = TestRemote::with_site();
+        let local = tempfile::tempdir().unwrap();
+        let write_site = |git: &str| {
+            std::fs::create_dir_all(local.path().join("workflows")).unwrap();
+            std::fs::write(local.path().join("drover.yml"), format!("{SITE}{git}")).unwrap();
+            std::fs::write(local.path().join("inventory.yml"), INVENTORY).unwrap();
+            std::fs::write(local.path().join("workflows/a.yml"), workflow("a", 1, "true")).unwrap();
+        };
+        write_site(&format!(
+            "git:\n  remote: {}\n  poll_interval: 1h\n",
+            remote.url()
+        ));
+        let project = Project::load(local.path()).unwrap();
+        let store = Store::open(&project.site.state_dir.join("drover.db")).unwrap();
+        let mut s = SiteSource::start(local.path(), project, store, std::future::pending()).unwrap();
+        let SiteSource::Git { events, .. } = &mut s else {
+            panic!("expected the git source")
+        };
+        let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(e, SourceEvent::Accepted { ref rollouts, .. } if rollouts.len() == 2),
+            "{e:?}"
+        );
+        // A local edit is not taken: nothing arrives but what git brings.
+        std::fs::write(local.path().join("inventory.yml"), "nodes:\n  x: {}\n").unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(1500), events.recv())
+                .await
+                .is_err()
+        );
+        assert!(s.fetch_trigger().is_some());
+
+        write_site("");
+        let project = Project::load(local.path()).unwrap();
+        let store = Store::open(&project.site.state_dir.join("drover.db")).unwrap();
+        let mut s = SiteSource::start(local.path(), project, store, std::future::pending()).unwrap();
+        let SiteSource::Files { changes, .. } = &mut s else {
+            panic!("expected the file watcher")
+        };
+        std::fs::write(
+            local.path().join("inventory.yml"),
+            "canary: [n1]\nnodes:\n  n[1-9]: {}\n",
+        )
+        .unwrap();
+        let c = tokio::time::timeout(Duration::from_secs(10), changes.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(c, SiteChange::Reloaded(ref p) if p.inventory.nodes().len() == 9),
+            "{c:?}"
+        );
+    }
+}
