@@ -85,6 +85,7 @@ fn run(n: usize, budget: Budget) -> Duration {
         batches,
         window: None,
         unavailable_at_start: vec![],
+        order: vec![],
         maintenance: vec![],
     };
     let mut spec = RolloutSpec::simple(
@@ -107,6 +108,7 @@ fn run(n: usize, budget: Budget) -> Duration {
                 _ => n,
             },
             members: ids.clone(),
+            ..Limit::default()
         }];
         if budget == Budget::Racks {
             // Rack r holds nodes r, r+R, r+2R, ...: a batch mixes every rack.
@@ -116,6 +118,7 @@ fn run(n: usize, budget: Budget) -> Duration {
                     name: format!("group `rack{r}`"),
                     max: 1,
                     members: ids.iter().copied().skip(r).step_by(racks).collect(),
+                    ..Limit::default()
                 });
             }
         }

@@ -44,17 +44,31 @@ impl Fixture {
         fx
     }
 
-    fn write_drover(&self, bed: &Testbed) {
-        let site = &self.site;
-        mkdir(&site.join("workflows/files"));
+    /// For the kex bench: drover's `ssh.kex_algorithms` (`None` leaves ssh's own
+    /// preference). That bench measures CPU time on a shared machine, where a handshake
+    /// may wait its turn past the default 10 s, so it allows `connect_timeout: 60s`.
+    pub fn set_kex(&self, bed: &Testbed, kex: Option<&str>) {
+        let kex = kex
+            .map(|k| format!("  kex_algorithms: {k}\n"))
+            .unwrap_or_default();
+        self.write_drover_yml(bed, &format!("  connect_timeout: 60s\n{kex}"));
+    }
+
+    fn write_drover_yml(&self, bed: &Testbed, extra: &str) {
         write(
-            &site.join("drover.yml"),
+            &self.site.join("drover.yml"),
             &format!(
-                "state_dir: state\nssh:\n  config: {}\n  forks: {}\n",
+                "state_dir: state\nssh:\n  config: {}\n  forks: {}\n{extra}",
                 bed.ssh_config().display(),
                 self.n
             ),
         );
+    }
+
+    fn write_drover(&self, bed: &Testbed) {
+        let site = &self.site;
+        mkdir(&site.join("workflows/files"));
+        self.write_drover_yml(bed, "");
         write(&site.join("inventory.yml"), &bed.inventory_yaml());
         write(&site.join("workflows/files/app.conf"), CONF);
         write(
@@ -180,6 +194,7 @@ impl Fixture {
         mkdir(&self.floor);
         write(&self.floor.join("app.conf"), CONF);
         write(&self.floor.join("node.sh"), FLOOR_SCRIPT);
+        write(&self.floor.join("one-script.sh"), ONE_SCRIPT);
     }
 }
 
@@ -195,6 +210,12 @@ s "true"
 "#;
 
 /// Every node back to "needs the change".
+/// The least any tool can do: one connection and one command per node, the file on
+/// its input, no lock, no timeout, no check.
+const ONE_SCRIPT: &str = r#"node=$1; state=$2
+ssh -F "$CFG" -o ControlMaster=no "$node" "test -d $state/app || mkdir -p $state/app; cat > $state/app/app.conf && chmod 0644 $state/app/app.conf && printf 'node %s runs demo\n' $node > $state/app/motd && uname -r | grep -q . && true" < "$CONF"
+"#;
+
 pub fn reset(bed: &Testbed) {
     for node in bed.nodes() {
         let _ = std::fs::remove_dir_all(node.state_dir.join("app"));

@@ -3,6 +3,7 @@
 //! ControlMaster per node) as the floor.
 //!
 //! `cargo bench --bench fleet -- [N ...] [--rounds R] [--tools drover,ssh,ansible,pyinfra]`
+//! (`--kex` instead measures what each key exchange costs in CPU: see `kex.rs`)
 //! (default: 20 100, 3 rounds, every tool found). `bench/run` installs ansible-core and
 //! pyinfra in a venv and calls this; a tool missing from PATH is skipped with a message.
 //!
@@ -14,6 +15,7 @@
 
 mod cpu;
 mod fixture;
+mod kex;
 mod negotiation;
 mod tools;
 
@@ -28,16 +30,23 @@ use fixture::{Fixture, reset, verify};
 use tools::{Tool, which};
 
 struct Args {
+    /// `--kex`: the key exchange CPU bench instead of the side-by-side one.
+    kex: bool,
     sizes: Vec<usize>,
     rounds: usize,
     tools: Vec<Tool>,
+    /// `--kex-alg NAME`: the key exchange sshd offers instead of curve25519 (pyinfra, whose
+    /// paramiko has no other, is then skipped).
+    kex_alg: Option<String>,
 }
 
 fn parse_args() -> Args {
     let mut args = Args {
+        kex: false,
         sizes: Vec::new(),
         rounds: 3,
         tools: Tool::ALL.to_vec(),
+        kex_alg: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -50,6 +59,8 @@ fn parse_args() -> Args {
                     .map(|t| Tool::parse(t.trim()).unwrap_or_else(|| panic!("unknown tool {t:?}")))
                     .collect();
             }
+            "--kex" => args.kex = true,
+            "--kex-alg" => args.kex_alg = it.next(),
             "--bench" => {}
             n => match n.parse::<usize>() {
                 Ok(n) if n > 0 => args.sizes.push(n),
@@ -74,18 +85,32 @@ fn main() {
     let started = Instant::now();
     let args = parse_args();
     let drover = PathBuf::from(env!("CARGO_BIN_EXE_drover"));
-    let algorithms = SshAlgorithms::openssh_and_paramiko();
+    if args.kex {
+        kex::run(&drover, &args.sizes, args.rounds);
+        println!(
+            "\nbench took {:.0} s; load average at the end {}",
+            started.elapsed().as_secs_f64(),
+            load_average()
+        );
+        return;
+    }
+    let mut algorithms = SshAlgorithms::openssh_and_paramiko();
+    if let Some(kex) = &args.kex_alg {
+        algorithms.kex.clone_from(kex);
+    }
 
     let mut tools = Vec::new();
     for &tool in &args.tools {
-        match tool.program() {
-            Some(p) if which(p).is_none() => {
-                println!(
-                    "skipping {}: `{p}` is not on PATH (bench/run installs ansible-core and pyinfra)",
-                    tool.name()
-                );
-            }
-            _ => tools.push(tool),
+        if tool == Tool::Pyinfra && !algorithms.kex.starts_with("curve25519") {
+            println!(
+                "skipping pyinfra: paramiko does not implement kex {}",
+                algorithms.kex
+            );
+            continue;
+        }
+        match tool.available() {
+            Err(why) => println!("skipping {}: {why}", tool.name()),
+            Ok(()) => tools.push(tool),
         }
     }
     print_setup(&args, &tools, &algorithms);
@@ -195,15 +220,15 @@ fn print_table(n: usize, rounds: usize, series: &[Series]) {
             s.secs.iter().copied().fold(0.0, f64::max),
         );
     }
-    let floor = series
-        .iter()
-        .find(|s| s.tool == Tool::Ssh)
-        .map(|s| median(&s.secs));
-    if let (Some(d), Some(f)) = (drover, floor) {
-        println!(
-            "{n:>5}  drover / ssh floor = {:.2}x  (medians of {rounds} rounds)",
-            d / f
-        );
+    for floor in [Tool::Ssh, Tool::Script, Tool::DroverBefore] {
+        let f = series.iter().find(|s| s.tool == floor).map(|s| median(&s.secs));
+        if let (Some(d), Some(f)) = (drover, f) {
+            println!(
+                "{n:>5}  drover / {} = {:.2}x  (medians of {rounds} rounds)",
+                floor.name(),
+                d / f
+            );
+        }
     }
 }
 
@@ -243,6 +268,24 @@ fn print_targets(series: &[Series]) {
         "       targets (issue 5, set for 100 nodes): {}",
         parts.join("; ")
     );
+    let mut parts = Vec::new();
+    if let Some(f) = m(Tool::Script) {
+        let r = drover / f;
+        parts.push(format!(
+            "drover/one script {} (target <= 1.3x)",
+            verdict(r, r <= 1.3, r / 1.3 - 1.0)
+        ));
+    }
+    if let Some(t) = m(Tool::Pyinfra) {
+        let r = t / drover;
+        parts.push(format!(
+            "pyinfra/drover {} (target >= 3x)",
+            verdict(r, r >= 3.0, 1.0 - r / 3.0)
+        ));
+    }
+    if !parts.is_empty() {
+        println!("       targets (issue 18): {}", parts.join("; "));
+    }
 }
 
 fn load_average() -> String {

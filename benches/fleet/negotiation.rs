@@ -75,6 +75,11 @@ pub fn check(drover: &Path, tools: &[Tool], algorithms: &SshAlgorithms) -> Resul
     Ok(())
 }
 
+/// The key exchange of every connection in an sshd DEBUG1 log, in order.
+pub fn kex_algorithms(log: &str) -> Vec<String> {
+    parse(log).kex
+}
+
 /// sshd (OpenSSH 9.x) logs, per connection, at DEBUG1:
 /// `kex: algorithm: K`, `kex: host key algorithm: H`, and per direction
 /// `kex: client->server cipher: C MAC: M compression: none`.

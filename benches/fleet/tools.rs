@@ -12,18 +12,31 @@ use crate::fixture::Fixture;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
     Drover,
+    /// Another drover binary (`DROVER_BEFORE`), for before/after comparisons.
+    DroverBefore,
     Ssh,
+    /// The five operations as one script per node: one connection, one command.
+    Script,
     Ansible,
     Pyinfra,
 }
 
 impl Tool {
-    pub const ALL: [Tool; 4] = [Tool::Drover, Tool::Ssh, Tool::Ansible, Tool::Pyinfra];
+    pub const ALL: [Tool; 6] = [
+        Tool::Drover,
+        Tool::DroverBefore,
+        Tool::Ssh,
+        Tool::Script,
+        Tool::Ansible,
+        Tool::Pyinfra,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Tool::Drover => "drover",
+            Tool::DroverBefore => "drover before",
             Tool::Ssh => "ssh floor",
+            Tool::Script => "ssh one script",
             Tool::Ansible => "ansible-playbook",
             Tool::Pyinfra => "pyinfra",
         }
@@ -32,7 +45,9 @@ impl Tool {
     pub fn parse(s: &str) -> Option<Tool> {
         match s {
             "drover" => Some(Tool::Drover),
+            "before" | "drover-before" => Some(Tool::DroverBefore),
             "ssh" | "floor" => Some(Tool::Ssh),
+            "script" | "one-script" => Some(Tool::Script),
             "ansible" | "ansible-playbook" => Some(Tool::Ansible),
             "pyinfra" => Some(Tool::Pyinfra),
             _ => None,
@@ -42,10 +57,26 @@ impl Tool {
     /// The program this tool needs on PATH, if it is not built here.
     pub fn program(self) -> Option<&'static str> {
         match self {
-            Tool::Drover => None,
-            Tool::Ssh => Some("xargs"),
+            Tool::Drover | Tool::DroverBefore => None,
+            Tool::Ssh | Tool::Script => Some("xargs"),
             Tool::Ansible => Some("ansible-playbook"),
             Tool::Pyinfra => Some("pyinfra"),
+        }
+    }
+
+    /// Whether the tool can run here: a program on PATH, `DROVER_BEFORE` set.
+    pub fn available(self) -> Result<(), String> {
+        match self {
+            Tool::DroverBefore => match std::env::var_os("DROVER_BEFORE") {
+                Some(p) if Path::new(&p).is_file() => Ok(()),
+                _ => Err("DROVER_BEFORE does not name a drover binary".into()),
+            },
+            t => match t.program() {
+                Some(p) if which(p).is_none() => Err(format!(
+                    "`{p}` is not on PATH (bench/run installs ansible-core and pyinfra)"
+                )),
+                _ => Ok(()),
+            },
         }
     }
 
@@ -60,15 +91,26 @@ impl Tool {
             .tempdir_in("/tmp")
             .map_err(|e| e.to_string())?;
         let mut cmd = match self {
-            Tool::Drover => {
-                let mut c = Command::new(drover);
+            Tool::Drover | Tool::DroverBefore => {
+                let bin = match self {
+                    Tool::DroverBefore => {
+                        PathBuf::from(std::env::var_os("DROVER_BEFORE").unwrap_or_default())
+                    }
+                    _ => drover.to_path_buf(),
+                };
+                let mut c = Command::new(bin);
                 c.args(["run", "bench", "--yes", "--site"]).arg(&fx.site);
                 c
             }
-            Tool::Ssh => {
+            Tool::Ssh | Tool::Script => {
+                let script = if self == Tool::Ssh {
+                    "node.sh"
+                } else {
+                    "one-script.sh"
+                };
                 let mut c = Command::new("xargs");
                 c.args(["-P", &fx.n.to_string(), "-L", "1", "sh"])
-                    .arg(fx.floor.join("node.sh"))
+                    .arg(fx.floor.join(script))
                     .stdin(Stdio::piped())
                     .env("CFG", &fx.ssh_config)
                     .env("CM", cm.path())
@@ -95,7 +137,7 @@ impl Tool {
         let out = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         cmd.stdout(out).stderr(err);
-        if self != Tool::Ssh {
+        if !matches!(self, Tool::Ssh | Tool::Script) {
             cmd.stdin(Stdio::null());
         }
         let cpu = reaped_children();

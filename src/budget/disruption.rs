@@ -41,7 +41,7 @@ impl Disruption {
             hosted.entry(host).or_default().push(vm);
         }
         Disruption {
-            counts: vec![0; limits.len()],
+            counts: limits.iter().map(|l| l.already_out).collect(),
             limits,
             member_of,
             hosted,
@@ -166,6 +166,8 @@ mod tests {
             name: name.into(),
             max,
             members: ids(members),
+            already_out: 0,
+            size: 0,
         }
     }
 
@@ -221,6 +223,22 @@ mod tests {
         assert_eq!(d.counts(), &[1, 1], "still down for its own drain");
         d.release(NodeId(1));
         assert_eq!(d.counts(), &[0, 0]);
+    }
+
+    #[test]
+    fn nodes_out_beyond_the_members_use_the_budget_for_good() {
+        let mut l = limit("partition `batch`", 2, &[0, 1, 2]);
+        l.already_out = 1;
+        let mut d = Disruption::new(vec![l], []);
+        assert_eq!(d.counts(), &[1]);
+        d.take(NodeId(0));
+        assert_eq!(
+            d.check(NodeId(1)).unwrap_err().to_string(),
+            "partition `batch`: 2 of at most 2 unavailable"
+        );
+        d.release(NodeId(0));
+        assert!(d.check(NodeId(1)).is_ok());
+        assert_eq!(d.counts(), &[1], "never released");
     }
 
     #[test]

@@ -112,6 +112,24 @@ pub enum Command {
         #[command(subcommand)]
         command: NodesCommand,
     },
+    /// Run the daemon: resume the runs it left, serve /healthz and /metrics on
+    /// `server.listen`, and keep every workflow with `converge` at its version. SIGTERM or
+    /// Ctrl-C: start no new node, let those in flight finish, exit 0.
+    Serve {
+        /// The site: a directory with drover.yml, or the file itself.
+        #[arg(long, default_value = ".")]
+        site: PathBuf,
+        /// How the log (on stderr) is written.
+        #[arg(long, value_enum, default_value_t = crate::daemon::LogFormat::Text)]
+        log_format: crate::daemon::LogFormat,
+        /// How long a stop waits for the nodes in flight to finish their cycle before
+        /// their steps are aborted (what they drained stays recorded for the next start).
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+        shutdown_deadline: std::time::Duration,
+        /// Listen here instead of `server.listen` (default 127.0.0.1:8470).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Print a shell completion script: `drover completions bash > /etc/bash_completion.d/drover`,
     /// `drover completions zsh > ~/.zfunc/_drover`, `drover completions fish >
     /// ~/.config/fish/completions/drover.fish`.

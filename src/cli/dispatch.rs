@@ -150,6 +150,12 @@ pub fn main() -> i32 {
             }
         },
         Command::Schema { out: dir, check } => schema(&dir, check, &mut out, &mut err),
+        Command::Serve {
+            site,
+            log_format,
+            shutdown_deadline,
+            listen,
+        } => super::serve::serve(&site, log_format, shutdown_deadline, listen, &mut err),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "drover", &mut out);

@@ -4,18 +4,18 @@ mod args;
 mod dispatch;
 mod nodes;
 mod pause;
-mod plural;
 mod rollout;
 mod run_logs;
 mod run_state;
 mod runs;
 mod schema;
 mod selection;
+mod serve;
 mod validate;
 
+use crate::report::plural;
 pub use args::{Cli, Color, Command};
 pub use dispatch::main;
-use plural::plural;
 pub use selection::{Target, TransportKind};
 
 /// `--extra-vars` as the command line gives it, for the fuzz target: the variables or

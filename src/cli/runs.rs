@@ -4,14 +4,13 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::rollout::{Prepared, RunOptions, flow};
-use super::run_state::{ReadState, Resume};
-use super::selection::{Refusal, Target, TransportKind, extra_vars, selected_steps};
+use super::rollout::{Job, RunOptions, drive};
+use super::run_state::ReadState;
+use super::selection::{Refusal, Target, TransportKind};
 use crate::exit_code;
-use crate::plan::PlanInput;
 use crate::project::Project;
+use crate::service::{RunRequest, Trigger};
 use crate::store::{NodeState, PauseScope, RunStatus, Store, Write as StoreWrite};
-use crate::transport::{LocalConnector, SshConnector};
 
 fn refuse(err: &mut dyn Write, r: Refusal) -> i32 {
     let _ = writeln!(err, "error: {}", r.0);
@@ -280,67 +279,19 @@ pub fn resume(
         Ok(x) => x,
         Err(c) => return c,
     };
-    let r = &detail.run;
-    let Some(wi) = project.workflows.iter().position(|w| w.name == r.workflow) else {
-        return refuse(
-            err,
-            Refusal(
-                format!("workflow `{}` is no longer in the site", r.workflow),
-                exit_code::INVALID_CONFIG,
-            ),
-        );
+    let project = Arc::new(project);
+    drop(store);
+    // The interrupts are the command's own, set when it starts the request.
+    let (_, unused) = tokio::sync::watch::channel(0u32);
+    let req = match RunRequest::resume(Arc::clone(&project), detail, Trigger::cli(), unused) {
+        Ok(r) => r,
+        Err(r) => return refuse(err, r.into()),
     };
-    let wf = &project.workflows[wi];
-    if wf.version != r.version {
-        return refuse(
-            err,
-            Refusal(
-                format!(
-                    "run {} was of {} v{}, and the workflow is now v{}: a resumed run finishes the change it began\n\
-                     help: start a new run of v{} instead",
-                    r.id, r.workflow, r.version, wf.version, wf.version
-                ),
-                exit_code::OUT_OF_DATE,
-            ),
-        );
-    }
-    let tags = detail
-        .options
-        .get("tags")
-        .and_then(|v| v.as_str())
-        .map(String::from);
-    let extra = detail
-        .options
-        .get("extra_vars")
-        .filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
-        .map(ToString::to_string)
-        .into_iter()
-        .collect::<Vec<String>>();
-    let prepared = (|| -> Result<Prepared, Refusal> {
-        Ok(Prepared {
-            input: PlanInput {
-                maintenance: super::run_state::in_maintenance(&project)?,
-                ..PlanInput::default()
-            },
-            extra: extra_vars(extra.as_slice())?,
-            selected: selected_steps(wf, tags.as_deref())?,
-        })
-    })();
-    let prepared = match prepared {
-        Ok(p) => p,
-        Err(e) => return refuse(err, e),
-    };
+    let wf = &project.workflows[req.workflow];
     let transport = match super::selection::transport(&project.site, requested, allow_local, &wf.name, err) {
         Ok(k) => k,
         Err(r) => return refuse(err, r),
     };
-    let ignore_window = detail
-        .options
-        .get("ignore_window")
-        .and_then(serde_json::Value::as_bool)
-        .unwrap_or(false);
-    let resume = Resume::from_detail(detail, &project.inventory);
-    drop(store);
     let t = Target {
         workflow: wf.name.clone(),
         site: site.to_path_buf(),
@@ -352,57 +303,24 @@ pub fn resume(
         color,
     };
     let opts = RunOptions {
-        tags,
-        extra_vars: extra,
+        tags: req.selection.tags.clone(),
+        extra_vars: Vec::new(),
         yes,
         dry_run: false,
         // A resumed run does not refuse at a closed window (it finishes what it began),
         // but it starts no new node outside it, unless the run was begun with
-        // --ignore-window.
-        ignore_window,
+        // --ignore-window (`RunRequest::resume` reads it from the run's options).
+        ignore_window: req.ignore_window,
     };
-    let Ok(rt) = tokio::runtime::Builder::new_multi_thread().enable_all().build() else {
-        return exit_code::FAILURE;
+    let workflow = req.workflow;
+    let job = Job {
+        project: Arc::clone(&project),
+        workflow,
+        selection: req.selection,
+        transport,
+        verbose: false,
     };
-    let project = Arc::new(project);
-    let code = rt.block_on(async {
-        match transport {
-            TransportKind::Ssh => {
-                match SshConnector::new(project.site.ssh_setup(false), &project.inventory) {
-                    Ok(c) => {
-                        let finish = c.clone();
-                        let code =
-                            flow(c, project, wi, &t, Some(&opts), prepared, Some(resume), out, err).await;
-                        finish.shutdown().await;
-                        code
-                    }
-                    Err(e) => refuse(
-                        err,
-                        Refusal(
-                            format!("cannot create the ssh control directory: {e}"),
-                            exit_code::FAILURE,
-                        ),
-                    ),
-                }
-            }
-            TransportKind::Local => {
-                flow(
-                    LocalConnector,
-                    project,
-                    wi,
-                    &t,
-                    Some(&opts),
-                    prepared,
-                    Some(resume),
-                    out,
-                    err,
-                )
-                .await
-            }
-        }
-    });
-    rt.shutdown_background();
-    code
+    drive(job, &t, Some(&opts), req.resume, out, err)
 }
 
 /// Gives up a run nobody drives any more: its leases are released, the run is marked

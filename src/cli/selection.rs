@@ -5,23 +5,16 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use crate::diag::did_you_mean;
 use crate::exit_code;
 use crate::inventory::{Inventory, NodeId};
 use crate::project::Project;
 use crate::site::{Site, SiteTransport};
-use crate::workflow::{Change, Workflow};
+use crate::workflow::Workflow;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TransportKind {
-    /// Over SSH, one multiplexed connection per node.
-    Ssh,
-    /// On this machine, once per node (`DROVER_NODE` names the node): for trying a
-    /// workflow out and for measuring drover's own overhead.
-    Local,
-}
+pub use crate::service::TransportKind;
 
 #[derive(Debug, Clone, Args)]
 pub struct Target {
@@ -57,6 +50,23 @@ pub struct Refusal(pub String, pub i32);
 impl Refusal {
     pub fn usage(m: impl Into<String>) -> Self {
         Refusal(m.into(), exit_code::USAGE)
+    }
+}
+
+impl From<crate::service::Refusal> for Refusal {
+    /// The CLI's exit code for each kind of refusal.
+    fn from(r: crate::service::Refusal) -> Refusal {
+        let code = match r.kind {
+            crate::service::RefusalKind::InvalidConfig => exit_code::INVALID_CONFIG,
+            crate::service::RefusalKind::Usage => exit_code::USAGE,
+            crate::service::RefusalKind::OutOfDate => exit_code::OUT_OF_DATE,
+            crate::service::RefusalKind::WindowClosed => exit_code::WINDOW_CLOSED,
+            crate::service::RefusalKind::NothingSelected => exit_code::NOTHING_SELECTED,
+            crate::service::RefusalKind::NodesLeased => exit_code::NODES_LEASED,
+            crate::service::RefusalKind::Interrupted => exit_code::INTERRUPTED,
+            crate::service::RefusalKind::Failure => exit_code::FAILURE,
+        };
+        Refusal(r.message, code)
     }
 }
 
@@ -136,26 +146,7 @@ pub fn load(t: &Target, color: bool, err: &mut dyn Write) -> Result<(Project, us
     }
 }
 
-/// Splits at commas outside brackets: `n[1-3,5],@login` is two entries.
-pub fn split_list(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut depth = 0usize;
-    let mut cur = String::new();
-    for c in s.chars() {
-        match c {
-            '[' => depth += 1,
-            ']' => depth = depth.saturating_sub(1),
-            ',' if depth == 0 => {
-                out.push(std::mem::take(&mut cur).trim().to_string());
-                continue;
-            }
-            _ => {}
-        }
-        cur.push(c);
-    }
-    out.push(cur.trim().to_string());
-    out.into_iter().filter(|e| !e.is_empty()).collect()
-}
+pub use crate::service::split_list;
 
 pub fn limit(inv: &Inventory, limit: Option<&str>) -> Result<Option<HashSet<NodeId>>, Refusal> {
     let Some(l) = limit else { return Ok(None) };
@@ -176,31 +167,9 @@ pub fn limit(inv: &Inventory, limit: Option<&str>) -> Result<Option<HashSet<Node
     Ok(Some(set))
 }
 
-/// Which steps `--tags` selects: by change (`hot`, `drain`) or by step name. Without
-/// `--tags`, hot steps only: a drain step is never run by accident.
+/// Which steps `--tags` selects (see [`crate::service::selected_steps`]).
 pub fn selected_steps(wf: &Workflow, tags: Option<&str>) -> Result<Vec<bool>, Refusal> {
-    let Some(tags) = tags else {
-        return Ok(wf.steps.iter().map(|s| s.change == Change::Hot).collect());
-    };
-    let tags = split_list(tags);
-    for t in &tags {
-        if t != "hot" && t != "drain" && !wf.steps.iter().any(|s| &s.name == t) {
-            let names: Vec<&str> = wf.steps.iter().map(|s| s.name.as_str()).collect();
-            return Err(Refusal::usage(format!(
-                "--tags: `{t}` is neither `hot`, `drain` nor a step of {}\nhelp: steps: {}",
-                wf.name,
-                names.join(", ")
-            )));
-        }
-    }
-    Ok(wf
-        .steps
-        .iter()
-        .map(|s| {
-            let kind = if s.change == Change::Hot { "hot" } else { "drain" };
-            tags.iter().any(|t| t == kind || *t == s.name)
-        })
-        .collect())
+    crate::service::selected_steps(wf, tags).map_err(Refusal::from)
 }
 
 /// The workflow's templates checked again with `--extra-vars` in `vars`, before any node

@@ -49,6 +49,11 @@ pub enum StepNeed {
     Needed,
     /// No check: runs whenever the node needs any checked step.
     Unchecked,
+    /// A file step (without a check of its own) whose file on the node already has the
+    /// content, mode and owner it would write: done, like a check that exited 0, but it
+    /// runs (and reports `unchanged`) alongside the node's needed steps, as a file step
+    /// always did, unless that alone would drain a node that needs no drain.
+    Current,
 }
 
 /// Classifies a node from its steps' verdicts. `drain[i]` tells whether step `i` is
@@ -67,10 +72,11 @@ pub fn needs_drain(wf: &crate::workflow::Workflow, steps: &[usize]) -> bool {
 pub fn classify(needs: &[StepNeed], drain: &[bool]) -> CheckResult {
     let any_checked = needs
         .iter()
-        .any(|n| matches!(n, StepNeed::Done | StepNeed::Needed));
+        .any(|n| matches!(n, StepNeed::Done | StepNeed::Needed | StepNeed::Current));
     let any_needed =
         needs.contains(&StepNeed::Needed) || (!any_checked && needs.contains(&StepNeed::Unchecked));
-    let needed: Vec<usize> = if any_needed {
+    let drains = |i: &usize| drain.get(*i).copied().unwrap_or(false);
+    let mut needed: Vec<usize> = if any_needed {
         needs
             .iter()
             .enumerate()
@@ -80,13 +86,22 @@ pub fn classify(needs: &[StepNeed], drain: &[bool]) -> CheckResult {
     } else {
         Vec::new()
     };
-    let class = if needed.iter().any(|i| drain.get(*i).copied().unwrap_or(false)) {
+    let class = if needed.iter().any(drains) {
         Class::Drain
     } else if needed.is_empty() {
         Class::Good
     } else {
         Class::Hot
     };
+    if any_needed {
+        let current = needs
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| **n == StepNeed::Current && (class == Class::Drain || !drains(i)))
+            .map(|(i, _)| i);
+        needed.extend(current);
+        needed.sort_unstable();
+    }
     CheckResult {
         class,
         needed,
@@ -114,5 +129,24 @@ mod tests {
         let r = classify(&[Unchecked, NotApplicable, Unchecked], &[false, false, true]);
         assert_eq!((r.class, r.needed), (Class::Drain, vec![0, 2]));
         assert_eq!(classify(&[NotApplicable], &[true]).class, Class::Good);
+    }
+
+    #[test]
+    fn a_current_file_is_done_but_rides_along_without_draining_a_hot_node() {
+        // Every file current, nothing else to do: GOOD, even without other checks.
+        assert_eq!(classify(&[Current, Current], &[false, false]).class, Class::Good);
+        assert_eq!(
+            classify(&[Current, Unchecked], &[false, false]).class,
+            Class::Good
+        );
+        // One drifted file makes the node HOT, and the current one runs along.
+        let r = classify(&[Current, Needed, Unchecked], &[false, false, false]);
+        assert_eq!((r.class, r.needed), (Class::Hot, vec![0, 1, 2]));
+        // A drain-tagged current file does not drain a node that needs only hot steps...
+        let r = classify(&[Current, Needed], &[true, false]);
+        assert_eq!((r.class, r.needed), (Class::Hot, vec![1]));
+        // ... and runs along on a node drained anyway.
+        let r = classify(&[Current, Needed], &[true, true]);
+        assert_eq!((r.class, r.needed), (Class::Drain, vec![0, 1]));
     }
 }

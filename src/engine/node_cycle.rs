@@ -12,13 +12,14 @@ use super::event::{RunEvent, StepStatus};
 use super::event_sender::EventSender;
 use super::journal::{Journal, Mark, StepRecord};
 use super::node_error::NodeError;
-use super::node_work::NodeJob;
+use super::node_work::{NodeJob, Scripted};
 use super::step_error::StepError;
 use super::step_output::StepOutput;
 use crate::site::{DrainHooks, HookHost, OnDrainTimeout};
+use crate::slurm::{NodeStatus, SlurmPoller};
 use crate::store::NodeState;
 use crate::transport::{Connection, Connector, ExecOutput, LocalConnection, TransportError};
-use crate::workflow::{Action, Change, Reboot, Workflow};
+use crate::workflow::{Action, Change, Reboot, Step, Workflow};
 
 /// How long one drain hook call may take.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(120);
@@ -85,8 +86,12 @@ pub struct NodeCycle<'a, K: Connector> {
     pub hooks: Option<&'a DrainHooks>,
     pub journal: &'a Journal,
     pub events: &'a EventSender,
-    /// `drover: <workflow> v<version> run <id>`: what the scheduler shows as the reason.
+    /// `run <id>, <workflow> v<version>`: who drained the node, in every reason the
+    /// scheduler shows (after what is going on: see [`NodeCycle::phase_reason`]).
     pub reason: &'a str,
+    /// With `scheduler: slurm`: the shared `sinfo` poll that the `drained` and `resumed`
+    /// waits use instead of one probe per node.
+    pub slurm: Option<&'a SlurmPoller>,
 }
 
 /// A failed turn: `pos` and whether the node is still drained.
@@ -107,6 +112,25 @@ fn ended(pos: usize, e: NodeError, drained: bool) -> NodeEnd {
 impl<K: Connector> NodeCycle<'_, K> {
     fn name(&self) -> &str {
         &self.job.node.name
+    }
+
+    /// What the scheduler shows: `drover: <what> (run <id>, <workflow> v<n>)`. What is
+    /// going on comes first, because `sinfo -R` shows only 20 characters by default
+    /// (`drover: patch failed`); a run id alone is longer than that.
+    pub fn phase_reason(&self, what: &str) -> String {
+        format!("drover: {what} ({})", self.reason)
+    }
+
+    /// With `scheduler: slurm`, the drained node's reason follows its turn (the drain
+    /// command on a drained node only replaces the reason). Best effort: a reason that
+    /// could not be updated is no reason to fail the node.
+    async fn update_reason(&self, conn: &Option<K::Conn>, what: &str) {
+        if let Some(h) = self.hooks
+            && h.is_slurm()
+        {
+            let reason = self.phase_reason(what);
+            let _ = self.hook(conn, "drain", &h.drain, &reason, HOOK_TIMEOUT).await;
+        }
     }
 
     fn event(&self, state: &str, detail: Option<String>) {
@@ -168,7 +192,8 @@ impl<K: Connector> NodeCycle<'_, K> {
         // Drained and confirmed by the `drained` hook in this attempt.
         let mut confirmed = false;
         let mut must_resume = drained;
-        for (pos, &i) in steps.iter().enumerate().skip(from) {
+        let mut pos = from;
+        while let Some(&i) = steps.get(pos) {
             let step = &wf.steps[i];
             // Validation refuses a drain step without hooks unless the workflow declares
             // its nodes need no drain; "no hooks" never counts as "drained" otherwise.
@@ -199,6 +224,43 @@ impl<K: Connector> NodeCycle<'_, K> {
             if let Err(e) = self.mark(NodeState::Running, attempt, i, must_resume).await {
                 return ended(pos, e, must_resume);
             }
+            if confirmed && step.change == Change::Drain {
+                self.update_reason(conn, &format!("{} running", step.name)).await;
+            }
+            // Steps that need no decision of the controller between them run as one
+            // script, in one round trip; each is then marked, reported and recorded as
+            // if it had run alone.
+            let batch = match conn.as_ref() {
+                Some(_) => self.batch_at(steps, pos, confirmed).await,
+                None => Vec::new(),
+            };
+            if let (true, Some(c)) = (batch.len() >= 2, conn.as_ref()) {
+                let started = Instant::now();
+                let n = batch.len();
+                let results = self.job.run_scripted(c, &batch).await;
+                let share = started.elapsed() / u32::try_from(n).unwrap_or(1);
+                for (k, (result, elapsed)) in results.into_iter().enumerate() {
+                    let (p, idx) = (pos + k, steps[pos + k]);
+                    if k > 0
+                        && let Err(e) = self.mark(NodeState::Running, attempt, idx, must_resume).await
+                    {
+                        return ended(p, e, must_resume);
+                    }
+                    let result = result.map_err(|source| NodeError::Step {
+                        step: wf.steps[idx].name.clone(),
+                        source,
+                    });
+                    let duration = elapsed.unwrap_or(share);
+                    if let Some(end) = self
+                        .finish_step(p, idx, attempt, must_resume, result, duration)
+                        .await
+                    {
+                        return end;
+                    }
+                }
+                pos += n;
+                continue;
+            }
             let started = Instant::now();
             let result: Result<StepOutput, NodeError> = match &step.action {
                 Action::Reboot(r) => match self.reboot(conn, r, attempt, i, must_resume).await {
@@ -218,51 +280,13 @@ impl<K: Connector> NodeCycle<'_, K> {
                     source,
                 }),
             };
-            if let Err(NodeError::Journal(e)) = result {
-                return ended(pos, NodeError::Journal(e), must_resume);
+            if let Some(end) = self
+                .finish_step(pos, i, attempt, must_resume, result, started.elapsed())
+                .await
+            {
+                return end;
             }
-            let duration = started.elapsed();
-            let (status, exit_code, output_tail, error) = match &result {
-                Ok(o) => (o.status, o.exit_code, o.output_tail.clone(), None),
-                Err(e) => (
-                    StepStatus::Failed,
-                    e.exit_code(),
-                    e.output_tail(),
-                    Some(e.to_string()),
-                ),
-            };
-            // Output that echoes a vault value is masked in events and the record.
-            let output_tail = wf.redact(&output_tail).into_owned();
-            let error = error.map(|e| wf.redact(&e).into_owned());
-            self.events.send(RunEvent::StepFinished {
-                node: self.name().to_string(),
-                step: step.name.clone(),
-                status,
-                duration,
-                error: error.clone(),
-            });
-            let record = StepRecord {
-                step: step.name.clone(),
-                position: pos,
-                attempt,
-                status: serde_json::to_value(status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
-                exit_code,
-                duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
-                output_tail: if output_tail.is_empty() {
-                    error.unwrap_or_default()
-                } else {
-                    output_tail
-                },
-            };
-            if let Err(e) = self.journal.step(self.name(), record).await {
-                return ended(pos, e.into(), must_resume);
-            }
-            if let Err(e) = result {
-                return ended(pos, e, must_resume);
-            }
+            pos += 1;
         }
         let end = steps.len();
         if must_resume {
@@ -277,6 +301,90 @@ impl<K: Connector> NodeCycle<'_, K> {
             Ok(()) => NodeEnd::Done,
             Err(e) => ended(end, e, false),
         }
+    }
+
+    /// Reports and records step `pos` (workflow step `i`) that ended with `result`
+    /// after `duration`; `Some`: the node's turn ends here.
+    async fn finish_step(
+        &self,
+        pos: usize,
+        i: usize,
+        attempt: u32,
+        must_resume: bool,
+        result: Result<StepOutput, NodeError>,
+        duration: Duration,
+    ) -> Option<NodeEnd> {
+        let step = &self.job.workflow.steps[i];
+        if let Err(NodeError::Journal(e)) = result {
+            return Some(ended(pos, NodeError::Journal(e), must_resume));
+        }
+        let (status, exit_code, output_tail, error) = match &result {
+            Ok(o) => (o.status, o.exit_code, o.output_tail.clone(), None),
+            Err(e) => (
+                StepStatus::Failed,
+                e.exit_code(),
+                e.output_tail(),
+                Some(e.to_string()),
+            ),
+        };
+        // Output that echoes a vault value is masked in events and the record.
+        let wf = self.job.workflow;
+        let output_tail = wf.redact(&output_tail).into_owned();
+        let error = error.map(|e| wf.redact(&e).into_owned());
+        self.events.send(RunEvent::StepFinished {
+            node: self.name().to_string(),
+            step: step.name.clone(),
+            status,
+            duration,
+            error: error.clone(),
+        });
+        let record = StepRecord {
+            step: step.name.clone(),
+            position: pos,
+            attempt,
+            status: serde_json::to_value(status)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            exit_code,
+            duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+            output_tail: if output_tail.is_empty() {
+                error.unwrap_or_default()
+            } else {
+                output_tail
+            },
+        };
+        if let Err(e) = self.journal.step(self.name(), record).await {
+            return Some(ended(pos, e.into(), must_resume));
+        }
+        match result {
+            Err(e) => Some(ended(pos, e, must_resume)),
+            Ok(_) => None,
+        }
+    }
+
+    /// The steps from `pos` on that can run as one script: consecutive `run`, `copy`
+    /// and `template` steps, up to (not including) a step that runs on the controller
+    /// (`local:`, `ansible:`, see [`NodeJob::scripted`]), one that needs the controller
+    /// first (a drain step before the node is drained, one without drain hooks) or
+    /// that cannot be prepared. Fewer than two: the step runs alone.
+    async fn batch_at(&self, steps: &[usize], pos: usize, confirmed: bool) -> Vec<(&Step, Scripted)> {
+        let wf = self.job.workflow;
+        let mut batch = Vec::new();
+        for (k, &i) in steps.iter().enumerate().skip(pos) {
+            let step = &wf.steps[i];
+            if k > pos && step.change == Change::Drain {
+                let unhooked = self.hooks.is_none() && wf.no_drain.is_none();
+                if unhooked || (!confirmed && self.hooks.is_some()) {
+                    break;
+                }
+            }
+            match self.job.scripted(step).await {
+                Some(s) => batch.push((step, s)),
+                None => break,
+            }
+        }
+        batch
     }
 
     /// Runs a drain hook template with `reason` in scope, where the site says, for at
@@ -344,6 +452,16 @@ impl<K: Connector> NodeCycle<'_, K> {
         src: &str,
         h: &DrainHooks,
     ) -> Result<(), String> {
+        if let Some(p) = self.slurm
+            && h.is_slurm()
+        {
+            let deadline = Deadline::after(h.timeout);
+            let ok: fn(&NodeStatus) -> bool = match what {
+                "drained" => NodeStatus::drained,
+                _ => NodeStatus::in_service,
+            };
+            return p.wait_for(self.name(), deadline, ok).await.map(drop);
+        }
         poll_until(
             Deadline::after(h.timeout),
             h.poll_interval,
@@ -364,7 +482,13 @@ impl<K: Connector> NodeCycle<'_, K> {
         };
         self.event("draining", None);
         if let Err(e) = self
-            .hook_ok(conn, "drain", &h.drain, self.reason, HOOK_TIMEOUT)
+            .hook_ok(
+                conn,
+                "drain",
+                &h.drain,
+                &self.phase_reason("draining"),
+                HOOK_TIMEOUT,
+            )
             .await
         {
             return Drain::Failed(e);
@@ -425,7 +549,10 @@ impl<K: Connector> NodeCycle<'_, K> {
             }
             OnDrainTimeout::Hold => {
                 let why = format!("did not drain within {waited}; held for a human");
-                let reason = format!("{}: {why}", self.reason);
+                let reason = format!(
+                    "{}: jobs still running; held for a human: resume it, or let its jobs end and run again",
+                    self.phase_reason(&format!("drain timed out after {waited}"))
+                );
                 // The scheduler's reason says why it is held; the drain stays.
                 let _ = self.hook(conn, "drain", &h.drain, &reason, HOOK_TIMEOUT).await;
                 self.event("held", Some(why.clone()));
@@ -472,22 +599,28 @@ impl<K: Connector> NodeCycle<'_, K> {
         Ok(())
     }
 
-    /// Leaves a failed node drained, with a reason that names the run, the step and the
-    /// error, so `sinfo -R` tells the next human what happened.
+    /// Leaves a failed node drained, with a reason that names the step, the run and the
+    /// error, and what to do, so `sinfo -R` tells the next human what happened.
     pub async fn hold_failed(&self, conn: &Option<K::Conn>, error: &str) -> String {
-        let first = error
-            .lines()
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(200)
-            .collect::<String>();
-        let reason = format!("{}: {first}", self.reason);
+        let reason = self.failed_reason(error);
         if let Some(h) = self.hooks {
             let _ = self.hook(conn, "drain", &h.drain, &reason, HOOK_TIMEOUT).await;
         }
-        self.event("held", Some(first));
+        self.event("held", Some(first_line(error)));
         reason
+    }
+
+    /// `drover: <step> failed (run <id>, <workflow> v<n>): <error>; held drained: ...`.
+    pub fn failed_reason(&self, error: &str) -> String {
+        let first = first_line(error);
+        let (what, rest) = match first.strip_prefix("step `").and_then(|r| r.split_once("`: ")) {
+            Some((step, rest)) => (format!("{step} failed"), rest.to_string()),
+            None => ("failed".to_string(), first.clone()),
+        };
+        format!(
+            "{}: {rest}; held drained: fix the node, then resume it or run the workflow again",
+            self.phase_reason(&what)
+        )
     }
 
     /// Reads the boot id, in at most `timeout`.
@@ -646,6 +779,11 @@ impl<K: Connector> NodeCycle<'_, K> {
         .await
         .map_err(|(cmd, last)| NodeError::Health { cmd, last })
     }
+}
+
+/// An error's first line, at most 200 characters: a reason is one line.
+fn first_line(error: &str) -> String {
+    error.lines().next().unwrap_or("").chars().take(200).collect()
 }
 
 /// Whole seconds, for messages.

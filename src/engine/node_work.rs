@@ -16,7 +16,10 @@ use super::step_error::StepError;
 use super::step_output::StepOutput;
 use crate::inventory::Node;
 use crate::template::TemplateEngine;
-use crate::transport::{Connection, ExecOutput, LocalConnection, NodeLocks, ShellLine, TransportError};
+use crate::transport::{
+    Connection, ExecOutput, ItemInput, LocalConnection, NodeLocks, Script, ShellLine, TransportError,
+    shell_no_op,
+};
 use crate::workflow::{Action, Change, FileCopy, Step, Workflow};
 
 /// How long one check may take (checks should be quick reads).
@@ -116,8 +119,13 @@ impl NodeJob<'_> {
         self.log(&s);
     }
 
-    /// Runs every check and classifies the node; errors and changes with vault values
-    /// masked.
+    /// Runs every check and classifies the node. A `copy`/`template` step without a
+    /// check of its own is checked by comparing its file on the node (content hash,
+    /// mode, owner). Two or more checks that need the node run as one script, in one
+    /// round trip, each under its own time limit; the verdicts are the same as if each
+    /// had run alone, in order (the first check that cannot answer decides the error).
+    /// An `ansible:` step without a check runs its playbook in `--check --diff` mode
+    /// on the controller. Errors and changes have vault values masked.
     pub async fn check<C: Connection>(&self, conn: &C) -> CheckResult {
         let mut r = self.check_unmasked(conn).await;
         r.error = r.error.map(|e| self.workflow.redact(&e).into_owned());
@@ -129,29 +137,39 @@ impl NodeJob<'_> {
 
     async fn check_unmasked<C: Connection>(&self, conn: &C) -> CheckResult {
         let steps = &self.workflow.steps;
-        let mut needs = Vec::with_capacity(steps.len());
+        let mut needs = vec![StepNeed::NotApplicable; steps.len()];
+        // (step, command, timeout, a file step's own check)
+        let mut probes: Vec<(usize, String, Duration, bool)> = Vec::new();
         let mut changes = Vec::new();
-        for step in steps {
+        let mut stopped: Option<String> = None;
+        for (i, step) in steps.iter().enumerate() {
             if let Some(when) = &step.when {
                 match self.templates.eval_bool(when, &self.context) {
-                    Ok(false) => {
-                        needs.push(StepNeed::NotApplicable);
-                        continue;
-                    }
+                    Ok(false) => continue,
                     Ok(true) => {}
-                    Err(e) => return CheckResult::error(format!("`when` of step `{}`: {e}", step.name)),
+                    Err(e) => {
+                        stopped = Some(format!("`when` of step `{}`: {e}", step.name));
+                        break;
+                    }
                 }
             }
-            let Some(check) = &step.check else {
-                // An `ansible:` step without a `check` asks the playbook itself, in
-                // check mode: what would change is what the node needs.
-                if let Action::Ansible(play) = &step.action
-                    && play.check_mode
-                {
+            let timeout = CHECK_TIMEOUT.min(step.timeout);
+            let probe = match (&step.check, &step.action) {
+                (Some(check), _) => self.render(check).map(|c| (c, false)),
+                (None, Action::Copy(fc) | Action::Template(fc)) => {
+                    self.file_content(&step.action, fc).await.and_then(|(_, hash)| {
+                        let dest = self.templates.render_file(&fc.dest, &self.context)?;
+                        let cmd = file_check(&dest, &hash, fc.mode.map(|m| m.0), fc.owner.as_deref());
+                        Ok((cmd.into_string(), true))
+                    })
+                }
+                (None, Action::Ansible(play)) if play.check_mode => {
+                    // The playbook itself, in check mode, on the controller: what would
+                    // change is what the node needs.
                     match self.ansible(conn, step, play, true).await {
-                        Ok((outcome, _)) if outcome.changed.is_empty() => needs.push(StepNeed::Done),
+                        Ok((outcome, _)) if outcome.changed.is_empty() => needs[i] = StepNeed::Done,
                         Ok((outcome, _)) => {
-                            needs.push(StepNeed::Needed);
+                            needs[i] = StepNeed::Needed;
                             changes.extend(
                                 outcome
                                     .changed
@@ -160,31 +178,38 @@ impl NodeJob<'_> {
                             );
                         }
                         Err(e) => {
-                            return CheckResult::error(format!(
-                                "check of step `{}` (ansible --check): {e}",
-                                step.name
-                            ));
+                            stopped = Some(format!("check of step `{}` (ansible --check): {e}", step.name));
+                            break;
                         }
                     }
                     continue;
                 }
-                needs.push(StepNeed::Unchecked);
-                continue;
+                (None, _) => {
+                    needs[i] = StepNeed::Unchecked;
+                    continue;
+                }
             };
-            let cmd = match self.render(check) {
-                Ok(c) => c,
-                Err(e) => return CheckResult::error(format!("check of step `{}`: {e}", step.name)),
-            };
-            let out = conn.exec(&cmd, None, CHECK_TIMEOUT.min(step.timeout)).await;
-            self.log_exec(&format!("check `{}`", step.name), &cmd, &out);
+            match probe {
+                Ok((cmd, file)) => probes.push((i, cmd, timeout, file)),
+                Err(e) => {
+                    stopped = Some(format!("check of step `{}`: {e}", step.name));
+                    break;
+                }
+            }
+        }
+        let outs = self.run_probes(conn, &probes).await;
+        for ((i, cmd, _, file), out) in probes.iter().zip(outs) {
+            let step = &steps[*i];
+            self.log_exec(&format!("check `{}`", step.name), cmd, &out);
             match out {
                 Err(e) => return CheckResult::error(e.to_string()),
                 Ok(o) if o.timed_out => {
                     return CheckResult::error(format!("check of step `{}` timed out", step.name));
                 }
                 Ok(o) => match o.code {
-                    Some(0) => needs.push(StepNeed::Done),
-                    Some(1) => needs.push(StepNeed::Needed),
+                    Some(0) if *file => needs[*i] = StepNeed::Current,
+                    Some(0) => needs[*i] = StepNeed::Done,
+                    Some(1) => needs[*i] = StepNeed::Needed,
                     code => {
                         let code = code.map_or("a signal".to_string(), |c| format!("code {c}"));
                         let tail = o.last_lines(3);
@@ -201,12 +226,79 @@ impl NodeJob<'_> {
                 },
             }
         }
+        if let Some(e) = stopped {
+            return CheckResult::error(e);
+        }
         let drain: Vec<bool> = steps.iter().map(|s| s.change == Change::Drain).collect();
         let mut result = classify(&needs, &drain);
         if result.class != super::check_result::Class::Good {
             result.changes = changes;
         }
         result
+    }
+
+    /// Runs the checks' commands: one at a time when at most one of them needs the node
+    /// (a command run alone costs the least), else every one that needs the node in one
+    /// script, answering effect-free built-ins (`true`, `exit 1`) without the node.
+    async fn run_probes<C: Connection>(
+        &self,
+        conn: &C,
+        probes: &[(usize, String, Duration, bool)],
+    ) -> Vec<Result<ExecOutput, TransportError>> {
+        let remote = probes.iter().filter(|p| shell_no_op(&p.1).is_none()).count();
+        let mut outs = Vec::with_capacity(probes.len());
+        if remote < 2 {
+            for (_, cmd, timeout, _) in probes {
+                let out = conn.exec(cmd, None, *timeout).await;
+                let failed = !matches!(&out, Ok(o) if !o.timed_out && matches!(o.code, Some(0 | 1)));
+                outs.push(out);
+                if failed {
+                    // The first check that cannot answer decides; the rest need not run.
+                    break;
+                }
+            }
+            return outs;
+        }
+        let mut script = Script::new(false);
+        for (_, cmd, timeout, _) in probes {
+            if shell_no_op(cmd).is_none() {
+                script.push(cmd, *timeout, ItemInput::Null);
+            }
+        }
+        let mut ran = match conn.exec_script(&script, None, None).await {
+            Ok(r) => r,
+            Err(e) => return vec![Err(e)],
+        };
+        let mut item = 0;
+        for (_, cmd, timeout, _) in probes {
+            outs.push(match shell_no_op(cmd) {
+                Some(code) => Ok(no_op_output(code)),
+                None => {
+                    item += 1;
+                    ran.item(item - 1, *timeout).map(|o| o.output)
+                }
+            });
+        }
+        outs
+    }
+
+    /// A file step's content (a copy's source, a template rendered for this node) and
+    /// its sha256.
+    async fn file_content(&self, action: &Action, fc: &FileCopy) -> Result<(Vec<u8>, String), StepError> {
+        let src = self.files.get(&fc.src).await?;
+        if !matches!(action, Action::Template(_)) {
+            return Ok((src.bytes.clone(), src.sha256.clone()));
+        }
+        let text = String::from_utf8_lossy(&src.bytes);
+        let content = self
+            .templates
+            .render_file(&text, &self.context)
+            .map_err(|source| StepError::RenderFile {
+                path: fc.src.clone(),
+                source: Box::new(source),
+            })?;
+        let hash = hex::encode(Sha256::digest(content.as_bytes()));
+        Ok((content.into_bytes(), hash))
     }
 
     /// Runs one step (not a reboot: that is the node cycle's, which can reconnect).
@@ -226,23 +318,9 @@ impl NodeJob<'_> {
                 outcome(out, step.timeout)
             }
             Action::Ansible(play) => self.ansible(conn, step, play, false).await.map(|(_, out)| out),
-            Action::Copy(fc) => {
-                let src = self.files.get(&fc.src).await?;
-                self.put_file(conn, step, fc, src.bytes.clone(), &src.sha256)
-                    .await
-            }
-            Action::Template(fc) => {
-                let src = self.files.get(&fc.src).await?;
-                let text = String::from_utf8_lossy(&src.bytes);
-                let content = self
-                    .templates
-                    .render_file(&text, &self.context)
-                    .map_err(|source| StepError::RenderFile {
-                        path: fc.src.clone(),
-                        source: Box::new(source),
-                    })?;
-                let hash = hex::encode(Sha256::digest(content.as_bytes()));
-                self.put_file(conn, step, fc, content.into_bytes(), &hash).await
+            Action::Copy(fc) | Action::Template(fc) => {
+                let (content, hash) = self.file_content(&step.action, fc).await?;
+                self.put_file(conn, step, fc, content, &hash).await
             }
             Action::WaitFor(w) => {
                 let cmd = self.render(&w.command)?;
@@ -272,6 +350,99 @@ impl NodeJob<'_> {
             }
             Action::Reboot(_) => Err(StepError::RebootOutsideCycle),
         }
+    }
+
+    /// A step as one command of a script of steps, or `None` when it must run alone:
+    /// it needs the controller (a `local:` step, an `ansible:` playbook, a `wait_for`'s
+    /// polling, a reboot), or
+    /// preparing it fails (it then runs alone, to fail as it always did).
+    pub(super) async fn scripted(&self, step: &Step) -> Option<Scripted> {
+        match &step.action {
+            Action::Run(cmd) => Some(Scripted {
+                command: self.render(cmd).ok()?,
+                input: Vec::new(),
+                file: false,
+            }),
+            Action::Copy(fc) | Action::Template(fc) => {
+                let (content, hash) = self.file_content(&step.action, fc).await.ok()?;
+                let dest = self.templates.render_file(&fc.dest, &self.context).ok()?;
+                let cmd = file_command_framed(
+                    &dest,
+                    &hash,
+                    content.len(),
+                    fc.mode.map(|m| m.0),
+                    fc.owner.as_deref(),
+                );
+                Some(Scripted {
+                    command: cmd.into_string(),
+                    input: content,
+                    file: true,
+                })
+            }
+            Action::Local(_) | Action::Ansible(_) | Action::WaitFor(_) | Action::Reboot(_) => None,
+        }
+    }
+
+    /// Runs `steps` (prepared by [`Self::scripted`]) as one script: one round trip, one
+    /// step lock (when one of them is a `run` step), the files' contents one after
+    /// another on the script's input; it stops at the first step that fails. Each
+    /// step's result (and how long it took, where the node could tell) is what it would
+    /// have been alone, and each is logged as if it had run alone; the list ends with
+    /// the first failure.
+    pub(super) async fn run_scripted<C: Connection>(
+        &self,
+        conn: &C,
+        steps: &[(&Step, Scripted)],
+    ) -> Vec<(Result<StepOutput, StepError>, Option<Duration>)> {
+        let mut script = Script::new(true);
+        let mut input = Vec::new();
+        for (step, s) in steps {
+            let from = if s.file {
+                ItemInput::Script
+            } else {
+                ItemInput::Null
+            };
+            script.push(&s.command, step.timeout, from);
+            input.extend_from_slice(&s.input);
+        }
+        let locked = steps.iter().any(|(_, s)| !s.file);
+        let stdin = (!input.is_empty()).then_some(input);
+        let mut ran = match conn
+            .exec_script(&script, stdin, locked.then_some(self.locks))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some((step, s)) = steps.first() {
+                    self.log_exec(&step_label(step, s.file), &s.command, &Err(e.clone()));
+                }
+                return vec![(Err(e.into()), None)];
+            }
+        };
+        let mut results = Vec::with_capacity(steps.len());
+        for (k, (step, s)) in steps.iter().enumerate() {
+            let out = ran.item(k, step.timeout);
+            let elapsed = out.as_ref().ok().and_then(|o| o.elapsed);
+            let out = out.map(|o| o.output);
+            self.log_exec(&step_label(step, s.file), &s.command, &out);
+            let result = match out {
+                Ok(o) if s.file && o.success() => {
+                    let status = if o.stdout.trim_end().ends_with("unchanged") {
+                        StepStatus::Unchanged
+                    } else {
+                        StepStatus::Changed
+                    };
+                    Ok(StepOutput::of(status, &o))
+                }
+                out => outcome(out, step.timeout),
+            };
+            let failed = result.is_err();
+            results.push((result, elapsed));
+            if failed {
+                break;
+            }
+        }
+        results
     }
 
     /// Uploads a file in one round trip: the node compares the content hash (and mode
@@ -304,13 +475,20 @@ impl NodeJob<'_> {
     }
 }
 
-/// The node-side script of a file step: compare the content hash (and mode and owner)
-/// of `dest` with the upload on stdin, and replace the file atomically only when they
-/// differ. Every value is quoted by [`ShellLine`].
-pub fn file_command(dest: &str, hash: &str, mode: Option<u32>, owner: Option<&str>) -> ShellLine {
+/// `f=DEST; case ... esac; ` : the destination, refused unless absolute.
+fn file_dest(dest: &str) -> ShellLine {
+    ShellLine::new().code("f=").value(dest).code(
+        "; case \"$f\" in /*) ;; *) echo \"destination $f is not an absolute path\" >&2; exit 2;; esac; ",
+    )
+}
+
+/// The test that `$f` already has the content (sha256 `hash`), mode and owner, and the
+/// commands that give a temporary file `$t` the mode and owner.
+fn file_same(hash: &str, mode: Option<u32>, owner: Option<&str>) -> (ShellLine, ShellLine) {
+    // `sha256sum` of its input prints `HASH  -`: compared whole, without `cut`.
     let mut same = ShellLine::new()
-        .code("[ -f \"$f\" ] && [ \"$(sha256sum < \"$f\" | cut -d' ' -f1)\" = ")
-        .value(hash)
+        .code("[ -f \"$f\" ] && [ \"$(sha256sum < \"$f\")\" = ")
+        .value(format!("{hash}  -"))
         .code(" ]");
     let mut apply = ShellLine::new();
     if let Some(m) = mode {
@@ -336,14 +514,61 @@ pub fn file_command(dest: &str, hash: &str, mode: Option<u32>, owner: Option<&st
             .code(" ]");
         apply = apply.code(" && chown ").value(o).code(" \"$t\"");
     }
-    ShellLine::new()
-        .code("f=")
-        .value(dest)
-        .code("; case \"$f\" in /*) ;; *) echo \"destination $f is not an absolute path\" >&2; exit 2;; esac; if ")
+    (same, apply)
+}
+
+/// The node-side script of a file step: compare the content hash (and mode and owner)
+/// of `dest` with the upload on stdin, and replace the file atomically only when they
+/// differ. Every value is quoted by [`ShellLine`].
+pub fn file_command(dest: &str, hash: &str, mode: Option<u32>, owner: Option<&str>) -> ShellLine {
+    let (same, apply) = file_same(hash, mode, owner);
+    file_dest(dest)
+        .code("if ")
         .line(&same)
         .code("; then echo unchanged; else t=$(mktemp \"$f.drover.XXXXXX\") && cat > \"$t\"")
         .line(&apply)
         .code(" && mv -f \"$t\" \"$f\" && echo changed || { rm -f \"$t\"; exit 1; }; fi")
+}
+
+/// A file step inside a script of steps: like [`file_command`], but the script's input
+/// carries every file step's content one after another, so this one reads exactly its
+/// `len` bytes (also when the file is current), and a short read (the input was cut)
+/// replaces nothing.
+pub fn file_command_framed(
+    dest: &str,
+    hash: &str,
+    len: usize,
+    mode: Option<u32>,
+    owner: Option<&str>,
+) -> ShellLine {
+    let (same, apply) = file_same(hash, mode, owner);
+    let len = u64::try_from(len).unwrap_or(u64::MAX);
+    file_dest(dest)
+        .code("if ")
+        .line(&same)
+        .code("; then head -c ")
+        .number(len)
+        .code(" > /dev/null; echo unchanged; else t=$(mktemp \"$f.drover.XXXXXX\") && head -c ")
+        .number(len)
+        .code(" > \"$t\" && [ \"$(wc -c < \"$t\")\" -eq ")
+        .number(len)
+        .code(" ]")
+        .line(&apply)
+        .code(" && mv -f \"$t\" \"$f\" && echo changed || { rm -f \"$t\"; exit 1; }; fi")
+}
+
+/// The check of a file step without a check of its own: exits 0 when `dest` already
+/// has the content (sha256 `hash`), mode and owner, else 1 (missing, changed by hand,
+/// or a destination that is not absolute, which the step itself then refuses with the
+/// reason).
+pub fn file_check(dest: &str, hash: &str, mode: Option<u32>, owner: Option<&str>) -> ShellLine {
+    let (same, _) = file_same(hash, mode, owner);
+    ShellLine::new()
+        .code("f=")
+        .value(dest)
+        .code("; case \"$f\" in /*) ;; *) exit 1;; esac; if ")
+        .line(&same)
+        .code("; then exit 0; else exit 1; fi")
 }
 
 /// Waits (up to `timeout`) until no step holds the node's step lock: a controller
@@ -354,7 +579,38 @@ pub fn settle_command(locks: &NodeLocks, node: &str, timeout: Duration) -> Strin
     locks.settle(node, timeout).into_string()
 }
 
-fn outcome(out: Result<ExecOutput, TransportError>, timeout: Duration) -> Result<StepOutput, StepError> {
+/// A step prepared to run inside a script of steps.
+pub(super) struct Scripted {
+    /// What runs on the node, and what the log shows.
+    command: String,
+    /// A file step's content, which travels on the script's input.
+    input: Vec<u8>,
+    file: bool,
+}
+
+/// How the log names a step's command (as when it runs alone).
+fn step_label(step: &Step, file: bool) -> String {
+    if file {
+        format!("file step `{}`", step.name)
+    } else {
+        format!("step `{}`", step.name)
+    }
+}
+
+/// What `sh -c` gives an effect-free built-in (see [`shell_no_op`]).
+fn no_op_output(code: i32) -> ExecOutput {
+    ExecOutput {
+        code: Some(code),
+        stdout: String::new(),
+        stderr: String::new(),
+        timed_out: false,
+    }
+}
+
+pub(super) fn outcome(
+    out: Result<ExecOutput, TransportError>,
+    timeout: Duration,
+) -> Result<StepOutput, StepError> {
     let o = out?;
     if o.timed_out {
         return Err(StepError::TimedOut(timeout));

@@ -1008,6 +1008,7 @@ mod tests {
             batches,
             window: None,
             unavailable_at_start: vec![],
+            order: vec![],
             maintenance: vec![],
         }
     }
@@ -1384,6 +1385,8 @@ mod tests {
                     name: "max_unavailable".into(),
                     max,
                     members: members.iter().map(|i| NodeId(*i)).collect(),
+                    already_out: 0,
+                    size: 0,
                 }],
                 [],
             ),
@@ -1399,6 +1402,8 @@ mod tests {
             name: name.into(),
             max,
             members: m.iter().map(|i| NodeId(*i)).collect(),
+            already_out: 0,
+            size: 0,
         };
         let spec = RolloutSpec {
             drains: (0..5).map(NodeId).collect(),

@@ -148,12 +148,16 @@ fn build(c: &Case) -> (Plan, RolloutSpec, Vec<Limit>) {
         name: "max_unavailable".into(),
         max: c.max_unavailable,
         members: nodes.clone(),
+        already_out: 0,
+        size: 0,
     }];
     for (i, (start, len)) in c.ha.iter().enumerate() {
         limits.push(Limit {
             name: format!("HA group `h{i}`"),
             max: 1,
             members: ids(*start..start + len),
+            already_out: 0,
+            size: 0,
         });
     }
     let plan = Plan {
@@ -176,6 +180,7 @@ fn build(c: &Case) -> (Plan, RolloutSpec, Vec<Limit>) {
         batches,
         window: None,
         unavailable_at_start: vec![],
+        order: vec![],
         maintenance: vec![],
     };
     let mut hosted: HashMap<NodeId, Vec<NodeId>> = HashMap::new();

@@ -28,6 +28,7 @@ use super::run_log::RunLog;
 use crate::inventory::{Inventory, NodeId};
 use crate::plan::Plan;
 use crate::site::{DrainHooks, HookHost};
+use crate::slurm::SlurmPoller;
 use crate::store::{NodeState, Store};
 use crate::template::TemplateEngine;
 use crate::transport::{Connection, Connector, NodeLocks};
@@ -92,6 +93,8 @@ pub struct RunContext<K: Connector> {
     pub files: FileSources,
     /// The step locks on the nodes.
     pub locks: NodeLocks,
+    /// With `scheduler: slurm`: the one `sinfo` per poll every waiting node shares.
+    pub slurm: Option<SlurmPoller>,
     /// The window, pauses and maintenance.
     pub gates: Gates,
 }
@@ -112,7 +115,7 @@ impl<C: Connection> Connections<C> {
     /// Closes the connections of nodes the run will not use and releases the masters of
     /// the others (they reopen at the node's turn), so a 2,000-node check does not keep
     /// 2,000 ssh processes alive through a long rollout.
-    pub async fn keep_only(&mut self, keep: &dyn Fn(NodeId) -> bool) {
+    pub async fn keep_only(&mut self, keep: &(dyn Fn(NodeId) -> bool + Sync)) {
         let drop_ids: Vec<NodeId> = self.0.keys().copied().filter(|id| !keep(*id)).collect();
         let mut set = JoinSet::new();
         for id in drop_ids {
@@ -167,13 +170,13 @@ impl<K: Connector> RunContext<K> {
         }
     }
 
-    /// `drover: <workflow> v<version> run <id>`: the scheduler's drain reason.
+    /// `run <id>, <workflow> v<version>`: who drained a node, in every reason.
     pub fn reason(&self) -> String {
         format!(
-            "drover: {} v{} run {}",
+            "run {}, {} v{}",
+            self.journal.run(),
             self.workflow.name,
             self.workflow.version,
-            self.journal.run()
         )
     }
 
@@ -185,6 +188,7 @@ impl<K: Connector> RunContext<K> {
             journal: &self.journal,
             events: &self.events,
             reason,
+            slurm: self.slurm.as_ref(),
         }
     }
 }
@@ -1037,6 +1041,27 @@ mod tests {
         Project::load(dir).unwrap()
     }
 
+    /// Runs the first step on every planned node, in a task of its own, so the test can
+    /// act on the run while it goes on.
+    fn spawn_first_steps(
+        cx: &Arc<RunContext<LocalConnector>>,
+        p: &Project,
+    ) -> tokio::task::JoinHandle<RunResult> {
+        let plan = Plan::build(&p.inventory, &p.workflows[0], &PlanInput::default()).unwrap();
+        let work = Work {
+            steps: plan.nodes.iter().map(|id| (*id, vec![0])).collect(),
+            ..Work::default()
+        };
+        let spec = RolloutSpec::simple(cx.workflow.strategy.retries, 1);
+        let cx = Arc::clone(cx);
+        tokio::spawn(async move {
+            let (_itx, irx) = watch::channel(0u32);
+            let (_ctx, ctl) = mpsc::unbounded_channel();
+            let mut conns = Connections(HashMap::new());
+            execute(cx, &plan, work, &mut conns, spec, irx, ctl).await
+        })
+    }
+
     fn context(p: &Project) -> Arc<RunContext<LocalConnector>> {
         let (events, _) = super::super::event_sender::event_channel(16);
         Arc::new(RunContext {
@@ -1055,6 +1080,7 @@ mod tests {
             settle: HashSet::new(),
             files: FileSources::default(),
             locks: NodeLocks::default(),
+            slurm: None,
             gates: Gates::default(),
         })
     }
@@ -1216,21 +1242,7 @@ mod tests {
             inventory: None,
         };
         let cx = Arc::new(cx);
-        let plan = Plan::build(&p.inventory, &p.workflows[0], &PlanInput::default()).unwrap();
-        let work = Work {
-            steps: plan.nodes.iter().map(|id| (*id, vec![0])).collect(),
-            ..Work::default()
-        };
-        let spec = RolloutSpec::simple(cx.workflow.strategy.retries, 1);
-        let (_itx, irx) = watch::channel(0u32);
-        let (_ctx, ctl) = mpsc::unbounded_channel();
-        let run = tokio::spawn({
-            let cx = Arc::clone(&cx);
-            async move {
-                let mut conns = Connections(HashMap::new());
-                execute(cx, &plan, work, &mut conns, spec, irx, ctl).await
-            }
-        });
+        let run = spawn_first_steps(&cx, &p);
         let started = |n: &str| dir.path().join(format!("started-{n}")).exists();
         let wait_for = |what: &dyn Fn() -> bool| {
             let t = Instant::now();
@@ -1294,21 +1306,7 @@ mod tests {
         cx.gates.poll = Duration::from_millis(20);
         cx.gates.inventory = Some(live_rx);
         let cx = Arc::new(cx);
-        let plan = Plan::build(&p.inventory, &p.workflows[0], &PlanInput::default()).unwrap();
-        let work = Work {
-            steps: plan.nodes.iter().map(|id| (*id, vec![0])).collect(),
-            ..Work::default()
-        };
-        let spec = RolloutSpec::simple(cx.workflow.strategy.retries, 1);
-        let (_itx, irx) = watch::channel(0u32);
-        let (_ctx, ctl) = mpsc::unbounded_channel();
-        let run = tokio::spawn({
-            let cx = Arc::clone(&cx);
-            async move {
-                let mut conns = Connections(HashMap::new());
-                execute(cx, &plan, work, &mut conns, spec, irx, ctl).await
-            }
-        });
+        let run = spawn_first_steps(&cx, &p);
         let t = Instant::now();
         while !dir.path().join("started-n1").exists() {
             assert!(t.elapsed() < Duration::from_secs(10), "n1 never started");

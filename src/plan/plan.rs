@@ -10,7 +10,8 @@ use serde::Serialize;
 use super::rounding::budget_share;
 use crate::budget::{Disruption, Limit};
 use crate::inventory::{Inventory, NodeId};
-use crate::workflow::{CanarySelect, Workflow};
+use crate::slurm::SlurmView;
+use crate::workflow::{CanarySelect, NodeOrder, Workflow};
 
 /// Why a node selected by the workflow is not in the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -96,6 +97,9 @@ pub struct Plan {
     pub unavailable_at_start: Vec<NodeId>,
     /// Why each node in maintenance is (who set it, since when, the reason).
     pub maintenance: Vec<(NodeId, String)>,
+    /// With `order: soonest_idle`: each node in the run, in its order, with why it goes
+    /// there (`idle`, `1 running job, idle by ...`).
+    pub order: Vec<(NodeId, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,6 +139,8 @@ pub(super) fn limits(
         name: "max_unavailable".into(),
         max: max_unavailable,
         members: selected.to_vec(),
+        already_out: 0,
+        size: 0,
     }];
     for g in inv.ha_groups() {
         let draining: Vec<NodeId> = g
@@ -158,6 +164,8 @@ pub(super) fn limits(
             name: format!("HA group `{}`", g.name),
             max,
             members: g.members.clone(),
+            already_out: 0,
+            size: 0,
         });
     }
     let per_group = &wf.strategy.max_unavailable_per_group;
@@ -173,6 +181,8 @@ pub(super) fn limits(
                 name: format!("group `{name}`"),
                 max: budget_share(*amount, members.len()).0,
                 members: members.clone(),
+                already_out: 0,
+                size: 0,
             });
         }
         for name in per_group.keys() {
@@ -243,6 +253,50 @@ pub struct PlanInput {
     pub drain_steps: bool,
     /// Nodes in maintenance, with why (as the state store says).
     pub maintenance: HashMap<NodeId, String>,
+    /// With `scheduler: slurm`: the cluster when the run was planned (partition budgets,
+    /// nodes Slurm has out of service, `order: soonest_idle`).
+    pub slurm: Option<SlurmView>,
+}
+
+/// Budgets per Slurm partition: `amount` of each partition's nodes (all of them, as
+/// Slurm knows them), with the ones Slurm has out of service outside the run counted
+/// from the start. Only partitions with a target in them.
+pub(super) fn partition_limits(
+    inv: &Inventory,
+    wf: &Workflow,
+    view: &SlurmView,
+    selected: &[NodeId],
+    targets: &[NodeId],
+) -> Vec<Limit> {
+    let Some(amount) = wf.strategy.max_unavailable_per_partition else {
+        return Vec::new();
+    };
+    let selected: HashSet<NodeId> = selected.iter().copied().collect();
+    let targeted: HashSet<NodeId> = targets.iter().copied().collect();
+    let mut out = Vec::new();
+    for (name, nodes) in view.partitions() {
+        let mut members = Vec::new();
+        let mut already_out = 0;
+        for n in &nodes {
+            match inv.find(n).filter(|id| selected.contains(id)) {
+                Some(id) => members.push(id),
+                None if view.unavailable(n) => already_out += 1,
+                None => {}
+            }
+        }
+        if !members.iter().any(|m| targeted.contains(m)) {
+            continue;
+        }
+        members.sort();
+        out.push(Limit {
+            name: format!("partition `{name}`"),
+            max: budget_share(amount, nodes.len()).0,
+            members,
+            already_out,
+            size: nodes.len(),
+        });
+    }
+    out
 }
 
 impl Plan {
@@ -280,7 +334,12 @@ impl Plan {
                 Some(Exclusion::NotInLimit)
             } else if input.already_unavailable.contains(&id) && input.held.contains(&id) {
                 Some(Exclusion::HeldByRun)
-            } else if input.already_unavailable.contains(&id) {
+            } else if input.already_unavailable.contains(&id)
+                || input
+                    .slurm
+                    .as_ref()
+                    .is_some_and(|v| v.unavailable(&inv.node(id).name))
+            {
                 Some(Exclusion::AlreadyUnavailable)
             } else if input.failed_check.contains(&id) {
                 Some(Exclusion::CheckFailed)
@@ -316,7 +375,10 @@ impl Plan {
         selected_all.extend(excluded.iter().map(|(i, _)| *i));
         selected_all.sort();
         let drains = |id: &NodeId| input.drain_steps && input.drains.as_ref().is_none_or(|d| d.contains(id));
-        let limits = limits(inv, wf, max_unavailable, &selected_all, &targets, &drains)?;
+        let mut limits = limits(inv, wf, max_unavailable, &selected_all, &targets, &drains)?;
+        if let Some(view) = &input.slurm {
+            limits.extend(partition_limits(inv, wf, view, &selected_all, &targets));
+        }
         // Nodes that could never go down, however long the run waited: their budget is
         // used up by nodes that were down before it started.
         let mut before = Disruption::new(limits.clone(), hosted_pairs(inv));
@@ -332,6 +394,12 @@ impl Plan {
             }
         });
         let target_set: HashSet<NodeId> = targets.iter().copied().collect();
+        // Least impact first: a stable sort, so ties keep inventory order.
+        let idle = |id: &NodeId| input.slurm.as_ref().map(|v| v.idle_order(&inv.node(*id).name));
+        let soonest_idle = s.order == NodeOrder::SoonestIdle && input.slurm.is_some();
+        if soonest_idle {
+            targets.sort_by_key(|id| idle(id));
+        }
         let canary: Vec<NodeId> = if s.all_at_once {
             Vec::new()
         } else {
@@ -380,6 +448,9 @@ impl Plan {
             }
         }
         let mut canary = canary;
+        if soonest_idle {
+            canary.sort_by_key(|id| idle(id));
+        }
         hosted_first(inv, &mut canary, &mut batches);
         batches.retain(|b| !b.is_empty());
 
@@ -401,7 +472,16 @@ impl Plan {
             .filter_map(|(id, _)| Some((*id, input.maintenance.get(id)?.clone())))
             .collect();
         maintenance.sort();
+        let order = if soonest_idle {
+            nodes
+                .iter()
+                .filter_map(|id| Some((*id, idle(id)?.describe())))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Plan {
+            order,
             workflow: wf.name.clone(),
             version: wf.version,
             nodes,
@@ -496,7 +576,7 @@ impl Plan {
         );
         let down: HashSet<NodeId> = self.unavailable_at_start.iter().copied().collect();
         for l in &self.budgets.limits {
-            let already = l.members.iter().filter(|m| down.contains(m)).count();
+            let already = l.members.iter().filter(|m| down.contains(m)).count() + l.already_out;
             let name = if l.name == "max_unavailable" {
                 "max unavailable"
             } else {
@@ -511,6 +591,8 @@ impl Plan {
                 let s = &w.strategy;
                 if l.name == "max_unavailable" {
                     Some(s.max_unavailable)
+                } else if l.name.starts_with("partition `") {
+                    s.max_unavailable_per_partition
                 } else {
                     let group = l.name.strip_prefix("group `")?.strip_suffix('`')?;
                     s.max_unavailable_per_group
@@ -519,11 +601,21 @@ impl Plan {
                         .copied()
                 }
             });
+            let size = if l.size > 0 { l.size } else { l.members.len() };
             let how = amount
-                .and_then(|a| budget_share(a, l.members.len()).1)
+                .and_then(|a| budget_share(a, size).1)
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default();
             let _ = writeln!(o, "  {name}: at most {} at once{how}{note}", l.max);
+        }
+        if !self.order.is_empty() {
+            let _ = writeln!(
+                o,
+                "  order: soonest_idle (idle first, then soonest idle by time limit, then fewest jobs):"
+            );
+            for (id, why) in &self.order {
+                let _ = writeln!(o, "    {}: {why}", inv.node(*id).name);
+            }
         }
         match (&self.window, window) {
             (Some(name), Some(desc)) => {
@@ -576,6 +668,7 @@ blacklist: [mgmt1]
             dir: std::path::Path::new("."),
             tree: &doc.root,
             site_drain: true,
+            site_slurm: false,
             file_roots: &[std::path::PathBuf::from("/")],
             keyring: &crate::vault::Keyring::default(),
         };

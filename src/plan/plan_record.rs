@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::plan::{Budgets, Exclusion, Plan, PlanError, limits};
+use crate::budget::Limit;
 use crate::inventory::{Inventory, NodeId};
 use crate::workflow::Workflow;
 
@@ -25,6 +26,19 @@ struct PlanRecord {
     unavailable_at_start: Vec<String>,
     drains: Vec<String>,
     window: Option<String>,
+    /// Slurm partition budgets as planned (they come from `sinfo` at the start, which a
+    /// resumed run does not read again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    partition_limits: Vec<StoredLimit>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredLimit {
+    name: String,
+    max: usize,
+    members: Vec<String>,
+    already_out: usize,
+    size: usize,
 }
 
 impl Plan {
@@ -47,6 +61,19 @@ impl Plan {
             unavailable_at_start: names(&self.unavailable_at_start),
             drains: names(&drains),
             window: self.window.clone(),
+            partition_limits: self
+                .budgets
+                .limits
+                .iter()
+                .filter(|l| l.name.starts_with("partition `"))
+                .map(|l| StoredLimit {
+                    name: l.name.clone(),
+                    max: l.max,
+                    members: names(&l.members),
+                    already_out: l.already_out,
+                    size: l.size,
+                })
+                .collect(),
         };
         serde_json::to_value(r).unwrap_or(serde_json::Value::Null)
     }
@@ -83,9 +110,16 @@ impl Plan {
         let mut selected = nodes.clone();
         selected.extend(excluded.iter().copied());
         selected.sort();
-        let limits = limits(inv, wf, r.max_unavailable, &selected, &nodes, &|n| {
+        let mut limits = limits(inv, wf, r.max_unavailable, &selected, &nodes, &|n| {
             drains.contains(n)
         })?;
+        limits.extend(r.partition_limits.iter().map(|l| Limit {
+            name: l.name.clone(),
+            max: l.max,
+            members: l.members.iter().filter_map(|n| inv.find(n)).collect(),
+            already_out: l.already_out,
+            size: l.size,
+        }));
         let plan = Plan {
             workflow: r.workflow,
             version: r.version,
@@ -102,6 +136,7 @@ impl Plan {
             },
             window: r.window,
             unavailable_at_start,
+            order: Vec::new(),
             // Maintenance is read when the run resumes, not replayed from the record.
             maintenance: Vec::new(),
         };

@@ -122,7 +122,7 @@ impl Project {
             (
                 "server",
                 raw.server.is_some(),
-                "there is no daemon or REST API yet",
+                "only `listen` is (`drover serve` listens there); there is no REST API yet",
             ),
             (
                 "git",
@@ -197,6 +197,7 @@ impl Project {
                 dir: &dir,
                 tree: &doc.root,
                 site_drain: site.drain.is_some(),
+                site_slurm: site.drain.as_ref().is_some_and(|d| d.is_slurm()),
                 file_roots: &site.file_roots,
                 keyring: &keyring,
             };

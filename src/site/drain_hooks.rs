@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::raw_site::{HookHost, OnDrainTimeout, RawDrain};
+use super::raw_site::{DrainScheduler, HookHost, OnDrainTimeout, RawDrain};
 use crate::diag::Problem;
 use crate::template::TemplateEngine;
 use crate::units::limits;
@@ -17,6 +17,9 @@ pub const HOOK_SCOPE: [&str; 5] = ["node", "workflow", "run", "reason", "site"];
 /// workflow for a service outside the scheduler (an HA pair behind a VIP) brings its own.
 #[derive(Debug, Clone, Serialize)]
 pub struct DrainHooks {
+    /// With `slurm`, the hooks are the built-in Slurm commands ([`SLURM_HOOKS`]) and the
+    /// `drained`/`resumed` polls go through one shared `sinfo` per interval.
+    pub scheduler: DrainScheduler,
     pub run_on: HookHost,
     pub drain: String,
     pub drained: String,
@@ -28,7 +31,35 @@ pub struct DrainHooks {
     pub on_timeout: OnDrainTimeout,
 }
 
+/// `scheduler: slurm`'s commands, as hooks would say them: the drain and resume commands
+/// run as hooks; the `drained` and `resumed` probes are what a site without
+/// `scheduler: slurm` would poll per node (`scheduler: slurm` reads every waiting node
+/// with one `sinfo` per poll instead: see [`crate::slurm::SlurmPoller`]). `drained` is
+/// `drained` with any suffix (`drained*`: no job runs, slurmd does not answer);
+/// `resumed` is a state that takes jobs, so `idle*`, `down`, `maint` or `reboot^` are
+/// not back.
+pub const SLURM_HOOKS: [(&str, &str); 4] = [
+    (
+        "drain",
+        "scontrol update nodename={{ node.name }} state=drain reason={{ reason }}",
+    ),
+    (
+        "drained",
+        "test \"$(sinfo -h -n {{ node.name }} -o %T | tr -cd 'a-z_\\n' | sort -u)\" = drained",
+    ),
+    ("resume", "scontrol update nodename={{ node.name }} state=resume"),
+    (
+        "resumed",
+        "sinfo -h -n {{ node.name }} -o %T | sort -u | grep -qx -e idle -e mixed -e allocated -e completing -e planned",
+    ),
+];
+
 impl DrainHooks {
+    /// Whether the hooks are Slurm's own commands.
+    pub fn is_slurm(&self) -> bool {
+        self.scheduler == DrainScheduler::Slurm
+    }
+
     /// Every hook command with its key (`drain`, `drained`, `resume`, `resumed`): for the
     /// checks that look at every template.
     pub fn commands(&self) -> Vec<(&'static str, &str)> {
@@ -47,14 +78,70 @@ impl DrainHooks {
     pub fn from_raw(d: &RawDrain, templates: &TemplateEngine) -> Result<DrainHooks, Vec<Problem>> {
         let mut p = Vec::new();
         let at = Path::root();
-        for (key, src) in [
+        let given = [
             ("drain", &d.drain),
             ("drained", &d.drained),
             ("resume", &d.resume),
-        ]
-        .into_iter()
-        .chain(d.resumed.as_ref().map(|r| ("resumed", r)))
+            ("resumed", &d.resumed),
+        ];
+        let hook = |key: &str| -> String {
+            match d.scheduler {
+                DrainScheduler::Slurm => SLURM_HOOKS
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| (*v).to_string())
+                    .unwrap_or_default(),
+                DrainScheduler::Hooks => given
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .and_then(|(_, v)| (*v).clone())
+                    .unwrap_or_default(),
+            }
+        };
+        let (drain, drained, resume) = (hook("drain"), hook("drained"), hook("resume"));
+        let resumed = match d.scheduler {
+            DrainScheduler::Slurm => Some(hook("resumed")),
+            DrainScheduler::Hooks => d.resumed.clone(),
+        };
+        match d.scheduler {
+            DrainScheduler::Slurm => {
+                for (key, v) in &given {
+                    if v.is_some() {
+                        p.push(
+                            Problem::key(
+                                at.key(*key),
+                                format!("`{key}` cannot be set with `scheduler: slurm`, whose commands are built in"),
+                            )
+                            .with_help("remove the hooks, or use `scheduler: hooks` to run your own"),
+                        );
+                    }
+                }
+                if d.run_on == HookHost::Node {
+                    p.push(Problem::value(
+                        at.key("run_on"),
+                        "`scheduler: slurm` runs Slurm's commands on the controller, where they reach slurmctld; `run_on: node` is for hooks",
+                    ));
+                }
+            }
+            DrainScheduler::Hooks => {
+                for (key, v) in &given[..3] {
+                    if v.is_none() {
+                        p.push(
+                            Problem::value(at.clone(), format!("missing required key `{key}`")).with_help(
+                                "give the drain, drained and resume hooks, or set `scheduler: slurm`",
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        for (key, src) in [("drain", &drain), ("drained", &drained), ("resume", &resume)]
+            .into_iter()
+            .chain(resumed.as_ref().map(|r| ("resumed", r)))
         {
+            if src.is_empty() {
+                continue;
+            }
             if let Err(e) = templates.check_command(src, &HOOK_SCOPE) {
                 p.push(e.problem(at.key(key)));
             }
@@ -83,11 +170,12 @@ impl DrainHooks {
             return Err(p);
         }
         Ok(DrainHooks {
+            scheduler: d.scheduler,
             run_on: d.run_on,
-            drain: d.drain.clone(),
-            drained: d.drained.clone(),
-            resume: d.resume.clone(),
-            resumed: d.resumed.clone(),
+            drain,
+            drained,
+            resume,
+            resumed,
             poll_interval,
             timeout,
             on_timeout: d.on_timeout,

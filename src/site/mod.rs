@@ -11,13 +11,13 @@ mod raw_ssh;
 mod site;
 
 pub use allowed_signers::{AllowedSigner, AllowedSigners, SignersLineError};
-pub use drain_hooks::{DrainHooks, HOOK_SCOPE};
+pub use drain_hooks::{DrainHooks, HOOK_SCOPE, SLURM_HOOKS};
 pub use env_vars::{check_env, merge_env};
 pub use git_settings::{GitSettings, SignedCommits};
 pub use raw_git::{RawGit, RawRequireSigned};
 pub use raw_site::{
-    HookHost, OnDrainTimeout, OnLeaseConflict, RawDrain, RawFiles, RawLeases, RawNotifications, RawServer,
-    RawSite, RawSlack, SiteTransport,
+    DrainScheduler, HookHost, OnDrainTimeout, OnLeaseConflict, RawDrain, RawFiles, RawLeases,
+    RawNotifications, RawServer, RawSite, RawSlack, SiteTransport,
 };
 pub use raw_ssh::{OneOrMany, RawHostKeyPolicy, RawSsh, RawSshOptions};
 pub use site::{LeaseSettings, ServerSettings, Site, SlackSettings, SshSettings};

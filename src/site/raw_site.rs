@@ -100,25 +100,45 @@ pub enum OnDrainTimeout {
     GiveUp,
 }
 
+/// Which scheduler the drain cycle talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DrainScheduler {
+    /// Any scheduler, through the `drain`, `drained`, `resume` (and `resumed`) hooks.
+    #[default]
+    Hooks,
+    /// Slurm, through its own commands on the controller (`scontrol`, `sinfo`,
+    /// `squeue`): one `sinfo` per poll interval for every waiting node, budgets per
+    /// partition that count what Slurm already has down, `order: soonest_idle`. The
+    /// hooks are built in; none may be given.
+    Slurm,
+}
+
 /// Drain hooks: templates with `node`, `workflow`, `run` and `reason` in scope.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDrain {
+    /// `hooks` (default): the commands below; `slurm`: Slurm's own commands, no hooks.
+    #[serde(default)]
+    pub scheduler: DrainScheduler,
     /// Where the hooks run (default `controller`).
     #[serde(default)]
     pub run_on: HookHost,
     /// Asks the scheduler to drain the node (no new jobs; running jobs finish).
-    pub drain: String,
-    /// Exits 0 once the node is drained (its jobs have finished); polled.
-    pub drained: String,
-    /// Puts the node back into service.
-    pub resume: String,
+    /// Required with `scheduler: hooks`.
+    pub drain: Option<String>,
+    /// Exits 0 once the node is drained (its jobs have finished); polled. Required with
+    /// `scheduler: hooks`.
+    pub drained: Option<String>,
+    /// Puts the node back into service. Required with `scheduler: hooks`.
+    pub resume: Option<String>,
     /// Exits 0 once the scheduler has the node back in service (for Slurm: its state
     /// shows neither `drain` nor `*`, not responding); polled after `resume` like
     /// `drained`, and the node keeps its place in the budgets until it passes. Without
     /// it, the node counts as back once `resume` exits 0.
     pub resumed: Option<String>,
-    /// Time between `drained` polls (default 30s).
+    /// Time between `drained` polls (default 30s). With `scheduler: slurm`, the time
+    /// between the one `sinfo` that serves every waiting node.
     pub poll_interval: Option<HumanDuration>,
     /// How long to wait for a node to drain (default 4h).
     pub timeout: Option<HumanDuration>,

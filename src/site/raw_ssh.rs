@@ -44,7 +44,9 @@ pub struct RawSsh {
     pub identity_file: Option<String>,
     /// known_hosts files to trust (one file or a list), besides drover's own.
     pub known_hosts: Option<OneOrMany>,
-    /// Jump host(s), as ssh's `ProxyJump`.
+    /// Jump host(s): `bastion`, `user@bastion:2222`, `a,b` (first hop first). Each hop
+    /// is reached with the node's own identity_file, known_hosts, host key policy,
+    /// kex_algorithms and options.
     pub proxy_jump: Option<String>,
     /// Key exchange algorithms, as ssh's `KexAlgorithms` (see the groups' setting).
     pub kex_algorithms: Option<String>,
@@ -104,11 +106,14 @@ pub struct RawSshOptions {
     pub identity_file: Option<String>,
     /// known_hosts files to trust (one file or a list), besides drover's own.
     pub known_hosts: Option<OneOrMany>,
-    /// Jump host(s), as ssh's `ProxyJump`: `bastion`, `user@bastion:2222`, `a,b`.
+    /// Jump host(s): `bastion`, `user@bastion:2222`, `a,b` (first hop first). Each hop
+    /// is reached with the node's own identity_file, known_hosts, host key policy,
+    /// kex_algorithms and options.
     pub proxy_jump: Option<String>,
     /// Key exchange algorithms, as ssh's `KexAlgorithms`: `curve25519-sha256` costs the
-    /// controller about a tenth of the CPU of the post-quantum hybrid
-    /// `sntrup761x25519-sha512@openssh.com` that OpenSSH 9 prefers.
+    /// controller about a fifth of the CPU per connection (16 ms against 80 ms, measured
+    /// on OpenSSH 9.2) of the post-quantum hybrid `sntrup761x25519-sha512@openssh.com`
+    /// that OpenSSH 9 prefers, and gives up the hybrid's protection of recorded sessions.
     pub kex_algorithms: Option<String>,
     /// Any other ssh option, as for `ssh -o Key=Value`.
     #[serde(default)]

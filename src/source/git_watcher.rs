@@ -24,6 +24,9 @@ use crate::store::{SourceVerdict, Store, Write};
 /// The remote's name in the daemon's clone.
 const REMOTE: &str = "origin";
 
+/// Pack files (one per fetch) the clone may gather before they are made into one.
+const MAX_PACKS: usize = 16;
+
 pub struct GitWatcher {
     settings: GitSettings,
     /// The daemon's state dir (runs of every commit's site use it).
@@ -135,6 +138,7 @@ impl GitWatcher {
                     });
                 }
                 self.failures = 0;
+                self.consolidate_packs()?;
             }
             Err(e) => {
                 self.failures = self.failures.saturating_add(1);
@@ -165,6 +169,50 @@ impl GitWatcher {
         let mut opts = git2::FetchOptions::new();
         opts.download_tags(git2::AutotagOption::None);
         remote.fetch(&[refspec.as_str()], Some(&mut opts), None)
+    }
+
+    /// Every fetch adds a pack file, and libgit2 keeps every pack open and searches them
+    /// one by one: over thousands of commits memory and lookups would grow per commit.
+    /// Past `MAX_PACKS`, the objects of the branch and of the commits seen and in force
+    /// are written into one pack and the others removed (libgit2 has no `git gc`).
+    fn consolidate_packs(&mut self) -> Result<(), SourceError> {
+        let pack_dir = self.repo.path().join("objects").join("pack");
+        let packs: Vec<PathBuf> = std::fs::read_dir(&pack_dir)
+            .map_err(SourceError::io("read", &pack_dir))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pack"))
+            .collect();
+        if packs.len() < MAX_PACKS {
+            return Ok(());
+        }
+        let failed = SourceError::git("consolidate the clone's pack files");
+        let written = (|| -> Result<(), git2::Error> {
+            let mut pb = self.repo.packbuilder()?;
+            let mut walk = self.repo.revwalk()?;
+            walk.push_glob(&format!("refs/remotes/{REMOTE}/*"))?;
+            for oid in [self.seen, self.good].into_iter().flatten() {
+                // A commit the branch no longer reaches (a refused force-push) is kept.
+                let _ = walk.push(oid);
+            }
+            pb.insert_walk(&mut walk)?;
+            let mut buf = git2::Buf::new();
+            pb.write_buf(&mut buf)?;
+            let odb = self.repo.odb()?;
+            let mut w = odb.packwriter()?;
+            std::io::Write::write_all(&mut w, &buf).map_err(|e| git2::Error::from_str(&e.to_string()))?;
+            w.commit()?;
+            Ok(())
+        })();
+        written.map_err(failed)?;
+        for p in packs {
+            let _ = std::fs::remove_file(p.with_extension("idx"));
+            let _ = std::fs::remove_file(&p);
+        }
+        let path = self.repo.path().to_path_buf();
+        self.repo =
+            Repository::open_bare(&path).map_err(SourceError::git(format!("reopen {}", path.display())))?;
+        Ok(())
     }
 
     /// The fetched tip of the branch (`None`: the remote has no such branch yet).

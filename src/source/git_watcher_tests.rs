@@ -404,3 +404,31 @@ fn the_site_may_live_in_a_directory_of_the_repository() {
         r[0].1.render()
     );
 }
+
+/// One pack per fetch would keep growing (memory and lookups per commit): past 16 they
+/// are made into one, and every commit is still there to compare and follow.
+#[test]
+fn pack_files_do_not_pile_up_over_many_fetches() {
+    let (remote, _) = TestRemote::with_site();
+    let state = tempfile::tempdir().unwrap();
+    let mut w = watcher(settings(&remote), state.path());
+    w.poll().unwrap();
+    let mut last = String::new();
+    for i in 0..40 {
+        let c = remote.commit(&[("workflows/a.yml", &workflow("a", 2 + i, "echo 2"))], "a");
+        last = c.to_string();
+        assert_eq!(rollouts(&w.poll().unwrap()), [("a".into(), last.clone())]);
+    }
+    let packs = std::fs::read_dir(state.path().join("git/repo.git/objects/pack"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+        .count();
+    assert!(packs <= 16, "{packs} pack files");
+    drop(w);
+    // A restart still finds the commit in force and follows on from it.
+    let mut w = watcher(settings(&remote), state.path());
+    assert_eq!(w.in_force().unwrap().unwrap().commit.sha, last);
+    let c = remote.commit(&[("workflows/b.yml", &workflow("b", 2, "echo b"))], "b");
+    assert_eq!(rollouts(&w.poll().unwrap()), [("b".into(), c.to_string())]);
+}

@@ -22,7 +22,7 @@ const V1_TABLES: [&str; 4] = ["leases", "nodes", "runs", "steps"];
 
 /// One entry per schema version: `MIGRATIONS[i]` takes a database from version `i` to
 /// `i + 1`. `PRAGMA user_version` holds the version; never edit a shipped entry, add one.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The version this drover writes.
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -157,6 +157,12 @@ pub(super) fn v2_for_tests() -> String {
 /// The first version with the `pauses` and `node_lifecycle` tables: a read-only open of
 /// an older file (not migrated) has no pause and no node in maintenance.
 pub(super) const GATES_VERSION: usize = 4;
+
+/// Version 5: who or what started a run (`trigger`, JSON: the service's `Trigger`).
+/// Runs recorded before it have none.
+const V5: &str = "
+ALTER TABLE runs ADD COLUMN trigger TEXT;
+";
 
 /// How a connection may use the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -239,6 +239,23 @@ impl Store {
 
     /// The run's nodes as last recorded, in plan order, without its plan or step
     /// results (which can be large): for a quick look during a run.
+    /// Who or what started `run` (the service's `Trigger` as JSON); `None` for a run
+    /// recorded without one, or in a file older than schema version 5 opened read-only
+    /// (not migrated, so without the column).
+    pub fn trigger(&self, run: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let conn = self.reader();
+        let text: Option<String> = match conn
+            .prepare_cached("SELECT trigger FROM runs WHERE id = ?1")
+            .and_then(|mut s| s.query_row([run], |r| r.get(0)))
+        {
+            Ok(t) => t,
+            Err(rusqlite::Error::QueryReturnedNoRows) => None,
+            Err(e) if e.to_string().contains("no such column") => None,
+            Err(e) => return Err(self.error(format!("read the trigger of run `{run}`"), e)),
+        };
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
     pub fn nodes(&self, run: &str) -> Result<Vec<NodeRow>, StoreError> {
         NodeRow::of_run(&self.reader(), run)
             .map_err(|e| self.error(format!("read the nodes of run `{run}`"), e))
@@ -1487,6 +1504,72 @@ mod tests {
         assert!(plan.contains("nodes_by_node"), "{plan}");
     }
 
+    /// A drover store file as version 2 wrote it (before pauses and triggers).
+    fn version_2_file(path: &std::path::Path) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(&schema::v2_for_tests()).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
+            .unwrap();
+        conn
+    }
+
+    /// A version-2 file (before triggers) with a run: read-only it opens as it is and
+    /// its run has no trigger; a writable open migrates it, and a new run's trigger is
+    /// recorded with its creation and read back.
+    #[test]
+    fn a_version_2_store_opens_and_migrates_to_triggers() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("drover.db");
+        {
+            let conn = version_2_file(&path);
+            conn.execute(
+                "INSERT INTO runs (id, workflow, version, status, plan, options, controller_host,
+                                   controller_pid, started_at, heartbeat_at)
+                 VALUES ('old', 'kernel', 1, 'succeeded', '{}', '{}', 'h', 1, 0, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let ro = Store::open_read_only(&path).unwrap();
+        assert_eq!(
+            ro.trigger("old").unwrap(),
+            None,
+            "no column, no trigger, no error"
+        );
+        assert_eq!(ro.runs().unwrap().len(), 1);
+        drop(ro);
+        assert_eq!(std::fs::read(&path).unwrap(), before, "read-only wrote nothing");
+
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.trigger("old").unwrap(), None);
+        let t = json!({"kind": "git_commit", "sha": "abc", "author": "a", "subject": "s"});
+        store
+            .begin_run_blocking(
+                "new",
+                &["n1".to_string()],
+                ts("2026-12-01T10:00:00Z"),
+                Duration::from_secs(60),
+                vec![
+                    created("new", &["n1"], Controller::this(), ts("2026-12-01T10:00:00Z")),
+                    Write::RunTriggered {
+                        id: "new".into(),
+                        trigger: t.clone(),
+                    },
+                ],
+            )
+            .unwrap();
+        assert_eq!(store.trigger("new").unwrap(), Some(t));
+        assert_eq!(store.trigger("missing").unwrap(), None);
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, schema::SCHEMA_VERSION);
+    }
+
     #[test]
     fn a_new_database_carries_the_application_id_and_leaves_no_temporary_file() {
         let dir = TempDir::new().unwrap();
@@ -1720,13 +1803,7 @@ mod tests {
     fn a_version_2_database_is_read_without_pauses_and_migrated_on_a_writable_open() {
         let dir = TempDir::new().unwrap();
         let path = dir.path().join("drover.db");
-        {
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(&schema::v2_for_tests()).unwrap();
-            conn.pragma_update(None, "user_version", 2).unwrap();
-            conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
-                .unwrap();
-        }
+        drop(version_2_file(&path));
         let before = std::fs::read(&path).unwrap();
         let reader = Store::open_read_only(&path).unwrap();
         assert_eq!(reader.pauses().unwrap(), []);

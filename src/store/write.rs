@@ -43,6 +43,9 @@ pub enum Write {
         controller: Controller,
         at: Timestamp,
     },
+    /// Who or what started the run (the service's `Trigger`, JSON), written with its
+    /// `RunCreated` in the same transaction.
+    RunTriggered { id: String, trigger: serde_json::Value },
     /// A finished or interrupted run taken up again: back to Running under
     /// `controller`, its finish time and outcome cleared.
     RunResumed {
@@ -223,6 +226,10 @@ impl Write {
                 )?
                 .execute(params![id, controller.host, controller.pid, millis(*at)]),
 
+            Write::RunTriggered { id, trigger } => conn
+                .prepare_cached("UPDATE runs SET trigger = ?2 WHERE id = ?1")?
+                .execute(params![id, json_text(trigger)?]),
+
             Write::RunResumed { id, controller, at } => conn
                 .prepare_cached(
                     "UPDATE runs SET status = ?2, controller_host = ?3, controller_pid = ?4,
@@ -380,6 +387,7 @@ impl Write {
             Write::RunCreated { id, .. } => format!("record the new run `{id}`"),
             Write::RunFinished { id, .. } => format!("record the end of run `{id}`"),
             Write::Heartbeat { id, .. } => format!("record a heartbeat of run `{id}`"),
+            Write::RunTriggered { id, .. } => format!("record what started run `{id}`"),
             Write::RunResumed { id, .. } => format!("record the resumption of run `{id}`"),
             Write::Node { run, node, .. } => format!("record node `{node}` of run `{run}`"),
             Write::Step { run, node, step, .. } => format!("record step `{step}` on `{node}` of run `{run}`"),
@@ -397,6 +405,7 @@ impl Write {
             Write::RunCreated { id, .. }
             | Write::RunFinished { id, .. }
             | Write::Heartbeat { id, .. }
+            | Write::RunTriggered { id, .. }
             | Write::RunResumed { id, .. } => StoreError::UnknownRun { run: id.clone() },
             Write::Paused { scope, .. } | Write::Unpaused { scope } => StoreError::UnknownRun {
                 run: scope.key().to_string(),

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::{ExecOutput, NodeLocks, ShellLine, TransportError};
+use super::{ExecOutput, NodeLocks, Script, ScriptOutput, ShellLine, TransportError};
 use crate::inventory::Node;
 
 /// An open connection to one node, reused by every check and step of a run.
@@ -30,6 +30,17 @@ pub trait Connection: Send + Sync + 'static {
         stdin: Option<Vec<u8>>,
         timeout: Duration,
     ) -> impl Future<Output = Result<ExecOutput, TransportError>> + Send;
+
+    /// Runs `script` (several commands, one round trip) with `stdin`, under the node's
+    /// step lock when `locks` is given, killed on the node after the script's own
+    /// limit ([`Script::timeout`]). A connection that breaks midway still returns what
+    /// the commands that ended printed ([`ScriptOutput::item`]).
+    fn exec_script(
+        &self,
+        script: &Script,
+        stdin: Option<Vec<u8>>,
+        locks: Option<&NodeLocks>,
+    ) -> impl Future<Output = Result<ScriptOutput, TransportError>> + Send;
 
     /// Lets go of what keeps the connection open (an ssh master) while keeping it
     /// usable: the next command opens it again. For nodes that wait long for their turn.

@@ -94,10 +94,21 @@ impl OutputTail {
     }
 }
 
-/// The tail of everything a pipe yields until it closes (or until a read error: the exit
-/// status then tells what happened).
-pub(super) async fn read_tail<R: AsyncRead + Unpin>(pipe: Option<R>) -> OutputTail {
-    let mut tail = OutputTail::default();
+/// Where a command's output goes as it is read: a plain tail ([`OutputTail`]) or, for
+/// a script of several commands, one tail per command ([`super::FrameReader`]).
+pub(super) trait OutputSink: Send {
+    fn push(&mut self, chunk: &[u8]);
+}
+
+impl OutputSink for OutputTail {
+    fn push(&mut self, chunk: &[u8]) {
+        OutputTail::push(self, chunk);
+    }
+}
+
+/// Everything a pipe yields until it closes (or until a read error: the exit status
+/// then tells what happened), into `tail`.
+pub(super) async fn read_into<R: AsyncRead + Unpin, S: OutputSink>(pipe: Option<R>, mut tail: S) -> S {
     if let Some(mut pipe) = pipe {
         let mut buf = vec![0u8; 8192];
         while let Ok(n) = pipe.read(&mut buf).await {

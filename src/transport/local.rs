@@ -7,7 +7,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use super::connection::{Connection, Connector, KILLED_EXIT, TIMEOUT_EXIT};
-use super::exec_output::read_tail;
+use super::exec_output::{OutputSink, OutputTail, read_into};
+use super::script::{Script, ScriptOutput};
 use super::{ExecOutput, NodeLocks, ShellLine, TransportError};
 use crate::inventory::Node;
 
@@ -81,6 +82,33 @@ impl Connection for LocalConnection {
         self.run(cmd, stdin, timeout * 2).await
     }
 
+    async fn exec_script(
+        &self,
+        script: &Script,
+        stdin: Option<Vec<u8>>,
+        locks: Option<&NodeLocks>,
+    ) -> Result<ScriptOutput, TransportError> {
+        let timeout = script.timeout();
+        let mut cmd = Command::new("sh");
+        let limit = match locks {
+            None => {
+                cmd.arg("-c").arg(script.text());
+                timeout
+            }
+            Some(locks) => {
+                let run = ShellLine::new().code("exec sh -c ").script(&script.text());
+                cmd.arg("-c").arg(locks.wrap(&self.node, timeout, &run).as_str());
+                timeout * 2
+            }
+        };
+        Ok(match self.run_into(cmd, stdin, limit, script.readers()).await? {
+            None => ScriptOutput::abandoned(script),
+            Some((code, stdout, stderr, timed_out)) => {
+                ScriptOutput::new(stdout, stderr, code, timed_out, None)
+            }
+        })
+    }
+
     async fn close(self) {}
 }
 
@@ -90,10 +118,31 @@ impl LocalConnection {
     /// `timeout`'s exit codes) instead of spawning `timeout` for every command.
     async fn run(
         &self,
-        mut cmd: Command,
+        cmd: Command,
         stdin: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<ExecOutput, TransportError> {
+        let sinks = (OutputTail::default(), OutputTail::default());
+        Ok(match self.run_into(cmd, stdin, timeout, sinks).await? {
+            None => ExecOutput::abandoned(),
+            Some((code, stdout, stderr, timed_out)) => ExecOutput {
+                code,
+                stdout: stdout.into_text(),
+                stderr: stderr.into_text(),
+                timed_out,
+            },
+        })
+    }
+
+    /// [`Self::run`] with the output read into `sinks` (stdout, stderr): the code, the
+    /// two sinks and whether it timed out; `None` when it could not even be killed.
+    async fn run_into<S: OutputSink>(
+        &self,
+        mut cmd: Command,
+        stdin: Option<Vec<u8>>,
+        timeout: Duration,
+        sinks: (S, S),
+    ) -> Result<Option<(Option<i32>, S, S, bool)>, TransportError> {
         let spawn_err = |e: std::io::Error| TransportError::Spawn {
             node: self.node.clone(),
             message: e.to_string(),
@@ -129,8 +178,12 @@ impl LocalConnection {
                     drop(pipe);
                 }
             };
-            let ((), stdout, stderr, status) =
-                tokio::join!(write, read_tail(stdout), read_tail(stderr), child.wait());
+            let ((), stdout, stderr, status) = tokio::join!(
+                write,
+                read_into(stdout, sinks.0),
+                read_into(stderr, sinks.1),
+                child.wait()
+            );
             (stdout, stderr, status)
         };
         tokio::pin!(work);
@@ -152,16 +205,16 @@ impl LocalConnection {
             }
         };
         let Some((stdout, stderr, status)) = finished else {
-            return Ok(ExecOutput::abandoned());
+            return Ok(None);
         };
         guard.0 = None;
         let status = status.map_err(spawn_err)?;
-        Ok(ExecOutput {
-            code: killed_with.or(status.code()),
-            stdout: stdout.into_text(),
-            stderr: stderr.into_text(),
-            timed_out: killed_with.is_some(),
-        })
+        Ok(Some((
+            killed_with.or(status.code()),
+            stdout,
+            stderr,
+            killed_with.is_some(),
+        )))
     }
 }
 
@@ -187,7 +240,7 @@ fn signal(group: Option<rustix::process::Pid>, sig: rustix::process::Signal) {
 /// built-in without effects (`true`, `:`, `false`, `exit N`). Such commands are answered
 /// without a process: for no-op checks and steps, which is what measuring the engine
 /// at scale runs, a spawn per command would be all there is to measure.
-fn shell_no_op(command: &str) -> Option<i32> {
+pub fn shell_no_op(command: &str) -> Option<i32> {
     match command.trim() {
         "true" | ":" | "exit" => Some(0),
         "false" => Some(1),

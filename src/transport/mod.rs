@@ -3,9 +3,11 @@
 mod connection;
 mod control_dir;
 mod exec_output;
+mod frame_reader;
 mod local;
 mod node_lock;
 mod remote_kill;
+mod script;
 mod shell_line;
 mod ssh;
 mod ssh_master;
@@ -17,8 +19,9 @@ pub use connection::{
 };
 pub use control_dir::clean_dead;
 pub use exec_output::{ExecOutput, TAIL_BYTES, tail};
-pub use local::{LocalConnection, LocalConnector};
+pub use local::{LocalConnection, LocalConnector, shell_no_op};
 pub use node_lock::{DEFAULT_LOCK_DIR, LockDir, NodeLocks};
+pub use script::{ItemInput, ItemOutput, Script, ScriptOutput};
 pub use shell_line::ShellLine;
 pub use ssh::{SshConnection, SshConnector};
 pub use ssh_master::{DEFAULT_CONTROL_PERSIST, DEFAULT_SERVER_ALIVE, SshSetup};

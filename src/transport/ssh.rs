@@ -22,8 +22,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 
 use super::connection::{Connection, Connector, ran_out_of_time, remote_script};
-use super::exec_output::{OutputTail, read_tail};
+use super::exec_output::{OutputSink, OutputTail, read_into};
 use super::remote_kill::{PID_MARKER, Pending, RemoteKill};
+use super::script::{Script, ScriptOutput};
 use super::ssh_master::{Master, SshSetup};
 use super::ssh_options::SshOptions;
 use super::{ExecOutput, NodeLocks, TransportError};
@@ -196,12 +197,32 @@ impl Connection for SshConnection {
 
     async fn client_ssh_args(&self) -> Result<Option<Vec<String>>, TransportError> {
         let master = self.live_master().await?;
-        let args = super::ssh_master::client_args(&self.connector.setup, &self.options, master.ctl());
+        let args =
+            super::ssh_master::client_args(&self.connector.setup, &self.options, master.ctl(), master.log());
         Ok(Some(
             args.into_iter()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect(),
         ))
+    }
+
+    async fn exec_script(
+        &self,
+        script: &Script,
+        stdin: Option<Vec<u8>>,
+        locks: Option<&NodeLocks>,
+    ) -> Result<ScriptOutput, TransportError> {
+        let timeout = script.timeout();
+        let remote = remote_script(&script.text(), timeout, locks.map(|l| (l, self.node.as_str())));
+        // Waiting for the lock may take up to the timeout on top, as for `exec_locked`.
+        let limit = if locks.is_some() { timeout * 2 } else { timeout };
+        let ran = self
+            .run_into(remote, stdin, timeout, limit, script.readers())
+            .await?;
+        Ok(match ran {
+            None => ScriptOutput::abandoned(script),
+            Some(r) => ScriptOutput::new(r.stdout, r.stderr, r.code, r.timed_out, r.lost),
+        })
     }
 
     async fn describe(&self) -> Option<String> {
@@ -231,6 +252,30 @@ impl SshConnection {
         timeout: Duration,
         limit: Duration,
     ) -> Result<ExecOutput, TransportError> {
+        let sinks = (OutputTail::default(), OutputTail::default());
+        match self.run_into(remote, stdin, timeout, limit, sinks).await? {
+            None => Ok(ExecOutput::abandoned()),
+            Some(Ran { lost: Some(e), .. }) => Err(e),
+            Some(r) => Ok(ExecOutput {
+                code: r.code,
+                stdout: r.stdout.into_text(),
+                stderr: r.stderr.into_text(),
+                timed_out: r.timed_out,
+            }),
+        }
+    }
+
+    /// [`Self::run`] with the output read into `sinks` (stdout, stderr). `None`: the
+    /// controller gave up waiting. A connection that broke after the command started
+    /// is `lost`, with what was read before.
+    async fn run_into<S: OutputSink>(
+        &self,
+        remote: String,
+        stdin: Option<Vec<u8>>,
+        timeout: Duration,
+        limit: Duration,
+        sinks: (S, S),
+    ) -> Result<Option<Ran<S>>, TransportError> {
         let master = self.live_master().await?;
         let started = Instant::now();
         let mut kill = RemoteKill {
@@ -263,32 +308,44 @@ impl SshConnection {
             // code 127 becomes "remote command not found", death by a signal "the
             // remote process has terminated") and drops the output, which tells why.
             let (stdout, stderr) = (child.stdout().take(), child.stderr().take());
-            let ((), stdout, stderr) = tokio::join!(write, read_tail(stdout), read_stderr(stderr, &pid));
+            let ((), stdout, stderr) = tokio::join!(
+                write,
+                read_into(stdout, sinks.0),
+                read_stderr(stderr, &pid, sinks.1)
+            );
             Ok::<_, TransportError>((stdout, stderr, child.wait().await))
         };
         let grace = limit + Duration::from_secs(15);
         let Ok(done) = tokio::time::timeout(grace, work).await else {
             // Still running past its own timeout: the kill guard stops it.
-            return Ok(ExecOutput::abandoned());
+            return Ok(None);
         };
         kill.armed = false;
         let (stdout, stderr, status) = done?;
+        let mut lost = None;
         let code = match status {
             Ok(status) => status.code(),
             Err(openssh::Error::Remote(e)) if e.kind() == std::io::ErrorKind::NotFound => Some(127),
             // Killed by a signal, or the connection dropped: the master tells which.
             Err(openssh::Error::RemoteProcessTerminated) => match master.session.check().await {
                 Ok(()) => None,
-                Err(e) => return Err(self.lost(&e)),
+                Err(e) => {
+                    lost = Some(self.lost(&e));
+                    None
+                }
             },
-            Err(e) => return Err(self.lost(&e)),
+            Err(e) => {
+                lost = Some(self.lost(&e));
+                None
+            }
         };
-        Ok(ExecOutput {
+        Ok(Some(Ran {
             code,
-            stdout: stdout.into_text(),
-            stderr: stderr.into_text(),
+            stdout,
+            stderr,
             timed_out: ran_out_of_time(code, started.elapsed(), timeout),
-        })
+            lost,
+        }))
     }
 
     fn lost(&self, e: &openssh::Error) -> TransportError {
@@ -299,10 +356,22 @@ impl SshConnection {
     }
 }
 
+/// What a command did, its output read into sinks of type `S`.
+struct Ran<S> {
+    code: Option<i32>,
+    stdout: S,
+    stderr: S,
+    timed_out: bool,
+    lost: Option<TransportError>,
+}
+
 /// Reads stderr, taking the wrapper's `drover-pid N` line (the first it prints) out of
 /// it and into `pid`.
-async fn read_stderr<R: AsyncRead + Unpin>(pipe: Option<R>, pid: &OnceLock<u32>) -> OutputTail {
-    let mut tail = OutputTail::default();
+async fn read_stderr<R: AsyncRead + Unpin, S: OutputSink>(
+    pipe: Option<R>,
+    pid: &OnceLock<u32>,
+    mut tail: S,
+) -> S {
     let Some(mut pipe) = pipe else {
         return tail;
     };

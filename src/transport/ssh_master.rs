@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use openssh::Session;
 
+use super::shell_line::ShellLine;
 use super::ssh_options::{HostKeyPolicy, SshOptions};
 
 /// Settings every master of a run is launched with; per-node parts are in
@@ -94,6 +95,8 @@ impl Master {
         let status = tokio::time::timeout(setup.connect_timeout + Duration::from_secs(5), cmd.status()).await;
         let ok = matches!(status, Ok(Ok(s)) if s.success());
         let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let jumps = std::fs::read_to_string(jump_log(&log)).unwrap_or_default();
+        let _ = std::fs::remove_file(jump_log(&log));
         if !ok {
             let _ = std::fs::remove_file(&log);
             let _ = std::fs::remove_file(&ctl);
@@ -103,7 +106,8 @@ impl Master {
                     humantime::format_duration(setup.connect_timeout)
                 ),
                 Ok(Err(e)) => format!("cannot run ssh: {e}"),
-                Ok(Ok(_)) => last_lines(&text),
+                Ok(Ok(_)) if jumps.trim().is_empty() => last_lines(&text),
+                Ok(Ok(_)) => format!("{} (jump host: {})", last_lines(&text), last_lines(&jumps)),
             };
             let host_key = is_host_key_error(&message);
             return Err(LaunchError { host_key, message });
@@ -123,6 +127,11 @@ impl Master {
     pub(super) fn ctl(&self) -> &Path {
         &self.ctl
     }
+
+    /// The master's log: other clients' jump hosts log beside it.
+    pub(super) fn log(&self) -> &Path {
+        &self.log
+    }
 }
 
 impl Drop for Master {
@@ -132,6 +141,8 @@ impl Drop for Master {
         let _ = openssh_mux_client::shutdown_mux_master(&self.ctl);
         let _ = std::fs::remove_file(&self.ctl);
         let _ = std::fs::remove_file(&self.log);
+        // Written only by a client's ProxyCommand (ansible's ssh) after the launch.
+        let _ = std::fs::remove_file(jump_log(&self.log));
     }
 }
 
@@ -162,7 +173,7 @@ pub(super) fn master_args(setup: &SshSetup, o: &SshOptions, ctl: &Path, log: &Pa
     if setup.log_kex {
         a.extend(opt("LogLevel", "DEBUG1"));
     }
-    a.extend(common_args(setup, o));
+    a.extend(common_args(setup, o, log));
     a
 }
 
@@ -170,27 +181,57 @@ pub(super) fn master_args(setup: &SshSetup, o: &SshOptions, ctl: &Path, log: &Pa
 /// reaches the node as drover does: through the master's control socket
 /// (`ControlMaster=no`, so it never becomes a master of its own), and, should it have
 /// to connect anew, with the same identity, host key policy, known_hosts, user, port,
-/// options and ssh_config as the master.
-pub(super) fn client_args(setup: &SshSetup, o: &SshOptions, ctl: &Path) -> Vec<OsString> {
+/// options, ssh_config and jump hosts (the same `ProxyCommand`) as the master.
+pub(super) fn client_args(setup: &SshSetup, o: &SshOptions, ctl: &Path, log: &Path) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     a.extend(opt("ControlMaster", "no"));
     a.extend(opt("ControlPath", path_value(ctl)));
-    a.extend(common_args(setup, o));
+    a.extend(common_args(setup, o, log));
     a
 }
 
-/// Everything but the master's own options.
-fn common_args(setup: &SshSetup, o: &SshOptions) -> Vec<OsString> {
+/// Everything but the master's own options: how to reach the node (jump hosts, user,
+/// port) and the [`connection_args`].
+fn common_args(setup: &SshSetup, o: &SshOptions, log: &Path) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
-    a.extend(opt("BatchMode", "yes"));
-    a.extend(opt("ConnectTimeout", setup.connect_timeout.as_secs().max(1)));
-    a.extend(opt(
+    if let Some(jumps) = &o.proxy_jump {
+        a.extend(opt(
+            "ProxyCommand",
+            proxy_command(setup, o, jumps, &jump_log(log)),
+        ));
+    }
+    a.extend(connection_args(setup, o).into_iter().map(OsString::from));
+    if let Some(u) = &o.user {
+        a.extend(["-l".into(), u.into()]);
+    }
+    if let Some(p) = o.port {
+        a.extend(["-p".into(), p.to_string().into()]);
+    }
+    a
+}
+
+/// Where the jump hosts' ssh processes log (their errors explain a failed master).
+fn jump_log(log: &Path) -> PathBuf {
+    log.with_extension("jump.log")
+}
+
+/// What every connection drover makes to reach a node takes: the node's own one and
+/// those to its jump hosts. Host keys, identity, kex and `options` are the node's.
+fn connection_args(setup: &SshSetup, o: &SshOptions) -> Vec<String> {
+    let mut a = Vec::new();
+    let mut opt = |k: &str, v: &dyn std::fmt::Display| {
+        a.push("-o".to_string());
+        a.push(format!("{k}={v}"));
+    };
+    opt("BatchMode", &"yes");
+    opt("ConnectTimeout", &setup.connect_timeout.as_secs().max(1));
+    opt(
         "ServerAliveInterval",
-        setup.server_alive_interval.as_secs().max(1),
-    ));
+        &setup.server_alive_interval.as_secs().max(1),
+    );
     match setup.host_keys {
-        HostKeyPolicy::Strict => a.extend(opt("StrictHostKeyChecking", "yes")),
-        HostKeyPolicy::AcceptNew => a.extend(opt("StrictHostKeyChecking", "accept-new")),
+        HostKeyPolicy::Strict => opt("StrictHostKeyChecking", &"yes"),
+        HostKeyPolicy::AcceptNew => opt("StrictHostKeyChecking", &"accept-new"),
         HostKeyPolicy::Config => {}
     }
     // With `accept-new`, drover's own file comes first: that is where ssh records new
@@ -212,31 +253,66 @@ fn common_args(setup: &SshSetup, o: &SshOptions) -> Vec<OsString> {
         (_, true) => Vec::new(),
     };
     if !files.is_empty() {
-        a.extend(opt("UserKnownHostsFile", files.join(" ")));
+        opt("UserKnownHostsFile", &files.join(" "));
     }
     if let Some(k) = &o.kex_algorithms {
-        a.extend(opt("KexAlgorithms", k));
+        opt("KexAlgorithms", k);
     }
-    if let Some(j) = &o.proxy_jump {
-        a.extend(opt("ProxyJump", j));
-    }
-    if let Some(i) = &o.identity_file {
-        a.extend(opt("IdentitiesOnly", "yes"));
-        a.extend(["-i".into(), i.into()]);
-    }
-    if let Some(u) = &o.user {
-        a.extend(["-l".into(), u.into()]);
-    }
-    if let Some(p) = o.port {
-        a.extend(["-p".into(), p.to_string().into()]);
+    if o.identity_file.is_some() {
+        opt("IdentitiesOnly", &"yes");
     }
     for (k, v) in &o.options {
-        a.extend(opt(k, v));
+        opt(k, v);
+    }
+    if let Some(i) = &o.identity_file {
+        a.extend(["-i".into(), i.to_string_lossy().into_owned()]);
     }
     if let Some(c) = &setup.config_file {
-        a.extend(["-F".into(), c.into()]);
+        a.extend(["-F".into(), c.to_string_lossy().into_owned()]);
     }
     a
+}
+
+/// The `ProxyCommand` for `proxy_jump` (`[user@]host[:port]`, comma-separated, first
+/// hop first). ssh's own `ProxyJump` would start the jump's ssh with none of the
+/// command line's options (only `-F`): without the node's identity, known_hosts, host
+/// key policy or batch mode, so it fails (or prompts) on every fleet that is not
+/// described in an ssh_config. drover starts that ssh itself, with the same
+/// [`connection_args`]; for a chain, each hop's ssh reaches its host through the hop
+/// before it (a nested `ProxyCommand`).
+fn proxy_command(setup: &SshSetup, o: &SshOptions, jumps: &str, log: &Path) -> String {
+    let mut inner: Option<String> = None;
+    for hop in jumps.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+        let (user, rest) = hop.rsplit_once('@').map_or((None, hop), |(u, h)| (Some(u), h));
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if p.parse::<u16>().is_ok() => (h, Some(p)),
+            _ => (rest, None),
+        };
+        let mut words: Vec<String> = vec!["-E".into(), log.to_string_lossy().into_owned()];
+        // The jump's connection carries one forwarding; a site's `ControlMaster auto`
+        // must not turn it into a master of its own.
+        words.extend(["-o".into(), "ControlPath=none".into()]);
+        if let Some(cmd) = inner.take() {
+            words.extend(["-o".into(), format!("ProxyCommand={cmd}")]);
+        }
+        words.extend(connection_args(setup, o));
+        if let Some(u) = user {
+            words.extend(["-l".into(), u.into()]);
+        }
+        if let Some(p) = port {
+            words.extend(["-p".into(), p.into()]);
+        }
+        // ssh expands `%` tokens in a ProxyCommand: every value is escaped, so only the
+        // `-W` target below is expanded (and a nested command's tokens only by its own
+        // ssh, one level down).
+        let mut line = ShellLine::new().code("ssh");
+        for w in &words {
+            line = line.code(" ").value(w.replace('%', "%%"));
+        }
+        line = line.code(" -W '[%h]:%p' -- ").value(host.replace('%', "%%"));
+        inner = Some(line.into_string());
+    }
+    inner.unwrap_or_default()
 }
 
 /// ssh's log ends with why it failed; debug lines (with `log_kex`) are noise here.
@@ -313,11 +389,107 @@ mod tests {
         };
         let a = args(&s, &o);
         let j = a.join(" ");
-        assert!(j.contains("-o IdentitiesOnly=yes -i /keys/id"), "{j}");
+        assert!(j.contains("-o IdentitiesOnly=yes"), "{j}");
+        assert!(j.contains(" -i /keys/id -l deploy"), "{j}");
         assert!(j.contains("-o UserKnownHostsFile=\"/kh/a b\" \"/k\""), "{j}");
         assert!(j.contains("-o KexAlgorithms=curve25519-sha256"), "{j}");
-        assert!(j.contains("-o ProxyJump=bastion"), "{j}");
+        assert!(!j.contains("ProxyJump"), "{j}");
+        assert!(j.contains("-o ProxyCommand=ssh "), "{j}");
         assert!(j.contains("-l deploy -p 2200"), "{j}");
         assert!(j.contains("-o Compression=yes"), "{j}");
+    }
+
+    /// The words of the `ProxyCommand` in `args`, as ssh gets it (before it expands `%`).
+    fn proxy_words(args: &[String]) -> Vec<String> {
+        let cmd = args
+            .iter()
+            .find_map(|a| a.strip_prefix("ProxyCommand="))
+            .expect("a ProxyCommand");
+        shlex::split(cmd).expect("shell words")
+    }
+
+    #[test]
+    fn a_jump_host_is_reached_with_the_nodes_identity_known_hosts_and_policy() {
+        let mut s = SshSetup::new(Duration::from_secs(7), PathBuf::from("/k"));
+        s.host_keys = HostKeyPolicy::AcceptNew;
+        let o = SshOptions {
+            identity_file: Some("/keys/100%/id".into()),
+            known_hosts: vec!["/kh/a".into()],
+            proxy_jump: Some("jo@bastion:2200".into()),
+            user: Some("deploy".into()),
+            port: Some(22),
+            ..SshOptions::default()
+        };
+        let w = proxy_words(&args(&s, &o));
+        let j = w.join(" ");
+        assert_eq!(w[0], "ssh");
+        assert!(j.contains("-o BatchMode=yes"), "{j}");
+        assert!(j.contains("-o ConnectTimeout=7"), "{j}");
+        assert!(j.contains("-o StrictHostKeyChecking=accept-new"), "{j}");
+        assert!(j.contains("-o UserKnownHostsFile=\"/k\" \"/kh/a\""), "{j}");
+        assert!(j.contains("-o ControlPath=none"), "{j}");
+        assert!(j.contains("-E /tmp/d/1.jump.log"), "{j}");
+        // `%` in a value is escaped so ssh does not expand it; the target is expanded.
+        assert!(j.contains("-i /keys/100%%/id"), "{j}");
+        assert!(j.ends_with("-l jo -p 2200 -W [%h]:%p -- bastion"), "{j}");
+        // The node's own user and port are not the jump host's.
+        assert!(!j.contains("deploy"), "{j}");
+    }
+
+    #[test]
+    fn a_chain_of_jump_hosts_nests_each_hop_inside_the_next() {
+        let s = SshSetup::new(Duration::from_secs(7), PathBuf::from("/k"));
+        let o = SshOptions {
+            proxy_jump: Some("first, u@second".into()),
+            ..SshOptions::default()
+        };
+        let outer = proxy_words(&args(&s, &o));
+        assert!(
+            outer.ends_with(&["-l", "u", "-W", "[%h]:%p", "--", "second"].map(String::from)),
+            "{outer:?}"
+        );
+        // One level down, ssh has turned `%%` back into `%`.
+        let nested: Vec<String> = outer.iter().map(|w| w.replace("%%", "%")).collect();
+        let inner = proxy_words(&nested);
+        assert!(
+            inner.ends_with(&["-W", "[%h]:%p", "--", "first"].map(String::from)),
+            "{inner:?}"
+        );
+        assert!(!inner.iter().any(|w| w.starts_with("ProxyCommand=")), "{inner:?}");
+    }
+
+    /// ansible-playbook's ssh goes through the master's socket, but should it connect on
+    /// its own it must reach the node the same way: the same jump hosts (the same
+    /// `ProxyCommand`), user, port, identity and known_hosts.
+    #[test]
+    fn another_client_reaches_the_node_as_the_master_does() {
+        let s = SshSetup::new(Duration::from_secs(7), PathBuf::from("/k"));
+        let o = SshOptions {
+            identity_file: Some("/keys/id".into()),
+            proxy_jump: Some("jo@bastion:2200".into()),
+            user: Some("deploy".into()),
+            port: Some(2201),
+            ..SshOptions::default()
+        };
+        let (ctl, log) = (Path::new("/tmp/d/1"), Path::new("/tmp/d/1.log"));
+        let client: Vec<String> = client_args(&s, &o, ctl, log)
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        let master = args(&s, &o);
+        let j = client.join(" ");
+        assert!(
+            j.starts_with("-o ControlMaster=no -o ControlPath=\"/tmp/d/1\""),
+            "{j}"
+        );
+        assert_eq!(proxy_words(&client), proxy_words(&master));
+        // Everything after the master's own options is the same.
+        let shared = master
+            .iter()
+            .position(|a| a.starts_with("ProxyCommand="))
+            .expect("a ProxyCommand")
+            - 1;
+        assert_eq!(client[4..], master[shared..], "{j}");
+        assert!(j.contains("-l deploy -p 2201"), "{j}");
     }
 }

@@ -58,6 +58,7 @@ pub const WAIT_FOR_TIMEOUT: Limit = duration("steps[].wait_for.timeout", DAY);
 pub const WAIT_FOR_INTERVAL: Limit = duration("steps[].wait_for.interval", HOUR);
 pub const REBOOT_TIMEOUT: Limit = duration("steps[].reboot.timeout", DAY);
 pub const CANARY_SOAK: Limit = duration("canary.soak", 7 * DAY);
+pub const CONVERGE_EVERY: Limit = duration("converge.every", 7 * DAY);
 pub const RETRY_DELAY: Limit = duration("strategy.retries.delay", DAY);
 pub const RETRY_MAX_DELAY: Limit = duration("strategy.retries.max_delay", DAY);
 pub const LEASE_TTL: Limit = duration("leases.ttl", DAY);
@@ -81,7 +82,7 @@ pub const AMOUNT: Limit = count(
 );
 
 /// Every limit, in the order the README lists them.
-pub const LIMITS: [Limit; 22] = [
+pub const LIMITS: [Limit; 23] = [
     DRAIN_TIMEOUT,
     DRAIN_POLL_INTERVAL,
     STEP_TIMEOUT,
@@ -89,6 +90,7 @@ pub const LIMITS: [Limit; 22] = [
     WAIT_FOR_INTERVAL,
     REBOOT_TIMEOUT,
     CANARY_SOAK,
+    CONVERGE_EVERY,
     RETRY_DELAY,
     RETRY_MAX_DELAY,
     LEASE_TTL,

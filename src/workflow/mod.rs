@@ -13,8 +13,8 @@ mod workflow_check;
 pub use file_mode::FileMode;
 pub use name_check::{Scopes, check_hook_names};
 pub use raw_workflow::{
-    Change, RawAnsible, RawCanary, RawCopy, RawFailureBudget, RawReboot, RawRetries, RawStep, RawStrategy,
-    RawTargets, RawWaitFor, RawWorkflow,
+    Change, NodeOrder, RawAnsible, RawCanary, RawConverge, RawCopy, RawFailureBudget, RawReboot, RawRetries,
+    RawStep, RawStrategy, RawTargets, RawWaitFor, RawWorkflow,
 };
 pub use raw_workflow_drain::RawWorkflowDrain;
 pub use revealed::Revealed;

@@ -57,8 +57,21 @@ pub struct RawWorkflow {
     /// `run_on: controller`, `local:` steps), over the site's `env:`.
     #[serde(default)]
     pub env: IndexMap<String, String>,
+    /// Keep the targets at this version when `drover serve` runs: every `every`, the
+    /// daemon checks the targets again and rolls out to the nodes that drifted (not
+    /// GOOD) or joined the inventory, under the same window, budgets and leases.
+    #[serde(default)]
+    pub converge: Option<RawConverge>,
     /// What to do on each node, in order.
     pub steps: Vec<RawStep>,
+}
+
+/// `converge: { every: 1h }`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawConverge {
+    /// How often the daemon re-checks the targets (at least 1s, at most 7 days).
+    pub every: HumanDuration,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -97,6 +110,18 @@ pub struct RawStrategy {
     /// `"*"` applies to every group not named.
     #[serde(default)]
     pub max_unavailable_per_group: IndexMap<String, Amount>,
+    /// With `scheduler: slurm`: most nodes of each Slurm partition unavailable at once
+    /// (count or % of the partition's nodes, all of them, not only the run's). Nodes
+    /// Slurm already has out of service (down, drained, draining, failing, in a
+    /// maintenance reservation, rebooting, not responding) count; a node in several
+    /// partitions counts in each.
+    pub max_unavailable_per_partition: Option<Amount>,
+    /// Which nodes go first: `inventory` (default) or, with `scheduler: slurm`,
+    /// `soonest_idle`: idle nodes first, then those whose running jobs end soonest (by
+    /// their time limits), then those with the fewest running jobs (read from `squeue`
+    /// when the run is planned).
+    #[serde(default)]
+    pub order: NodeOrder,
     /// Failures tolerated before the rollout stops for a human. Default: none tolerated.
     #[serde(default)]
     pub failure_budget: RawFailureBudget,
@@ -129,6 +154,18 @@ pub struct RawRetries {
     pub backoff: Option<f64>,
     /// Longest wait between retries (default 5m).
     pub max_delay: Option<HumanDuration>,
+}
+
+/// The order nodes go in, within the canary and the bulk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeOrder {
+    /// Inventory order.
+    #[default]
+    Inventory,
+    /// Least user impact first (Slurm only): idle nodes, then the soonest idle, then the
+    /// fewest running jobs.
+    SoonestIdle,
 }
 
 /// Whether a step is safe on a live node.

@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use super::file_mode::FileMode;
-use super::raw_workflow::Change;
+use super::raw_workflow::{Change, NodeOrder};
 use crate::inventory::{Inventory, NodeId};
 use crate::site::DrainHooks;
 use crate::units::Amount;
@@ -43,6 +43,9 @@ pub struct Workflow {
     /// Environment of controller-side commands: this workflow's `env:` (the site's is
     /// merged under it when a run starts).
     pub env: IndexMap<String, String>,
+    /// `converge.every`: how often `drover serve` re-checks the targets and rolls out
+    /// to drifted nodes; `None`: only when a new version is rolled out.
+    pub converge: Option<Duration>,
     pub steps: Vec<Step>,
 }
 
@@ -112,6 +115,9 @@ pub struct Strategy {
     pub max_unavailable: Amount,
     /// By inventory group name; `"*"` for every other group.
     pub max_unavailable_per_group: IndexMap<String, Amount>,
+    /// Per Slurm partition (`scheduler: slurm` only).
+    pub max_unavailable_per_partition: Option<Amount>,
+    pub order: NodeOrder,
     /// None: any number of failures in a batch, as long as the run budget holds.
     pub failure_per_batch: Option<Amount>,
     pub failure_per_run: Amount,

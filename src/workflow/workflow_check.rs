@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::time::Duration;
 
-use super::raw_workflow::{Change, RawAnsible, RawCopy, RawStep, RawWorkflow};
+use super::raw_workflow::{Change, NodeOrder, RawAnsible, RawCopy, RawStep, RawWorkflow};
 use super::raw_workflow_drain::RawWorkflowDrain;
 use super::workflow::{
     Action, AnsiblePlay, AnsibleSource, Canary, CanarySelect, DEFAULT_BOOT_ID_COMMAND,
@@ -43,6 +43,8 @@ pub struct WorkflowContext<'a> {
     pub tree: &'a Node,
     /// Whether the site config has drain hooks.
     pub site_drain: bool,
+    /// The site's drain is `scheduler: slurm`.
+    pub site_slurm: bool,
     /// Directories (canonical) that `copy`/`template` sources must resolve inside: the
     /// site directory and the site's `files.extra_roots`.
     pub file_roots: &'a [PathBuf],
@@ -144,6 +146,43 @@ impl Workflow {
             Some(RawWorkflowDrain::None(reason)) => (None, Some(reason.clone())),
             None => (None, None),
         };
+        // Partition budgets and job-aware ordering read Slurm: they need its scheduler.
+        let slurm = match &drain {
+            Some(d) => d.is_slurm(),
+            None => cx.site_slurm && no_drain.is_none(),
+        };
+        if !slurm {
+            let sp = root.key("strategy");
+            if raw.strategy.max_unavailable_per_partition.is_some() {
+                p.push(
+                    Problem::key(
+                        sp.key("max_unavailable_per_partition"),
+                        "`max_unavailable_per_partition` needs `drain: { scheduler: slurm }` (partitions are Slurm's)",
+                    )
+                    .with_help("set `scheduler: slurm` in the site's (or this workflow's) `drain:`, or use `max_unavailable_per_group`"),
+                );
+            }
+            if raw.strategy.order == NodeOrder::SoonestIdle {
+                p.push(
+                    Problem::value(
+                        sp.key("order"),
+                        "`order: soonest_idle` needs `drain: { scheduler: slurm }`: it reads running jobs from squeue",
+                    )
+                    .with_help("set `scheduler: slurm` in the site's (or this workflow's) `drain:`, or use `order: inventory`"),
+                );
+            }
+        }
+        if let Some(a) = raw.strategy.max_unavailable_per_partition
+            && a.is_zero()
+        {
+            p.push(
+                Problem::value(
+                    root.key("strategy").key("max_unavailable_per_partition"),
+                    "`max_unavailable_per_partition: 0` would never let a node be changed",
+                )
+                .with_help("use 1 or more (or a percentage)"),
+            );
+        }
         // A drain step with nothing to drain the node would run on a node doing its work.
         if raw.drain.is_none() && !cx.site_drain {
             for (i, s) in raw.steps.iter().enumerate() {
@@ -201,6 +240,21 @@ impl Workflow {
             .map_err(|e| p.extend(e))
             .unwrap_or_default();
 
+        let converge = raw.converge.as_ref().map(|c| c.every.get());
+        if let Some(every) = converge {
+            let at = root.key("converge").key("every");
+            limits::CONVERGE_EVERY.check_duration(at.clone(), every, &mut p);
+            if every < Duration::from_secs(1) {
+                p.push(Problem::value(
+                    at,
+                    format!(
+                        "`converge.every` is {}: expected at least 1s",
+                        humantime::format_duration(every)
+                    ),
+                ));
+            }
+        }
+
         if !p.is_empty() {
             return Err(p);
         }
@@ -220,6 +274,7 @@ impl Workflow {
             vars,
             revealed: std::sync::Arc::new(revealed),
             env,
+            converge,
             steps,
         })
     }
@@ -382,6 +437,8 @@ fn strategy(raw: &RawWorkflow, p: &mut Vec<Problem>) -> Strategy {
         batch,
         max_unavailable,
         max_unavailable_per_group: s.max_unavailable_per_group.clone(),
+        max_unavailable_per_partition: s.max_unavailable_per_partition,
+        order: s.order,
         failure_per_batch: s.failure_budget.per_batch,
         failure_per_run: s.failure_budget.per_run.unwrap_or(Amount::Count(0)),
         retries,

@@ -397,3 +397,42 @@ fn without_ansible_playbook_validation_names_the_step_and_how_to_install() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("outside the site"), "{err}");
 }
+
+/// `run` steps on both sides of an `ansible:` step: the runs before it may go to the node
+/// as one script, but the playbook runs on the controller in between, so it sees what the
+/// steps before it did and the steps after it see what it did.
+#[test]
+fn an_ansible_step_between_run_steps_runs_in_its_place() {
+    let Some(bin) = ansible_bin() else { return };
+    let f = Fleet::start(bin, 1, false, "");
+    let state = f.state(0).display().to_string();
+    f.write(
+        "playbooks/middle.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: needs the runs before\n      \
+         ansible.builtin.shell: \"cat {{ state }}/one {{ state }}/two > {{ state }}/middle\"\n",
+    );
+    f.write(
+        "workflows/w.yml",
+        &format!(
+            "name: w\nversion: 1\ntargets: {{ nodes: [\"@all\"] }}\ncanary: {{ size: 0 }}\nsteps:\n  \
+             - {{ name: one, change: hot, run: \"echo one > {s}/one\" }}\n  \
+             - {{ name: two, change: hot, run: \"echo two > {s}/two\" }}\n  \
+             - name: middle\n    change: hot\n    ansible: {{ playbook: ../playbooks/middle.yml, check_mode: false }}\n  \
+             - {{ name: three, change: hot, run: \"cp {s}/middle {s}/three\" }}\n  \
+             - {{ name: four, change: hot, run: \"cat {s}/three > {s}/four\" }}\n",
+            s = json!(state).as_str().unwrap()
+        ),
+    );
+    let out = f.drover(&["run", "w", "--yes", "--json"]);
+    assert_eq!(out.code, 0, "{out}");
+    let steps: Vec<String> = out
+        .events("step_finished")
+        .iter()
+        .map(|e| e["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(steps, ["one", "two", "middle", "three", "four"], "{out}");
+    assert_eq!(
+        std::fs::read_to_string(f.state(0).join("four")).unwrap(),
+        "one\ntwo\n"
+    );
+}

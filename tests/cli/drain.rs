@@ -230,7 +230,7 @@ fn a_drain_change_on_10_nodes_never_has_more_than_2_unavailable() {
         drains.iter().all(|l| l
             .reason
             .as_deref()
-            .is_some_and(|r| r.starts_with("drover: w v1 run "))),
+            .is_some_and(|r| r.starts_with("drover: draining (run ") && r.ends_with(", w v1)"))),
         "{drains:?}"
     );
 }
@@ -282,8 +282,7 @@ fn a_failed_step_leaves_exactly_that_node_drained_with_a_reason() {
     let reason = f.sched.reason(&node(2)).expect("a reason");
     let run = out.summary()["run"].as_str().expect("run id").to_string();
     assert!(
-        reason.contains(&format!("run {run}"))
-            && reason.contains("step `patch`")
+        reason.starts_with(&format!("drover: patch failed (run {run}, w v1): "))
             && reason.contains("disk full"),
         "{reason}"
     );

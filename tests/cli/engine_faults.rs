@@ -161,7 +161,9 @@ fn a_panicking_node_task_fails_its_node_held_with_a_reason_and_the_run_ends() {
     // Held: drained with a reason naming the run and the panic.
     let reason = std::fs::read_to_string(site.path().join("drained/n02")).expect("n02 is held drained");
     assert!(
-        reason.contains("drover: update v1 run") && reason.contains("panicked"),
+        reason.starts_with("drover: failed (run ")
+            && reason.contains(", update v1): ")
+            && reason.contains("panicked"),
         "{reason}"
     );
     for n in ["n01", "n03", "n04"] {

@@ -659,10 +659,13 @@ fn file_steps_report_changed_only_when_the_file_differs() {
         assert_eq!(mode(i, "app.conf"), 0o640);
     }
 
+    // Every file is what its step would write: a file step is its own check, so no node
+    // needs anything (before file steps checked themselves, they ran again to report
+    // `unchanged`; they still do alongside a step a node needs, below).
     let run = f.drover(&["run", "w", "--yes", "--json"]);
     run.expect(exit_code::OK);
-    assert_eq!(run.step_statuses("static file"), both("unchanged"), "{run}");
-    assert_eq!(run.step_statuses("app config"), both("unchanged"), "{run}");
+    assert!(run.events("step_finished").is_empty(), "{run}");
+    assert_eq!(names(&summary(&run)["up_to_date"]), nodes(&[0, 1]), "{run}");
 
     // A new value for the template's var changes the rendered file; a wrong mode on one
     // node changes only that node's copy.
@@ -981,4 +984,259 @@ fn a_node_lost_mid_step_fails_and_the_others_finish() {
         "{e}"
     );
     assert_eq!(f.with_file("finished"), vec![0, 2], "{run}");
+}
+
+// ------------------------------------------------------------------------------------
+// One round trip per node: file steps check themselves, checks and steps run as scripts.
+
+/// Each command below records its script's shell: the parent of the `timeout` that
+/// runs it. Commands of one script share it; commands run alone (one session each)
+/// do not.
+const SCRIPT_SHELL: &str = "ps -o ppid= -p $PPID | tr -d ' '";
+
+/// A file changed by hand is found by its step's own check: that node is HOT, the
+/// others (whose files are as the steps write them) GOOD, and the run puts it back.
+#[test]
+fn a_hand_edited_file_makes_its_node_hot_and_the_others_good() {
+    let f = Fleet::start(4, "", &workflow("", MARK_OR_FAIL));
+    let nodes_dir = f.tb.dir().join("nodes");
+    let steps = format!(
+        "\
+- name: app dir
+  run: mkdir -p {{{{ node.vars.state }}}}/app
+  check: test -d {{{{ node.vars.state }}}}/app
+  change: hot
+- name: config
+  copy:
+    src: files/app.conf
+    dest: \"{0}/{{{{ node.name }}}}/app/app.conf\"
+    mode: \"0644\"
+  change: hot
+- name: motd
+  template:
+    src: templates/motd.j2
+    dest: \"{0}/{{{{ node.name }}}}/app/motd\"
+  change: hot
+",
+        nodes_dir.display()
+    );
+    f.write(
+        "workflows/w.yml",
+        &workflow("strategy:\n  batch: [\"100%\"]\n", &steps),
+    );
+    f.write("workflows/files/app.conf", "port = 80\n");
+    f.write("workflows/templates/motd.j2", "node {{ node.name }}\n");
+    f.drover(&["run", "w", "--yes", "--json"]).expect(exit_code::OK);
+    let check = f.drover(&["check", "w", "--json"]);
+    check.expect(exit_code::OK);
+    assert_eq!(names(&check.json()["GOOD"]), nodes(&[0, 1, 2, 3]), "{check}");
+
+    // node002's config edited by hand, node003's motd given another mode.
+    std::fs::write(f.state(1).join("app/app.conf"), "port = 8080\n").expect("edit");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let motd = f.state(2).join("app/motd");
+        let mode = std::fs::metadata(&motd).expect("motd").permissions().mode();
+        // The template step names no mode: only the content counts there.
+        std::fs::set_permissions(&motd, std::fs::Permissions::from_mode(mode ^ 0o004)).expect("chmod");
+        std::fs::write(f.state(2).join("app/app.conf"), "port = 80\n").expect("same content");
+        std::fs::set_permissions(
+            f.state(3).join("app/app.conf"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod");
+    }
+    let check = f.drover(&["check", "w", "--json"]);
+    check.expect(exit_code::OK);
+    let v = check.json();
+    assert_eq!(names(&v["HOT"]), nodes(&[1, 3]), "{check}");
+    assert_eq!(names(&v["GOOD"]), nodes(&[0, 2]), "{check}");
+
+    let run = f.drover(&["run", "w", "--yes", "--json"]);
+    run.expect(exit_code::OK);
+    assert_eq!(
+        run.step_statuses("config"),
+        vec![(node(1), "changed".into()), (node(3), "changed".into())],
+        "{run}"
+    );
+    assert_eq!(
+        run.step_statuses("motd"),
+        vec![(node(1), "unchanged".into()), (node(3), "unchanged".into())],
+        "a current file runs along with the node's needed step\n{run}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.state(1).join("app/app.conf")).expect("conf"),
+        "port = 80\n"
+    );
+    let check = f.drover(&["check", "w", "--json"]);
+    assert_eq!(names(&check.json()["GOOD"]), nodes(&[0, 1, 2, 3]), "{check}");
+}
+
+/// A node's checks run as one script; one that hangs is killed at its own limit and
+/// makes its node ERROR, while the checks after it still run and the other nodes
+/// classify.
+#[test]
+fn a_hung_check_in_the_batched_script_is_timed_out_alone() {
+    let steps = format!(
+        "\
+- name: first
+  run: touch {{{{ node.vars.state }}}}/first_done
+  check: \"{SCRIPT_SHELL} > {{{{ node.vars.state }}}}/first_shell; test -f {{{{ node.vars.state }}}}/first_done\"
+  change: hot
+- name: slow
+  run: \"true\"
+  check: \"[ ! -f {{{{ node.vars.state }}}}/hang ] || sleep 60; exit 0\"
+  timeout: 2s
+  change: hot
+- name: last
+  run: touch {{{{ node.vars.state }}}}/last_done
+  check: \"{SCRIPT_SHELL} > {{{{ node.vars.state }}}}/last_shell; test -f {{{{ node.vars.state }}}}/last_done\"
+  change: hot
+"
+    );
+    let f = Fleet::start(3, "", &workflow("", &steps));
+    f.touch(1, "hang");
+    f.touch(2, "first_done");
+    f.touch(2, "last_done");
+    let run = f.drover(&["check", "w", "--json"]);
+    run.expect(exit_code::NODES_FAILED);
+    assert!(
+        run.elapsed < Duration::from_secs(30),
+        "waited for the hung check: {run}"
+    );
+    let v = run.json();
+    assert_eq!(names(&v["HOT"]), nodes(&[0]), "{run}");
+    assert_eq!(names(&v["GOOD"]), nodes(&[2]), "{run}");
+    assert_eq!(names(&v["ERROR"]), nodes(&[1]), "{run}");
+    assert_eq!(
+        str_of(&v["errors"]["node002"]),
+        "check of step `slow` timed out",
+        "{run}"
+    );
+    let shell = |i: usize, file: &str| std::fs::read_to_string(f.state(i).join(file)).expect(file);
+    for i in 0..3 {
+        // The check after the hung one ran too, in the same script (the same shell).
+        assert_eq!(shell(i, "first_shell"), shell(i, "last_shell"), "node {i}");
+    }
+}
+
+/// A node's needed steps run as one script; a failure in its third step stops it
+/// there, and the retry runs from the third step on (again as one script).
+#[test]
+fn a_failure_in_step_3_of_a_batched_script_stops_there_and_the_retry_starts_at_step_3() {
+    let f = Fleet::start(2, "", &workflow("", MARK_OR_FAIL));
+    let nodes_dir = f.tb.dir().join("nodes");
+    let st = "{{ node.vars.state }}";
+    let steps = format!(
+        "\
+- name: one
+  run: \"echo x >> {st}/one; {SCRIPT_SHELL} >> {st}/shells\"
+  change: hot
+- name: two
+  copy:
+    src: files/app.conf
+    dest: \"{0}/{{{{ node.name }}}}/app.conf\"
+  change: hot
+- name: three
+  run: \"{SCRIPT_SHELL} >> {st}/shells; echo x >> {st}/three; [ $(wc -l < {st}/three) -ge 2 ] || {{ echo first try fails >&2; exit 7; }}\"
+  change: hot
+- name: four
+  run: \"echo x >> {st}/four; {SCRIPT_SHELL} >> {st}/shells\"
+  change: hot
+",
+        nodes_dir.display()
+    );
+    f.write(
+        "workflows/w.yml",
+        &workflow(
+            "strategy:\n  batch: [\"100%\"]\n  retries: { count: 1, delay: 1s }\n",
+            &steps,
+        ),
+    );
+    f.write("workflows/files/app.conf", "port = 80\n");
+    let run = f.drover(&["run", "w", "--yes", "--json"]);
+    run.expect(exit_code::OK);
+    let both = |status: &str| vec![(node(0), status.to_string()), (node(1), status.to_string())];
+    assert_eq!(run.step_statuses("one"), both("ok"), "step one ran once\n{run}");
+    assert_eq!(run.step_statuses("two"), both("changed"), "{run}");
+    let mut three = both("failed");
+    three.extend(both("ok"));
+    three.sort();
+    assert_eq!(run.step_statuses("three"), three, "{run}");
+    assert_eq!(run.step_statuses("four"), both("ok"), "step four ran once\n{run}");
+    let failed: Vec<Value> = run
+        .events("step_finished")
+        .into_iter()
+        .filter(|e| e["status"] == "failed")
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .all(|e| str_of(&e["error"]).contains("exited with code 7: first try fails")),
+        "{run}"
+    );
+    let retries: Vec<String> = run
+        .events("node_retry")
+        .iter()
+        .map(|e| str_of(&e["node"]))
+        .collect();
+    assert_eq!(retries.len(), 2, "{run}");
+    for i in 0..2 {
+        assert_eq!(
+            (f.count(i, "one"), f.count(i, "three"), f.count(i, "four")),
+            (1, 2, 1)
+        );
+        assert_eq!(
+            std::fs::read_to_string(f.state(i).join("app.conf")).expect("conf"),
+            "port = 80\n"
+        );
+        // Steps one to three ran in one script, the retry's three and four in another.
+        let shells = std::fs::read_to_string(f.state(i).join("shells")).expect("shells");
+        let shells: Vec<&str> = shells.lines().collect();
+        assert_eq!(shells.len(), 4, "{shells:?}");
+        assert_eq!(shells[0], shells[1], "{shells:?}");
+        assert_eq!(shells[2], shells[3], "{shells:?}");
+        assert_ne!(shells[1], shells[2], "{shells:?}");
+    }
+    // Every step is recorded as if it had run alone: the failed attempt's exit code and
+    // output, the retry's attempt number.
+    let id = str_of(&summary(&run)["run"]);
+    let show = f.drover(&["runs", "show", &id, "--json"]);
+    let detail: Value = serde_json::from_str(show.stdout.trim()).expect("runs show JSON");
+    let rows: Vec<(String, u64, u64, String, Value)> = detail["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|r| r["node"] == node(0))
+        .map(|r| {
+            (
+                str_of(&r["step"]),
+                r["position"].as_u64().expect("position"),
+                r["attempt"].as_u64().expect("attempt"),
+                str_of(&r["status"]),
+                r["exit_code"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("one".into(), 0, 1, "ok".into(), json!(0)),
+            ("two".into(), 1, 1, "changed".into(), json!(0)),
+            ("three".into(), 2, 1, "failed".into(), json!(7)),
+            ("three".into(), 2, 2, "ok".into(), json!(0)),
+            ("four".into(), 3, 2, "ok".into(), json!(0)),
+        ],
+        "{show}"
+    );
+    let failed = detail["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|r| r["node"] == node(0) && r["status"] == "failed")
+        .expect("the failed attempt");
+    assert!(
+        str_of(&failed["output_tail"]).contains("first try fails"),
+        "{failed}"
+    );
 }

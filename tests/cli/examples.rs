@@ -37,11 +37,22 @@ fn shipped_example_site_validates() {
 }
 
 #[test]
-fn shipped_example_uses_real_slurm_commands() {
+fn shipped_example_uses_slurms_own_commands() {
     let site = std::fs::read_to_string(repo_root().join("examples/slurm-site/drover.yml")).expect("read");
-    assert!(site.contains("scontrol update nodename={{ node.name }} state=drain"));
-    assert!(site.contains("sinfo -h -n {{ node.name }} -o %T"));
-    assert!(site.contains("scontrol update nodename={{ node.name }} state=resume"));
+    assert!(site.contains("  scheduler: slurm\n"), "{site}");
+    let hook = |k: &str| {
+        drover::site::SLURM_HOOKS
+            .iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| *v)
+            .unwrap_or_default()
+    };
+    assert!(hook("drain").starts_with("scontrol update nodename={{ node.name }} state=drain reason="));
+    assert!(hook("drained").contains("sinfo -h -n {{ node.name }} -o %T"));
+    assert_eq!(
+        hook("resume"),
+        "scontrol update nodename={{ node.name }} state=resume"
+    );
 }
 
 #[test]
@@ -58,17 +69,18 @@ fn validate_json_reports_success() {
     assert_eq!(v["workflows"].as_array().map(Vec::len), Some(3));
 }
 
-/// The example's `drained` and `resumed` probes, run by `sh` against a fake `sinfo`
-/// printing what Slurm 22.05 prints: one line per partition, with state suffixes.
+/// The Slurm `drained` and `resumed` probes (what a site without `scheduler: slurm`
+/// polls per node), run by `sh` against a fake `sinfo` printing what Slurm 22.05 prints:
+/// one line per partition, with state suffixes. (`slurm::the_slurm_hook_commands_work_against_slurmctld`
+/// runs them against a real slurmctld.)
 #[test]
 fn shipped_slurm_probes_read_real_sinfo_output() {
-    let site = std::fs::read_to_string(repo_root().join("examples/slurm-site/drover.yml")).expect("read");
     let hook = |key: &str| {
-        let line = site
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("  {key}: ")))
-            .unwrap_or_else(|| panic!("no `{key}` hook"));
-        line.trim_matches('"').replace("{{ node.name }}", "n001")
+        drover::site::SLURM_HOOKS
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.replace("{{ node.name }}", "n001"))
+            .unwrap_or_else(|| panic!("no `{key}` hook"))
     };
     let bin = tempfile::tempdir().expect("bin dir");
     let probe = |cmd: &str, sinfo_prints: &str| {
@@ -108,6 +120,9 @@ fn shipped_slurm_probes_read_real_sinfo_output() {
         ("idle*\\n", false),
         ("drained\\n", false),
         ("down\\n", false),
+        ("maint\\n", false),
+        ("reboot^\\n", false),
+        ("down*\\n", false),
         ("", false),
     ] {
         assert_eq!(probe(&resumed, prints), want, "resumed with sinfo {prints:?}");

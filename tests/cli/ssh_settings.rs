@@ -5,6 +5,7 @@
 use drover::exit_code;
 
 use super::bed::{Bed, node, workflow};
+use super::jump_net::JumpNet;
 
 const MARK: &str = "- name: mark\n  run: touch {{ node.vars.state }}/done\n  check: test -e {{ node.vars.state }}/done\n  change: hot\n";
 
@@ -74,5 +75,61 @@ fn check_verbose_shows_the_negotiated_key_exchange() {
     assert!(
         out.stdout.contains("kex curve25519-sha256") || out.stderr.contains("kex curve25519-sha256"),
         "{out}"
+    );
+}
+
+/// A node that only a jump host can reach (it listens inside a private network, see
+/// [`JumpNet`]) is reached through `proxy_jump` given for its group, with the node's own
+/// identity and known_hosts and no ssh_config: the jump's connection must get them too.
+#[test]
+fn a_node_behind_a_jump_host_is_reached_through_proxy_jump_without_an_ssh_config() {
+    let mut bed = Bed::start(2, false);
+    let net = JumpNet::start(&mut bed.tb);
+    let tb = &bed.tb;
+    let n = &tb.nodes()[1];
+    let q = |p: &std::path::Path| serde_json::json!(p.display().to_string()).to_string();
+    let inventory = format!(
+        "nodes:\n  node002:\n    host: {host}\n    port: {port}\n    user: {user}\n    \
+         ssh: {{ identity_file: {id}, known_hosts: [{kh}, {jkh}] }}\n    vars: {{ state: {state} }}\n\
+         groups:\n  all: [node002]\n  private: [node002]\n",
+        host = n.host,
+        port = n.port,
+        user = serde_json::json!(tb.user()),
+        id = q(&tb.identity()),
+        kh = q(&tb.node_known_hosts(1)),
+        jkh = q(net.known_hosts()),
+        state = q(&n.state_dir),
+    );
+    bed.write("inventory.yml", &inventory);
+    bed.write(
+        "workflows/w.yml",
+        &workflow("strategy: { batch: [\"100%\"] }\n", MARK),
+    );
+    let jump = format!("{}@{}:{}", tb.user(), net.jump, net.port);
+
+    // Without the jump host, the node cannot be reached: the direct connection is refused.
+    bed.site_yaml("connect_timeout: 15s", "");
+    let out = bed.drover(&["check", "w", "--json"]);
+    assert!(out.stdout.contains("Connection refused"), "{out}");
+    assert!(
+        !net.jump_log().contains("server_request_direct_tcpip"),
+        "{}",
+        net.jump_log()
+    );
+
+    bed.site_yaml(
+        &format!("connect_timeout: 15s, groups: {{ private: {{ proxy_jump: {jump:?} }} }}"),
+        "",
+    );
+    let out = bed.drover(&["run", "w", "--yes", "--json"]);
+    out.expect(exit_code::OK);
+    assert!(bed.has(1, "done"), "{out}");
+    // The jump host forwarded the connection to the node's private address.
+    let log = net.jump_log();
+    let target = format!("target {} port {}", n.host, n.port);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("server_request_direct_tcpip") && l.contains(&target)),
+        "no forwarding to {target} in the jump host's log:\n{log}"
     );
 }

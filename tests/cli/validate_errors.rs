@@ -212,7 +212,7 @@ steps:
 6 | owner: alice
   | ^^^^^
   |
-  = help: expected one of `name`, `version`, `description`, `tags`, `targets`, `canary`, `strategy`, `window`, `drain`, `vars`, `vars_files`, `env`, `steps`
+  = help: expected one of `name`, `version`, `description`, `tags`, `targets`, `canary`, `strategy`, `window`, `drain`, `vars`, `vars_files`, `env`, `converge`, `steps`
 
 error: unknown key `banana` in `steps[0]`
   --> workflows/update.yml:11:5
@@ -264,7 +264,7 @@ error: unknown key `connect_timout` in `ssh`
   |
   = help: did you mean `connect_timeout`?
 
-warning: `server` is accepted but not in effect in this version: there is no daemon or REST API yet
+warning: `server` is accepted but not in effect in this version: only `listen` is (`drover serve` listens there); there is no REST API yet
   --> drover.yml:10:1
    |
 10 | server:
@@ -2184,7 +2184,7 @@ fn an_inventory_typo_does_not_hide_workflow_problems() {
     let site = workflow(
         &WORKFLOW
             .replace("window: day", "window: nite")
-            .replace("run: apt-get -y upgrade", "run: echo {{ nod }}"),
+            .replace("run: echo upgraded", "run: echo {{ nod }}"),
     )
     .write(
         "inventory.yml",
@@ -2467,4 +2467,67 @@ fn mutated_example_files_never_panic() {
     }
     // The mutations must actually break things, or this test checks nothing.
     assert!(invalid >= 8, "only {invalid} of 24 mutations were invalid");
+}
+
+// ---------------------------------------------------------------------------------------
+// scheduler: slurm
+// ---------------------------------------------------------------------------------------
+
+/// A site with `drain:` replaced by `drain`.
+fn site_drain(drain: &str) -> Site {
+    let site = SITE.replace(
+        &SITE[SITE.find("drain:").expect("drain")..SITE.find("windows:").expect("windows")],
+        drain,
+    );
+    Site::new().write("drover.yml", &format!("{site}transport: local\n"))
+}
+
+#[test]
+fn slurm_scheduler_refuses_hooks_and_node_side_commands() {
+    let site = site_drain("drain:\n  scheduler: slurm\n  run_on: node\n  drained: \"true\"\n");
+    let err = site.invalid();
+    assert!(
+        err.contains("error: `drained` cannot be set with `scheduler: slurm`, whose commands are built in"),
+        "{err}"
+    );
+    assert!(err.contains("drover.yml:6:3"), "{err}");
+    assert!(err.contains("`run_on: node` is for hooks"), "{err}");
+}
+
+#[test]
+fn hooks_scheduler_still_needs_its_three_hooks() {
+    let site = site_drain("drain:\n  resume: scontrol update nodename={{ node.name }} state=resume\n");
+    let err = site.invalid();
+    assert!(err.contains("missing required key `drain`"), "{err}");
+    assert!(err.contains("missing required key `drained`"), "{err}");
+    assert!(!err.contains("missing required key `resume`"), "{err}");
+    assert!(err.contains("or set `scheduler: slurm`"), "{err}");
+}
+
+#[test]
+fn partition_budgets_and_soonest_idle_need_slurm() {
+    let wf = WORKFLOW.replace(
+        "window: day\n",
+        "window: day\nstrategy: { max_unavailable_per_partition: 2, order: soonest_idle }\n",
+    );
+    let err = Site::new().write("workflows/update.yml", &wf).invalid();
+    assert!(
+        err.contains("`max_unavailable_per_partition` needs `drain: { scheduler: slurm }`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`order: soonest_idle` needs `drain: { scheduler: slurm }`"),
+        "{err}"
+    );
+    let ok = site_drain("drain:\n  scheduler: slurm\n").write("workflows/update.yml", &wf);
+    let out = ok.run(&["validate", "."]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let zero = site_drain("drain:\n  scheduler: slurm\n").write(
+        "workflows/update.yml",
+        &wf.replace("per_partition: 2", "per_partition: 0"),
+    );
+    assert!(
+        zero.invalid()
+            .contains("`max_unavailable_per_partition: 0` would never let a node be changed")
+    );
 }

@@ -311,6 +311,7 @@ fn the_engine_fails_a_drain_step_without_hooks_instead_of_running_it() {
             journal: &journal,
             events: &events,
             reason: "test",
+            slurm: None,
         };
         let mut conn = Some(rt.block_on(LocalConnector.connect(&node)).unwrap());
         rt.block_on(cycle.run(&mut conn, &[0], 0, 1, false))
@@ -509,7 +510,7 @@ fn settings_not_in_effect_are_a_warning() {
         out.stderr
     );
     assert!(
-        out.stderr.contains("warning: `server` is accepted but not in effect in this version: there is no daemon or REST API yet\n  --> drover.yml:15:1"),
+        out.stderr.contains("warning: `server` is accepted but not in effect in this version: only `listen` is (`drover serve` listens there); there is no REST API yet\n  --> drover.yml:15:1"),
         "{}",
         out.stderr
     );

@@ -9,6 +9,7 @@
 //! For drain cycles, [`FakeScheduler`] stands in for Slurm (its state is files, its jobs
 //! take time to end), [`Monitor`] samples how many nodes are out of service at once, and
 //! [`RebootService`] reboots nodes that ask for it (sshd down for a while, a new boot id).
+//! [`SlurmCluster`] is the real thing: slurmctld and one slurmd per node, on one host.
 
 mod atomic_write;
 mod boot_files;
@@ -22,6 +23,9 @@ mod process_tree;
 mod reboot;
 mod reboot_service;
 mod safe_dir;
+mod slurm_cluster;
+mod slurm_job;
+mod slurm_monitor;
 mod ssh_client_config;
 mod ssh_keygen;
 mod ssh_probe;
@@ -42,6 +46,9 @@ pub use monitor::Monitor;
 pub use monitor_report::MonitorReport;
 pub use reboot::Reboot;
 pub use reboot_service::RebootService;
+pub use slurm_cluster::{MAX_SLURM_NODES, SlurmCluster, SlurmNodeState, slurm_unavailable};
+pub use slurm_job::SlurmJob;
+pub use slurm_monitor::{SlurmMonitor, SlurmMonitorReport};
 pub use test_node::TestNode;
 pub use testbed::{MAX_NODES, Testbed};
 pub use testbed_error::TestbedError;

@@ -1,0 +1,24 @@
+//! What the daemon is asked to do, by its timers and its sources (the git watcher).
+
+use std::sync::Arc;
+
+use crate::project::Project;
+use crate::service::Trigger;
+
+#[derive(Debug)]
+pub enum Action {
+    /// Roll `workflow` out as it is in `site`, the snapshot of the site to run (a
+    /// commit's tree, or the files): from now on the snapshot in force. While a rollout
+    /// of the workflow is active, the action waits for it to end (the newest waiting one
+    /// replaces an older one).
+    Rollout {
+        site: Arc<Project>,
+        workflow: String,
+        trigger: Trigger,
+    },
+    /// A converge pass of `workflow`: check its targets again and roll out to the nodes
+    /// that drifted or joined. Skipped while a rollout of the workflow is active, and
+    /// while its last rollout at this version was stopped by a budget (it waits for a
+    /// human: a resume, or a new version).
+    Converge { workflow: String },
+}

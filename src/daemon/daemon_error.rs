@@ -1,0 +1,17 @@
+//! Why the daemon could not start or had to stop.
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The site does not validate: every diagnostic, rendered.
+    #[error("the site does not validate:\n{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    StateStore(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the HTTP listener failed: {0}")]
+    Http(std::io::Error),
+}

@@ -1,0 +1,116 @@
+//! Running Slurm's commands on the controller.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use super::node_status::{NodeStatus, parse_sinfo};
+use super::slurm_error::SlurmError;
+use crate::hostlist::compress;
+use crate::transport::{Connection, LocalConnection, ShellLine};
+
+/// How long one Slurm command may take (slurmctld answers in milliseconds; a busy one in
+/// seconds, and `MessageTimeout` defaults to 10s).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `sinfo`/`squeue`/`scontrol` with the site's controller environment (`SLURM_CONF`),
+/// every value quoted. Counts the queries it makes, for tests and benchmarks.
+#[derive(Debug, Clone, Default)]
+pub struct SlurmClient {
+    env: IndexMap<String, String>,
+    queries: Arc<AtomicU64>,
+    /// Per command; `None`: [`COMMAND_TIMEOUT`].
+    timeout: Option<Duration>,
+}
+
+impl SlurmClient {
+    pub fn new(env: IndexMap<String, String>) -> SlurmClient {
+        SlurmClient {
+            env,
+            queries: Arc::default(),
+            timeout: None,
+        }
+    }
+
+    /// With a shorter time limit per command: `drover plan` does not wait a minute for
+    /// a `sinfo` that cannot find its slurm.conf (it retries for 60s).
+    pub fn with_timeout(mut self, t: Duration) -> SlurmClient {
+        self.timeout = Some(t);
+        self
+    }
+
+    /// `sinfo` runs so far.
+    pub fn queries(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
+    }
+
+    /// Runs `line` on the controller; its stdout.
+    pub async fn run(&self, line: ShellLine) -> Result<String, SlurmError> {
+        let command = line.into_string();
+        let out = LocalConnection::new("slurm")
+            .with_env(&self.env)
+            .exec(&command, None, self.timeout.unwrap_or(COMMAND_TIMEOUT))
+            .await
+            .map_err(|e| SlurmError::Spawn {
+                command: command.clone(),
+                error: e.to_string(),
+            })?;
+        if !out.success() {
+            return Err(SlurmError::Failed {
+                status: match out.code {
+                    _ if out.timed_out => "timed out".into(),
+                    Some(c) => format!("exit {c}"),
+                    None => "killed".into(),
+                },
+                stderr: out.last_lines(3).lines().collect::<Vec<_>>().join("; "),
+                command,
+            });
+        }
+        Ok(out.stdout)
+    }
+
+    /// Every node's state and partitions, or only `nodes`' (one `sinfo`, whatever their
+    /// number: the node list goes compressed into `-n`).
+    pub async fn sinfo(&self, nodes: Option<&[String]>) -> Result<BTreeMap<String, NodeStatus>, SlurmError> {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        let mut line = ShellLine::new().code("sinfo -h -N -o '%N|%P|%T|%E'");
+        if let Some(n) = nodes {
+            line = line.code(" -n ").value(compress(n));
+        }
+        Ok(parse_sinfo(&self.run(line).await?))
+    }
+
+    /// `squeue` of running and completing jobs: `id|nodes|end time`.
+    pub async fn squeue(&self) -> Result<String, SlurmError> {
+        self.run(ShellLine::new().code("squeue -h -t R,CG -o '%i|%N|%e'"))
+            .await
+    }
+
+    /// Drains `node` with `reason` (on a drained node: replaces the reason).
+    pub async fn drain(&self, node: &str, reason: &str) -> Result<(), SlurmError> {
+        self.run(
+            ShellLine::new()
+                .code("scontrol update nodename=")
+                .value(node)
+                .code(" state=drain reason=")
+                .value(reason),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Puts `node` back into service.
+    pub async fn resume(&self, node: &str) -> Result<(), SlurmError> {
+        self.run(
+            ShellLine::new()
+                .code("scontrol update nodename=")
+                .value(node)
+                .code(" state=resume"),
+        )
+        .await
+        .map(drop)
+    }
+}

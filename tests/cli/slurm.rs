@@ -1,0 +1,514 @@
+//! drover against a real Slurm cluster (`drover_testbed::SlurmCluster`: slurmctld and one
+//! slurmd per testbed node on this host, each node reachable over its own sshd): jobs are
+//! short sleeps submitted with `sbatch` while the rollout runs, job outcomes come from
+//! `jobcomp/filetxt`, and an independent monitor samples `sinfo` for the budgets.
+//!
+//! Without Slurm (not installed, or not root) the tests skip, unless
+//! `DROVER_REQUIRE_SLURM=1` (as `.ci/run` sets), which makes that a failure.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use drover_testbed::{RebootService, SlurmCluster, SlurmMonitor, Testbed, slurm_unavailable};
+use serde_json::{Value, json};
+
+/// Whether the Slurm tests can run; a skip is printed, a required cluster panics.
+fn slurm_here() -> bool {
+    match slurm_unavailable() {
+        None => true,
+        Some(why) if std::env::var("DROVER_REQUIRE_SLURM").is_ok_and(|v| v == "1") => {
+            panic!("DROVER_REQUIRE_SLURM=1 but Slurm cannot run here: {why}")
+        }
+        Some(why) => {
+            eprintln!("skipped: {why}");
+            false
+        }
+    }
+}
+
+/// A testbed, a Slurm cluster over its nodes, a reboot service and a site directory.
+struct SlurmBed {
+    slurm: SlurmCluster,
+    reboots: RebootService,
+    tb: Testbed,
+    site: tempfile::TempDir,
+    _tmp: tempfile::TempDir,
+}
+
+impl SlurmBed {
+    fn start(n: usize, partitions: &[(&str, Vec<usize>)]) -> SlurmBed {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let tb = Testbed::start(&tmp.path().join("tb"), n).expect("start testbed");
+        let slurm = SlurmCluster::start(
+            &tmp.path().join("slurm"),
+            &tb,
+            partitions,
+            Duration::from_millis(1500),
+        )
+        .expect("start slurm");
+        let reboots = tb
+            .reboot_service(Duration::from_millis(1500))
+            .expect("reboot service");
+        SlurmBed {
+            slurm,
+            reboots,
+            tb,
+            site: tempfile::tempdir().expect("site dir"),
+            _tmp: tmp,
+        }
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.site.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, text).expect("write site file");
+    }
+
+    fn path(&self) -> PathBuf {
+        self.site.path().to_path_buf()
+    }
+
+    /// A site with `scheduler: slurm` (poll every 200ms) reaching every node with its own
+    /// identity file and known_hosts (no ssh_config file), and `workflow` as `w.yml`.
+    fn site(&self, workflow: &str) {
+        self.site_with(
+            "drain: { scheduler: slurm, poll_interval: 200ms, timeout: 60s }\n",
+            workflow,
+        );
+    }
+
+    fn site_with(&self, drain: &str, workflow: &str) {
+        self.write(
+            "drover.yml",
+            &format!(
+                "inventory: inventory.yml\nworkflows: workflows\n\
+                 env: {{ SLURM_CONF: {} }}\n{drain}",
+                json!(self.slurm.conf().display().to_string())
+            ),
+        );
+        self.write("inventory.yml", &self.tb.inventory_yaml_direct(true));
+        self.write("workflows/w.yml", workflow);
+    }
+
+    /// `drover ARGS --site SITE` with `--json` and `--yes`.
+    fn drover(&self, args: &[&str]) -> Out {
+        let out = Command::new(env!("CARGO_BIN_EXE_drover"))
+            .args(args)
+            .arg("--site")
+            .arg(self.site.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run drover");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Submits `secs`-long jobs every `every` until stopped; returns how many.
+    fn job_stream(&self, secs: f64, every: Duration) -> JobStream {
+        let stop = Arc::new(AtomicBool::new(false));
+        let conf = self.slurm.conf();
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut n = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let ok = Command::new("sbatch")
+                    .env("SLURM_CONF", &conf)
+                    .args([
+                        "--parsable",
+                        "-o",
+                        "/dev/null",
+                        "-t",
+                        "1",
+                        "--wrap",
+                        &format!("sleep {secs}"),
+                    ])
+                    .stdin(Stdio::null())
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if ok {
+                    n += 1;
+                }
+                std::thread::sleep(every);
+            }
+            n
+        });
+        JobStream { stop, thread }
+    }
+
+    /// Waits until no job is queued or running, then every job's outcome.
+    fn all_jobs_done(&self, limit: Duration) -> Vec<drover_testbed::SlurmJob> {
+        let t = Instant::now();
+        while self.slurm.queued().unwrap_or(1) > 0 {
+            assert!(t.elapsed() < limit, "jobs still queued after {limit:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.slurm.finished_jobs()
+    }
+}
+
+struct JobStream {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<usize>,
+}
+
+impl JobStream {
+    fn finish(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("job stream")
+    }
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Out {
+    fn events(&self, kind: &str) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["event"] == kind)
+            .collect()
+    }
+}
+
+/// A drain step that patches the node (fails where `fail` exists), and a reboot that
+/// kills the node's jobs and restarts its slurmd (the fixture's reboot), with a health
+/// check that slurmd answers again.
+fn steps(slurm: &SlurmCluster) -> String {
+    format!(
+        r#"  - name: patch
+    run: |
+      if [ -e {{{{ node.vars.state }}}}/fail ]; then echo "disk full" >&2; exit 3; fi
+      touch {{{{ node.vars.state }}}}/patched
+    check: test -e {{{{ node.vars.state }}}}/patched
+    change: drain
+  - name: reboot
+    reboot:
+      command: {reboot} reboot {{{{ node.name }}}}
+      boot_id: cat {{{{ node.vars.state }}}}/boot_id
+      timeout: 60s
+      health:
+        - "SLURM_CONF={conf} sinfo -h -n {{{{ node.name }}}} -o %T | grep -qv '[*]'"
+    check: test "$(cat {{{{ node.vars.state }}}}/boots)" -ge 1
+    change: drain
+"#,
+        reboot = slurm.reboot_command().display(),
+        conf = slurm.conf().display(),
+    )
+}
+
+fn workflow(strategy: &str, extra: &str, steps: &str) -> String {
+    format!(
+        "name: w\nversion: 1\ntargets: {{ nodes: [\"@all\"] }}\ncanary: {{ size: 0 }}\nstrategy: {strategy}\n{extra}steps:\n{steps}"
+    )
+}
+
+/// Every node in service and none drained.
+fn all_back(s: &SlurmCluster) {
+    s.wait_until(Duration::from_secs(20), |st| st.iter().all(|n| !n.unavailable()))
+        .expect("every node back in service");
+}
+
+#[test]
+fn the_fixture_runs_jobs_and_reboots_nodes() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(2, &[("batch", vec![0, 1])]);
+    let s = &bed.slurm;
+    let job = s.sbatch_sleep(1.0, "node001", 1).expect("sbatch");
+    s.wait_until(Duration::from_secs(20), |_| {
+        s.finished_jobs().iter().any(|j| j.id == job)
+    })
+    .expect("job ends");
+    assert!(
+        s.finished_jobs().iter().all(|j| j.succeeded()),
+        "{:?}",
+        s.finished_jobs()
+    );
+    let boots = bed.tb.boots(1).expect("boots");
+    s.client(
+        "scontrol",
+        &["reboot", "ASAP", "nextstate=DOWN", "reason=fixture", "node002"],
+    )
+    .expect("scontrol reboot");
+    bed.reboots
+        .wait_for(1, Duration::from_secs(20))
+        .expect("node rebooted");
+    assert_eq!(bed.tb.boots(1).expect("boots"), boots + 1);
+    let after = s
+        .wait_until(Duration::from_secs(20), |st| {
+            st.iter()
+                .any(|n| n.node == "node002" && n.state.starts_with("down"))
+        })
+        .expect("down after the reboot");
+    assert!(
+        after.iter().any(|n| n.node == "node001" && n.state == "idle"),
+        "{after:?}"
+    );
+    let _ = bed.path();
+}
+
+/// The rolling drain change with a reboot across every node while jobs stream in: no job
+/// fails or is requeued, every node is back, and Slurm itself never shows more nodes of
+/// a partition out than its budget (node001 and node002 are also in `short`, so each
+/// counts in two partitions).
+#[test]
+fn a_rolling_reboot_under_a_job_stream_fails_no_job_and_keeps_the_partition_budget() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(3, &[("batch", vec![0, 1, 2]), ("short", vec![0, 1])]);
+    bed.site(&workflow(
+        "{ batch: [\"100%\"], max_unavailable: 3, max_unavailable_per_partition: 1 }",
+        "",
+        &steps(&bed.slurm),
+    ));
+    let monitor = SlurmMonitor::start(&bed.slurm, Duration::from_millis(50)).expect("monitor");
+    let stream = bed.job_stream(1.5, Duration::from_millis(600));
+    std::thread::sleep(Duration::from_secs(2));
+    let out = bed.drover(&["run", "w", "--yes", "--json", "--tags", "drain"]);
+    let submitted = stream.finish();
+    let seen = monitor.finish();
+    assert_eq!(out.code, 0, "{out}");
+    let jobs = bed.all_jobs_done(Duration::from_secs(60));
+    assert!(submitted >= 5, "only {submitted} jobs were submitted");
+    assert_eq!(
+        jobs.len(),
+        submitted,
+        "every job ran once (none requeued): {jobs:?}"
+    );
+    let bad: Vec<_> = jobs.iter().filter(|j| !j.succeeded()).collect();
+    assert!(bad.is_empty(), "jobs failed: {bad:?}\n{out}");
+    assert_eq!(bed.slurm.reboots().len(), 3, "{:?}", bed.slurm.reboots());
+    all_back(&bed.slurm);
+    assert!(seen.samples > 20, "{seen:?}");
+    for (p, max) in &seen.max_per_partition {
+        assert!(*max <= 1, "partition {p} had {max} nodes out at once: {seen:?}");
+    }
+    assert_eq!(seen.max_unavailable, 1, "{seen:?}");
+}
+
+/// The negative control: the same reboots without a drain kill running jobs, so the
+/// test above can fail.
+#[test]
+fn the_same_reboots_without_a_drain_fail_jobs() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(2, &[("batch", vec![0, 1])]);
+    // No drain anywhere: the site has none and the workflow says it needs none.
+    bed.site_with(
+        "",
+        &workflow(
+            "{ batch: [\"100%\"], max_unavailable: 2 }",
+            "drain: { none: \"negative control\" }\n",
+            &steps(&bed.slurm),
+        ),
+    );
+    for n in ["node001", "node002"] {
+        bed.slurm.sbatch_sleep(30.0, n, 1).expect("sbatch");
+    }
+    bed.slurm
+        .wait_until(Duration::from_secs(20), |st| {
+            st.iter().all(|n| n.state == "allocated")
+        })
+        .expect("both nodes busy");
+    let out = bed.drover(&["run", "w", "--yes", "--json", "--tags", "drain"]);
+    assert_eq!(out.code, 0, "{out}");
+    let jobs = bed.all_jobs_done(Duration::from_secs(60));
+    let failed: Vec<_> = jobs.iter().filter(|j| !j.succeeded()).collect();
+    assert_eq!(bed.slurm.reboots().len(), 2, "{out}");
+    assert_eq!(failed.len(), 2, "the reboots killed both jobs: {jobs:?}\n{out}");
+}
+
+/// `order: soonest_idle` drains the idle node first, and `plan` says why.
+#[test]
+fn least_impact_order_takes_the_idle_node_first() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(2, &[("batch", vec![0, 1])]);
+    bed.site(&workflow(
+        "{ batch: [1], max_unavailable: 1, order: soonest_idle }",
+        "",
+        "  - name: patch\n    run: touch {{ node.vars.state }}/patched\n    check: test -e {{ node.vars.state }}/patched\n    change: drain\n",
+    ));
+    bed.slurm.sbatch_sleep(4.0, "node001", 1).expect("sbatch");
+    bed.slurm
+        .wait_until(Duration::from_secs(20), |st| {
+            st.iter().any(|n| n.node == "node001" && n.state == "allocated")
+        })
+        .expect("node001 busy");
+    let plan = bed.drover(&["plan", "w"]);
+    assert_eq!(plan.code, 0, "{plan}");
+    let order = plan
+        .stdout
+        .split("order: soonest_idle")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{plan}"));
+    let (first, second) = (
+        order.find("node002: idle"),
+        order.find("node001: 1 running job, idle by"),
+    );
+    assert!(first.is_some() && second.is_some() && first < second, "{plan}");
+    let out = bed.drover(&["run", "w", "--yes", "--json", "--tags", "drain"]);
+    assert_eq!(out.code, 0, "{out}");
+    let drained: Vec<String> = out
+        .events("node_drain")
+        .iter()
+        .filter(|e| e["state"] == "draining")
+        .map(|e| e["node"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(drained, ["node002", "node001"], "{out}");
+    all_back(&bed.slurm);
+}
+
+/// A step failing after the drain leaves the node drained, and `sinfo -R` names the
+/// step and the run first.
+#[test]
+fn a_failed_step_leaves_the_node_drained_with_run_and_step_in_the_reason() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(2, &[("batch", vec![0, 1])]);
+    bed.site(&workflow(
+        "{ batch: [\"100%\"], max_unavailable: 1, failure_budget: { per_run: 1 } }",
+        "",
+        &steps(&bed.slurm),
+    ));
+    std::fs::write(bed.tb.nodes()[0].state_dir.join("fail"), "").expect("fail file");
+    let out = bed.drover(&["run", "w", "--yes", "--json", "--tags", "drain"]);
+    assert_ne!(out.code, 0, "{out}");
+    let run = out.events("summary")[0]["run"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!run.is_empty(), "{out}");
+    let s = bed.slurm.state("node001").expect("state");
+    assert_eq!(s.state, "drained", "{s:?}");
+    assert!(s.reason.starts_with("drover: patch failed (run "), "{s:?}");
+    assert!(s.reason.contains(&run), "{s:?} does not name {run}");
+    let short = bed.slurm.client("sinfo", &["-R", "-h"]).expect("sinfo -R");
+    assert!(
+        short.contains("drover: patch failed"),
+        "the default 20 characters: {short}"
+    );
+    assert_eq!(bed.slurm.state("node002").expect("state").state, "idle");
+}
+
+/// The hook commands a site without `scheduler: slurm` would use (shown in the Slurm
+/// guide; `scheduler: slurm` runs the same drain and resume commands) do what they say
+/// against a real slurmctld: `drained` only once the job is over, `resumed` only once
+/// the node takes jobs again.
+#[test]
+fn the_slurm_hook_commands_work_against_slurmctld() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(2, &[("batch", vec![0, 1]), ("short", vec![0])]);
+    let hook = |name: &str| -> bool {
+        let src = drover::site::SLURM_HOOKS
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| *v)
+            .expect("hook");
+        let cmd = src
+            .replace("{{ node.name }}", "node001")
+            .replace("{{ reason }}", "'drover: patch running (run r1, w v1)'");
+        bed.slurm
+            .command("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .status()
+            .expect("sh")
+            .success()
+    };
+    bed.slurm.sbatch_sleep(3.0, "node001", 1).expect("sbatch");
+    bed.slurm
+        .wait_until(Duration::from_secs(20), |st| {
+            st.iter().any(|n| n.node == "node001" && n.state == "allocated")
+        })
+        .expect("node001 busy");
+    assert!(hook("resumed"), "allocated takes jobs");
+    assert!(hook("drain"));
+    assert!(!hook("drained"), "its job still runs");
+    assert!(!hook("resumed"), "draining is not in service");
+    bed.slurm
+        .wait_until(Duration::from_secs(20), |st| {
+            st.iter().all(|n| n.node != "node001" || n.state == "drained")
+        })
+        .expect("drained");
+    assert!(hook("drained"), "in both partitions");
+    assert_eq!(
+        bed.slurm.state("node001").expect("state").reason,
+        "drover: patch running (run r1, w v1)"
+    );
+    assert!(hook("resume"));
+    bed.slurm
+        .wait_until(Duration::from_secs(20), |st| st.iter().all(|n| n.state == "idle"))
+        .expect("idle");
+    assert!(hook("resumed"));
+    assert!(bed.slurm.finished_jobs().iter().all(|j| j.succeeded()));
+}
+
+/// `workflows/kernel-update.yml`'s last health check (slurmd of this boot has
+/// registered: `SlurmdStartTime` not older than the boot), as shipped, against a real
+/// slurmctld: it passes for a slurmd started after the boot and fails for one that
+/// started before it.
+#[test]
+fn the_shipped_slurmd_registered_health_check_reads_real_scontrol() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(1, &[("batch", vec![0])]);
+    let wf = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/kernel-update.yml"),
+    )
+    .expect("read the workflow");
+    let start = wf
+        .find("test \"$(date -d \"$(scontrol")
+        .expect("the health check");
+    let check: String = wf[start..]
+        .lines()
+        .take(2)
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace("{{ node.name }}", "node001");
+    assert!(check.ends_with("+%s)\""), "{check}");
+    let run = |cmd: &str| {
+        bed.slurm
+            .command("sh")
+            .arg("-c")
+            .arg(cmd)
+            .status()
+            .expect("sh")
+            .success()
+    };
+    assert!(run(&check), "slurmd started after this host booted: {check}");
+    // A boot after slurmd started: the check must wait.
+    let later = check.replace("$(uptime -s)", "now + 1 hour");
+    assert_ne!(later, check);
+    assert!(!run(&later), "{later}");
+}
