@@ -6,10 +6,12 @@ mod keyring;
 mod secrets;
 mod vault_error;
 mod vault_password;
+mod vault_place;
 mod vault_text;
 
 pub use keyring::Keyring;
 pub use secrets::{MASK, Secrets};
 pub use vault_error::VaultError;
 pub use vault_password::VaultPassword;
+pub use vault_place::VaultPlace;
 pub use vault_text::{VAULT_KEY, VaultText, is_vault};

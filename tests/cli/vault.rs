@@ -283,3 +283,43 @@ fn drover_reads_what_ansible_vault_writes_and_the_other_way() {
         "from drover\n"
     );
 }
+
+/// What the inventory refuses (a `!vault` value) an `ansible:` step's playbook may keep
+/// in its own `host_vars/`: Ansible decrypts it with the password drover passes on.
+#[test]
+fn a_playbooks_own_vault_host_vars_decrypt_with_the_sites_password() {
+    let Some(bin) = ansible_bin() else { return };
+    let dir = site(&bin);
+    let s = dir.path();
+    let sp = s.to_str().unwrap();
+    write(s, "playbooks/host_vars/n1.yml", "bmc_password: bmc-4-secret\n");
+    vault(
+        &bin,
+        s,
+        &[
+            "encrypt",
+            "--vault-password-file",
+            ".vault-pass",
+            "playbooks/host_vars/n1.yml",
+        ],
+    );
+    write(
+        s,
+        "playbooks/bmc.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: write the bmc password\n      no_log: true\n      \
+         ansible.builtin.copy: { dest: \"{{ out }}\", content: \"{{ bmc_password }}\\n\" }\n",
+    );
+    write(
+        s,
+        "workflows/w.yml",
+        "name: w\nversion: 1\ntargets: { nodes: [n1] }\ncanary: { size: 0 }\nsteps:\n  - name: bmc\n    change: hot\n    \
+         ansible: { playbook: ../playbooks/bmc.yml, check_mode: false, extra_vars: { out: \"{{ site.state_dir }}/bmc\" } }\n",
+    );
+    let run = drover(s, &bin, &["run", "w", "--site", sp, "--yes"], &[]);
+    assert_eq!(run.code, 0, "{}", run.text);
+    assert_eq!(
+        std::fs::read_to_string(s.join(".drover/bmc")).unwrap(),
+        "bmc-4-secret\n"
+    );
+    // The same value in the inventory is refused (tests/cli/validate_errors.rs).
+}
