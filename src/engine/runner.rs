@@ -160,6 +160,13 @@ impl<K: Connector> RunContext<K> {
             log: self.log.as_ref(),
             files: &self.files,
             locks: &self.locks,
+            groups: self
+                .inventory
+                .groups()
+                .iter()
+                .filter(|(_, members)| members.contains(&id))
+                .map(|(g, _)| g.clone())
+                .collect(),
         }
     }
 
@@ -706,6 +713,7 @@ impl<K: Connector> Dispatch<K> {
         if let Some(c) = conn {
             conns.put(node, c);
         }
+        let end = end.redacted(&self.cx.workflow);
         match end {
             NodeEnd::Done => {
                 self.left_drained.remove(&node);

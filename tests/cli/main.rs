@@ -3,6 +3,7 @@
 #[allow(dead_code, reason = "each test module uses part of the builder")]
 mod support;
 
+mod ansible;
 mod bad_inputs;
 #[allow(dead_code, reason = "each test module uses part of the fixture")]
 mod bed;
@@ -38,3 +39,4 @@ mod terminal;
 mod testbed;
 mod validate_errors;
 mod validate_safety;
+mod vault;
