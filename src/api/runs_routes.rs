@@ -316,7 +316,7 @@ pub async fn abort(
             if let Ok(Some(d)) = store.run(&run)
                 && matches!(d.run.status, RunStatus::Interrupted | RunStatus::Running)
             {
-                let c = service::cancellation(&d, jiff::Timestamp::now());
+                let c = service::GiveUp::of(&d, &service::GiveUpReason::Cancelled, jiff::Timestamp::now());
                 let _ = store.finish_run_blocking(&run, c.writes, false);
             }
         })

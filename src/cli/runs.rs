@@ -340,11 +340,15 @@ pub fn cancel(
         Ok(x) => x,
         Err(c) => return c,
     };
-    let crate::service::Cancellation {
+    let crate::service::GiveUp {
         writes,
         left_drained,
         skipped,
-    } = crate::service::cancellation(&detail, jiff::Timestamp::now());
+    } = crate::service::GiveUp::of(
+        &detail,
+        &crate::service::GiveUpReason::Cancelled,
+        jiff::Timestamp::now(),
+    );
     let leased = store
         .leases()
         .map(|l| l.iter().filter(|l| l.run == id).count())

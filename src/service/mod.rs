@@ -5,9 +5,9 @@
 //! runner, resume, wind-down); nothing here prints. The CLI is one consumer (its
 //! reporter renders the events, its verdict reads the outcome), the daemon another.
 
-mod cancellation;
 mod event;
 mod event_hub;
+mod give_up;
 mod outcome;
 mod refusal;
 mod run_handle;
@@ -19,9 +19,9 @@ mod step_tags;
 mod transport_kind;
 mod trigger;
 
-pub use cancellation::{Cancellation, cancellation};
 pub use event::{Planned, RunEvent};
 pub use event_hub::BROADCAST_CAPACITY;
+pub use give_up::{GiveUp, GiveUpReason};
 pub use outcome::{Finished, Interruption, Outcome};
 pub use refusal::{Refusal, RefusalKind};
 pub use run_handle::RunHandle;

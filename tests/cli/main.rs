@@ -3,6 +3,7 @@
 #[allow(dead_code, reason = "each test module uses part of the builder")]
 mod support;
 
+mod ansible;
 mod api;
 mod bad_inputs;
 #[allow(dead_code, reason = "each test module uses part of the fixture")]
@@ -10,6 +11,7 @@ mod bed;
 mod cli_extras;
 mod controller_env;
 mod daemon;
+mod daemon_git;
 mod demo;
 mod docs;
 mod drain;
@@ -38,3 +40,4 @@ mod terminal;
 mod testbed;
 mod validate_errors;
 mod validate_safety;
+mod vault;
