@@ -115,11 +115,6 @@ impl Project {
         // does not act on: say so, rather than let a site believe it is notified.
         for (key, set, what) in [
             (
-                "notifications",
-                raw.notifications.slack.is_some(),
-                "drover sends no notifications yet",
-            ),
-            (
                 "server",
                 raw.server.is_some(),
                 "only `listen` is (`drover serve` listens there); there is no REST API yet",
@@ -131,10 +126,7 @@ impl Project {
             ),
         ] {
             if set {
-                let at = match key {
-                    "notifications" => Path::root().key(key).key("slack"),
-                    _ => Path::root().key(key),
-                };
+                let at = Path::root().key(key);
                 diags.push(
                     site_doc
                         .diagnostic(&Problem::key(
