@@ -22,6 +22,9 @@ pub struct CheckResult {
     /// Indices of the workflow's steps this node needs, in order.
     pub needed: Vec<usize>,
     pub error: Option<String>,
+    /// What the checks found would change (`ansible:` steps in check mode: `step
+    /// \`x\`: task \`y\``), the inconsistencies `drover check` lists per node.
+    pub changes: Vec<String>,
 }
 
 impl CheckResult {
@@ -30,6 +33,7 @@ impl CheckResult {
             class: Class::Error,
             needed: Vec::new(),
             error: Some(message),
+            changes: Vec::new(),
         }
     }
 }
@@ -102,6 +106,7 @@ pub fn classify(needs: &[StepNeed], drain: &[bool]) -> CheckResult {
         class,
         needed,
         error: None,
+        changes: Vec::new(),
     }
 }
 

@@ -38,6 +38,8 @@ pub struct NodeJob<'a> {
     pub files: &'a FileSources,
     /// The step locks `run` steps hold on the node.
     pub locks: &'a NodeLocks,
+    /// The node's inventory groups (for the inventory of `ansible:` steps).
+    pub groups: Vec<String>,
 }
 
 /// The template context for a node: workflow vars overlaid with `--extra-vars`, and
@@ -48,8 +50,11 @@ pub fn template_context(
     extra: &serde_json::Map<String, serde_json::Value>,
     site: &serde_json::Value,
 ) -> serde_json::Value {
-    let mut vars: serde_json::Map<String, serde_json::Value> =
-        wf.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut vars: serde_json::Map<String, serde_json::Value> = wf
+        .render_vars()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     vars.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
     json!({
         "node": {
@@ -86,7 +91,9 @@ impl NodeJob<'_> {
 
     fn log(&self, text: &str) {
         if let Some(log) = self.log {
-            log.write(&self.node.name, text);
+            // A command a vault value was rendered into, or output that echoes one,
+            // shows `********`.
+            log.write(&self.node.name, &self.workflow.redact(text));
         }
     }
 
@@ -117,11 +124,23 @@ impl NodeJob<'_> {
     /// mode, owner). Two or more checks that need the node run as one script, in one
     /// round trip, each under its own time limit; the verdicts are the same as if each
     /// had run alone, in order (the first check that cannot answer decides the error).
+    /// An `ansible:` step without a check runs its playbook in `--check --diff` mode
+    /// on the controller. Errors and changes have vault values masked.
     pub async fn check<C: Connection>(&self, conn: &C) -> CheckResult {
+        let mut r = self.check_unmasked(conn).await;
+        r.error = r.error.map(|e| self.workflow.redact(&e).into_owned());
+        for c in &mut r.changes {
+            *c = self.workflow.redact(c).into_owned();
+        }
+        r
+    }
+
+    async fn check_unmasked<C: Connection>(&self, conn: &C) -> CheckResult {
         let steps = &self.workflow.steps;
         let mut needs = vec![StepNeed::NotApplicable; steps.len()];
         // (step, command, timeout, a file step's own check)
         let mut probes: Vec<(usize, String, Duration, bool)> = Vec::new();
+        let mut changes = Vec::new();
         let mut stopped: Option<String> = None;
         for (i, step) in steps.iter().enumerate() {
             if let Some(when) = &step.when {
@@ -143,6 +162,27 @@ impl NodeJob<'_> {
                         let cmd = file_check(&dest, &hash, fc.mode.map(|m| m.0), fc.owner.as_deref());
                         Ok((cmd.into_string(), true))
                     })
+                }
+                (None, Action::Ansible(play)) if play.check_mode => {
+                    // The playbook itself, in check mode, on the controller: what would
+                    // change is what the node needs.
+                    match self.ansible(conn, step, play, true).await {
+                        Ok((outcome, _)) if outcome.changed.is_empty() => needs[i] = StepNeed::Done,
+                        Ok((outcome, _)) => {
+                            needs[i] = StepNeed::Needed;
+                            changes.extend(
+                                outcome
+                                    .changed
+                                    .iter()
+                                    .map(|t| format!("step `{}`: task `{t}`", step.name)),
+                            );
+                        }
+                        Err(e) => {
+                            stopped = Some(format!("check of step `{}` (ansible --check): {e}", step.name));
+                            break;
+                        }
+                    }
+                    continue;
                 }
                 (None, _) => {
                     needs[i] = StepNeed::Unchecked;
@@ -190,7 +230,11 @@ impl NodeJob<'_> {
             return CheckResult::error(e);
         }
         let drain: Vec<bool> = steps.iter().map(|s| s.change == Change::Drain).collect();
-        classify(&needs, &drain)
+        let mut result = classify(&needs, &drain);
+        if result.class != super::check_result::Class::Good {
+            result.changes = changes;
+        }
+        result
     }
 
     /// Runs the checks' commands: one at a time when at most one of them needs the node
@@ -273,6 +317,7 @@ impl NodeJob<'_> {
                 self.log_exec(&format!("local step `{}`", step.name), &cmd, &out);
                 outcome(out, step.timeout)
             }
+            Action::Ansible(play) => self.ansible(conn, step, play, false).await.map(|(_, out)| out),
             Action::Copy(fc) | Action::Template(fc) => {
                 let (content, hash) = self.file_content(&step.action, fc).await?;
                 self.put_file(conn, step, fc, content, &hash).await
@@ -308,7 +353,8 @@ impl NodeJob<'_> {
     }
 
     /// A step as one command of a script of steps, or `None` when it must run alone:
-    /// it needs the controller (a `local:` step, a `wait_for`'s polling, a reboot), or
+    /// it needs the controller (a `local:` step, an `ansible:` playbook, a `wait_for`'s
+    /// polling, a reboot), or
     /// preparing it fails (it then runs alone, to fail as it always did).
     pub(super) async fn scripted(&self, step: &Step) -> Option<Scripted> {
         match &step.action {
@@ -333,7 +379,7 @@ impl NodeJob<'_> {
                     file: true,
                 })
             }
-            Action::Local(_) | Action::WaitFor(_) | Action::Reboot(_) => None,
+            Action::Local(_) | Action::Ansible(_) | Action::WaitFor(_) | Action::Reboot(_) => None,
         }
     }
 
