@@ -117,6 +117,8 @@ pub async fn resume(
     let store = s.store.clone();
     let w = Write::Unpaused {
         scope: PauseScope::All,
+        by: caller.name.clone(),
+        at: jiff::Timestamp::now(),
     };
     blocking(move || store.write_blocking(vec![w]).map_err(store_error)).await?;
     info!(target: "drover::audit", token = %caller.name, "resumed every run");

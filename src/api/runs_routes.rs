@@ -353,6 +353,8 @@ async fn set_pause(s: &AppState, caller: &Caller, id: &str, on: bool) -> Result<
     } else {
         Write::Unpaused {
             scope: PauseScope::Run(id.to_string()),
+            by: caller.name.clone(),
+            at: jiff::Timestamp::now(),
         }
     };
     blocking(move || store.write_blocking(vec![write]).map_err(store_error)).await

@@ -116,26 +116,15 @@ impl Project {
             .ok()?;
         // Settings this version accepts (so sites can be written for what comes next) but
         // does not act on: say so, rather than let a site believe it is notified.
-        for (key, set, what) in [
-            (
-                "notifications",
-                raw.notifications.slack.is_some(),
-                "drover sends no notifications yet",
-            ),
-            (
-                "server",
-                raw.server
-                    .as_ref()
-                    .is_some_and(|s| s.slack_signing_secret.is_some()),
-                "there is no Slack endpoint yet",
-            ),
-        ] {
+        for (key, set, what) in [(
+            "server",
+            raw.server
+                .as_ref()
+                .is_some_and(|s| s.slack_signing_secret.is_some()),
+            "there is no Slack endpoint yet",
+        )] {
             if set {
-                let at = match key {
-                    "notifications" => Path::root().key(key).key("slack"),
-                    "server" => Path::root().key(key).key("slack_signing_secret"),
-                    _ => Path::root().key(key),
-                };
+                let at = Path::root().key(key).key("slack_signing_secret");
                 diags.push(
                     site_doc
                         .diagnostic(&Problem::key(

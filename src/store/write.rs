@@ -9,6 +9,8 @@ use super::columns::{OUTPUT_TAIL_MAX, int, json_text, millis, tail};
 use super::controller::Controller;
 use super::node_lifecycle::LifecycleState;
 use super::node_state::NodeState;
+use super::notice_kind::NoticeKind;
+use super::notices;
 use super::pause::PauseScope;
 use super::run_status::RunStatus;
 use super::source_commit::SourceVerdict;
@@ -94,8 +96,12 @@ pub enum Write {
         by: String,
         at: Timestamp,
     },
-    /// Lifts the pause of `scope` (none set: nothing to do).
-    Unpaused { scope: PauseScope },
+    /// Lifts the pause of `scope` (none set: nothing to do), on behalf of `by`.
+    Unpaused {
+        scope: PauseScope,
+        by: String,
+        at: Timestamp,
+    },
     /// Automation off for `node`: no run starts it, no hook touches it. A node already
     /// in maintenance keeps its `since` and takes the new reason and setter.
     MaintenanceOn {
@@ -136,6 +142,23 @@ pub enum Write {
         fingerprints: Option<serde_json::Value>,
         at: Timestamp,
     },
+    /// An event no other write records (a run waiting for its window): into the outbox
+    /// as it is, with the run's workflow and version added. `key` makes it once.
+    Notice {
+        key: String,
+        kind: NoticeKind,
+        run: Option<String>,
+        payload: serde_json::Value,
+        at: Timestamp,
+    },
+    /// Sink `sink` took outbox event `outbox`; `reply` is what later messages need of its
+    /// answer (a Slack message's `ts`). Recording it twice keeps the first.
+    Delivered {
+        outbox: i64,
+        sink: String,
+        reply: Option<String>,
+        at: Timestamp,
+    },
 }
 
 impl Write {
@@ -152,13 +175,22 @@ impl Write {
             }
         }
         match self.execute(conn) {
-            Ok(0) if self.is_gate() => Ok(()),
+            Ok(0) if self.is_gate() => self.tell(conn, path, 0),
             Ok(0) => Err(self.missing()),
-            Ok(_) => self.release_finished(conn, path),
+            Ok(n) => {
+                self.release_finished(conn, path)?;
+                self.tell(conn, path, n)
+            }
             // The only foreign key a write can break is a step's reference to its node.
             Err(e) if is_constraint(&e, ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => Err(self.missing()),
             Err(e) => Err(StoreError::database(path, self.describe(), e)),
         }
+    }
+
+    /// The event the write makes, into the outbox in the same savepoint.
+    fn tell(&self, conn: &Connection, path: &Path, changed: usize) -> Result<(), StoreError> {
+        notices::record(conn, self, changed)
+            .map_err(|e| StoreError::database(path, format!("{} (its notification)", self.describe()), e))
     }
 
     /// A node the run is done with is free for other runs at once.
@@ -184,6 +216,8 @@ impl Write {
                 | Write::MaintenanceOff { .. }
                 | Write::Lifecycle { .. }
                 | Write::Discovered { .. }
+                | Write::Notice { .. }
+                | Write::Delivered { .. }
         )
     }
 
@@ -370,7 +404,7 @@ impl Write {
                 )?
                 .execute(params![scope.key(), reason, by, millis(*at)]),
 
-            Write::Unpaused { scope } => conn
+            Write::Unpaused { scope, .. } => conn
                 .prepare_cached("DELETE FROM pauses WHERE scope = ?1")?
                 .execute([scope.key()]),
 
@@ -430,6 +464,21 @@ impl Write {
                     .execute([node])?;
                 Ok(gone + back)
             }
+
+            // `notices::record` inserts it.
+            Write::Notice { .. } => Ok(1),
+
+            Write::Delivered {
+                outbox,
+                sink,
+                reply,
+                at,
+            } => conn
+                .prepare_cached(
+                    "INSERT INTO outbox_sent (outbox_id, sink, reply, at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (outbox_id, sink) DO NOTHING",
+                )?
+                .execute(params![outbox, sink, reply, millis(*at)]),
         }
     }
 
@@ -444,12 +493,16 @@ impl Write {
             Write::Node { run, node, .. } => format!("record node `{node}` of run `{run}`"),
             Write::Step { run, node, step, .. } => format!("record step `{step}` on `{node}` of run `{run}`"),
             Write::Paused { scope, .. } => format!("record the pause of {}", scope_text(scope)),
-            Write::Unpaused { scope } => format!("lift the pause of {}", scope_text(scope)),
+            Write::Unpaused { scope, .. } => format!("lift the pause of {}", scope_text(scope)),
             Write::MaintenanceOn { node, .. } => format!("put node `{node}` into maintenance"),
             Write::MaintenanceOff { node } => format!("take node `{node}` out of maintenance"),
             Write::Lifecycle { node, state, .. } => format!("record node `{node}` as {state:?}"),
             Write::Discovered { address, .. } => format!("record the discovered host `{address}`"),
             Write::SourceCommit { sha, .. } => format!("record commit {sha}"),
+            Write::Notice { key, .. } => format!("record notification `{key}`"),
+            Write::Delivered { outbox, sink, .. } => {
+                format!("record notification {outbox} as sent to {sink}")
+            }
         }
     }
 
@@ -461,7 +514,7 @@ impl Write {
             | Write::Heartbeat { id, .. }
             | Write::RunTriggered { id, .. }
             | Write::RunResumed { id, .. } => StoreError::UnknownRun { run: id.clone() },
-            Write::Paused { scope, .. } | Write::Unpaused { scope } => StoreError::UnknownRun {
+            Write::Paused { scope, .. } | Write::Unpaused { scope, .. } => StoreError::UnknownRun {
                 run: scope.key().to_string(),
             },
             Write::MaintenanceOn { node, .. }
@@ -477,6 +530,10 @@ impl Write {
             },
             // An upsert always writes a row.
             Write::SourceCommit { sha, .. } => StoreError::UnknownRun { run: sha.clone() },
+            Write::Notice { key, .. } => StoreError::UnknownRun { run: key.clone() },
+            Write::Delivered { outbox, .. } => StoreError::UnknownRun {
+                run: outbox.to_string(),
+            },
         }
     }
 }
