@@ -278,6 +278,8 @@ async fn consume(
         interrupts: irx.clone(),
         confirm: Some(confirm_rx),
         record_when_idle: true,
+        refuse_closed_window: true,
+        live_inventory: None,
     };
     let mut handle = match service::start(request) {
         Ok(h) => h,

@@ -127,11 +127,6 @@ impl Project {
                 raw.server.is_some(),
                 "only `listen` is (`drover serve` listens there); there is no REST API yet",
             ),
-            (
-                "git",
-                raw.git.is_some(),
-                "there is no daemon (`drover serve`) yet to follow the repository",
-            ),
         ] {
             if set {
                 let at = match key {

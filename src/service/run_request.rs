@@ -89,6 +89,13 @@ pub struct RunRequest {
     /// does: "nothing to do"). A converge pass sets it off: a converged fleet adds no
     /// run to the history, and the outcome is [`super::Outcome::NothingToDo`].
     pub record_when_idle: bool,
+    /// Whether a run refuses to begin while its window is closed (`drover run` does:
+    /// someone is there to try later). The daemon sets it off: its rollout begins and
+    /// waits, visibly, for the window to open, as a resumed run does.
+    pub refuse_closed_window: bool,
+    /// The inventory in force, when it can change during the run (the daemon's live
+    /// site): nodes removed from it before their turn are not started.
+    pub live_inventory: Option<watch::Receiver<Arc<crate::inventory::Inventory>>>,
 }
 
 impl RunRequest {
@@ -192,6 +199,8 @@ impl RunRequest {
             interrupts,
             confirm: None,
             record_when_idle: true,
+            refuse_closed_window: true,
+            live_inventory: None,
         })
     }
 }

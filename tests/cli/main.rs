@@ -10,6 +10,7 @@ mod bed;
 mod cli_extras;
 mod controller_env;
 mod daemon;
+mod daemon_git;
 mod demo;
 mod docs;
 mod drain;
