@@ -5,6 +5,7 @@ mod support;
 
 mod ansible;
 mod api;
+mod api_ssh;
 mod bad_inputs;
 #[allow(dead_code, reason = "each test module uses part of the fixture")]
 mod bed;
