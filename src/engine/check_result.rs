@@ -22,6 +22,9 @@ pub struct CheckResult {
     /// Indices of the workflow's steps this node needs, in order.
     pub needed: Vec<usize>,
     pub error: Option<String>,
+    /// With `--diff`: how each file step the node needs would change its file.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diffs: Vec<super::file_diff::FileDiff>,
 }
 
 impl CheckResult {
@@ -30,6 +33,7 @@ impl CheckResult {
             class: Class::Error,
             needed: Vec::new(),
             error: Some(message),
+            diffs: Vec::new(),
         }
     }
 }
@@ -102,6 +106,7 @@ pub fn classify(needs: &[StepNeed], drain: &[bool]) -> CheckResult {
         class,
         needed,
         error: None,
+        diffs: Vec::new(),
     }
 }
 

@@ -89,6 +89,9 @@ pub struct RunRequest {
     /// does: "nothing to do"). A converge pass sets it off: a converged fleet adds no
     /// run to the history, and the outcome is [`super::Outcome::NothingToDo`].
     pub record_when_idle: bool,
+    /// `--diff`: the check says how each file step would change its file on each node
+    /// ([`crate::engine::CheckResult::diffs`]).
+    pub diff: bool,
 }
 
 impl RunRequest {
@@ -192,6 +195,7 @@ impl RunRequest {
             interrupts,
             confirm: None,
             record_when_idle: true,
+            diff: false,
         })
     }
 }

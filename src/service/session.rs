@@ -211,6 +211,7 @@ async fn flow<K: Connector>(
             poll: project.site.pause_poll,
             inventory: None,
         },
+        diff: req.diff,
         settle: resume.as_ref().map_or_else(HashSet::new, |r| {
             r.prior
                 .iter()

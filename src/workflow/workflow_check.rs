@@ -607,6 +607,7 @@ fn file_copy(
             dest: c.dest.clone(),
             mode: c.mode,
             owner: c.owner.clone(),
+            secret: c.secret,
         };
     }
     match crate::bounded_read::read_regular_text(&src, Some(crate::yaml::MAX_FILE_BYTES)) {
@@ -683,5 +684,6 @@ fn file_copy(
         dest: c.dest.clone(),
         mode: c.mode,
         owner: c.owner.clone(),
+        secret: c.secret,
     }
 }
