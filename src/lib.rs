@@ -4,6 +4,7 @@
 //! that remember positions, serde `Raw*` types are checked into [`inventory`],
 //! [`workflow`] and [`site`] domain types, and [`project`] loads a whole site.
 
+pub mod ansible;
 pub mod bounded_read;
 pub mod budget;
 pub mod cli;
@@ -27,6 +28,7 @@ pub mod store;
 pub mod template;
 pub mod transport;
 pub mod units;
+pub mod vault;
 pub mod window;
 pub mod workflow;
 pub mod yaml;

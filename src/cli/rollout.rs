@@ -294,6 +294,8 @@ async fn consume(
         confirm: Some(confirm_rx),
         record_when_idle: true,
         diff: job.diff,
+        refuse_closed_window: true,
+        live_inventory: None,
     };
     let mut handle = match service::start(request) {
         Ok(h) => h,

@@ -10,7 +10,7 @@ use super::selection::{Refusal, Target, TransportKind};
 use crate::exit_code;
 use crate::project::Project;
 use crate::service::{RunRequest, Trigger};
-use crate::store::{NodeState, PauseScope, RunStatus, Store, Write as StoreWrite};
+use crate::store::{PauseScope, RunStatus, Store};
 
 fn refuse(err: &mut dyn Write, r: Refusal) -> i32 {
     let _ = writeln!(err, "error: {}", r.0);
@@ -342,64 +342,19 @@ pub fn cancel(
         Ok(x) => x,
         Err(c) => return c,
     };
-    let now = jiff::Timestamp::now();
-    let mut writes = Vec::new();
-    let mut left_drained = Vec::new();
-    let mut skipped = Vec::new();
-    for n in &detail.nodes {
-        if n.state.is_final() {
-            if n.drained_by_us && matches!(n.state, NodeState::Failed | NodeState::Held) {
-                left_drained.push((n.node.clone(), n.reason.clone().unwrap_or_default()));
-            }
-            continue;
-        }
-        let (state, reason) = if n.drained_by_us {
-            let why = format!(
-                "left drained: run {id} was cancelled while the node was {}; resume it in the scheduler once it is fine",
-                n.state
-            );
-            left_drained.push((n.node.clone(), why.clone()));
-            (NodeState::Held, why)
-        } else if n.state == NodeState::Pending {
-            skipped.push(n.node.clone());
-            (NodeState::Skipped, format!("not started: run {id} was cancelled"))
-        } else {
-            skipped.push(n.node.clone());
-            (
-                NodeState::Skipped,
-                format!(
-                    "run {id} was cancelled while the node was {}; its last step may not have finished",
-                    n.state
-                ),
-            )
-        };
-        writes.push(StoreWrite::Node {
-            run: id.to_string(),
-            node: n.node.clone(),
-            state,
-            attempt: n.attempt,
-            step: n.step,
-            drained_by_us: n.drained_by_us,
-            boot_id: n.boot_id.clone(),
-            reason: Some(reason),
-            at: now,
-        });
-    }
+    let crate::service::GiveUp {
+        writes,
+        left_drained,
+        skipped,
+    } = crate::service::GiveUp::of(
+        &detail,
+        &crate::service::GiveUpReason::Cancelled,
+        jiff::Timestamp::now(),
+    );
     let leased = store
         .leases()
         .map(|l| l.iter().filter(|l| l.run == id).count())
         .unwrap_or(0);
-    let drained_names: Vec<&str> = left_drained.iter().map(|(n, _)| n.as_str()).collect();
-    writes.push(StoreWrite::RunFinished {
-        id: id.to_string(),
-        status: RunStatus::Cancelled,
-        outcome: serde_json::json!({
-            "outcome": "cancelled",
-            "left_drained": drained_names,
-            "skipped": skipped,
-        }),
-        at: now,
-    });
     if let Err(e) = store.finish_run_blocking(id, writes, false) {
         return refuse(
             err,

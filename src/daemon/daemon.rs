@@ -1,11 +1,15 @@
 //! `drover serve`: a long-running process that owns the site's rollouts.
 //!
 //! On start it resumes every run it left running (the service's resume path) before
-//! anything else, then serves `/healthz` and `/metrics`, and takes [`Action`]s from a
-//! channel: rollouts (from the git watcher) and converge passes (from its timers). One
-//! rollout per workflow at a time. A stop request (SIGTERM) starts no new node, lets
-//! the nodes in flight finish their cycle within the shutdown deadline (then aborts
-//! their steps, leaving what they drained recorded for the next start), and returns.
+//! anything else, then serves `/healthz` and `/metrics`, follows the site's source and
+//! takes [`Action`]s from a channel (converge passes from its timers, rollouts asked
+//! for by hand). The source is the git repository when the site sets `git:` (each
+//! accepted commit is the site in force, and the workflows it changed roll out under
+//! the [`RolloutQueue`]'s supersede rules), else the site's files, watched (a valid
+//! edit is in force at once). One rollout per workflow at a time. A stop request
+//! (SIGTERM) starts no new node, lets the nodes in flight finish their cycle within the
+//! shutdown deadline (then aborts their steps, leaving what they drained recorded for
+//! the next start), and returns.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,15 +19,21 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::action::Action;
 use super::daemon_error::DaemonError;
 use super::http::{AppState, router};
 use super::metrics::Metrics;
+use super::rollout_queue::{QueueAction, RolloutQueue, RunEnd};
 use crate::engine::RunEvent as EngineEvent;
+use crate::inventory::Inventory;
 use crate::project::Project;
-use crate::service::{self, Outcome, RunEvent, RunRequest, Trigger};
+use crate::service::{self, GiveUp, GiveUpReason, Outcome, RunEvent, RunRequest, Trigger};
+use crate::source::{
+    CommitInfo, FetchTrigger, GitSource, RolloutRequest, SiteChange, SiteSnapshot, SiteSource, SiteWatcher,
+    SourceEvent, TreePins,
+};
 use crate::store::{RunStatus, Store};
 
 /// Where the listener binds when the site has no `server.listen`.
@@ -72,32 +82,81 @@ pub struct Daemon {
     pub addr: SocketAddr,
     pub metrics: Arc<Metrics>,
     actions: mpsc::UnboundedSender<Action>,
+    fetch: Option<FetchTrigger>,
     stop: watch::Sender<bool>,
     core: JoinHandle<()>,
     http: JoinHandle<std::io::Result<()>>,
 }
 
 impl Daemon {
-    /// Loads the site, resumes the runs it left, binds the listener and starts taking
-    /// actions.
+    /// Loads the site, resumes the runs it left, binds the listener, starts following
+    /// the site's source and taking actions.
     pub async fn start(opts: DaemonOptions) -> Result<Daemon, DaemonError> {
-        let project = load(&opts.site)?;
-        let store = service::open_store(&project).map_err(|r| DaemonError::StateStore(r.message))?;
+        let local = load(&opts.site)?;
+        let store = service::open_store(&local).map_err(|r| DaemonError::StateStore(r.message))?;
         let metrics = Arc::new(Metrics::new());
         let (actions, actions_rx) = mpsc::unbounded_channel();
-        let (ended_tx, ended_rx) = mpsc::unbounded_channel();
+        let (runs_tx, runs_rx) = mpsc::unbounded_channel();
         let (stop, stop_rx) = watch::channel(false);
+        let in_git = local.site.git.is_some();
+        let mut source_stop = stop_rx.clone();
+        let source = SiteSource::start(
+            &opts.site,
+            // The source keeps its own copy (the site its edits replace, the settings of
+            // the clone).
+            load(&opts.site)?,
+            store.clone(),
+            async move {
+                let _ = source_stop.wait_for(|s| *s).await;
+            },
+        )?;
+        let (project, commit, src) = match source {
+            SiteSource::Git {
+                source,
+                events,
+                in_force,
+            } => match in_force {
+                Some(snap) => (
+                    Arc::clone(&snap.project),
+                    Some(snap.commit.clone()),
+                    Source::Git { source, events },
+                ),
+                None => (Arc::new(local), None, Source::Git { source, events }),
+            },
+            SiteSource::Files { watcher, changes } => (
+                Arc::new(local),
+                None,
+                Source::Files {
+                    _watcher: watcher,
+                    changes,
+                },
+            ),
+        };
+        let fetch = match &src {
+            Source::Git { source, .. } => Some(source.trigger.clone()),
+            Source::Files { .. } => None,
+        };
+        if let Some(c) = &commit {
+            metrics.set_commit(&c.sha);
+            info!(commit = %c, "the commit in force");
+        }
+        let (inventory, inventory_rx) = watch::channel(Arc::new(project.inventory.clone()));
         let mut core = Core {
             opts: opts.clone(),
-            project: Arc::new(project),
+            in_git,
+            project,
+            commit,
             store: store.clone(),
             metrics: Arc::clone(&metrics),
             active: HashMap::new(),
             waiting: HashMap::new(),
+            queue: RolloutQueue::new(),
             timers: HashMap::new(),
             actions: actions.clone(),
-            ended: ended_tx,
+            runs: runs_tx,
             stop: stop_rx.clone(),
+            inventory,
+            inventory_rx,
         };
         // Before anything else: what a previous daemon left running.
         core.resume_left_runs();
@@ -127,21 +186,28 @@ impl Daemon {
         });
         core.reconcile_timers();
         let deadline = opts.shutdown_deadline;
-        let core = tokio::spawn(core.run(actions_rx, ended_rx, deadline));
+        let core = tokio::spawn(core.run(actions_rx, runs_rx, src, deadline));
         info!(%addr, "drover serve: listening");
         Ok(Daemon {
             addr,
             metrics,
             actions,
+            fetch,
             stop,
             core,
             http,
         })
     }
 
-    /// Where to send actions (the git watcher's rollouts, extra converge passes).
+    /// Where to send actions (extra converge passes, rollouts asked for by hand).
     pub fn actions(&self) -> mpsc::UnboundedSender<Action> {
         self.actions.clone()
+    }
+
+    /// Asks the git watcher to fetch now (the push webhook's handle); `None` when the
+    /// site is not in git.
+    pub fn fetch_trigger(&self) -> Option<FetchTrigger> {
+        self.fetch.clone()
     }
 
     /// Stops: no new node starts, the nodes in flight finish their cycle within the
@@ -157,62 +223,105 @@ impl Daemon {
 }
 
 fn load(site: &std::path::Path) -> Result<Project, DaemonError> {
-    Project::load(site).map_err(|diags| {
-        DaemonError::Invalid(
-            diags
-                .iter()
-                .map(|d| d.render(false))
-                .collect::<Vec<_>>()
-                .join("\n\n"),
-        )
-    })
+    Project::load(site).map_err(|diags| DaemonError::Invalid(render(&diags)))
+}
+
+fn render(diags: &[crate::diag::Diagnostic]) -> String {
+    diags
+        .iter()
+        .map(|d| d.render(false))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// Where the site in force comes from.
+enum Source {
+    Git {
+        source: GitSource,
+        events: mpsc::UnboundedReceiver<SourceEvent>,
+    },
+    Files {
+        // Watches until dropped.
+        _watcher: SiteWatcher,
+        changes: mpsc::UnboundedReceiver<SiteChange>,
+    },
 }
 
 /// A rollout the daemon drives.
 struct Active {
     run_id: String,
     interrupts: watch::Sender<u32>,
+    /// The commit whose exported tree the run reads its files from.
+    tree: Option<String>,
+    /// Set when a newer commit superseded the run: its follower closes the record.
+    superseded: watch::Sender<Option<String>>,
 }
 
-/// A rollout that ended.
-struct Ended {
-    workflow: String,
-    run_id: String,
+/// What a run's follower tells the loop.
+enum RunMsg {
+    /// The run's first phase after the canary began: a newer version now queues.
+    CanaryPassed { run: String },
+    Ended {
+        workflow: String,
+        run_id: String,
+        end: RunEnd,
+    },
 }
 
 /// The daemon's loop and what it owns.
 struct Core {
     opts: DaemonOptions,
+    /// The site is followed in git: its files are not read again.
+    in_git: bool,
     /// The site in force.
     project: Arc<Project>,
+    /// The commit the site in force is from (git only; `None` before the first).
+    commit: Option<CommitInfo>,
     store: Store,
     metrics: Arc<Metrics>,
     /// By workflow: at most one rollout each.
     active: HashMap<String, Active>,
-    /// Rollouts that wait for their workflow's active one, by workflow (newest wins).
+    /// Rollouts asked for by hand that wait for their workflow's active one (newest wins).
     waiting: HashMap<String, Action>,
+    /// Which commit's rollout starts, waits or supersedes.
+    queue: RolloutQueue,
     /// Converge timers by workflow, with their period.
     timers: HashMap<String, (Duration, JoinHandle<()>)>,
     actions: mpsc::UnboundedSender<Action>,
-    ended: mpsc::UnboundedSender<Ended>,
+    runs: mpsc::UnboundedSender<RunMsg>,
     stop: watch::Receiver<bool>,
+    /// The inventory in force, watched by every run (nodes removed are not started).
+    inventory: watch::Sender<Arc<Inventory>>,
+    inventory_rx: watch::Receiver<Arc<Inventory>>,
 }
 
 impl Core {
     async fn run(
         mut self,
         mut actions: mpsc::UnboundedReceiver<Action>,
-        mut ended: mpsc::UnboundedReceiver<Ended>,
+        mut runs: mpsc::UnboundedReceiver<RunMsg>,
+        src: Source,
         deadline: Duration,
     ) {
         let mut stop = self.stop.clone();
+        let (pins, mut git_events, mut site_changes, git_task, _watcher) = match src {
+            Source::Git { source, events } => {
+                (Some(source.pins), Some(events), None, Some(source.task), None)
+            }
+            Source::Files { _watcher, changes } => (None, None, Some(changes), None, Some(_watcher)),
+        };
         loop {
             tokio::select! {
                 a = actions.recv() => match a {
                     Some(a) => self.act(a),
                     None => break,
                 },
-                Some(e) = ended.recv() => self.end(e),
+                Some(m) = runs.recv() => match m {
+                    RunMsg::CanaryPassed { run } => self.queue.canary_passed(&run),
+                    RunMsg::Ended { workflow, run_id, end } => self.end(&workflow, &run_id, end, pins.as_ref()),
+                },
+                Some(e) = recv(&mut git_events) => self.source(e, pins.as_ref()),
+                Some(c) = recv(&mut site_changes) => self.site_changed(c),
                 r = stop.wait_for(|s| *s) => {
                     let _ = r;
                     break;
@@ -223,10 +332,20 @@ impl Core {
             t.abort();
         }
         self.waiting.clear();
-        if self.active.is_empty() {
-            info!("stopped");
-            return;
+        if !self.active.is_empty() {
+            self.wind_down(&mut runs, deadline).await;
         }
+        if let Some(t) = git_task {
+            match t.await {
+                Ok(Err(e)) => error!("the git watcher failed: {e}"),
+                Err(e) if e.is_panic() => error!("the git watcher panicked"),
+                _ => {}
+            }
+        }
+        info!("stopped");
+    }
+
+    async fn wind_down(&mut self, runs: &mut mpsc::UnboundedReceiver<RunMsg>, deadline: Duration) {
         info!(
             rollouts = self.active.len(),
             "stopping: no new node starts; the nodes in flight finish their cycle"
@@ -234,17 +353,7 @@ impl Core {
         for a in self.active.values() {
             let _ = a.interrupts.send(1);
         }
-        let wind_down = tokio::time::timeout(deadline, async {
-            while !self.active.is_empty() {
-                match ended.recv().await {
-                    Some(e) => {
-                        self.active.remove(&e.workflow);
-                    }
-                    None => break,
-                }
-            }
-        })
-        .await;
+        let wind_down = tokio::time::timeout(deadline, self.drain_ended(runs)).await;
         if wind_down.is_err() {
             warn!(
                 deadline = %humantime::format_duration(deadline),
@@ -253,16 +362,210 @@ impl Core {
             for a in self.active.values() {
                 let _ = a.interrupts.send(2);
             }
-            while !self.active.is_empty() {
-                match ended.recv().await {
-                    Some(e) => {
-                        self.active.remove(&e.workflow);
-                    }
-                    None => break,
+            self.drain_ended(runs).await;
+        }
+    }
+
+    async fn drain_ended(&mut self, runs: &mut mpsc::UnboundedReceiver<RunMsg>) {
+        while !self.active.is_empty() {
+            match runs.recv().await {
+                Some(RunMsg::Ended { workflow, .. }) => {
+                    self.active.remove(&workflow);
                 }
+                Some(RunMsg::CanaryPassed { .. }) => {}
+                None => break,
             }
         }
-        info!("stopped");
+    }
+
+    /// The site in force from now on: its inventory for every run under way, its
+    /// converge periods for the timers.
+    fn set_project(&mut self, project: Arc<Project>) {
+        if !Arc::ptr_eq(&project, &self.project) {
+            self.inventory.send_replace(Arc::new(project.inventory.clone()));
+        }
+        self.project = project;
+        self.reconcile_timers();
+    }
+
+    fn source(&mut self, e: SourceEvent, pins: Option<&TreePins>) {
+        match e {
+            SourceEvent::Accepted {
+                site,
+                rollouts,
+                signature,
+            } => self.accepted(&site, rollouts, signature.is_some(), pins),
+            SourceEvent::Rejected { commit, why } => {
+                let in_force = self
+                    .commit
+                    .as_ref()
+                    .map_or_else(|| "none yet".to_string(), |c| c.short().to_string());
+                warn!(
+                    %commit,
+                    %in_force,
+                    "commit rejected: nothing of it runs, the commit in force stays\n{}",
+                    why.render()
+                );
+            }
+            SourceEvent::HistoryRewritten { from, to, followed } => {
+                if followed {
+                    warn!(%from, %to, "the branch was rewritten (a force-push): following it (git.allow_force_push)");
+                } else {
+                    warn!(%from, %to, "the branch was rewritten (a force-push): not followed; the commit in force stays (set git.allow_force_push: true to follow rewritten history)");
+                }
+            }
+            SourceEvent::FetchFailed {
+                error,
+                failures,
+                retry_in,
+            } => {
+                self.metrics.fetched(jiff::Timestamp::now(), false);
+                warn!(failures, retry_in = %humantime::format_duration(retry_in), "{error}; runs in flight go on");
+            }
+            SourceEvent::FetchRecovered { after_failures } => {
+                info!(after_failures, "fetching works again");
+            }
+            SourceEvent::Fetched { at } => self.metrics.fetched(at, true),
+        }
+    }
+
+    fn accepted(
+        &mut self,
+        site: &SiteSnapshot,
+        rollouts: Vec<RolloutRequest>,
+        signed: bool,
+        pins: Option<&TreePins>,
+    ) {
+        let old = self.commit.replace(site.commit.clone());
+        self.metrics.set_commit(&site.commit.sha);
+        self.set_project(Arc::clone(&site.project));
+        let names: Vec<&str> = rollouts.iter().map(|r| r.workflow.as_str()).collect();
+        info!(
+            commit = %site.commit,
+            signed,
+            changed = %names.join(","),
+            "commit accepted: the site in force{}",
+            if names.is_empty() {
+                " (it changes no workflow's content: nothing rolls out)"
+            } else {
+                ""
+            }
+        );
+        let actions = self.queue.commit(rollouts);
+        self.queue_actions(actions);
+        if let (Some(old), Some(pins)) = (old, pins) {
+            self.unpin_unused(&old.sha, pins);
+        }
+    }
+
+    /// Unpins a commit's tree that neither the site in force nor a run uses any more.
+    fn unpin_unused(&self, sha: &str, pins: &TreePins) {
+        let used = self.commit.as_ref().is_some_and(|c| c.sha == sha)
+            || self.active.values().any(|a| a.tree.as_deref() == Some(sha));
+        if !used {
+            pins.unpin(sha);
+        }
+    }
+
+    fn site_changed(&mut self, c: SiteChange) {
+        match c {
+            SiteChange::Reloaded(p) => {
+                info!(
+                    nodes = p.inventory.nodes().len(),
+                    workflows = p.workflows.len(),
+                    "site reloaded: the edited site is in force"
+                );
+                self.set_project(p);
+            }
+            SiteChange::Rejected(diags) => {
+                warn!(
+                    "the edited site does not validate: ignored, the site in force stays\n{}",
+                    render(&diags)
+                );
+            }
+        }
+    }
+
+    fn queue_actions(&mut self, actions: Vec<QueueAction>) {
+        for a in actions {
+            match a {
+                QueueAction::Start(r) => self.start_commit(r),
+                QueueAction::Supersede { run, by } => {
+                    let a = run
+                        .as_deref()
+                        .and_then(|id| self.active.values().find(|a| a.run_id == id));
+                    match a {
+                        Some(a) => {
+                            info!(
+                                workflow = %by.workflow,
+                                run = %a.run_id,
+                                commit = %by.commit,
+                                "superseded: a newer commit changed the workflow during its canary; the canary stops gracefully (nodes in flight finish) and restarts at the new version"
+                            );
+                            a.superseded.send_replace(Some(by.commit.sha.clone()));
+                            let _ = a.interrupts.send(1);
+                        }
+                        None => {
+                            info!(workflow = %by.workflow, commit = %by.commit, "waits for the rollout being started");
+                        }
+                    }
+                }
+                QueueAction::Queue { behind, request } => {
+                    info!(
+                        workflow = %request.workflow,
+                        run = behind.as_deref().unwrap_or(""),
+                        commit = %request.commit,
+                        "queued: the rollout under way is past its canary; it finishes, then this version rolls out"
+                    );
+                }
+                QueueAction::Replaced { dropped, by } => {
+                    info!(
+                        workflow = %by.workflow,
+                        dropped = %dropped.commit,
+                        commit = %by.commit,
+                        "a newer commit replaces the waiting one: only the newest rolls out"
+                    );
+                }
+                QueueAction::Resume { run } => self.resume_run(&run, Trigger::Converge),
+            }
+        }
+    }
+
+    /// Starts the rollout of a commit's workflow, at the site in force (which has the
+    /// workflow as that commit left it: a later commit changing it would have replaced
+    /// this request).
+    fn start_commit(&mut self, r: RolloutRequest) {
+        let trigger = Trigger::GitCommit {
+            sha: r.commit.sha.clone(),
+            author: r.commit.author.clone(),
+            subject: r.commit.subject.clone(),
+        };
+        if self.active.contains_key(&r.workflow) {
+            // Not the queue's (it knows every run): waits like a rollout asked by hand.
+            self.waiting.insert(
+                r.workflow.clone(),
+                Action::Rollout {
+                    site: Arc::clone(&self.project),
+                    workflow: r.workflow.clone(),
+                    trigger,
+                },
+            );
+            let next = self.queue.refused(&r.workflow);
+            self.queue_actions(next);
+            return;
+        }
+        let (itx, irx) = watch::channel(0u32);
+        let started = match RunRequest::new(Arc::clone(&self.project), &r.workflow, trigger.clone(), irx) {
+            Ok(req) => self.start(&r.workflow, req, itx, Some(r.clone())),
+            Err(e) => {
+                warn!(workflow = %r.workflow, %trigger, "rollout not started: {e}");
+                false
+            }
+        };
+        if !started {
+            let next = self.queue.refused(&r.workflow);
+            self.queue_actions(next);
+        }
     }
 
     fn act(&mut self, a: Action) {
@@ -284,11 +587,12 @@ impl Core {
                     );
                     return;
                 }
-                self.project = site;
-                self.reconcile_timers();
+                self.set_project(site);
                 let (itx, irx) = watch::channel(0u32);
                 match RunRequest::new(Arc::clone(&self.project), &workflow, trigger, irx) {
-                    Ok(req) => self.start(&workflow, req, itx),
+                    Ok(req) => {
+                        self.start(&workflow, req, itx, None);
+                    }
                     Err(r) => warn!(%workflow, "rollout not started: {r}"),
                 }
             }
@@ -301,12 +605,13 @@ impl Core {
             debug!(%workflow, run = %a.run_id, "converge pass skipped: a rollout is active");
             return;
         }
-        if self.opts.reload_site {
+        if self.in_git && self.commit.is_none() {
+            info!(%workflow, "converge pass skipped: no commit of the repository is in force yet");
+            return;
+        }
+        if self.opts.reload_site && !self.in_git {
             match load(&self.opts.site) {
-                Ok(p) => {
-                    self.project = Arc::new(p);
-                    self.reconcile_timers();
-                }
+                Ok(p) => self.set_project(Arc::new(p)),
                 Err(e) => warn!(%workflow, "converging with the last valid site: {e}"),
             }
         }
@@ -323,35 +628,88 @@ impl Core {
             Ok(mut req) => {
                 // A pass that finds every node GOOD records no run.
                 req.record_when_idle = false;
-                self.start(workflow, req, itx);
+                self.start(workflow, req, itx, None);
             }
             Err(r) => warn!(%workflow, "converge pass not started: {r}"),
         }
     }
 
-    fn end(&mut self, e: Ended) {
-        if self.active.get(&e.workflow).is_some_and(|a| a.run_id == e.run_id) {
-            self.active.remove(&e.workflow);
+    fn end(&mut self, workflow: &str, run_id: &str, end: RunEnd, pins: Option<&TreePins>) {
+        if self.active.get(workflow).is_some_and(|a| a.run_id == run_id)
+            && let Some(a) = self.active.remove(workflow)
+            && let (Some(sha), Some(pins)) = (a.tree, pins)
+        {
+            self.unpin_unused(&sha, pins);
         }
         if *self.stop.borrow() {
             return;
         }
-        if let Some(next) = self.waiting.remove(&e.workflow) {
+        let next = self.queue.ended(run_id, end);
+        self.queue_actions(next);
+        if !self.active.contains_key(workflow)
+            && let Some(next) = self.waiting.remove(workflow)
+        {
             self.act(next);
         }
     }
 
-    fn start(&mut self, workflow: &str, req: RunRequest, interrupts: watch::Sender<u32>) {
+    /// What the queue knows a run by: its commit (a commit's run), else the commit in
+    /// force (converge passes, runs asked for by hand).
+    fn request_for(&self, workflow: &str, trigger: &Trigger) -> RolloutRequest {
+        let version = self
+            .project
+            .workflows
+            .iter()
+            .find(|w| w.name == workflow)
+            .map_or(0, |w| w.version);
+        let commit = match trigger {
+            Trigger::GitCommit { sha, author, subject } => CommitInfo {
+                sha: sha.clone(),
+                author: author.clone(),
+                subject: subject.clone(),
+                time: jiff::Timestamp::UNIX_EPOCH,
+            },
+            _ => self.commit.clone().unwrap_or(CommitInfo {
+                sha: String::new(),
+                author: String::new(),
+                subject: String::new(),
+                time: jiff::Timestamp::UNIX_EPOCH,
+            }),
+        };
+        RolloutRequest {
+            workflow: workflow.to_string(),
+            version,
+            commit,
+        }
+    }
+
+    /// Starts a run; `request` is the queue's (a commit's rollout), else the run is
+    /// adopted as the workflow's rollout. Whether it started.
+    fn start(
+        &mut self,
+        workflow: &str,
+        mut req: RunRequest,
+        interrupts: watch::Sender<u32>,
+        request: Option<RolloutRequest>,
+    ) -> bool {
+        // A daemon's rollout waits for its window, visibly, rather than being refused.
+        req.refuse_closed_window = false;
+        req.live_inventory = Some(self.inventory_rx.clone());
         let project = Arc::clone(&req.project);
         let trigger = req.trigger.clone();
         match service::start(req) {
             Ok(handle) => {
                 info!(%workflow, run = %handle.run_id, %trigger, "rollout started");
+                let request = request.unwrap_or_else(|| self.request_for(workflow, &trigger));
+                self.queue.adopt(&handle.run_id, request);
+                let (superseded, superseded_rx) = watch::channel(None);
                 self.active.insert(
                     workflow.to_string(),
                     Active {
                         run_id: handle.run_id.clone(),
                         interrupts,
+                        tree: self.commit.as_ref().map(|c| c.sha.clone()),
+                        superseded,
                     },
                 );
                 tokio::spawn(follow(
@@ -359,10 +717,16 @@ impl Core {
                     workflow.to_string(),
                     project,
                     Arc::clone(&self.metrics),
-                    self.ended.clone(),
+                    self.runs.clone(),
+                    superseded_rx,
+                    self.store.clone(),
                 ));
+                true
             }
-            Err(r) => warn!(%workflow, %trigger, "rollout not started: {r}"),
+            Err(r) => {
+                warn!(%workflow, %trigger, "rollout not started: {r}");
+                false
+            }
         }
     }
 
@@ -400,18 +764,32 @@ impl Core {
                 warn!(workflow = %r.workflow, run = %r.id, "left unfinished, not resumed: a newer run of the workflow is being resumed");
                 continue;
             }
-            let detail = match self.store.run(&r.id) {
-                Ok(Some(d)) => d,
-                _ => continue,
-            };
-            let (itx, irx) = watch::channel(0u32);
-            match RunRequest::resume(Arc::clone(&self.project), detail, trigger, irx) {
-                Ok(req) => {
-                    info!(workflow = %r.workflow, run = %r.id, "resuming a run left unfinished");
-                    self.start(&r.workflow, req, itx);
-                }
-                Err(e) => warn!(workflow = %r.workflow, run = %r.id, "not resumed: {e}"),
+            self.resume_run(&r.id, trigger);
+        }
+    }
+
+    /// Resumes run `id` (`trigger` says who asks; the run keeps its own).
+    fn resume_run(&mut self, id: &str, trigger: Trigger) {
+        let detail = match self.store.run(id) {
+            Ok(Some(d)) => d,
+            _ => return,
+        };
+        let workflow = detail.run.workflow.clone();
+        let recorded = self
+            .store
+            .trigger(id)
+            .ok()
+            .flatten()
+            .and_then(|t| serde_json::from_value::<Trigger>(t).ok())
+            .unwrap_or(trigger.clone());
+        let (itx, irx) = watch::channel(0u32);
+        match RunRequest::resume(Arc::clone(&self.project), detail, trigger, irx) {
+            Ok(req) => {
+                info!(%workflow, run = %id, "resuming a run left unfinished");
+                let request = self.request_for(&workflow, &recorded);
+                self.start(&workflow, req, itx, Some(request));
             }
+            Err(e) => warn!(%workflow, run = %id, "not resumed: {e}"),
         }
     }
 
@@ -460,6 +838,14 @@ impl Core {
     }
 }
 
+/// The next message of an optional channel (never, without one).
+async fn recv<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The latest run of `workflow` at `version`, when it was stopped (by a failure
 /// budget, a failed canary, a blocked budget): such a rollout waits for a human.
 fn waits_for_human(store: &Store, workflow: &str, version: u32) -> Option<String> {
@@ -470,16 +856,21 @@ fn waits_for_human(store: &Store, workflow: &str, version: u32) -> Option<String
     (last.status == RunStatus::Stopped).then_some(last.id)
 }
 
-/// Follows one rollout: its events into the log and the metrics, its outcome into the
-/// log, and its end back to the loop.
+/// Follows one rollout: its events into the log and the metrics, its canary's end and
+/// its own end back to the loop; a superseded run's record closed (cancelled, the nodes
+/// it did not start skipped), so no later daemon resumes a version that no longer
+/// matters.
 async fn follow(
     mut handle: service::RunHandle,
     workflow: String,
     project: Arc<Project>,
     metrics: Arc<Metrics>,
-    ended: mpsc::UnboundedSender<Ended>,
+    runs: mpsc::UnboundedSender<RunMsg>,
+    superseded: watch::Receiver<Option<String>>,
+    store: Store,
 ) {
     let run_id = handle.run_id.clone();
+    let mut past_canary = false;
     loop {
         match handle.events.recv().await {
             Ok(RunEvent::Engine(EngineEvent::StepFinished {
@@ -488,15 +879,31 @@ async fn follow(
                 metrics.observe_step(duration);
                 debug!(run = %run_id, %node, %step, ms = duration.as_millis() as u64, "step finished");
             }
+            Ok(RunEvent::Engine(EngineEvent::NodeStarted { node, attempt })) => {
+                info!(run = %run_id, %node, attempt, "node started");
+            }
             Ok(RunEvent::Engine(EngineEvent::NodeFinished { node, ok, error })) => {
                 if ok {
                     info!(run = %run_id, %node, "node done");
                 } else {
-                    warn!(run = %run_id, %node, error = error.as_deref().unwrap_or(""), "node failed");
+                    warn!(run = %run_id, %node, error = error.as_deref().unwrap_or(""), "node not done");
                 }
             }
             Ok(RunEvent::Engine(EngineEvent::PhaseStarted { phase, nodes })) => {
                 info!(run = %run_id, %phase, nodes, "phase started");
+                if !past_canary && phase != "canary" {
+                    past_canary = true;
+                    let _ = runs.send(RunMsg::CanaryPassed { run: run_id.clone() });
+                }
+            }
+            Ok(RunEvent::Engine(EngineEvent::Waiting { text, .. })) => {
+                info!(run = %run_id, "{text}");
+            }
+            Ok(RunEvent::Engine(EngineEvent::Continuing)) => {
+                info!(run = %run_id, "continuing");
+            }
+            Ok(RunEvent::Engine(EngineEvent::NodeInMaintenance { node, reason })) => {
+                info!(run = %run_id, %node, "not started: in {reason}");
             }
             Ok(RunEvent::Planned(p)) => {
                 info!(run = %run_id, %workflow, nodes = p.plan.nodes.len(), "planned");
@@ -509,8 +916,15 @@ async fn follow(
             Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
         }
     }
-    match handle.outcome().await {
+    let outcome = handle.outcome().await;
+    let mut end = RunEnd::Finished;
+    match &outcome {
         Outcome::Finished(f) => {
+            if let crate::engine::Outcome::Stopped { stop } = &f.outcome
+                && *stop != crate::engine::StopReason::Interrupted
+            {
+                end = RunEnd::StoppedByBudget;
+            }
             let outcome = crate::engine::outcome_json(&f.outcome, &project.inventory);
             info!(run = %run_id, %workflow, succeeded = f.result.succeeded.len(), failed = f.result.failed.len(), %outcome, "rollout ended");
         }
@@ -518,5 +932,41 @@ async fn follow(
         Outcome::Refused(r) => warn!(%workflow, "rollout not run: {r}"),
         other => info!(run = %run_id, %workflow, outcome = ?other, "rollout ended"),
     }
-    let _ = ended.send(Ended { workflow, run_id });
+    let by = superseded.borrow().clone();
+    if let Some(by) = by {
+        close_superseded(&store, &run_id, &by).await;
+    }
+    let _ = runs.send(RunMsg::Ended {
+        workflow,
+        run_id,
+        end,
+    });
+}
+
+/// A superseded run that stopped (interrupted, resumable) is closed for good.
+async fn close_superseded(store: &Store, run_id: &str, by: &str) {
+    let read = {
+        let (s, id) = (store.clone(), run_id.to_string());
+        tokio::task::spawn_blocking(move || s.run(&id)).await
+    };
+    let Ok(Ok(Some(detail))) = read else { return };
+    if detail.run.status != RunStatus::Interrupted {
+        return;
+    }
+    let g = GiveUp::of(
+        &detail,
+        &GiveUpReason::Superseded { by: by.to_string() },
+        jiff::Timestamp::now(),
+    );
+    match store.finish_run(run_id, g.writes, false).await {
+        Ok(_) => info!(
+            run = %run_id,
+            not_started = g.skipped.len(),
+            "superseded run closed: the nodes it had not started are skipped"
+        ),
+        Err(e) => warn!(run = %run_id, "cannot close the superseded run: {e}"),
+    }
+    for (node, why) in &g.left_drained {
+        warn!(run = %run_id, %node, "{why}");
+    }
 }

@@ -14,4 +14,7 @@ pub enum DaemonError {
     },
     #[error("the HTTP listener failed: {0}")]
     Http(std::io::Error),
+    /// The git clone, its state dir or the file watch could not be set up.
+    #[error("the site's source: {0}")]
+    Source(#[from] crate::source::SourceError),
 }

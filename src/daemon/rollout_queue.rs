@@ -166,6 +166,35 @@ impl RolloutQueue {
         }
     }
 
+    /// A run the daemon began other than for a commit (a converge pass, an API request,
+    /// a run resumed after a restart) is the workflow's rollout now: newer commits
+    /// supersede or queue behind it like any other. `request` names the version and
+    /// the commit in force it runs.
+    pub fn adopt(&mut self, run: &str, request: RolloutRequest) {
+        self.active.insert(
+            request.workflow.clone(),
+            ActiveRollout {
+                run: Some(run.to_string()),
+                request,
+                phase: RolloutPhase::Canary,
+            },
+        );
+    }
+
+    /// A [`QueueAction::Start`] could not begin (the service refused it): the
+    /// workflow's rollout is over, and what waited for it starts.
+    pub fn refused(&mut self, workflow: &str) -> Vec<QueueAction> {
+        if self.active.get(workflow).is_none_or(|a| a.run.is_some()) {
+            return Vec::new();
+        }
+        self.active.remove(workflow);
+        let mut actions = Vec::new();
+        if let Some(next) = self.waiting.remove(workflow) {
+            self.start(next, &mut actions);
+        }
+        actions
+    }
+
     /// The run's canary passed: a newer version now waits for it.
     pub fn canary_passed(&mut self, run: &str) {
         if let Some(a) = self.by_run(run) {
@@ -273,6 +302,34 @@ mod tests {
             [QueueAction::Start(req("up", "c2"))]
         );
         assert_eq!(q.active("up").unwrap().request.commit.sha, "c2");
+    }
+
+    #[test]
+    fn an_adopted_converge_pass_is_superseded_and_a_refused_start_lets_the_next_one_go() {
+        let mut q = RolloutQueue::new();
+        q.adopt("conv", req("up", "c0"));
+        assert_eq!(
+            q.commit(vec![req("up", "c1")]),
+            [QueueAction::Supersede {
+                run: Some("conv".into()),
+                by: req("up", "c1")
+            }]
+        );
+        assert_eq!(
+            q.ended("conv", RunEnd::Finished),
+            [QueueAction::Start(req("up", "c1"))]
+        );
+        // c1 could not start (refused); c2 arrived meanwhile and starts instead.
+        assert!(matches!(
+            q.commit(vec![req("up", "c2")]).as_slice(),
+            [QueueAction::Supersede { run: None, .. }]
+        ));
+        assert_eq!(q.refused("up"), [QueueAction::Start(req("up", "c2"))]);
+        assert_eq!(q.refused("other"), []);
+        q.started("up", "r2");
+        assert_eq!(q.refused("up"), [], "a started run is not refused");
+        assert_eq!(q.ended("r2", RunEnd::Finished), []);
+        assert!(q.active("up").is_none());
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct CheckResult {
     /// With `--diff`: how each file step the node needs would change its file.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diffs: Vec<super::file_diff::FileDiff>,
+    /// What the checks found would change (`ansible:` steps in check mode: `step
+    /// \`x\`: task \`y\``), the inconsistencies `drover check` lists per node.
+    pub changes: Vec<String>,
 }
 
 impl CheckResult {
@@ -34,6 +37,7 @@ impl CheckResult {
             needed: Vec::new(),
             error: Some(message),
             diffs: Vec::new(),
+            changes: Vec::new(),
         }
     }
 }
@@ -107,6 +111,7 @@ pub fn classify(needs: &[StepNeed], drain: &[bool]) -> CheckResult {
         needed,
         error: None,
         diffs: Vec::new(),
+        changes: Vec::new(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The rollout engine: checks, the rollout state machine, per-node work and the async
 //! runner that connects them.
 
+mod ansible_work;
 mod check_result;
 mod clock;
 mod control;

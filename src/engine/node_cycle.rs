@@ -19,7 +19,7 @@ use crate::site::{DrainHooks, HookHost, OnDrainTimeout};
 use crate::slurm::{NodeStatus, SlurmPoller};
 use crate::store::NodeState;
 use crate::transport::{Connection, Connector, ExecOutput, LocalConnection, TransportError};
-use crate::workflow::{Action, Change, Reboot, Step};
+use crate::workflow::{Action, Change, Reboot, Step, Workflow};
 
 /// How long one drain hook call may take.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(120);
@@ -49,6 +49,28 @@ pub enum NodeEnd {
     /// The state store could not record a transition, so the node was left as it was
     /// (`drained`: drained). Not the node's failure: the run stops.
     StoreFailed { error: String, drained: bool },
+}
+
+impl NodeEnd {
+    /// With every decrypted vault value of `wf` masked in its reasons, before they reach
+    /// the run record, events and the scheduler.
+    pub fn redacted(self, wf: &Workflow) -> NodeEnd {
+        let r = |s: String| wf.redact(&s).into_owned();
+        match self {
+            NodeEnd::Failed { pos, error, drained } => NodeEnd::Failed {
+                pos,
+                error: r(error),
+                drained,
+            },
+            NodeEnd::Held(why) => NodeEnd::Held(r(why)),
+            NodeEnd::Skipped(why) => NodeEnd::Skipped(r(why)),
+            NodeEnd::StoreFailed { error, drained } => NodeEnd::StoreFailed {
+                error: r(error),
+                drained,
+            },
+            NodeEnd::Done => NodeEnd::Done,
+        }
+    }
 }
 
 enum Drain {
@@ -305,6 +327,10 @@ impl<K: Connector> NodeCycle<'_, K> {
                 Some(e.to_string()),
             ),
         };
+        // Output that echoes a vault value is masked in events and the record.
+        let wf = self.job.workflow;
+        let output_tail = wf.redact(&output_tail).into_owned();
+        let error = error.map(|e| wf.redact(&e).into_owned());
         self.events.send(RunEvent::StepFinished {
             node: self.name().to_string(),
             step: step.name.clone(),
@@ -338,7 +364,8 @@ impl<K: Connector> NodeCycle<'_, K> {
     }
 
     /// The steps from `pos` on that can run as one script: consecutive `run`, `copy`
-    /// and `template` steps, up to (not including) a step that needs the controller
+    /// and `template` steps, up to (not including) a step that runs on the controller
+    /// (`local:`, `ansible:`, see [`NodeJob::scripted`]), one that needs the controller
     /// first (a drain step before the node is drained, one without drain hooks) or
     /// that cannot be prepared. Fewer than two: the step runs alone.
     async fn batch_at(&self, steps: &[usize], pos: usize, confirmed: bool) -> Vec<(&Step, Scripted)> {

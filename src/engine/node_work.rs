@@ -41,6 +41,8 @@ pub struct NodeJob<'a> {
     pub locks: &'a NodeLocks,
     /// `--diff`: the check also says how each file step would change its file.
     pub diff: bool,
+    /// The node's inventory groups (for the inventory of `ansible:` steps).
+    pub groups: Vec<String>,
 }
 
 /// The template context for a node: workflow vars overlaid with `--extra-vars`, and
@@ -51,8 +53,11 @@ pub fn template_context(
     extra: &serde_json::Map<String, serde_json::Value>,
     site: &serde_json::Value,
 ) -> serde_json::Value {
-    let mut vars: serde_json::Map<String, serde_json::Value> =
-        wf.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut vars: serde_json::Map<String, serde_json::Value> = wf
+        .render_vars()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     vars.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
     json!({
         "node": {
@@ -89,7 +94,9 @@ impl NodeJob<'_> {
 
     fn log(&self, text: &str) {
         if let Some(log) = self.log {
-            log.write(&self.node.name, text);
+            // A command a vault value was rendered into, or output that echoes one,
+            // shows `********`.
+            log.write(&self.node.name, &self.workflow.redact(text));
         }
     }
 
@@ -124,10 +131,28 @@ impl NodeJob<'_> {
     /// With `diff`, a file step's own comparison also reads how the file differs (in
     /// the same round trip); a file step with a `check:` of its own that says it is
     /// needed is compared afterwards, one more round trip for the nodes that need one.
+    /// An `ansible:` step without a check runs its playbook in `--check --diff` mode
+    /// on the controller. Errors and changes have vault values masked.
     pub async fn check<C: Connection>(&self, conn: &C) -> CheckResult {
+        let mut r = self.check_unmasked(conn).await;
+        r.error = r.error.map(|e| self.workflow.redact(&e).into_owned());
+        for c in &mut r.changes {
+            *c = self.workflow.redact(c).into_owned();
+        }
+        // A template renders vault values into its file: its diff shows them masked.
+        for d in &mut r.diffs {
+            if let super::file_diff::ContentDiff::Text { unified, .. } = &mut d.content {
+                *unified = self.workflow.redact(unified).into_owned();
+            }
+        }
+        r
+    }
+
+    async fn check_unmasked<C: Connection>(&self, conn: &C) -> CheckResult {
         let steps = &self.workflow.steps;
         let mut needs = vec![StepNeed::NotApplicable; steps.len()];
         let mut probes: Vec<Probe> = Vec::new();
+        let mut changes = Vec::new();
         let mut stopped: Option<String> = None;
         for (i, step) in steps.iter().enumerate() {
             if let Some(when) = &step.when {
@@ -152,6 +177,27 @@ impl NodeJob<'_> {
                 }),
                 (None, Action::Copy(fc) | Action::Template(fc)) => {
                     self.file_probe(i, fc, timeout, true).await
+                }
+                (None, Action::Ansible(play)) if play.check_mode => {
+                    // The playbook itself, in check mode, on the controller: what would
+                    // change is what the node needs.
+                    match self.ansible(conn, step, play, true).await {
+                        Ok((outcome, _)) if outcome.changed.is_empty() => needs[i] = StepNeed::Done,
+                        Ok((outcome, _)) => {
+                            needs[i] = StepNeed::Needed;
+                            changes.extend(
+                                outcome
+                                    .changed
+                                    .iter()
+                                    .map(|t| format!("step `{}`: task `{t}`", step.name)),
+                            );
+                        }
+                        Err(e) => {
+                            stopped = Some(format!("check of step `{}` (ansible --check): {e}", step.name));
+                            break;
+                        }
+                    }
+                    continue;
                 }
                 (None, _) => {
                     needs[i] = StepNeed::Unchecked;
@@ -214,6 +260,9 @@ impl NodeJob<'_> {
         }
         let drain: Vec<bool> = steps.iter().map(|s| s.change == Change::Drain).collect();
         let mut result = classify(&needs, &drain);
+        if result.class != Class::Good {
+            result.changes = changes;
+        }
         if !compare_after.is_empty() && result.class != Class::Good {
             diffs.extend(self.compare_after(conn, &compare_after).await);
         }
@@ -413,6 +462,7 @@ impl NodeJob<'_> {
                 self.log_exec(&format!("local step `{}`", step.name), &cmd, &out);
                 outcome(out, step.timeout)
             }
+            Action::Ansible(play) => self.ansible(conn, step, play, false).await.map(|(_, out)| out),
             Action::Copy(fc) | Action::Template(fc) => {
                 let (content, hash) = self.file_content(&step.action, fc).await?;
                 self.put_file(conn, step, fc, content, &hash).await
@@ -448,7 +498,8 @@ impl NodeJob<'_> {
     }
 
     /// A step as one command of a script of steps, or `None` when it must run alone:
-    /// it needs the controller (a `local:` step, a `wait_for`'s polling, a reboot), or
+    /// it needs the controller (a `local:` step, an `ansible:` playbook, a `wait_for`'s
+    /// polling, a reboot), or
     /// preparing it fails (it then runs alone, to fail as it always did).
     pub(super) async fn scripted(&self, step: &Step) -> Option<Scripted> {
         match &step.action {
@@ -478,7 +529,7 @@ impl NodeJob<'_> {
                     file: true,
                 })
             }
-            Action::Local(_) | Action::WaitFor(_) | Action::Reboot(_) => None,
+            Action::Local(_) | Action::Ansible(_) | Action::WaitFor(_) | Action::Reboot(_) => None,
         }
     }
 

@@ -163,6 +163,13 @@ impl<K: Connector> RunContext<K> {
             files: &self.files,
             locks: &self.locks,
             diff: self.diff,
+            groups: self
+                .inventory
+                .groups()
+                .iter()
+                .filter(|(_, members)| members.contains(&id))
+                .map(|(g, _)| g.clone())
+                .collect(),
         }
     }
 
@@ -452,6 +459,30 @@ impl<K: Connector> Dispatch<K> {
         });
     }
 
+    /// Skips `node` at its start, untouched: reported, and recorded like a node whose
+    /// own cycle skipped it (the write is awaited with the holds before the run ends, so
+    /// the record never shows a node the run gave up as still pending).
+    fn skip_at_start(&mut self, node: NodeId, why: String) {
+        self.result.skipped.push((node, why.clone()));
+        self.finish_node(node, false, Some(why.clone()));
+        self.inbox.push_back(Input::Skipped(node));
+        let journal = self.cx.journal.clone();
+        let name = self.name(node);
+        self.holds.spawn(async move {
+            let mark = super::journal::Mark {
+                state: crate::store::NodeState::Skipped,
+                attempt: 0,
+                step: 0,
+                drained: false,
+                boot_id: None,
+                reason: Some(why),
+            };
+            if let Err(e) = journal.node(&name, mark).await {
+                tracing::warn!(node = %name, "cannot record the node as skipped: {e}");
+            }
+        });
+    }
+
     /// Whether `node` may be drained when its task died without saying: it has drain
     /// hooks and a drain step, or a previous attempt left it drained.
     fn maybe_drained(&self, node: NodeId) -> bool {
@@ -486,19 +517,13 @@ impl<K: Connector> Dispatch<K> {
                         node: self.name(node),
                         reason: why.clone(),
                     });
-                    let why = format!("in {why}");
                     self.result.maintenance.push(node);
-                    self.result.skipped.push((node, why.clone()));
-                    self.finish_node(node, false, Some(why));
-                    self.inbox.push_back(Input::Skipped(node));
+                    self.skip_at_start(node, format!("in {why}"));
                     return;
                 }
                 if !self.started.contains(&node) && !was_drained && self.removed.contains(&node) {
                     self.started.insert(node);
-                    let why = "removed from the inventory".to_string();
-                    self.result.skipped.push((node, why.clone()));
-                    self.finish_node(node, false, Some(why));
-                    self.inbox.push_back(Input::Skipped(node));
+                    self.skip_at_start(node, "removed from the inventory".to_string());
                     return;
                 }
                 self.started.insert(node);
@@ -513,9 +538,7 @@ impl<K: Connector> Dispatch<K> {
                 }
                 if let Some(why) = self.skips.get(&node).cloned() {
                     self.left_drained.remove(&node);
-                    self.result.skipped.push((node, why.clone()));
-                    self.finish_node(node, false, Some(why));
-                    self.inbox.push_back(Input::Skipped(node));
+                    self.skip_at_start(node, why);
                     return;
                 }
                 let cx = Arc::clone(&self.cx);
@@ -695,6 +718,7 @@ impl<K: Connector> Dispatch<K> {
         if let Some(c) = conn {
             conns.put(node, c);
         }
+        let end = end.redacted(&self.cx.workflow);
         match end {
             NodeEnd::Done => {
                 self.left_drained.remove(&node);

@@ -36,6 +36,8 @@ pub enum StepError {
     /// A `wait_for` (or health check) that never passed; `last`: its last failure.
     #[error("still failing after {}: {last}", humantime::format_duration(*after))]
     StillFailing { after: Duration, last: String },
+    #[error("{0}")]
+    Ansible(crate::ansible::AnsibleError),
     #[error("no connection to the node")]
     NoConnection,
     #[error("a reboot needs the node cycle, which can reconnect")]

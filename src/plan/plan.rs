@@ -670,6 +670,7 @@ blacklist: [mgmt1]
             site_drain: true,
             site_slurm: false,
             file_roots: &[std::path::PathBuf::from("/")],
+            keyring: &crate::vault::Keyring::default(),
         };
         let wf = Workflow::from_raw(&raw, "w.yml", &cx).unwrap();
         (inv, wf)

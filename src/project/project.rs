@@ -106,6 +106,9 @@ impl Project {
             .map_err(|e| diags.extend(e))
             .ok()?;
         diags.extend(warnings);
+        if !refuse_vault(&site_doc, crate::vault::VaultPlace::Site, diags) {
+            return None;
+        }
         let (raw, unknown): (RawSite, _) = site_doc.decode().map_err(|e| diags.extend(e)).ok()?;
         diags.extend(unknown);
         let site = Site::from_raw(&raw, &root, &templates)
@@ -123,11 +126,6 @@ impl Project {
                 "server",
                 raw.server.is_some(),
                 "only `listen` is (`drover serve` listens there); there is no REST API yet",
-            ),
-            (
-                "git",
-                raw.git.is_some(),
-                "there is no daemon (`drover serve`) yet to follow the repository",
             ),
         ] {
             if set {
@@ -162,6 +160,8 @@ impl Project {
 
         let mut workflows = Vec::new();
         let mut names: HashMap<String, String> = HashMap::new();
+        // Read once, when the first vault data needs it.
+        let keyring = crate::vault::Keyring::new(site.vault.clone());
         for file in workflow_files(&site.workflows, diags) {
             let shown = display(&file);
             files.push(shown.clone());
@@ -173,6 +173,9 @@ impl Project {
                 }
             };
             diags.extend(warnings);
+            if !refuse_vault(&doc, crate::vault::VaultPlace::Workflow, diags) {
+                continue;
+            }
             let raw: RawWorkflow = match doc.decode() {
                 Ok((r, unknown)) => {
                     diags.extend(unknown);
@@ -197,6 +200,7 @@ impl Project {
                 site_drain: site.drain.is_some(),
                 site_slurm: site.drain.as_ref().is_some_and(|d| d.is_slurm()),
                 file_roots: &site.file_roots,
+                keyring: &keyring,
             };
             match Workflow::from_raw(&raw, &shown, &cx) {
                 Ok(w) => {
@@ -328,6 +332,15 @@ fn sort_by_file_and_position(diags: &mut [Diagnostic]) {
     diags.sort_by_key(|d| (order.get(&d.file).copied(), d.location));
 }
 
+/// Reports every inline vault value of `doc` outside the places that decrypt them;
+/// `false`: there were some, and the file is not read further (decoding it would only
+/// add a confusing type error at the same place).
+fn refuse_vault(doc: &Document, place: crate::vault::VaultPlace, diags: &mut Vec<Diagnostic>) -> bool {
+    let problems = place.misplaced(&doc.root);
+    diags.extend(problems.iter().map(|p| doc.diagnostic(p)));
+    problems.is_empty()
+}
+
 fn load_inventory(path: &FsPath, diags: &mut Vec<Diagnostic>) -> Option<Inventory> {
     let shown = display(path);
     if !path.exists() {
@@ -346,6 +359,9 @@ fn load_inventory(path: &FsPath, diags: &mut Vec<Diagnostic>) -> Option<Inventor
     };
     let mut clean = warnings.is_empty();
     diags.extend(warnings);
+    if !refuse_vault(&doc, crate::vault::VaultPlace::Inventory, diags) {
+        return None;
+    }
     let raw: RawInventory = match doc.decode() {
         Ok((r, unknown)) => {
             clean &= unknown.is_empty();

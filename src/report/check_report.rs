@@ -30,6 +30,16 @@ pub fn render_check(inv: &Inventory, results: &HashMap<NodeId, CheckResult>) -> 
     for (nodes, e) in group_errors(inv, &errors) {
         let _ = writeln!(o, "  {nodes}: {e}");
     }
+    // What `ansible --check` says would change, per node (nodes alike grouped).
+    let changes: Vec<(NodeId, String)> = results
+        .iter()
+        .filter(|(_, r)| !r.changes.is_empty())
+        .map(|(id, r)| (*id, format!("would change {}", r.changes.join(", "))))
+        .collect();
+    let changes: Vec<(NodeId, &str)> = changes.iter().map(|(id, c)| (*id, c.as_str())).collect();
+    for (nodes, c) in group_errors(inv, &changes) {
+        let _ = writeln!(o, "  {nodes}: {c}");
+    }
     o
 }
 
@@ -44,12 +54,18 @@ pub fn check_json(inv: &Inventory, results: &HashMap<NodeId, CheckResult>) -> se
         .iter()
         .filter_map(|(id, r)| r.error.as_ref().map(|e| (inv.node(*id).name.clone(), json!(e))))
         .collect();
+    let changes: serde_json::Map<String, serde_json::Value> = results
+        .iter()
+        .filter(|(_, r)| !r.changes.is_empty())
+        .map(|(id, r)| (inv.node(*id).name.clone(), json!(r.changes)))
+        .collect();
     json!({
         "GOOD": names(Class::Good),
         "HOT": names(Class::Hot),
         "DRAIN": names(Class::Drain),
         "ERROR": names(Class::Error),
         "errors": errors,
+        "changes": changes,
     })
 }
 

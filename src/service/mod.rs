@@ -7,6 +7,7 @@
 
 mod event;
 mod event_hub;
+mod give_up;
 mod outcome;
 mod refusal;
 mod run_handle;
@@ -20,6 +21,7 @@ mod trigger;
 
 pub use event::{Planned, RunEvent};
 pub use event_hub::BROADCAST_CAPACITY;
+pub use give_up::{GiveUp, GiveUpReason};
 pub use outcome::{Finished, Interruption, Outcome};
 pub use refusal::{Refusal, RefusalKind};
 pub use run_handle::RunHandle;

@@ -92,6 +92,13 @@ pub struct RunRequest {
     /// `--diff`: the check says how each file step would change its file on each node
     /// ([`crate::engine::CheckResult::diffs`]).
     pub diff: bool,
+    /// Whether a run refuses to begin while its window is closed (`drover run` does:
+    /// someone is there to try later). The daemon sets it off: its rollout begins and
+    /// waits, visibly, for the window to open, as a resumed run does.
+    pub refuse_closed_window: bool,
+    /// The inventory in force, when it can change during the run (the daemon's live
+    /// site): nodes removed from it before their turn are not started.
+    pub live_inventory: Option<watch::Receiver<Arc<crate::inventory::Inventory>>>,
 }
 
 impl RunRequest {
@@ -196,6 +203,8 @@ impl RunRequest {
             confirm: None,
             record_when_idle: true,
             diff: false,
+            refuse_closed_window: true,
+            live_inventory: None,
         })
     }
 }

@@ -36,9 +36,12 @@ pub fn start(mut req: RunRequest) -> Result<RunHandle, Refusal> {
     let now = engine::clock_from_env().now();
     // A resumed run never refuses at a closed window: it finishes what it began, and
     // waits for the window to start its next node.
-    if let (Mode::Run { dry_run: false }, Some(w), false, true) =
-        (req.mode, &wf.window, req.ignore_window, req.resume.is_none())
-        && let Some(win) = project.site.windows.get(w)
+    if let (Mode::Run { dry_run: false }, Some(w), false, true) = (
+        req.mode,
+        &wf.window,
+        req.ignore_window,
+        req.resume.is_none() && req.refuse_closed_window,
+    ) && let Some(win) = project.site.windows.get(w)
         && !win.may_start(now)
     {
         let next = win
@@ -209,7 +212,7 @@ async fn flow<K: Connector>(
                 .and_then(|w| Some((w.clone(), project.site.windows.get(w)?.clone()))),
             store: store.clone(),
             poll: project.site.pause_poll,
-            inventory: None,
+            inventory: req.live_inventory.clone(),
         },
         diff: req.diff,
         settle: resume.as_ref().map_or_else(HashSet::new, |r| {

@@ -54,6 +54,10 @@ pub struct RawSite {
     /// Where `copy` and `template` steps may read their sources.
     #[serde(default)]
     pub files: RawFiles,
+    /// The Ansible Vault password, for vault files (`vars_files:`) and inline `!vault |`
+    /// values of workflows, and for `ansible:` steps whose playbooks read vault data.
+    #[serde(default)]
+    pub vault: Option<RawVault>,
     /// Where to send notifications.
     #[serde(default)]
     pub notifications: RawNotifications,
@@ -214,4 +218,17 @@ pub struct RawServer {
     pub token: SecretRef,
     /// Slack signing secret, to verify slash-command requests.
     pub slack_signing_secret: Option<SecretRef>,
+}
+
+/// Exactly one of `password_file`, `env` or `password_script`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawVault {
+    /// A file holding the password (relative to the site directory).
+    pub password_file: Option<String>,
+    /// An environment variable holding the password.
+    pub env: Option<String>,
+    /// A program (relative to the site directory) that prints the password, run
+    /// without a shell, like Ansible's executable `--vault-password-file`.
+    pub password_script: Option<String>,
 }

@@ -44,6 +44,8 @@ pub struct Site {
     /// Canonical directories `copy`/`template` sources must be inside: the site
     /// directory, then `files.extra_roots`.
     pub file_roots: Vec<PathBuf>,
+    /// Where the Ansible Vault password comes from.
+    pub vault: Option<crate::vault::VaultPassword>,
 }
 
 #[derive(Debug, Clone)]
@@ -269,10 +271,27 @@ impl Site {
             }
         }
 
+        let vault = raw.vault.as_ref().and_then(|v| {
+            let at = top.key("vault");
+            match (&v.password_file, &v.env, &v.password_script) {
+                (Some(f), None, None) => Some(crate::vault::VaultPassword::File(root.join(f))),
+                (None, Some(e), None) => Some(crate::vault::VaultPassword::Env(e.clone())),
+                (None, None, Some(s)) => Some(crate::vault::VaultPassword::Script(root.join(s))),
+                _ => {
+                    p.push(
+                        Problem::value(at, "`vault` takes exactly one of `password_file`, `env`, `password_script`")
+                            .with_help("`vault: { password_file: .vault-pass }` or `vault: { env: DROVER_VAULT_PASSWORD }`"),
+                    );
+                    None
+                }
+            }
+        });
+
         if !p.is_empty() {
             return Err(p);
         }
         Ok(Site {
+            vault,
             file_roots,
             root: root.to_path_buf(),
             inventory,

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use super::git_watcher::GitWatcher;
 use super::source_error::SourceError;
 use super::source_event::SourceEvent;
+use super::tree_pins::TreePins;
 
 /// Asks the watcher to fetch now rather than at its next interval. Cheap to clone; asks
 /// made while a fetch is under way make one more fetch after it, not one each.
@@ -26,6 +27,9 @@ impl FetchTrigger {
 /// The running watcher task.
 pub struct GitSource {
     pub trigger: FetchTrigger,
+    /// The commits whose trees are in use; every other exported tree is removed
+    /// between polls.
+    pub pins: TreePins,
     /// Ends with `Ok` on shutdown or when the receiver of the events is gone; with an
     /// error when the clone, the state dir or the store failed.
     pub task: JoinHandle<Result<(), SourceError>>,
@@ -40,13 +44,19 @@ impl GitSource {
     ) -> GitSource {
         let trigger = FetchTrigger::default();
         let asked = trigger.0.clone();
+        let pins = TreePins::default();
+        let pinned = pins.clone();
         let task = tokio::spawn(async move {
             tokio::pin!(shutdown);
             let mut watcher = Some(watcher);
             loop {
                 let Some(w) = watcher.take() else { return Ok(()) };
+                let keep = pinned.list();
                 let (w, found) = tokio::task::spawn_blocking(move || {
                     let mut w = w;
+                    if let Err(e) = w.prune_trees(&keep) {
+                        tracing::warn!("cannot prune the exported commit trees: {e}");
+                    }
                     let found = w.poll();
                     (w, found)
                 })
@@ -56,7 +66,17 @@ impl GitSource {
                     path: "git".into(),
                     source: std::io::Error::other(e.to_string()),
                 })?;
-                for e in found? {
+                let mut found = found?;
+                if !found.iter().any(|e| matches!(e, SourceEvent::FetchFailed { .. })) {
+                    found.push(SourceEvent::Fetched {
+                        at: jiff::Timestamp::now(),
+                    });
+                }
+                for e in found {
+                    // Pinned before it is sent: its tree stays until the daemon is done.
+                    if let SourceEvent::Accepted { site, .. } = &e {
+                        pinned.pin(&site.commit.sha);
+                    }
                     if events.send(e).is_err() {
                         return Ok(());
                     }
@@ -70,7 +90,7 @@ impl GitSource {
                 }
             }
         });
-        GitSource { trigger, task }
+        GitSource { trigger, pins, task }
     }
 }
 

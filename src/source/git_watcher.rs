@@ -387,7 +387,7 @@ impl GitWatcher {
                     SiteSnapshot {
                         commit: info.clone(),
                         tree,
-                        project,
+                        project: Arc::new(project),
                     },
                     prints,
                 )))

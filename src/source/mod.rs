@@ -12,6 +12,7 @@ mod site_watcher;
 mod source_error;
 mod source_event;
 mod tree_export;
+mod tree_pins;
 
 pub use backoff::retry_delay;
 pub use commit_info::CommitInfo;
@@ -24,6 +25,7 @@ pub use site_watcher::{SiteChange, SiteWatcher};
 pub use source_error::SourceError;
 pub use source_event::{Rejection, RolloutRequest, SiteSnapshot, SourceEvent};
 pub use tree_export::export_commit;
+pub use tree_pins::TreePins;
 
 #[cfg(test)]
 mod git_watcher_tests;

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -12,7 +13,7 @@ use super::git_source::{FetchTrigger, GitSource};
 use super::git_watcher::GitWatcher;
 use super::site_watcher::{SiteChange, SiteWatcher};
 use super::source_error::SourceError;
-use super::source_event::SourceEvent;
+use super::source_event::{SiteSnapshot, SourceEvent};
 use crate::project::Project;
 use crate::store::Store;
 
@@ -23,6 +24,9 @@ pub enum SiteSource {
     Git {
         source: GitSource,
         events: mpsc::UnboundedReceiver<SourceEvent>,
+        /// The site at the commit in force when the daemon started (`None` before the
+        /// first good commit): what the daemon runs until the next accepted commit.
+        in_force: Option<Arc<SiteSnapshot>>,
     },
     Files {
         watcher: SiteWatcher,
@@ -42,10 +46,16 @@ impl SiteSource {
         match project.site.git.clone() {
             Some(git) => {
                 let watcher = GitWatcher::open(git, &project.site.state_dir, store)?;
+                let in_force = watcher.in_force()?;
                 let (tx, events) = mpsc::unbounded_channel();
+                let source = GitSource::spawn(watcher, tx, shutdown);
+                if let Some(s) = &in_force {
+                    source.pins.pin(&s.commit.sha);
+                }
                 Ok(SiteSource::Git {
-                    source: GitSource::spawn(watcher, tx, shutdown),
+                    source,
                     events,
+                    in_force,
                 })
             }
             None => {
@@ -89,9 +99,10 @@ mod tests {
         let project = Project::load(local.path()).unwrap();
         let store = Store::open(&project.site.state_dir.join("drover.db")).unwrap();
         let mut s = SiteSource::start(local.path(), project, store, std::future::pending()).unwrap();
-        let SiteSource::Git { events, .. } = &mut s else {
+        let SiteSource::Git { events, in_force, .. } = &mut s else {
             panic!("expected the git source")
         };
+        assert!(in_force.is_none(), "no commit was in force before");
         let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
             .await
             .unwrap()
@@ -100,13 +111,15 @@ mod tests {
             matches!(e, SourceEvent::Accepted { ref rollouts, .. } if rollouts.len() == 2),
             "{e:?}"
         );
-        // A local edit is not taken: nothing arrives but what git brings.
+        // A local edit is not taken: nothing arrives but what git brings (the poll's
+        // fetch time).
         std::fs::write(local.path().join("inventory.yml"), "nodes:\n  x: {}\n").unwrap();
-        assert!(
-            tokio::time::timeout(Duration::from_millis(1500), events.recv())
-                .await
-                .is_err()
-        );
+        let quiet = tokio::time::timeout(Duration::from_millis(1500), async {
+            while let Some(e) = events.recv().await {
+                assert!(matches!(e, SourceEvent::Fetched { .. }), "{e:?}");
+            }
+        });
+        assert!(quiet.await.is_err());
         assert!(s.fetch_trigger().is_some());
 
         write_site("");

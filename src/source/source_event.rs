@@ -16,7 +16,7 @@ pub struct SiteSnapshot {
     /// Where the commit's tree is written (the repository's root).
     pub tree: PathBuf,
     /// The loaded site. Its `state_dir` is the daemon's, not one inside the export.
-    pub project: Project,
+    pub project: Arc<Project>,
 }
 
 /// "Roll out this workflow at this commit": one per workflow whose effective content the
@@ -93,4 +93,7 @@ pub enum SourceEvent {
     },
     /// A fetch worked again after failures.
     FetchRecovered { after_failures: u32 },
+    /// A poll fetched the branch (whether or not it brought new commits): the time of
+    /// the last good fetch, for `/metrics`.
+    Fetched { at: jiff::Timestamp },
 }

@@ -48,6 +48,13 @@ pub trait Connection: Send + Sync + 'static {
         async {}
     }
 
+    /// The arguments with which an ssh client on the controller (ansible-playbook's)
+    /// reaches the node as this connection does, through its live master; `None` for a
+    /// connection that is not ssh (the local transport).
+    fn client_ssh_args(&self) -> impl Future<Output = Result<Option<Vec<String>>, TransportError>> + Send {
+        async { Ok(None) }
+    }
+
     /// How the connection reaches its node, for `check -v` (`kex curve25519-sha256`).
     fn describe(&self) -> impl Future<Output = Option<String>> + Send {
         async { None }

@@ -195,6 +195,17 @@ impl Connection for SshConnection {
         self.run(remote, stdin, timeout, timeout * 2).await
     }
 
+    async fn client_ssh_args(&self) -> Result<Option<Vec<String>>, TransportError> {
+        let master = self.live_master().await?;
+        let args =
+            super::ssh_master::client_args(&self.connector.setup, &self.options, master.ctl(), master.log());
+        Ok(Some(
+            args.into_iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+        ))
+    }
+
     async fn exec_script(
         &self,
         script: &Script,

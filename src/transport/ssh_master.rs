@@ -127,6 +127,11 @@ impl Master {
     pub(super) fn ctl(&self) -> &Path {
         &self.ctl
     }
+
+    /// The master's log: other clients' jump hosts log beside it.
+    pub(super) fn log(&self) -> &Path {
+        &self.log
+    }
 }
 
 impl Drop for Master {
@@ -136,6 +141,8 @@ impl Drop for Master {
         let _ = openssh_mux_client::shutdown_mux_master(&self.ctl);
         let _ = std::fs::remove_file(&self.ctl);
         let _ = std::fs::remove_file(&self.log);
+        // Written only by a client's ProxyCommand (ansible's ssh) after the launch.
+        let _ = std::fs::remove_file(jump_log(&self.log));
     }
 }
 
@@ -166,6 +173,27 @@ pub(super) fn master_args(setup: &SshSetup, o: &SshOptions, ctl: &Path, log: &Pa
     if setup.log_kex {
         a.extend(opt("LogLevel", "DEBUG1"));
     }
+    a.extend(common_args(setup, o, log));
+    a
+}
+
+/// The arguments with which another ssh client on the controller (ansible-playbook's)
+/// reaches the node as drover does: through the master's control socket
+/// (`ControlMaster=no`, so it never becomes a master of its own), and, should it have
+/// to connect anew, with the same identity, host key policy, known_hosts, user, port,
+/// options, ssh_config and jump hosts (the same `ProxyCommand`) as the master.
+pub(super) fn client_args(setup: &SshSetup, o: &SshOptions, ctl: &Path, log: &Path) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    a.extend(opt("ControlMaster", "no"));
+    a.extend(opt("ControlPath", path_value(ctl)));
+    a.extend(common_args(setup, o, log));
+    a
+}
+
+/// Everything but the master's own options: how to reach the node (jump hosts, user,
+/// port) and the [`connection_args`].
+fn common_args(setup: &SshSetup, o: &SshOptions, log: &Path) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
     if let Some(jumps) = &o.proxy_jump {
         a.extend(opt(
             "ProxyCommand",
@@ -428,5 +456,40 @@ mod tests {
             "{inner:?}"
         );
         assert!(!inner.iter().any(|w| w.starts_with("ProxyCommand=")), "{inner:?}");
+    }
+
+    /// ansible-playbook's ssh goes through the master's socket, but should it connect on
+    /// its own it must reach the node the same way: the same jump hosts (the same
+    /// `ProxyCommand`), user, port, identity and known_hosts.
+    #[test]
+    fn another_client_reaches_the_node_as_the_master_does() {
+        let s = SshSetup::new(Duration::from_secs(7), PathBuf::from("/k"));
+        let o = SshOptions {
+            identity_file: Some("/keys/id".into()),
+            proxy_jump: Some("jo@bastion:2200".into()),
+            user: Some("deploy".into()),
+            port: Some(2201),
+            ..SshOptions::default()
+        };
+        let (ctl, log) = (Path::new("/tmp/d/1"), Path::new("/tmp/d/1.log"));
+        let client: Vec<String> = client_args(&s, &o, ctl, log)
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        let master = args(&s, &o);
+        let j = client.join(" ");
+        assert!(
+            j.starts_with("-o ControlMaster=no -o ControlPath=\"/tmp/d/1\""),
+            "{j}"
+        );
+        assert_eq!(proxy_words(&client), proxy_words(&master));
+        // Everything after the master's own options is the same.
+        let shared = master
+            .iter()
+            .position(|a| a.starts_with("ProxyCommand="))
+            .expect("a ProxyCommand")
+            - 1;
+        assert_eq!(client[4..], master[shared..], "{j}");
+        assert!(j.contains("-l deploy -p 2201"), "{j}");
     }
 }

@@ -44,9 +44,15 @@ pub struct RawWorkflow {
     /// step is an error.
     #[serde(default)]
     pub drain: Option<RawWorkflowDrain>,
-    /// Values for templates, as `vars.NAME`.
+    /// Values for templates, as `vars.NAME`. A value may be Ansible Vault-encrypted
+    /// inline (`!vault |`, decrypted with drover.yml's `vault:` password).
     #[serde(default)]
     pub vars: IndexMap<String, serde_json::Value>,
+    /// YAML files of more vars (relative to the workflow file, inside the site), each
+    /// plain or encrypted whole with `ansible-vault encrypt`; over `vars`, later files
+    /// winning, as in Ansible.
+    #[serde(default)]
+    pub vars_files: Vec<String>,
     /// Environment variables for commands run on the controller (drain hooks with
     /// `run_on: controller`, `local:` steps), over the site's `env:`.
     #[serde(default)]
@@ -174,7 +180,7 @@ pub enum Change {
 }
 
 /// A step: a name, exactly one action (`run`, `copy`, `template`, `reboot`, `wait_for`,
-/// `local`), and whether it is `hot` or `drain`.
+/// `local`, `ansible`), and whether it is `hot` or `drain`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
@@ -192,6 +198,10 @@ pub struct RawStep {
     pub wait_for: Option<RawWaitFor>,
     /// A shell command run on the controller, once per node.
     pub local: Option<String>,
+    /// An Ansible playbook (or role) run on the controller against this one node, with
+    /// drover's inventory and SSH settings. Without a `check`, the same playbook run
+    /// with `--check --diff` is the step's check.
+    pub ansible: Option<RawAnsible>,
     /// `hot` (safe on a live node) or `drain` (the node is drained first).
     pub change: Option<Change>,
     /// A command that says whether the node still needs this step: exit 0 = already
@@ -252,4 +262,32 @@ pub struct RawWaitFor {
     pub interval: Option<HumanDuration>,
     /// Give up after this long (default 10m).
     pub timeout: Option<HumanDuration>,
+}
+
+/// `ansible-playbook` against one node: exactly one of `playbook` or `role`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnsible {
+    /// A playbook file, relative to the workflow file's directory, inside the site.
+    pub playbook: Option<String>,
+    /// A role directory, relative to the workflow file's directory, inside the site:
+    /// drover runs it in a play of its own (`hosts: all`).
+    pub role: Option<String>,
+    /// Only tasks with these tags (`--tags`).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Not the tasks with these tags (`--skip-tags`).
+    #[serde(default)]
+    pub skip_tags: Vec<String>,
+    /// Extra vars (`-e`, highest precedence in Ansible). String values are templates
+    /// (`{{ node.name }}`, `{{ vars.x }}`), rendered as text.
+    #[serde(default)]
+    pub extra_vars: IndexMap<String, serde_json::Value>,
+    /// Whether `--check --diff` is the step's check when it has no `check` (default
+    /// true). `false`: an unchecked helper step, for playbooks that cannot tell in
+    /// check mode.
+    pub check_mode: Option<bool>,
+    /// Host vars for this node in the generated inventory, over its inventory `vars`.
+    #[serde(default)]
+    pub inventory_vars: IndexMap<String, serde_json::Value>,
 }

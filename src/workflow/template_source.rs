@@ -15,6 +15,8 @@ pub enum TemplateUse {
     Condition,
     /// A `template:` step's file, read from `path` (the step's `src`); not shell-quoted.
     File,
+    /// A value rendered as text, not shell-quoted (an `ansible.extra_vars` string).
+    Text,
 }
 
 /// One template of a workflow.
@@ -65,6 +67,11 @@ impl Workflow {
                         items.push((sp.key("template").key("src"), text, TemplateUse::File));
                     }
                 }
+                Action::Ansible(a) => {
+                    for (k, v) in &a.extra_vars {
+                        value_templates(v, &sp.key("ansible").key("extra_vars").key(k.clone()), &mut items);
+                    }
+                }
                 Action::WaitFor(w) => items.push(add(
                     sp.key("wait_for").key("command"),
                     &w.command,
@@ -108,5 +115,23 @@ impl Workflow {
             }));
         }
         out
+    }
+}
+
+/// The strings of an `ansible.extra_vars` value, at any depth: templates rendered as text.
+fn value_templates(v: &serde_json::Value, path: &Path, out: &mut Vec<(Path, String, TemplateUse)>) {
+    match v {
+        serde_json::Value::String(t) => out.push((path.clone(), t.clone(), TemplateUse::Text)),
+        serde_json::Value::Array(items) => {
+            for (i, x) in items.iter().enumerate() {
+                value_templates(x, &path.index(i), out);
+            }
+        }
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                value_templates(x, &path.key(k.clone()), out);
+            }
+        }
+        _ => {}
     }
 }

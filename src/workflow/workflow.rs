@@ -33,7 +33,13 @@ pub struct Workflow {
     /// `drain: { none: REASON }`: the workflow declares that its nodes need no drain, so
     /// its `change: drain` steps run without drain hooks (and only then).
     pub no_drain: Option<String>,
+    /// With every decrypted (vault) value shown as `********`: what plans and records
+    /// may show. Renders use [`Workflow::revealed`].
     pub vars: IndexMap<String, serde_json::Value>,
+    /// The vars with vault values decrypted, and those plaintexts as secrets to mask;
+    /// never serialized.
+    #[serde(skip)]
+    pub revealed: std::sync::Arc<super::revealed::Revealed>,
     /// Environment of controller-side commands: this workflow's `env:` (the site's is
     /// merged under it when a run starts).
     pub env: IndexMap<String, String>,
@@ -44,6 +50,16 @@ pub struct Workflow {
 }
 
 impl Workflow {
+    /// The vars templates render with (vault values decrypted).
+    pub fn render_vars(&self) -> &IndexMap<String, serde_json::Value> {
+        self.revealed.vars.as_ref().unwrap_or(&self.vars)
+    }
+
+    /// `text` with every decrypted vault value masked (`********`).
+    pub fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        self.revealed.secrets.redact(text)
+    }
+
     /// Nodes an explicit `canary: { nodes }` names that are not targets (after
     /// `exclude`): the plan leaves them out of the canary phase, so validation warns.
     pub fn canary_outside_targets(&self, inv: &Inventory) -> Vec<NodeId> {
@@ -147,6 +163,9 @@ pub enum Action {
     Reboot(Reboot),
     WaitFor(WaitFor),
     Local(String),
+    /// Runs on the controller (like `local`): a boundary for anything that batches a
+    /// node's commands into one remote script.
+    Ansible(AnsiblePlay),
 }
 
 impl Action {
@@ -158,6 +177,7 @@ impl Action {
             Action::Reboot(_) => "reboot",
             Action::WaitFor(_) => "wait_for",
             Action::Local(_) => "local",
+            Action::Ansible(_) => "ansible",
         }
     }
 }
@@ -196,4 +216,25 @@ pub struct WaitFor {
     pub command: String,
     pub interval: Duration,
     pub timeout: Duration,
+}
+
+/// A checked `ansible:` step.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnsiblePlay {
+    /// The playbook or the role directory, resolved (after symlinks) inside the site.
+    pub source: AnsibleSource,
+    pub tags: Vec<String>,
+    pub skip_tags: Vec<String>,
+    /// String values are templates.
+    pub extra_vars: IndexMap<String, serde_json::Value>,
+    /// `--check --diff` is the step's check when it has none.
+    pub check_mode: bool,
+    pub inventory_vars: IndexMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnsibleSource {
+    Playbook(PathBuf),
+    Role(PathBuf),
 }

@@ -4,11 +4,11 @@ use std::collections::HashMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::time::Duration;
 
-use super::raw_workflow::{Change, NodeOrder, RawCopy, RawStep, RawWorkflow};
+use super::raw_workflow::{Change, NodeOrder, RawAnsible, RawCopy, RawStep, RawWorkflow};
 use super::raw_workflow_drain::RawWorkflowDrain;
 use super::workflow::{
-    Action, Canary, CanarySelect, DEFAULT_BOOT_ID_COMMAND, DEFAULT_REBOOT_COMMAND, FileCopy, Reboot,
-    RetryPolicy, Step, Strategy, WaitFor, Workflow,
+    Action, AnsiblePlay, AnsibleSource, Canary, CanarySelect, DEFAULT_BOOT_ID_COMMAND,
+    DEFAULT_REBOOT_COMMAND, FileCopy, Reboot, RetryPolicy, Step, Strategy, WaitFor, Workflow,
 };
 use crate::diag::{Problem, did_you_mean};
 use crate::hostlist;
@@ -24,7 +24,9 @@ pub const COMMAND_SCOPE: [&str; 4] = ["node", "vars", "workflow", "site"];
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(600);
 pub const DEFAULT_REBOOT_TIMEOUT: Duration = Duration::from_secs(900);
 
-const ACTIONS: [&str; 6] = ["run", "copy", "template", "reboot", "wait_for", "local"];
+const ACTIONS: [&str; 7] = [
+    "run", "copy", "template", "reboot", "wait_for", "local", "ansible",
+];
 
 /// What a workflow is checked against.
 pub struct WorkflowContext<'a> {
@@ -46,6 +48,8 @@ pub struct WorkflowContext<'a> {
     /// Directories (canonical) that `copy`/`template` sources must resolve inside: the
     /// site directory and the site's `files.extra_roots`.
     pub file_roots: &'a [PathBuf],
+    /// The site's vault password, for `vars_files` and inline `!vault |` values.
+    pub keyring: &'a crate::vault::Keyring,
 }
 
 impl Workflow {
@@ -221,6 +225,17 @@ impl Workflow {
             }
         }
 
+        let (vars, mut revealed) = reveal(raw, cx, &mut p);
+        if cx.keyring.configured() && steps.iter().any(|s| matches!(s.action, Action::Ansible(_))) {
+            match cx.keyring.password() {
+                Ok(pw) => revealed.vault_password = Some(pw.to_vec()),
+                Err(e) => p.push(
+                    Problem::value(root.clone(), format!("the vault password for `ansible:` steps: {e}"))
+                        .with_help("drover passes drover.yml's `vault:` password to ansible-playbook (`--vault-password-file`)"),
+                ),
+            }
+        }
+
         let env = crate::site::check_env(&raw.env, &root.key("env"))
             .map_err(|e| p.extend(e))
             .unwrap_or_default();
@@ -256,7 +271,8 @@ impl Workflow {
             window: raw.window.clone(),
             drain,
             no_drain,
-            vars: raw.vars.clone(),
+            vars,
+            revealed: std::sync::Arc::new(revealed),
             env,
             converge,
             steps,
@@ -443,8 +459,9 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
     };
     match present.len() {
         0 => p.push(
-            Problem::value(sp.clone(), format!("step `{}` has no action", s.name))
-                .with_help("give exactly one of `run`, `copy`, `template`, `reboot`, `wait_for`, `local`"),
+            Problem::value(sp.clone(), format!("step `{}` has no action", s.name)).with_help(
+                "give exactly one of `run`, `copy`, `template`, `reboot`, `wait_for`, `local`, `ansible`",
+            ),
         ),
         1 => {}
         _ => p.push(
@@ -500,6 +517,8 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
     } else if let Some(cmd) = &s.local {
         tpl(sp.key("local"), cmd, p);
         Some(Action::Local(cmd.clone()))
+    } else if let Some(a) = &s.ansible {
+        ansible_play(s, a, &sp.key("ansible"), cx, p).map(Action::Ansible)
     } else if let Some(c) = &s.copy {
         Some(Action::Copy(file_copy(c, &sp.key("copy"), cx, false, p)))
     } else if let Some(c) = &s.template {
@@ -685,5 +704,285 @@ fn file_copy(
         mode: c.mode,
         owner: c.owner.clone(),
         secret: c.secret,
+    }
+}
+
+/// An `ansible:` step: one of `playbook` or `role`, inside the site (the rule of copy
+/// sources), `ansible-playbook` installed, extra vars that are valid templates.
+fn ansible_play(
+    s: &RawStep,
+    a: &RawAnsible,
+    path: &Path,
+    cx: &WorkflowContext<'_>,
+    p: &mut Vec<Problem>,
+) -> Option<AnsiblePlay> {
+    let before = p.len();
+    if let Err(why) = crate::ansible::find_playbook() {
+        p.push(
+            Problem::value(path.clone(), format!("step `{}` runs Ansible, but {why}", s.name))
+                .with_help(crate::ansible::INSTALL_HINT),
+        );
+    }
+    let source = match (&a.playbook, &a.role) {
+        (Some(_), Some(_)) => {
+            p.push(Problem::key(
+                path.key("role"),
+                "`ansible` takes `playbook` or `role`, not both",
+            ));
+            None
+        }
+        (None, None) => {
+            p.push(
+                Problem::value(
+                    path.clone(),
+                    format!("step `{}`: `ansible` needs a `playbook` or a `role`", s.name),
+                )
+                .with_help("`ansible: { playbook: site.yml }` or `ansible: { role: roles/ntp }`"),
+            );
+            None
+        }
+        (Some(pb), None) => in_site(pb, &path.key("playbook"), cx, false, p).map(AnsibleSource::Playbook),
+        (None, Some(r)) => in_site(r, &path.key("role"), cx, true, p).map(AnsibleSource::Role),
+    };
+    for (k, v) in &a.extra_vars {
+        check_value_templates(v, &path.key("extra_vars").key(k.clone()), cx, p);
+    }
+    if p.len() > before {
+        return None;
+    }
+    Some(AnsiblePlay {
+        source: source?,
+        tags: a.tags.clone(),
+        skip_tags: a.skip_tags.clone(),
+        extra_vars: a.extra_vars.clone(),
+        check_mode: a.check_mode.unwrap_or(true),
+        inventory_vars: a.inventory_vars.clone(),
+    })
+}
+
+/// Every string in `v` (at any depth) is a template rendered as text.
+fn check_value_templates(v: &serde_json::Value, path: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) {
+    match v {
+        serde_json::Value::String(t) => {
+            if let Err(e) = cx.templates.check_names(t, &COMMAND_SCOPE) {
+                p.push(e.problem(path.clone()));
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, x) in items.iter().enumerate() {
+                check_value_templates(x, &path.index(i), cx, p);
+            }
+        }
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                check_value_templates(x, &path.key(k.clone()), cx, p);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `rel` (relative to the workflow's directory) resolved after symlinks, when it is a
+/// file (or, with `dir`, a directory) inside the site's file roots.
+fn in_site(
+    rel: &str,
+    path: &Path,
+    cx: &WorkflowContext<'_>,
+    dir: bool,
+    p: &mut Vec<Problem>,
+) -> Option<PathBuf> {
+    let joined = cx.dir.join(rel);
+    let Ok(real) = std::fs::canonicalize(&joined) else {
+        p.push(
+            Problem::value(path.clone(), format!("`{rel}` not found")).with_help(format!(
+                "paths are relative to the workflow's directory, `{}`",
+                cx.dir.display()
+            )),
+        );
+        return None;
+    };
+    if !cx.file_roots.iter().any(|r| real.starts_with(r)) {
+        p.push(
+            Problem::value(
+                path.clone(),
+                format!("`{rel}` resolves to `{}`, outside the site", real.display()),
+            )
+            .with_help("playbooks and roles must be inside the site directory or a directory of `files: { extra_roots: [DIR] }`"),
+        );
+        return None;
+    }
+    let ok = if dir { real.is_dir() } else { real.is_file() };
+    if !ok {
+        p.push(Problem::value(
+            path.clone(),
+            format!(
+                "`{rel}` is not a {}",
+                if dir {
+                    "directory (a role)"
+                } else {
+                    "file (a playbook)"
+                }
+            ),
+        ));
+        return None;
+    }
+    Some(real)
+}
+
+/// The workflow's vars: `vars` with inline `!vault |` values decrypted, then every
+/// `vars_files` entry over them (decrypted when it is a vault file). Returns what may be
+/// shown (every decrypted value masked) and the revealed values. Problems name the file
+/// and never show decrypted text.
+fn reveal(
+    raw: &RawWorkflow,
+    cx: &WorkflowContext<'_>,
+    p: &mut Vec<Problem>,
+) -> (
+    indexmap::IndexMap<String, serde_json::Value>,
+    super::revealed::Revealed,
+) {
+    let root = Path::root();
+    let mut secrets = crate::vault::Secrets::default();
+    let mut any = false;
+    let mut vars = indexmap::IndexMap::new();
+    for (k, v) in &raw.vars {
+        let at = root.key("vars").key(k.clone());
+        let v = decrypt_inline(v, &at, cx, &mut secrets, &mut any, p);
+        vars.insert(k.clone(), v);
+    }
+    for (i, f) in raw.vars_files.iter().enumerate() {
+        let at = root.key("vars_files").index(i);
+        let Some(real) = in_site(f, &at, cx, false, p) else {
+            continue;
+        };
+        let text = match crate::bounded_read::read_regular_text(&real, Some(crate::yaml::MAX_FILE_BYTES)) {
+            Ok(t) => t,
+            Err(e) => {
+                p.push(Problem::value(at, format!("cannot read `{f}`: {e}")));
+                continue;
+            }
+        };
+        let vault = crate::vault::is_vault(&text);
+        let text = if vault {
+            match cx.keyring.decrypt(&text) {
+                Ok(t) => t,
+                Err(e) => {
+                    p.push(
+                        Problem::value(at, format!("cannot decrypt `{f}` ({}): {e}", real.display()))
+                            .with_help("nothing runs until every vault file decrypts; the password comes from drover.yml's `vault:`"),
+                    );
+                    continue;
+                }
+            }
+        } else {
+            text
+        };
+        let (tree, errors) = crate::yaml::load(&text);
+        if let Some(e) = errors.first() {
+            // Only the position: the line itself may be a secret.
+            p.push(Problem::value(
+                at,
+                format!(
+                    "`{f}`{} is not valid YAML: line {}, column {}: {}",
+                    if vault { " (decrypted)" } else { "" },
+                    e.at.line,
+                    e.at.column,
+                    e.message
+                ),
+            ));
+            continue;
+        }
+        let Some(serde_json::Value::Object(m)) = tree.map(|t| t.to_json()) else {
+            p.push(Problem::value(
+                at,
+                format!("`{f}` must hold a mapping of vars (`name: value`)"),
+            ));
+            continue;
+        };
+        for (k, v) in m {
+            let v = decrypt_inline(&v, &at, cx, &mut secrets, &mut any, p);
+            if vault {
+                secrets.add_all(&v);
+                any = true;
+            }
+            vars.insert(k, v);
+        }
+    }
+    if !any {
+        return (vars, super::revealed::Revealed::default());
+    }
+    let shown = vars.iter().map(|(k, v)| (k.clone(), mask(v, &secrets))).collect();
+    let revealed = super::revealed::Revealed {
+        vars: Some(vars),
+        secrets,
+        vault_password: None,
+    };
+    (shown, revealed)
+}
+
+/// `v` with every inline vault value (`{ __ansible_vault: TEXT }`) decrypted, at any
+/// depth; each plaintext becomes a secret.
+fn decrypt_inline(
+    v: &serde_json::Value,
+    at: &Path,
+    cx: &WorkflowContext<'_>,
+    secrets: &mut crate::vault::Secrets,
+    any: &mut bool,
+    p: &mut Vec<Problem>,
+) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        J::Object(m) if m.len() == 1 && m.contains_key(crate::vault::VAULT_KEY) => {
+            let text = m
+                .get(crate::vault::VAULT_KEY)
+                .and_then(J::as_str)
+                .unwrap_or_default();
+            match cx.keyring.decrypt(text) {
+                Ok(plain) => {
+                    secrets.add(&plain);
+                    *any = true;
+                    J::String(plain)
+                }
+                Err(e) => {
+                    p.push(
+                        Problem::value(at.clone(), format!("cannot decrypt this `!vault` value: {e}"))
+                            .with_help("nothing runs until every vault value decrypts; the password comes from drover.yml's `vault:`"),
+                    );
+                    J::Null
+                }
+            }
+        }
+        J::Object(m) => J::Object(
+            m.iter()
+                .map(|(k, x)| {
+                    (
+                        k.clone(),
+                        decrypt_inline(x, &at.key(k.clone()), cx, secrets, any, p),
+                    )
+                })
+                .collect(),
+        ),
+        J::Array(items) => J::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| decrypt_inline(x, &at.index(i), cx, secrets, any, p))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// What may be shown of a value: secrets masked.
+fn mask(v: &serde_json::Value, secrets: &crate::vault::Secrets) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        J::String(s) => J::String(secrets.redact(s).into_owned()),
+        J::Number(n) if secrets.redact(&n.to_string()) != n.to_string() => {
+            J::String(crate::vault::MASK.into())
+        }
+        J::Array(items) => J::Array(items.iter().map(|x| mask(x, secrets)).collect()),
+        J::Object(m) => J::Object(m.iter().map(|(k, x)| (k.clone(), mask(x, secrets))).collect()),
+        other => other.clone(),
     }
 }

@@ -178,6 +178,19 @@ pub fn load(src: &str) -> (Option<Node>, Vec<LoadError>) {
                     (Some(t), _) if t.handle == "tag:yaml.org,2002:" && t.suffix == "str" => {
                         Value::Str(text.to_string())
                     }
+                    // Ansible Vault's inline value: handed on as Ansible's own JSON
+                    // form, `{ __ansible_vault: TEXT }`, for the workflow to decrypt.
+                    (Some(t), _) if t.handle == "!" && t.suffix == "vault" => {
+                        Value::Map(vec![super::Entry {
+                            key: crate::vault::VAULT_KEY.to_string(),
+                            key_span: span,
+                            value: Node {
+                                value: Value::Str(text.to_string()),
+                                span,
+                                style: Style::Literal,
+                            },
+                        }])
+                    }
                     (Some(_), _) => {
                         errors.push(tag_error(span));
                         return (None, errors);
@@ -328,7 +341,10 @@ fn tag_error(span: Span) -> LoadError {
         at: span.start,
         width: span.width,
         message: "YAML tags are not supported here".into(),
-        help: Some("remove the `!tag`; drover files are plain YAML".into()),
+        help: Some(
+            "remove the `!tag`; drover files are plain YAML (the one tag read is Ansible Vault's `!vault |`)"
+                .into(),
+        ),
     }
 }
 
@@ -379,6 +395,26 @@ fn syntax_error(src: &str, at: Location, index: usize, info: &str) -> LoadError 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ansible Vault's `!vault` is the one tag read: handed on as `{ __ansible_vault: TEXT }`.
+    /// Any other tag is refused.
+    #[test]
+    fn the_vault_tag_is_read_and_others_are_refused() {
+        let (root, errors) = load("pw: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6162\n");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            root.unwrap().to_json(),
+            serde_json::json!({ "pw": { "__ansible_vault": "$ANSIBLE_VAULT;1.1;AES256\n6162\n" } })
+        );
+        for text in ["pw: !secret x\n", "pw: !!binary aGk=\n", "pw: !vault [a]\n"] {
+            let (_, errors) = load(text);
+            assert_eq!(errors.len(), 1, "{text}");
+            assert!(
+                errors[0].message.contains("YAML tags are not supported"),
+                "{text}"
+            );
+        }
+    }
 
     fn ok(src: &str) -> Node {
         let (n, errs) = load(src);

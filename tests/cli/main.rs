@@ -3,12 +3,14 @@
 #[allow(dead_code, reason = "each test module uses part of the builder")]
 mod support;
 
+mod ansible;
 mod bad_inputs;
 #[allow(dead_code, reason = "each test module uses part of the fixture")]
 mod bed;
 mod cli_extras;
 mod controller_env;
 mod daemon;
+mod daemon_git;
 mod demo;
 mod docs;
 mod drain;
@@ -38,3 +40,4 @@ mod terminal;
 mod testbed;
 mod validate_errors;
 mod validate_safety;
+mod vault;

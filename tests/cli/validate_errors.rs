@@ -212,7 +212,7 @@ steps:
 6 | owner: alice
   | ^^^^^
   |
-  = help: expected one of `name`, `version`, `description`, `tags`, `targets`, `canary`, `strategy`, `window`, `drain`, `vars`, `env`, `converge`, `steps`
+  = help: expected one of `name`, `version`, `description`, `tags`, `targets`, `canary`, `strategy`, `window`, `drain`, `vars`, `vars_files`, `env`, `converge`, `steps`
 
 error: unknown key `banana` in `steps[0]`
   --> workflows/update.yml:11:5
@@ -220,7 +220,7 @@ error: unknown key `banana` in `steps[0]`
 11 |     banana: 1
    |     ^^^^^^
    |
-   = help: expected one of `name`, `run`, `copy`, `template`, `reboot`, `wait_for`, `local`, `change`, `check`, `when`, `timeout`, `retries`
+   = help: expected one of `name`, `run`, `copy`, `template`, `reboot`, `wait_for`, `local`, `ansible`, `change`, `check`, `when`, `timeout`, `retries`
 
 error: 2 problems in 1 file
 "#
@@ -1946,7 +1946,7 @@ fn step_with_no_action() {
 7 |   - name: nothing
   |     ^^^^^^^^^^^^^
   |
-  = help: give exactly one of `run`, `copy`, `template`, `reboot`, `wait_for`, `local`
+  = help: give exactly one of `run`, `copy`, `template`, `reboot`, `wait_for`, `local`, `ansible`
 
 error: 1 problem in 1 file
 "#
@@ -2529,5 +2529,71 @@ fn partition_budgets_and_soonest_idle_need_slurm() {
     assert!(
         zero.invalid()
             .contains("`max_unavailable_per_partition: 0` would never let a node be changed")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Ansible Vault values where they are not read
+// ---------------------------------------------------------------------------------------
+
+/// A `!vault |` value in the inventory would otherwise reach templates and Ansible as an
+/// undecrypted mapping: refused where it was written, saying where vault values go.
+#[test]
+fn a_vault_value_in_the_inventory_is_refused_saying_where_they_go() {
+    let site = inventory(
+        "nodes:\n  n01:\n    vars:\n      bmc_password: !vault |\n        $ANSIBLE_VAULT;1.1;AES256\n        6162\n",
+    );
+    assert_eq!(
+        site.invalid(),
+        r#"error: a `!vault` value at `nodes.n01.vars.bmc_password`: the inventory does not read Ansible Vault values
+ --> inventory.yml:4:21
+  |
+4 |       bmc_password: !vault |
+  |                     ^^^^^^^^
+  |
+  = help: vault values are read in a workflow's `vars:` and `vars_files:`, and steps use them as `{{ vars.NAME }}`; a per-node secret: a var keyed by node name (`{{ vars.NAME[node.name] }}`); an `ansible:` playbook's own host_vars are decrypted by Ansible
+
+error: 1 problem in 1 file
+"#
+    );
+}
+
+/// In drover.yml it was a type error ("expected a string, found a mapping").
+#[test]
+fn a_vault_value_in_drover_yml_or_outside_a_workflows_vars_is_refused() {
+    let vault = "!vault |\n    $ANSIBLE_VAULT;1.1;AES256\n    6162\n";
+    let site = Site::new().write(
+        "drover.yml",
+        &format!("{SITE}transport: local\nserver:\n  listen: 127.0.0.1:8080\n  token: {vault}"),
+    );
+    assert_eq!(
+        site.invalid(),
+        r#"error: a `!vault` value at `server.token`: drover.yml does not read Ansible Vault values
+  --> drover.yml:16:10
+   |
+16 |   token: !vault |
+   |          ^^^^^^^^
+   |
+   = help: vault values are read in a workflow's `vars:` and `vars_files:`, and steps use them as `{{ vars.NAME }}`; drover.yml's own secrets are `{ env: VAR }` or `{ file: PATH }`
+
+error: 1 problem in 1 file
+"#
+    );
+    // In a workflow, `vars:` decrypts them (tests/cli/vault.rs); `env:` does not.
+    let site = workflow(&format!(
+        "name: update\nversion: 1\ntargets:\n  nodes: [\"@compute\"]\nenv:\n  TOKEN: {vault}steps:\n  - {{ name: a, run: echo, change: hot }}\n"
+    ));
+    assert_eq!(
+        site.invalid(),
+        r#"error: a `!vault` value at `env.TOKEN`: this key of a workflow does not read Ansible Vault values
+ --> workflows/update.yml:6:10
+  |
+6 |   TOKEN: !vault |
+  |          ^^^^^^^^
+  |
+  = help: vault values are read in a workflow's `vars:` and `vars_files:`, and steps use them as `{{ vars.NAME }}`; move it into `vars:` and write `{{ vars.NAME }}` here
+
+error: 1 problem in 1 file
+"#
     );
 }

@@ -305,6 +305,7 @@ fn the_engine_fails_a_drain_step_without_hooks_instead_of_running_it() {
                 files: &files,
                 locks: &locks,
                 diff: false,
+                groups: Vec::new(),
             },
             connector: &LocalConnector,
             hooks: None,

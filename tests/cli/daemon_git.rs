@@ -1,0 +1,568 @@
+//! `drover serve` following a git repository: a real repository made with git2 in a
+//! temp dir is the remote, the nodes are real sshds (the testbed), the daemon runs in
+//! process with a 1 s poll (and a fetch asked for after each commit, as a push webhook
+//! would) and converge passes sent by hand.
+
+#![expect(clippy::unwrap_used, reason = "test fixtures: a failure is the test failing")]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use drover::daemon::{Action, ConvergeClock, Daemon, DaemonOptions};
+use drover::store::{NodeState, RunRow, RunStatus, SourceVerdict, Store};
+use drover_testbed::Testbed;
+
+use crate::support::drover_bin;
+
+/// The site's remote: a repository with a work tree, committed to with git2 as a
+/// user's git would.
+struct Remote {
+    dir: tempfile::TempDir,
+    repo: git2::Repository,
+}
+
+impl Remote {
+    fn new() -> Remote {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        repo.set_head("refs/heads/main").unwrap();
+        Remote { dir, repo }
+    }
+
+    /// Writes the files and commits them on `main`: the new commit's sha.
+    fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+        for (rel, text) in files {
+            let p = self.dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let mut index = self.repo.index().unwrap();
+        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+        index.write().unwrap();
+        let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let parents: Vec<git2::Commit<'_>> = self
+            .repo
+            .head()
+            .ok()
+            .and_then(|h| h.peel_to_commit().ok())
+            .into_iter()
+            .collect();
+        let refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
+        let sig = git2::Signature::now("Ada Lovelace", "ada@example.com").unwrap();
+        self.repo
+            .commit(Some("HEAD"), &sig, &sig, message, &tree, &refs)
+            .unwrap()
+            .to_string()
+    }
+}
+
+/// Real sshd nodes, a remote holding the site, and the daemon's local site (only the
+/// `git:` settings matter; its inventory is the same, for `drover nodes` and `pause`).
+struct GitBed {
+    tb: Testbed,
+    remote: Remote,
+    local: tempfile::TempDir,
+    /// Where the workflow's gates (`go-NODE`) and marks (`started-NODE-TAG`) live.
+    ctl: tempfile::TempDir,
+    _tmp: tempfile::TempDir,
+}
+
+/// How the test workflow behaves: its tag (the content a commit changes) and whether
+/// each node waits for `go-NODE` in the control directory before its change.
+#[derive(Clone, Copy)]
+struct Mark<'a> {
+    tag: &'a str,
+    gated: bool,
+}
+
+impl GitBed {
+    fn start(nodes: usize) -> GitBed {
+        let tmp = tempfile::tempdir().unwrap();
+        let tb = Testbed::start(&tmp.path().join("tb"), nodes).unwrap();
+        let bed = GitBed {
+            tb,
+            remote: Remote::new(),
+            local: tempfile::tempdir().unwrap(),
+            ctl: tempfile::tempdir().unwrap(),
+            _tmp: tmp,
+        };
+        let all: Vec<usize> = (0..nodes).collect();
+        std::fs::create_dir_all(bed.local.path().join("workflows")).unwrap();
+        std::fs::write(
+            bed.local.path().join("drover.yml"),
+            format!(
+                "inventory: inventory.yml\nworkflows: workflows\n\
+                 git: {{ remote: {}, branch: main, poll_interval: 1s }}\n",
+                serde_json::json!(bed.remote.dir.path().display().to_string())
+            ),
+        )
+        .unwrap();
+        std::fs::write(bed.local.path().join("inventory.yml"), bed.inventory(&all)).unwrap();
+        bed
+    }
+
+    fn site_yml(&self) -> String {
+        format!(
+            "inventory: inventory.yml\nworkflows: workflows\n\
+             ssh: {{ config: {}, connect_timeout: 15s }}\n\
+             leases: {{ ttl: 30s }}\npause: {{ poll_interval: 100ms }}\n",
+            serde_json::json!(self.tb.ssh_config().display().to_string())
+        )
+    }
+
+    /// The testbed's nodes `which` (indices), every one in group `all`, the first the
+    /// canary.
+    fn inventory(&self, which: &[usize]) -> String {
+        let mut s = String::from("nodes:\n");
+        for &i in which {
+            let n = &self.tb.nodes()[i];
+            s.push_str(&format!(
+                "  {}: {{ host: {}, port: {}, user: {}, vars: {{ state: {} }} }}\n",
+                n.name,
+                serde_json::json!(n.host),
+                n.port,
+                serde_json::json!(self.tb.user()),
+                serde_json::json!(n.state_dir.display().to_string()),
+            ));
+        }
+        s.push_str("groups:\n  all:\n");
+        for &i in which {
+            s.push_str(&format!("    - {}\n", self.tb.nodes()[i].name));
+        }
+        s.push_str(&format!("canary: [{}]\n", self.tb.nodes()[0].name));
+        s
+    }
+
+    fn workflow(&self, version: u32, m: Mark<'_>) -> String {
+        let ctl = self.ctl.path().display().to_string();
+        let gate = if m.gated {
+            format!(
+                "touch {ctl}/started-$DROVER_NODE-{tag}; until [ -e {ctl}/go-$DROVER_NODE ]; do sleep 0.05; done; ",
+                tag = m.tag
+            )
+        } else {
+            String::new()
+        };
+        // Every node notes what the canary had when it ran: canary first, then the bulk.
+        let canary = self.tb.nodes()[0].state_dir.display().to_string();
+        format!(
+            "name: mark\nversion: {version}\ntargets: {{ nodes: [\"@all\"] }}\nstrategy: {{ batch: 1 }}\n\
+             steps:\n  - name: mark\n\
+             \x20   run: \"{gate}cat {canary}/mark >> {{{{ node.vars.state }}}}/saw 2>/dev/null; echo {tag} >> {{{{ node.vars.state }}}}/ran && echo {tag} > {{{{ node.vars.state }}}}/mark\"\n\
+             \x20   check: \"test \\\"$(cat {{{{ node.vars.state }}}}/mark 2>/dev/null)\\\" = {tag}\"\n    change: hot\n",
+            tag = m.tag
+        )
+    }
+
+    /// The first commit: the whole site, every node.
+    fn commit_site(&self, version: u32, m: Mark<'_>) -> String {
+        let all: Vec<usize> = (0..self.tb.nodes().len()).collect();
+        self.commit_site_of(&all, version, m)
+    }
+
+    fn commit_site_of(&self, nodes: &[usize], version: u32, m: Mark<'_>) -> String {
+        self.remote.commit(
+            &[
+                ("drover.yml", &self.site_yml()),
+                ("inventory.yml", &self.inventory(nodes)),
+                ("workflows/mark.yml", &self.workflow(version, m)),
+            ],
+            &format!("mark {}", m.tag),
+        )
+    }
+
+    fn commit_workflow(&self, version: u32, m: Mark<'_>) -> String {
+        self.remote.commit(
+            &[("workflows/mark.yml", &self.workflow(version, m))],
+            &format!("mark {}", m.tag),
+        )
+    }
+
+    fn commit_inventory(&self, nodes: &[usize], message: &str) -> String {
+        self.remote
+            .commit(&[("inventory.yml", &self.inventory(nodes))], message)
+    }
+
+    fn options(&self) -> DaemonOptions {
+        let mut o = DaemonOptions::new(self.local.path().to_path_buf());
+        o.listen = Some("127.0.0.1:0".parse().unwrap());
+        o.converge = ConvergeClock::Manual;
+        o.shutdown_deadline = Duration::from_secs(20);
+        o
+    }
+
+    fn store(&self) -> Store {
+        Store::open_read_only(&self.local.path().join(".drover/drover.db")).unwrap()
+    }
+
+    fn runs(&self) -> Vec<RunRow> {
+        Store::open_read_only(&self.local.path().join(".drover/drover.db"))
+            .and_then(|s| s.runs())
+            .unwrap_or_default()
+    }
+
+    /// The run triggered by commit `sha`, if any.
+    fn run_of(&self, sha: &str) -> Option<RunRow> {
+        self.runs().into_iter().find(|r| r.commit.as_deref() == Some(sha))
+    }
+
+    fn node_state(&self, i: usize) -> PathBuf {
+        self.tb.nodes()[i].state_dir.clone()
+    }
+
+    /// The tags node `i` ran, in order.
+    fn ran(&self, i: usize) -> Vec<String> {
+        lines(&self.node_state(i).join("ran"))
+    }
+
+    fn go(&self, i: usize) {
+        let name = &self.tb.nodes()[i].name;
+        std::fs::write(self.ctl.path().join(format!("go-{name}")), "").unwrap();
+    }
+
+    fn started(&self, i: usize, tag: &str) -> bool {
+        let name = &self.tb.nodes()[i].name;
+        self.ctl.path().join(format!("started-{name}-{tag}")).exists()
+    }
+
+    fn drover(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(drover_bin())
+            .args(args)
+            .arg("--site")
+            .arg(self.local.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+}
+
+fn lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// Waits (polling, at most `limit`) until `done` holds.
+async fn until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !done() {
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn succeeded(bed: &GitBed, sha: &str) -> bool {
+    bed.run_of(sha).is_some_and(|r| r.status == RunStatus::Succeeded)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_changing_a_workflow_rolls_out_canary_then_bulk_and_every_node_records_its_sha() {
+    let bed = GitBed::start(3);
+    let v1 = Mark {
+        tag: "v1",
+        gated: false,
+    };
+    let c1 = bed.commit_site(1, v1);
+    let d = Daemon::start(bed.options()).await.unwrap();
+    until(LIMIT, "the first commit's rollout", || succeeded(&bed, &c1)).await;
+
+    let v2 = Mark {
+        tag: "v2",
+        gated: false,
+    };
+    let c2 = bed.commit_workflow(2, v2);
+    d.fetch_trigger().unwrap().fetch_now();
+    until(LIMIT, "the second commit's rollout", || succeeded(&bed, &c2)).await;
+    // An inventory-only commit starts no rollout (and is the site in force).
+    let c3 = bed.commit_inventory(&[0, 1, 2], "inventory: same nodes, new commit");
+    d.fetch_trigger().unwrap().fetch_now();
+    until(LIMIT, "the inventory commit accepted", || {
+        bed.store()
+            .source_commit(&c3)
+            .unwrap()
+            .is_some_and(|c| c.verdict == SourceVerdict::Accepted)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    d.shutdown().await.unwrap();
+
+    let store = bed.store();
+    let runs = store.runs().unwrap();
+    assert_eq!(runs.len(), 2, "an inventory-only commit runs nothing: {runs:?}");
+    for (sha, tag, version) in [(&c1, "v1", 1), (&c2, "v2", 2)] {
+        let run = bed.run_of(sha).unwrap();
+        assert_eq!(run.version, version);
+        assert_eq!(
+            store.trigger(&run.id).unwrap().unwrap(),
+            serde_json::json!({"kind": "git_commit", "sha": sha, "author": "Ada Lovelace <ada@example.com>", "subject": format!("mark {tag}")})
+        );
+        // Every node completed by the run of this (workflow, version, sha).
+        let nodes = store.nodes(&run.id).unwrap();
+        assert_eq!(nodes.len(), 3);
+        assert!(nodes.iter().all(|n| n.state == NodeState::Succeeded), "{nodes:?}");
+        assert_eq!(nodes[0].phase, 0, "node001 is the canary phase");
+        assert!(nodes[1..].iter().all(|n| n.phase > 0));
+    }
+    for i in 0..3 {
+        assert_eq!(bed.ran(i), ["v1", "v2"], "node {i}");
+    }
+    // The bulk ran after the canary had its change, each time.
+    for i in 1..3 {
+        assert_eq!(lines(&bed.node_state(i).join("saw")), ["v1", "v2"], "node {i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_commit_runs_nothing_and_is_reported_then_the_next_good_one_runs() {
+    let bed = GitBed::start(2);
+    let c1 = bed.commit_site(
+        1,
+        Mark {
+            tag: "v1",
+            gated: false,
+        },
+    );
+    let d = Daemon::start(bed.options()).await.unwrap();
+    until(LIMIT, "the first rollout", || succeeded(&bed, &c1)).await;
+
+    // A typo in the workflow and a node missing from the inventory's canary list.
+    let bad = bed.remote.commit(
+        &[(
+            "workflows/mark.yml",
+            &bed.workflow(
+                2,
+                Mark {
+                    tag: "v2",
+                    gated: false,
+                },
+            )
+            .replace("strategy:", "stratgy:"),
+        )],
+        "typo",
+    );
+    d.fetch_trigger().unwrap().fetch_now();
+    until(LIMIT, "the bad commit's verdict", || {
+        bed.store().source_commit(&bad).unwrap().is_some()
+    })
+    .await;
+    let verdict = bed.store().source_commit(&bad).unwrap().unwrap();
+    assert_eq!(verdict.verdict, SourceVerdict::Rejected);
+    assert!(
+        verdict.detail.contains("unknown key `stratgy`") && verdict.detail.contains("workflows/mark.yml:4:1"),
+        "{}",
+        verdict.detail
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(bed.runs().len(), 1, "nothing of the bad commit runs");
+    assert_eq!(bed.ran(1), ["v1"]);
+
+    let good = bed.commit_workflow(
+        3,
+        Mark {
+            tag: "v3",
+            gated: false,
+        },
+    );
+    d.fetch_trigger().unwrap().fetch_now();
+    until(LIMIT, "the good commit's rollout", || succeeded(&bed, &good)).await;
+    d.shutdown().await.unwrap();
+    assert_eq!(bed.ran(0), ["v1", "v3"]);
+    assert_eq!(bed.ran(1), ["v1", "v3"]);
+    assert_eq!(bed.runs().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_commit_supersedes_a_canary_and_queues_behind_a_bulk() {
+    let bed = GitBed::start(3);
+    let c1 = bed.commit_site(
+        1,
+        Mark {
+            tag: "v1",
+            gated: true,
+        },
+    );
+    let d = Daemon::start(bed.options()).await.unwrap();
+    until(LIMIT, "the canary at v1", || bed.started(0, "v1")).await;
+
+    // During the canary: v2 supersedes it. The canary node in flight finishes its cycle.
+    let c2 = bed.commit_workflow(
+        2,
+        Mark {
+            tag: "v2",
+            gated: true,
+        },
+    );
+    d.fetch_trigger().unwrap().fetch_now();
+    until(LIMIT, "c2 accepted", || {
+        bed.store().source_commit(&c2).unwrap().is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    bed.go(0);
+    until(LIMIT, "the first run closed", || {
+        bed.run_of(&c1).is_some_and(|r| r.status == RunStatus::Cancelled)
+    })
+    .await;
+    let r1 = bed.run_of(&c1).unwrap();
+    assert_eq!(r1.outcome.as_ref().unwrap()["outcome"], "superseded");
+    assert_eq!(r1.outcome.as_ref().unwrap()["by"], c2.as_str());
+    let nodes = bed.store().nodes(&r1.id).unwrap();
+    assert_eq!(
+        nodes[0].state,
+        NodeState::Succeeded,
+        "the canary in flight finished"
+    );
+    for n in &nodes[1..] {
+        assert_eq!(n.state, NodeState::Skipped, "{n:?}");
+        assert!(
+            n.reason.as_deref().unwrap().starts_with("not started: run ")
+                && n.reason.as_deref().unwrap().contains("was superseded by commit"),
+            "{n:?}"
+        );
+    }
+
+    // The canary restarts at v2 (node001 passes at once: its gate is open), then the
+    // bulk: node002 waits at its gate. v3 arrives now: it queues.
+    until(LIMIT, "the bulk at v2", || bed.started(1, "v2")).await;
+    let c3 = bed.commit_workflow(
+        3,
+        Mark {
+            tag: "v3",
+            gated: true,
+        },
+    );
+    d.fetch_trigger().unwrap().fetch_now();
+    until(LIMIT, "c3 accepted", || {
+        bed.store().source_commit(&c3).unwrap().is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    bed.go(1);
+    bed.go(2);
+    until(LIMIT, "v2 finished", || succeeded(&bed, &c2)).await;
+    until(LIMIT, "then v3", || succeeded(&bed, &c3)).await;
+    d.shutdown().await.unwrap();
+
+    assert_eq!(bed.ran(0), ["v1", "v2", "v3"]);
+    for i in 1..3 {
+        assert_eq!(bed.ran(i), ["v2", "v3"], "node {i}: never v1, and v2 finished");
+    }
+    assert_eq!(bed.runs().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_inventory_skips_a_removed_node_and_converge_brings_up_an_added_one() {
+    let bed = GitBed::start(3);
+    let c1 = bed.commit_site(
+        1,
+        Mark {
+            tag: "v1",
+            gated: true,
+        },
+    );
+    bed.go(0);
+    let d = Daemon::start(bed.options()).await.unwrap();
+    until(LIMIT, "node002 in flight", || bed.started(1, "v1")).await;
+    // node003 leaves the inventory while node002 runs: it is not started.
+    let c2 = bed.commit_inventory(&[0, 1], "node003 retired");
+    d.fetch_trigger().unwrap().fetch_now();
+    until(LIMIT, "c2 accepted", || {
+        bed.store().source_commit(&c2).unwrap().is_some()
+    })
+    .await;
+    // The run reads the inventory in force at its next look (every 100 ms).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    bed.go(1);
+    bed.go(2);
+    until(LIMIT, "the first run's end", || {
+        bed.run_of(&c1).is_some_and(|r| r.finished_at.is_some())
+    })
+    .await;
+    let r1 = bed.run_of(&c1).unwrap();
+    let n3 = &bed.store().nodes(&r1.id).unwrap()[2];
+    assert_eq!(n3.state, NodeState::Skipped);
+    assert_eq!(n3.reason.as_deref(), Some("removed from the inventory"));
+    assert!(bed.ran(2).is_empty(), "node003 untouched");
+
+    // It comes back (an inventory-only commit: no rollout); the next converge pass
+    // brings it to the workflow's version, and only it.
+    let c3 = bed.commit_inventory(&[0, 1, 2], "node003 back");
+    d.fetch_trigger().unwrap().fetch_now();
+    until(LIMIT, "c3 accepted", || {
+        bed.store().source_commit(&c3).unwrap().is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(bed.runs().len(), 1, "an inventory-only commit starts no rollout");
+    d.actions()
+        .send(Action::Converge {
+            workflow: "mark".into(),
+        })
+        .unwrap();
+    until(LIMIT, "the converge pass", || {
+        let runs = bed.runs();
+        runs.len() == 2 && runs[0].status == RunStatus::Succeeded
+    })
+    .await;
+    d.shutdown().await.unwrap();
+    let pass = &bed.runs()[0];
+    assert_eq!(
+        bed.store().trigger(&pass.id).unwrap(),
+        Some(serde_json::json!({"kind": "converge"}))
+    );
+    assert_eq!(pass.counts.succeeded, 1, "only node003 needed it");
+    assert_eq!(bed.ran(2), ["v1"]);
+    assert_eq!(bed.ran(0), ["v1"]);
+    assert_eq!(bed.ran(1), ["v1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_pause_holds_across_a_restart_and_a_node_in_maintenance_is_never_touched() {
+    let bed = GitBed::start(3);
+    let out = bed.drover(&["pause", "--reason", "fixing the playbook"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bed.drover(&["nodes", "maintenance", "on", "node003", "--reason", "bad DIMM"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let c1 = bed.commit_site(
+        1,
+        Mark {
+            tag: "v1",
+            gated: false,
+        },
+    );
+
+    let d = Daemon::start(bed.options()).await.unwrap();
+    until(LIMIT, "the rollout recorded", || bed.run_of(&c1).is_some()).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(bed.ran(0).is_empty(), "paused: not even the canary starts");
+    d.shutdown().await.unwrap();
+    assert_eq!(bed.run_of(&c1).unwrap().status, RunStatus::Interrupted);
+
+    // A new daemon resumes the run, and the pause still holds.
+    let d = Daemon::start(bed.options()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(bed.run_of(&c1).unwrap().status, RunStatus::Running);
+    assert!(bed.ran(0).is_empty(), "the pause survived the restart");
+    let out = bed.drover(&["unpause"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    until(LIMIT, "the rollout once unpaused", || succeeded(&bed, &c1)).await;
+    // A converge pass leaves the node in maintenance alone too.
+    d.actions()
+        .send(Action::Converge {
+            workflow: "mark".into(),
+        })
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    d.shutdown().await.unwrap();
+    assert_eq!(bed.ran(0), ["v1"]);
+    assert_eq!(bed.ran(1), ["v1"]);
+    assert!(
+        !bed.node_state(2).join("ran").exists() && !bed.node_state(2).join("saw").exists(),
+        "node003 in maintenance was never touched"
+    );
+    assert_eq!(bed.runs().len(), 1, "the converge pass found nothing to do");
+}
