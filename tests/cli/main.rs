@@ -20,6 +20,7 @@ mod engine_faults;
 mod engine_ssh;
 mod examples;
 mod fake_scheduler;
+mod file_diff;
 mod fuzz_corpus;
 mod gates;
 mod git_settings;
