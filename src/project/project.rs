@@ -152,6 +152,9 @@ impl Project {
 
         let mut workflows = Vec::new();
         let mut names: HashMap<String, String> = HashMap::new();
+        // Every workflow name a file declares, valid or not: a lifecycle entry naming a
+        // workflow whose file has errors is already reported there, not again here.
+        let mut declared: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
         // Read once, when the first vault data needs it.
         let keyring = crate::vault::Keyring::new(site.vault.clone());
         for file in workflow_files(&site.workflows, diags) {
@@ -168,9 +171,10 @@ impl Project {
             if !refuse_vault(&doc, crate::vault::VaultPlace::Workflow, diags) {
                 continue;
             }
-            let raw: RawWorkflow = match doc.decode() {
+            let raw: RawWorkflow = match doc.decode::<RawWorkflow>() {
                 Ok((r, unknown)) => {
                     diags.extend(unknown);
+                    declared.insert(r.name.clone());
                     r
                 }
                 Err(e) => {
@@ -258,6 +262,33 @@ impl Project {
                     workflows.push(w);
                 }
                 Err(ps) => diags.extend(ps.iter().map(|p| doc.diagnostic(p))),
+            }
+        }
+
+        // The API's lifecycle operations run these by name: a typo must fail validation,
+        // not surface as a 422 the first time someone commissions a node.
+        for (op, name) in [
+            ("commission", &site.lifecycle.commission),
+            ("decommission", &site.lifecycle.decommission),
+            ("maintenance", &site.lifecycle.maintenance),
+        ] {
+            if let Some(name) = name
+                && !declared.contains(name)
+            {
+                let known = declared.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>();
+                diags.push(
+                    site_doc.diagnostic(
+                        &Problem::value(
+                            Path::root().key("lifecycle").key(op),
+                            format!("no workflow named `{name}` for the {op} operation"),
+                        )
+                        .with_help(if known.is_empty() {
+                            "the site has no workflows; add one under the workflows directory".to_string()
+                        } else {
+                            format!("the site's workflows: {}", known.join(", "))
+                        }),
+                    ),
+                );
             }
         }
 

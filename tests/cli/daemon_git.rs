@@ -544,6 +544,12 @@ async fn a_global_pause_holds_across_a_restart_and_a_node_in_maintenance_is_neve
 
     // A new daemon resumes the run, and the pause still holds.
     let d = Daemon::start(bed.options()).await.unwrap();
+    // Under load the resume can take longer than any fixed sleep: wait for it, then give
+    // the paused run the same 800 ms in which it must start nothing.
+    until(LIMIT, "the interrupted run resumed", || {
+        bed.run_of(&c1).unwrap().status == RunStatus::Running
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(bed.run_of(&c1).unwrap().status, RunStatus::Running);
     assert!(bed.ran(0).is_empty(), "the pause survived the restart");

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use drover::exit_code;
 
-use crate::support::{Site, drover_bin};
+use crate::support::{Site, drover_bin, repo_root};
 
 fn state_db(site: &Site) -> std::path::PathBuf {
     site.path().join(".drover/drover.db")
@@ -33,6 +33,28 @@ fn runs_list_on_a_site_without_state_says_so_and_creates_nothing() {
     assert!(!site.path().join(".drover").exists(), "nothing was created");
     let json = site.run(&["runs", "list", "--json"]);
     assert_eq!(json.stdout.trim(), "[]");
+}
+
+/// The shipped Slurm site keeps the real `state_dir: /var/lib/drover`; an operator trying
+/// `runs list` on it as a normal user (or before the first run) must get a plain answer and
+/// no directory made behind their back.
+#[test]
+fn runs_list_on_the_shipped_slurm_site_says_the_state_dir_is_missing_and_creates_nothing() {
+    let state = std::path::Path::new("/var/lib/drover");
+    if state.exists() {
+        eprintln!("skipped: {} exists on this machine", state.display());
+        return;
+    }
+    let site = repo_root().join("examples/slurm-site");
+    let out = Site::new().run(&["runs", "list", "--site", site.to_str().unwrap()]);
+    assert_eq!(out.code, exit_code::OK, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("no runs yet: the state directory")
+            && out.stdout.contains("/var/lib/drover` does not exist"),
+        "{}",
+        out.stdout
+    );
+    assert!(!state.exists(), "runs list created {}", state.display());
 }
 
 #[test]

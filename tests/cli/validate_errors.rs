@@ -2591,3 +2591,23 @@ error: 1 problem in 1 file
 "#
     );
 }
+
+/// A lifecycle operation naming a workflow the site does not have fails validation at
+/// its line, listing the workflows there are; before, it passed and only the first API
+/// request found it (a 422).
+#[test]
+fn a_lifecycle_operation_naming_no_workflow_is_refused_with_the_names_there_are() {
+    let site = Site::new().write(
+        "drover.yml",
+        &format!("{SITE}transport: local\nlifecycle:\n  commission: update\n  decommission: retire\n"),
+    );
+    let err = site.invalid();
+    assert!(
+        err.contains("error: no workflow named `retire` for the decommission operation"),
+        "{err}"
+    );
+    assert!(err.contains("--> drover.yml:"), "{err}");
+    assert!(err.contains("help: the site's workflows: `update`"), "{err}");
+    assert!(!err.contains("`update` for the commission"), "{err}");
+    assert!(err.contains("error: 1 problem in 1 file"), "{err}");
+}
