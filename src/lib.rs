@@ -16,6 +16,7 @@ pub mod exit_code;
 pub mod fuzzing;
 pub mod hostlist;
 pub mod inventory;
+pub mod notification;
 pub mod plan;
 pub mod project;
 pub mod report;

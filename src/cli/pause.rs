@@ -68,7 +68,11 @@ fn set(req: &PauseRequest<'_>, on: bool, color: bool, out: &mut dyn Write, err: 
             at: jiff::Timestamp::now(),
         }
     } else {
-        StoreWrite::Unpaused { scope: scope.clone() }
+        StoreWrite::Unpaused {
+            scope: scope.clone(),
+            by: who(req.by),
+            at: jiff::Timestamp::now(),
+        }
     };
     if let Err(e) = store.write_blocking(vec![write]) {
         return refuse(err, Refusal(store_error_text(&e), exit_code::FAILURE));

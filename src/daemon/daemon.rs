@@ -86,6 +86,7 @@ pub struct Daemon {
     stop: watch::Sender<bool>,
     core: JoinHandle<()>,
     http: JoinHandle<std::io::Result<()>>,
+    notifier: crate::notification::Notifier,
 }
 
 impl Daemon {
@@ -172,6 +173,12 @@ impl Daemon {
             .await
             .map_err(|source| DaemonError::Listen { addr, source })?;
         let addr = listener.local_addr().map_err(DaemonError::Http)?;
+        let notifier = crate::notification::Notifier::spawn(
+            store.clone(),
+            &core.project.site.notifications,
+            stop_rx.clone(),
+        )
+        .map_err(|e| DaemonError::Notifications(e.to_string()))?;
         let app = router(AppState {
             metrics: Arc::clone(&metrics),
             store,
@@ -196,6 +203,7 @@ impl Daemon {
             stop,
             core,
             http,
+            notifier,
         })
     }
 
@@ -215,6 +223,8 @@ impl Daemon {
     pub async fn shutdown(self) -> Result<(), DaemonError> {
         let _ = self.stop.send(true);
         let _ = self.core.await;
+        // Whatever is not sent yet stays in the outbox for the next start.
+        self.notifier.join().await;
         match self.http.await {
             Ok(Err(e)) => Err(DaemonError::Http(e)),
             _ => Ok(()),

@@ -12,6 +12,8 @@ pub enum DaemonError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Notifications(String),
     #[error("the HTTP listener failed: {0}")]
     Http(std::io::Error),
     /// The git clone, its state dir or the file watch could not be set up.

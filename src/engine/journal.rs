@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::journal_error::JournalError;
-use crate::store::{NodeState, Store, StoreError, Write};
+use crate::store::{NodeState, NoticeKind, Store, StoreError, Write};
 
 /// The most output a step record keeps (the store's documented limit).
 const OUTPUT_TAIL_BYTES: usize = 4096;
@@ -105,6 +105,31 @@ impl Journal {
         )
         .await
         .map_err(JournalError::Node)
+    }
+
+    /// Records that the run waits for its window `window` (opening at `opens`), for
+    /// the notifications; in the background, since nothing of the run depends on it.
+    pub fn waiting_for_window(&self, window: &str, opens: Option<jiff::Timestamp>, text: &str) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        let opens = opens.map(|t| t.to_string());
+        let w = Write::Notice {
+            key: format!(
+                "waiting_for_window:{}:{}",
+                self.run,
+                opens.as_deref().unwrap_or("never")
+            ),
+            kind: NoticeKind::WaitingForWindow,
+            run: Some(self.run.clone()),
+            payload: serde_json::json!({ "window": window, "opens": opens, "text": text }),
+            at: jiff::Timestamp::now(),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = store.write(vec![w]).await {
+                tracing::warn!("cannot record the notification that the run waits for its window: {e}");
+            }
+        });
     }
 
     pub async fn step(&self, node: &str, r: StepRecord) -> Result<(), JournalError> {

@@ -20,6 +20,7 @@ use super::control::Control;
 use super::event::RunEvent;
 use super::event_sender::EventSender;
 use super::file_sources::FileSources;
+use super::hold::Hold;
 use super::journal::{Journal, Mark};
 use super::node_cycle::{NodeCycle, NodeEnd};
 use super::node_work::NodeJob;
@@ -612,6 +613,9 @@ impl<K: Connector> Dispatch<K> {
             }
             Action::Hold(hold) => {
                 let text = hold.to_string();
+                if let Hold::Window { name, opens, .. } = &hold {
+                    self.cx.journal.waiting_for_window(name, *opens, &text);
+                }
                 self.cx.events.send(RunEvent::Waiting { hold, text });
             }
             Action::Unhold => self.cx.events.send(RunEvent::Continuing),

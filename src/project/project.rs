@@ -116,23 +116,13 @@ impl Project {
             .ok()?;
         // Settings this version accepts (so sites can be written for what comes next) but
         // does not act on: say so, rather than let a site believe it is notified.
-        for (key, set, what) in [
-            (
-                "notifications",
-                raw.notifications.slack.is_some(),
-                "drover sends no notifications yet",
-            ),
-            (
-                "server",
-                raw.server.is_some(),
-                "only `listen` is (`drover serve` listens there); there is no REST API yet",
-            ),
-        ] {
+        for (key, set, what) in [(
+            "server",
+            raw.server.is_some(),
+            "only `listen` is (`drover serve` listens there); there is no REST API yet",
+        )] {
             if set {
-                let at = match key {
-                    "notifications" => Path::root().key(key).key("slack"),
-                    _ => Path::root().key(key),
-                };
+                let at = Path::root().key(key);
                 diags.push(
                     site_doc
                         .diagnostic(&Problem::key(

@@ -4,6 +4,7 @@ mod allowed_signers;
 mod drain_hooks;
 mod env_vars;
 mod git_settings;
+mod notification_settings;
 mod raw_git;
 mod raw_site;
 mod raw_ssh;
@@ -14,10 +15,13 @@ pub use allowed_signers::{AllowedSigner, AllowedSigners, SignersLineError};
 pub use drain_hooks::{DrainHooks, HOOK_SCOPE, SLURM_HOOKS};
 pub use env_vars::{check_env, merge_env};
 pub use git_settings::{GitSettings, SignedCommits};
+pub use notification_settings::{
+    NotificationSettings, SLACK_API_URL, SlackDelivery, SlackSettings, WebhookSettings,
+};
 pub use raw_git::{RawGit, RawRequireSigned};
 pub use raw_site::{
     DrainScheduler, HookHost, OnDrainTimeout, OnLeaseConflict, RawDrain, RawFiles, RawLeases,
-    RawNotifications, RawServer, RawSite, RawSlack, SiteTransport,
+    RawNotifications, RawServer, RawSite, RawSlack, RawWebhook, SiteTransport,
 };
 pub use raw_ssh::{OneOrMany, RawHostKeyPolicy, RawSsh, RawSshOptions};
-pub use site::{LeaseSettings, ServerSettings, Site, SlackSettings, SshSettings};
+pub use site::{LeaseSettings, ServerSettings, Site, SshSettings};

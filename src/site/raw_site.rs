@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::raw_git::RawGit;
 use super::raw_ssh::RawSsh;
+use crate::store::NoticeKind;
 use crate::units::{HumanDuration, SecretRef};
 use crate::window::RawWindow;
 
@@ -194,19 +195,54 @@ pub struct RawFiles {
     pub extra_roots: Vec<String>,
 }
 
+/// Where `drover serve` sends notifications: every event is recorded in the state
+/// database with the state change it reports, then delivered (retried until the sink
+/// takes it), so none is lost or sent twice across a restart.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawNotifications {
     pub slack: Option<RawSlack>,
+    /// Generic JSON webhooks, for other chat tools and scripts.
+    #[serde(default)]
+    pub webhooks: Vec<RawWebhook>,
+    /// How often the sender looks for new events (default 1s).
+    pub poll_interval: Option<HumanDuration>,
+    /// The longest wait between two tries of a sink that fails (default 5m); the first
+    /// retry comes after 1s, each next one waits twice as long, and a `Retry-After`
+    /// answer is honoured.
+    pub max_retry_delay: Option<HumanDuration>,
 }
 
+/// Slack: an incoming webhook (one channel, no threads), or a bot token with
+/// `chat.postMessage` (a thread per run: the start is posted, the rest reply in it).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSlack {
     /// Incoming-webhook URL: a secret, from the environment or a file.
-    pub webhook_url: SecretRef,
-    /// Channel to post to, if the webhook allows overriding it.
+    pub webhook_url: Option<SecretRef>,
+    /// A bot token (`xoxb-...`, scope `chat:write`), from the environment or a file:
+    /// with `channel`, messages go through `chat.postMessage`, threaded per run.
+    pub bot_token: Option<SecretRef>,
+    /// The channel to post to (required with `bot_token`; with a webhook, only if the
+    /// webhook allows overriding it).
     pub channel: Option<String>,
+    /// Slack's Web API base (default `https://slack.com/api`).
+    pub api_url: Option<String>,
+    /// The events to post (default: all).
+    pub events: Option<Vec<NoticeKind>>,
+}
+
+/// A JSON webhook: each event is POSTed as `{id, key, event, run, at, text, data}`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    /// Where to POST (http or https).
+    pub url: String,
+    /// The events to send (default: all).
+    pub events: Option<Vec<NoticeKind>>,
+    /// With a secret, each request carries `X-Drover-Signature: sha256=HEX`, the
+    /// HMAC-SHA256 of the body with it.
+    pub secret: Option<SecretRef>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -8,6 +8,7 @@ use indexmap::IndexMap;
 
 use super::drain_hooks::DrainHooks;
 use super::git_settings::GitSettings;
+use super::notification_settings::NotificationSettings;
 use super::raw_site::{OnLeaseConflict, RawSite, SiteTransport};
 use crate::diag::Problem;
 use crate::template::TemplateEngine;
@@ -37,7 +38,8 @@ pub struct Site {
     pub leases: LeaseSettings,
     /// How often a running rollout reads the pauses and the nodes in maintenance.
     pub pause_poll: Duration,
-    pub slack: Option<SlackSettings>,
+    /// Where `drover serve` sends the outbox's events.
+    pub notifications: NotificationSettings,
     pub server: Option<ServerSettings>,
     /// Where `drover serve` takes the site from.
     pub git: Option<GitSettings>,
@@ -67,12 +69,6 @@ pub struct LeaseSettings {
     pub ttl: Duration,
     pub on_conflict: OnLeaseConflict,
     pub wait_timeout: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct SlackSettings {
-    pub webhook_url: SecretRef,
-    pub channel: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -271,6 +267,8 @@ impl Site {
             }
         }
 
+        let notifications =
+            NotificationSettings::from_raw(&raw.notifications, &top.key("notifications"), &mut p);
         let vault = raw.vault.as_ref().and_then(|v| {
             let at = top.key("vault");
             match (&v.password_file, &v.env, &v.password_script) {
@@ -324,10 +322,7 @@ impl Site {
                     .map_or(Duration::from_secs(3600), |d| d.get()),
             },
             pause_poll,
-            slack: raw.notifications.slack.as_ref().map(|s| SlackSettings {
-                webhook_url: s.webhook_url.clone(),
-                channel: s.channel.clone(),
-            }),
+            notifications,
             server,
             git,
         })

@@ -22,7 +22,7 @@ const V1_TABLES: [&str; 4] = ["leases", "nodes", "runs", "steps"];
 
 /// One entry per schema version: `MIGRATIONS[i]` takes a database from version `i` to
 /// `i + 1`. `PRAGMA user_version` holds the version; never edit a shipped entry, add one.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The version this drover writes.
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -162,6 +162,32 @@ pub(super) const GATES_VERSION: usize = 4;
 /// Runs recorded before it have none.
 const V5: &str = "
 ALTER TABLE runs ADD COLUMN trigger TEXT;
+";
+
+/// Version 6: the notification outbox. `outbox` has one row per event worth telling
+/// (run started, canary passed, run stopped, ...), inserted in the same transaction as
+/// the state change it reports, so a crash can neither lose one nor tell one that did
+/// not happen; `key` is unique per event, so recording a write twice tells it once.
+/// `outbox_sent` has one row per event and sink once the sink took it (`reply`: what
+/// the sink answered that later messages need, such as a Slack message's `ts` to reply
+/// in its thread).
+const V6: &str = "
+CREATE TABLE outbox (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    key     TEXT NOT NULL UNIQUE,
+    kind    TEXT NOT NULL,
+    run     TEXT,
+    payload TEXT NOT NULL,
+    at      INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE outbox_sent (
+    outbox_id INTEGER NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+    sink      TEXT NOT NULL,
+    reply     TEXT,
+    at        INTEGER NOT NULL,
+    PRIMARY KEY (outbox_id, sink)
+) STRICT;
 ";
 
 /// How a connection may use the file.

@@ -16,6 +16,7 @@ use super::node_lifecycle::{LifecycleState, NodeLifecycle};
 use super::node_row::NodeRow;
 use super::node_state::NodeState;
 use super::op::{Answer, Op};
+use super::outbox::Notice;
 use super::pause::Pause;
 use super::run_detail::RunDetail;
 use super::run_row::RunRow;
@@ -326,6 +327,22 @@ impl Store {
     /// Every commit the watcher looked at, newest first.
     pub fn source_commits(&self) -> Result<Vec<SourceCommitRow>, StoreError> {
         SourceCommitRow::all(&self.reader()).map_err(|e| self.error("read the commits", e))
+    }
+
+    /// The oldest notification events `sink` has not taken yet, at most `limit`.
+    pub fn outbox_pending(&self, sink: &str, limit: usize) -> Result<Vec<Notice>, StoreError> {
+        Notice::pending(&self.reader(), sink, limit)
+            .map_err(|e| self.error("read the notification outbox", e))
+    }
+
+    /// What `sink` answered for the run's first event (the Slack thread to reply in).
+    pub fn outbox_thread(&self, run: &str, sink: &str) -> Result<Option<String>, StoreError> {
+        Notice::thread(&self.reader(), run, sink).map_err(|e| self.error("read the notification outbox", e))
+    }
+
+    /// Every notification event recorded, oldest first.
+    pub fn outbox(&self) -> Result<Vec<Notice>, StoreError> {
+        Notice::all(&self.reader()).map_err(|e| self.error("read the notification outbox", e))
     }
 
     async fn submit(&self, op: Op) -> Result<Answer, StoreError> {
@@ -1728,6 +1745,8 @@ mod tests {
         store
             .write_blocking(vec![Write::Unpaused {
                 scope: PauseScope::All,
+                by: "carol".into(),
+                at: Timestamp::UNIX_EPOCH,
             }])
             .unwrap();
         assert_eq!(store.pause_holding("r1").unwrap().unwrap().by, "bob");
@@ -1736,6 +1755,8 @@ mod tests {
         store
             .write_blocking(vec![Write::Unpaused {
                 scope: PauseScope::All,
+                by: "carol".into(),
+                at: Timestamp::UNIX_EPOCH,
             }])
             .unwrap();
     }

@@ -8,6 +8,8 @@ use rusqlite::{Connection, ErrorCode, ffi, params};
 use super::columns::{OUTPUT_TAIL_MAX, int, json_text, millis, tail};
 use super::controller::Controller;
 use super::node_state::NodeState;
+use super::notice_kind::NoticeKind;
+use super::notices;
 use super::pause::PauseScope;
 use super::run_status::RunStatus;
 use super::source_commit::SourceVerdict;
@@ -93,8 +95,12 @@ pub enum Write {
         by: String,
         at: Timestamp,
     },
-    /// Lifts the pause of `scope` (none set: nothing to do).
-    Unpaused { scope: PauseScope },
+    /// Lifts the pause of `scope` (none set: nothing to do), on behalf of `by`.
+    Unpaused {
+        scope: PauseScope,
+        by: String,
+        at: Timestamp,
+    },
     /// Automation off for `node`: no run starts it, no hook touches it. A node already
     /// in maintenance keeps its `since` and takes the new reason and setter.
     MaintenanceOn {
@@ -117,6 +123,23 @@ pub enum Write {
         fingerprints: Option<serde_json::Value>,
         at: Timestamp,
     },
+    /// An event no other write records (a run waiting for its window): into the outbox
+    /// as it is, with the run's workflow and version added. `key` makes it once.
+    Notice {
+        key: String,
+        kind: NoticeKind,
+        run: Option<String>,
+        payload: serde_json::Value,
+        at: Timestamp,
+    },
+    /// Sink `sink` took outbox event `outbox`; `reply` is what later messages need of its
+    /// answer (a Slack message's `ts`). Recording it twice keeps the first.
+    Delivered {
+        outbox: i64,
+        sink: String,
+        reply: Option<String>,
+        at: Timestamp,
+    },
 }
 
 impl Write {
@@ -133,13 +156,22 @@ impl Write {
             }
         }
         match self.execute(conn) {
-            Ok(0) if self.is_gate() => Ok(()),
+            Ok(0) if self.is_gate() => self.tell(conn, path, 0),
             Ok(0) => Err(self.missing()),
-            Ok(_) => self.release_finished(conn, path),
+            Ok(n) => {
+                self.release_finished(conn, path)?;
+                self.tell(conn, path, n)
+            }
             // The only foreign key a write can break is a step's reference to its node.
             Err(e) if is_constraint(&e, ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => Err(self.missing()),
             Err(e) => Err(StoreError::database(path, self.describe(), e)),
         }
+    }
+
+    /// The event the write makes, into the outbox in the same savepoint.
+    fn tell(&self, conn: &Connection, path: &Path, changed: usize) -> Result<(), StoreError> {
+        notices::record(conn, self, changed)
+            .map_err(|e| StoreError::database(path, format!("{} (its notification)", self.describe()), e))
     }
 
     /// A node the run is done with is free for other runs at once.
@@ -163,6 +195,8 @@ impl Write {
                 | Write::Unpaused { .. }
                 | Write::MaintenanceOn { .. }
                 | Write::MaintenanceOff { .. }
+                | Write::Notice { .. }
+                | Write::Delivered { .. }
         )
     }
 
@@ -349,7 +383,7 @@ impl Write {
                 )?
                 .execute(params![scope.key(), reason, by, millis(*at)]),
 
-            Write::Unpaused { scope } => conn
+            Write::Unpaused { scope, .. } => conn
                 .prepare_cached("DELETE FROM pauses WHERE scope = ?1")?
                 .execute([scope.key()]),
 
@@ -378,6 +412,21 @@ impl Write {
                     .execute([node])?;
                 Ok(gone + back)
             }
+
+            // `notices::record` inserts it.
+            Write::Notice { .. } => Ok(1),
+
+            Write::Delivered {
+                outbox,
+                sink,
+                reply,
+                at,
+            } => conn
+                .prepare_cached(
+                    "INSERT INTO outbox_sent (outbox_id, sink, reply, at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (outbox_id, sink) DO NOTHING",
+                )?
+                .execute(params![outbox, sink, reply, millis(*at)]),
         }
     }
 
@@ -392,10 +441,14 @@ impl Write {
             Write::Node { run, node, .. } => format!("record node `{node}` of run `{run}`"),
             Write::Step { run, node, step, .. } => format!("record step `{step}` on `{node}` of run `{run}`"),
             Write::Paused { scope, .. } => format!("record the pause of {}", scope_text(scope)),
-            Write::Unpaused { scope } => format!("lift the pause of {}", scope_text(scope)),
+            Write::Unpaused { scope, .. } => format!("lift the pause of {}", scope_text(scope)),
             Write::MaintenanceOn { node, .. } => format!("put node `{node}` into maintenance"),
             Write::MaintenanceOff { node } => format!("take node `{node}` out of maintenance"),
             Write::SourceCommit { sha, .. } => format!("record commit {sha}"),
+            Write::Notice { key, .. } => format!("record notification `{key}`"),
+            Write::Delivered { outbox, sink, .. } => {
+                format!("record notification {outbox} as sent to {sink}")
+            }
         }
     }
 
@@ -407,7 +460,7 @@ impl Write {
             | Write::Heartbeat { id, .. }
             | Write::RunTriggered { id, .. }
             | Write::RunResumed { id, .. } => StoreError::UnknownRun { run: id.clone() },
-            Write::Paused { scope, .. } | Write::Unpaused { scope } => StoreError::UnknownRun {
+            Write::Paused { scope, .. } | Write::Unpaused { scope, .. } => StoreError::UnknownRun {
                 run: scope.key().to_string(),
             },
             Write::MaintenanceOn { node, .. } | Write::MaintenanceOff { node } => StoreError::UnknownNode {
@@ -420,6 +473,10 @@ impl Write {
             },
             // An upsert always writes a row.
             Write::SourceCommit { sha, .. } => StoreError::UnknownRun { run: sha.clone() },
+            Write::Notice { key, .. } => StoreError::UnknownRun { run: key.clone() },
+            Write::Delivered { outbox, .. } => StoreError::UnknownRun {
+                run: outbox.to_string(),
+            },
         }
     }
 }

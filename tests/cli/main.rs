@@ -24,6 +24,7 @@ mod git_settings;
 mod jump_net;
 mod local_transport;
 mod man_page;
+mod notifications;
 mod outcomes;
 mod output_memory;
 mod pty;
