@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::run_order::RunOrder;
 use crate::project::Project;
 use crate::service::Trigger;
 
@@ -21,4 +22,8 @@ pub enum Action {
     /// while its last rollout at this version was stopped by a budget (it waits for a
     /// human: a resume, or a new version).
     Converge { workflow: String },
+    /// A run the API asked for (`POST /api/v1/runs`, the node lifecycle operations):
+    /// started now, unless a rollout of its workflow is active (then refused, not queued:
+    /// the caller is waiting for an answer).
+    Run(Box<RunOrder>),
 }
