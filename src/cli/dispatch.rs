@@ -164,9 +164,13 @@ pub fn main() -> i32 {
             clap_complete::generate(shell, &mut cmd, "drover", &mut out);
             crate::exit_code::OK
         }
-        Command::Check { mut target, verbose } => {
+        Command::Check {
+            mut target,
+            verbose,
+            diff,
+        } => {
             target.color = color;
-            check(&target, verbose, color, &mut out, &mut err)
+            check(&target, verbose, diff, color, &mut out, &mut err)
         }
         Command::Plan { mut target } => {
             target.color = color;
@@ -179,6 +183,7 @@ pub fn main() -> i32 {
             yes,
             dry_run,
             ignore_window,
+            diff,
         } => {
             target.color = color;
             let opts = RunOptions {
@@ -187,6 +192,7 @@ pub fn main() -> i32 {
                 yes,
                 dry_run,
                 ignore_window,
+                diff,
             };
             run(&target, &opts, color, &mut out, &mut err)
         }
