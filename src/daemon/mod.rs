@@ -13,6 +13,7 @@ mod http;
 mod log_format;
 mod metrics;
 mod rollout_queue;
+mod run_now;
 
 pub use action::Action;
 pub use daemon::{ConvergeClock, DEFAULT_LISTEN, DEFAULT_SHUTDOWN_DEADLINE, Daemon, DaemonOptions};
@@ -21,3 +22,4 @@ pub use http::{AppState, router};
 pub use log_format::LogFormat;
 pub use metrics::Metrics;
 pub use rollout_queue::{ActiveRollout, QueueAction, RolloutPhase, RolloutQueue, RunEnd};
+pub use run_now::outside_scope;

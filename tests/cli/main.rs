@@ -32,6 +32,7 @@ mod quoting;
 mod run_local;
 mod schemas;
 mod service;
+mod slash_commands;
 mod slurm;
 mod ssh_connections;
 mod ssh_settings;
