@@ -5,6 +5,7 @@
 //! [`workflow`] and [`site`] domain types, and [`project`] loads a whole site.
 
 pub mod ansible;
+pub mod api;
 pub mod bounded_read;
 pub mod budget;
 pub mod cli;

@@ -16,5 +16,7 @@ pub fn generate() -> Vec<(&'static str, String)> {
         ("drover.schema.json", one(schemars::schema_for!(RawSite))),
         ("inventory.schema.json", one(schemars::schema_for!(RawInventory))),
         ("workflow.schema.json", one(schemars::schema_for!(RawWorkflow))),
+        // The API's contract, from its request and response types (utoipa).
+        ("openapi.json", crate::api::openapi_json()),
     ]
 }

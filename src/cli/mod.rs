@@ -13,6 +13,8 @@ mod selection;
 mod serve;
 mod validate;
 
+pub(crate) use rollout::plan_json;
+
 use crate::report::plural;
 pub use args::{Cli, Color, Command};
 pub use dispatch::main;

@@ -139,7 +139,7 @@ fn names(inv: &Inventory, ids: &[NodeId]) -> Vec<String> {
     ids.iter().map(|i| inv.node(*i).name.clone()).collect()
 }
 
-fn plan_json(inv: &Inventory, plan: &Plan) -> serde_json::Value {
+pub(crate) fn plan_json(inv: &Inventory, plan: &Plan) -> serde_json::Value {
     json!({
         "workflow": plan.workflow,
         "version": plan.version,

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::run_order::RunOrder;
 use crate::project::Project;
 use crate::service::Trigger;
 
@@ -21,12 +22,16 @@ pub enum Action {
     /// while its last rollout at this version was stopped by a budget (it waits for a
     /// human: a resume, or a new version).
     Converge { workflow: String },
+    /// A run the API asked for (`POST /api/v1/runs`, the node lifecycle operations):
+    /// started now, unless a rollout of its workflow is active (then refused, not queued:
+    /// the caller is waiting for an answer).
+    Run(Box<RunOrder>),
     /// Start `workflow` now with the site in force (a slash command), on `limit`'s nodes
     /// (a selector list; `None`: every target), or only plan it (`dry_run`). Refused
     /// while a rollout of the workflow is active, or when the nodes it would touch are
     /// not all in `scope` (node names; `None`: every node). `reply` gets a sentence for
     /// the one who asked: the run id, the plan, or why not.
-    Run {
+    RunNow {
         workflow: String,
         limit: Option<String>,
         dry_run: bool,

@@ -26,6 +26,8 @@ use super::daemon_error::DaemonError;
 use super::http::{AppState, router};
 use super::metrics::Metrics;
 use super::rollout_queue::{QueueAction, RolloutQueue, RunEnd};
+use super::run_order::{NotStarted, RunOrder, StartedRun};
+use crate::api::{ApiContext, LiveRuns, TokenSet};
 use crate::engine::RunEvent as EngineEvent;
 use crate::inventory::Inventory;
 use crate::project::Project;
@@ -142,7 +144,29 @@ impl Daemon {
             info!(commit = %c, "the commit in force");
         }
         let (inventory, inventory_rx) = watch::channel(Arc::new(project.inventory.clone()));
+        let tokens = TokenSet::load(
+            project
+                .site
+                .server
+                .as_ref()
+                .map_or(&[][..], |s| s.tokens.as_slice()),
+        )
+        .map_err(|e| DaemonError::Invalid(e.to_string()))?;
+        if tokens.is_empty() {
+            warn!("no API token in server.tokens: the API refuses every request (401)");
+        }
+        let (site_tx, site_rx) = watch::channel(Arc::clone(&project));
+        let live = LiveRuns::default();
+        let api = Arc::new(ApiContext {
+            tokens,
+            site: site_rx,
+            store: store.clone(),
+            live: live.clone(),
+            actions: actions.clone(),
+        });
         let mut core = Core {
+            site_tx,
+            live,
             opts: opts.clone(),
             in_git,
             project,
@@ -183,6 +207,7 @@ impl Daemon {
         let app = router(AppState {
             metrics: Arc::clone(&metrics),
             store,
+            api,
         })
         .merge(crate::hooks::router(hooks));
         let mut http_stop = stop_rx.clone();
@@ -304,7 +329,7 @@ enum Source {
 /// A rollout the daemon drives.
 struct Active {
     run_id: String,
-    interrupts: watch::Sender<u32>,
+    interrupts: Arc<watch::Sender<u32>>,
     /// The commit whose exported tree the run reads its files from.
     tree: Option<String>,
     /// Set when a newer commit superseded the run: its follower closes the record.
@@ -324,6 +349,10 @@ enum RunMsg {
 
 /// The daemon's loop and what it owns.
 pub(super) struct Core {
+    /// The site in force, for the API.
+    site_tx: watch::Sender<Arc<Project>>,
+    /// The rollouts in flight, for the API.
+    live: LiveRuns,
     opts: DaemonOptions,
     /// The site is followed in git: its files are not read again.
     in_git: bool,
@@ -437,6 +466,7 @@ impl Core {
     fn set_project(&mut self, project: Arc<Project>) {
         if !Arc::ptr_eq(&project, &self.project) {
             self.inventory.send_replace(Arc::new(project.inventory.clone()));
+            self.site_tx.send_replace(Arc::clone(&project));
         }
         self.project = project;
         self.reconcile_timers();
@@ -610,7 +640,7 @@ impl Core {
         }
         let (itx, irx) = watch::channel(0u32);
         let started = match RunRequest::new(Arc::clone(&self.project), &r.workflow, trigger.clone(), irx) {
-            Ok(req) => self.start(&r.workflow, req, itx, Some(r.clone())),
+            Ok(req) => self.start(&r.workflow, req, itx, Some(r.clone())).is_ok(),
             Err(e) => {
                 warn!(workflow = %r.workflow, %trigger, "rollout not started: {e}");
                 false
@@ -645,13 +675,13 @@ impl Core {
                 let (itx, irx) = watch::channel(0u32);
                 match RunRequest::new(Arc::clone(&self.project), &workflow, trigger, irx) {
                     Ok(req) => {
-                        self.start(&workflow, req, itx, None);
+                        let _ = self.start(&workflow, req, itx, None);
                     }
                     Err(r) => warn!(%workflow, "rollout not started: {r}"),
                 }
             }
             Action::Converge { workflow } => self.converge(&workflow),
-            Action::Run {
+            Action::RunNow {
                 workflow,
                 limit,
                 dry_run,
@@ -675,6 +705,7 @@ impl Core {
                 }
                 let _ = reply.send(found.is_some());
             }
+            Action::Run(order) => self.order(*order),
         }
     }
 
@@ -694,7 +725,29 @@ impl Core {
         req: RunRequest,
         interrupts: watch::Sender<u32>,
     ) -> bool {
-        self.start(workflow, req, interrupts, None)
+        self.start(workflow, req, interrupts, None).is_ok()
+    }
+
+    /// A run the API asked for: started now, or refused with why.
+    fn order(&mut self, order: RunOrder) {
+        let RunOrder {
+            request,
+            interrupts,
+            reply,
+        } = order;
+        let workflow = request.project.workflows[request.workflow].name.clone();
+        let answer = if *self.stop.borrow() {
+            Err(NotStarted::Stopping)
+        } else if let Some(a) = self.active.get(&workflow) {
+            Err(NotStarted::Busy {
+                workflow,
+                run_id: a.run_id.clone(),
+            })
+        } else {
+            self.start(&workflow, request, interrupts, None)
+                .map_err(NotStarted::Refused)
+        };
+        let _ = reply.send(answer);
     }
 
     fn converge(&mut self, workflow: &str) {
@@ -725,13 +778,14 @@ impl Core {
             Ok(mut req) => {
                 // A pass that finds every node GOOD records no run.
                 req.record_when_idle = false;
-                self.start(workflow, req, itx, None);
+                let _ = self.start(workflow, req, itx, None);
             }
             Err(r) => warn!(%workflow, "converge pass not started: {r}"),
         }
     }
 
     fn end(&mut self, workflow: &str, run_id: &str, end: RunEnd, pins: Option<&TreePins>) {
+        self.live.remove(run_id);
         if self.active.get(workflow).is_some_and(|a| a.run_id == run_id)
             && let Some(a) = self.active.remove(workflow)
             && let (Some(sha), Some(pins)) = (a.tree, pins)
@@ -781,14 +835,15 @@ impl Core {
     }
 
     /// Starts a run; `request` is the queue's (a commit's rollout), else the run is
-    /// adopted as the workflow's rollout. Whether it started.
+    /// adopted as the workflow's rollout. Its id and events, or why it did not start.
     fn start(
         &mut self,
         workflow: &str,
         mut req: RunRequest,
         interrupts: watch::Sender<u32>,
         request: Option<RolloutRequest>,
-    ) -> bool {
+    ) -> Result<StartedRun, String> {
+        let interrupts = Arc::new(interrupts);
         // A daemon's rollout waits for its window, visibly, rather than being refused.
         req.refuse_closed_window = false;
         req.live_inventory = Some(self.inventory_rx.clone());
@@ -797,6 +852,16 @@ impl Core {
         match service::start(req) {
             Ok(handle) => {
                 info!(%workflow, run = %handle.run_id, %trigger, "rollout started");
+                let started = StartedRun {
+                    run_id: handle.run_id.clone(),
+                    events: handle.events.resubscribe(),
+                };
+                self.live.insert(
+                    &handle.run_id,
+                    workflow,
+                    handle.events.resubscribe(),
+                    Arc::clone(&interrupts),
+                );
                 let request = request.unwrap_or_else(|| self.request_for(workflow, &trigger));
                 self.queue.adopt(&handle.run_id, request);
                 let (superseded, superseded_rx) = watch::channel(None);
@@ -818,11 +883,11 @@ impl Core {
                     superseded_rx,
                     self.store.clone(),
                 ));
-                true
+                Ok(started)
             }
             Err(r) => {
                 warn!(%workflow, %trigger, "rollout not started: {r}");
-                false
+                Err(r.to_string())
             }
         }
     }
@@ -884,7 +949,7 @@ impl Core {
             Ok(req) => {
                 info!(%workflow, run = %id, "resuming a run left unfinished");
                 let request = self.request_for(&workflow, &recorded);
-                self.start(&workflow, req, itx, Some(request));
+                let _ = self.start(&workflow, req, itx, Some(request));
             }
             Err(e) => warn!(%workflow, run = %id, "not resumed: {e}"),
         }

@@ -1,5 +1,5 @@
-//! The daemon's HTTP listener: `/healthz` and `/metrics`. `router` is the one place
-//! routes are added (the API comes next, on the same router).
+//! The daemon's HTTP listener: `/healthz`, `/metrics` and the API under `/api/v1`
+//! (`crate::api`). `router` is the one place routes are added.
 
 use std::sync::Arc;
 
@@ -17,12 +17,15 @@ use crate::store::Store;
 pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub store: Store,
+    /// The API's tokens, site, live runs and the daemon's actions.
+    pub api: Arc<crate::api::ApiContext>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .nest("/api/v1", crate::api::api_router(state.clone()))
         .with_state(state)
 }
 

@@ -14,6 +14,7 @@ mod log_format;
 mod metrics;
 mod rollout_queue;
 mod run_now;
+mod run_order;
 
 pub use action::Action;
 pub use daemon::{ConvergeClock, DEFAULT_LISTEN, DEFAULT_SHUTDOWN_DEADLINE, Daemon, DaemonOptions};
@@ -23,3 +24,4 @@ pub use log_format::LogFormat;
 pub use metrics::Metrics;
 pub use rollout_queue::{ActiveRollout, QueueAction, RolloutPhase, RolloutQueue, RunEnd};
 pub use run_now::outside_scope;
+pub use run_order::{NotStarted, RunOrder, StartedRun};

@@ -156,7 +156,7 @@ fn carry_out(
                 dry_run,
             } => {
                 let (tx, rx) = oneshot::channel();
-                let a = Action::Run {
+                let a = Action::RunNow {
                     workflow,
                     limit,
                     dry_run,

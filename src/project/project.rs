@@ -118,11 +118,13 @@ impl Project {
         // does not act on: say so, rather than let a site believe it is notified.
         for (key, set, what) in [(
             "server",
-            raw.server.is_some(),
-            "only `listen` is (`drover serve` listens there); there is no REST API yet",
+            raw.server
+                .as_ref()
+                .is_some_and(|s| s.slack_signing_secret.is_some()),
+            "there is no Slack endpoint yet",
         )] {
             if set {
-                let at = Path::root().key(key);
+                let at = Path::root().key(key).key("slack_signing_secret");
                 diags.push(
                     site_doc
                         .diagnostic(&Problem::key(

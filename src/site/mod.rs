@@ -24,8 +24,8 @@ pub use notification_settings::{
 pub use raw_git::{RawGit, RawRequireSigned};
 pub use raw_hooks::{RawGitHook, RawHooks, RawSlackAllowed, RawSlackCommands};
 pub use raw_site::{
-    DrainScheduler, HookHost, OnDrainTimeout, OnLeaseConflict, RawDrain, RawFiles, RawLeases,
-    RawNotifications, RawServer, RawSite, RawSlack, RawWebhook, SiteTransport,
+    ApiRole, DrainScheduler, HookHost, OnDrainTimeout, OnLeaseConflict, RawApiToken, RawDrain, RawFiles,
+    RawLeases, RawLifecycle, RawNotifications, RawServer, RawSite, RawSlack, RawWebhook, SiteTransport,
 };
 pub use raw_ssh::{OneOrMany, RawHostKeyPolicy, RawSsh, RawSshOptions};
-pub use site::{LeaseSettings, ServerSettings, Site, SshSettings};
+pub use site::{ApiTokenSettings, LeaseSettings, LifecycleWorkflows, ServerSettings, Site, SshSettings};

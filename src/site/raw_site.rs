@@ -73,6 +73,47 @@ pub struct RawSite {
     pub hooks: RawHooks,
     /// Where `drover serve` takes the site from: a git repository it follows.
     pub git: Option<RawGit>,
+    /// The workflows the API's node lifecycle operations run (`POST
+    /// /api/v1/nodes/commission` and the others), by name.
+    #[serde(default)]
+    pub lifecycle: RawLifecycle,
+}
+
+/// The site's node lifecycle workflows, by workflow name. An operation without one
+/// only records the node's new state.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLifecycle {
+    /// Brings new nodes into service; on failure the decommission workflow cleans up
+    /// every node of the request.
+    pub commission: Option<String>,
+    /// Takes nodes out of service, best effort.
+    pub decommission: Option<String>,
+    /// Runs when nodes go into maintenance (a restart or a replacement).
+    pub maintenance: Option<String>,
+}
+
+/// One API token.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiToken {
+    /// Who the token is, in the audit log and on the runs it starts.
+    pub name: String,
+    /// `read`: GET only; `operate`: runs, pauses, node lifecycle; `admin`: everything.
+    pub role: ApiRole,
+    /// The secret, from the environment or a file.
+    pub token: SecretRef,
+    /// The nodes the token may act on (names, host lists, `@group`); none: every node.
+    pub nodes: Option<Vec<String>>,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiRole {
+    Read,
+    Operate,
+    Admin,
 }
 
 /// How a site's nodes are reached.
@@ -257,8 +298,14 @@ pub struct RawWebhook {
 pub struct RawServer {
     /// Address to listen on, like `127.0.0.1:8080`.
     pub listen: String,
-    /// Bearer token required by every mutating API call.
-    pub token: SecretRef,
+    /// An admin token named `admin` (the API's tokens with names, roles and scopes are
+    /// under `tokens`).
+    pub token: Option<SecretRef>,
+    /// The API's bearer tokens: each with a name (logged, and recorded on the runs it
+    /// starts), a role and an optional node scope. The secret itself is read from the
+    /// environment or a file, never written here.
+    #[serde(default)]
+    pub tokens: Vec<RawApiToken>,
     /// Slack signing secret, to verify slash-command requests.
     pub slack_signing_secret: Option<SecretRef>,
 }

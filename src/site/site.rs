@@ -10,7 +10,7 @@ use super::drain_hooks::DrainHooks;
 use super::git_settings::GitSettings;
 use super::hook_settings::{HookSettings, SlackCommandSettings};
 use super::notification_settings::NotificationSettings;
-use super::raw_site::{OnLeaseConflict, RawSite, SiteTransport};
+use super::raw_site::{ApiRole, OnLeaseConflict, RawSite, SiteTransport};
 use crate::diag::Problem;
 use crate::template::TemplateEngine;
 use crate::transport::{
@@ -48,6 +48,8 @@ pub struct Site {
     pub server: Option<ServerSettings>,
     /// Where `drover serve` takes the site from.
     pub git: Option<GitSettings>,
+    /// The workflows of the API's node lifecycle operations.
+    pub lifecycle: LifecycleWorkflows,
     /// Canonical directories `copy`/`template` sources must be inside: the site
     /// directory, then `files.extra_roots`.
     pub file_roots: Vec<PathBuf>,
@@ -79,8 +81,27 @@ pub struct LeaseSettings {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
-    pub token: SecretRef,
+    /// Every API token: `server.token` (as `admin`, role admin) and `server.tokens`.
+    pub tokens: Vec<ApiTokenSettings>,
     pub slack_signing_secret: Option<SecretRef>,
+}
+
+/// One API token as configured: the secret is read when the daemon starts.
+#[derive(Debug, Clone)]
+pub struct ApiTokenSettings {
+    pub name: String,
+    pub role: ApiRole,
+    pub secret: SecretRef,
+    /// Node selectors (names, host lists, `@group`); `None`: every node.
+    pub nodes: Option<Vec<String>>,
+}
+
+/// `lifecycle:`: which workflow each node lifecycle operation runs.
+#[derive(Debug, Clone, Default)]
+pub struct LifecycleWorkflows {
+    pub commission: Option<String>,
+    pub decommission: Option<String>,
+    pub maintenance: Option<String>,
 }
 
 impl Site {
@@ -201,7 +222,22 @@ impl Site {
         let server = raw.server.as_ref().and_then(|s| match s.listen.parse::<SocketAddr>() {
             Ok(listen) => Some(ServerSettings {
                 listen,
-                token: s.token.clone(),
+                tokens: s
+                    .token
+                    .iter()
+                    .map(|t| ApiTokenSettings {
+                        name: "admin".to_string(),
+                        role: ApiRole::Admin,
+                        secret: t.clone(),
+                        nodes: None,
+                    })
+                    .chain(s.tokens.iter().map(|t| ApiTokenSettings {
+                        name: t.name.clone(),
+                        role: t.role,
+                        secret: t.token.clone(),
+                        nodes: t.nodes.clone(),
+                    }))
+                    .collect(),
                 slack_signing_secret: s.slack_signing_secret.clone(),
             }),
             Err(_) => {
@@ -335,6 +371,11 @@ impl Site {
             hooks: HookSettings::from_raw(&raw.hooks),
             server,
             git,
+            lifecycle: LifecycleWorkflows {
+                commission: raw.lifecycle.commission.clone(),
+                decommission: raw.lifecycle.decommission.clone(),
+                maintenance: raw.lifecycle.maintenance.clone(),
+            },
         })
     }
 }

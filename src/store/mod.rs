@@ -11,6 +11,7 @@
 
 mod columns;
 mod controller;
+mod discovered_host;
 mod fault;
 mod held_node;
 mod lease;
@@ -19,6 +20,7 @@ mod node_counts;
 mod node_lifecycle;
 mod node_row;
 mod node_state;
+mod node_version;
 mod notice_kind;
 mod notices;
 mod op;
@@ -37,6 +39,7 @@ mod write;
 mod writer;
 
 pub use controller::Controller;
+pub use discovered_host::DiscoveredHost;
 pub use held_node::HeldNode;
 pub use lease::Lease;
 pub use lease_conflict::LeaseConflict;
@@ -44,6 +47,7 @@ pub use node_counts::NodeCounts;
 pub use node_lifecycle::{LifecycleState, NodeLifecycle};
 pub use node_row::NodeRow;
 pub use node_state::NodeState;
+pub use node_version::NodeVersion;
 pub use notice_kind::NoticeKind;
 pub use outbox::Notice;
 pub use pause::{Pause, PauseScope};

@@ -1,6 +1,7 @@
-//! A node's lifecycle state as drover keeps it, apart from any run: today whether it is
-//! in maintenance (automation off, with who and why). Keyed by node name, since the
-//! inventory names nodes and a node keeps its state across runs and inventory edits.
+//! A node's lifecycle state as drover keeps it, apart from any run: discovered,
+//! commissioned, in maintenance (automation off, with who and why) or decommissioned.
+//! Keyed by node name, since the inventory names nodes and a node keeps its state
+//! across runs and inventory edits.
 
 use jiff::Timestamp;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
@@ -10,20 +11,35 @@ use serde::Serialize;
 use super::columns::{rfc3339, timestamp_at};
 
 /// The lifecycle states drover records. A node without a row is simply in the
-/// inventory. Node lifecycle (commission, decommission, discover) adds its states here;
-/// the column is text, so adding one needs no migration.
+/// inventory (and in automation, as a commissioned one). The column is text, so adding
+/// a state needs no migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LifecycleState {
     /// Automation is off: no run, converge pass or hook touches the node.
     Maintenance,
+    /// Reached by discovery (or commissioned without success yet).
+    Discovered,
+    /// Its commission workflow succeeded.
+    Commissioned,
+    /// Out of service: like maintenance, excluded from every rollout and converge pass,
+    /// until it is commissioned again.
+    Decommissioned,
 }
 
 impl LifecycleState {
     fn as_str(self) -> &'static str {
         match self {
             LifecycleState::Maintenance => "maintenance",
+            LifecycleState::Discovered => "discovered",
+            LifecycleState::Commissioned => "commissioned",
+            LifecycleState::Decommissioned => "decommissioned",
         }
+    }
+
+    /// Whether automation leaves the node alone: plans exclude it, runs skip it.
+    pub fn out_of_automation(self) -> bool {
+        matches!(self, LifecycleState::Maintenance | LifecycleState::Decommissioned)
     }
 }
 
@@ -37,6 +53,9 @@ impl FromSql for LifecycleState {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         match value.as_str()? {
             "maintenance" => Ok(LifecycleState::Maintenance),
+            "discovered" => Ok(LifecycleState::Discovered),
+            "commissioned" => Ok(LifecycleState::Commissioned),
+            "decommissioned" => Ok(LifecycleState::Decommissioned),
             other => Err(FromSqlError::Other(
                 format!("unknown node lifecycle state `{other}`").into(),
             )),
@@ -69,13 +88,21 @@ impl std::fmt::Display for NodeLifecycle {
 }
 
 impl NodeLifecycle {
-    /// Nodes in `state`, by name.
-    pub(super) fn in_state(conn: &Connection, state: LifecycleState) -> rusqlite::Result<Vec<NodeLifecycle>> {
+    /// Nodes out of automation (in maintenance or decommissioned), by name.
+    pub(super) fn out_of_automation(conn: &Connection) -> rusqlite::Result<Vec<NodeLifecycle>> {
         conn.prepare_cached(
-            "SELECT node, state, reason, set_by, since FROM node_lifecycle WHERE state = ?1 ORDER BY node",
+            "SELECT node, state, reason, set_by, since FROM node_lifecycle
+             WHERE state IN ('maintenance', 'decommissioned') ORDER BY node",
         )?
-        .query_map([state], NodeLifecycle::from_row)?
+        .query_map([], NodeLifecycle::from_row)?
         .collect()
+    }
+
+    /// Every node with a lifecycle state, by name.
+    pub(super) fn all(conn: &Connection) -> rusqlite::Result<Vec<NodeLifecycle>> {
+        conn.prepare_cached("SELECT node, state, reason, set_by, since FROM node_lifecycle ORDER BY node")?
+            .query_map([], NodeLifecycle::from_row)?
+            .collect()
     }
 
     fn from_row(row: &Row<'_>) -> rusqlite::Result<NodeLifecycle> {

@@ -22,7 +22,7 @@ const V1_TABLES: [&str; 4] = ["leases", "nodes", "runs", "steps"];
 
 /// One entry per schema version: `MIGRATIONS[i]` takes a database from version `i` to
 /// `i + 1`. `PRAGMA user_version` holds the version; never edit a shipped entry, add one.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The version this drover writes.
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -189,6 +189,23 @@ CREATE TABLE outbox_sent (
     PRIMARY KEY (outbox_id, sink)
 ) STRICT;
 ";
+
+/// Version 7: hosts the API's `POST /nodes/discover` reached (`discovered_hosts`, by
+/// the address as given): hostname, CPU count and the host key ssh recorded, with who
+/// and when. A host in the inventory keeps its lifecycle state in `node_lifecycle`.
+const V7: &str = "
+CREATE TABLE discovered_hosts (
+    address  TEXT PRIMARY KEY NOT NULL,
+    hostname TEXT,
+    cpus     INTEGER,
+    host_key TEXT,
+    set_by   TEXT NOT NULL,
+    since    INTEGER NOT NULL
+) STRICT;
+";
+
+/// The first version with `discovered_hosts`.
+pub(super) const DISCOVERY_VERSION: usize = 7;
 
 /// How a connection may use the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,12 +9,14 @@ use rusqlite::Connection;
 
 use super::columns::{duration_millis, millis};
 use super::controller::Controller;
+use super::discovered_host::DiscoveredHost;
 use super::held_node::HeldNode;
 use super::lease::Lease;
 use super::lease_conflict::LeaseConflict;
-use super::node_lifecycle::{LifecycleState, NodeLifecycle};
+use super::node_lifecycle::NodeLifecycle;
 use super::node_row::NodeRow;
 use super::node_state::NodeState;
+use super::node_version::NodeVersion;
 use super::op::{Answer, Op};
 use super::outbox::Notice;
 use super::pause::Pause;
@@ -49,6 +51,8 @@ struct Inner {
     /// Whether the file has the pause and lifecycle tables: a read-only open of an
     /// older drover's file (never migrated) has none, so nothing is paused there.
     gates: bool,
+    /// Whether the file has `discovered_hosts` (schema 6).
+    discovery: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -88,6 +92,7 @@ impl Store {
                 reader: Mutex::new(reader),
                 writer: Some(writer),
                 gates: true,
+                discovery: true,
             }),
         })
     }
@@ -125,6 +130,7 @@ impl Store {
                 reader: Mutex::new(conn),
                 writer: None,
                 gates: found.version >= schema::GATES_VERSION,
+                discovery: found.version >= schema::DISCOVERY_VERSION,
             }),
         })
     }
@@ -305,13 +311,35 @@ impl Store {
         Pause::holding(&self.reader(), run).map_err(|e| self.error("read the pauses", e))
     }
 
-    /// Every node in maintenance, by name.
+    /// Every node out of automation, by name: in maintenance, or decommissioned (the
+    /// plans and runs that leave maintenance alone leave a decommissioned node alone too).
     pub fn in_maintenance(&self) -> Result<Vec<NodeLifecycle>, StoreError> {
         if !self.inner.gates {
             return Ok(Vec::new());
         }
-        NodeLifecycle::in_state(&self.reader(), LifecycleState::Maintenance)
+        NodeLifecycle::out_of_automation(&self.reader())
             .map_err(|e| self.error("read the nodes in maintenance", e))
+    }
+
+    /// Every node with a lifecycle state, by name.
+    pub fn lifecycle(&self) -> Result<Vec<NodeLifecycle>, StoreError> {
+        if !self.inner.gates {
+            return Ok(Vec::new());
+        }
+        NodeLifecycle::all(&self.reader()).map_err(|e| self.error("read the nodes' lifecycle", e))
+    }
+
+    /// Per node and workflow, the last run that succeeded on the node.
+    pub fn node_versions(&self) -> Result<Vec<NodeVersion>, StoreError> {
+        NodeVersion::all(&self.reader()).map_err(|e| self.error("read the nodes' versions", e))
+    }
+
+    /// Every host discovery reached, by address.
+    pub fn discovered(&self) -> Result<Vec<DiscoveredHost>, StoreError> {
+        if !self.inner.discovery {
+            return Ok(Vec::new());
+        }
+        DiscoveredHost::all(&self.reader()).map_err(|e| self.error("read the discovered hosts", e))
     }
 
     /// Where the daemon's git watcher stands (none before its first commit).

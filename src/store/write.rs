@@ -7,6 +7,7 @@ use rusqlite::{Connection, ErrorCode, ffi, params};
 
 use super::columns::{OUTPUT_TAIL_MAX, int, json_text, millis, tail};
 use super::controller::Controller;
+use super::node_lifecycle::LifecycleState;
 use super::node_state::NodeState;
 use super::notice_kind::NoticeKind;
 use super::notices;
@@ -112,6 +113,24 @@ pub enum Write {
     /// Ends `node`'s maintenance: it returns to the state it had before (or to none).
     /// A node not in maintenance is left as it is.
     MaintenanceOff { node: String },
+    /// Node lifecycle (`discovered`, `commissioned`, `decommissioned`): `node` is in
+    /// `state` from now on, with no state to return to.
+    Lifecycle {
+        node: String,
+        state: LifecycleState,
+        reason: Option<String>,
+        by: String,
+        at: Timestamp,
+    },
+    /// A host discovery reached, by address (a new probe replaces the old record).
+    Discovered {
+        address: String,
+        hostname: Option<String>,
+        cpus: Option<u32>,
+        host_key: Option<String>,
+        by: String,
+        at: Timestamp,
+    },
     /// The git watcher's verdict on a commit; the commit becomes the last one seen, and
     /// when accepted the one in force, with its workflows' `fingerprints`.
     SourceCommit {
@@ -195,6 +214,8 @@ impl Write {
                 | Write::Unpaused { .. }
                 | Write::MaintenanceOn { .. }
                 | Write::MaintenanceOff { .. }
+                | Write::Lifecycle { .. }
+                | Write::Discovered { .. }
                 | Write::Notice { .. }
                 | Write::Delivered { .. }
         )
@@ -398,6 +419,37 @@ impl Write {
                 )?
                 .execute(params![node, reason, by, millis(*at)]),
 
+            Write::Lifecycle {
+                node,
+                state,
+                reason,
+                by,
+                at,
+            } => conn
+                .prepare_cached(
+                    "INSERT INTO node_lifecycle (node, state, previous, reason, set_by, since)
+                     VALUES (?1, ?2, NULL, ?3, ?4, ?5)
+                     ON CONFLICT (node) DO UPDATE SET state = excluded.state, previous = NULL,
+                         reason = excluded.reason, set_by = excluded.set_by, since = excluded.since",
+                )?
+                .execute(params![node, state, reason, by, millis(*at)]),
+
+            Write::Discovered {
+                address,
+                hostname,
+                cpus,
+                host_key,
+                by,
+                at,
+            } => conn
+                .prepare_cached(
+                    "INSERT INTO discovered_hosts (address, hostname, cpus, host_key, set_by, since)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (address) DO UPDATE SET hostname = excluded.hostname, cpus = excluded.cpus,
+                         host_key = excluded.host_key, set_by = excluded.set_by, since = excluded.since",
+                )?
+                .execute(params![address, hostname, cpus, host_key, by, millis(*at)]),
+
             Write::MaintenanceOff { node } => {
                 let gone = conn
                     .prepare_cached(
@@ -444,6 +496,8 @@ impl Write {
             Write::Unpaused { scope, .. } => format!("lift the pause of {}", scope_text(scope)),
             Write::MaintenanceOn { node, .. } => format!("put node `{node}` into maintenance"),
             Write::MaintenanceOff { node } => format!("take node `{node}` out of maintenance"),
+            Write::Lifecycle { node, state, .. } => format!("record node `{node}` as {state:?}"),
+            Write::Discovered { address, .. } => format!("record the discovered host `{address}`"),
             Write::SourceCommit { sha, .. } => format!("record commit {sha}"),
             Write::Notice { key, .. } => format!("record notification `{key}`"),
             Write::Delivered { outbox, sink, .. } => {
@@ -463,7 +517,10 @@ impl Write {
             Write::Paused { scope, .. } | Write::Unpaused { scope, .. } => StoreError::UnknownRun {
                 run: scope.key().to_string(),
             },
-            Write::MaintenanceOn { node, .. } | Write::MaintenanceOff { node } => StoreError::UnknownNode {
+            Write::MaintenanceOn { node, .. }
+            | Write::MaintenanceOff { node }
+            | Write::Lifecycle { node, .. }
+            | Write::Discovered { address: node, .. } => StoreError::UnknownNode {
                 run: String::new(),
                 node: node.clone(),
             },

@@ -436,3 +436,88 @@ fn an_ansible_step_between_run_steps_runs_in_its_place() {
         "one\ntwo\n"
     );
 }
+
+/// The inventory drover writes for the node carries its vars and its groups (a play for
+/// `hosts: compute` finds it), the step's `inventory_vars`, and rendered `extra_vars`;
+/// `tags` and `skip_tags` reach ansible-playbook.
+#[test]
+fn the_nodes_vars_groups_and_the_steps_tags_reach_the_playbook() {
+    let Some(bin) = ansible_bin() else { return };
+    let f = Fleet::start(bin, 1, false, "");
+    let inv =
+        f.tb.inventory_yaml_direct(true)
+            .replace("vars: { state:", "vars: { rack: r7, state:")
+            .replace("groups:\n", "groups:\n  compute: [node001]\n");
+    f.write("inventory.yml", &inv);
+    f.write(
+        "playbooks/site.yml",
+        "- hosts: compute\n  gather_facts: false\n  tasks:\n    \
+         - name: record\n      tags: [conf]\n      \
+         ansible.builtin.copy: { dest: \"{{ state }}/seen\", content: \"{{ group_names | join(',') }} {{ rack }} {{ iv }} {{ ev }}\\n\" }\n    \
+         - name: skipped by skip_tags\n      tags: [conf, slow]\n      \
+         ansible.builtin.file: { path: \"{{ state }}/slow\", state: touch }\n    \
+         - name: not tagged\n      \
+         ansible.builtin.file: { path: \"{{ state }}/untagged\", state: touch }\n",
+    );
+    f.write(
+        "workflows/w.yml",
+        "name: w\nversion: 1\ntargets: { nodes: [\"@all\"] }\ncanary: { size: 0 }\nsteps:\n  - name: conf\n    change: hot\n    \
+         ansible: { playbook: ../playbooks/site.yml, check_mode: false, tags: [conf], skip_tags: [slow], \
+         inventory_vars: { iv: from-step }, extra_vars: { ev: \"{{ node.name }}-{{ node.vars.rack }}\" } }\n",
+    );
+    let out = f.drover(&["run", "w", "--yes", "--json"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(
+        std::fs::read_to_string(f.state(0).join("seen")).unwrap(),
+        "compute r7 from-step node001-r7\n"
+    );
+    assert!(!f.state(0).join("slow").exists(), "skip_tags: {out}");
+    assert!(!f.state(0).join("untagged").exists(), "tags: {out}");
+}
+
+/// A task that fails in check mode makes the node ERROR (named in `drover check`); a
+/// playbook that outlives the step's `timeout` is stopped and fails the step.
+#[test]
+fn a_failing_check_is_an_error_and_a_slow_playbook_times_out() {
+    let Some(bin) = ansible_bin() else { return };
+    let f = Fleet::start(bin, 1, false, "");
+    f.write(
+        "playbooks/broken.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: refuse\n      ansible.builtin.fail: { msg: disk full }\n",
+    );
+    f.write(
+        "playbooks/slow.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: take long\n      ansible.builtin.command: sleep 60\n",
+    );
+    let wf = |book: &str, extra: &str| {
+        format!(
+            "name: w\nversion: 1\ntargets: {{ nodes: [\"@all\"] }}\ncanary: {{ size: 0 }}\nsteps:\n  - name: play\n    change: hot\n{extra}    \
+             ansible: {{ playbook: ../playbooks/{book}, check_mode: {} }}\n",
+            extra.is_empty()
+        )
+    };
+    f.write("workflows/w.yml", &wf("broken.yml", ""));
+    let out = f.drover(&["check", "w", "--json"]);
+    let j = out.json();
+    assert_eq!(names(&j["ERROR"]), vec![node(0)], "{out}");
+    let error = j["errors"][node(0)].as_str().unwrap_or_default();
+    assert!(
+        error.contains("check of step `play` (ansible --check): task `refuse` failed: disk full"),
+        "{out}"
+    );
+
+    f.write("workflows/w.yml", &wf("slow.yml", "    timeout: 3s\n"));
+    let t = Instant::now();
+    let out = f.drover(&["run", "w", "--yes", "--json"]);
+    assert_eq!(out.code, drover::exit_code::RUN_STOPPED, "{out}");
+    assert!(t.elapsed() < Duration::from_secs(40), "{out}");
+    let finished = out.events("step_finished");
+    assert_eq!(finished[0]["status"], "failed", "{out}");
+    assert!(
+        finished[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timed out"),
+        "{out}"
+    );
+}

@@ -128,3 +128,28 @@ fn shipped_slurm_probes_read_real_sinfo_output() {
         assert_eq!(probe(&resumed, prints), want, "resumed with sinfo {prints:?}");
     }
 }
+
+#[test]
+fn the_lifecycle_example_validates_with_its_three_workflows() {
+    let out = Command::new(drover_bin())
+        .args(["validate", "examples/lifecycle"])
+        .current_dir(repo_root())
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("6 nodes, 3 groups, 0 HA groups, 0 windows, 3 workflows"),
+        "{stdout}"
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "no warning: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -4,6 +4,7 @@
 mod support;
 
 mod ansible;
+mod api;
 mod bad_inputs;
 #[allow(dead_code, reason = "each test module uses part of the fixture")]
 mod bed;

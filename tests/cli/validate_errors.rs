@@ -264,12 +264,6 @@ error: unknown key `connect_timout` in `ssh`
   |
   = help: did you mean `connect_timeout`?
 
-warning: `server` is accepted but not in effect in this version: only `listen` is (`drover serve` listens there); there is no REST API yet
-  --> drover.yml:10:1
-   |
-10 | server:
-   | ^^^^^^
-
 error: unknown key `tokn` in `server`
   --> drover.yml:13:3
    |

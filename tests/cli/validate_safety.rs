@@ -499,7 +499,7 @@ fn settings_not_in_effect_are_a_warning() {
     let site = Site::new().write(
         "drover.yml",
         &format!(
-            "{SITE}notifications:\n  slack: {{ webhook_url: {{ env: HOOK }} }}\nserver:\n  listen: 127.0.0.1:8080\n  token: {{ env: TOKEN }}\n"
+            "{SITE}notifications:\n  slack: {{ webhook_url: {{ env: HOOK }} }}\nserver:\n  listen: 127.0.0.1:8080\n  token: {{ env: TOKEN }}\n  slack_signing_secret: {{ env: SLACK }}\n"
         ),
     );
     let out = site.run(&["validate", "."]);
@@ -507,7 +507,7 @@ fn settings_not_in_effect_are_a_warning() {
     // Notifications are sent (by `drover serve`): no warning for them.
     assert!(!out.stderr.contains("notifications"), "{}", out.stderr);
     assert!(
-        out.stderr.contains("warning: `server` is accepted but not in effect in this version: only `listen` is (`drover serve` listens there); there is no REST API yet\n  --> drover.yml:15:1"),
+        out.stderr.contains("warning: `server.slack_signing_secret` is accepted but not in effect in this version: there is no Slack endpoint yet\n  --> drover.yml:18:3"),
         "{}",
         out.stderr
     );
