@@ -81,8 +81,23 @@ pub async fn show(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let live = s.api.live.subscribe(&id).is_some();
     let store = s.store.clone();
-    blocking(move || run_json(&store, &id)).await.map(Json)
+    blocking(move || run_or_checking(&store, &id, live))
+        .await
+        .map(Json)
+}
+
+/// The run as recorded; a live run not recorded yet (its targets are being checked)
+/// is shown as `checking`.
+fn run_or_checking(store: &Store, id: &str, live: bool) -> Result<serde_json::Value, ApiError> {
+    match run_json(store, id) {
+        Err(e) if live && e.status == StatusCode::NOT_FOUND => Ok(serde_json::json!({
+            "run": { "id": id, "status": "checking" },
+            "nodes": [],
+        })),
+        other => other,
+    }
 }
 
 fn run_json(store: &Store, id: &str) -> Result<serde_json::Value, ApiError> {
@@ -432,7 +447,8 @@ pub async fn events(
     let live = s.api.live.subscribe(&id);
     let store = s.store.clone();
     let rid = id.clone();
-    let first = blocking(move || run_json(&store, &rid)).await?;
+    let is_live = live.is_some();
+    let first = blocking(move || run_or_checking(&store, &rid, is_live)).await?;
     let store = s.store.clone();
     enum St {
         First(serde_json::Value, Option<broadcast::Receiver<RunEvent>>),

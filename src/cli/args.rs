@@ -51,6 +51,10 @@ pub enum Command {
         /// Also show how each node was reached (the negotiated ssh key exchange).
         #[arg(short, long)]
         verbose: bool,
+        /// Show a unified diff of what each `copy`/`template` step would change in its
+        /// file on each node (the first 8 KiB; never of a `secret: true` file).
+        #[arg(long)]
+        diff: bool,
     },
     /// Show, without touching a node, what `run` would do: exclusions, canary, batches,
     /// budgets, window.
@@ -78,6 +82,10 @@ pub enum Command {
         /// Start even though the workflow's window is closed.
         #[arg(long)]
         ignore_window: bool,
+        /// With the plan, show a unified diff of what each `copy`/`template` step would
+        /// change in its file on each node (the first 8 KiB; never of a `secret: true` file).
+        #[arg(long)]
+        diff: bool,
     },
     /// The runs in the state database: list them, show one, resume one a dead
     /// controller left.

@@ -161,9 +161,13 @@ pub fn main() -> i32 {
             clap_complete::generate(shell, &mut cmd, "drover", &mut out);
             crate::exit_code::OK
         }
-        Command::Check { mut target, verbose } => {
+        Command::Check {
+            mut target,
+            verbose,
+            diff,
+        } => {
             target.color = color;
-            check(&target, verbose, color, &mut out, &mut err)
+            check(&target, verbose, diff, color, &mut out, &mut err)
         }
         Command::Plan { mut target } => {
             target.color = color;
@@ -176,6 +180,7 @@ pub fn main() -> i32 {
             yes,
             dry_run,
             ignore_window,
+            diff,
         } => {
             target.color = color;
             let opts = RunOptions {
@@ -184,6 +189,7 @@ pub fn main() -> i32 {
                 yes,
                 dry_run,
                 ignore_window,
+                diff,
             };
             run(&target, &opts, color, &mut out, &mut err)
         }

@@ -19,7 +19,7 @@ use crate::exit_code;
 use crate::inventory::{Inventory, NodeId};
 use crate::plan::{Plan, PlanInput};
 use crate::project::Project;
-use crate::report::{self, ReportControl, Style, check_json, render_check};
+use crate::report::{self, Paint, ReportControl, Style, check_json, diffs_json, render_check, render_diffs};
 use crate::service::{
     self, Answer, Finished, Interruption, Mode, Planned, Resume, RunEvent, RunRequest, Selection, Skipped,
     Trigger,
@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub yes: bool,
     pub dry_run: bool,
     pub ignore_window: bool,
+    /// `--diff`: show how each file step would change its file, with the plan.
+    pub diff: bool,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, i32> {
@@ -158,12 +160,20 @@ pub(crate) fn plan_json(inv: &Inventory, plan: &Plan) -> serde_json::Value {
     })
 }
 
-pub fn check(t: &Target, verbose: bool, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    session(t, None, verbose, color, out, err)
+/// `drover check`; `diff`: also show how each file step would change its file.
+pub fn check(
+    t: &Target,
+    verbose: bool,
+    diff: bool,
+    color: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    session(t, None, verbose, diff, color, out, err)
 }
 
 pub fn run(t: &Target, opts: &RunOptions, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    session(t, Some(opts), false, color, out, err)
+    session(t, Some(opts), false, opts.diff, color, out, err)
 }
 
 /// Loads, checks every target, and for `run` plans and executes. `opts` is None for
@@ -172,6 +182,7 @@ fn session(
     t: &Target,
     opts: Option<&RunOptions>,
     verbose: bool,
+    diff: bool,
     color: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
@@ -209,6 +220,7 @@ fn session(
         selection,
         transport,
         verbose,
+        diff,
     };
     drive(job, t, opts, None, out, err)
 }
@@ -220,6 +232,8 @@ pub(super) struct Job {
     pub(super) selection: Selection,
     pub(super) transport: TransportKind,
     pub(super) verbose: bool,
+    /// `--diff`.
+    pub(super) diff: bool,
 }
 
 /// Runs a request through the service on a runtime of its own and renders it: the
@@ -261,6 +275,7 @@ async fn consume(
     let (itx, irx) = watch::channel(0u32);
     let sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
     let (confirm_tx, confirm_rx) = oneshot::channel();
+    let diff = job.diff;
     let mode = match opts {
         None => Mode::Check,
         Some(o) => Mode::Run { dry_run: o.dry_run },
@@ -278,6 +293,7 @@ async fn consume(
         interrupts: irx.clone(),
         confirm: Some(confirm_rx),
         record_when_idle: true,
+        diff: job.diff,
         refuse_closed_window: true,
         live_inventory: None,
     };
@@ -389,6 +405,9 @@ async fn consume(
             if t.json {
                 let mut v = check_json(inv, &results);
                 if let Some(o) = v.as_object_mut() {
+                    if diff {
+                        o.insert("diffs".into(), diffs_json(inv, &results));
+                    }
                     o.insert(
                         "maintenance".into(),
                         maintenance
@@ -400,6 +419,9 @@ async fn consume(
                 let _ = writeln!(out, "{v}");
             } else {
                 let _ = write!(out, "{}", render_check(inv, &results));
+                if diff {
+                    let _ = write!(out, "{}", render_diffs(inv, wf, &results, Paint(t.color)));
+                }
                 if !maintenance.is_empty() {
                     let ids: Vec<NodeId> = maintenance.iter().map(|(i, _)| *i).collect();
                     let _ = writeln!(
@@ -483,6 +505,9 @@ async fn planned(
     screen.quiet().await;
     if !t.json {
         let _ = write!(out, "{}", render_check(inv, &p.results));
+        if opts.is_some_and(|o| o.diff) {
+            let _ = write!(out, "{}", render_diffs(inv, wf, &p.results, Paint(t.color)));
+        }
         if !p.unselected.is_empty() {
             let _ = writeln!(
                 out,

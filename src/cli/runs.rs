@@ -311,6 +311,7 @@ pub fn resume(
         // but it starts no new node outside it, unless the run was begun with
         // --ignore-window (`RunRequest::resume` reads it from the run's options).
         ignore_window: req.ignore_window,
+        diff: false,
     };
     let workflow = req.workflow;
     let job = Job {
@@ -319,6 +320,7 @@ pub fn resume(
         selection: req.selection,
         transport,
         verbose: false,
+        diff: false,
     };
     drive(job, &t, Some(&opts), req.resume, out, err)
 }

@@ -22,6 +22,9 @@ pub struct CheckResult {
     /// Indices of the workflow's steps this node needs, in order.
     pub needed: Vec<usize>,
     pub error: Option<String>,
+    /// With `--diff`: how each file step the node needs would change its file.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diffs: Vec<super::file_diff::FileDiff>,
     /// What the checks found would change (`ansible:` steps in check mode: `step
     /// \`x\`: task \`y\``), the inconsistencies `drover check` lists per node.
     pub changes: Vec<String>,
@@ -33,6 +36,7 @@ impl CheckResult {
             class: Class::Error,
             needed: Vec::new(),
             error: Some(message),
+            diffs: Vec::new(),
             changes: Vec::new(),
         }
     }
@@ -106,6 +110,7 @@ pub fn classify(needs: &[StepNeed], drain: &[bool]) -> CheckResult {
         class,
         needed,
         error: None,
+        diffs: Vec::new(),
         changes: Vec::new(),
     }
 }

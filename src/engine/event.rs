@@ -34,6 +34,9 @@ pub enum RunEvent {
         class: Class,
         needed: Vec<String>,
         error: Option<String>,
+        /// With `--diff`: how the node's file steps would change their files.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        diffs: Vec<super::file_diff::FileDiff>,
     },
     PhaseStarted {
         phase: String,

@@ -7,9 +7,11 @@ use std::time::Duration;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::check_result::{CheckResult, StepNeed, classify};
+use super::check_result::{CheckResult, Class, StepNeed, classify};
 use super::deadline::{Deadline, poll_until};
 use super::event::StepStatus;
+use super::file_commands::{file_check, file_command, file_command_framed, file_diff_probe};
+use super::file_diff::{FileDiff, Wanted};
 use super::file_sources::FileSources;
 use super::run_log::RunLog;
 use super::step_error::StepError;
@@ -17,8 +19,7 @@ use super::step_output::StepOutput;
 use crate::inventory::Node;
 use crate::template::TemplateEngine;
 use crate::transport::{
-    Connection, ExecOutput, ItemInput, LocalConnection, NodeLocks, Script, ShellLine, TransportError,
-    shell_no_op,
+    Connection, ExecOutput, ItemInput, LocalConnection, NodeLocks, Script, TransportError, shell_no_op,
 };
 use crate::workflow::{Action, Change, FileCopy, Step, Workflow};
 
@@ -38,6 +39,8 @@ pub struct NodeJob<'a> {
     pub files: &'a FileSources,
     /// The step locks `run` steps hold on the node.
     pub locks: &'a NodeLocks,
+    /// `--diff`: the check also says how each file step would change its file.
+    pub diff: bool,
     /// The node's inventory groups (for the inventory of `ansible:` steps).
     pub groups: Vec<String>,
 }
@@ -124,6 +127,10 @@ impl NodeJob<'_> {
     /// mode, owner). Two or more checks that need the node run as one script, in one
     /// round trip, each under its own time limit; the verdicts are the same as if each
     /// had run alone, in order (the first check that cannot answer decides the error).
+    ///
+    /// With `diff`, a file step's own comparison also reads how the file differs (in
+    /// the same round trip); a file step with a `check:` of its own that says it is
+    /// needed is compared afterwards, one more round trip for the nodes that need one.
     /// An `ansible:` step without a check runs its playbook in `--check --diff` mode
     /// on the controller. Errors and changes have vault values masked.
     pub async fn check<C: Connection>(&self, conn: &C) -> CheckResult {
@@ -132,14 +139,19 @@ impl NodeJob<'_> {
         for c in &mut r.changes {
             *c = self.workflow.redact(c).into_owned();
         }
+        // A template renders vault values into its file: its diff shows them masked.
+        for d in &mut r.diffs {
+            if let super::file_diff::ContentDiff::Text { unified, .. } = &mut d.content {
+                *unified = self.workflow.redact(unified).into_owned();
+            }
+        }
         r
     }
 
     async fn check_unmasked<C: Connection>(&self, conn: &C) -> CheckResult {
         let steps = &self.workflow.steps;
         let mut needs = vec![StepNeed::NotApplicable; steps.len()];
-        // (step, command, timeout, a file step's own check)
-        let mut probes: Vec<(usize, String, Duration, bool)> = Vec::new();
+        let mut probes: Vec<Probe> = Vec::new();
         let mut changes = Vec::new();
         let mut stopped: Option<String> = None;
         for (i, step) in steps.iter().enumerate() {
@@ -155,13 +167,16 @@ impl NodeJob<'_> {
             }
             let timeout = CHECK_TIMEOUT.min(step.timeout);
             let probe = match (&step.check, &step.action) {
-                (Some(check), _) => self.render(check).map(|c| (c, false)),
+                (Some(check), _) => self.render(check).map(|c| Probe {
+                    step: i,
+                    logged: c.clone(),
+                    command: c,
+                    timeout,
+                    file: false,
+                    diff: None,
+                }),
                 (None, Action::Copy(fc) | Action::Template(fc)) => {
-                    self.file_content(&step.action, fc).await.and_then(|(_, hash)| {
-                        let dest = self.templates.render_file(&fc.dest, &self.context)?;
-                        let cmd = file_check(&dest, &hash, fc.mode.map(|m| m.0), fc.owner.as_deref());
-                        Ok((cmd.into_string(), true))
-                    })
+                    self.file_probe(i, fc, timeout, true).await
                 }
                 (None, Action::Ansible(play)) if play.check_mode => {
                     // The playbook itself, in check mode, on the controller: what would
@@ -190,7 +205,7 @@ impl NodeJob<'_> {
                 }
             };
             match probe {
-                Ok((cmd, file)) => probes.push((i, cmd, timeout, file)),
+                Ok(p) => probes.push(p),
                 Err(e) => {
                     stopped = Some(format!("check of step `{}`: {e}", step.name));
                     break;
@@ -198,18 +213,32 @@ impl NodeJob<'_> {
             }
         }
         let outs = self.run_probes(conn, &probes).await;
-        for ((i, cmd, _, file), out) in probes.iter().zip(outs) {
-            let step = &steps[*i];
-            self.log_exec(&format!("check `{}`", step.name), cmd, &out);
+        let mut diffs = Vec::new();
+        // File steps with a check of their own that found them needed: compared after.
+        let mut compare_after = Vec::new();
+        for (p, out) in probes.iter().zip(outs) {
+            let step = &steps[p.step];
+            self.log_probe(&format!("check `{}`", step.name), p, &out);
             match out {
                 Err(e) => return CheckResult::error(e.to_string()),
                 Ok(o) if o.timed_out => {
                     return CheckResult::error(format!("check of step `{}` timed out", step.name));
                 }
                 Ok(o) => match o.code {
-                    Some(0) if *file => needs[*i] = StepNeed::Current,
-                    Some(0) => needs[*i] = StepNeed::Done,
-                    Some(1) => needs[*i] = StepNeed::Needed,
+                    Some(0) if p.file => needs[p.step] = StepNeed::Current,
+                    Some(0) => needs[p.step] = StepNeed::Done,
+                    Some(1) => {
+                        needs[p.step] = StepNeed::Needed;
+                        match &p.diff {
+                            Some(_) => diffs.extend(self.file_diff(p, &o)),
+                            None if self.diff
+                                && matches!(step.action, Action::Copy(_) | Action::Template(_)) =>
+                            {
+                                compare_after.push(p.step);
+                            }
+                            None => {}
+                        }
+                    }
                     code => {
                         let code = code.map_or("a signal".to_string(), |c| format!("code {c}"));
                         let tail = o.last_lines(3);
@@ -231,10 +260,123 @@ impl NodeJob<'_> {
         }
         let drain: Vec<bool> = steps.iter().map(|s| s.change == Change::Drain).collect();
         let mut result = classify(&needs, &drain);
-        if result.class != super::check_result::Class::Good {
+        if result.class != Class::Good {
             result.changes = changes;
         }
+        if !compare_after.is_empty() && result.class != Class::Good {
+            diffs.extend(self.compare_after(conn, &compare_after).await);
+        }
+        // Only the files the node's steps would write.
+        diffs.retain(|(i, _)| result.needed.contains(i));
+        diffs.sort_by_key(|(i, _)| *i);
+        result.diffs = diffs.into_iter().map(|(_, d)| d).collect();
         result
+    }
+
+    /// `--diff` of file steps whose own `check:` said they are needed: their files
+    /// compared in one more round trip. A comparison that cannot answer shows no diff
+    /// (the check has decided already).
+    async fn compare_after<C: Connection>(&self, conn: &C, steps: &[usize]) -> Vec<(usize, FileDiff)> {
+        let mut probes = Vec::new();
+        for &i in steps {
+            let step = &self.workflow.steps[i];
+            if let Action::Copy(fc) | Action::Template(fc) = &step.action
+                && let Ok(p) = self
+                    .file_probe(i, fc, CHECK_TIMEOUT.min(step.timeout), false)
+                    .await
+            {
+                probes.push(p);
+            }
+        }
+        let outs = self.run_probes(conn, &probes).await;
+        let mut diffs = Vec::new();
+        for (p, out) in probes.iter().zip(outs) {
+            self.log_probe(&format!("diff `{}`", self.workflow.steps[p.step].name), p, &out);
+            if let Ok(o) = out
+                && !o.timed_out
+                && o.code == Some(1)
+            {
+                diffs.extend(self.file_diff(p, &o));
+            }
+        }
+        diffs
+    }
+
+    /// The probe of a file step's file: [`file_check`], or with `diff` the
+    /// [`file_diff_probe`] that also says how the file differs. `own_check`: the probe
+    /// is the step's check (it has none of its own).
+    async fn file_probe(
+        &self,
+        step: usize,
+        fc: &FileCopy,
+        timeout: Duration,
+        own_check: bool,
+    ) -> Result<Probe, StepError> {
+        let action = &self.workflow.steps[step].action;
+        let (content, hash) = self.file_content(action, fc).await?;
+        let dest = self.templates.render_file(&fc.dest, &self.context)?;
+        let (mode, owner) = (fc.mode.map(|m| m.0), fc.owner.as_deref());
+        let command = if self.diff {
+            file_diff_probe(&dest, &hash, mode, owner, fc.secret)
+        } else {
+            file_check(&dest, &hash, mode, owner)
+        }
+        .into_string();
+        Ok(Probe {
+            step,
+            logged: masked(&command, fc, &hash),
+            command,
+            timeout,
+            file: own_check,
+            diff: self.diff.then_some(DiffWant { dest, content }),
+        })
+    }
+
+    /// What the node said of a file that differs, as a diff, with its step's index.
+    fn file_diff(&self, p: &Probe, out: &ExecOutput) -> Option<(usize, FileDiff)> {
+        let step = &self.workflow.steps[p.step];
+        let (Action::Copy(fc) | Action::Template(fc)) = &step.action else {
+            return None;
+        };
+        let want = p.diff.as_ref()?;
+        let wanted = Wanted {
+            content: &want.content,
+            mode: fc.mode.map(|m| m.0),
+            owner: fc.owner.as_deref(),
+            secret: fc.secret,
+        };
+        FileDiff::from_probe(&step.name, &want.dest, &wanted, out).map(|d| (p.step, d))
+    }
+
+    /// Logs a probe as it ran, but without the file content a `--diff` probe read: the
+    /// run log says how much was read, not what.
+    fn log_probe(&self, what: &str, p: &Probe, out: &Result<ExecOutput, TransportError>) {
+        match out {
+            Ok(o) if p.diff.is_some() => {
+                let mut lines = o.stdout.lines();
+                let mut shown = String::new();
+                for l in lines.by_ref() {
+                    shown.push_str(l);
+                    shown.push('\n');
+                    if l.starts_with("drover-file ") {
+                        break;
+                    }
+                }
+                let read: usize = lines.map(str::len).sum();
+                if read > 0 {
+                    let _ = writeln!(
+                        shown,
+                        "[{read} bytes of the file's content in base64, read for --diff]"
+                    );
+                }
+                let o = ExecOutput {
+                    stdout: shown,
+                    ..o.clone()
+                };
+                self.log_exec(what, &p.logged, &Ok(o));
+            }
+            _ => self.log_exec(what, &p.logged, out),
+        }
     }
 
     /// Runs the checks' commands: one at a time when at most one of them needs the node
@@ -243,13 +385,16 @@ impl NodeJob<'_> {
     async fn run_probes<C: Connection>(
         &self,
         conn: &C,
-        probes: &[(usize, String, Duration, bool)],
+        probes: &[Probe],
     ) -> Vec<Result<ExecOutput, TransportError>> {
-        let remote = probes.iter().filter(|p| shell_no_op(&p.1).is_none()).count();
+        let remote = probes
+            .iter()
+            .filter(|p| shell_no_op(&p.command).is_none())
+            .count();
         let mut outs = Vec::with_capacity(probes.len());
         if remote < 2 {
-            for (_, cmd, timeout, _) in probes {
-                let out = conn.exec(cmd, None, *timeout).await;
+            for p in probes {
+                let out = conn.exec(&p.command, None, p.timeout).await;
                 let failed = !matches!(&out, Ok(o) if !o.timed_out && matches!(o.code, Some(0 | 1)));
                 outs.push(out);
                 if failed {
@@ -260,9 +405,9 @@ impl NodeJob<'_> {
             return outs;
         }
         let mut script = Script::new(false);
-        for (_, cmd, timeout, _) in probes {
-            if shell_no_op(cmd).is_none() {
-                script.push(cmd, *timeout, ItemInput::Null);
+        for p in probes {
+            if shell_no_op(&p.command).is_none() {
+                script.push(&p.command, p.timeout, ItemInput::Null);
             }
         }
         let mut ran = match conn.exec_script(&script, None, None).await {
@@ -270,12 +415,12 @@ impl NodeJob<'_> {
             Err(e) => return vec![Err(e)],
         };
         let mut item = 0;
-        for (_, cmd, timeout, _) in probes {
-            outs.push(match shell_no_op(cmd) {
+        for p in probes {
+            outs.push(match shell_no_op(&p.command) {
                 Some(code) => Ok(no_op_output(code)),
                 None => {
                     item += 1;
-                    ran.item(item - 1, *timeout).map(|o| o.output)
+                    ran.item(item - 1, p.timeout).map(|o| o.output)
                 }
             });
         }
@@ -358,11 +503,15 @@ impl NodeJob<'_> {
     /// preparing it fails (it then runs alone, to fail as it always did).
     pub(super) async fn scripted(&self, step: &Step) -> Option<Scripted> {
         match &step.action {
-            Action::Run(cmd) => Some(Scripted {
-                command: self.render(cmd).ok()?,
-                input: Vec::new(),
-                file: false,
-            }),
+            Action::Run(cmd) => {
+                let command = self.render(cmd).ok()?;
+                Some(Scripted {
+                    logged: command.clone(),
+                    command,
+                    input: Vec::new(),
+                    file: false,
+                })
+            }
             Action::Copy(fc) | Action::Template(fc) => {
                 let (content, hash) = self.file_content(&step.action, fc).await.ok()?;
                 let dest = self.templates.render_file(&fc.dest, &self.context).ok()?;
@@ -374,6 +523,7 @@ impl NodeJob<'_> {
                     fc.owner.as_deref(),
                 );
                 Some(Scripted {
+                    logged: masked(cmd.as_str(), fc, &hash),
                     command: cmd.into_string(),
                     input: content,
                     file: true,
@@ -414,7 +564,7 @@ impl NodeJob<'_> {
             Ok(r) => r,
             Err(e) => {
                 if let Some((step, s)) = steps.first() {
-                    self.log_exec(&step_label(step, s.file), &s.command, &Err(e.clone()));
+                    self.log_exec(&step_label(step, s.file), &s.logged, &Err(e.clone()));
                 }
                 return vec![(Err(e.into()), None)];
             }
@@ -424,7 +574,7 @@ impl NodeJob<'_> {
             let out = ran.item(k, step.timeout);
             let elapsed = out.as_ref().ok().and_then(|o| o.elapsed);
             let out = out.map(|o| o.output);
-            self.log_exec(&step_label(step, s.file), &s.command, &out);
+            self.log_exec(&step_label(step, s.file), &s.logged, &out);
             let result = match out {
                 Ok(o) if s.file && o.success() => {
                     let status = if o.stdout.trim_end().ends_with("unchanged") {
@@ -461,7 +611,11 @@ impl NodeJob<'_> {
         let cmd = file_command(&dest, hash, fc.mode.map(|m| m.0), fc.owner.as_deref());
         let cmd = cmd.as_str();
         let out = conn.exec(cmd, Some(content), step.timeout).await;
-        self.log_exec(&format!("file step `{}`", step.name), cmd, &out);
+        self.log_exec(
+            &format!("file step `{}`", step.name),
+            &masked(cmd, fc, hash),
+            &out,
+        );
         let o = out?;
         if !o.success() {
             return outcome(Ok(o), step.timeout);
@@ -475,102 +629,6 @@ impl NodeJob<'_> {
     }
 }
 
-/// `f=DEST; case ... esac; ` : the destination, refused unless absolute.
-fn file_dest(dest: &str) -> ShellLine {
-    ShellLine::new().code("f=").value(dest).code(
-        "; case \"$f\" in /*) ;; *) echo \"destination $f is not an absolute path\" >&2; exit 2;; esac; ",
-    )
-}
-
-/// The test that `$f` already has the content (sha256 `hash`), mode and owner, and the
-/// commands that give a temporary file `$t` the mode and owner.
-fn file_same(hash: &str, mode: Option<u32>, owner: Option<&str>) -> (ShellLine, ShellLine) {
-    // `sha256sum` of its input prints `HASH  -`: compared whole, without `cut`.
-    let mut same = ShellLine::new()
-        .code("[ -f \"$f\" ] && [ \"$(sha256sum < \"$f\")\" = ")
-        .value(format!("{hash}  -"))
-        .code(" ]");
-    let mut apply = ShellLine::new();
-    if let Some(m) = mode {
-        let m = format!("{m:o}");
-        same = same
-            .code(" && [ \"$(stat -c %a \"$f\")\" = ")
-            .value(&m)
-            .code(" ]");
-        apply = apply.code(" && chmod ").value(&m).code(" \"$t\"");
-    }
-    if let Some(o) = owner {
-        let want = match o.split_once(':') {
-            Some(_) => ShellLine::new().value(o),
-            None => ShellLine::new()
-                .value(format!("{o}:"))
-                .code("\"$(id -gn ")
-                .value(o)
-                .code(")\""),
-        };
-        same = same
-            .code(" && [ \"$(stat -c %U:%G \"$f\")\" = ")
-            .line(&want)
-            .code(" ]");
-        apply = apply.code(" && chown ").value(o).code(" \"$t\"");
-    }
-    (same, apply)
-}
-
-/// The node-side script of a file step: compare the content hash (and mode and owner)
-/// of `dest` with the upload on stdin, and replace the file atomically only when they
-/// differ. Every value is quoted by [`ShellLine`].
-pub fn file_command(dest: &str, hash: &str, mode: Option<u32>, owner: Option<&str>) -> ShellLine {
-    let (same, apply) = file_same(hash, mode, owner);
-    file_dest(dest)
-        .code("if ")
-        .line(&same)
-        .code("; then echo unchanged; else t=$(mktemp \"$f.drover.XXXXXX\") && cat > \"$t\"")
-        .line(&apply)
-        .code(" && mv -f \"$t\" \"$f\" && echo changed || { rm -f \"$t\"; exit 1; }; fi")
-}
-
-/// A file step inside a script of steps: like [`file_command`], but the script's input
-/// carries every file step's content one after another, so this one reads exactly its
-/// `len` bytes (also when the file is current), and a short read (the input was cut)
-/// replaces nothing.
-pub fn file_command_framed(
-    dest: &str,
-    hash: &str,
-    len: usize,
-    mode: Option<u32>,
-    owner: Option<&str>,
-) -> ShellLine {
-    let (same, apply) = file_same(hash, mode, owner);
-    let len = u64::try_from(len).unwrap_or(u64::MAX);
-    file_dest(dest)
-        .code("if ")
-        .line(&same)
-        .code("; then head -c ")
-        .number(len)
-        .code(" > /dev/null; echo unchanged; else t=$(mktemp \"$f.drover.XXXXXX\") && head -c ")
-        .number(len)
-        .code(" > \"$t\" && [ \"$(wc -c < \"$t\")\" -eq ")
-        .number(len)
-        .code(" ]")
-        .line(&apply)
-        .code(" && mv -f \"$t\" \"$f\" && echo changed || { rm -f \"$t\"; exit 1; }; fi")
-}
-
-/// The check of a file step without a check of its own: exits 0 when `dest` already
-/// has the content (sha256 `hash`), mode and owner, else 1 (missing, changed by hand,
-/// or a destination that is not absolute, which the step itself then refuses with the
-/// reason).
-pub fn file_check(dest: &str, hash: &str, mode: Option<u32>, owner: Option<&str>) -> ShellLine {
-    let (same, _) = file_same(hash, mode, owner);
-    ShellLine::new()
-        .code("f=")
-        .value(dest)
-        .code("; case \"$f\" in /*) ;; *) exit 1;; esac; if ")
-        .line(&same)
-        .code("; then exit 0; else exit 1; fi")
-}
-
 /// Waits (up to `timeout`) until no step holds the node's step lock: a controller
 /// killed mid-step leaves the command running on the node, and a resumed run waits for
 /// it instead of checking, seeing the step still needed, and running it a second time
@@ -581,11 +639,42 @@ pub fn settle_command(locks: &NodeLocks, node: &str, timeout: Duration) -> Strin
 
 /// A step prepared to run inside a script of steps.
 pub(super) struct Scripted {
-    /// What runs on the node, and what the log shows.
+    /// What runs on the node.
     command: String,
+    /// What the log shows: the command, a secret file's hash masked.
+    logged: String,
     /// A file step's content, which travels on the script's input.
     input: Vec<u8>,
     file: bool,
+}
+
+/// One check's command on a node.
+struct Probe {
+    /// The step's index in the workflow.
+    step: usize,
+    command: String,
+    /// What the log shows: the command, a secret file's hash masked.
+    logged: String,
+    timeout: Duration,
+    /// A file step's own comparison (it has no `check:`): exit 0 means current.
+    file: bool,
+    /// With `--diff`: what the file step would write, for the diff.
+    diff: Option<DiffWant>,
+}
+
+struct DiffWant {
+    dest: String,
+    content: Vec<u8>,
+}
+
+/// A file step's command as the run log shows it: a `secret: true` file's sha256 is
+/// replaced, so the log holds nothing derived from its content.
+fn masked(command: &str, fc: &FileCopy, hash: &str) -> String {
+    if fc.secret {
+        command.replace(hash, "<sha256 of the secret content>")
+    } else {
+        command.to_string()
+    }
 }
 
 /// How the log names a step's command (as when it runs alone).

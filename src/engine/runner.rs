@@ -98,6 +98,8 @@ pub struct RunContext<K: Connector> {
     pub slurm: Option<SlurmPoller>,
     /// The window, pauses and maintenance.
     pub gates: Gates,
+    /// `--diff`: checks say how each file step would change its file.
+    pub diff: bool,
 }
 
 /// Open connections, kept from the check through the run. A node's task takes its
@@ -161,6 +163,7 @@ impl<K: Connector> RunContext<K> {
             log: self.log.as_ref(),
             files: &self.files,
             locks: &self.locks,
+            diff: self.diff,
             groups: self
                 .inventory
                 .groups()
@@ -314,6 +317,7 @@ pub async fn check_all<K: Connector>(
                     .map(|i| cx.workflow.steps[*i].name.clone())
                     .collect(),
                 error: result.error.clone(),
+                diffs: result.diffs.clone(),
             });
             Some((id, result, conn, drained))
         });
@@ -347,6 +351,7 @@ pub async fn check_all<K: Connector>(
                     class: Class::Error,
                     needed: vec![],
                     error: Some(error.clone()),
+                    diffs: Vec::new(),
                 });
                 results.insert(id, CheckResult::error(error));
             }
@@ -1102,6 +1107,7 @@ mod tests {
             locks: NodeLocks::default(),
             slurm: None,
             gates: Gates::default(),
+            diff: false,
         })
     }
 

@@ -8,6 +8,8 @@ pub struct Paint(pub bool);
 const GREEN: &str = "\x1b[32m";
 const RED: &str = "\x1b[31;1m";
 const YELLOW: &str = "\x1b[33m";
+const PLAIN_RED: &str = "\x1b[31m";
+const CYAN: &str = "\x1b[36m";
 const RESET: &str = "\x1b[0m";
 
 impl Paint {
@@ -29,6 +31,21 @@ impl Paint {
 
     pub fn held(self, text: &str) -> String {
         self.with(YELLOW, text)
+    }
+
+    /// A diff's removed line.
+    pub fn removed(self, text: &str) -> String {
+        self.with(PLAIN_RED, text)
+    }
+
+    /// A diff's added line.
+    pub fn added(self, text: &str) -> String {
+        self.with(GREEN, text)
+    }
+
+    /// A diff's hunk header.
+    pub fn hunk(self, text: &str) -> String {
+        self.with(CYAN, text)
     }
 
     /// A drain-cycle state (`draining`, `resumed`, `held`, ...), painted by what it

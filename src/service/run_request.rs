@@ -89,6 +89,9 @@ pub struct RunRequest {
     /// does: "nothing to do"). A converge pass sets it off: a converged fleet adds no
     /// run to the history, and the outcome is [`super::Outcome::NothingToDo`].
     pub record_when_idle: bool,
+    /// `--diff`: the check says how each file step would change its file on each node
+    /// ([`crate::engine::CheckResult::diffs`]).
+    pub diff: bool,
     /// Whether a run refuses to begin while its window is closed (`drover run` does:
     /// someone is there to try later). The daemon sets it off: its rollout begins and
     /// waits, visibly, for the window to open, as a resumed run does.
@@ -199,6 +202,7 @@ impl RunRequest {
             interrupts,
             confirm: None,
             record_when_idle: true,
+            diff: false,
             refuse_closed_window: true,
             live_inventory: None,
         })

@@ -214,6 +214,7 @@ async fn flow<K: Connector>(
             poll: project.site.pause_poll,
             inventory: req.live_inventory.clone(),
         },
+        diff: req.diff,
         settle: resume.as_ref().map_or_else(HashSet::new, |r| {
             r.prior
                 .iter()

@@ -227,6 +227,11 @@ pub struct RawCopy {
     pub mode: Option<FileMode>,
     /// Owner, as `user` or `user:group`.
     pub owner: Option<String>,
+    /// The content is secret (keys, passwords): `--diff` never shows it (only
+    /// "content differs (secret)") and never reads the file on the node, and the run log
+    /// shows no hash of it (default false).
+    #[serde(default)]
+    pub secret: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

@@ -189,6 +189,8 @@ pub struct FileCopy {
     pub dest: String,
     pub mode: Option<FileMode>,
     pub owner: Option<String>,
+    /// Never shown: no diff, no hash in the run log.
+    pub secret: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

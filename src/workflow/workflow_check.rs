@@ -626,6 +626,7 @@ fn file_copy(
             dest: c.dest.clone(),
             mode: c.mode,
             owner: c.owner.clone(),
+            secret: c.secret,
         };
     }
     match crate::bounded_read::read_regular_text(&src, Some(crate::yaml::MAX_FILE_BYTES)) {
@@ -702,6 +703,7 @@ fn file_copy(
         dest: c.dest.clone(),
         mode: c.mode,
         owner: c.owner.clone(),
+        secret: c.secret,
     }
 }
 

@@ -624,3 +624,194 @@ fn the_served_openapi_document_is_the_committed_one() {
         assert!(v["paths"][p].is_object(), "{p} is documented");
     }
 }
+
+/// `drover serve` as a process: its log (stderr) and every response body, searched for
+/// each token's secret after requests that used them, right and wrong.
+#[test]
+fn no_token_secret_appears_in_the_log_or_a_response_and_the_audit_names_the_token() {
+    use std::io::{BufRead, BufReader};
+    let site = lifecycle_site();
+    let log = site.path().join("serve.log");
+    let mut child = std::process::Command::new(drover_bin())
+        .args([
+            "serve",
+            "--site",
+            site.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let addr = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| l.contains("listening")) {
+            let v: Value = serde_json::from_str(l).unwrap();
+            break v["addr"].as_str().unwrap().to_string();
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "never listening: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bodies = rt.block_on(async {
+        let api = Api {
+            base: format!("http://{addr}/api/v1"),
+            http: reqwest::Client::new(),
+        };
+        let mut bodies = Vec::new();
+        bodies.push(api.get("/runs", OPS).await.text);
+        bodies.push(api.get("/nodes", READ).await.text);
+        bodies.push(api.post("/pause", READ, json!({})).await.text);
+        bodies.push(
+            api.post("/nodes/commission", LOGIN, json!({"nodes": ["n03"]}))
+                .await
+                .text,
+        );
+        bodies.push(api.post("/runs", OPS, json!({"workflow": ADMIN})).await.text);
+        bodies.push(
+            api.call("POST", "/runs", Some(&format!("{OPS}x")), None)
+                .await
+                .text,
+        );
+        bodies.push(
+            api.post(
+                "/nodes/maintenance",
+                OPS,
+                json!({"nodes": ["n01"], "state": "on"}),
+            )
+            .await
+            .text,
+        );
+        bodies
+    });
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    for secret in [OPS, READ, LOGIN] {
+        assert!(!text.contains(secret), "the log has a secret:\n{text}");
+        for b in &bodies {
+            assert!(!b.contains(secret), "a response has a secret: {b}");
+        }
+    }
+    let audit: Vec<Value> = BufReader::new(text.as_bytes())
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+        .filter(|v| v["target"] == "drover::audit")
+        .collect();
+    let has = |token: &str, status: u64| audit.iter().any(|f| f["token"] == token && f["status"] == status);
+    assert!(has("alice", 200), "{text}");
+    assert!(has("viewer", 403), "{text}");
+    assert!(has("login-ops", 403), "{text}");
+    assert!(has("-", 401), "{text}");
+}
+
+/// Every route, fed generated bodies (arbitrary JSON, and bytes that are not JSON) with
+/// an admin token: no 5xx, and the daemon keeps answering.
+#[test]
+fn generated_bodies_on_every_route_never_get_a_5xx() {
+    use proptest::prelude::*;
+    let site = lifecycle_site();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let d = rt.block_on(Daemon::start(options(site.path()))).unwrap();
+    let api = Api::new(&d);
+    let routes = [
+        ("POST", "/runs"),
+        ("POST", "/runs/x/abort"),
+        ("POST", "/runs/x/pause"),
+        ("POST", "/runs/x/resume"),
+        ("POST", "/pause"),
+        ("POST", "/resume"),
+        ("POST", "/nodes/commission"),
+        ("POST", "/nodes/decommission"),
+        ("POST", "/nodes/maintenance"),
+        ("GET", "/runs"),
+        ("GET", "/nodes"),
+        ("GET", "/status"),
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        "[a-z0-9\\[\\]@,\\-]{0,12}".prop_map(Value::String),
+        prop_oneof![
+            Just("n01"),
+            Just("n[01-04]"),
+            Just("mark"),
+            Just("on"),
+            Just("off"),
+            Just("@login")
+        ]
+        .prop_map(|s| json!(s)),
+    ];
+    let value = leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("workflow".to_string()),
+                    Just("nodes".to_string()),
+                    Just("state".to_string()),
+                    Just("limit".to_string()),
+                    Just("extra_vars".to_string()),
+                    Just("dry_run".to_string()),
+                    Just("reason".to_string()),
+                    "[a-z]{1,6}".prop_map(|s| s),
+                ],
+                inner,
+                0..4
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    });
+    let body = prop_oneof![
+        value.prop_map(|v| v.to_string().into_bytes()),
+        prop::collection::vec(any::<u8>(), 0..64),
+    ];
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 300,
+        failure_persistence: None,
+        ..Default::default()
+    });
+    runner
+        .run(
+            &(0..routes.len(), body, "[a-z0-9%\\[\\],=&]{0,16}"),
+            |(ri, bytes, query)| {
+                let (method, path) = routes[ri];
+                let status = rt.block_on(async {
+                    let url = format!("{}{path}?names={query}&state={query}", api.base);
+                    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+                    let r = api
+                        .http
+                        .request(m, url)
+                        .bearer_auth(ADMIN)
+                        .body(bytes.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    r.status().as_u16()
+                });
+                prop_assert!(
+                    status < 500,
+                    "{method} {path} with {:?}: {status}",
+                    String::from_utf8_lossy(&bytes)
+                );
+                Ok(())
+            },
+        )
+        .unwrap();
+    let still = rt.block_on(api.get("/status", READ));
+    assert_eq!(still.status, 200);
+    rt.block_on(d.shutdown()).unwrap();
+}

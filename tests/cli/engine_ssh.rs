@@ -696,6 +696,225 @@ fn file_steps_report_changed_only_when_the_file_differs() {
     assert_eq!(mode(1, "static.conf"), 0o600);
 }
 
+/// `check --diff` and `run --dry-run --diff` on real sshds: what each file step would
+/// change on each node (text, a file over the diff limit, binary content, a file a
+/// step's own check found needing it), read in the check's round trip; a node whose
+/// files are right shows no diff; a `secret: true` file's content, old or new, appears
+/// nowhere: not in the output, the run log or the store.
+#[test]
+fn diff_shows_what_file_steps_would_change_and_never_a_secret() {
+    let f = Fleet::start(3, "", &workflow("", MARK_OR_FAIL));
+    let nodes_dir = f.tb.dir().join("nodes");
+    let steps = "\
+- name: app config
+  template: { src: files/app.conf.j2, dest: \"NODES/{{ node.name }}/app.conf\" }
+  change: hot
+- name: big
+  copy: { src: files/big.txt, dest: \"NODES/{{ node.name }}/big.txt\" }
+  change: hot
+- name: blob
+  copy: { src: files/blob.bin, dest: \"NODES/{{ node.name }}/blob.bin\" }
+  change: hot
+- name: db password
+  copy: { src: files/db.pw, dest: \"NODES/{{ node.name }}/db.pw\", mode: \"0600\", secret: true }
+  change: hot
+- name: motd
+  copy: { src: files/motd, dest: \"NODES/{{ node.name }}/motd\" }
+  check: \"grep -q welcome NODES/{{ node.name }}/motd 2>/dev/null || exit 1\"
+  change: hot
+"
+    .replace("NODES", &nodes_dir.display().to_string());
+    f.write(
+        "workflows/w.yml",
+        &workflow("strategy:\n  batch: [\"100%\"]\n", &steps),
+    );
+    f.write(
+        "workflows/files/app.conf.j2",
+        "greeting=hello\nnode={{ node.name }}\nport=80\n",
+    );
+    let big: String = (0..400)
+        .map(|i| format!("line {i:03} of a file over the diff limit, padded out\n"))
+        .collect();
+    assert!(big.len() > 2 * drover::engine::DIFF_BYTES);
+    f.write("workflows/files/big.txt", &big);
+    std::fs::write(
+        f.site.path().join("workflows/files/blob.bin"),
+        [0u8, 1, 2, 255, 0, 7],
+    )
+    .expect("blob");
+    const SECRET: &str = "s3cr3t-VALUE-123";
+    const OLD_SECRET: &str = "old-PASSWORD-987";
+    f.write("workflows/files/db.pw", &format!("{SECRET}\n"));
+    f.write("workflows/files/motd", "welcome\n");
+    let mut outputs = String::new();
+    let mut keep = |run: &Run| outputs.push_str(&format!("{}{}", run.stdout, run.stderr));
+
+    // Nothing on the nodes yet: every file is new.
+    let fresh = f.drover(&["check", "w", "--diff"]);
+    fresh.expect(exit_code::OK);
+    keep(&fresh);
+    let dest = |file: &str| format!("{}/{{{{ node.name }}}}/{file}", nodes_dir.display());
+    let path = |i: usize, file: &str| f.state(i).join(file).display().to_string();
+    for want in [
+        format!(
+            "node001: `app config` would change {}:\n--- /dev/null\n+++ {} (new)\n@@ -0,0 +1,3 @@\n+greeting=hello\n+node=node001\n+port=80\n",
+            path(0, "app.conf"),
+            path(0, "app.conf")
+        ),
+        format!(
+            "node[001-003]: `blob` would change {}: binary content differs (not on the node, 6 bytes new)\n",
+            dest("blob.bin")
+        ),
+        format!(
+            "node[001-003]: `db password` would change {}: content differs (secret; the file is not on the node)\n",
+            dest("db.pw")
+        ),
+        format!(
+            "node[001-003]: `motd` would change {}:\n--- /dev/null\n",
+            dest("motd")
+        ),
+    ] {
+        assert!(fresh.stdout.contains(&want), "missing:\n{want}\n{fresh}");
+    }
+    assert!(
+        fresh.stdout.contains(&format!(
+            "node[001-003]: `big` would change {} (truncated: only the first 8 KiB compared; {} bytes new):\n",
+            dest("big.txt"),
+            big.len()
+        )),
+        "{fresh}"
+    );
+
+    let run = f.drover(&["run", "w", "--yes"]);
+    run.expect(exit_code::OK);
+    keep(&run);
+
+    // By hand: node002's config and the start of its big file; node003's binary, its
+    // secret (to an old one) and its motd. node001 is left as drover wrote it.
+    let edit = |i: usize, file: &str, from: &str, to: &str| {
+        let p = f.state(i).join(file);
+        let text = std::fs::read_to_string(&p).expect("read");
+        assert!(text.contains(from), "{text}");
+        std::fs::write(&p, text.replacen(from, to, 1)).expect("edit");
+    };
+    edit(1, "app.conf", "port=80", "port=8080");
+    edit(1, "big.txt", "line 000 of", "LINE ZERO of");
+    std::fs::write(f.state(2).join("blob.bin"), [9u8, 0, 9]).expect("blob");
+    std::fs::write(f.state(2).join("db.pw"), format!("{OLD_SECRET}\n")).expect("pw");
+    std::fs::write(f.state(2).join("motd"), "bye\n").expect("motd");
+    let before: Vec<Vec<u8>> = ["app.conf", "big.txt", "blob.bin", "db.pw", "motd"]
+        .iter()
+        .map(|file| std::fs::read(f.state(2).join(file)).expect("read"))
+        .collect();
+
+    for args in [
+        &["check", "w", "--diff"][..],
+        &["run", "w", "--dry-run", "--diff"][..],
+    ] {
+        let out = f.drover(args);
+        out.expect(exit_code::OK);
+        keep(&out);
+        assert!(
+            out.stdout
+                .contains("GOOD       1  node001\nHOT        2  node[002-003]\n"),
+            "{out}"
+        );
+        // The node whose files are right has no diff.
+        assert!(!out.stdout.contains("node001:"), "{out}");
+        for want in [
+            format!("node002: `app config` would change {}:\n--- {} (on the node)\n+++ {} (new)\n@@ -1,3 +1,3 @@\n greeting=hello\n node=node002\n-port=8080\n+port=80\n", path(1, "app.conf"), path(1, "app.conf"), path(1, "app.conf")),
+            format!("node002: `big` would change {} (truncated: only the first 8 KiB compared; {} bytes on the node, {} bytes new):\n", path(1, "big.txt"), big.len() + 1, big.len()),
+            "-LINE ZERO of a file over the diff limit, padded out\n+line 000 of a file over the diff limit, padded out\n".to_string(),
+            format!("node003: `blob` would change {}: binary content differs (3 bytes on the node, 6 bytes new)\n", path(2, "blob.bin")),
+            format!("node003: `db password` would change {}: content differs (secret)\n", path(2, "db.pw")),
+            format!("node003: `motd` would change {}:\n--- {} (on the node)\n+++ {} (new)\n@@ -1 +1 @@\n-bye\n+welcome\n", path(2, "motd"), path(2, "motd"), path(2, "motd")),
+        ] {
+            assert!(out.stdout.contains(&want), "missing:\n{want}\n{out}");
+        }
+        // Nothing but the diff's own text from the edited lines: the rest of the big
+        // file is not shown.
+        assert!(!out.stdout.contains("line 010 of"), "{out}");
+    }
+    // The dry run changed nothing.
+    let after: Vec<Vec<u8>> = ["app.conf", "big.txt", "blob.bin", "db.pw", "motd"]
+        .iter()
+        .map(|file| std::fs::read(f.state(2).join(file)).expect("read"))
+        .collect();
+    assert_eq!(before, after);
+    assert!(
+        std::fs::read_to_string(f.state(1).join("app.conf"))
+            .expect("read")
+            .contains("port=8080")
+    );
+
+    // `--json`: one object per node and file.
+    let json = f.drover(&["check", "w", "--diff", "--json"]);
+    json.expect(exit_code::OK);
+    keep(&json);
+    let diffs = json.json()["diffs"].as_array().expect("diffs").clone();
+    let of = |node: &str, step: &str| {
+        diffs
+            .iter()
+            .find(|d| d["node"] == node && d["step"] == step)
+            .unwrap_or_else(|| panic!("no diff of {step} on {node}: {diffs:?}"))
+            .clone()
+    };
+    assert_eq!(
+        of("node003", "db password")["content"],
+        json!({"kind": "secret", "missing": false})
+    );
+    assert_eq!(of("node002", "app config")["content"]["kind"], "text");
+    assert!(diffs.iter().all(|d| d["node"] != "node001"), "{diffs:?}");
+
+    // The secret, old or new, and its hash appear nowhere drover wrote.
+    let hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(format!("{SECRET}\n")))
+    };
+    let mut written = vec![("output".to_string(), outputs.into_bytes())];
+    for e in walk(&f.site.path().join(".drover")) {
+        written.push((e.display().to_string(), std::fs::read(&e).expect("read")));
+    }
+    assert!(
+        written.iter().any(|(p, _)| p.ends_with(".log")),
+        "no run log: {:?}",
+        written.iter().map(|w| &w.0).collect::<Vec<_>>()
+    );
+    // The log does hold the hashes of files that are not secret: the search finds them.
+    let motd_hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest("welcome\n"))
+    };
+    assert!(
+        written
+            .iter()
+            .any(|(p, b)| p.ends_with(".log") && b.windows(64).any(|w| w == motd_hash.as_bytes())),
+        "the run log has no hash of motd"
+    );
+    for (what, bytes) in &written {
+        for needle in [SECRET, OLD_SECRET, &hash] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "`{needle}` is in {what}"
+            );
+        }
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files.extend(walk(&p));
+        } else {
+            files.push(p);
+        }
+    }
+    files
+}
+
 #[test]
 fn extra_vars_cannot_inject_shell_code() {
     let steps = "\

@@ -5,6 +5,7 @@ mod support;
 
 mod ansible;
 mod api;
+mod api_ssh;
 mod bad_inputs;
 #[allow(dead_code, reason = "each test module uses part of the fixture")]
 mod bed;
@@ -19,6 +20,7 @@ mod engine_faults;
 mod engine_ssh;
 mod examples;
 mod fake_scheduler;
+mod file_diff;
 mod fuzz_corpus;
 mod gates;
 mod git_settings;

@@ -304,6 +304,7 @@ fn the_engine_fails_a_drain_step_without_hooks_instead_of_running_it() {
                 log: None,
                 files: &files,
                 locks: &locks,
+                diff: false,
                 groups: Vec::new(),
             },
             connector: &LocalConnector,

@@ -125,8 +125,15 @@ fn site(bin: &Path) -> tempfile::TempDir {
              local: \"echo said {{{{ vars.db_password }}}} {{{{ vars.api_token }}}} {{{{ vars.inline_secret }}}}; \
              printf '%s %s %s' {{{{ vars.db_password }}}} {{{{ vars.api_token }}}} {{{{ vars.inline_secret }}}} > {{{{ site.state_dir }}}}/seen\"\n  \
              - name: ansible too\n    change: hot\n    \
-             ansible: {{ playbook: ../playbooks/site.yml, extra_vars: {{ token: \"{{{{ vars.api_token }}}}\", out: \"{{{{ site.state_dir }}}}/token\" }} }}\n"
+             ansible: {{ playbook: ../playbooks/site.yml, extra_vars: {{ token: \"{{{{ vars.api_token }}}}\", out: \"{{{{ site.state_dir }}}}/token\" }} }}\n  \
+             - name: db conf\n    change: hot\n    \
+             template: {{ src: files/db.conf.j2, dest: \"{{{{ site.state_dir }}}}/db.conf\" }}\n"
         ),
+    );
+    write(
+        s,
+        "workflows/files/db.conf.j2",
+        "user=app\npassword={{ vars.db_password }}\nport=80\n",
     );
     dir
 }
@@ -152,6 +159,22 @@ fn vault_files_and_inline_values_decrypt_and_never_show() {
     seen += &run.text;
     let human = drover(s, &bin, &["run", "w", "--site", sp, "--yes"], &[]);
     seen += &human.text;
+    // `--diff` of a template with a vault value in it, on both sides of the diff (the
+    // file on the node was written by the run): masked.
+    let conf = s.join(".drover/db.conf");
+    let written = std::fs::read_to_string(&conf).unwrap();
+    assert_eq!(written, format!("user=app\npassword={}\nport=80\n", SECRETS[0]));
+    std::fs::write(&conf, written.replace("port=80", "port=81")).unwrap();
+    let diff = drover(s, &bin, &["check", "w", "--site", sp, "--diff"], &[]);
+    assert!(
+        diff.text
+            .contains(" user=app\n password=********\n-port=81\n+port=80\n"),
+        "{}",
+        diff.text
+    );
+    seen += &diff.text;
+    seen += &drover(s, &bin, &["check", "w", "--site", sp, "--diff", "--json"], &[]).text;
+    seen += &drover(s, &bin, &["run", "w", "--site", sp, "--dry-run", "--diff"], &[]).text;
 
     // Decrypted right: the command and the playbook got the plaintexts.
     assert_eq!(
@@ -182,7 +205,7 @@ fn vault_files_and_inline_values_decrypt_and_never_show() {
     let mut files = Vec::new();
     for sub in [".drover", ".drover/logs"] {
         for e in std::fs::read_dir(s.join(sub)).unwrap().flatten() {
-            if e.path().is_file() && e.file_name() != "seen" && e.file_name() != "token" {
+            if e.path().is_file() && !["seen", "token", "db.conf"].iter().any(|n| e.file_name() == *n) {
                 files.push(e.path());
             }
         }

@@ -1,0 +1,259 @@
+//! The node-side shell of `copy` and `template` steps: compare a destination with the
+//! content drover would write, replace it atomically, and (for `--diff`) say what
+//! differs. Every value is quoted by [`ShellLine`].
+
+use crate::transport::ShellLine;
+
+/// How much of a file on the node `--diff` reads (and of the new content it compares):
+/// the first 8 KiB, base64 on the probe's stdout, stays well inside the 16 KiB a
+/// command's output keeps.
+pub const DIFF_BYTES: usize = 8 * 1024;
+
+/// `f=DEST; case ... esac; ` : the destination, refused unless absolute.
+fn file_dest(dest: &str) -> ShellLine {
+    ShellLine::new().code("f=").value(dest).code(
+        "; case \"$f\" in /*) ;; *) echo \"destination $f is not an absolute path\" >&2; exit 2;; esac; ",
+    )
+}
+
+/// The tests of `$f` against what a file step wants, one per property, and the
+/// commands that give a temporary file `$t` the mode and owner.
+struct FileTests {
+    /// A regular file with the content (sha256).
+    content: ShellLine,
+    mode: Option<ShellLine>,
+    owner: Option<ShellLine>,
+    apply: ShellLine,
+}
+
+fn file_tests(hash: &str, mode: Option<u32>, owner: Option<&str>) -> FileTests {
+    // `sha256sum` of its input prints `HASH  -`: compared whole, without `cut`.
+    let content = ShellLine::new()
+        .code("[ -f \"$f\" ] && [ \"$(sha256sum < \"$f\")\" = ")
+        .value(format!("{hash}  -"))
+        .code(" ]");
+    let mut apply = ShellLine::new();
+    let mode = mode.map(|m| {
+        let m = format!("{m:o}");
+        apply = std::mem::take(&mut apply)
+            .code(" && chmod ")
+            .value(&m)
+            .code(" \"$t\"");
+        ShellLine::new()
+            .code("[ \"$(stat -c %a \"$f\")\" = ")
+            .value(&m)
+            .code(" ]")
+    });
+    let owner = owner.map(|o| {
+        let want = match o.split_once(':') {
+            Some(_) => ShellLine::new().value(o),
+            None => ShellLine::new()
+                .value(format!("{o}:"))
+                .code("\"$(id -gn ")
+                .value(o)
+                .code(")\""),
+        };
+        apply = std::mem::take(&mut apply)
+            .code(" && chown ")
+            .value(o)
+            .code(" \"$t\"");
+        ShellLine::new()
+            .code("[ \"$(stat -c %U:%G \"$f\")\" = ")
+            .line(&want)
+            .code(" ]")
+    });
+    FileTests {
+        content,
+        mode,
+        owner,
+        apply,
+    }
+}
+
+/// The test that `$f` already has the content (sha256 `hash`), mode and owner, and the
+/// commands that give a temporary file `$t` the mode and owner.
+fn file_same(hash: &str, mode: Option<u32>, owner: Option<&str>) -> (ShellLine, ShellLine) {
+    let t = file_tests(hash, mode, owner);
+    let mut same = t.content;
+    for test in [&t.mode, &t.owner].into_iter().flatten() {
+        same = same.code(" && ").line(test);
+    }
+    (same, t.apply)
+}
+
+/// The node-side script of a file step: compare the content hash (and mode and owner)
+/// of `dest` with the upload on stdin, and replace the file atomically only when they
+/// differ. Every value is quoted by [`ShellLine`].
+pub fn file_command(dest: &str, hash: &str, mode: Option<u32>, owner: Option<&str>) -> ShellLine {
+    let (same, apply) = file_same(hash, mode, owner);
+    file_dest(dest)
+        .code("if ")
+        .line(&same)
+        .code("; then echo unchanged; else t=$(mktemp \"$f.drover.XXXXXX\") && cat > \"$t\"")
+        .line(&apply)
+        .code(" && mv -f \"$t\" \"$f\" && echo changed || { rm -f \"$t\"; exit 1; }; fi")
+}
+
+/// A file step inside a script of steps: like [`file_command`], but the script's input
+/// carries every file step's content one after another, so this one reads exactly its
+/// `len` bytes (also when the file is current), and a short read (the input was cut)
+/// replaces nothing.
+pub fn file_command_framed(
+    dest: &str,
+    hash: &str,
+    len: usize,
+    mode: Option<u32>,
+    owner: Option<&str>,
+) -> ShellLine {
+    let (same, apply) = file_same(hash, mode, owner);
+    let len = u64::try_from(len).unwrap_or(u64::MAX);
+    file_dest(dest)
+        .code("if ")
+        .line(&same)
+        .code("; then head -c ")
+        .number(len)
+        .code(" > /dev/null; echo unchanged; else t=$(mktemp \"$f.drover.XXXXXX\") && head -c ")
+        .number(len)
+        .code(" > \"$t\" && [ \"$(wc -c < \"$t\")\" -eq ")
+        .number(len)
+        .code(" ]")
+        .line(&apply)
+        .code(" && mv -f \"$t\" \"$f\" && echo changed || { rm -f \"$t\"; exit 1; }; fi")
+}
+
+/// The check of a file step without a check of its own: exits 0 when `dest` already
+/// has the content (sha256 `hash`), mode and owner, else 1 (missing, changed by hand,
+/// or a destination that is not absolute, which the step itself then refuses with the
+/// reason).
+pub fn file_check(dest: &str, hash: &str, mode: Option<u32>, owner: Option<&str>) -> ShellLine {
+    let (same, _) = file_same(hash, mode, owner);
+    ShellLine::new()
+        .code("f=")
+        .value(dest)
+        .code("; case \"$f\" in /*) ;; *) exit 1;; esac; if ")
+        .line(&same)
+        .code("; then exit 0; else exit 1; fi")
+}
+
+/// [`file_check`] that, when the file differs, also says how (for `--diff`), in the
+/// same round trip: one line `drover-file C M O SIZE MODE OWNER` (C, M, O: 1 when the
+/// content, mode, owner are as wanted), or `drover-file missing` / `drover-file other`
+/// (not a regular file); then, unless `secret` or the content is the same, the first
+/// [`DIFF_BYTES`] of the file in base64. The exit code is [`file_check`]'s.
+pub fn file_diff_probe(
+    dest: &str,
+    hash: &str,
+    mode: Option<u32>,
+    owner: Option<&str>,
+    secret: bool,
+) -> ShellLine {
+    let (same, _) = file_same(hash, mode, owner);
+    let t = file_tests(hash, mode, owner);
+    let mut line = ShellLine::new()
+        .code("f=")
+        .value(dest)
+        .code("; case \"$f\" in /*) ;; *) exit 1;; esac; if ")
+        .line(&same)
+        .code("; then exit 0; fi; if [ -f \"$f\" ]; then c=0; ")
+        .line(&t.content)
+        .code(" && c=1; m=1; o=1; ");
+    if let Some(m) = &t.mode {
+        line = line.line(m).code(" || m=0; ");
+    }
+    if let Some(o) = &t.owner {
+        line = line.line(o).code(" || o=0; ");
+    }
+    line = line.code(
+        "printf 'drover-file %s %s %s %s %s %s\\n' \"$c\" \"$m\" \"$o\" \"$(wc -c < \"$f\")\" \"$(stat -c %a \"$f\")\" \"$(stat -c %U:%G \"$f\")\"; ",
+    );
+    if !secret {
+        let cap = u64::try_from(DIFF_BYTES).unwrap_or(u64::MAX);
+        line = line
+            .code("[ \"$c\" = 1 ] || head -c ")
+            .number(cap)
+            .code(" \"$f\" | base64; ");
+    }
+    line.code(
+        "elif [ -e \"$f\" ] || [ -L \"$f\" ]; then echo 'drover-file other'; else echo 'drover-file missing'; fi; exit 1",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(cmd: &ShellLine) -> (Option<i32>, String) {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd.as_str())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    fn sha(bytes: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    #[test]
+    fn the_composed_test_is_the_one_files_always_had() {
+        let (same, apply) = file_same("ab", Some(0o640), Some("root"));
+        assert_eq!(
+            same.as_str(),
+            "[ -f \"$f\" ] && [ \"$(sha256sum < \"$f\")\" = 'ab  -' ] && [ \"$(stat -c %a \"$f\")\" = 640 ] && [ \"$(stat -c %U:%G \"$f\")\" = root:\"$(id -gn root)\" ]"
+        );
+        assert_eq!(apply.as_str(), " && chmod 640 \"$t\" && chown root \"$t\"");
+    }
+
+    #[test]
+    fn the_diff_probe_says_what_differs_and_keeps_the_checks_exit_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a b.conf");
+        let dest = f.to_str().unwrap();
+        let want = b"new\n";
+        // Missing.
+        let (code, out) = sh(&file_diff_probe(dest, &sha(want), None, None, false));
+        assert_eq!((code, out.as_str()), (Some(1), "drover-file missing\n"));
+        // Different content: the header, then the content in base64.
+        std::fs::write(&f, b"old\n").unwrap();
+        let (code, out) = sh(&file_diff_probe(dest, &sha(want), None, None, false));
+        assert_eq!(code, Some(1));
+        let mut lines = out.lines();
+        let header = lines.next().unwrap();
+        assert!(header.starts_with("drover-file 0 1 1 4 "), "{header}");
+        assert_eq!(lines.collect::<String>(), "b2xkCg==");
+        // A secret: the header only.
+        let (code, out) = sh(&file_diff_probe(dest, &sha(want), None, None, true));
+        assert_eq!(code, Some(1));
+        assert_eq!(out.lines().count(), 1, "{out}");
+        // Same content, another mode: no content sent.
+        std::fs::write(&f, want).unwrap();
+        let (code, out) = sh(&file_diff_probe(dest, &sha(want), Some(0o600), None, false));
+        assert_eq!(code, Some(1));
+        assert!(out.starts_with("drover-file 1 0 1 4 "), "{out}");
+        assert_eq!(out.lines().count(), 1, "{out}");
+        // As wanted: exit 0, nothing printed.
+        let mode = {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o7777
+        };
+        let (code, out) = sh(&file_diff_probe(dest, &sha(want), Some(mode), None, false));
+        assert_eq!((code, out.as_str()), (Some(0), ""));
+        // A directory.
+        let (code, out) = sh(&file_diff_probe(
+            dir.path().to_str().unwrap(),
+            &sha(want),
+            None,
+            None,
+            false,
+        ));
+        assert_eq!((code, out.as_str()), (Some(1), "drover-file other\n"));
+        // Not absolute: like the check, exit 1 and nothing said.
+        let (code, out) = sh(&file_diff_probe("rel/x", &sha(want), None, None, false));
+        assert_eq!((code, out.as_str()), (Some(1), ""));
+    }
+}
