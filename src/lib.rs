@@ -15,6 +15,7 @@ pub mod engine;
 pub mod exit_code;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hooks;
 pub mod hostlist;
 pub mod inventory;
 pub mod notification;

@@ -265,6 +265,10 @@ pub enum MaintenanceCommand {
         /// Who (default: $USER).
         #[arg(long)]
         by: Option<String>,
+        /// Also drain them, with the site's drain hook (its scheduler's) and the reason;
+        /// drover asks for the drain and does not wait for the nodes to be drained.
+        #[arg(long)]
+        drain: bool,
         #[arg(long)]
         json: bool,
     },

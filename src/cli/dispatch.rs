@@ -122,6 +122,7 @@ pub fn main() -> i32 {
                 site,
                 reason,
                 by,
+                drain,
                 json,
             } => {
                 let req = MaintenanceRequest {
@@ -130,6 +131,7 @@ pub fn main() -> i32 {
                     nodes: &nodes,
                     reason: reason.as_deref(),
                     by: by.as_deref(),
+                    drain,
                     json,
                 };
                 maintenance(&req, color, &mut out, &mut err)
@@ -141,6 +143,7 @@ pub fn main() -> i32 {
                     nodes: &nodes,
                     reason: None,
                     by: None,
+                    drain: false,
                     json,
                 };
                 maintenance(&req, color, &mut out, &mut err)

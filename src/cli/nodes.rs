@@ -61,6 +61,8 @@ pub struct MaintenanceRequest<'a> {
     pub nodes: &'a [String],
     pub reason: Option<&'a str>,
     pub by: Option<&'a str>,
+    /// Drain the nodes entering maintenance (the site's drain hook).
+    pub drain: bool,
     pub json: bool,
 }
 
@@ -82,6 +84,14 @@ pub fn maintenance(
         return refuse(
             err,
             Refusal::usage("a node goes into maintenance with a reason: pass --reason TEXT"),
+        );
+    }
+    if req.drain && project.site.drain.is_none() {
+        return refuse(
+            err,
+            Refusal::usage(
+                "--drain: the site has no drain hooks (`drain:` in drover.yml) to drain with; nothing was changed",
+            ),
         );
     }
     let store = match open_store(&project) {
@@ -109,10 +119,47 @@ pub fn maintenance(
     if let Err(e) = store.write_blocking(writes) {
         return refuse(err, Refusal(store_error_text(&e), exit_code::FAILURE));
     }
+    // In maintenance first (so no run starts them meanwhile), then drained.
+    let drained = if req.on && req.drain {
+        let local = project.site.transport == crate::site::SiteTransport::Local;
+        let why = format!("drover: maintenance by {by}: {}", req.reason.unwrap_or_default());
+        let project = std::sync::Arc::new(project);
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return refuse(
+                err,
+                Refusal("cannot start the runtime".into(), exit_code::FAILURE),
+            );
+        };
+        match rt.block_on(crate::service::drain_for_maintenance(
+            &project, &names, &why, local,
+        )) {
+            Ok(d) => Some(d),
+            Err(e) => return refuse(err, Refusal(e, exit_code::FAILURE)),
+        }
+    } else {
+        None
+    };
+    let failed: Vec<&(String, Result<(), String>)> =
+        drained.iter().flatten().filter(|(_, r)| r.is_err()).collect();
+    let code = if failed.is_empty() {
+        exit_code::OK
+    } else {
+        exit_code::FAILURE
+    };
     if req.json {
         let now = store.in_maintenance().unwrap_or_default();
-        let _ = writeln!(out, "{}", serde_json::json!({ "maintenance": now }));
-        return exit_code::OK;
+        let mut v = serde_json::json!({ "maintenance": now });
+        if let Some(d) = &drained {
+            v["drain"] = d
+                .iter()
+                .map(|(n, r)| match r {
+                    Ok(()) => serde_json::json!({"node": n, "drain": "asked"}),
+                    Err(e) => serde_json::json!({"node": n, "drain": "failed", "error": e}),
+                })
+                .collect();
+        }
+        let _ = writeln!(out, "{v}");
+        return code;
     }
     let list = crate::hostlist::compress(&names);
     if req.on {
@@ -125,7 +172,26 @@ pub fn maintenance(
     } else {
         let _ = writeln!(out, "out of maintenance: {list}");
     }
-    exit_code::OK
+    if let Some(d) = &drained {
+        let asked: Vec<String> = d
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(n, _)| n.clone())
+            .collect();
+        if !asked.is_empty() {
+            let _ = writeln!(
+                out,
+                "drain asked for: {} (the scheduler drains them as their jobs end)",
+                crate::hostlist::compress(&asked)
+            );
+        }
+        for (n, r) in &failed {
+            if let Err(e) = r {
+                let _ = writeln!(err, "error: {n}: not drained: {e}");
+            }
+        }
+    }
+    code
 }
 
 /// `nodes maintenance list`: every node in maintenance, with who, since and why.

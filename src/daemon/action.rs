@@ -26,4 +26,24 @@ pub enum Action {
     /// started now, unless a rollout of its workflow is active (then refused, not queued:
     /// the caller is waiting for an answer).
     Run(Box<RunOrder>),
+    /// Start `workflow` now with the site in force (a slash command), on `limit`'s nodes
+    /// (a selector list; `None`: every target), or only plan it (`dry_run`). Refused
+    /// while a rollout of the workflow is active, or when the nodes it would touch are
+    /// not all in `scope` (node names; `None`: every node). `reply` gets a sentence for
+    /// the one who asked: the run id, the plan, or why not.
+    RunNow {
+        workflow: String,
+        limit: Option<String>,
+        dry_run: bool,
+        scope: Option<std::collections::HashSet<String>>,
+        trigger: Trigger,
+        reply: tokio::sync::oneshot::Sender<String>,
+    },
+    /// Stop run `run` (an active rollout of this daemon): no new node starts, the nodes
+    /// in flight finish their cycle; it ends stopped, resumable. `reply`: whether it was
+    /// found.
+    Abort {
+        run: String,
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
 }

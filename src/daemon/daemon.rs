@@ -202,12 +202,14 @@ impl Daemon {
             &core.project.site.notifications,
             stop_rx.clone(),
         )
-        .map_err(|e| DaemonError::Notifications(e.to_string()))?;
+        .map_err(|e| DaemonError::Secrets(e.to_string()))?;
+        let hooks = hooks_state(&core, actions.clone(), fetch.clone())?;
         let app = router(AppState {
             metrics: Arc::clone(&metrics),
             store,
             api,
-        });
+        })
+        .merge(crate::hooks::router(hooks));
         let mut http_stop = stop_rx.clone();
         let http = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -257,6 +259,48 @@ impl Daemon {
     }
 }
 
+/// The hooks' shared state, their secrets read now (a missing one stops the start,
+/// naming where it should come from).
+fn hooks_state(
+    core: &Core,
+    actions: mpsc::UnboundedSender<Action>,
+    fetch: Option<FetchTrigger>,
+) -> Result<crate::hooks::HooksState, DaemonError> {
+    let site = &core.project.site;
+    let read = |what: &str, s: &crate::units::SecretRef| {
+        s.read()
+            .map(Arc::new)
+            .map_err(|e| DaemonError::Secrets(format!("{what}: {e}")))
+    };
+    let slack = match &site.slack_commands.signing_secret {
+        Some(s) => Some((
+            read("slack.signing_secret", s)?,
+            Arc::new(site.slack_commands.clone()),
+        )),
+        None => None,
+    };
+    let git_secret = site
+        .hooks
+        .git_secret
+        .as_ref()
+        .map(|s| read("hooks.git.secret", s))
+        .transpose()?;
+    Ok(crate::hooks::HooksState {
+        slack,
+        git_secret,
+        actions,
+        store: core.store.clone(),
+        inventory: core.inventory_rx.clone(),
+        fetch,
+        replay: Arc::new(crate::hooks::ReplayGuard::default()),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default(),
+        answer_within: Duration::from_millis(2500),
+    })
+}
+
 fn load(site: &std::path::Path) -> Result<Project, DaemonError> {
     Project::load(site).map_err(|diags| DaemonError::Invalid(render(&diags)))
 }
@@ -304,7 +348,7 @@ enum RunMsg {
 }
 
 /// The daemon's loop and what it owns.
-struct Core {
+pub(super) struct Core {
     /// The site in force, for the API.
     site_tx: watch::Sender<Arc<Project>>,
     /// The rollouts in flight, for the API.
@@ -637,8 +681,51 @@ impl Core {
                 }
             }
             Action::Converge { workflow } => self.converge(&workflow),
+            Action::RunNow {
+                workflow,
+                limit,
+                dry_run,
+                scope,
+                trigger,
+                reply,
+            } => super::run_now::run_now(
+                self,
+                &workflow,
+                limit.as_deref(),
+                dry_run,
+                scope.as_ref(),
+                trigger,
+                reply,
+            ),
+            Action::Abort { run, reply } => {
+                let found = self.active.values().find(|a| a.run_id == run);
+                if let Some(a) = found {
+                    info!(%run, "stopping the run as asked: no new node starts");
+                    let _ = a.interrupts.send(1);
+                }
+                let _ = reply.send(found.is_some());
+            }
             Action::Run(order) => self.order(*order),
         }
+    }
+
+    /// The site in force, the active rollout of `workflow` (its run id) and a way to
+    /// start one: what `run_now` needs of the loop.
+    pub(super) fn project(&self) -> Arc<Project> {
+        Arc::clone(&self.project)
+    }
+
+    pub(super) fn active_run(&self, workflow: &str) -> Option<String> {
+        self.active.get(workflow).map(|a| a.run_id.clone())
+    }
+
+    pub(super) fn start_request(
+        &mut self,
+        workflow: &str,
+        req: RunRequest,
+        interrupts: watch::Sender<u32>,
+    ) -> bool {
+        self.start(workflow, req, interrupts, None).is_ok()
     }
 
     /// A run the API asked for: started now, or refused with why.

@@ -13,7 +13,7 @@ pub enum DaemonError {
         source: std::io::Error,
     },
     #[error("{0}")]
-    Notifications(String),
+    Secrets(String),
     #[error("the HTTP listener failed: {0}")]
     Http(std::io::Error),
     /// The git clone, its state dir or the file watch could not be set up.

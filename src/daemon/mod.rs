@@ -13,6 +13,7 @@ mod http;
 mod log_format;
 mod metrics;
 mod rollout_queue;
+mod run_now;
 mod run_order;
 
 pub use action::Action;
@@ -22,4 +23,5 @@ pub use http::{AppState, router};
 pub use log_format::LogFormat;
 pub use metrics::Metrics;
 pub use rollout_queue::{ActiveRollout, QueueAction, RolloutPhase, RolloutQueue, RunEnd};
+pub use run_now::outside_scope;
 pub use run_order::{NotStarted, RunOrder, StartedRun};

@@ -8,6 +8,7 @@
 mod event;
 mod event_hub;
 mod give_up;
+mod maintenance_drain;
 mod outcome;
 mod refusal;
 mod run_handle;
@@ -22,6 +23,7 @@ mod trigger;
 pub use event::{Planned, RunEvent};
 pub use event_hub::BROADCAST_CAPACITY;
 pub use give_up::{GiveUp, GiveUpReason};
+pub use maintenance_drain::drain_for_maintenance;
 pub use outcome::{Finished, Interruption, Outcome};
 pub use refusal::{Refusal, RefusalKind};
 pub use run_handle::RunHandle;

@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::raw_git::RawGit;
+use super::raw_hooks::{RawHooks, RawSlackCommands};
 use super::raw_ssh::RawSsh;
 use crate::store::NoticeKind;
 use crate::units::{HumanDuration, SecretRef};
@@ -64,6 +65,12 @@ pub struct RawSite {
     pub notifications: RawNotifications,
     /// The daemon's REST API and Slack endpoint.
     pub server: Option<RawServer>,
+    /// Slack slash commands (`POST /hooks/slack`): who may do what.
+    #[serde(default)]
+    pub slack: RawSlackCommands,
+    /// Webhooks other systems call (`POST /hooks/git`).
+    #[serde(default)]
+    pub hooks: RawHooks,
     /// Where `drover serve` takes the site from: a git repository it follows.
     pub git: Option<RawGit>,
     /// The workflows the API's node lifecycle operations run (`POST

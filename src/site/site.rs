@@ -8,6 +8,7 @@ use indexmap::IndexMap;
 
 use super::drain_hooks::DrainHooks;
 use super::git_settings::GitSettings;
+use super::hook_settings::{HookSettings, SlackCommandSettings};
 use super::notification_settings::NotificationSettings;
 use super::raw_site::{ApiRole, OnLeaseConflict, RawSite, SiteTransport};
 use crate::diag::Problem;
@@ -40,6 +41,10 @@ pub struct Site {
     pub pause_poll: Duration,
     /// Where `drover serve` sends the outbox's events.
     pub notifications: NotificationSettings,
+    /// Slack slash commands: the signing secret, who may mutate, node scopes.
+    pub slack_commands: SlackCommandSettings,
+    /// Webhooks other systems call.
+    pub hooks: HookSettings,
     pub server: Option<ServerSettings>,
     /// Where `drover serve` takes the site from.
     pub git: Option<GitSettings>,
@@ -359,6 +364,11 @@ impl Site {
             },
             pause_poll,
             notifications,
+            slack_commands: SlackCommandSettings::from_raw(
+                &raw.slack,
+                raw.server.as_ref().and_then(|s| s.slack_signing_secret.as_ref()),
+            ),
+            hooks: HookSettings::from_raw(&raw.hooks),
             server,
             git,
             lifecycle: LifecycleWorkflows {

@@ -473,3 +473,77 @@ fn drover_run_waits_at_the_cutoff_and_goes_on_when_the_window_reopens() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(marks(&site).len(), 6, "{out}");
 }
+
+#[test]
+fn maintenance_on_with_drain_runs_the_sites_drain_hook_with_the_reason_and_without_hooks_changes_nothing() {
+    let hooks = "drain:\n  drain: scontrol update nodename={{ node.name }} state=drain reason={{ reason }}\n  drained: test \"$(sinfo -h -n {{ node.name }} -o %T | tr -d '*')\" = drained\n  resume: scontrol update nodename={{ node.name }} state=resume\n";
+    assert!(SITE.contains(hooks), "the shared site's drain hooks moved");
+    let site = Site::new().write("drover.yml", &SITE.replace(hooks, ""));
+    let out = site.run(&[
+        "nodes",
+        "maintenance",
+        "on",
+        "n02",
+        "--reason",
+        "bad DIMM",
+        "--drain",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        "error: --drain: the site has no drain hooks (`drain:` in drover.yml) to drain with; nothing was changed\n"
+    );
+    assert_eq!(
+        site.run(&["nodes", "maintenance", "list"]).stdout,
+        "no node is in maintenance\n"
+    );
+
+    // Hooks on the controller that note what they were asked; n04's drain fails.
+    let site = site.write(
+        "drover.yml",
+        &SITE.replace(
+            hooks,
+            "drain:\n  run_on: controller\n  drain: test {{ node.name }} != n04 && echo {{ reason }} > drained/{{ node.name }}\n  drained: test -e drained/{{ node.name }}\n  resume: rm -f drained/{{ node.name }}\n",
+        ),
+    );
+    std::fs::create_dir_all(site.path().join("drained")).expect("gates test");
+    let out = site.run(&[
+        "nodes",
+        "maintenance",
+        "on",
+        "n[02-03]",
+        "--reason",
+        "bad DIMM",
+        "--by",
+        "bob",
+        "--drain",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .ends_with("drain asked for: n[02-03] (the scheduler drains them as their jobs end)\n"),
+        "{}",
+        out.stdout
+    );
+    for n in ["n02", "n03"] {
+        assert_eq!(
+            std::fs::read_to_string(site.path().join("drained").join(n)).expect("drained"),
+            "drover: maintenance by bob: bad DIMM\n"
+        );
+    }
+    assert!(!site.path().join("drained/n01").exists(), "only the nodes named");
+    let out = site.run(&["nodes", "maintenance", "on", "n04", "--reason", "fan", "--drain"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stderr
+            .starts_with("error: n04: not drained: the drain hook failed (exit 1)"),
+        "{}",
+        out.stderr
+    );
+    // Still in maintenance: automation stays off for it.
+    assert!(
+        site.run(&["nodes", "maintenance", "list"])
+            .stdout
+            .contains("n04: maintenance by "),
+    );
+}

@@ -35,6 +35,7 @@ mod quoting;
 mod run_local;
 mod schemas;
 mod service;
+mod slash_commands;
 mod slurm;
 mod ssh_connections;
 mod ssh_settings;
