@@ -40,7 +40,7 @@ pub use journal::{Journal, Mark, StepRecord};
 pub use journal_error::JournalError;
 pub use node_cycle::{NodeCycle, NodeEnd};
 pub use node_error::NodeError;
-pub use node_work::{CHECK_TIMEOUT, NodeJob, site_context, template_context};
+pub use node_work::{CHECK_TIMEOUT, NodeJob, node_context, site_context, template_context};
 pub use rollout::{Action, Input, Outcome, Prior, Rollout, RolloutSpec, StopReason};
 pub use run_log::RunLog;
 pub use runner::{

@@ -60,16 +60,22 @@ pub fn template_context(
         .collect();
     vars.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
     json!({
-        "node": {
-            "name": node.name,
-            "host": node.address.host,
-            "port": node.address.port,
-            "user": node.address.user,
-            "vars": node.vars,
-        },
+        "node": node_context(node),
         "vars": vars,
         "workflow": { "name": wf.name, "version": wf.version },
         "site": site,
+    })
+}
+
+/// The `node` template value. Hooks rendered outside a workflow (maintenance drains) use
+/// it too, so `{{ node.* }}` means the same in every template drover renders.
+pub fn node_context(node: &Node) -> serde_json::Value {
+    json!({
+        "name": node.name,
+        "host": node.address.host,
+        "port": node.address.port,
+        "user": node.address.user,
+        "vars": node.vars,
     })
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::engine::site_context;
+use crate::engine::{node_context, site_context};
 use crate::inventory::Node;
 use crate::project::Project;
 use crate::site::HookHost;
@@ -50,13 +50,7 @@ pub async fn drain_for_maintenance(
         };
         let node = project.inventory.node(id).clone();
         let cx = json!({
-            "node": {
-                "name": node.name,
-                "host": node.address.host,
-                "port": node.address.port,
-                "user": node.address.user,
-                "vars": node.vars,
-            },
+            "node": node_context(&node),
             "vars": {},
             "workflow": { "name": "maintenance", "version": 0 },
             "site": site,

@@ -346,3 +346,40 @@ fn a_playbooks_own_vault_host_vars_decrypt_with_the_sites_password() {
     );
     // The same value in the inventory is refused (tests/cli/validate_errors.rs).
 }
+
+/// A failing step that prints vault values: the stop notification the outbox holds for
+/// Slack and the webhooks quotes the step's last output lines, masked like the run log.
+#[test]
+fn a_stop_notification_quotes_the_failed_output_with_vault_values_masked() {
+    let Some(bin) = ansible_bin() else { return };
+    let dir = site(&bin);
+    let s = dir.path();
+    let sp = s.to_str().unwrap();
+    write(
+        s,
+        "workflows/fails.yml",
+        "name: fails\nversion: 1\ntargets: { nodes: [n1] }\ncanary: { size: 0 }\n\
+         vars_files: [../vars/secrets.yml, ../vars/prod.yml]\nsteps:\n  - name: breaks\n    change: hot\n    \
+         local: \"echo leaked {{ vars.db_password }} {{ vars.api_token }}; exit 3\"\n",
+    );
+    let run = drover(s, &bin, &["run", "fails", "--site", sp, "--yes"], &[]);
+    assert_ne!(run.code, 0, "{}", run.text);
+    let db = rusqlite::Connection::open(s.join(".drover/drover.db")).unwrap();
+    let rows: Vec<(String, String)> = db
+        .prepare("SELECT kind, payload FROM outbox ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let stop = rows
+        .iter()
+        .find(|(kind, _)| kind == "run_stopped")
+        .unwrap_or_else(|| panic!("no run_stopped notice: {rows:?}\n{}", run.text));
+    assert!(stop.1.contains("leaked ******** ********"), "{}", stop.1);
+    for (_, payload) in &rows {
+        for secret in SECRETS {
+            assert!(!payload.contains(secret), "`{secret}` in a notice: {payload}");
+        }
+    }
+}
