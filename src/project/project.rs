@@ -114,27 +114,6 @@ impl Project {
         let site = Site::from_raw(&raw, &root, &templates)
             .map_err(|ps| diags.extend(ps.iter().map(|p| site_doc.diagnostic(p))))
             .ok()?;
-        // Settings this version accepts (so sites can be written for what comes next) but
-        // does not act on: say so, rather than let a site believe it is notified.
-        for (key, set, what) in [(
-            "server",
-            raw.server
-                .as_ref()
-                .is_some_and(|s| s.slack_signing_secret.is_some()),
-            "there is no Slack endpoint yet",
-        )] {
-            if set {
-                let at = Path::root().key(key).key("slack_signing_secret");
-                diags.push(
-                    site_doc
-                        .diagnostic(&Problem::key(
-                            at.clone(),
-                            format!("`{at}` is accepted but not in effect in this version: {what}"),
-                        ))
-                        .as_warning(),
-                );
-            }
-        }
         let mut quoting_opt_outs = site
             .drain
             .as_ref()
