@@ -285,12 +285,19 @@ fn hooks_state(
         .as_ref()
         .map(|s| read("hooks.git.secret", s))
         .transpose()?;
+    // Read again with every alarm (a rotated file takes effect); read now so a missing
+    // one stops the start.
+    for t in &core.project.triggers {
+        read(&format!("triggers.{}.secret", t.name), &t.secret)?;
+    }
     Ok(crate::hooks::HooksState {
         slack,
         git_secret,
         actions,
         store: core.store.clone(),
         inventory: core.inventory_rx.clone(),
+        site: core.site_tx.subscribe(),
+        alarms: Arc::new(crate::hooks::AlarmQueues::default()),
         fetch,
         replay: Arc::new(crate::hooks::ReplayGuard::default()),
         client: reqwest::Client::builder()
@@ -944,8 +951,15 @@ impl Core {
             .flatten()
             .and_then(|t| serde_json::from_value::<Trigger>(t).ok())
             .unwrap_or(trigger.clone());
+        // An alarm trigger's run is of the workflow the trigger makes, not in the site's list.
+        let project = match self.project.trigger(&workflow) {
+            Some(t) if matches!(&recorded, Trigger::Webhook { name } if *name == workflow) => {
+                Arc::new(self.project.with_workflow(t.run.clone()))
+            }
+            _ => Arc::clone(&self.project),
+        };
         let (itx, irx) = watch::channel(0u32);
-        match RunRequest::resume(Arc::clone(&self.project), detail, trigger, irx) {
+        match RunRequest::resume(project, detail, trigger, irx) {
             Ok(req) => {
                 info!(%workflow, run = %id, "resuming a run left unfinished");
                 let request = self.request_for(&workflow, &recorded);

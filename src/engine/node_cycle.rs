@@ -599,6 +599,36 @@ impl<K: Connector> NodeCycle<'_, K> {
         Ok(())
     }
 
+    /// Runs the workflow's `on_failure` steps on a node whose turn failed for good, in
+    /// order, each reported like a step; a failing one ends them. Best effort: what
+    /// happened is said in the node's reason, the node is held either way.
+    pub async fn on_failure(&self, conn: &Option<K::Conn>) -> String {
+        let wf = self.job.workflow;
+        for step in &wf.on_failure {
+            let started = Instant::now();
+            let result = match conn {
+                Some(c) => self.job.step(c, step).await.map_err(|e| e.to_string()),
+                None => Err("no connection to the node".to_string()),
+            };
+            let error = result.as_ref().err().map(|e| wf.redact(e).into_owned());
+            self.events.send(RunEvent::StepFinished {
+                node: self.name().to_string(),
+                step: format!("on_failure: {}", step.name),
+                status: if error.is_some() {
+                    StepStatus::Failed
+                } else {
+                    StepStatus::Ok
+                },
+                duration: started.elapsed(),
+                error: error.clone(),
+            });
+            if let Some(e) = error {
+                return format!("on_failure step `{}` failed: {}", step.name, first_line(&e));
+            }
+        }
+        "on_failure steps ran".to_string()
+    }
+
     /// Leaves a failed node drained, with a reason that names the step, the run and the
     /// error, and what to do, so `sinfo -R` tells the next human what happened.
     pub async fn hold_failed(&self, conn: &Option<K::Conn>, error: &str) -> String {

@@ -854,6 +854,16 @@ async fn hold<K: Connector>(
     if drained && conn.is_none() && cx.hooks.as_ref().is_some_and(|h| h.run_on == HookHost::Node) {
         conn = cx.connector.connect(cx.inventory.node(node)).await.ok();
     }
+    let error = if cx.workflow.on_failure.is_empty() {
+        error
+    } else {
+        if conn.is_none() {
+            conn = cx.connector.connect(cx.inventory.node(node)).await.ok();
+        }
+        let base = cx.reason();
+        let ran = cx.cycle(node, &base).on_failure(&conn).await;
+        format!("{error} ({ran})")
+    };
     let reason = if drained {
         let base = cx.reason();
         cx.cycle(node, &base).hold_failed(&conn, &error).await

@@ -7,10 +7,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
 use tokio::sync::{mpsc, watch};
 
+use super::alarm_queue::AlarmQueues;
 use super::replay_guard::ReplayGuard;
 use super::slack_signature::MAX_BODY;
 use crate::daemon::Action;
 use crate::inventory::Inventory;
+use crate::project::Project;
 use crate::site::SlackCommandSettings;
 use crate::source::FetchTrigger;
 use crate::store::Store;
@@ -25,6 +27,10 @@ pub struct HooksState {
     pub store: Store,
     /// The inventory in force, to resolve node names and scopes.
     pub inventory: watch::Receiver<Arc<Inventory>>,
+    /// The site in force: its alarm triggers and the workflows they run.
+    pub site: watch::Receiver<Arc<Project>>,
+    /// The alarm triggers' queues.
+    pub alarms: Arc<AlarmQueues>,
     /// The git watcher's "fetch now"; `None` when the site is not in git.
     pub fetch: Option<FetchTrigger>,
     pub replay: Arc<ReplayGuard>,
@@ -39,6 +45,7 @@ pub fn router(state: HooksState) -> Router {
     Router::new()
         .route("/hooks/slack", post(super::slack_hook::slack))
         .route("/hooks/git", post(super::git_hook::git))
+        .route("/hooks/{name}", post(super::alarm_hook::alarm))
         // One byte over the limit is enough to tell a body is too large; axum refuses
         // longer ones itself (413) before reading them whole.
         .layer(DefaultBodyLimit::max(MAX_BODY + 1))

@@ -24,6 +24,8 @@ pub struct Project {
     pub workflows: Vec<Workflow>,
     /// Shared with the engine, which renders with the same configuration.
     pub templates: Arc<TemplateEngine>,
+    /// Alarm triggers (`POST /hooks/{name}`), each with the workflow it runs.
+    pub triggers: Vec<super::AlarmTrigger>,
     /// Every `| raw` in a command or hook, for review (`validate --json`).
     pub quoting_opt_outs: Vec<QuotingOptOut>,
     /// Things accepted that may not do what was meant, in file order.
@@ -271,9 +273,31 @@ impl Project {
             }
         }
 
+        let mut trigger_problems = Vec::new();
+        let triggers = super::alarm_trigger::check_triggers(
+            &raw.triggers,
+            &workflows,
+            &declared,
+            &WorkflowContext {
+                inventory: inventory.as_ref(),
+                windows: site.windows.keys().map(String::as_str).collect(),
+                templates: &templates,
+                dir: &root,
+                tree: &site_doc.root,
+                site_drain: site.drain.is_some(),
+                site_slurm: site.drain.as_ref().is_some_and(|d| d.is_slurm()),
+                file_roots: &site.file_roots,
+                keyring: &keyring,
+            },
+            site.drain.is_some(),
+            &mut trigger_problems,
+        );
+        diags.extend(trigger_problems.iter().map(|p| site_doc.diagnostic(p)));
+
         Some(Project {
             site_file,
             site,
+            triggers,
             inventory: inventory?,
             workflows,
             templates,
@@ -284,6 +308,33 @@ impl Project {
 
     pub fn workflow(&self, name: &str) -> Option<&Workflow> {
         self.workflows.iter().find(|w| w.name == name)
+    }
+
+    pub fn trigger(&self, name: &str) -> Option<&super::AlarmTrigger> {
+        self.triggers.iter().find(|t| t.name == name)
+    }
+
+    /// This site with `wf` among its workflows (in place of one of the same name): what
+    /// an alarm trigger's run is started on, so the run service finds the workflow it
+    /// runs by name like any other.
+    pub fn with_workflow(&self, wf: Workflow) -> Project {
+        let mut workflows: Vec<Workflow> = self
+            .workflows
+            .iter()
+            .filter(|w| w.name != wf.name)
+            .cloned()
+            .collect();
+        workflows.push(wf);
+        Project {
+            site_file: self.site_file.clone(),
+            site: self.site.clone(),
+            inventory: self.inventory.clone(),
+            workflows,
+            templates: Arc::clone(&self.templates),
+            triggers: self.triggers.clone(),
+            quoting_opt_outs: self.quoting_opt_outs.clone(),
+            warnings: self.warnings.clone(),
+        }
     }
 }
 

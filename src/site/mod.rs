@@ -10,6 +10,7 @@ mod raw_git;
 mod raw_hooks;
 mod raw_site;
 mod raw_ssh;
+mod raw_trigger;
 #[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod site;
 
@@ -28,4 +29,5 @@ pub use raw_site::{
     RawLeases, RawLifecycle, RawNotifications, RawServer, RawSite, RawSlack, RawWebhook, SiteTransport,
 };
 pub use raw_ssh::{OneOrMany, RawHostKeyPolicy, RawSsh, RawSshOptions};
+pub use raw_trigger::{RawQuiesce, RawTrigger};
 pub use site::{ApiTokenSettings, LeaseSettings, LifecycleWorkflows, ServerSettings, Site, SshSettings};

@@ -71,6 +71,11 @@ pub struct RawSite {
     /// Webhooks other systems call (`POST /hooks/git`).
     #[serde(default)]
     pub hooks: RawHooks,
+    /// Alarm triggers (`POST /hooks/{name}`): a monitoring system's alarm starts a
+    /// workflow on the nodes it names, quiesced around it, at most once per node per
+    /// `cooldown`.
+    #[serde(default)]
+    pub triggers: indexmap::IndexMap<String, super::raw_trigger::RawTrigger>,
     /// Where `drover serve` takes the site from: a git repository it follows.
     pub git: Option<RawGit>,
     /// The workflows the API's node lifecycle operations run (`POST

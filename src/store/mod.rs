@@ -9,6 +9,7 @@
 //! files of JSON: atomic multi-row updates, safe concurrent access from several drover
 //! processes (leases), and queries for `drover runs` without loading every run.
 
+mod alarm_cooldown;
 mod columns;
 mod controller;
 mod discovered_host;
@@ -38,6 +39,7 @@ mod store_error;
 mod write;
 mod writer;
 
+pub use alarm_cooldown::AlarmCooldown;
 pub use controller::Controller;
 pub use discovered_host::DiscoveredHost;
 pub use held_node::HeldNode;

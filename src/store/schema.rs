@@ -22,7 +22,7 @@ const V1_TABLES: [&str; 4] = ["leases", "nodes", "runs", "steps"];
 
 /// One entry per schema version: `MIGRATIONS[i]` takes a database from version `i` to
 /// `i + 1`. `PRAGMA user_version` holds the version; never edit a shipped entry, add one.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The version this drover writes.
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -206,6 +206,23 @@ CREATE TABLE discovered_hosts (
 
 /// The first version with `discovered_hosts`.
 pub(super) const DISCOVERY_VERSION: usize = 7;
+
+/// Version 8: alarm trigger cooldowns. An alarm that started a run on a node writes
+/// `until` for its (trigger, node): until then, that trigger's alarms for the node start
+/// nothing, across a daemon restart.
+const V8: &str = "
+CREATE TABLE alarm_cooldowns (
+    trigger TEXT NOT NULL,
+    node    TEXT NOT NULL,
+    until   INTEGER NOT NULL,
+    run     TEXT,
+    at      INTEGER NOT NULL,
+    PRIMARY KEY (trigger, node)
+) STRICT;
+";
+
+/// The first version with `alarm_cooldowns`.
+pub(super) const COOLDOWN_VERSION: usize = 8;
 
 /// How a connection may use the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

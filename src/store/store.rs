@@ -53,6 +53,8 @@ struct Inner {
     gates: bool,
     /// Whether the file has `discovered_hosts` (schema 6).
     discovery: bool,
+    /// Whether the file has `alarm_cooldowns` (schema 8).
+    cooldowns: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -93,6 +95,7 @@ impl Store {
                 writer: Some(writer),
                 gates: true,
                 discovery: true,
+                cooldowns: true,
             }),
         })
     }
@@ -131,6 +134,7 @@ impl Store {
                 writer: None,
                 gates: found.version >= schema::GATES_VERSION,
                 discovery: found.version >= schema::DISCOVERY_VERSION,
+                cooldowns: found.version >= schema::COOLDOWN_VERSION,
             }),
         })
     }
@@ -332,6 +336,19 @@ impl Store {
     /// Per node and workflow, the last run that succeeded on the node.
     pub fn node_versions(&self) -> Result<Vec<NodeVersion>, StoreError> {
         NodeVersion::all(&self.reader()).map_err(|e| self.error("read the nodes' versions", e))
+    }
+
+    /// The cooldowns of alarm trigger `trigger` in force at `now`, by node.
+    pub fn alarm_cooldowns(
+        &self,
+        trigger: &str,
+        now: jiff::Timestamp,
+    ) -> Result<Vec<super::AlarmCooldown>, StoreError> {
+        if !self.inner.cooldowns {
+            return Ok(Vec::new());
+        }
+        super::AlarmCooldown::of(&self.reader(), trigger, now)
+            .map_err(|e| self.error("read the alarm cooldowns", e))
     }
 
     /// Every host discovery reached, by address.

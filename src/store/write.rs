@@ -110,6 +110,15 @@ pub enum Write {
         by: String,
         at: Timestamp,
     },
+    /// An alarm of `trigger` started `run` (if it started) on `node` at `at`: its next
+    /// alarms for the node start nothing before `until`.
+    AlarmCooldown {
+        trigger: String,
+        node: String,
+        until: Timestamp,
+        run: Option<String>,
+        at: Timestamp,
+    },
     /// Ends `node`'s maintenance: it returns to the state it had before (or to none).
     /// A node not in maintenance is left as it is.
     MaintenanceOff { node: String },
@@ -214,6 +223,7 @@ impl Write {
                 | Write::Unpaused { .. }
                 | Write::MaintenanceOn { .. }
                 | Write::MaintenanceOff { .. }
+                | Write::AlarmCooldown { .. }
                 | Write::Lifecycle { .. }
                 | Write::Discovered { .. }
                 | Write::Notice { .. }
@@ -408,6 +418,20 @@ impl Write {
                 .prepare_cached("DELETE FROM pauses WHERE scope = ?1")?
                 .execute([scope.key()]),
 
+            Write::AlarmCooldown {
+                trigger,
+                node,
+                until,
+                run,
+                at,
+            } => conn
+                .prepare_cached(
+                    "INSERT INTO alarm_cooldowns (trigger, node, until, run, at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (trigger, node) DO UPDATE SET
+                         until = excluded.until, run = excluded.run, at = excluded.at",
+                )?
+                .execute(params![trigger, node, millis(*until), run, millis(*at)]),
+
             Write::MaintenanceOn { node, reason, by, at } => conn
                 .prepare_cached(
                     "INSERT INTO node_lifecycle (node, state, previous, reason, set_by, since)
@@ -496,6 +520,9 @@ impl Write {
             Write::Unpaused { scope, .. } => format!("lift the pause of {}", scope_text(scope)),
             Write::MaintenanceOn { node, .. } => format!("put node `{node}` into maintenance"),
             Write::MaintenanceOff { node } => format!("take node `{node}` out of maintenance"),
+            Write::AlarmCooldown { trigger, node, .. } => {
+                format!("record the cooldown of trigger `{trigger}` on node `{node}`")
+            }
             Write::Lifecycle { node, state, .. } => format!("record node `{node}` as {state:?}"),
             Write::Discovered { address, .. } => format!("record the discovered host `{address}`"),
             Write::SourceCommit { sha, .. } => format!("record commit {sha}"),
@@ -519,6 +546,7 @@ impl Write {
             },
             Write::MaintenanceOn { node, .. }
             | Write::MaintenanceOff { node }
+            | Write::AlarmCooldown { node, .. }
             | Write::Lifecycle { node, .. }
             | Write::Discovered { address: node, .. } => StoreError::UnknownNode {
                 run: String::new(),

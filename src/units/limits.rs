@@ -68,6 +68,7 @@ pub const SSH_CONNECT_TIMEOUT: Limit = duration("ssh.connect_timeout", 10 * MINU
 pub const SSH_CONTROL_PERSIST: Limit = duration("ssh.control_persist", DAY);
 pub const SSH_SERVER_ALIVE_INTERVAL: Limit = duration("ssh.server_alive_interval", DAY);
 pub const GIT_POLL_INTERVAL: Limit = duration("git.poll_interval", DAY);
+pub const TRIGGER_COOLDOWN: Limit = duration("triggers.*.cooldown", 7 * DAY);
 
 pub const RETRY_COUNT: Limit = count("strategy.retries.count", 100);
 pub const STEP_RETRIES: Limit = count("steps[].retries", 100);
@@ -82,7 +83,7 @@ pub const AMOUNT: Limit = count(
 );
 
 /// Every limit, in the order the README lists them.
-pub const LIMITS: [Limit; 23] = [
+pub const LIMITS: [Limit; 24] = [
     DRAIN_TIMEOUT,
     DRAIN_POLL_INTERVAL,
     STEP_TIMEOUT,
@@ -100,6 +101,7 @@ pub const LIMITS: [Limit; 23] = [
     SSH_CONTROL_PERSIST,
     SSH_SERVER_ALIVE_INTERVAL,
     GIT_POLL_INTERVAL,
+    TRIGGER_COOLDOWN,
     RETRY_COUNT,
     STEP_RETRIES,
     FORKS,

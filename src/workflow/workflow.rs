@@ -47,6 +47,10 @@ pub struct Workflow {
     /// to drifted nodes; `None`: only when a new version is rolled out.
     pub converge: Option<Duration>,
     pub steps: Vec<Step>,
+    /// Steps run on a node whose turn failed for good (after its retries), before it
+    /// is held: detach it, notify, mark it for replacement. Best effort: their failure
+    /// is added to the node's reason. Set by an alarm trigger's `quiesce.on_failure`.
+    pub on_failure: Vec<Step>,
 }
 
 impl Workflow {

@@ -276,6 +276,7 @@ impl Workflow {
             env,
             converge,
             steps,
+            on_failure: Vec::new(),
         })
     }
 }
@@ -444,6 +445,33 @@ fn strategy(raw: &RawWorkflow, p: &mut Vec<Problem>) -> Strategy {
         retries,
         all_at_once: s.all_at_once,
     }
+}
+
+/// Steps written outside a workflow file (an alarm trigger's `quiesce:` lists in
+/// drover.yml), checked as a workflow's: each at `at[i]` of `cx.tree`. Names must be
+/// unique among `taken` (the steps they run with) and each other.
+pub fn check_steps(
+    raw: &[RawStep],
+    at: &Path,
+    cx: &WorkflowContext<'_>,
+    taken: &mut HashMap<String, String>,
+    p: &mut Vec<Problem>,
+) -> Vec<Step> {
+    let mut out = Vec::new();
+    for (i, s) in raw.iter().enumerate() {
+        let sp = at.index(i);
+        if let Some(first) = taken.insert(s.name.clone(), format!("{at}[{i}]")) {
+            p.push(
+                Problem::value(sp.key("name"), format!("step name `{}` is used twice", s.name)).with_help(
+                    format!("{first} has the same name; step names identify steps in logs and run state"),
+                ),
+            );
+        }
+        if let Some(step) = step(s, &sp, cx, p) {
+            out.push(step);
+        }
+    }
+    out
 }
 
 fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) -> Option<Step> {

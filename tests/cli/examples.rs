@@ -153,3 +153,23 @@ fn the_lifecycle_example_validates_with_its_three_workflows() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_alarm_example_validates() {
+    let out = Command::new(drover_bin())
+        .args(["validate", "examples/alarm"])
+        .current_dir(repo_root())
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "no warning: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

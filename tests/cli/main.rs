@@ -3,6 +3,7 @@
 #[allow(dead_code, reason = "each test module uses part of the builder")]
 mod support;
 
+mod alarms;
 mod ansible;
 mod api;
 mod api_ssh;
