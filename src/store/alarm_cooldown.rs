@@ -45,3 +45,38 @@ impl AlarmCooldown {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{Store, Write};
+
+    #[test]
+    fn a_cooldown_is_read_until_it_ends_and_a_new_one_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("drover.db")).unwrap();
+        let t = |s: i64| jiff::Timestamp::from_second(s).unwrap();
+        let cool = |node: &str, until: i64| Write::AlarmCooldown {
+            trigger: "disk".into(),
+            node: node.into(),
+            until: t(until),
+            run: None,
+            at: t(100),
+        };
+        store
+            .write_blocking(vec![cool("n1", 700), cool("n2", 200)])
+            .unwrap();
+        let nodes = |now: i64| -> Vec<(String, i64)> {
+            store
+                .alarm_cooldowns("disk", t(now))
+                .unwrap()
+                .into_iter()
+                .map(|c| (c.node, c.until.as_second()))
+                .collect()
+        };
+        assert_eq!(nodes(150), [("n1".into(), 700), ("n2".into(), 200)]);
+        assert_eq!(nodes(200), [("n1".into(), 700)], "over at `until`");
+        assert!(store.alarm_cooldowns("other", t(150)).unwrap().is_empty());
+        store.write_blocking(vec![cool("n1", 300)]).unwrap();
+        assert_eq!(nodes(150), [("n1".into(), 300), ("n2".into(), 200)]);
+    }
+}
