@@ -51,8 +51,10 @@ struct Inner {
     /// Whether the file has the pause and lifecycle tables: a read-only open of an
     /// older drover's file (never migrated) has none, so nothing is paused there.
     gates: bool,
-    /// Whether the file has `discovered_hosts` (schema 6).
+    /// Whether the file has `discovered_hosts` (schema 7).
     discovery: bool,
+    /// Whether `discovered_hosts` has the memory, OS, kernel and machine (schema 8).
+    discovery_facts: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -93,6 +95,7 @@ impl Store {
                 writer: Some(writer),
                 gates: true,
                 discovery: true,
+                discovery_facts: true,
             }),
         })
     }
@@ -131,6 +134,7 @@ impl Store {
                 writer: None,
                 gates: found.version >= schema::GATES_VERSION,
                 discovery: found.version >= schema::DISCOVERY_VERSION,
+                discovery_facts: found.version >= schema::DISCOVERY_FACTS_VERSION,
             }),
         })
     }
@@ -339,7 +343,8 @@ impl Store {
         if !self.inner.discovery {
             return Ok(Vec::new());
         }
-        DiscoveredHost::all(&self.reader()).map_err(|e| self.error("read the discovered hosts", e))
+        DiscoveredHost::all(&self.reader(), self.inner.discovery_facts)
+            .map_err(|e| self.error("read the discovered hosts", e))
     }
 
     /// Where the daemon's git watcher stands (none before its first commit).
