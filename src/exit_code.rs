@@ -35,5 +35,37 @@ pub const STATE_STORE_FAILED: i32 = 11;
 /// Another run took over leases of nodes this run had not finished (its heartbeat
 /// could not renew them in time), so the run stopped.
 pub const LEASE_LOST: i32 = 12;
+/// `--server`: the daemon refused the token (none or an unknown one: HTTP 401), or its
+/// role or node scope does not allow the request (403); or the token file cannot be
+/// used (unreadable, empty, readable by others). Nothing was done.
+pub const NOT_AUTHORISED: i32 = 13;
+/// `--server`: the daemon could not be reached (connection refused, no such host,
+/// timed out, TLS failed), or its event stream broke and could not be opened again.
+pub const SERVER_UNREACHABLE: i32 = 14;
+/// `--server`: the daemon failed (HTTP 5xx: its state store), or answered with
+/// something that is not drover's API (a proxy's error page, a wrong port).
+pub const SERVER_FAILED: i32 = 15;
 /// Interrupted with Ctrl-C.
 pub const INTERRUPTED: i32 = 130;
+
+/// The codes for `drover --help` and the man page (the README has the long table; a
+/// test keeps both listing every code above).
+pub const HELP: &str = "\
+Exit codes:
+    0  success
+    1  drover itself failed (I/O error, internal error)
+    2  the command line was wrong (also: no such run)
+    3  a config, inventory or workflow file is invalid, or the input is (an unknown node); nothing was run
+    4  `schema --check`: generated files are out of date
+    5  the run stopped early (a canary, a failure budget, an abort); it waits for a human
+    6  the run finished but some nodes failed (within budget); `check` found ERROR nodes
+    7  the workflow's window is closed; nothing was started
+    8  another run holds some of the nodes; nothing was started
+    9  nothing selected; nothing was run
+   10  work remains (steps `--tags` left out, nodes out of service or in maintenance)
+   11  the state store could not record the run's progress: the run stopped
+   12  another run took over the lease of a node this run had not finished
+   13  --server: not authorised (HTTP 401/403, or an unusable token file); nothing was done
+   14  --server: the server cannot be reached
+   15  --server: the server failed (HTTP 5xx) or is not drover's API
+  130  interrupted (Ctrl-C)";

@@ -9,6 +9,7 @@ pub mod api;
 pub mod bounded_read;
 pub mod budget;
 pub mod cli;
+pub mod client;
 pub mod daemon;
 pub mod diag;
 pub mod engine;

@@ -16,11 +16,21 @@ pub const VERSION: &str = concat!(
 
 /// Declarative, git-driven rolling changes for fleets of nodes.
 #[derive(Debug, Parser)]
-#[command(name = "drover", version = VERSION, about, long_about = None)]
+#[command(name = "drover", version = VERSION, about, long_about = None, after_long_help = crate::exit_code::HELP)]
 pub struct Cli {
     /// When to color output.
     #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
     pub color: Color,
+    /// Talk to this daemon (`drover serve`), e.g. `http://drover.example.org:8470`:
+    /// `status`, `runs`, `pause`, `resume`/`unpause` and `nodes` then ask it instead of
+    /// reading the local state database (`--site` is not read). The token comes from
+    /// `DROVER_TOKEN` or `--token-file`, never from the command line.
+    #[arg(long, global = true, env = "DROVER_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// With `--server`: a file holding the API token (wins over `DROVER_TOKEN`). A file
+    /// that others may read is refused: `chmod 600` it.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -87,8 +97,8 @@ pub enum Command {
         #[arg(long)]
         diff: bool,
     },
-    /// The runs in the state database: list them, show one, resume one a dead
-    /// controller left.
+    /// The runs in the state database (or of the `--server`): list them, show one,
+    /// resume one a dead controller left; with `--server` also watch or abort one.
     Runs {
         #[command(subcommand)]
         command: RunsCommand,
@@ -97,25 +107,36 @@ pub enum Command {
     /// cycle) until `drover unpause`. Kept in the state database: it holds runs started
     /// later, and across restarts.
     Pause {
+        /// Why, for whoever finds it paused (or `--reason`).
+        #[arg(value_name = "REASON", conflicts_with = "reason")]
+        why: Option<String>,
         #[arg(long, default_value = ".")]
         site: PathBuf,
         /// Why, for whoever finds it paused.
         #[arg(long)]
         reason: Option<String>,
-        /// Who pauses (default: $USER).
+        /// Who pauses (default: $USER; with `--server`, the token's name).
         #[arg(long)]
         by: Option<String>,
         #[arg(long)]
         json: bool,
     },
     /// Lift the pause `drover pause` set (a run's own pause stays; see `runs unpause`).
+    #[command(visible_alias = "resume")]
     Unpause {
         #[arg(long, default_value = ".")]
         site: PathBuf,
         #[arg(long)]
         json: bool,
     },
-    /// Nodes apart from runs: maintenance (automation off).
+    /// With `--server`: how the daemon stands: the commit in force, rejected commits,
+    /// pauses, windows, active runs.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Nodes apart from runs: maintenance (automation off); with `--server` also their
+    /// lifecycle (get, commission, decommission, discover).
     Nodes {
         #[command(subcommand)]
         command: NodesCommand,
@@ -163,6 +184,32 @@ pub enum RunsCommand {
         /// The site: a directory with drover.yml, or the file itself.
         #[arg(long, default_value = ".")]
         site: PathBuf,
+        /// Only runs in this state (`running`, `succeeded`, `completed_with_failures`,
+        /// `stopped`, `interrupted`, `cancelled`).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only runs of this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// With `--server`: follow a run as it happens (the progress of a local `drover
+    /// run`), then exit with the code a local run with its outcome exits with. Ctrl-C
+    /// stops watching, not the run.
+    Watch {
+        id: String,
+        /// Print the event stream's JSON, one event a line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// With `--server`: abort a run in flight: no new node starts, the nodes in flight
+    /// finish their cycle (so none is left drained), then the run is cancelled.
+    Abort {
+        id: String,
+        /// Also abort the steps in flight (a node may be left drained, held with the reason).
+        #[arg(long)]
+        force: bool,
         #[arg(long)]
         json: bool,
     },
@@ -188,7 +235,9 @@ pub enum RunsCommand {
         json: bool,
     },
     /// Continue a run whose controller died or was interrupted: finished nodes are left
-    /// alone, the rest are re-checked and taken up where they stood.
+    /// alone, the rest are re-checked and taken up where they stood. With `--server`:
+    /// lift the run's pause (the API's resume; the daemon takes up runs a dead
+    /// controller left by itself when it starts).
     Resume {
         id: String,
         #[arg(long, default_value = ".")]
@@ -247,6 +296,49 @@ pub enum NodesCommand {
         #[command(subcommand)]
         command: MaintenanceCommand,
     },
+    /// With `--server`: the nodes (every one, or those named; a name the daemon does
+    /// not have is ignored) with address, groups, HA group, lifecycle state,
+    /// maintenance and the workflow versions they are at.
+    Get {
+        /// Node names or host lists (`n[001-004]`), space- or comma-separated.
+        nodes: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// With `--server`: run the site's commission workflow on the nodes (all of them or
+    /// none: an unknown name refuses the request, exit 3); they are `commissioned`
+    /// once it succeeds, else the decommission workflow cleans up all of them.
+    Commission {
+        /// Node names or host lists (`n[001-004]`).
+        #[arg(required = true)]
+        nodes: Vec<String>,
+        /// Vars over the workflow's: `key=value`, a JSON object, or `@file.json`.
+        /// Repeatable; later ones win.
+        #[arg(long, short = 'e', action = clap::ArgAction::Append)]
+        extra_vars: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// With `--server`: run the site's decommission workflow on the nodes (best
+    /// effort); from then on every rollout leaves them out.
+    Decommission {
+        #[arg(required = true)]
+        nodes: Vec<String>,
+        /// Vars over the workflow's: `key=value`, a JSON object, or `@file.json`.
+        #[arg(long, short = 'e', action = clap::ArgAction::Append)]
+        extra_vars: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// With `--server`: probe addresses over SSH (host key, hostname, CPUs) and record
+    /// them as `discovered`; an address that cannot be reached is reported (exit 6).
+    Discover {
+        /// `host`, `host:port` or `user@host:port`.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -267,8 +359,13 @@ pub enum MaintenanceCommand {
         by: Option<String>,
         /// Also drain them, with the site's drain hook (its scheduler's) and the reason;
         /// drover asks for the drain and does not wait for the nodes to be drained.
+        /// Not with `--server` (the site's maintenance workflow does what it needs).
         #[arg(long)]
         drain: bool,
+        /// With `--server`: vars over the maintenance workflow's (`key=value`, JSON,
+        /// `@file.json`).
+        #[arg(long, short = 'e', action = clap::ArgAction::Append)]
+        extra_vars: Vec<String>,
         #[arg(long)]
         json: bool,
     },

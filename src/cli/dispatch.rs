@@ -1,6 +1,6 @@
 //! Dispatch from the parsed command line to the commands.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use clap::Parser;
 
@@ -29,10 +29,28 @@ pub fn main() -> i32 {
     crate::transport::clean_dead(&std::env::temp_dir());
     // Unlocked handles: the reporter task writes from another thread while a command runs.
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    if let Some(code) = super::remote::dispatch(&cli, color, &mut out, &mut err) {
+        return code;
+    }
+    let needs_server = super::remote::needs_server;
     match cli.command {
+        Command::Status { .. } => needs_server("status", &mut err),
         Command::Validate { path, json } => validate(&path, json, color, &mut out, &mut err),
         Command::Runs { command } => match command {
-            RunsCommand::List { site, json } => super::runs::list(&site, json, color, &mut out, &mut err),
+            RunsCommand::List {
+                site,
+                state,
+                workflow,
+                json,
+            } => {
+                let filter = super::runs::RunFilter {
+                    state: state.as_deref(),
+                    workflow: workflow.as_deref(),
+                };
+                super::runs::list(&site, &filter, json, color, &mut out, &mut err)
+            }
+            RunsCommand::Watch { .. } => needs_server("runs watch", &mut err),
+            RunsCommand::Abort { .. } => needs_server("runs abort", &mut err),
             RunsCommand::Logs {
                 id,
                 site,
@@ -90,6 +108,7 @@ pub fn main() -> i32 {
             }
         },
         Command::Pause {
+            why,
             site,
             reason,
             by,
@@ -98,7 +117,7 @@ pub fn main() -> i32 {
             let req = PauseRequest {
                 site: &site,
                 run: None,
-                reason: reason.as_deref(),
+                reason: why.as_deref().or(reason.as_deref()),
                 by: by.as_deref(),
                 json,
             };
@@ -115,8 +134,27 @@ pub fn main() -> i32 {
             unpause(&req, color, &mut out, &mut err)
         }
         Command::Nodes {
+            command: NodesCommand::Get { .. },
+        } => needs_server("nodes get", &mut err),
+        Command::Nodes {
+            command: NodesCommand::Commission { .. },
+        } => needs_server("nodes commission", &mut err),
+        Command::Nodes {
+            command: NodesCommand::Decommission { .. },
+        } => needs_server("nodes decommission", &mut err),
+        Command::Nodes {
+            command: NodesCommand::Discover { .. },
+        } => needs_server("nodes discover", &mut err),
+        Command::Nodes {
             command: NodesCommand::Maintenance { command },
         } => match command {
+            MaintenanceCommand::On { extra_vars, .. } if !extra_vars.is_empty() => {
+                let _ = writeln!(
+                    err,
+                    "error: --extra-vars: the local command runs no workflow; with --server the site's maintenance workflow takes them"
+                );
+                crate::exit_code::USAGE
+            }
             MaintenanceCommand::On {
                 nodes,
                 site,
@@ -124,6 +162,7 @@ pub fn main() -> i32 {
                 by,
                 drain,
                 json,
+                ..
             } => {
                 let req = MaintenanceRequest {
                     site: &site,

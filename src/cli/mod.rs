@@ -4,6 +4,7 @@ mod args;
 mod dispatch;
 mod nodes;
 mod pause;
+mod remote;
 mod rollout;
 mod run_logs;
 mod run_state;

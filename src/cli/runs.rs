@@ -96,7 +96,33 @@ fn detail(store: &Store, id: &str) -> Result<crate::store::RunDetail, Refusal> {
     }
 }
 
-pub fn list(site: &Path, json: bool, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+/// `runs list --state --workflow`: which runs to list (`None`: any).
+pub struct RunFilter<'a> {
+    pub state: Option<&'a str>,
+    pub workflow: Option<&'a str>,
+}
+
+pub fn list(
+    site: &Path,
+    filter: &RunFilter<'_>,
+    json: bool,
+    color: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let state = match filter.state {
+        None => None,
+        Some(s) => match RunStatus::parse(s) {
+            Some(st) => Some(st),
+            None => {
+                let known: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+                return refuse(
+                    err,
+                    Refusal::usage(format!("--state `{s}`: expected one of {}", known.join(", "))),
+                );
+            }
+        },
+    };
     let store = match load_read(site, color, err) {
         Ok(x) => x,
         Err(Ok(why)) => {
@@ -109,8 +135,12 @@ pub fn list(site: &Path, json: bool, color: bool, out: &mut dyn Write, err: &mut
         }
         Err(Err(c)) => return c,
     };
-    let runs = match store.runs() {
-        Ok(r) => r,
+    let runs: Vec<_> = match store.runs() {
+        Ok(r) => r
+            .into_iter()
+            .filter(|r| state.is_none_or(|s| r.status == s))
+            .filter(|r| filter.workflow.is_none_or(|w| r.workflow == w))
+            .collect(),
         Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::FAILURE)),
     };
     let pauses = match store.pauses() {

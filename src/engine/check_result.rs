@@ -1,9 +1,9 @@
 //! What a node's checks found.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The change detector's verdict for one node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Class {
     /// Nothing to do.

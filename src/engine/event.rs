@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::check_result::Class;
 use super::hold::Hold;
@@ -11,7 +11,7 @@ use super::rollout::{Outcome, StopReason};
 use crate::inventory::Inventory;
 
 /// How a step ended on a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     /// Ran and exited 0.
@@ -23,7 +23,9 @@ pub enum StepStatus {
     Failed,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Deserializable too: `drover runs watch` reads them back from the daemon's event
+/// stream and shows them with the same reporter as a local run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "event")]
 pub enum RunEvent {
     CheckStarted {
@@ -116,5 +118,110 @@ mod millis {
 
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        <u64 as serde::Deserialize>::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{ContentDiff, FileDiff, Hold};
+    use crate::store::{Pause, PauseScope};
+
+    /// Every kind of event reads back as it was written: `drover runs watch` shows what
+    /// the daemon streams with the reporter of a local run, so nothing may be lost or
+    /// refused on the way.
+    #[test]
+    fn every_event_reads_back_from_its_json() {
+        let events = vec![
+            RunEvent::CheckStarted { nodes: 3 },
+            RunEvent::NodeChecked {
+                node: "n1".into(),
+                class: Class::Drain,
+                needed: vec!["patch".into()],
+                error: Some("boom".into()),
+                diffs: vec![FileDiff {
+                    step: "conf".into(),
+                    dest: "/etc/x".into(),
+                    content: ContentDiff::Text {
+                        unified: "@@ -1 +1 @@\n-a\n+b\n".into(),
+                        truncated: false,
+                        node_bytes: Some(2),
+                        new_bytes: 2,
+                    },
+                    mode: None,
+                    owner: None,
+                }],
+            },
+            RunEvent::PhaseStarted {
+                phase: "canary".into(),
+                nodes: 1,
+            },
+            RunEvent::NodeStarted {
+                node: "n1".into(),
+                attempt: 2,
+            },
+            RunEvent::StepFinished {
+                node: "n1".into(),
+                step: "patch".into(),
+                status: StepStatus::Failed,
+                duration: Duration::from_millis(1500),
+                error: Some("exit 1".into()),
+            },
+            RunEvent::NodeDrain {
+                node: "n1".into(),
+                state: "drained".into(),
+                detail: None,
+            },
+            RunEvent::NodeRetry {
+                node: "n1".into(),
+                attempt: 2,
+                after: Duration::from_secs(3),
+            },
+            RunEvent::NodeFinished {
+                node: "n1".into(),
+                ok: false,
+                error: Some("exit 1".into()),
+            },
+            RunEvent::Soak {
+                duration: Duration::from_secs(60),
+            },
+            RunEvent::Waiting {
+                hold: Hold::Window {
+                    name: "day".into(),
+                    opens: Some("2026-12-07T07:00:00Z".parse().unwrap()),
+                    tz: jiff::tz::TimeZone::UTC,
+                },
+                text: "window day, opens Mon 2026-12-07 07:00 UTC".into(),
+            },
+            RunEvent::Waiting {
+                hold: Hold::Paused {
+                    pause: Pause {
+                        scope: PauseScope::Run("w-1".into()),
+                        reason: Some("lunch".into()),
+                        by: "alice".into(),
+                        since: "2026-12-01T20:15:00Z".parse().unwrap(),
+                    },
+                },
+                text: "paused".into(),
+            },
+            RunEvent::Continuing,
+            RunEvent::NodeInMaintenance {
+                node: "n2".into(),
+                reason: "maintenance by bob".into(),
+            },
+            RunEvent::RunFinished {
+                outcome: serde_json::json!({"outcome": "succeeded"}),
+            },
+        ];
+        for ev in events {
+            let json = serde_json::to_value(&ev).unwrap();
+            let back: RunEvent = serde_json::from_value(json.clone())
+                .unwrap_or_else(|e| panic!("{json} does not read back: {e}"));
+            assert_eq!(serde_json::to_value(&back).unwrap(), json);
+        }
     }
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use base64ct::{Base64, Encoding};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::file_commands::DIFF_BYTES;
 use crate::transport::ExecOutput;
@@ -16,7 +16,7 @@ use crate::transport::ExecOutput;
 const DIFF_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// One file step's differences on one node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileDiff {
     pub step: String,
     /// The destination as rendered for the node.
@@ -29,13 +29,13 @@ pub struct FileDiff {
 }
 
 /// A property as it is on the node and as the step would set it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Differs {
     pub node: String,
     pub wanted: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ContentDiff {
     /// The content is as wanted (the mode or owner is not).

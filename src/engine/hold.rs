@@ -4,21 +4,22 @@
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::store::Pause;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "hold")]
 pub enum Hold {
     /// The workflow's window is closed, or open but past its cutoff.
     Window {
         name: String,
         /// When it next lets a node start (`None`: not within the next year).
-        #[serde(serialize_with = "opt_rfc3339")]
+        #[serde(serialize_with = "opt_rfc3339", deserialize_with = "opt_rfc3339_de")]
         opens: Option<Timestamp>,
         /// The window's zone, to show `opens` on the clock its author meant.
-        #[serde(skip)]
+        /// Not sent: read back (from the daemon's event stream) it is UTC.
+        #[serde(skip, default = "utc")]
         tz: TimeZone,
     },
     /// A pause in the state database: global, or of this run.
@@ -45,6 +46,17 @@ impl std::fmt::Display for Hold {
             }
             Hold::Paused { pause } => write!(f, "{pause}"),
         }
+    }
+}
+
+fn utc() -> TimeZone {
+    TimeZone::UTC
+}
+
+fn opt_rfc3339_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+    match <Option<String> as Deserialize>::deserialize(d)? {
+        None => Ok(None),
+        Some(t) => t.parse().map(Some).map_err(serde::de::Error::custom),
     }
 }
 

@@ -91,6 +91,11 @@ pub(super) mod rfc3339 {
         s.collect_str(at)
     }
 
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let t = <String as serde::Deserialize>::deserialize(d)?;
+        t.parse().map_err(serde::de::Error::custom)
+    }
+
     pub(crate) mod option {
         use jiff::Timestamp;
 

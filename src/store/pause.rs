@@ -4,12 +4,12 @@
 
 use jiff::Timestamp;
 use rusqlite::{Connection, Row};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::columns::{rfc3339, timestamp_at};
 
 /// What a pause covers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "scope", content = "run")]
 pub enum PauseScope {
     /// Every run of the site, running or to come.
@@ -36,14 +36,14 @@ impl PauseScope {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pause {
     #[serde(flatten)]
     pub scope: PauseScope,
     pub reason: Option<String>,
     /// Who set it (`--by`, else `$USER`).
     pub by: String,
-    #[serde(serialize_with = "rfc3339::serialize")]
+    #[serde(with = "rfc3339")]
     pub since: Timestamp,
 }
 

@@ -147,3 +147,30 @@ fn workflow_reference_key_tables_match_the_schemas() {
         "docs/workflows.md's key tables are out of date: run `DROVER_BLESS=1 cargo test --test cli docs::`"
     );
 }
+
+/// Every exit code `src/exit_code.rs` defines is in the README's table and in the
+/// codes `--help` and the man page show, so a new code cannot go undocumented.
+#[test]
+fn every_exit_code_is_documented_in_the_readme_and_the_help() {
+    let src = std::fs::read_to_string(repo_root().join("src/exit_code.rs")).expect("exit_code.rs");
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README");
+    let codes: Vec<(String, String)> = src
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub const "))
+        .filter_map(|l| l.split_once(": i32 = "))
+        .map(|(name, v)| (name.to_string(), v.trim_end_matches(';').to_string()))
+        .collect();
+    assert!(codes.len() >= 17, "{codes:?}");
+    for (name, v) in &codes {
+        assert!(
+            readme.contains(&format!("\n| {v} | ")),
+            "README's exit code table has no row for {v} ({name})"
+        );
+        assert!(
+            drover::exit_code::HELP
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{v}  "))),
+            "exit_code::HELP does not list {v} ({name})"
+        );
+    }
+}

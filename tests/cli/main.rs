@@ -10,6 +10,7 @@ mod bad_inputs;
 #[allow(dead_code, reason = "each test module uses part of the fixture")]
 mod bed;
 mod cli_extras;
+mod client;
 mod controller_env;
 mod daemon;
 mod daemon_git;

@@ -1,0 +1,410 @@
+//! `drover runs watch ID`: follows a run's event stream (`GET /runs/{id}/events`) and
+//! shows it with the reporter of a local `drover run` (the same lines and progress
+//! bars, from the same events read back), then the run's verdict, exiting with the code
+//! a local run with that outcome exits with.
+//!
+//! A stream that breaks before its `end` is opened again (a few times, waiting longer
+//! each time); events in between are not replayed (the daemon keeps none), so the
+//! watch says so and goes on from the run as it then stands. Ctrl-C stops watching,
+//! not the run.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::api_client::ApiClient;
+use super::client_error::ClientError;
+use super::runs_commands::{status_label, text};
+use super::sse_parser::SseParser;
+use crate::engine::{self, RunEvent};
+use crate::exit_code;
+use crate::report::{self, Style};
+
+/// How often, and after how long, a broken stream is opened again.
+const RECONNECTS: u32 = 5;
+const FIRST_DELAY: Duration = Duration::from_millis(500);
+
+/// What the watch learnt of the run.
+#[derive(Debug, Default)]
+struct Seen {
+    /// The last `run` snapshot, and the `end` event's run (`None` in `end`: the run
+    /// was not in flight in the daemon).
+    snapshot: Option<Value>,
+    end: Option<Value>,
+    /// The engine's outcome, from `run_finished`.
+    outcome: Option<Value>,
+    ended: bool,
+}
+
+enum Read {
+    /// The stream reached `end`.
+    Ended,
+    /// It broke (or the server closed it) before `end`.
+    Broken(String),
+    Interrupted,
+}
+
+pub async fn watch(
+    c: &ApiClient,
+    id: &str,
+    json: bool,
+    color: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32, ClientError> {
+    let (etx, erx) = engine::event_channel(engine::EVENT_CAPACITY);
+    let style = if json {
+        Style::Json
+    } else {
+        Style::Human {
+            bars: std::io::stderr().is_terminal(),
+            color,
+            timestamps: false,
+        }
+    };
+    // The reporter writes to the terminal, which may block: on a thread of its own.
+    let rt = tokio::runtime::Handle::current();
+    let reporter = tokio::task::spawn_blocking(move || {
+        rt.block_on(async move {
+            if json {
+                // `--json` prints the stream's own JSON (below), not the reporter's.
+                let mut erx = erx;
+                while erx.recv().await.is_some() {}
+            } else {
+                report::report(erx, style).await;
+            }
+        });
+    });
+    let mut seen = Seen::default();
+    let mut first = true;
+    let mut attempt = 0u32;
+    let result = loop {
+        let resp = match c.events(id).await {
+            Ok(r) => r,
+            // Not found, refused: the watch cannot start (or go on).
+            Err(e @ ClientError::Refused { .. }) => break Err(e),
+            Err(e) if first || attempt >= RECONNECTS => break Err(e),
+            Err(e) => {
+                attempt += 1;
+                let _ = writeln!(err, "{e}; trying again ({attempt}/{RECONNECTS})");
+                tokio::time::sleep(FIRST_DELAY * 2u32.pow(attempt)).await;
+                continue;
+            }
+        };
+        if !first {
+            let _ = writeln!(
+                err,
+                "reconnected to the event stream of run {id}: what happened meanwhile is not shown (`drover runs show {id}`)"
+            );
+        }
+        match read(resp, &mut seen, first, &etx, json, out, err).await {
+            Read::Ended => break Ok(()),
+            Read::Interrupted => {
+                drop(etx);
+                let _ = reporter.await;
+                let _ = writeln!(
+                    err,
+                    "\nstopped watching; run {id} goes on (`drover runs abort {id}` stops it)"
+                );
+                return Ok(exit_code::INTERRUPTED);
+            }
+            Read::Broken(why) => {
+                if attempt >= RECONNECTS {
+                    break Err(ClientError::Unreachable {
+                        url: c.server(),
+                        reason: format!(
+                            "the event stream of run {id} broke ({why}) and could not be opened again"
+                        ),
+                    });
+                }
+                attempt += 1;
+                let _ = writeln!(
+                    err,
+                    "the event stream of run {id} broke ({why}); opening it again ({attempt}/{RECONNECTS})"
+                );
+                tokio::time::sleep(FIRST_DELAY * 2u32.pow(attempt)).await;
+            }
+        }
+        first = false;
+    };
+    drop(etx);
+    let _ = reporter.await;
+    result?;
+    Ok(verdict(id, &seen, json, out, err))
+}
+
+/// Reads one connection's events until `end`, a break or Ctrl-C.
+async fn read(
+    mut resp: reqwest::Response,
+    seen: &mut Seen,
+    first: bool,
+    etx: &engine::EventSender,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Read {
+    let mut parser = SseParser::new();
+    let mut got_snapshot = false;
+    loop {
+        let chunk = tokio::select! {
+            c = resp.chunk() => c,
+            _ = tokio::signal::ctrl_c() => return Read::Interrupted,
+        };
+        let bytes = match chunk {
+            Ok(Some(b)) => b,
+            Ok(None) => return Read::Broken("the server closed it".into()),
+            Err(e) => return Read::Broken(e.to_string()),
+        };
+        for ev in parser.feed(&bytes) {
+            let data: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
+            if json && !(ev.name == "run" && (got_snapshot || !first)) {
+                let _ = writeln!(out, "{}", if ev.data.is_empty() { "null" } else { &ev.data });
+            }
+            match ev.name.as_str() {
+                "run" => {
+                    if first && !got_snapshot && !json {
+                        let r = &data["run"];
+                        let what = match r.get("workflow").and_then(Value::as_str) {
+                            Some(w) => format!("{w} v{}", r["version"].as_u64().unwrap_or(0)),
+                            None => "targets being checked".into(),
+                        };
+                        let _ = writeln!(
+                            out,
+                            "run {}: {what}, {}",
+                            text(r, "id"),
+                            status_label(text(r, "status"))
+                        );
+                        let _ = out.flush();
+                    }
+                    got_snapshot = true;
+                    seen.snapshot = Some(data);
+                }
+                "end" => {
+                    seen.ended = true;
+                    seen.end = data.get("run").is_some().then_some(data);
+                    return Read::Ended;
+                }
+                "notice" => {
+                    if !json {
+                        let _ = writeln!(err, "{}", text(&data, "message"));
+                    }
+                }
+                "lagged" => {
+                    if !json {
+                        let _ = writeln!(
+                            err,
+                            "(the daemon dropped {} events for this client: it read too slowly)",
+                            data["missed"].as_u64().unwrap_or(0)
+                        );
+                    }
+                }
+                "planned" | "recorded" => {}
+                _ => {
+                    // A kind this drover does not know (a newer daemon) is skipped.
+                    if let Ok(e) = serde_json::from_value::<RunEvent>(data) {
+                        if let RunEvent::RunFinished { outcome } = &e {
+                            seen.outcome = Some(outcome.clone());
+                        }
+                        etx.send(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The exit code a local `drover run` with this outcome (the engine's, as recorded)
+/// exits with, and its verdict. `status`: the run's recorded status, for a run
+/// without an outcome.
+pub fn outcome_exit(status: &str, outcome: Option<&Value>) -> (i32, String) {
+    let Some(o) = outcome.filter(|o| o.get("outcome").is_some()) else {
+        return match status {
+            "succeeded" => (exit_code::OK, "succeeded".into()),
+            "completed_with_failures" => (exit_code::NODES_FAILED, "completed with failures".into()),
+            "stopped" | "interrupted" | "cancelled" => (
+                exit_code::RUN_STOPPED,
+                format!("STOPPED: {}", status_label(status)),
+            ),
+            other => (exit_code::FAILURE, status_label(other)),
+        };
+    };
+    match text(o, "outcome") {
+        "succeeded" => {
+            let remains = o["still_need_other_steps"].as_array().map_or(0, Vec::len);
+            if remains > 0 {
+                (
+                    exit_code::WORK_REMAINS,
+                    format!(
+                        "work remains: {} still {} steps outside --tags",
+                        crate::report::plural(remains, "node"),
+                        if remains == 1 { "needs" } else { "need" }
+                    ),
+                )
+            } else {
+                (exit_code::OK, "succeeded".into())
+            }
+        }
+        "completed_with_failures" => {
+            let n = o["failed"].as_u64().unwrap_or(0) as usize;
+            (
+                exit_code::NODES_FAILED,
+                format!(
+                    "completed with {} within the failure budget",
+                    crate::report::plural(n, "failed node")
+                ),
+            )
+        }
+        _ => {
+            let s = &o["stop"];
+            let n = |k: &str| s[k].as_u64().unwrap_or(0) as usize;
+            let (code, why) = match text(s, "reason") {
+                "canary_failed" => (
+                    exit_code::RUN_STOPPED,
+                    format!("canary {} failed; no bulk node was touched", text(s, "node")),
+                ),
+                "batch_budget" => (
+                    exit_code::RUN_STOPPED,
+                    format!(
+                        "{} failed in batch {}, its budget is {}",
+                        crate::report::plural(n("failed"), "node"),
+                        n("batch"),
+                        n("budget")
+                    ),
+                ),
+                "run_budget" => (
+                    exit_code::RUN_STOPPED,
+                    format!(
+                        "{} failed, the run's budget is {}",
+                        crate::report::plural(n("failed"), "node"),
+                        n("budget")
+                    ),
+                ),
+                "blocked" => (
+                    exit_code::RUN_STOPPED,
+                    format!(
+                        "{} cannot be taken down without breaking a disruption budget ({})",
+                        text(s, "node"),
+                        text(s, "limit")
+                    ),
+                ),
+                // Aborted over the API (or the daemon stopped): the watcher was not
+                // interrupted, so not 130, which shells read as its own Ctrl-C.
+                "interrupted" => (exit_code::RUN_STOPPED, "aborted (or the daemon stopped)".into()),
+                "state_store" => (
+                    exit_code::STATE_STORE_FAILED,
+                    format!("the state store cannot record the run ({})", text(s, "error")),
+                ),
+                "lease_lost" => (
+                    exit_code::LEASE_LOST,
+                    format!("another run took over the lease of {}", text(s, "node")),
+                ),
+                other => (exit_code::RUN_STOPPED, other.replace('_', " ")),
+            };
+            (code, format!("STOPPED: {why}"))
+        }
+    }
+}
+
+/// Prints the verdict and the nodes by state; returns the exit code.
+fn verdict(id: &str, seen: &Seen, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let last = seen.end.as_ref().or(seen.snapshot.as_ref());
+    let run = last.map(|v| &v["run"]).filter(|r| r.get("workflow").is_some());
+    let Some(run) = run else {
+        let _ = writeln!(
+            err,
+            "run {id} ended before it was recorded: it had nothing to do or was refused (the daemon's log says which)"
+        );
+        return exit_code::OK;
+    };
+    let status = text(run, "status");
+    if status == "running" && seen.end.is_none() {
+        let _ = writeln!(
+            err,
+            "error: run {id} is recorded as running, but this daemon is not driving it (another controller, or one that died); `drover runs show {id}`"
+        );
+        return exit_code::FAILURE;
+    }
+    let outcome = seen
+        .outcome
+        .as_ref()
+        .or_else(|| run.get("outcome").filter(|o| !o.is_null()));
+    let (code, verdict) = outcome_exit(status, outcome);
+    if json {
+        return code;
+    }
+    let _ = writeln!(out, "\nrun {id}: {verdict}");
+    let nodes = last
+        .and_then(|v| v["nodes"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    let mut by_state: Vec<(String, Vec<String>)> = Vec::new();
+    for n in &nodes {
+        let st = text(n, "state").to_string();
+        let name = text(n, "node").to_string();
+        match by_state.iter_mut().find(|(s, _)| *s == st) {
+            Some((_, v)) => v.push(name),
+            None => by_state.push((st, vec![name])),
+        }
+    }
+    for (st, names) in by_state {
+        let _ = writeln!(
+            out,
+            "  {st:<12}{:>6}  {}",
+            names.len(),
+            crate::hostlist::compress(&names)
+        );
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn outcomes_exit_as_a_local_run_does() {
+        let cases = [
+            (json!({"outcome": "succeeded"}), 0),
+            (
+                json!({"outcome": "succeeded", "still_need_other_steps": ["n1"]}),
+                10,
+            ),
+            (json!({"outcome": "completed_with_failures", "failed": 2}), 6),
+            (
+                json!({"outcome": "stopped", "stop": {"reason": "canary_failed", "node": "n1"}}),
+                5,
+            ),
+            (
+                json!({"outcome": "stopped", "stop": {"reason": "run_budget", "failed": 2, "budget": 1}}),
+                5,
+            ),
+            (
+                json!({"outcome": "stopped", "stop": {"reason": "interrupted"}}),
+                5,
+            ),
+            (
+                json!({"outcome": "stopped", "stop": {"reason": "state_store", "error": "disk"}}),
+                11,
+            ),
+            (
+                json!({"outcome": "stopped", "stop": {"reason": "lease_lost", "node": "n1"}}),
+                12,
+            ),
+        ];
+        for (o, want) in cases {
+            assert_eq!(outcome_exit("whatever", Some(&o)).0, want, "{o}");
+        }
+        assert_eq!(outcome_exit("cancelled", None).0, 5);
+        assert_eq!(outcome_exit("completed_with_failures", None).0, 6);
+        assert!(
+            outcome_exit(
+                "stopped",
+                Some(&json!({"outcome": "stopped", "stop": {"reason": "canary_failed", "node": "n1"}}))
+            )
+            .1
+            .contains("canary n1 failed")
+        );
+    }
+}

@@ -1,0 +1,239 @@
+//! `drover runs list|show|abort|pause|resume` against the daemon: the same tables as
+//! the local commands, from the API's JSON (`--json` prints that JSON as it came).
+
+use std::io::Write;
+
+use serde_json::{Value, json};
+
+use super::api_client::ApiClient;
+use super::client_error::ClientError;
+use super::table::Table;
+use crate::exit_code;
+
+pub(super) fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn count(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// `completed_with_failures` as people read it.
+pub(super) fn status_label(s: &str) -> String {
+    s.replace('_', " ")
+}
+
+fn print_json(out: &mut dyn Write, v: &Value) {
+    let _ = writeln!(out, "{v}");
+}
+
+pub async fn list(
+    c: &ApiClient,
+    state: Option<&str>,
+    workflow: Option<&str>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<i32, ClientError> {
+    let mut q = Vec::new();
+    if let Some(s) = state {
+        q.push(("state", s));
+    }
+    if let Some(w) = workflow {
+        q.push(("workflow", w));
+    }
+    let v = c.get(&["runs"], &q).await?;
+    if json {
+        print_json(out, &v);
+        return Ok(exit_code::OK);
+    }
+    let runs = v["runs"].as_array().cloned().unwrap_or_default();
+    if runs.is_empty() {
+        let _ = writeln!(out, "no runs");
+        return Ok(exit_code::OK);
+    }
+    let mut t = Table::new(&[
+        "RUN", "WORKFLOW", "STATUS", "STARTED", "OK", "FAIL", "HELD", "LEFT",
+    ])
+    .right(&[4, 5, 6, 7]);
+    for r in &runs {
+        let counts = &r["counts"];
+        let total: u64 = counts
+            .as_object()
+            .map(|o| o.values().filter_map(Value::as_u64).sum())
+            .unwrap_or(0);
+        let finished: u64 = ["succeeded", "failed", "held", "skipped"]
+            .iter()
+            .map(|k| count(counts, k))
+            .sum();
+        t.row(vec![
+            text(r, "id").to_string(),
+            format!("{} v{}", text(r, "workflow"), count(r, "version")),
+            status_label(text(r, "status")),
+            short_time(text(r, "started_at")),
+            count(counts, "succeeded").to_string(),
+            count(counts, "failed").to_string(),
+            count(counts, "held").to_string(),
+            total.saturating_sub(finished).to_string(),
+        ]);
+    }
+    let _ = write!(out, "{}", t.render());
+    Ok(exit_code::OK)
+}
+
+/// `2026-12-02T03:04:05.123Z` → `2026-12-02 03:04:05Z`.
+pub(super) fn short_time(t: &str) -> String {
+    match t.parse::<jiff::Timestamp>() {
+        Ok(ts) => ts.strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
+        Err(_) => t.to_string(),
+    }
+}
+
+pub async fn show(c: &ApiClient, id: &str, json: bool, out: &mut dyn Write) -> Result<i32, ClientError> {
+    let v = c.get(&["runs", id], &[]).await?;
+    if json {
+        print_json(out, &v);
+        return Ok(exit_code::OK);
+    }
+    let _ = write!(out, "{}", render_run(&v));
+    Ok(exit_code::OK)
+}
+
+/// A run as `drover runs show` prints it: the run, then a table of its nodes.
+pub(super) fn render_run(v: &Value) -> String {
+    let r = &v["run"];
+    let mut s = String::new();
+    let status = text(r, "status");
+    if r.get("workflow").is_none() {
+        // Live, not recorded yet: its targets are being checked.
+        s.push_str(&format!("run {}: {}\n", text(r, "id"), status_label(status)));
+        return s;
+    }
+    s.push_str(&format!(
+        "run {}: {} v{}, {}\n",
+        text(r, "id"),
+        text(r, "workflow"),
+        count(r, "version"),
+        status_label(status)
+    ));
+    if let Some(commit) = r.get("commit").and_then(Value::as_str) {
+        s.push_str(&format!("  commit {commit}\n"));
+    }
+    s.push_str(&format!(
+        "  started {} by {}; last heartbeat {}\n",
+        short_time(text(r, "started_at")),
+        trigger_text(&v["trigger"]),
+        short_time(text(r, "heartbeat_at"))
+    ));
+    if let Some(f) = r.get("finished_at").and_then(Value::as_str) {
+        s.push_str(&format!("  finished {}\n", short_time(f)));
+    }
+    if let Some(p) = v.get("paused").filter(|p| !p.is_null()) {
+        s.push_str(&format!(
+            "  paused by {} since {}{}: no new node starts\n",
+            text(p, "by"),
+            short_time(text(p, "since")),
+            p.get("reason")
+                .and_then(Value::as_str)
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+    }
+    let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
+    if !nodes.is_empty() {
+        let mut t = Table::new(&["NODE", "STATE", "ATTEMPT", "REASON"]).right(&[2]);
+        for n in &nodes {
+            let drained = if n["drained_by_us"].as_bool() == Some(true) {
+                " (drained by this run)"
+            } else {
+                ""
+            };
+            t.row(vec![
+                text(n, "node").to_string(),
+                format!("{}{drained}", text(n, "state")),
+                count(n, "attempt").to_string(),
+                n.get("reason").and_then(Value::as_str).unwrap_or("").to_string(),
+            ]);
+        }
+        for line in t.render().lines() {
+            s.push_str(&format!("  {line}\n"));
+        }
+    }
+    s
+}
+
+/// Who started a run: `api token alice`, `cli`, `converge` ...
+fn trigger_text(t: &Value) -> String {
+    match t.get("kind").and_then(Value::as_str) {
+        Some("api") => format!("API token `{}`", text(t, "token_name")),
+        Some(k) => {
+            let rest: Vec<String> = t
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(key, _)| *key != "kind")
+                .map(|(key, v)| {
+                    format!(
+                        "{key} {}",
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string)
+                    )
+                })
+                .collect();
+            if rest.is_empty() {
+                k.to_string()
+            } else {
+                format!("{k} ({})", rest.join(", "))
+            }
+        }
+        None => "unknown".into(),
+    }
+}
+
+pub async fn abort(
+    c: &ApiClient,
+    id: &str,
+    force: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<i32, ClientError> {
+    let v = c.post(&["runs", id, "abort"], &json!({ "force": force })).await?;
+    if json {
+        print_json(out, &v);
+    } else if force {
+        let _ = writeln!(
+            out,
+            "aborting run {id}: no new node starts, the steps in flight are aborted (a node may be left drained, held with the reason)\nfollow it: drover runs watch {id}"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "aborting run {id}: no new node starts; the nodes in flight finish their cycle, then the run is cancelled\nfollow it: drover runs watch {id}"
+        );
+    }
+    Ok(exit_code::OK)
+}
+
+pub async fn pause(c: &ApiClient, id: &str, json: bool, out: &mut dyn Write) -> Result<i32, ClientError> {
+    let v = c.post(&["runs", id, "pause"], &json!({})).await?;
+    if json {
+        print_json(out, &v);
+    } else {
+        let _ = writeln!(
+            out,
+            "paused run {id}: no new node starts (nodes in flight finish their cycle)"
+        );
+    }
+    Ok(exit_code::OK)
+}
+
+pub async fn resume(c: &ApiClient, id: &str, json: bool, out: &mut dyn Write) -> Result<i32, ClientError> {
+    let v = c.post(&["runs", id, "resume"], &json!({})).await?;
+    if json {
+        print_json(out, &v);
+    } else {
+        let _ = writeln!(
+            out,
+            "lifted the pause of run {id} (a pause of every run, if set, still holds it: `drover status`)"
+        );
+    }
+    Ok(exit_code::OK)
+}
