@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use drover::site::GitSettings;
-use drover::source::{GitSource, GitWatcher, SourceEvent};
+use drover::source::{GitSource, GitWatcher, SourceEvent, TreePins};
 use drover::store::Store;
 use git2::{Repository, Signature};
 
@@ -104,7 +104,7 @@ fn main() {
         )
         .unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let source = GitSource::spawn(w, tx, std::future::pending());
+        let source = GitSource::spawn(w, TreePins::default(), tx, std::future::pending());
         let next_rollout = async |rx: &mut tokio::sync::mpsc::UnboundedReceiver<SourceEvent>| loop {
             if let Some(SourceEvent::Accepted { rollouts, .. }) = rx.recv().await
                 && !rollouts.is_empty()

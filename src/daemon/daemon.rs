@@ -102,6 +102,12 @@ impl Daemon {
         let (runs_tx, runs_rx) = mpsc::unbounded_channel();
         let (stop, stop_rx) = watch::channel(false);
         let in_git = local.site.git.is_some();
+        let left = left_runs(&store, local.site.leases.ttl);
+        // A resumed run of an earlier commit finishes with that commit's site.
+        let resume_commits: Vec<String> = left
+            .iter()
+            .filter_map(|l| l.recorded.commit().map(String::from))
+            .collect();
         let mut source_stop = stop_rx.clone();
         let source = SiteSource::start(
             &opts.site,
@@ -109,22 +115,25 @@ impl Daemon {
             // the clone).
             load(&opts.site)?,
             store.clone(),
+            &resume_commits,
             async move {
                 let _ = source_stop.wait_for(|s| *s).await;
             },
         )?;
-        let (project, commit, src) = match source {
+        let (project, commit, src, earlier) = match source {
             SiteSource::Git {
                 source,
                 events,
                 in_force,
+                earlier,
             } => match in_force {
                 Some(snap) => (
                     Arc::clone(&snap.project),
                     Some(snap.commit.clone()),
                     Source::Git { source, events },
+                    earlier,
                 ),
-                None => (Arc::new(local), None, Source::Git { source, events }),
+                None => (Arc::new(local), None, Source::Git { source, events }, earlier),
             },
             SiteSource::Files { watcher, changes } => (
                 Arc::new(local),
@@ -133,6 +142,7 @@ impl Daemon {
                     _watcher: watcher,
                     changes,
                 },
+                HashMap::new(),
             ),
         };
         let fetch = match &src {
@@ -182,9 +192,13 @@ impl Daemon {
             stop: stop_rx.clone(),
             inventory,
             inventory_rx,
+            earlier,
         };
-        // Before anything else: what a previous daemon left running.
-        core.resume_left_runs();
+        // Before anything else: what a previous daemon left running, then the versions
+        // it had accepted and not yet rolled out (queued behind those runs, or started
+        // now), as the rollout queue decided them when their commits arrived.
+        core.resume_left_runs(left);
+        core.restore_wanted();
         let addr = opts
             .listen
             .or_else(|| core.project.site.server.as_ref().map(|s| s.listen))
@@ -376,6 +390,9 @@ pub(super) struct Core {
     /// The inventory in force, watched by every run (nodes removed are not started).
     inventory: watch::Sender<Arc<Inventory>>,
     inventory_rx: watch::Receiver<Arc<Inventory>>,
+    /// The sites of earlier commits whose runs a restart resumes, by sha (git only):
+    /// each such run finishes the version it began, with its commit's files.
+    earlier: HashMap<String, Arc<SiteSnapshot>>,
 }
 
 impl Core {
@@ -839,9 +856,22 @@ impl Core {
     fn start(
         &mut self,
         workflow: &str,
+        req: RunRequest,
+        interrupts: watch::Sender<u32>,
+        request: Option<RolloutRequest>,
+    ) -> Result<StartedRun, String> {
+        let tree = self.commit.as_ref().map(|c| c.sha.clone());
+        self.start_with(workflow, req, interrupts, request, tree)
+    }
+
+    /// [`Core::start`], the run reading its files from commit `tree`'s export.
+    fn start_with(
+        &mut self,
+        workflow: &str,
         mut req: RunRequest,
         interrupts: watch::Sender<u32>,
         request: Option<RolloutRequest>,
+        tree: Option<String>,
     ) -> Result<StartedRun, String> {
         let interrupts = Arc::new(interrupts);
         // A daemon's rollout waits for its window, visibly, rather than being refused.
@@ -870,7 +900,7 @@ impl Core {
                     Active {
                         run_id: handle.run_id.clone(),
                         interrupts,
-                        tree: self.commit.as_ref().map(|c| c.sha.clone()),
+                        tree,
                         superseded,
                     },
                 );
@@ -892,51 +922,55 @@ impl Core {
         }
     }
 
-    /// Resumes the runs a daemon started and left unfinished: interrupted by a stop,
-    /// or still marked running by a controller that is gone (kill -9). Runs started by
-    /// hand (`drover run`) are left to their operator.
-    fn resume_left_runs(&mut self) {
-        let ttl = self.project.site.leases.ttl;
-        let abandoned: Vec<String> = self
-            .store
-            .abandoned(jiff::Timestamp::now(), ttl)
-            .map(|v| v.into_iter().map(|r| r.id).collect())
-            .unwrap_or_default();
-        let Ok(runs) = self.store.runs() else {
-            warn!("cannot read the runs to resume");
-            return;
-        };
-        // Newest first: one run per workflow is resumed; an older one is left.
-        for r in runs {
-            let left = r.status == RunStatus::Interrupted
-                || (r.status == RunStatus::Running && abandoned.contains(&r.id));
-            if !left {
-                continue;
-            }
-            let trigger = self
-                .store
-                .trigger(&r.id)
-                .ok()
-                .flatten()
-                .and_then(|t| serde_json::from_value::<Trigger>(t).ok());
-            let Some(trigger) = trigger.filter(|t| !matches!(t, Trigger::Cli { .. })) else {
-                continue;
-            };
-            if self.active.contains_key(&r.workflow) {
-                warn!(workflow = %r.workflow, run = %r.id, "left unfinished, not resumed: a newer run of the workflow is being resumed");
-                continue;
-            }
-            self.resume_run(&r.id, trigger);
+    /// Resumes the runs a daemon started and left unfinished (see [`left_runs`]).
+    fn resume_left_runs(&mut self, left: Vec<LeftRun>) {
+        for l in left {
+            self.resume_run(&l.id, l.recorded);
         }
+        // Only what a resumed run needed; later commits bring their own sites.
+        self.earlier.clear();
     }
 
-    /// Resumes run `id` (`trigger` says who asks; the run keeps its own).
+    /// After a restart: the versions the git source accepted that no run records yet
+    /// (queued behind a bulk, about to replace a superseded canary, or accepted just
+    /// before the stop). Each goes through the queue again as when its commit arrived,
+    /// so it waits for the run resumed before it, or supersedes that run's canary, or
+    /// starts now (then under the windows and pauses like any rollout).
+    fn restore_wanted(&mut self) {
+        if !self.in_git || self.commit.is_none() {
+            return;
+        }
+        let wanted = match self.store.unstarted_rollouts() {
+            Ok(w) => w,
+            Err(e) => {
+                error!("cannot read the rollouts accepted before the restart: {e}");
+                return;
+            }
+        };
+        let mut requests = Vec::new();
+        for w in wanted {
+            let r = RolloutRequest::from_wanted(w);
+            if !self.project.workflows.iter().any(|x| x.name == r.workflow) {
+                info!(workflow = %r.workflow, commit = %r.commit, "accepted before the restart, not rolled out: the workflow is no longer in the site");
+                continue;
+            }
+            info!(workflow = %r.workflow, commit = %r.commit, "accepted before the restart and not rolled out yet: queued again");
+            requests.push(r);
+        }
+        let actions = self.queue.commit(requests);
+        self.queue_actions(actions);
+    }
+
+    /// Resumes run `id` (`trigger` says who asks; the run keeps its own). A run of an
+    /// earlier commit than the one in force resumes with that commit's site when the
+    /// daemon has it (at start), so it finishes the version it began.
     fn resume_run(&mut self, id: &str, trigger: Trigger) {
         let detail = match self.store.run(id) {
             Ok(Some(d)) => d,
             _ => return,
         };
         let workflow = detail.run.workflow.clone();
+        let version = detail.run.version;
         let recorded = self
             .store
             .trigger(id)
@@ -944,12 +978,26 @@ impl Core {
             .flatten()
             .and_then(|t| serde_json::from_value::<Trigger>(t).ok())
             .unwrap_or(trigger.clone());
+        let (project, tree) = match recorded.commit().and_then(|sha| self.earlier.get(sha)) {
+            Some(snap) => (Arc::clone(&snap.project), Some(snap.commit.sha.clone())),
+            None => (
+                Arc::clone(&self.project),
+                self.commit.as_ref().map(|c| c.sha.clone()),
+            ),
+        };
+        let past_canary = past_canary(&detail);
         let (itx, irx) = watch::channel(0u32);
-        match RunRequest::resume(Arc::clone(&self.project), detail, trigger, irx) {
+        match RunRequest::resume(project, detail, trigger, irx) {
             Ok(req) => {
                 info!(%workflow, run = %id, "resuming a run left unfinished");
-                let request = self.request_for(&workflow, &recorded);
-                let _ = self.start(&workflow, req, itx, Some(request));
+                let mut request = self.request_for(&workflow, &recorded);
+                request.version = version;
+                if let Ok(started) = self.start_with(&workflow, req, itx, Some(request), tree)
+                    && past_canary
+                {
+                    // Its canary passed before the stop: a newer version queues behind it.
+                    self.queue.canary_passed(&started.run_id);
+                }
             }
             Err(e) => warn!(%workflow, run = %id, "not resumed: {e}"),
         }
@@ -998,6 +1046,66 @@ impl Core {
             self.timers.insert(name, (every, task));
         }
     }
+}
+
+/// A run a daemon started and left unfinished: interrupted by a stop, or still marked
+/// running by a controller that is gone (kill -9). `recorded` is its own trigger.
+struct LeftRun {
+    id: String,
+    recorded: Trigger,
+}
+
+/// The runs a restarted daemon resumes: one per workflow (the newest; an older one is
+/// left), none started by hand (`drover run` leaves them to its operator).
+fn left_runs(store: &Store, ttl: Duration) -> Vec<LeftRun> {
+    let abandoned: Vec<String> = store
+        .abandoned(jiff::Timestamp::now(), ttl)
+        .map(|v| v.into_iter().map(|r| r.id).collect())
+        .unwrap_or_default();
+    let Ok(runs) = store.runs() else {
+        warn!("cannot read the runs to resume");
+        return Vec::new();
+    };
+    let mut out: Vec<LeftRun> = Vec::new();
+    let mut workflows = std::collections::HashSet::new();
+    // Newest first.
+    for r in runs {
+        let left = r.status == RunStatus::Interrupted
+            || (r.status == RunStatus::Running && abandoned.contains(&r.id));
+        if !left {
+            continue;
+        }
+        let trigger = store
+            .trigger(&r.id)
+            .ok()
+            .flatten()
+            .and_then(|t| serde_json::from_value::<Trigger>(t).ok());
+        let Some(recorded) = trigger.filter(|t| !matches!(t, Trigger::Cli { .. })) else {
+            continue;
+        };
+        if !workflows.insert(r.workflow.clone()) {
+            warn!(workflow = %r.workflow, run = %r.id, "left unfinished, not resumed: a newer run of the workflow is being resumed");
+            continue;
+        }
+        out.push(LeftRun { id: r.id, recorded });
+    }
+    out
+}
+
+/// Whether a recorded run was past its canary: the plan has none, or every canary node
+/// is done (the engine goes on at the first phase with unfinished nodes).
+fn past_canary(detail: &crate::store::RunDetail) -> bool {
+    let canary: Vec<&str> = detail
+        .plan
+        .get("canary")
+        .and_then(|c| c.as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    detail
+        .nodes
+        .iter()
+        .filter(|n| canary.contains(&n.node.as_str()))
+        .all(|n| n.state.is_final())
 }
 
 /// The next message of an optional channel (never, without one).
@@ -1105,14 +1213,24 @@ async fn follow(
     });
 }
 
-/// A superseded run that stopped (interrupted, resumable) is closed for good.
+/// A superseded run that stopped (interrupted, resumable) is closed for good. So is a
+/// resumed run superseded before its resume took the record over: it is still marked
+/// running by the dead controller that left it, and would hold its nodes' leases.
 async fn close_superseded(store: &Store, run_id: &str, by: &str) {
     let read = {
         let (s, id) = (store.clone(), run_id.to_string());
         tokio::task::spawn_blocking(move || s.run(&id)).await
     };
     let Ok(Ok(Some(detail))) = read else { return };
-    if detail.run.status != RunStatus::Interrupted {
+    let left = match detail.run.status {
+        RunStatus::Interrupted => true,
+        RunStatus::Running => detail
+            .run
+            .controller
+            .is_known_dead(&crate::store::Controller::this().host),
+        _ => false,
+    };
+    if !left {
         return;
     }
     let g = GiveUp::of(

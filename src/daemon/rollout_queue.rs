@@ -82,28 +82,6 @@ impl RolloutQueue {
         RolloutQueue::default()
     }
 
-    /// After a restart: the daemon's runs still under way (resumed), what each workflow's
-    /// last daemon run was at (`last_run`: workflow → sha), and the newest accepted
-    /// commit that changed each workflow (`wanted`). A wanted version that neither runs
-    /// nor ran is started or queued as if its commit had just arrived, so a version
-    /// queued when the daemon stopped is not forgotten.
-    pub fn restore(
-        active: Vec<ActiveRollout>,
-        last_run: &BTreeMap<String, String>,
-        wanted: Vec<RolloutRequest>,
-    ) -> (RolloutQueue, Vec<QueueAction>) {
-        let mut q = RolloutQueue::new();
-        for a in active {
-            q.active.insert(a.request.workflow.clone(), a);
-        }
-        let pending: Vec<RolloutRequest> = wanted
-            .into_iter()
-            .filter(|w| last_run.get(&w.workflow) != Some(&w.commit.sha))
-            .collect();
-        let actions = q.commit(pending);
-        (q, actions)
-    }
-
     /// The workflows a newly accepted commit changed.
     pub fn commit(&mut self, requests: Vec<RolloutRequest>) -> Vec<QueueAction> {
         let mut actions = Vec::new();
@@ -397,32 +375,6 @@ mod tests {
         q.started("a", "ra2");
         assert!(q.ended("ra2", RunEnd::Finished).is_empty());
         assert!(q.active("a").is_none());
-    }
-
-    #[test]
-    fn restore_starts_what_was_wanted_and_never_ran() {
-        let last: BTreeMap<String, String> = [("a".to_string(), "c1".to_string())].into();
-        let active = vec![ActiveRollout {
-            run: Some("rb".into()),
-            request: req("b", "c1"),
-            phase: RolloutPhase::Bulk,
-        }];
-        let (q, actions) = RolloutQueue::restore(
-            active,
-            &last,
-            vec![req("a", "c1"), req("b", "c2"), req("c", "c2")],
-        );
-        assert_eq!(
-            actions,
-            [
-                QueueAction::Queue {
-                    behind: Some("rb".into()),
-                    request: req("b", "c2")
-                },
-                QueueAction::Start(req("c", "c2")),
-            ]
-        );
-        assert_eq!(q.waiting("b"), Some(&req("b", "c2")));
     }
 
     #[derive(Debug, Clone)]

@@ -37,14 +37,15 @@ pub struct GitSource {
 
 impl GitSource {
     /// Starts polling at once, then on the interval, until `shutdown` completes.
+    /// `pins`: the trees in use already (the commit in force, runs to resume).
     pub fn spawn(
         watcher: GitWatcher,
+        pins: TreePins,
         events: mpsc::UnboundedSender<SourceEvent>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> GitSource {
         let trigger = FetchTrigger::default();
         let asked = trigger.0.clone();
-        let pins = TreePins::default();
         let pinned = pins.clone();
         let task = tokio::spawn(async move {
             tokio::pin!(shutdown);
@@ -135,6 +136,7 @@ mod tests {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let source = GitSource::spawn(
             watcher(&remote, state.path(), Duration::from_millis(200)),
+            TreePins::default(),
             tx,
             async {
                 let _ = stop_rx.await;
@@ -156,6 +158,7 @@ mod tests {
         remote.commit(&[("workflows/b.yml", &workflow("b", 2, "echo 2"))], "b2");
         let source = GitSource::spawn(
             watcher(&remote, state.path(), Duration::from_secs(3600)),
+            TreePins::default(),
             tx,
             std::future::pending(),
         );

@@ -125,6 +125,24 @@ impl GitWatcher {
         }
     }
 
+    /// The site at an earlier accepted commit (`sha`), for a run of it that a daemon
+    /// resumes after a restart: the run finishes the version it began, with that
+    /// commit's files. `None` when the clone no longer has the commit or the site there
+    /// no longer loads.
+    pub fn site_at(&self, sha: &str) -> Result<Option<Arc<SiteSnapshot>>, SourceError> {
+        let Ok(oid) = Oid::from_str(sha) else {
+            return Ok(None);
+        };
+        let Ok(commit) = self.repo.find_commit(oid) else {
+            return Ok(None);
+        };
+        let info = CommitInfo::of(&commit);
+        match self.load(oid, &info)? {
+            Ok((site, _)) => Ok(Some(Arc::new(site))),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Fetches, then looks at every new commit in order. Problems reaching the remote
     /// are events (with the retry delay), not errors: only the local clone, the state
     /// dir or the store failing is an error.
@@ -312,6 +330,7 @@ impl GitWatcher {
             subject: info.subject.clone(),
             detail: String::new(),
             fingerprints: Some(serde_json::to_value(&changed).unwrap_or_default()),
+            wanted: rollouts.iter().map(RolloutRequest::wanted).collect(),
             at: Timestamp::now(),
         }])?;
         self.seen = Some(oid);
@@ -338,6 +357,7 @@ impl GitWatcher {
             subject: info.subject.clone(),
             detail: why.render(),
             fingerprints: None,
+            wanted: Vec::new(),
             at: Timestamp::now(),
         }])?;
         if let Ok(oid) = Oid::from_str(&info.sha) {

@@ -2,6 +2,7 @@
 //! the files on disk are not watched: git is the source of truth, and a local edit
 //! must not bypass review and signatures), otherwise the site directory, watched.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -27,6 +28,9 @@ pub enum SiteSource {
         /// The site at the commit in force when the daemon started (`None` before the
         /// first good commit): what the daemon runs until the next accepted commit.
         in_force: Option<Arc<SiteSnapshot>>,
+        /// The sites at the commits of `resume` (those the clone still has), by sha:
+        /// a resumed run finishes its own version. Their trees are pinned.
+        earlier: HashMap<String, Arc<SiteSnapshot>>,
     },
     Files {
         watcher: SiteWatcher,
@@ -36,26 +40,41 @@ pub enum SiteSource {
 
 impl SiteSource {
     /// `project` is the site loaded from `site_dir` (the `--site` of `drover serve`);
-    /// its `git:` and `state_dir` decide. The git source stops when `shutdown` completes.
+    /// its `git:` and `state_dir` decide. `resume`: the commits of runs the daemon is
+    /// about to resume, whose sites it needs as well. The git source stops when
+    /// `shutdown` completes.
     pub fn start(
         site_dir: &Path,
         project: Project,
         store: Store,
+        resume: &[String],
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<SiteSource, SourceError> {
         match project.site.git.clone() {
             Some(git) => {
                 let watcher = GitWatcher::open(git, &project.site.state_dir, store)?;
                 let in_force = watcher.in_force()?;
-                let (tx, events) = mpsc::unbounded_channel();
-                let source = GitSource::spawn(watcher, tx, shutdown);
-                if let Some(s) = &in_force {
-                    source.pins.pin(&s.commit.sha);
+                let mut earlier = HashMap::new();
+                for sha in resume {
+                    if in_force.as_ref().is_some_and(|s| &s.commit.sha == sha) {
+                        continue;
+                    }
+                    if let Some(s) = watcher.site_at(sha)? {
+                        earlier.insert(sha.clone(), s);
+                    }
                 }
+                let (tx, events) = mpsc::unbounded_channel();
+                // Pinned before the task's first poll prunes the trees.
+                let pins = super::TreePins::default();
+                for s in in_force.iter().chain(earlier.values()) {
+                    pins.pin(&s.commit.sha);
+                }
+                let source = GitSource::spawn(watcher, pins, tx, shutdown);
                 Ok(SiteSource::Git {
                     source,
                     events,
                     in_force,
+                    earlier,
                 })
             }
             None => {
@@ -98,7 +117,7 @@ mod tests {
         ));
         let project = Project::load(local.path()).unwrap();
         let store = Store::open(&project.site.state_dir.join("drover.db")).unwrap();
-        let mut s = SiteSource::start(local.path(), project, store, std::future::pending()).unwrap();
+        let mut s = SiteSource::start(local.path(), project, store, &[], std::future::pending()).unwrap();
         let SiteSource::Git { events, in_force, .. } = &mut s else {
             panic!("expected the git source")
         };
@@ -125,7 +144,7 @@ mod tests {
         write_site("");
         let project = Project::load(local.path()).unwrap();
         let store = Store::open(&project.site.state_dir.join("drover.db")).unwrap();
-        let mut s = SiteSource::start(local.path(), project, store, std::future::pending()).unwrap();
+        let mut s = SiteSource::start(local.path(), project, store, &[], std::future::pending()).unwrap();
         let SiteSource::Files { changes, .. } = &mut s else {
             panic!("expected the file watcher")
         };

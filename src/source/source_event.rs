@@ -8,6 +8,7 @@ use super::commit_info::CommitInfo;
 use super::signature_check::{GoodSignature, SignatureProblem};
 use crate::diag::Diagnostic;
 use crate::project::Project;
+use crate::store::WantedRollout;
 
 /// A site as it is at one commit, exported under the state dir and loaded.
 #[derive(Debug)]
@@ -26,6 +27,34 @@ pub struct RolloutRequest {
     pub workflow: String,
     pub version: u32,
     pub commit: CommitInfo,
+}
+
+impl RolloutRequest {
+    /// As the store keeps it, so a restarted daemon still rolls it out.
+    pub fn wanted(&self) -> WantedRollout {
+        WantedRollout {
+            workflow: self.workflow.clone(),
+            version: self.version,
+            sha: self.commit.sha.clone(),
+            author: self.commit.author.clone(),
+            subject: self.commit.subject.clone(),
+            commit_time: self.commit.time,
+        }
+    }
+
+    /// What the store kept back as a request.
+    pub fn from_wanted(w: WantedRollout) -> RolloutRequest {
+        RolloutRequest {
+            workflow: w.workflow,
+            version: w.version,
+            commit: CommitInfo {
+                sha: w.sha,
+                author: w.author,
+                subject: w.subject,
+                time: w.commit_time,
+            },
+        }
+    }
 }
 
 impl std::fmt::Display for RolloutRequest {

@@ -25,7 +25,7 @@ impl Controller {
     /// gone or a zombie. A controller on another host, or on a system without `/proc`, is
     /// never known dead; only its heartbeat can tell. A reused pid makes a dead controller
     /// look alive, which the heartbeat also covers.
-    pub(super) fn is_known_dead(&self, here: &str) -> bool {
+    pub fn is_known_dead(&self, here: &str) -> bool {
         if self.host != here || !Path::new("/proc/self").exists() {
             return false;
         }

@@ -35,6 +35,7 @@ mod step_row;
 #[expect(clippy::module_inception, reason = "the type is named after the concept")]
 mod store;
 mod store_error;
+mod wanted_rollout;
 mod write;
 mod writer;
 
@@ -58,4 +59,5 @@ pub use source_commit::{SourceCommitRow, SourceHead, SourceVerdict};
 pub use step_row::StepRow;
 pub use store::Store;
 pub use store_error::StoreError;
+pub use wanted_rollout::WantedRollout;
 pub use write::Write;

@@ -22,7 +22,7 @@ const V1_TABLES: [&str; 4] = ["leases", "nodes", "runs", "steps"];
 
 /// One entry per schema version: `MIGRATIONS[i]` takes a database from version `i` to
 /// `i + 1`. `PRAGMA user_version` holds the version; never edit a shipped entry, add one.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The version this drover writes.
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -206,6 +206,28 @@ CREATE TABLE discovered_hosts (
 
 /// The first version with `discovered_hosts`.
 pub(super) const DISCOVERY_VERSION: usize = 7;
+
+/// Version 8: the daemon's wanted rollouts, one row per workflow: the newest accepted
+/// commit that changed it, written in the transaction that accepts the commit. A row
+/// with no run of its commit (`runs.git_commit`) is a version the daemon still owes the
+/// fleet (it was queued behind a bulk, about to replace a superseded canary, or not
+/// started yet when the daemon stopped): a restarted daemon queues it again.
+const V8: &str = "
+CREATE TABLE rollouts_wanted (
+    workflow    TEXT PRIMARY KEY NOT NULL,
+    version     INTEGER NOT NULL,
+    sha         TEXT NOT NULL,
+    author      TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    commit_time INTEGER NOT NULL,
+    at          INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX runs_by_commit ON runs (workflow, git_commit);
+";
+
+/// The first version with `rollouts_wanted`.
+pub(super) const WANTED_VERSION: usize = 8;
 
 /// How a connection may use the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

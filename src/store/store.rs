@@ -26,6 +26,7 @@ use super::run_status::RunStatus;
 use super::schema::{self, Access};
 use super::source_commit::{SourceCommitRow, SourceHead};
 use super::store_error::StoreError;
+use super::wanted_rollout::WantedRollout;
 use super::write::Write;
 use super::writer::{Reply, Request, Writer};
 
@@ -53,6 +54,8 @@ struct Inner {
     gates: bool,
     /// Whether the file has `discovered_hosts` (schema 6).
     discovery: bool,
+    /// Whether the file has `rollouts_wanted` (schema 8).
+    wanted: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -93,6 +96,7 @@ impl Store {
                 writer: Some(writer),
                 gates: true,
                 discovery: true,
+                wanted: true,
             }),
         })
     }
@@ -131,6 +135,7 @@ impl Store {
                 writer: None,
                 gates: found.version >= schema::GATES_VERSION,
                 discovery: found.version >= schema::DISCOVERY_VERSION,
+                wanted: found.version >= schema::WANTED_VERSION,
             }),
         })
     }
@@ -347,6 +352,15 @@ impl Store {
         SourceHead::load(&self.reader()).map_err(|e| self.error("read the commit in force", e))
     }
 
+    /// The versions the git source accepted whose rollout no run records yet: what a
+    /// restarted daemon still owes the fleet.
+    pub fn unstarted_rollouts(&self) -> Result<Vec<WantedRollout>, StoreError> {
+        if !self.inner.wanted {
+            return Ok(Vec::new());
+        }
+        WantedRollout::unstarted(&self.reader()).map_err(|e| self.error("read the wanted rollouts", e))
+    }
+
     /// The watcher's verdict on one commit.
     pub fn source_commit(&self, sha: &str) -> Result<Option<SourceCommitRow>, StoreError> {
         SourceCommitRow::one(&self.reader(), sha).map_err(|e| self.error(format!("read commit {sha}"), e))
@@ -478,7 +492,7 @@ mod tests {
     use tempfile::TempDir;
 
     use super::*;
-    use crate::store::{NodeState, RunStatus};
+    use crate::store::{NodeState, RunStatus, SourceVerdict};
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("test timestamp")
@@ -1875,5 +1889,107 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, schema::SCHEMA_VERSION);
+    }
+
+    fn accepted(sha: &str, wanted: &[&str], at: Timestamp) -> Write {
+        Write::SourceCommit {
+            sha: sha.to_string(),
+            verdict: SourceVerdict::Accepted,
+            author: "ada".to_string(),
+            subject: format!("commit {sha}"),
+            detail: String::new(),
+            fingerprints: Some(json!({})),
+            wanted: wanted
+                .iter()
+                .map(|w| WantedRollout {
+                    workflow: w.to_string(),
+                    version: 1,
+                    sha: sha.to_string(),
+                    author: "ada".to_string(),
+                    subject: format!("commit {sha}"),
+                    commit_time: at,
+                })
+                .collect(),
+            at,
+        }
+    }
+
+    #[test]
+    fn an_accepted_commits_wanted_versions_are_owed_until_a_run_records_their_commit() {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        let at = ts("2026-01-01T12:00:00Z");
+        store
+            .write_blocking(vec![accepted("abc123", &["kernel", "motd"], at)])
+            .unwrap();
+        let owed = |s: &Store| -> Vec<(String, String)> {
+            s.unstarted_rollouts()
+                .unwrap()
+                .into_iter()
+                .map(|w| (w.workflow, w.sha))
+                .collect()
+        };
+        assert_eq!(
+            owed(&store),
+            [
+                ("kernel".into(), "abc123".into()),
+                ("motd".into(), "abc123".into())
+            ]
+        );
+        // A run of kernel at abc123 (`created` records that commit): kernel is rolled.
+        store
+            .write_blocking(vec![created("r1", &["a"], Controller::this(), at)])
+            .unwrap();
+        assert_eq!(owed(&store), [("motd".into(), "abc123".into())]);
+        // A newer commit replaces a workflow's wanted version; a rejected one does not.
+        let later = ts("2026-01-01T12:05:00Z");
+        store
+            .write_blocking(vec![accepted("def456", &["kernel"], later)])
+            .unwrap();
+        store
+            .write_blocking(vec![Write::SourceCommit {
+                sha: "bad".into(),
+                verdict: SourceVerdict::Rejected,
+                author: "eve".into(),
+                subject: "typo".into(),
+                detail: "unknown key".into(),
+                fingerprints: None,
+                wanted: Vec::new(),
+                at: later,
+            }])
+            .unwrap();
+        assert_eq!(
+            owed(&store),
+            [
+                ("motd".into(), "abc123".into()),
+                ("kernel".into(), "def456".into())
+            ]
+        );
+        let w = &store.unstarted_rollouts().unwrap()[1];
+        assert_eq!((w.version, w.author.as_str(), w.commit_time), (1, "ada", later));
+        drop(store);
+
+        // A file from before version 8 reads as owing nothing, and migrates on a
+        // writable open.
+        let path = dir.path().join("state/drover.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("DROP TABLE rollouts_wanted; DROP INDEX runs_by_commit;")
+                .unwrap();
+            conn.pragma_update(None, "user_version", 7).unwrap();
+        }
+        assert_eq!(
+            Store::open_read_only(&path)
+                .unwrap()
+                .unstarted_rollouts()
+                .unwrap(),
+            []
+        );
+        let store = Store::open(&path).unwrap();
+        assert_eq!(owed(&store), []);
+        store
+            .write_blocking(vec![accepted("0a0b", &["motd"], later)])
+            .unwrap();
+        assert_eq!(owed(&store), [("motd".into(), "0a0b".into())]);
     }
 }

@@ -15,6 +15,7 @@ use super::pause::PauseScope;
 use super::run_status::RunStatus;
 use super::source_commit::SourceVerdict;
 use super::store_error::StoreError;
+use super::wanted_rollout::WantedRollout;
 
 /// One fact about a run. Apart from `RunCreated` (refused if the run exists), each sets
 /// a row's new state rather than applying a delta, so recording one twice (a retry after
@@ -140,6 +141,10 @@ pub enum Write {
         subject: String,
         detail: String,
         fingerprints: Option<serde_json::Value>,
+        /// The workflows an accepted commit changed: each one's wanted version from now
+        /// on, in the same transaction as the verdict, so no accepted version is lost
+        /// whenever the daemon stops.
+        wanted: Vec<WantedRollout>,
         at: Timestamp,
     },
     /// An event no other write records (a run waiting for its window): into the outbox
@@ -334,6 +339,7 @@ impl Write {
                 subject,
                 detail,
                 fingerprints,
+                wanted,
                 at,
             } => {
                 let rows = conn
@@ -355,6 +361,9 @@ impl Write {
                          fingerprints = CASE WHEN ?2 IS NULL THEN fingerprints ELSE excluded.fingerprints END",
                 )?
                 .execute(params![sha, fingerprints])?;
+                for w in wanted {
+                    w.upsert(conn, *at)?;
+                }
                 Ok(rows)
             }
 

@@ -136,8 +136,12 @@ impl GitBed {
     fn workflow(&self, version: u32, m: Mark<'_>) -> String {
         let ctl = self.ctl.path().display().to_string();
         let gate = if m.gated {
+            // `abort-TAG` ends a gate left waiting by a daemon killed with -9 (as a
+            // node's command dies with its controller's machine), so it cannot finish
+            // behind the next daemon's back.
             format!(
-                "touch {ctl}/started-$DROVER_NODE-{tag}; until [ -e {ctl}/go-$DROVER_NODE ]; do sleep 0.05; done; ",
+                "touch {ctl}/started-$DROVER_NODE-{tag}; until [ -e {ctl}/go-$DROVER_NODE ]; do \
+                 if [ -e {ctl}/abort-{tag} ]; then rm -f {ctl}/started-$DROVER_NODE-{tag}; exit 1; fi; sleep 0.05; done; ",
                 tag = m.tag
             )
         } else {
@@ -225,6 +229,23 @@ impl GitBed {
         self.ctl.path().join(format!("started-{name}-{tag}")).exists()
     }
 
+    /// A real `drover serve` process on the local site, its log in `log`.
+    fn serve(&self, log: &str) -> Serve {
+        let path = self._tmp.path().join(log);
+        let err = std::fs::File::create(&path).unwrap();
+        let child = std::process::Command::new(drover_bin())
+            .args(["serve", "--site"])
+            .arg(self.local.path())
+            .args(["--listen", "127.0.0.1:0", "--shutdown-deadline", "20s"])
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        Serve { child, log: path }
+    }
+
     fn drover(&self, args: &[&str]) -> std::process::Output {
         std::process::Command::new(drover_bin())
             .args(args)
@@ -233,6 +254,40 @@ impl GitBed {
             .env("NO_COLOR", "1")
             .output()
             .unwrap()
+    }
+}
+
+/// A `drover serve` process, killed if the test ends without stopping it.
+struct Serve {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Serve {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&mut self, sig: rustix::process::Signal) -> std::process::ExitStatus {
+        let pid = rustix::process::Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+        let t = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(t.elapsed() < LIMIT, "the daemon did not stop\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -571,4 +626,190 @@ async fn a_global_pause_holds_across_a_restart_and_a_node_in_maintenance_is_neve
         "node003 in maintenance was never touched"
     );
     assert_eq!(bed.runs().len(), 1, "the converge pass found nothing to do");
+}
+
+/// The restart gap: a version queued behind a bulk when the daemon is killed with -9
+/// is queued again by the next daemon, which first finishes the run it resumes (with
+/// that run's own commit's site, though a newer commit is in force), then rolls the
+/// queued version out, canary first, with its commit's sha. Nothing runs twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_queued_behind_a_bulk_rolls_out_after_a_kill_9_and_a_restart() {
+    let bed = GitBed::start(3);
+    let c1 = bed.commit_site(
+        1,
+        Mark {
+            tag: "v1",
+            gated: true,
+        },
+    );
+    bed.go(0);
+    let mut first = bed.serve("serve1.log");
+    until(LIMIT, "the bulk at v1 (node002 in flight)", || {
+        bed.started(1, "v1")
+    })
+    .await;
+    let r1 = bed.run_of(&c1).unwrap();
+
+    // v2 arrives during the bulk: it queues.
+    let c2 = bed.commit_workflow(
+        2,
+        Mark {
+            tag: "v2",
+            gated: false,
+        },
+    );
+    until(LIMIT, "c2 accepted", || {
+        bed.store()
+            .source_commit(&c2)
+            .unwrap()
+            .is_some_and(|c| c.verdict == SourceVerdict::Accepted)
+    })
+    .await;
+    until(LIMIT, "c2 queued", || {
+        first
+            .log()
+            .contains("queued: the rollout under way is past its canary")
+    })
+    .await;
+    // A pause keeps node003 from starting, so no node is in flight at the kill.
+    let out = bed.drover(&["pause", "--reason", "restart test"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bed.go(1);
+    until(LIMIT, "node002 done", || {
+        bed.store().nodes(&r1.id).unwrap()[1].state == NodeState::Succeeded
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.signal(rustix::process::Signal::KILL);
+    assert!(!bed.started(2, "v1"), "paused: node003 was not started");
+    assert_eq!(
+        bed.run_of(&c1).unwrap().status,
+        RunStatus::Running,
+        "left by the killed daemon"
+    );
+    assert!(bed.run_of(&c2).is_none(), "c2 only queued");
+
+    // The next daemon resumes v1 (the pause still holds), with v2 queued behind it.
+    let mut second = bed.serve("serve2.log");
+    until(LIMIT, "the v1 run resumed", || {
+        second.log().contains("resuming a run left unfinished")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        bed.run_of(&c2).is_none(),
+        "v2 waits for the resumed v1 run\n{}",
+        second.log()
+    );
+    assert!(bed.ran(2).is_empty(), "the pause holds across the restart");
+    assert!(
+        second
+            .log()
+            .contains("accepted before the restart and not rolled out yet: queued again"),
+        "{}",
+        second.log()
+    );
+    let out = bed.drover(&["unpause"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    bed.go(2);
+    until(LIMIT, "v1 finished", || succeeded(&bed, &c1)).await;
+    until(LIMIT, "then v2", || succeeded(&bed, &c2)).await;
+    // Nothing more comes of it: no third run.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        second.signal(rustix::process::Signal::TERM).success(),
+        "{}",
+        second.log()
+    );
+
+    let runs = bed.runs();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(bed.run_of(&c1).unwrap().id, r1.id, "v1 finished in its own run");
+    let store = bed.store();
+    let r2 = bed.run_of(&c2).unwrap();
+    assert_eq!(r2.version, 2);
+    assert_eq!(store.trigger(&r2.id).unwrap().unwrap()["sha"], c2.as_str());
+    let nodes = store.nodes(&r2.id).unwrap();
+    assert!(nodes.iter().all(|n| n.state == NodeState::Succeeded), "{nodes:?}");
+    assert_eq!(nodes[0].phase, 0, "v2 began with its canary");
+    for i in 0..3 {
+        assert_eq!(bed.ran(i), ["v1", "v2"], "node {i}: each version once");
+    }
+    for i in 1..3 {
+        assert_eq!(
+            lines(&bed.node_state(i).join("saw")),
+            ["v1", "v2"],
+            "node {i}: after the canary"
+        );
+    }
+}
+
+/// The other waiting state: a canary superseded by a newer commit, the daemon killed
+/// with -9 while the canary's node finishes. The next daemon supersedes the resumed
+/// canary again, closes it, and rolls the newer version; the old one never reaches the
+/// bulk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_superseded_before_a_kill_9_is_replaced_by_the_newer_version_after_the_restart() {
+    let bed = GitBed::start(3);
+    let c1 = bed.commit_site(
+        1,
+        Mark {
+            tag: "v1",
+            gated: true,
+        },
+    );
+    let mut first = bed.serve("serve1.log");
+    until(LIMIT, "the canary at v1", || bed.started(0, "v1")).await;
+    let c2 = bed.commit_workflow(
+        2,
+        Mark {
+            tag: "v2",
+            gated: false,
+        },
+    );
+    until(LIMIT, "the canary superseded", || {
+        first.log().contains("superseded: a newer commit")
+    })
+    .await;
+    first.signal(rustix::process::Signal::KILL);
+    // The killed daemon's gate dies with it.
+    std::fs::write(bed.ctl.path().join("abort-v1"), "").unwrap();
+    until(LIMIT, "the orphaned gate gone", || !bed.started(0, "v1")).await;
+    std::fs::remove_file(bed.ctl.path().join("abort-v1")).unwrap();
+    assert!(bed.run_of(&c2).is_none());
+
+    let mut second = bed.serve("serve2.log");
+    until(LIMIT, "the v1 run resumed", || {
+        second.log().contains("resuming a run left unfinished")
+    })
+    .await;
+    // Its canary node, started again or not, may finish its cycle; the run stops there.
+    bed.go(0);
+    bed.go(1);
+    bed.go(2);
+    let closed = tokio::time::timeout(
+        LIMIT,
+        until(LIMIT * 2, "the resumed v1 run closed", || {
+            bed.run_of(&c1).is_some_and(|r| r.status == RunStatus::Cancelled)
+        }),
+    )
+    .await;
+    assert!(closed.is_ok(), "{:?}\n{}", bed.run_of(&c1), second.log());
+    until(LIMIT, "v2 rolled out", || succeeded(&bed, &c2)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        second.signal(rustix::process::Signal::TERM).success(),
+        "{}",
+        second.log()
+    );
+
+    let r1 = bed.run_of(&c1).unwrap();
+    assert_eq!(r1.outcome.as_ref().unwrap()["outcome"], "superseded", "{r1:?}");
+    assert_eq!(r1.outcome.as_ref().unwrap()["by"], c2.as_str());
+    assert_eq!(bed.runs().len(), 2, "{:?}", bed.runs());
+    assert_eq!(bed.ran(0).last().map(String::as_str), Some("v2"));
+    for i in 1..3 {
+        assert_eq!(bed.ran(i), ["v2"], "node {i}: never v1, v2 once");
+    }
 }
