@@ -18,6 +18,15 @@ pub fn get(_name: &str) -> Option<String> {
     None
 }
 
+/// Ends the whole process at once, like `kill -9` (no destructor, no store write, no
+/// cleanup), when `DROVER_FAULT` has `what=NODE`: a crash between two writes can then be
+/// placed exactly where a real one only lands by chance.
+pub fn abort_point(what: &str, node: &str) {
+    if get(what).is_some_and(|n| n == node) {
+        std::process::abort();
+    }
+}
+
 /// Panics in the task of node `node` when `DROVER_FAULT` has `panic-node=NODE`.
 pub fn panic_point(what: &str, node: &str) {
     if get(what).is_some_and(|n| n == node) {

@@ -668,6 +668,7 @@ impl<K: Connector> NodeCycle<'_, K> {
         )
         .await?;
         self.event("rebooting", None);
+        super::fault::abort_point("abort-before-reboot", self.name());
         if let Some(c) = conn.as_ref() {
             let out = c.exec(&command, None, REBOOT_COMMAND_TIMEOUT).await;
             self.job.log_exec("reboot", &command, &out);

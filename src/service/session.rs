@@ -747,7 +747,7 @@ async fn await_rebooting<K: Connector>(cx: &Arc<RunContext<K>>, r: &Resume) -> H
             };
             let deadline = engine::Deadline::after(rb.timeout);
             match cycle
-                .await_reboot(&boot_cmd, &before, deadline, Some(REBOOT_GRACE))
+                .await_reboot(&boot_cmd, &before, deadline, Some(reboot_grace(rb.timeout)))
                 .await
             {
                 Ok(Some(conn)) => {
@@ -788,8 +788,16 @@ async fn await_rebooting<K: Connector>(cx: &Arc<RunContext<K>>, r: &Resume) -> H
 }
 
 /// How long a node a dead controller left "rebooting" may keep answering with its old
-/// boot id before drover concludes the reboot was never issued.
+/// boot id before drover concludes the reboot was never issued (the controller died
+/// between recording the reboot and sending it).
 const REBOOT_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The grace for a reboot step with `timeout`: never more than half of it. A grace as
+/// long as the timeout would end in "did not come back in time" before it could conclude
+/// "never issued", failing a node whose reboot simply had not been sent.
+fn reboot_grace(timeout: std::time::Duration) -> std::time::Duration {
+    REBOOT_GRACE.min(timeout / 2)
+}
 
 /// The run's outcome with what the plan left out: nodes that needed a drain no budget had
 /// room for (because held or down nodes fill it) stop the run like a `Blocked` rollout,

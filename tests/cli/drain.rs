@@ -506,6 +506,51 @@ fn kill_9_between_canary_and_bulk_then_resume() {
     crash_and_resume(KillPoint::BetweenPhases);
 }
 
+/// The controller dies after recording a node's reboot and before sending it (the
+/// window a random `kill -9` hit in CI): the resumed run must see that the node never went
+/// down, let its check decide, and reboot it once — not fail it for "still up with the old
+/// boot id" because the wait for a reboot that was never sent ran out first.
+#[test]
+fn a_controller_dying_between_recording_a_reboot_and_sending_it_resumes_with_one_reboot() {
+    let reboot = REBOOT.replace("timeout: 30s", "timeout: 8s");
+    let f = DrainFleet::start(
+        3,
+        "",
+        &workflow(
+            "{ batch: [2], max_unavailable: 2 }",
+            "{ nodes: [node001] }",
+            "0",
+            &[PATCH, &reboot],
+        ),
+        "60s",
+        "hold",
+    );
+    let reboots = f.tb.reboot_service(Duration::from_millis(500)).expect("reboots");
+    let crashed = f.drover_with(
+        &["run", "w", "--tags", "drain", "--yes", "--json"],
+        "abort-before-reboot=node002",
+    );
+    assert_eq!(crashed.code, -1, "the controller died by a signal: {crashed}");
+    assert_eq!(
+        f.tb.boots(1).expect("boots"),
+        0,
+        "node002's reboot was never sent"
+    );
+    let list = f.drover(&["runs", "list", "--json"]);
+    let runs: Value = serde_json::from_str(list.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {list}"));
+    assert_eq!(runs[0]["status"], "running", "{list}");
+    let id = runs[0]["id"].as_str().expect("run id").to_string();
+
+    let resumed = f.drover(&["runs", "resume", &id, "--yes", "--json"]);
+    drop(reboots);
+    assert_eq!(resumed.code, exit_code::OK, "{resumed}");
+    assert_eq!(f.all_idle(), vec![], "no node is left drained");
+    for i in 0..3 {
+        assert_eq!(f.runs_of(i), 1, "{} ran `patch` once", node(i));
+        assert_eq!(f.tb.boots(i).expect("boots"), 1, "{} rebooted once", node(i));
+    }
+}
+
 /// A node holds its budget place until the scheduler has it back: the fake scheduler
 /// keeps a resumed node `resuming` (out of service) for a second, and with a `resumed`
 /// probe no moment has two nodes out under a budget of 1. Without the probe the next

@@ -804,7 +804,8 @@ fn five_megabyte_inventory_with_one_error_near_the_end() {
     );
     assert!(text.len() > 5_000_000, "{} bytes", text.len());
     let site = inventory(&text);
-    let started = std::time::Instant::now();
+    // No time limit here: speed belongs in a benchmark, and a debug build on a loaded
+    // CI machine is not one.
     assert_eq!(
         site.invalid(),
         r#"error: unknown key `hots` in `nodes.last01`
@@ -818,7 +819,6 @@ fn five_megabyte_inventory_with_one_error_near_the_end() {
 error: 1 problem in 1 file
 "#
     );
-    assert!(started.elapsed().as_secs() < 10, "took {:?}", started.elapsed());
 }
 
 #[test]
