@@ -14,14 +14,14 @@ use crate::api::{ADMIN, Api, OPS, READ, options, server_yaml};
 use crate::bed::{Bed, node, workflow};
 
 /// A drain step that marks the node and sleeps `secs`.
-fn patch(secs: u32) -> String {
+pub fn patch(secs: u32) -> String {
     format!(
         "  - name: patch\n    run: touch {{{{ node.vars.state }}}}/patch-started && sleep {secs} && touch {{{{ node.vars.state }}}}/patched\n\
          \x20   check: test -e {{{{ node.vars.state }}}}/patched\n    change: drain\n"
     )
 }
 
-fn bed(n: usize, secs: u32) -> Bed {
+pub fn bed(n: usize, secs: u32) -> Bed {
     let b = Bed::start(n, true);
     let tokens = b.site.path().join("tokens");
     std::fs::create_dir_all(&tokens).unwrap();
