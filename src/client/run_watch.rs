@@ -12,6 +12,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::api_client::ApiClient;
 use super::client_error::ClientError;
@@ -21,7 +22,8 @@ use crate::engine::{self, RunEvent};
 use crate::exit_code;
 use crate::report::{self, Style};
 
-/// How often, and after how long, a broken stream is opened again.
+/// How often a broken stream is opened again, and the first wait (doubling: 0.5 s, 1 s,
+/// 2 s, 4 s, 8 s, so a daemon restarted within about 15 s is found again).
 const RECONNECTS: u32 = 5;
 const FIRST_DELAY: Duration = Duration::from_millis(500);
 
@@ -42,7 +44,23 @@ enum Read {
     Ended,
     /// It broke (or the server closed it) before `end`.
     Broken(String),
+}
+
+/// Why the watch ends without the run's end.
+enum Stop {
+    Failed(ClientError),
+    /// Ctrl-C: the watch stops, the run goes on.
     Interrupted,
+}
+
+/// Until the next Ctrl-C (never, if its handler could not be installed).
+async fn interrupted(s: &mut Option<Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 pub async fn watch(
@@ -79,62 +97,82 @@ pub async fn watch(
     let mut seen = Seen::default();
     let mut first = true;
     let mut attempt = 0u32;
+    // Installed once, before the first request: from here a Ctrl-C is seen wherever
+    // the watch is waiting (connecting, reading, between tries), and never lost.
+    let mut sigint = signal(SignalKind::interrupt()).ok();
     let result = loop {
-        let resp = match c.events(id).await {
+        let opened = tokio::select! {
+            r = c.events(id) => r,
+            _ = interrupted(&mut sigint) => break Err(Stop::Interrupted),
+        };
+        let resp = match opened {
             Ok(r) => r,
             // Not found, refused: the watch cannot start (or go on).
-            Err(e @ ClientError::Refused { .. }) => break Err(e),
-            Err(e) if first || attempt >= RECONNECTS => break Err(e),
+            Err(e @ ClientError::Refused { .. }) => break Err(Stop::Failed(e)),
+            Err(e) if first || attempt >= RECONNECTS => break Err(Stop::Failed(e)),
             Err(e) => {
                 attempt += 1;
                 let _ = writeln!(err, "{e}; trying again ({attempt}/{RECONNECTS})");
-                tokio::time::sleep(FIRST_DELAY * 2u32.pow(attempt)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(FIRST_DELAY * 2u32.pow(attempt - 1)) => {}
+                    _ = interrupted(&mut sigint) => break Err(Stop::Interrupted),
+                }
                 continue;
             }
         };
         if !first {
+            // Found again: the next break gets its tries afresh.
+            attempt = 0;
             let _ = writeln!(
                 err,
                 "reconnected to the event stream of run {id}: what happened meanwhile is not shown (`drover runs show {id}`)"
             );
         }
-        match read(resp, &mut seen, first, &etx, json, out, err).await {
+        let got = tokio::select! {
+            r = read(resp, &mut seen, first, &etx, json, out, err) => r,
+            _ = interrupted(&mut sigint) => break Err(Stop::Interrupted),
+        };
+        match got {
             Read::Ended => break Ok(()),
-            Read::Interrupted => {
-                drop(etx);
-                let _ = reporter.await;
-                let _ = writeln!(
-                    err,
-                    "\nstopped watching; run {id} goes on (`drover runs abort {id}` stops it)"
-                );
-                return Ok(exit_code::INTERRUPTED);
-            }
             Read::Broken(why) => {
                 if attempt >= RECONNECTS {
-                    break Err(ClientError::Unreachable {
+                    break Err(Stop::Failed(ClientError::Unreachable {
                         url: c.server(),
                         reason: format!(
                             "the event stream of run {id} broke ({why}) and could not be opened again"
                         ),
-                    });
+                    }));
                 }
                 attempt += 1;
                 let _ = writeln!(
                     err,
                     "the event stream of run {id} broke ({why}); opening it again ({attempt}/{RECONNECTS})"
                 );
-                tokio::time::sleep(FIRST_DELAY * 2u32.pow(attempt)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(FIRST_DELAY * 2u32.pow(attempt - 1)) => {}
+                    _ = interrupted(&mut sigint) => break Err(Stop::Interrupted),
+                }
             }
         }
         first = false;
     };
     drop(etx);
     let _ = reporter.await;
-    result?;
+    match result {
+        Ok(()) => {}
+        Err(Stop::Failed(e)) => return Err(e),
+        Err(Stop::Interrupted) => {
+            let _ = writeln!(
+                err,
+                "\nstopped watching; run {id} goes on (`drover runs abort {id}` stops it)"
+            );
+            return Ok(exit_code::INTERRUPTED);
+        }
+    }
     Ok(verdict(id, &seen, json, out, err))
 }
 
-/// Reads one connection's events until `end`, a break or Ctrl-C.
+/// Reads one connection's events until `end` or a break.
 async fn read(
     mut resp: reqwest::Response,
     seen: &mut Seen,
@@ -147,11 +185,7 @@ async fn read(
     let mut parser = SseParser::new();
     let mut got_snapshot = false;
     loop {
-        let chunk = tokio::select! {
-            c = resp.chunk() => c,
-            _ = tokio::signal::ctrl_c() => return Read::Interrupted,
-        };
-        let bytes = match chunk {
+        let bytes = match resp.chunk().await {
             Ok(Some(b)) => b,
             Ok(None) => return Read::Broken("the server closed it".into()),
             Err(e) => return Read::Broken(e.to_string()),

@@ -148,6 +148,16 @@ async fn status_and_runs_list_and_show_ask_the_daemon() {
     }
     let shj = client(p, &server, Some(READ), &["runs", "show", &id, "--json"]).await;
     assert_eq!(parse(&shj)["nodes"].as_array().unwrap().len(), 4);
+    // Something that is not drover's API at that URL: exit 15, saying so.
+    let wrong = client(p, &format!("{server}/elsewhere"), Some(READ), &["status"]).await;
+    assert_eq!(wrong.code, exit_code::SERVER_FAILED, "{}", wrong.stderr);
+    assert!(
+        wrong
+            .stderr
+            .contains("HTTP 404 with something that is not drover's API"),
+        "{}",
+        wrong.stderr
+    );
     let none = client(p, &server, Some(READ), &["runs", "show", "mark-nope"]).await;
     assert_eq!(none.code, exit_code::USAGE, "as locally: no such run");
     assert!(none.stderr.contains("no run `mark-nope`"), "{}", none.stderr);
@@ -441,8 +451,8 @@ async fn pause_resume_and_the_control_of_one_run() {
     d.shutdown().await.unwrap();
 }
 
-/// A site whose `slow` workflow takes a moment per node and fails on `vars.fail_on`.
-fn slow_site() -> Site {
+/// A site whose `slow` workflow takes `secs` per node and fails on `vars.fail_on`.
+fn slow_site(secs: &str) -> Site {
     let site = lifecycle_site();
     let root = site.path().display().to_string();
     site.write(
@@ -450,7 +460,7 @@ fn slow_site() -> Site {
         &format!(
             "name: slow\nversion: 1\ntargets: {{ nodes: [\"@compute\"] }}\nvars: {{ fail_on: none }}\n\
              strategy: {{ batch: 1, failure_budget: {{ per_batch: 1, per_run: 1 }} }}\n\
-             steps:\n  - name: work\n    run: sleep 0.4 && test \"$DROVER_NODE\" != {{{{ vars.fail_on }}}} && touch {root}/marks/$DROVER_NODE\n\
+             steps:\n  - name: work\n    run: sleep {secs} && test \"$DROVER_NODE\" != {{{{ vars.fail_on }}}} && touch {root}/marks/$DROVER_NODE\n\
              \x20   check: test -e {root}/marks/$DROVER_NODE\n    change: hot\n"
         ),
     )
@@ -458,7 +468,7 @@ fn slow_site() -> Site {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_watch_shows_the_progress_and_exits_with_the_runs_outcome() {
-    let site = slow_site();
+    let site = slow_site("0.4");
     let d = Daemon::start(options(site.path())).await.unwrap();
     let api = Api::new(&d);
     let server = url(&d);
@@ -593,4 +603,186 @@ fn without_a_server_runs_reads_the_local_store_and_daemon_commands_say_what_they
             o.stderr
         );
     }
+}
+
+/// `drover serve` as a process on `port`, its log in `site/LOG`.
+fn serve(site: &Path, port: u16, log: &str) -> std::process::Child {
+    let err = std::fs::File::create(site.join(log)).unwrap();
+    std::process::Command::new(drover_bin())
+        .args(["serve", "--site"])
+        .arg(site)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--shutdown-deadline",
+            "30s",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("drover serve")
+}
+
+async fn answering(api: &Api) {
+    let t = std::time::Instant::now();
+    loop {
+        if let Ok(r) = api.http.get(format!("{}/openapi.json", api.base)).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "drover serve never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The daemon is killed (-9) under a watch; a new one on the same address resumes the
+/// run. The watch notices the broken stream, opens it again, follows the resumed run
+/// to its end and exits with its outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_watch_reopens_a_broken_stream_and_follows_the_run_a_restarted_daemon_resumed() {
+    let site = slow_site("1.5");
+    let p = site.path().to_path_buf();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = format!("http://127.0.0.1:{port}");
+    let api = Api {
+        base: format!("{server}/api/v1"),
+        http: reqwest::Client::new(),
+    };
+    let mut first = serve(&p, port, "serve1.log");
+    answering(&api).await;
+    let r = api.post("/runs", OPS, json!({"workflow": "slow"})).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let id = r.body["run_id"].as_str().unwrap().to_string();
+    let watching = {
+        let (p, server, id) = (p.clone(), server.clone(), id.clone());
+        tokio::spawn(async move { client(&p, &server, Some(READ), &["runs", "watch", &id]).await })
+    };
+    until(Duration::from_secs(30), "n02 done", || {
+        p.join("marks/n02").exists()
+    })
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let mut second = serve(&p, port, "serve2.log");
+    let w = watching.await.unwrap();
+    let pid = rustix::process::Pid::from_raw(i32::try_from(second.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    second.wait().unwrap();
+    let log = std::fs::read_to_string(p.join("serve2.log")).unwrap_or_default();
+    assert_eq!(w.code, 0, "{}\n{}\n{log}", w.stdout, w.stderr);
+    assert!(
+        w.stderr.contains(&format!("the event stream of run {id} broke")),
+        "{}",
+        w.stderr
+    );
+    assert!(
+        w.stderr.contains("reconnected to the event stream"),
+        "{}",
+        w.stderr
+    );
+    assert!(w.stdout.contains(&format!("run {id}: succeeded")), "{}", w.stdout);
+    assert!(
+        w.stdout.contains("  n04: ok"),
+        "the resumed run's progress: {}",
+        w.stdout
+    );
+    for n in ["n01", "n02", "n03", "n04"] {
+        assert!(p.join("marks").join(n).exists(), "{n}");
+    }
+}
+
+/// On real sshd nodes with drain steps (a fake scheduler): `runs watch` shows each
+/// node's drain cycle as a local run does, and a run that completes exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_watch_on_real_ssh_nodes_shows_their_drain_cycles() {
+    let b = crate::api_ssh::bed(3, 1);
+    let d = Daemon::start(options(b.site.path())).await.unwrap();
+    let api = Api::new(&d);
+    let r = api.post("/runs", OPS, json!({"workflow": "w"})).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let id = r.body["run_id"].as_str().unwrap().to_string();
+    let w = client(b.site.path(), &url(&d), Some(READ), &["runs", "watch", &id]).await;
+    assert_eq!(w.code, 0, "{}{}", w.stdout, w.stderr);
+    let last = crate::bed::node(2);
+    for state in ["draining", "drained", "resumed"] {
+        assert!(
+            w.stdout.contains(&format!("  {last}: {state}")),
+            "{state}: {}",
+            w.stdout
+        );
+    }
+    assert!(w.stdout.contains(&format!("  {last}: ok")), "{}", w.stdout);
+    assert!(w.stdout.contains(&format!("run {id}: succeeded")), "{}", w.stdout);
+    for i in 0..3 {
+        assert!(b.has(i, "patched"));
+    }
+    d.shutdown().await.unwrap();
+}
+
+/// Ctrl-C stops the watch (exit 130, saying the run goes on), not the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_watching_and_the_run_goes_on() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let site = slow_site("0.5");
+    let d = Daemon::start(options(site.path())).await.unwrap();
+    let api = Api::new(&d);
+    let r = api.post("/runs", OPS, json!({"workflow": "slow"})).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let id = r.body["run_id"].as_str().unwrap().to_string();
+    let mut child = tokio::process::Command::new(drover_bin())
+        .args(["runs", "watch", &id])
+        .current_dir(site.path())
+        .env("NO_COLOR", "1")
+        .env("DROVER_SERVER", url(&d))
+        .env("DROVER_TOKEN", READ)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut header = String::new();
+    stdout.read_line(&mut header).await.unwrap();
+    assert!(header.starts_with(&format!("run {id}: ")), "{header}");
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the watch ended at Ctrl-C")
+        .unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(exit_code::INTERRUPTED), "{stderr}");
+    assert!(
+        stderr.contains(&format!("stopped watching; run {id} goes on")),
+        "{stderr}"
+    );
+    let t = std::time::Instant::now();
+    loop {
+        let s = api.get(&format!("/runs/{id}"), READ).await;
+        if s.body["run"]["status"] == "succeeded" {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the run went on to its end: {}",
+            s.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.shutdown().await.unwrap();
 }
