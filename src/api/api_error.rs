@@ -27,7 +27,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// A stable machine-readable code: `unauthorized`, `forbidden`, `not_found`,
     /// `method_not_allowed`, `invalid_json`, `invalid_request`, `payload_too_large`,
-    /// `unknown_nodes`, `conflict`, `refused`, `internal`.
+    /// `unknown_nodes`, `invalid_addresses`, `conflict`, `refused`, `internal`.
     pub code: String,
     /// For a person.
     pub message: String,

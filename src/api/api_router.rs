@@ -12,7 +12,7 @@ use tracing::info;
 
 use super::api_error::ApiError;
 use super::api_json::MAX_BODY_BYTES;
-use super::{daemon_routes, nodes_routes, openapi_doc, runs_routes};
+use super::{daemon_routes, discover_routes, nodes_routes, openapi_doc, runs_routes};
 use crate::daemon::AppState;
 use crate::site::ApiRole;
 
@@ -33,6 +33,7 @@ pub fn api_router(state: AppState) -> Router<AppState> {
         .route("/nodes/commission", post(nodes_routes::commission))
         .route("/nodes/decommission", post(nodes_routes::decommission))
         .route("/nodes/maintenance", post(nodes_routes::maintenance))
+        .route("/nodes/discover", post(discover_routes::discover))
         .route_layer(middleware::from_fn_with_state(state, authenticate));
     Router::new()
         .route("/openapi.json", get(openapi_doc::serve))

@@ -139,12 +139,18 @@ pub struct NodeInfo {
     pub groups: Vec<String>,
     pub ha_group: Option<String>,
     /// `discovered`, `commissioned`, `maintenance`, `decommissioned`, or `inventory`
-    /// (no lifecycle state recorded: simply in the inventory).
+    /// (no lifecycle state recorded: simply in the inventory). An inventory node with no
+    /// state that discovery reached at its address is `discovered`.
     pub lifecycle: String,
     pub maintenance: Option<MaintenanceInfo>,
     /// For each workflow, the version (and commit) its last successful run on the node
     /// was at.
     pub workflows: Vec<NodeWorkflow>,
+    /// False for a host discovery reached that the inventory does not have (named by
+    /// its address; add it to the inventory to commission it).
+    pub in_inventory: bool,
+    /// What discovery recorded at this node's address, if it probed it.
+    pub discovered: Option<DiscoveredFacts>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
@@ -211,25 +217,73 @@ pub struct LifecycleStarted {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoverRequest {
-    /// `host`, `host:port` or `user@host:port`.
+    /// `host`, `host:port`, `user@host:port`; the host a DNS name, an IPv4 literal or
+    /// an IPv6 literal (`[v6]:port` with a port). An empty list, or any address that
+    /// is not one, refuses the whole request (422 listing every bad one), and nothing
+    /// is probed.
     pub addresses: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct DiscoverResult {
+    /// One per distinct address, in the request's order.
     pub results: Vec<Discovered>,
+}
+
+/// How the probe of one address ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscoverStatus {
+    /// Reached: recorded as `discovered` with its facts and host key.
+    Discovered,
+    /// No connection, no login, no answer in time, or the facts command failed.
+    Unreachable,
+    /// ssh refused the host's key (not known under `host_key_policy: strict`, or
+    /// changed): nothing recorded.
+    HostKeyRejected,
 }
 
 /// One address probed.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct Discovered {
+    /// The address as recorded (`[user@]host[:port]`).
     pub address: String,
-    /// Reached and recorded as `discovered`.
+    pub status: DiscoverStatus,
+    /// Reached and recorded as `discovered` (`status` is `discovered`).
     pub ok: bool,
     pub hostname: Option<String>,
     pub cpus: Option<u32>,
-    /// The host key ssh recorded (`type base64`).
+    pub memory_mib: Option<u64>,
+    /// `PRETTY_NAME` of the host's `/etc/os-release`.
+    pub os: Option<String>,
+    /// `uname -sr`.
+    pub kernel: Option<String>,
+    /// `uname -m`.
+    pub arch: Option<String>,
+    /// The host key ssh checked or recorded (`type base64`, as in known_hosts).
     pub host_key: Option<String>,
-    /// Why it could not be reached.
+    /// The inventory node at this address, if there is one.
+    pub node: Option<String>,
+    /// For a host not in the inventory: its line for `inventory.yml` (under `nodes:`),
+    /// the way it becomes a node that `POST /nodes/commission` accepts.
+    pub inventory_entry: Option<String>,
+    /// Why it could not be reached (`status` is not `discovered`).
     pub error: Option<String>,
+}
+
+/// What discovery recorded about a host (`GET /nodes`).
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct DiscoveredFacts {
+    pub address: String,
+    pub hostname: Option<String>,
+    pub cpus: Option<u32>,
+    pub memory_mib: Option<u64>,
+    pub os: Option<String>,
+    pub kernel: Option<String>,
+    pub arch: Option<String>,
+    pub host_key: Option<String>,
+    /// The token that probed it.
+    pub by: String,
+    /// When, RFC 3339.
+    pub since: String,
 }

@@ -1,5 +1,6 @@
-//! `/nodes` (seed 002): the inventory with each node's lifecycle state, and the bulk
-//! operations on nodes: commission, decommission, maintenance, discover.
+//! `/nodes` (seed 002): the inventory with each node's lifecycle state (and the hosts
+//! discovery reached that it does not have yet), and the bulk operations on nodes:
+//! commission, decommission, maintenance (discover is `discover_routes`).
 //!
 //! Every operation takes the whole list or nothing: an empty list, or any name the
 //! inventory does not have, is a 422 naming every unknown one, and nothing runs. The
@@ -26,15 +27,17 @@ use tracing::{info, warn};
 use super::api_error::ApiError;
 use super::api_json::ApiJson;
 use super::api_types::{
-    LifecycleStarted, MaintenanceInfo, MaintenanceRequest, NodeInfo, NodeList, NodeWorkflow, NodesQuery,
-    NodesRequest, Switch,
+    DiscoveredFacts, LifecycleStarted, MaintenanceInfo, MaintenanceRequest, NodeInfo, NodeList, NodeWorkflow,
+    NodesQuery, NodesRequest, Switch,
 };
+use super::discover_address::DiscoverAddress;
+use super::discover_routes::{HostKey, host_key};
 use super::node_scope::check_scope;
 use super::runs_routes::{blocking, find_workflow, order, request_for, store_error, wound_down};
 use super::token_set::Caller;
 use crate::daemon::AppState;
 use crate::inventory::{Inventory, NodeId};
-use crate::store::{LifecycleState, RunStatus, Store, Write};
+use crate::store::{DiscoveredHost, LifecycleState, RunStatus, Store, Write};
 
 #[utoipa::path(get, operation_id = "listNodes", tag = "nodes", path = "/api/v1/nodes", params(NodesQuery),
     responses((status = 200, body = NodeList), (status = 401, body = super::api_error::ErrorBody)),
@@ -46,15 +49,22 @@ pub async fn list(
 ) -> Result<Json<NodeList>, ApiError> {
     let project = s.api.project();
     let inv = &project.inventory;
+    // The subset: inventory nodes, and discovered hosts by their address.
+    let mut wanted_addresses: HashSet<String> = HashSet::new();
     let wanted: Option<HashSet<NodeId>> = match q.names.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(names) => {
             let mut set = HashSet::new();
             for e in crate::service::split_list(names) {
+                if DiscoverAddress::parse(&e).is_ok_and(|a| a.canonical() == e) && inv.find(&e).is_none() {
+                    wanted_addresses.insert(e);
+                    continue;
+                }
                 let expanded = crate::hostlist::expand(&e)
                     .map_err(|x| ApiError::invalid(format!("names: `{e}`: {x}")))?;
                 // Seed 002: a name that does not exist is silently ignored.
                 set.extend(expanded.iter().filter_map(|n| inv.find(n)));
+                wanted_addresses.extend(expanded);
             }
             Some(set)
         }
@@ -65,13 +75,26 @@ pub async fn list(
         .as_ref()
         .map(|sel| sel.iter().filter_map(|x| inv.resolve(x).ok()).flatten().collect());
     let store = s.store.clone();
-    let (lifecycle, versions) = blocking(move || {
+    let (lifecycle, versions, discovered) = blocking(move || {
         Ok((
             store.lifecycle().map_err(store_error)?,
             store.node_versions().map_err(store_error)?,
+            store.discovered().map_err(store_error)?,
         ))
     })
     .await?;
+    // The newest record of each host and port (one host may be probed as two users).
+    let site_port = project.site.ssh.defaults.port;
+    let mut by_host: HashMap<HostKey, DiscoveredHost> = HashMap::new();
+    for d in discovered {
+        let Ok(a) = DiscoverAddress::parse(&d.address) else {
+            continue;
+        };
+        let k = host_key(&a.host, a.port, site_port);
+        if by_host.get(&k).is_none_or(|o| o.since < d.since) {
+            by_host.insert(k, d);
+        }
+    }
     let lifecycle: HashMap<String, _> = lifecycle.into_iter().map(|l| (l.node.clone(), l)).collect();
     let mut by_node: HashMap<String, Vec<NodeWorkflow>> = HashMap::new();
     for v in versions {
@@ -88,13 +111,19 @@ pub async fn list(
             groups_of.entry(*id).or_default().push(g.clone());
         }
     }
-    let nodes = inv
+    let mut nodes: Vec<NodeInfo> = inv
         .ids()
         .filter(|id| wanted.as_ref().is_none_or(|w| w.contains(id)))
         .filter(|id| scope.as_ref().is_none_or(|w| w.contains(id)))
         .map(|id| {
             let n = inv.node(id);
             let l = lifecycle.get(&n.name);
+            let found = by_host.remove(&host_key(&n.address.host, n.address.port, site_port));
+            let lifecycle = match (l, &found) {
+                (Some(l), _) => state_name(l.state).to_string(),
+                (None, Some(_)) => "discovered".to_string(),
+                (None, None) => "inventory".to_string(),
+            };
             NodeInfo {
                 name: n.name.clone(),
                 address: address_text(&n.address),
@@ -103,7 +132,7 @@ pub async fn list(
                     .ha_group
                     .and_then(|g| inv.ha_groups().get(g))
                     .map(|g| g.name.clone()),
-                lifecycle: l.map_or("inventory".to_string(), |l| state_name(l.state).to_string()),
+                lifecycle,
                 maintenance: l
                     .filter(|l| l.state == LifecycleState::Maintenance)
                     .map(|l| MaintenanceInfo {
@@ -112,10 +141,47 @@ pub async fn list(
                         since: l.since.to_string(),
                     }),
                 workflows: by_node.remove(&n.name).unwrap_or_default(),
+                in_inventory: true,
+                discovered: found.map(facts),
             }
         })
         .collect();
+    // Hosts discovery reached that the inventory does not have: by address, after the
+    // inventory, and only to a token that is not limited to some nodes.
+    if scope.is_none() {
+        let mut rest: Vec<DiscoveredHost> = by_host
+            .into_values()
+            .filter(|d| wanted.is_none() || wanted_addresses.contains(&d.address))
+            .collect();
+        rest.sort_by(|a, b| a.address.cmp(&b.address));
+        nodes.extend(rest.into_iter().map(|d| NodeInfo {
+            name: d.address.clone(),
+            address: d.address.clone(),
+            groups: Vec::new(),
+            ha_group: None,
+            lifecycle: "discovered".to_string(),
+            maintenance: None,
+            workflows: Vec::new(),
+            in_inventory: false,
+            discovered: Some(facts(d)),
+        }));
+    }
     Ok(Json(NodeList { nodes }))
+}
+
+fn facts(d: DiscoveredHost) -> DiscoveredFacts {
+    DiscoveredFacts {
+        address: d.address,
+        hostname: d.hostname,
+        cpus: d.cpus,
+        memory_mib: d.memory_mib,
+        os: d.os,
+        kernel: d.kernel,
+        arch: d.arch,
+        host_key: d.host_key,
+        by: d.by,
+        since: d.since.to_string(),
+    }
 }
 
 fn address_text(a: &crate::inventory::Address) -> String {

@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{api_error, api_types, daemon_routes, nodes_routes, runs_routes};
+use super::{api_error, api_types, daemon_routes, discover_routes, nodes_routes, runs_routes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,14 +16,15 @@ use super::{api_error, api_types, daemon_routes, nodes_routes, runs_routes};
         runs_routes::pause, runs_routes::resume, runs_routes::events,
         daemon_routes::status, daemon_routes::pause, daemon_routes::resume,
         nodes_routes::list, nodes_routes::commission, nodes_routes::decommission,
-        nodes_routes::maintenance,
+        nodes_routes::maintenance, discover_routes::discover,
     ),
     components(schemas(api_error::ErrorBody, api_error::ErrorDetail, api_types::RunStartRequest,
         api_types::RunStarted, api_types::DryRunPlan, api_types::AbortRequest, api_types::RunControlled,
         api_types::RunList, api_types::PauseRequest, api_types::DaemonStatus, api_types::WindowState,
         api_types::NodeList, api_types::NodeInfo, api_types::MaintenanceInfo, api_types::NodeWorkflow,
         api_types::NodesRequest, api_types::MaintenanceRequest, api_types::Switch,
-        api_types::LifecycleStarted)),
+        api_types::LifecycleStarted, api_types::DiscoverRequest, api_types::DiscoverResult,
+        api_types::DiscoverStatus, api_types::Discovered, api_types::DiscoveredFacts)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

@@ -1167,7 +1167,8 @@ async fn follow(
                 }
             }
             Ok(RunEvent::Engine(EngineEvent::Waiting { text, .. })) => {
-                info!(run = %run_id, "{text}");
+                // As the terminal says it: "waiting for window day, opens Mon ...".
+                info!(run = %run_id, "waiting for {text}; nodes in flight go on");
             }
             Ok(RunEvent::Engine(EngineEvent::Continuing)) => {
                 info!(run = %run_id, "continuing");

@@ -24,8 +24,11 @@ pub use notification_settings::{
 pub use raw_git::{RawGit, RawRequireSigned};
 pub use raw_hooks::{RawGitHook, RawHooks, RawSlackAllowed, RawSlackCommands};
 pub use raw_site::{
-    ApiRole, DrainScheduler, HookHost, OnDrainTimeout, OnLeaseConflict, RawApiToken, RawDrain, RawFiles,
-    RawLeases, RawLifecycle, RawNotifications, RawServer, RawSite, RawSlack, RawWebhook, SiteTransport,
+    ApiRole, DrainScheduler, HookHost, OnDrainTimeout, OnLeaseConflict, RawApiToken, RawDiscover, RawDrain,
+    RawFiles, RawLeases, RawLifecycle, RawNotifications, RawServer, RawSite, RawSlack, RawWebhook,
+    SiteTransport,
 };
 pub use raw_ssh::{OneOrMany, RawHostKeyPolicy, RawSsh, RawSshOptions};
-pub use site::{ApiTokenSettings, LeaseSettings, LifecycleWorkflows, ServerSettings, Site, SshSettings};
+pub use site::{
+    ApiTokenSettings, DiscoverSettings, LeaseSettings, LifecycleWorkflows, ServerSettings, Site, SshSettings,
+};

@@ -308,6 +308,20 @@ pub struct RawServer {
     pub tokens: Vec<RawApiToken>,
     /// Slack signing secret, to verify slash-command requests.
     pub slack_signing_secret: Option<SecretRef>,
+    /// How `POST /api/v1/nodes/discover` probes addresses.
+    #[serde(default)]
+    pub discover: RawDiscover,
+}
+
+/// `server.discover`: the probes of `POST /api/v1/nodes/discover`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiscover {
+    /// Addresses probed at once (default 16).
+    pub concurrency: Option<u32>,
+    /// How long one probe may take, connection and facts (default 30s); an address
+    /// that takes longer is reported unreachable.
+    pub timeout: Option<HumanDuration>,
 }
 
 /// Exactly one of `password_file`, `env` or `password_script`.

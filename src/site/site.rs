@@ -84,6 +84,24 @@ pub struct ServerSettings {
     /// Every API token: `server.token` (as `admin`, role admin) and `server.tokens`.
     pub tokens: Vec<ApiTokenSettings>,
     pub slack_signing_secret: Option<SecretRef>,
+    pub discover: DiscoverSettings,
+}
+
+/// `server.discover`: how many addresses `POST /nodes/discover` probes at once, and how
+/// long one probe (connection and facts) may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiscoverSettings {
+    pub concurrency: u32,
+    pub timeout: Duration,
+}
+
+impl Default for DiscoverSettings {
+    fn default() -> Self {
+        DiscoverSettings {
+            concurrency: 16,
+            timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// One API token as configured: the secret is read when the daemon starts.
@@ -239,6 +257,7 @@ impl Site {
                     }))
                     .collect(),
                 slack_signing_secret: s.slack_signing_secret.clone(),
+                discover: discover_settings(&s.discover, &top.key("server").key("discover"), &mut p),
             }),
             Err(_) => {
                 p.push(Problem::value(
@@ -378,4 +397,32 @@ impl Site {
             },
         })
     }
+}
+
+fn discover_settings(
+    raw: &super::raw_site::RawDiscover,
+    here: &Path,
+    p: &mut Vec<Problem>,
+) -> DiscoverSettings {
+    let d = DiscoverSettings::default();
+    let concurrency = raw.concurrency.unwrap_or(d.concurrency);
+    limits::DISCOVER_CONCURRENCY.check_count(here.key("concurrency"), concurrency.into(), p);
+    if concurrency == 0 {
+        p.push(Problem::value(
+            here.key("concurrency"),
+            "`concurrency: 0` would never probe an address",
+        ));
+    }
+    let timeout = raw.timeout.map_or(d.timeout, |t| t.get());
+    limits::DISCOVER_TIMEOUT.check_duration(here.key("timeout"), timeout, p);
+    if timeout < Duration::from_secs(1) {
+        p.push(Problem::value(
+            here.key("timeout"),
+            format!(
+                "`timeout: {}` is out of range: expected 1s to 10m",
+                humantime::format_duration(timeout)
+            ),
+        ));
+    }
+    DiscoverSettings { concurrency, timeout }
 }

@@ -22,7 +22,7 @@ const V1_TABLES: [&str; 4] = ["leases", "nodes", "runs", "steps"];
 
 /// One entry per schema version: `MIGRATIONS[i]` takes a database from version `i` to
 /// `i + 1`. `PRAGMA user_version` holds the version; never edit a shipped entry, add one.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The version this drover writes.
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -228,6 +228,19 @@ CREATE INDEX runs_by_commit ON runs (workflow, git_commit);
 
 /// The first version with `rollouts_wanted`.
 pub(super) const WANTED_VERSION: usize = 8;
+
+/// Version 9: what else discovery's one round trip asks a host (memory in MiB, the OS
+/// as `/etc/os-release` names it, the kernel as `uname -sr` prints it, the machine as
+/// `uname -m`), beside its hostname and CPU count.
+const V9: &str = "
+ALTER TABLE discovered_hosts ADD COLUMN memory_mib INTEGER;
+ALTER TABLE discovered_hosts ADD COLUMN os TEXT;
+ALTER TABLE discovered_hosts ADD COLUMN kernel TEXT;
+ALTER TABLE discovered_hosts ADD COLUMN arch TEXT;
+";
+
+/// The first version with discovery's memory, OS, kernel and machine columns.
+pub(super) const DISCOVERY_FACTS_VERSION: usize = 9;
 
 /// How a connection may use the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

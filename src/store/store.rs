@@ -52,10 +52,12 @@ struct Inner {
     /// Whether the file has the pause and lifecycle tables: a read-only open of an
     /// older drover's file (never migrated) has none, so nothing is paused there.
     gates: bool,
-    /// Whether the file has `discovered_hosts` (schema 6).
+    /// Whether the file has `discovered_hosts` (schema 7).
     discovery: bool,
     /// Whether the file has `rollouts_wanted` (schema 8).
     wanted: bool,
+    /// Whether `discovered_hosts` has the memory, OS, kernel and machine (schema 9).
+    discovery_facts: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -97,6 +99,7 @@ impl Store {
                 gates: true,
                 discovery: true,
                 wanted: true,
+                discovery_facts: true,
             }),
         })
     }
@@ -136,6 +139,7 @@ impl Store {
                 gates: found.version >= schema::GATES_VERSION,
                 discovery: found.version >= schema::DISCOVERY_VERSION,
                 wanted: found.version >= schema::WANTED_VERSION,
+                discovery_facts: found.version >= schema::DISCOVERY_FACTS_VERSION,
             }),
         })
     }
@@ -344,7 +348,8 @@ impl Store {
         if !self.inner.discovery {
             return Ok(Vec::new());
         }
-        DiscoveredHost::all(&self.reader()).map_err(|e| self.error("read the discovered hosts", e))
+        DiscoveredHost::all(&self.reader(), self.inner.discovery_facts)
+            .map_err(|e| self.error("read the discovered hosts", e))
     }
 
     /// Where the daemon's git watcher stands (none before its first commit).
@@ -1974,8 +1979,14 @@ mod tests {
         let path = dir.path().join("state/drover.db");
         {
             let conn = Connection::open(&path).unwrap();
-            conn.execute_batch("DROP TABLE rollouts_wanted; DROP INDEX runs_by_commit;")
-                .unwrap();
+            conn.execute_batch(
+                "DROP TABLE rollouts_wanted; DROP INDEX runs_by_commit;
+                 ALTER TABLE discovered_hosts DROP COLUMN memory_mib;
+                 ALTER TABLE discovered_hosts DROP COLUMN os;
+                 ALTER TABLE discovered_hosts DROP COLUMN kernel;
+                 ALTER TABLE discovered_hosts DROP COLUMN arch;",
+            )
+            .unwrap();
             conn.pragma_update(None, "user_version", 7).unwrap();
         }
         assert_eq!(

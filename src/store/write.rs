@@ -7,6 +7,7 @@ use rusqlite::{Connection, ErrorCode, ffi, params};
 
 use super::columns::{OUTPUT_TAIL_MAX, int, json_text, millis, tail};
 use super::controller::Controller;
+use super::discovered_host::DiscoveredHost;
 use super::node_lifecycle::LifecycleState;
 use super::node_state::NodeState;
 use super::notice_kind::NoticeKind;
@@ -123,15 +124,9 @@ pub enum Write {
         by: String,
         at: Timestamp,
     },
-    /// A host discovery reached, by address (a new probe replaces the old record).
-    Discovered {
-        address: String,
-        hostname: Option<String>,
-        cpus: Option<u32>,
-        host_key: Option<String>,
-        by: String,
-        at: Timestamp,
-    },
+    /// A host discovery reached, by address (a new probe replaces the old record; its
+    /// `by` and `since` are who probed it and when).
+    Discovered { host: DiscoveredHost },
     /// The git watcher's verdict on a commit; the commit becomes the last one seen, and
     /// when accepted the one in force, with its workflows' `fingerprints`.
     SourceCommit {
@@ -443,21 +438,28 @@ impl Write {
                 )?
                 .execute(params![node, state, reason, by, millis(*at)]),
 
-            Write::Discovered {
-                address,
-                hostname,
-                cpus,
-                host_key,
-                by,
-                at,
-            } => conn
+            Write::Discovered { host: h } => conn
                 .prepare_cached(
-                    "INSERT INTO discovered_hosts (address, hostname, cpus, host_key, set_by, since)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                    "INSERT INTO discovered_hosts
+                         (address, hostname, cpus, host_key, set_by, since, memory_mib, os, kernel, arch)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                      ON CONFLICT (address) DO UPDATE SET hostname = excluded.hostname, cpus = excluded.cpus,
-                         host_key = excluded.host_key, set_by = excluded.set_by, since = excluded.since",
+                         host_key = excluded.host_key, set_by = excluded.set_by, since = excluded.since,
+                         memory_mib = excluded.memory_mib, os = excluded.os, kernel = excluded.kernel,
+                         arch = excluded.arch",
                 )?
-                .execute(params![address, hostname, cpus, host_key, by, millis(*at)]),
+                .execute(params![
+                    h.address,
+                    h.hostname,
+                    h.cpus,
+                    h.host_key,
+                    h.by,
+                    millis(h.since),
+                    h.memory_mib.map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
+                    h.os,
+                    h.kernel,
+                    h.arch
+                ]),
 
             Write::MaintenanceOff { node } => {
                 let gone = conn
@@ -506,7 +508,7 @@ impl Write {
             Write::MaintenanceOn { node, .. } => format!("put node `{node}` into maintenance"),
             Write::MaintenanceOff { node } => format!("take node `{node}` out of maintenance"),
             Write::Lifecycle { node, state, .. } => format!("record node `{node}` as {state:?}"),
-            Write::Discovered { address, .. } => format!("record the discovered host `{address}`"),
+            Write::Discovered { host } => format!("record the discovered host `{}`", host.address),
             Write::SourceCommit { sha, .. } => format!("record commit {sha}"),
             Write::Notice { key, .. } => format!("record notification `{key}`"),
             Write::Delivered { outbox, sink, .. } => {
@@ -528,10 +530,13 @@ impl Write {
             },
             Write::MaintenanceOn { node, .. }
             | Write::MaintenanceOff { node }
-            | Write::Lifecycle { node, .. }
-            | Write::Discovered { address: node, .. } => StoreError::UnknownNode {
+            | Write::Lifecycle { node, .. } => StoreError::UnknownNode {
                 run: String::new(),
                 node: node.clone(),
+            },
+            Write::Discovered { host } => StoreError::UnknownNode {
+                run: String::new(),
+                node: host.address.clone(),
             },
             Write::Node { run, node, .. } | Write::Step { run, node, .. } => StoreError::UnknownNode {
                 run: run.clone(),

@@ -4,6 +4,7 @@ mod connection;
 mod control_dir;
 mod exec_output;
 mod frame_reader;
+mod host_key;
 mod local;
 mod node_lock;
 mod remote_kill;

@@ -160,6 +160,17 @@ impl SshConnection {
         }
     }
 
+    /// The host key the node presented to the open master, as the known_hosts file ssh
+    /// checked it against (or, with `accept-new`, recorded it in) holds it: `type
+    /// base64`. Needs a connector whose setup logs the key exchange
+    /// ([`SshSetup::log_kex`]); `None` without it or when no file has the key.
+    pub async fn host_key(&self) -> Option<String> {
+        let presented = self.master.lock().await.as_ref()?.server_key.clone()?;
+        let fp = presented.split_whitespace().nth(1)?.to_string();
+        let files = super::host_key::files_for(&self.connector.setup, &self.options, &self.host).await;
+        super::host_key::find_in(&files, &fp)
+    }
+
     /// The key exchange the last master negotiated, when the connector logs it.
     pub async fn kex(&self) -> Option<String> {
         self.kex.lock().ok().and_then(|k| k.clone())

@@ -66,6 +66,8 @@ pub(super) struct Master {
     log: PathBuf,
     /// The negotiated key exchange, when [`SshSetup::log_kex`] asked for it.
     pub(super) kex: Option<String>,
+    /// The host key the node presented (`TYPE SHA256:…`), also with `log_kex`.
+    pub(super) server_key: Option<String>,
 }
 
 /// Why a master could not be started: the last lines of ssh's own log.
@@ -121,6 +123,7 @@ impl Master {
             ctl,
             log,
             kex,
+            server_key: super::host_key::server_key_in_log(&text),
         })
     }
 
@@ -187,6 +190,22 @@ pub(super) fn client_args(setup: &SshSetup, o: &SshOptions, ctl: &Path, log: &Pa
     a.extend(opt("ControlMaster", "no"));
     a.extend(opt("ControlPath", path_value(ctl)));
     a.extend(common_args(setup, o, log));
+    a
+}
+
+/// The arguments with which `ssh -G` prints the configuration a master for a node with
+/// these settings would use (no log: nothing connects).
+pub(super) fn query_args(setup: &SshSetup, o: &SshOptions) -> Vec<OsString> {
+    let mut a: Vec<OsString> = connection_args(setup, o)
+        .into_iter()
+        .map(OsString::from)
+        .collect();
+    if let Some(u) = &o.user {
+        a.extend(["-l".into(), u.into()]);
+    }
+    if let Some(p) = o.port {
+        a.extend(["-p".into(), p.to_string().into()]);
+    }
     a
 }
 

@@ -68,10 +68,12 @@ pub const SSH_CONNECT_TIMEOUT: Limit = duration("ssh.connect_timeout", 10 * MINU
 pub const SSH_CONTROL_PERSIST: Limit = duration("ssh.control_persist", DAY);
 pub const SSH_SERVER_ALIVE_INTERVAL: Limit = duration("ssh.server_alive_interval", DAY);
 pub const GIT_POLL_INTERVAL: Limit = duration("git.poll_interval", DAY);
+pub const DISCOVER_TIMEOUT: Limit = duration("server.discover.timeout", 10 * MINUTE);
 
 pub const RETRY_COUNT: Limit = count("strategy.retries.count", 100);
 pub const STEP_RETRIES: Limit = count("steps[].retries", 100);
 pub const FORKS: Limit = count("ssh.forks", 10_000);
+pub const DISCOVER_CONCURRENCY: Limit = count("server.discover.concurrency", 1_000);
 pub const NODE_COUNT: Limit = count("nodes in one inventory", MAX_NODES);
 pub const HA_MAX_UNAVAILABLE: Limit = count("ha_groups.*.max_unavailable", MAX_NODES);
 /// Counts written as amounts (`batch`, `max_unavailable`, failure budgets, `canary.size`)
@@ -82,7 +84,7 @@ pub const AMOUNT: Limit = count(
 );
 
 /// Every limit, in the order the README lists them.
-pub const LIMITS: [Limit; 23] = [
+pub const LIMITS: [Limit; 25] = [
     DRAIN_TIMEOUT,
     DRAIN_POLL_INTERVAL,
     STEP_TIMEOUT,
@@ -100,9 +102,11 @@ pub const LIMITS: [Limit; 23] = [
     SSH_CONTROL_PERSIST,
     SSH_SERVER_ALIVE_INTERVAL,
     GIT_POLL_INTERVAL,
+    DISCOVER_TIMEOUT,
     RETRY_COUNT,
     STEP_RETRIES,
     FORKS,
+    DISCOVER_CONCURRENCY,
     NODE_COUNT,
     HA_MAX_UNAVAILABLE,
     AMOUNT,

@@ -29,7 +29,8 @@ pub fn server_yaml(dir: &Path) -> String {
          \x20   - {{ name: root, role: admin, token: {{ file: {d}/admin.token }} }}\n\
          \x20   - {{ name: alice, role: operate, token: {{ file: {d}/ops.token }} }}\n\
          \x20   - {{ name: viewer, role: read, token: {{ file: {d}/read.token }} }}\n\
-         \x20   - {{ name: login-ops, role: operate, token: {{ file: {d}/login.token }}, nodes: [\"@login\"] }}\n"
+         \x20   - {{ name: login-ops, role: operate, token: {{ file: {d}/login.token }}, nodes: [\"@login\"] }}\n\
+         \x20 discover: {{ timeout: 3s }}\n"
     )
 }
 
@@ -179,6 +180,7 @@ fn mutating_routes() -> Vec<(&'static str, Value)> {
         ("/nodes/commission", json!({"nodes": ["n01"]})),
         ("/nodes/decommission", json!({"nodes": ["n01"]})),
         ("/nodes/maintenance", json!({"nodes": ["n01"], "state": "on"})),
+        ("/nodes/discover", json!({"addresses": ["127.0.0.1:1"]})),
     ]
 }
 
@@ -422,6 +424,78 @@ async fn a_lifecycle_request_with_an_unknown_node_or_no_node_fails_whole_and_run
             .iter()
             .all(|n| n["lifecycle"] == "inventory")
     );
+    d.shutdown().await.unwrap();
+}
+
+/// Discovery needs an admin token without a node scope; an empty list, or one invalid
+/// address among good ones, is a 422 listing every bad one, and nothing is probed (a
+/// live sshd among the good ones would be recorded if it were).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_needs_an_admin_and_refuses_an_empty_list_or_any_invalid_address_whole() {
+    let site = lifecycle_site();
+    let d = Daemon::start(options(site.path())).await.unwrap();
+    let api = Api::new(&d);
+    let good = json!({"addresses": ["127.0.0.1:1"]});
+    for t in [OPS, LOGIN, READ] {
+        let r = api.post("/nodes/discover", t, good.clone()).await;
+        assert_eq!(r.status, 403, "{}", r.text);
+        assert!(
+            r.body["error"]["message"].as_str().unwrap().contains("`admin`"),
+            "{}",
+            r.text
+        );
+    }
+    let empty = api.post("/nodes/discover", ADMIN, json!({"addresses": []})).await;
+    assert_eq!(empty.status, 422, "{}", empty.text);
+    assert_eq!(empty.body["error"]["code"], "invalid_addresses");
+    assert!(
+        empty.body["error"]["message"].as_str().unwrap().contains("empty"),
+        "{}",
+        empty.text
+    );
+    let bad = api
+        .post(
+            "/nodes/discover",
+            ADMIN,
+            json!({"addresses": ["127.0.0.1:1", "-oProxyCommand=touch /tmp/x", "n01:99999", "[::1", "10.0.0.300", "ok.example.org"]}),
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    let invalid: Vec<&str> = bad.body["error"]["details"]["invalid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        invalid,
+        ["-oProxyCommand=touch /tmp/x", "n01:99999", "[::1", "10.0.0.300"],
+        "{}",
+        bad.text
+    );
+    let message = bad.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("port `99999`") && message.contains("nothing was probed"),
+        "{message}"
+    );
+    let unknown_field = api
+        .post(
+            "/nodes/discover",
+            ADMIN,
+            json!({"addresses": ["h"], "nodes": ["n01"]}),
+        )
+        .await;
+    assert_eq!(unknown_field.status, 400, "{}", unknown_field.text);
+    // Nothing recorded, nothing listed beyond the inventory.
+    let store = Store::open_read_only(&site.path().join(".drover/drover.db")).unwrap();
+    assert!(store.discovered().unwrap().is_empty());
+    let nodes = api.get("/nodes", READ).await;
+    assert_eq!(nodes.body["nodes"].as_array().unwrap().len(), 4, "{}", nodes.text);
+    // A dead address alone: reported, not recorded, and the request still succeeds.
+    let dead = api.post("/nodes/discover", ADMIN, good).await;
+    assert_eq!(dead.status, 200, "{}", dead.text);
+    assert_eq!(dead.body["results"][0]["status"], "unreachable", "{}", dead.text);
+    assert!(store.discovered().unwrap().is_empty());
     d.shutdown().await.unwrap();
 }
 
@@ -736,6 +810,7 @@ fn generated_bodies_on_every_route_never_get_a_5xx() {
         ("POST", "/nodes/commission"),
         ("POST", "/nodes/decommission"),
         ("POST", "/nodes/maintenance"),
+        ("POST", "/nodes/discover"),
         ("GET", "/runs"),
         ("GET", "/nodes"),
         ("GET", "/status"),
@@ -751,7 +826,9 @@ fn generated_bodies_on_every_route_never_get_a_5xx() {
             Just("mark"),
             Just("on"),
             Just("off"),
-            Just("@login")
+            Just("@login"),
+            Just("127.0.0.1:1"),
+            Just("root@[::1]:1")
         ]
         .prop_map(|s| json!(s)),
     ];
@@ -762,6 +839,7 @@ fn generated_bodies_on_every_route_never_get_a_5xx() {
                 prop_oneof![
                     Just("workflow".to_string()),
                     Just("nodes".to_string()),
+                    Just("addresses".to_string()),
                     Just("state".to_string()),
                     Just("limit".to_string()),
                     Just("extra_vars".to_string()),

@@ -10,7 +10,7 @@ use drover::daemon::Daemon;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::api::{Api, OPS, READ, options, server_yaml};
+use crate::api::{ADMIN, Api, OPS, READ, options, server_yaml};
 use crate::bed::{Bed, node, workflow};
 
 /// A drain step that marks the node and sleeps `secs`.
@@ -199,5 +199,197 @@ async fn an_abort_stops_the_rollout_at_a_safe_point_and_leaves_no_node_drained()
         "an ended run has nothing to abort: {}",
         again.text
     );
+    d.shutdown().await.unwrap();
+}
+
+/// The key a testbed node was started with, as its known_hosts line has it (`type base64`).
+fn host_key_of(b: &Bed, i: usize) -> String {
+    let n = &b.tb.nodes()[i];
+    let text = std::fs::read_to_string(b.tb.known_hosts()).unwrap();
+    let pattern = format!("[{}]:{}", n.host, n.port);
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(pattern.as_str()))
+        .unwrap_or_else(|| panic!("{pattern} in\n{text}"));
+    line.split_whitespace()
+        .skip(1)
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A site that reaches hosts with the testbed's key, records new host keys
+/// (`accept-new`), has only node001 in its inventory, and probes at most `concurrency`
+/// addresses at once for at most 2 s each.
+fn discover_bed(concurrency: u32) -> Bed {
+    let b = Bed::start(2, false);
+    let tokens = b.site.path().join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let identity = b.tb.identity().display().to_string();
+    b.site_yaml(
+        &format!("identity_file: \"{identity}\", host_key_policy: accept-new, connect_timeout: 5s"),
+        &server_yaml(&tokens).replace(
+            "  discover: { timeout: 3s }\n",
+            &format!("  discover: {{ concurrency: {concurrency}, timeout: 2s }}\n"),
+        ),
+    );
+    let n = &b.tb.nodes()[0];
+    b.write(
+        "inventory.yml",
+        &format!(
+            "nodes:\n  node001: {{ host: \"{}\", port: {}, user: \"{}\" }}\ngroups:\n  all: [node001]\n",
+            n.host,
+            n.port,
+            b.tb.user()
+        ),
+    );
+    b.write(
+        "workflows/w.yml",
+        &workflow("", "  - name: x\n    run: \"true\"\n    change: hot\n"),
+    );
+    b
+}
+
+/// A loopback port nothing listens on.
+fn dead_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_records_real_hosts_with_their_host_key_and_facts_and_reports_a_dead_one() {
+    let b = discover_bed(4);
+    let d = Daemon::start(options(b.site.path())).await.unwrap();
+    let api = Api::new(&d);
+    let user = b.tb.user().to_string();
+    let nodes = b.tb.nodes();
+    let live: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("{user}@{}:{}", n.host, n.port))
+        .collect();
+    let dead = format!("{user}@127.0.0.1:{}", dead_port());
+    let r = api
+        .post(
+            "/nodes/discover",
+            ADMIN,
+            json!({"addresses": [live[0], dead, live[1], live[0]]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let results = r.body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "a repeated address is probed once: {}", r.text);
+    let cpus = std::thread::available_parallelism().unwrap().get() as u64;
+    for (i, res) in [(0, &results[0]), (1, &results[2])] {
+        assert_eq!(res["address"], live[i].as_str(), "{res}");
+        assert_eq!(res["status"], "discovered", "{res}");
+        assert_eq!(res["ok"], true, "{res}");
+        assert_eq!(res["host_key"], host_key_of(&b, i).as_str(), "{res}");
+        assert_eq!(res["cpus"], cpus, "{res}");
+        assert!(res["hostname"].as_str().is_some_and(|h| !h.is_empty()), "{res}");
+        assert!(res["memory_mib"].as_u64().is_some_and(|m| m > 0), "{res}");
+        assert!(
+            res["kernel"].as_str().is_some_and(|k| k.starts_with("Linux ")),
+            "{res}"
+        );
+    }
+    // node001 is in the inventory; node002 is not, and gets its inventory line.
+    assert_eq!(results[0]["node"], "node001");
+    assert_eq!(results[0]["inventory_entry"], Value::Null);
+    assert_eq!(results[2]["node"], Value::Null);
+    let entry = results[2]["inventory_entry"].as_str().unwrap();
+    assert!(
+        entry.ends_with(&format!(
+            "{{ host: \"{}\", port: {}, user: {user} }}",
+            nodes[1].host, nodes[1].port
+        )),
+        "{entry}"
+    );
+    let gone = &results[1];
+    assert_eq!(gone["address"], dead.as_str());
+    assert_eq!(gone["status"], "unreachable", "{gone}");
+    assert_eq!(gone["ok"], false);
+    assert!(
+        gone["error"].as_str().unwrap().contains("refused"),
+        "says why: {gone}"
+    );
+
+    // Recorded: both live hosts, with the keys ssh recorded in drover's known_hosts.
+    let store = drover::store::Store::open_read_only(&b.site.path().join(".drover/drover.db")).unwrap();
+    let rec = store.discovered().unwrap();
+    let addrs: Vec<&str> = rec.iter().map(|h| h.address.as_str()).collect();
+    let mut want = vec![live[0].as_str(), live[1].as_str()];
+    want.sort();
+    assert_eq!(addrs, want, "the dead one is not recorded");
+    for h in &rec {
+        assert_eq!(h.by, "root", "{h:?}");
+        assert!(
+            h.host_key.is_some() && h.cpus.is_some() && h.kernel.is_some(),
+            "{h:?}"
+        );
+    }
+    let recorded = std::fs::read_to_string(b.site.path().join(".drover/known_hosts")).unwrap();
+    assert!(
+        recorded.contains(host_key_of(&b, 1).as_str()),
+        "accept-new recorded the key: {recorded}"
+    );
+
+    // GET /nodes: node001 is `discovered` with its facts; node002 is listed by address.
+    let list = api.get("/nodes", READ).await;
+    let listed = list.body["nodes"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{}", list.text);
+    assert_eq!(listed[0]["name"], "node001");
+    assert_eq!(listed[0]["lifecycle"], "discovered");
+    assert_eq!(listed[0]["in_inventory"], true);
+    assert_eq!(listed[0]["discovered"]["host_key"], host_key_of(&b, 0).as_str());
+    assert_eq!(listed[1]["name"], live[1].as_str());
+    assert_eq!(listed[1]["lifecycle"], "discovered");
+    assert_eq!(listed[1]["in_inventory"], false);
+    assert_eq!(listed[1]["discovered"]["cpus"], cpus);
+    // The subset by address, and by node name.
+    let one = api.get(&format!("/nodes?names={}", live[1]), READ).await;
+    assert_eq!(one.body["nodes"].as_array().unwrap().len(), 1, "{}", one.text);
+    let one = api.get("/nodes?names=node001", READ).await;
+    assert_eq!(one.body["nodes"][0]["name"], "node001", "{}", one.text);
+    assert_eq!(one.body["nodes"].as_array().unwrap().len(), 1, "{}", one.text);
+    d.shutdown().await.unwrap();
+}
+
+/// A host that accepts the connection and never speaks ssh: the probe gives up at
+/// `server.discover.timeout`, and with `concurrency: 1` three such probes take three
+/// timeouts, one after another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_are_bounded_in_number_and_time() {
+    let b = discover_bed(1);
+    let d = Daemon::start(options(b.site.path())).await.unwrap();
+    let api = Api::new(&d);
+    let silent: Vec<std::net::TcpListener> = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let addrs: Vec<String> = silent
+        .iter()
+        .map(|l| format!("127.0.0.1:{}", l.local_addr().unwrap().port()))
+        .collect();
+    let t = Instant::now();
+    let r = api
+        .post("/nodes/discover", ADMIN, json!({"addresses": addrs}))
+        .await;
+    let took = t.elapsed();
+    assert_eq!(r.status, 200, "{}", r.text);
+    for res in r.body["results"].as_array().unwrap() {
+        assert_eq!(res["status"], "unreachable", "{res}");
+        assert!(
+            res["error"].as_str().unwrap().contains("no answer within 2s"),
+            "{res}"
+        );
+    }
+    assert!(took >= Duration::from_secs(6), "one probe at a time: {took:?}");
+    assert!(
+        took < Duration::from_secs(30),
+        "each probe gave up in time: {took:?}"
+    );
+    drop(silent);
     d.shutdown().await.unwrap();
 }

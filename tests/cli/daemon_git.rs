@@ -31,6 +31,17 @@ impl Remote {
 
     /// Writes the files and commits them on `main`: the new commit's sha.
     fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+        self.commit_with(files, message, None)
+    }
+
+    /// Commits signed with the private key `key` as git does with `gpg.format=ssh`:
+    /// the commit object signed by `ssh-keygen -Y sign -n git`, the armored signature in
+    /// its `gpgsig` header.
+    fn commit_signed(&self, files: &[(&str, &str)], message: &str, key: &Path) -> String {
+        self.commit_with(files, message, Some(key))
+    }
+
+    fn commit_with(&self, files: &[(&str, &str)], message: &str, key: Option<&Path>) -> String {
         for (rel, text) in files {
             let p = self.dir.path().join(rel);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -49,12 +60,66 @@ impl Remote {
             .collect();
         let refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
         let sig = git2::Signature::now("Ada Lovelace", "ada@example.com").unwrap();
+        let Some(key) = key else {
+            return self
+                .repo
+                .commit(Some("HEAD"), &sig, &sig, message, &tree, &refs)
+                .unwrap()
+                .to_string();
+        };
+        let buf = self
+            .repo
+            .commit_create_buffer(&sig, &sig, message, &tree, &refs)
+            .unwrap();
+        let content = std::str::from_utf8(&buf).unwrap().to_string();
+        let signature = ssh_sign(key, content.as_bytes());
+        let oid = self.repo.commit_signed(&content, &signature, None).unwrap();
         self.repo
-            .commit(Some("HEAD"), &sig, &sig, message, &tree, &refs)
-            .unwrap()
-            .to_string()
+            .reference("refs/heads/main", oid, true, "signed commit")
+            .unwrap();
+        oid.to_string()
+    }
+
+    /// Rewrites `main` back to `sha` (then a commit on top is a force-push).
+    fn reset_to(&self, sha: &str) {
+        let obj = self
+            .repo
+            .find_object(git2::Oid::from_str(sha).unwrap(), None)
+            .unwrap();
+        self.repo.reset(&obj, git2::ResetType::Hard, None).unwrap();
     }
 }
+
+/// `ssh-keygen -Y sign -n git` over `data`: the armored signature.
+fn ssh_sign(key: &Path, data: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("commit");
+    std::fs::write(&file, data).unwrap();
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-Y", "sign", "-n", "git", "-f"])
+        .arg(key)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read_to_string(file.with_extension("sig")).unwrap()
+}
+
+/// A new ed25519 key pair made with ssh-keygen: (private key path, public key line).
+fn ssh_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let key = dir.join(name);
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    (key, public.trim().to_string())
+}
+
+/// The read token the daemons of these tests accept (`server.tokens`, from a file).
+const TOKEN: &str = "daemon-git-test-token";
 
 /// Real sshd nodes, a remote holding the site, and the daemon's local site (only the
 /// `git:` settings matter; its inventory is the same, for `drover nodes` and `pause`).
@@ -77,6 +142,11 @@ struct Mark<'a> {
 
 impl GitBed {
     fn start(nodes: usize) -> GitBed {
+        GitBed::start_with(nodes, "")
+    }
+
+    /// `git_extra`: more `git:` settings of the daemon's local site (`, key: value`).
+    fn start_with(nodes: usize, git_extra: &str) -> GitBed {
         let tmp = tempfile::tempdir().unwrap();
         let tb = Testbed::start(&tmp.path().join("tb"), nodes).unwrap();
         let bed = GitBed {
@@ -91,8 +161,9 @@ impl GitBed {
         std::fs::write(
             bed.local.path().join("drover.yml"),
             format!(
-                "inventory: inventory.yml\nworkflows: workflows\n\
-                 git: {{ remote: {}, branch: main, poll_interval: 1s }}\n",
+                "inventory: inventory.yml\nworkflows: workflows\n{}\
+                 git: {{ remote: {}, branch: main, poll_interval: 1s{git_extra} }}\n",
+                bed.server_yml(),
                 serde_json::json!(bed.remote.dir.path().display().to_string())
             ),
         )
@@ -105,8 +176,23 @@ impl GitBed {
         format!(
             "inventory: inventory.yml\nworkflows: workflows\n\
              ssh: {{ config: {}, connect_timeout: 15s }}\n\
-             leases: {{ ttl: 30s }}\npause: {{ poll_interval: 100ms }}\n",
-            serde_json::json!(self.tb.ssh_config().display().to_string())
+             leases: {{ ttl: 30s }}\npause: {{ poll_interval: 100ms }}\n{}\
+             windows:\n  day:\n    timezone: Europe/Berlin\n    days: [mon-fri]\n    start: \"08:00\"\n    end: \"17:00\"\n",
+            serde_json::json!(self.tb.ssh_config().display().to_string()),
+            self.server_yml()
+        )
+    }
+
+    /// `server:` with one read token ([`TOKEN`], in a file only its owner reads).
+    fn server_yml(&self) -> String {
+        let file = self._tmp.path().join("token");
+        if !file.exists() {
+            std::fs::write(&file, TOKEN).unwrap();
+            std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        }
+        format!(
+            "server: {{ listen: \"127.0.0.1:0\", tokens: [{{ name: tests, role: read, token: {{ file: {} }} }}] }}\n",
+            serde_json::json!(file.display().to_string())
         )
     }
 
@@ -231,6 +317,10 @@ impl GitBed {
 
     /// A real `drover serve` process on the local site, its log in `log`.
     fn serve(&self, log: &str) -> Serve {
+        self.serve_with(log, &[])
+    }
+
+    fn serve_with(&self, log: &str, env: &[(&str, &Path)]) -> Serve {
         let path = self._tmp.path().join(log);
         let err = std::fs::File::create(&path).unwrap();
         let child = std::process::Command::new(drover_bin())
@@ -238,6 +328,7 @@ impl GitBed {
             .arg(self.local.path())
             .args(["--listen", "127.0.0.1:0", "--shutdown-deadline", "20s"])
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(err)
@@ -266,6 +357,41 @@ struct Serve {
 impl Serve {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// [`until`], with the daemon's log in the failure.
+    async fn until(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let t = Instant::now();
+        while !done() {
+            assert!(
+                t.elapsed() < LIMIT,
+                "timed out waiting for {what}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// `GET /api/v1/status` of this daemon (its address from its log).
+    async fn status(&self) -> serde_json::Value {
+        let mut addr = None;
+        until(LIMIT, "the daemon listening", || {
+            addr = self.log().lines().find_map(|l| {
+                l.split("drover serve: listening addr=")
+                    .nth(1)
+                    .map(|a| a.trim().to_string())
+            });
+            addr.is_some()
+        })
+        .await;
+        let r = reqwest::Client::new()
+            .get(format!("http://{}/api/v1/status", addr.unwrap()))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
     }
 
     fn signal(&mut self, sig: rustix::process::Signal) -> std::process::ExitStatus {
@@ -812,4 +938,206 @@ async fn a_canary_superseded_before_a_kill_9_is_replaced_by_the_newer_version_af
     for i in 1..3 {
         assert_eq!(bed.ran(i), ["v2"], "node {i}: never v1, v2 once");
     }
+}
+
+/// `git.require_signed` through the running daemon: an unsigned commit and one signed
+/// by a key that is not listed are refused (in `GET /status` with why, nothing runs, the
+/// commit in force stays); a commit signed by a listed key rolls out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_signatures_required_unsigned_and_unknown_key_commits_run_nothing_and_a_signed_one_rolls_out() {
+    let keys = tempfile::tempdir().unwrap();
+    let (alice, alice_pub) = ssh_keygen(keys.path(), "alice");
+    let (mallory, _) = ssh_keygen(keys.path(), "mallory");
+    let signers = keys.path().join("allowed_signers");
+    std::fs::write(
+        &signers,
+        format!("alice@example.com namespaces=\"git\" {alice_pub}\n"),
+    )
+    .unwrap();
+    let bed = GitBed::start_with(
+        2,
+        &format!(
+            ", require_signed: {{ allowed_signers: {} }}",
+            serde_json::json!(signers.display().to_string())
+        ),
+    );
+    let v = |tag| Mark { tag, gated: false };
+    let site = |version, tag| {
+        [
+            ("drover.yml", bed.site_yml()),
+            ("inventory.yml", bed.inventory(&[0, 1])),
+            ("workflows/mark.yml", bed.workflow(version, v(tag))),
+        ]
+    };
+    let files = site(1, "v1");
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    let c1 = bed.remote.commit_signed(&files, "mark v1", &alice);
+    let mut d = bed.serve("serve.log");
+    d.until("alice's first commit rolled out", || succeeded(&bed, &c1))
+        .await;
+
+    let unsigned = bed.commit_workflow(2, v("v2"));
+    d.until("the unsigned commit's verdict", || {
+        bed.store().source_commit(&unsigned).unwrap().is_some()
+    })
+    .await;
+    let wf = bed.workflow(3, v("v3"));
+    let by_mallory = bed
+        .remote
+        .commit_signed(&[("workflows/mark.yml", &wf)], "mark v3", &mallory);
+    d.until("mallory's commit's verdict", || {
+        bed.store().source_commit(&by_mallory).unwrap().is_some()
+    })
+    .await;
+    let status = d.status().await;
+    assert_eq!(
+        status["commit"],
+        c1.as_str(),
+        "the commit in force stays: {status}"
+    );
+    let rejected: Vec<(String, String)> = status["rejected_commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["sha"].as_str().unwrap().to_string(),
+                c["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(rejected.len(), 2, "{status}");
+    assert_eq!(rejected[0].0, by_mallory);
+    assert!(
+        rejected[0].1.contains("is not in the allowed signers"),
+        "{}",
+        rejected[0].1
+    );
+    assert_eq!(rejected[1].0, unsigned);
+    assert!(
+        rejected[1].1.contains("the commit is not signed"),
+        "{}",
+        rejected[1].1
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(bed.runs().len(), 1, "nothing of a refused commit runs");
+    assert_eq!(bed.ran(0), ["v1"]);
+
+    let wf = bed.workflow(4, v("v4"));
+    let by_alice = bed
+        .remote
+        .commit_signed(&[("workflows/mark.yml", &wf)], "mark v4", &alice);
+    d.until("alice's signed commit rolled out", || succeeded(&bed, &by_alice))
+        .await;
+    assert!(d.signal(rustix::process::Signal::TERM).success());
+    for i in 0..2 {
+        assert_eq!(bed.ran(i), ["v1", "v4"], "node {i}");
+    }
+    assert!(d.log().contains("signed=true"), "{}", d.log());
+}
+
+/// A force-push through the running daemon: the rewritten branch is reported and not
+/// followed; the commit in force stays and nothing runs, on this poll or the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_force_push_is_reported_and_not_followed_and_nothing_of_it_runs() {
+    let bed = GitBed::start(2);
+    let v = |tag| Mark { tag, gated: false };
+    let c1 = bed.commit_site(1, v("v1"));
+    let mut d = bed.serve("serve.log");
+    d.until("c1 rolled out", || succeeded(&bed, &c1)).await;
+    let c2 = bed.commit_workflow(2, v("v2"));
+    d.until("c2 rolled out", || succeeded(&bed, &c2)).await;
+
+    // History rewritten: main goes back to c1 and gets another v2.
+    bed.remote.reset_to(&c1);
+    let forced = bed.commit_workflow(3, v("forced"));
+    d.until("the rewrite reported", || {
+        d.log()
+            .contains("the branch was rewritten (a force-push): not followed")
+    })
+    .await;
+    // Two more polls: reported once, still not followed.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let status = d.status().await;
+    assert!(d.signal(rustix::process::Signal::TERM).success());
+    let log = d.log();
+    assert_eq!(log.matches("the branch was rewritten").count(), 1, "{log}");
+    assert!(
+        log.contains(&c2[..12]) || log.contains(&c2),
+        "names the commit it left: {log}"
+    );
+    assert_eq!(status["commit"], c2.as_str(), "{status}");
+    assert_eq!(status["last_seen_commit"], c2.as_str(), "{status}");
+    assert!(bed.store().source_commit(&forced).unwrap().is_none());
+    assert_eq!(bed.runs().len(), 2);
+    for i in 0..2 {
+        assert_eq!(bed.ran(i), ["v1", "v2"], "node {i}");
+    }
+}
+
+/// Outside its window a daemon's rollout starts nothing: the run waits, visibly (the log
+/// and the outbox say for which window and when it opens; `GET /status` has the window
+/// closed with that time), and carries on once the window opens. Time is the daemon's
+/// test clock (`DROVER_TEST_CLOCK`), moved by the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_its_window_a_commits_rollout_starts_nothing_and_goes_when_the_window_opens() {
+    let bed = GitBed::start(2);
+    let clock = bed._tmp.path().join("clock");
+    // Saturday 11:00 in Berlin: the window `day` (Mon-Fri 08-17) is closed.
+    std::fs::write(&clock, "2026-12-05T10:00:00Z").unwrap();
+    let wf = bed
+        .workflow(
+            1,
+            Mark {
+                tag: "v1",
+                gated: false,
+            },
+        )
+        .replace("strategy:", "window: day\nstrategy:");
+    let c1 = bed.remote.commit(
+        &[
+            ("drover.yml", &bed.site_yml()),
+            ("inventory.yml", &bed.inventory(&[0, 1])),
+            ("workflows/mark.yml", &wf),
+        ],
+        "mark v1 in the day window",
+    );
+    let mut d = bed.serve_with("serve.log", &[("DROVER_TEST_CLOCK", &clock)]);
+    d.until("the run waiting for its window", || {
+        d.log()
+            .contains("waiting for window day, opens Mon 2026-12-07 08:00 Europe/Berlin")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let run = bed.run_of(&c1).unwrap();
+    assert_eq!(run.status, RunStatus::Running);
+    assert!(
+        bed.ran(0).is_empty() && bed.ran(1).is_empty(),
+        "nothing started outside the window"
+    );
+    let status = d.status().await;
+    let day = &status["windows"][0];
+    assert_eq!(
+        (day["name"].as_str(), day["open"].as_bool()),
+        (Some("day"), Some(false)),
+        "{status}"
+    );
+    assert_eq!(day["next_change"], "2026-12-07T07:00:00Z", "{status}");
+    assert!(
+        bed.store()
+            .outbox()
+            .unwrap()
+            .iter()
+            .any(|n| n.payload.to_string().contains("2026-12-07")),
+        "the wait is notified"
+    );
+
+    // Monday 10:00 in Berlin.
+    std::fs::write(&clock, "2026-12-07T09:00:00Z").unwrap();
+    d.until("the rollout once the window opened", || succeeded(&bed, &c1))
+        .await;
+    assert!(d.signal(rustix::process::Signal::TERM).success());
+    assert_eq!(bed.ran(0), ["v1"]);
+    assert_eq!(bed.ran(1), ["v1"]);
+    assert_eq!(bed.runs().len(), 1);
 }

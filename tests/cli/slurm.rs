@@ -269,6 +269,60 @@ fn the_fixture_runs_jobs_and_reboots_nodes() {
     let _ = bed.path();
 }
 
+/// Processes whose environment names `conf` as their SLURM_CONF: every slurmd, job and
+/// restart of one testbed cluster.
+fn processes_of(conf: &std::path::Path) -> Vec<String> {
+    let want = format!("SLURM_CONF={}", conf.display());
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == std::process::id().to_string() {
+            continue;
+        }
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|v| v == want.as_bytes()) {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            found.push(format!(
+                "{pid}: {}",
+                String::from_utf8_lossy(&cmd).replace('\0', " ")
+            ));
+        }
+    }
+    found
+}
+
+/// A cluster dropped while a node's reboot is pending (its slurmd restarts after the
+/// node's down time) leaves nothing running: the restart that would have come later
+/// must not start a slurmd for a cluster that is gone.
+#[test]
+fn nothing_outlives_a_slurm_cluster_dropped_mid_reboot() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(2, &[("batch", vec![0, 1])]);
+    let conf = bed.slurm.conf();
+    let reboot = bed
+        .slurm
+        .command(bed.slurm.reboot_command())
+        .args(["reboot", "node002"])
+        .status()
+        .expect("run the reboot command");
+    assert!(reboot.success());
+    assert!(!processes_of(&conf).is_empty(), "the cluster runs");
+    let SlurmBed {
+        slurm, reboots, tb, ..
+    } = bed;
+    drop(slurm);
+    // The pending restart was due 1.5 s after the reboot: give it that and more.
+    std::thread::sleep(Duration::from_millis(3000));
+    let left = processes_of(&conf);
+    drop(reboots);
+    drop(tb);
+    assert_eq!(left, Vec::<String>::new(), "processes of the dropped cluster");
+}
+
 /// The rolling drain change with a reboot across every node while jobs stream in: no job
 /// fails or is requeued, every node is back, and Slurm itself never shows more nodes of
 /// a partition out than its budget (node001 and node002 are also in `short`, so each

@@ -394,6 +394,25 @@ fn rpc_total(sdiag: &str) -> u64 {
 impl Drop for SlurmCluster {
     /// No daemon or job outlives its cluster.
     fn drop(&mut self) {
+        // First stop what could start a slurmd later: pending reboot restarts see the
+        // marker, and those already waiting are killed with their process group. Only
+        // then are the daemons stopped and the last sweep made, so nothing starts after it.
+        let run = self.dir.join("run");
+        let _ = std::fs::write(run.join("shut-down"), "");
+        if let Ok(entries) = std::fs::read_dir(&run) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("restart-")
+                    && name.ends_with(".pid")
+                    && let Ok(pid) = std::fs::read_to_string(e.path())
+                    && let Ok(pid) = pid.trim().parse::<u32>()
+                {
+                    let _ = Command::new("kill")
+                        .args(["-9", "--", &format!("-{pid}")])
+                        .status();
+                }
+            }
+        }
         let _ = self.client("scancel", &["--full", "-u", "root"]);
         for node in &self.nodes {
             let _ = self

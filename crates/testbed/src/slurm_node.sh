@@ -60,11 +60,17 @@ reboot)
 	touch "$(cat "$dir/nodes/$node/state_dir")/reboot-requested"
 	down=$(cat "$dir/down_for_ms")
 	# Detached: slurmd runs this very script as its RebootProgram and is stopped here.
+	# The restart records its process group, and gives up once the cluster is shut down
+	# (`run/shut-down`), so a restart still pending when the cluster is dropped never
+	# starts a slurmd for a cluster that is gone.
 	setsid sh -c '
+		echo $$ >"$3/run/restart-$2.pid"
 		sleep "$1"
+		[ -e "$3/run/shut-down" ] && exit 0
 		"$0" stop-slurmd "$2"
+		[ -e "$3/run/shut-down" ] && exit 0
 		/usr/sbin/slurmd -N "$2" -b
-	' "$0" "$(awk "BEGIN { print $down / 1000 }")" "$node" </dev/null >/dev/null 2>&1 &
+	' "$0" "$(awk "BEGIN { print $down / 1000 }")" "$node" "$dir" </dev/null >/dev/null 2>&1 &
 	;;
 stop-slurmd)
 	stop_slurmd
