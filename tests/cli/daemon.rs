@@ -396,3 +396,74 @@ fn sigterm_mid_run_then_restart_completes_the_run() {
 fn kill_9_mid_run_then_restart_completes_the_run() {
     stop_mid_run_then_restart(rustix::process::Signal::KILL);
 }
+
+/// Under systemd (`Type=notify`): `READY=1` only once the daemon listens (its
+/// `/healthz` answers at that moment), `WATCHDOG=1` at half of `WATCHDOG_USEC` while it
+/// runs, `STOPPING=1` when SIGTERM starts the stop; all to the real datagram socket
+/// named in `NOTIFY_SOCKET`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_systemd_it_says_ready_once_listening_feeds_the_watchdog_and_says_stopping() {
+    let site = marking_site("n[01-02]", "");
+    let root = site.path();
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock_path = sock_dir.path().join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let recv = |sock: &std::os::unix::net::UnixDatagram| -> String {
+        let mut buf = [0u8; 512];
+        let n = sock.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let err = std::fs::File::create(root.join("serve.log")).unwrap();
+    let mut child = std::process::Command::new(drover_bin())
+        .args(["serve", "--site"])
+        .arg(root)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(root.join("serve.log")).unwrap_or_default();
+    let mut buf = [0u8; 512];
+    let first = match sock.recv(&mut buf) {
+        Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+        Err(e) => panic!("no READY=1: {e}\n{}", log()),
+    };
+    assert!(first.starts_with("READY=1\n"), "{first:?}");
+    let addr: std::net::SocketAddr = log()
+        .lines()
+        .find_map(|l| {
+            l.split("drover serve: listening addr=")
+                .nth(1)
+                .map(|a| a.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("READY=1 before the listener\n{}", log()))
+        .parse()
+        .unwrap();
+    let (head, _) = get(addr, "/healthz").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // 400 ms: fed every 200 ms.
+    let t = Instant::now();
+    for _ in 0..4 {
+        assert_eq!(recv(&sock), "WATCHDOG=1\n");
+    }
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(3),
+        "four watchdog pings in {took:?}"
+    );
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let stopping = loop {
+        let m = recv(&sock);
+        if m != "WATCHDOG=1\n" {
+            break m;
+        }
+    };
+    assert!(stopping.starts_with("STOPPING=1\n"), "{stopping:?}");
+    assert!(child.wait().unwrap().success(), "{}", log());
+}
