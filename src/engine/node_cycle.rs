@@ -19,7 +19,7 @@ use crate::site::{DrainHooks, HookHost, OnDrainTimeout};
 use crate::slurm::{NodeStatus, SlurmPoller};
 use crate::store::NodeState;
 use crate::transport::{Connection, Connector, ExecOutput, LocalConnection, TransportError};
-use crate::workflow::{Action, Change, Reboot, Step, Workflow};
+use crate::workflow::{Action, Change, Reboot, RebootVia, Step, Workflow};
 
 /// How long one drain hook call may take.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(120);
@@ -653,11 +653,16 @@ impl<K: Connector> NodeCycle<'_, K> {
         drained: bool,
     ) -> Result<StepOutput, NodeError> {
         let boot_cmd = self.job.render(&r.boot_id).map_err(NodeError::Reboot)?;
-        let command = self.job.render(&r.command).map_err(NodeError::Reboot)?;
+        let command = match r.via {
+            RebootVia::Ssh => Some(self.job.render(&r.command).map_err(NodeError::Reboot)?),
+            RebootVia::Slurm => None,
+        };
         let before = match conn.as_ref() {
             Some(c) => self.boot_id(c, &boot_cmd, BOOT_ID_TIMEOUT).await?,
             None => return Err(NodeError::Reboot(StepError::NoConnection)),
         };
+        // Recorded before the reboot is asked for, by SSH or by Slurm: a controller that
+        // dies after this waits for the new boot id when the run is resumed.
         self.mark_with(
             NodeState::Rebooting,
             attempt,
@@ -669,9 +674,51 @@ impl<K: Connector> NodeCycle<'_, K> {
         .await?;
         self.event("rebooting", None);
         super::fault::abort_point("abort-before-reboot", self.name());
+        let slurm = match command {
+            Some(command) => {
+                self.ssh_reboot(conn, &command).await?;
+                None
+            }
+            None => Some(self.slurm_reboot().await?),
+        };
+        if let Some(c) = conn.take() {
+            c.close().await;
+        }
+        let started = Instant::now();
+        let deadline = Deadline::after(r.timeout);
+        let back = match slurm {
+            None => self.await_reboot(&boot_cmd, &before, deadline, None).await,
+            Some(p) => {
+                let last = std::sync::Mutex::new(None);
+                let back = tokio::select! {
+                    back = self.await_reboot(&boot_cmd, &before, deadline, None) => back,
+                    () = self.watch_slurm_reboot(p, deadline, &last) => {
+                        self.await_reboot(&boot_cmd, &before, deadline, None).await
+                    }
+                };
+                let last = last
+                    .into_inner()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                back.map_err(|e| self.slurm_timed_out(r, e, last.as_ref()))
+            }
+        }?;
+        *conn = back;
+        self.event(
+            "back",
+            Some(format!(
+                "after {}",
+                humantime::format_duration(secs(started.elapsed()))
+            )),
+        );
+        self.health(conn, r, deadline).await?;
+        Ok(StepOutput::bare(StepStatus::Ok))
+    }
+
+    /// Runs the reboot `command` on the node.
+    async fn ssh_reboot(&self, conn: &Option<K::Conn>, command: &str) -> Result<(), NodeError> {
         if let Some(c) = conn.as_ref() {
-            let out = c.exec(&command, None, REBOOT_COMMAND_TIMEOUT).await;
-            self.job.log_exec("reboot", &command, &out);
+            let out = c.exec(command, None, REBOOT_COMMAND_TIMEOUT).await;
+            self.job.log_exec("reboot", command, &out);
             // The connection may drop as the node goes down (an error, or ssh's 255);
             // a command that refuses (a typo, no permission) exits with its own code.
             if let Ok(o) = &out
@@ -686,22 +733,83 @@ impl<K: Connector> NodeCycle<'_, K> {
                 });
             }
         }
-        if let Some(c) = conn.take() {
-            c.close().await;
-        }
-        let started = Instant::now();
-        let deadline = Deadline::after(r.timeout);
-        let back = self.await_reboot(&boot_cmd, &before, deadline, None).await?;
-        *conn = back;
-        self.event(
-            "back",
-            Some(format!(
-                "after {}",
-                humantime::format_duration(secs(started.elapsed()))
-            )),
+        Ok(())
+    }
+
+    /// `via: slurm`: asks slurmctld for the reboot (`scontrol reboot ASAP
+    /// nextstate=DOWN`), with a reason that says who and why; the poller it returns
+    /// watches Slurm's view of the reboot.
+    async fn slurm_reboot(&self) -> Result<&SlurmPoller, NodeError> {
+        let Some(p) = self.slurm else {
+            return Err(NodeError::SlurmReboot(
+                "`via: slurm` needs `drain: { scheduler: slurm }`".into(),
+            ));
+        };
+        let reason = self.phase_reason("rebooting");
+        let result = p.client().reboot(self.name(), &reason).await;
+        self.job.log(&format!(
+            "== reboot via Slurm\n$ scontrol reboot ASAP nextstate=DOWN reason='{reason}' {}\n[{}]\n",
+            self.name(),
+            match &result {
+                Ok(()) => "ok".to_string(),
+                Err(e) => e.to_string(),
+            }
+        ));
+        result.map_err(|e| NodeError::SlurmReboot(e.to_string()))?;
+        super::fault::abort_point("abort-after-slurm-reboot", self.name());
+        Ok(p)
+    }
+
+    /// Reports Slurm's view of a reboot it was asked for: `reboot issued` once `sinfo`
+    /// shows it pending or under way. Keeps `last` up to date with every state seen,
+    /// for the error if the node does not come back; returns at `deadline`.
+    async fn watch_slurm_reboot(
+        &self,
+        p: &SlurmPoller,
+        deadline: Deadline,
+        last: &std::sync::Mutex<Option<NodeStatus>>,
+    ) {
+        let seen = |s: &NodeStatus| {
+            *last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(s.clone());
+        };
+        let issued = p
+            .wait_for(self.name(), deadline, |s| {
+                seen(s);
+                s.rebooting()
+            })
+            .await;
+        let Ok(s) = issued else { return };
+        let detail = format!("Slurm shows {} {} ({})", self.name(), s.state, s.reason);
+        self.job.log(&format!("== reboot issued\n{detail}\n"));
+        self.event("reboot issued", Some(detail));
+        // Only to keep `last` current: nothing satisfies it.
+        let _ = p
+            .wait_for(self.name(), deadline, |s| {
+                seen(s);
+                false
+            })
+            .await;
+    }
+
+    /// The reboot's `timeout` ran out: reported as `reboot timed out` with the state
+    /// Slurm last showed (its own `reboot timed out` reason after `ResumeTimeout`).
+    fn slurm_timed_out(&self, r: &Reboot, e: NodeError, last: Option<&NodeStatus>) -> NodeError {
+        let NodeError::NotBack { last: why } = e else {
+            return e;
+        };
+        let slurm = match last {
+            Some(s) => format!("Slurm shows {} {} ({})", self.name(), s.state, s.reason),
+            None => format!("Slurm showed no state of {}", self.name()),
+        };
+        let detail = format!(
+            "not back within {}; {slurm}",
+            humantime::format_duration(r.timeout)
         );
-        self.health(conn, r, deadline).await?;
-        Ok(StepOutput::bare(StepStatus::Ok))
+        self.job.log(&format!("== reboot timed out\n{detail}\n"));
+        self.event("reboot timed out", Some(detail));
+        NodeError::NotBack {
+            last: format!("{why}; {slurm}"),
+        }
     }
 
     /// Waits until the node answers with a boot id other than `before`, and returns the

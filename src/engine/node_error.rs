@@ -36,6 +36,9 @@ pub enum NodeError {
     },
     #[error("reboot command exited with code {code}: {tail}")]
     RebootRefused { code: i32, tail: String },
+    /// `via: slurm`: `scontrol reboot` failed or no Slurm poller is set up.
+    #[error("Slurm did not take the reboot: {0}")]
+    SlurmReboot(String),
     #[error("did not come back from the reboot in time ({last})")]
     NotBack { last: String },
     #[error("health check `{cmd}` {last} (tried until the reboot's timeout)")]

@@ -98,7 +98,7 @@ impl NodeJob<'_> {
         Ok(self.templates.render(src, &self.context)?)
     }
 
-    fn log(&self, text: &str) {
+    pub(super) fn log(&self, text: &str) {
         if let Some(log) = self.log {
             // A command a vault value was rendered into, or output that echoes one,
             // shows `********`.

@@ -63,6 +63,13 @@ impl NodeStatus {
         self.base() == "drained"
     }
 
+    /// Slurm has a reboot of the node pending or under way: `reboot_requested`,
+    /// `reboot_issued` (or an older Slurm's `reboot`), or the `@` (reboot pending) and
+    /// `^` (reboot issued) suffixes.
+    pub fn rebooting(&self) -> bool {
+        self.base().starts_with("reboot") || self.state.contains(['@', '^'])
+    }
+
     /// Back in service: responding, neither drained nor down (what a resumed node must
     /// show before it gives its place in the budgets back).
     pub fn in_service(&self) -> bool {
@@ -127,6 +134,23 @@ mod tests {
         assert!(!st("draining").drained());
         assert!(st("drained*").drained(), "not responding, but no job runs");
         assert_eq!(st("mixed@").base(), "mixed");
+    }
+
+    #[test]
+    fn reboot_states() {
+        for s in [
+            "reboot_issued",
+            "reboot_requested",
+            "reboot^",
+            "drained@",
+            "down@",
+            "mixed@",
+        ] {
+            assert!(st(s).rebooting(), "{s}");
+        }
+        for s in ["down", "down*", "drained", "idle", "powering_up#", "idle#"] {
+            assert!(!st(s).rebooting(), "{s}");
+        }
     }
 
     #[test]

@@ -102,6 +102,21 @@ impl SlurmClient {
         .map(drop)
     }
 
+    /// Asks slurmctld to reboot `node` with the site's `RebootProgram` as soon as it is
+    /// idle (`ASAP`: drained meanwhile), and to leave it `down` once it is back, so it
+    /// takes no job before drover's health checks pass and drover resumes it.
+    pub async fn reboot(&self, node: &str, reason: &str) -> Result<(), SlurmError> {
+        self.run(
+            ShellLine::new()
+                .code("scontrol reboot ASAP nextstate=DOWN reason=")
+                .value(reason)
+                .code(" ")
+                .value(node),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Puts `node` back into service.
     pub async fn resume(&self, node: &str) -> Result<(), SlurmError> {
         self.run(

@@ -168,6 +168,20 @@ pub enum NodeOrder {
     SoonestIdle,
 }
 
+/// Who reboots a node in a `reboot:` step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RebootVia {
+    /// The step's `command`, run on the node over SSH.
+    #[default]
+    Ssh,
+    /// Slurm: `scontrol reboot ASAP nextstate=DOWN reason=...` on the controller, so
+    /// slurmctld knows the node is rebooting (`sinfo` shows `reboot_issued`) and the
+    /// site's `RebootProgram` does it. The node comes back `down`, out of service until
+    /// drover's health checks pass and it is resumed.
+    Slurm,
+}
+
 /// Whether a step is safe on a live node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -246,8 +260,15 @@ pub struct RawReboot {
     /// or `timeout` (counted from the reboot) runs out (default 5s).
     pub health_interval: Option<HumanDuration>,
     /// The command that reboots the node (default `systemctl reboot`). It may return
-    /// before the node goes down, or lose its connection as it does.
+    /// before the node goes down, or lose its connection as it does. Not with
+    /// `via: slurm`.
     pub command: Option<String>,
+    /// Who reboots the node: `ssh` (default: `command` on the node) or `slurm`
+    /// (`scontrol reboot ASAP nextstate=DOWN` from the controller, with the site's
+    /// `RebootProgram`; needs `scheduler: slurm`). Either way the new boot id, read over
+    /// SSH, is the proof that the node rebooted, and the health checks run over SSH.
+    #[serde(default)]
+    pub via: RebootVia,
     /// Prints an id that changes with every boot (default
     /// `cat /proc/sys/kernel/random/boot_id`): how drover knows the node really rebooted.
     pub boot_id: Option<String>,

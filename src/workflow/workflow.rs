@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use super::file_mode::FileMode;
-use super::raw_workflow::{Change, NodeOrder};
+use super::raw_workflow::{Change, NodeOrder, RebootVia};
 use crate::inventory::{Inventory, NodeId};
 use crate::site::DrainHooks;
 use crate::units::Amount;
@@ -199,8 +199,10 @@ pub struct Reboot {
     pub health: Vec<String>,
     /// Time between tries of the health commands.
     pub health_interval: Duration,
+    /// With `via: slurm`, unused: slurmctld runs the site's `RebootProgram`.
     pub command: String,
     pub boot_id: String,
+    pub via: RebootVia,
 }
 
 /// Time between tries of a reboot's health commands, unless the step says.

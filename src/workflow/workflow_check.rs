@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::time::Duration;
 
-use super::raw_workflow::{Change, NodeOrder, RawAnsible, RawCopy, RawStep, RawWorkflow};
+use super::raw_workflow::{Change, NodeOrder, RawAnsible, RawCopy, RawStep, RawWorkflow, RebootVia};
 use super::raw_workflow_drain::RawWorkflowDrain;
 use super::workflow::{
     Action, AnsiblePlay, AnsibleSource, Canary, CanarySelect, DEFAULT_BOOT_ID_COMMAND,
@@ -170,6 +170,23 @@ impl Workflow {
                     )
                     .with_help("set `scheduler: slurm` in the site's (or this workflow's) `drain:`, or use `order: inventory`"),
                 );
+            }
+        }
+        // `scontrol reboot` is Slurm's: the node must be one slurmctld drains and resumes.
+        if !slurm {
+            for (i, s) in raw.steps.iter().enumerate() {
+                if s.reboot.as_ref().is_some_and(|r| r.via == RebootVia::Slurm) {
+                    p.push(
+                        Problem::value(
+                            root.key("steps").index(i).key("reboot").key("via"),
+                            format!(
+                                "step `{}` reboots with `via: slurm`, which needs `drain: {{ scheduler: slurm }}`",
+                                s.name
+                            ),
+                        )
+                        .with_help("set `scheduler: slurm` in the site's (or this workflow's) `drain:`, or use `via: ssh` with a `command`"),
+                    );
+                }
             }
         }
         if let Some(a) = raw.strategy.max_unavailable_per_partition
@@ -549,6 +566,15 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
                 tpl(sp.key("reboot").key(key), src, p);
             }
         }
+        if r.via == RebootVia::Slurm && r.command.is_some() {
+            p.push(
+                Problem::key(
+                    sp.key("reboot").key("command"),
+                    "`command` is not used with `via: slurm`: slurmctld runs the site's `RebootProgram`",
+                )
+                .with_help("remove `command`, or use `via: ssh` to run it on the node"),
+            );
+        }
         if s.change == Some(Change::Hot) {
             p.push(
                 Problem::value(
@@ -566,6 +592,7 @@ fn step(s: &RawStep, sp: &Path, cx: &WorkflowContext<'_>, p: &mut Vec<Problem>) 
                 .map_or(super::workflow::DEFAULT_HEALTH_INTERVAL, |d| d.get()),
             command: r.command.unwrap_or_else(|| DEFAULT_REBOOT_COMMAND.to_string()),
             boot_id: r.boot_id.unwrap_or_else(|| DEFAULT_BOOT_ID_COMMAND.to_string()),
+            via: r.via,
         }))
     } else {
         None

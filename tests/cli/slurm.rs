@@ -566,3 +566,175 @@ fn the_shipped_slurmd_registered_health_check_reads_real_scontrol() {
     assert_ne!(later, check);
     assert!(!run(&later), "{later}");
 }
+
+/// A reboot step through Slurm (`via: slurm`) with `boot_id` and `timeout`, and a health
+/// check that slurmd answers again.
+fn slurm_reboot(slurm: &SlurmCluster, boot_id: &str, timeout: &str) -> String {
+    format!(
+        r#"  - name: reboot
+    reboot:
+      via: slurm
+      boot_id: {boot_id}
+      timeout: {timeout}
+      health:
+        - "SLURM_CONF={conf} sinfo -h -n {{{{ node.name }}}} -o %T | grep -qv '[*]'"
+    check: test "$(cat {{{{ node.vars.state }}}}/boots)" -ge 1
+    change: drain
+"#,
+        conf = slurm.conf().display()
+    )
+}
+
+/// `reboot: { via: slurm }`: slurmctld reboots each node (`scontrol reboot ASAP
+/// nextstate=DOWN`, the fixture's `RebootProgram`) once, drained first, while jobs stream
+/// in; the run reports Slurm's `reboot issued`, each node comes back with a new boot id,
+/// passes its health check over SSH and is resumed out of Slurm's `down`; no job fails.
+#[test]
+fn a_drain_change_rebooting_via_slurm_reboots_each_node_once_and_fails_no_job() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(2, &[("batch", vec![0, 1])]);
+    bed.site(&workflow(
+        "{ batch: [\"100%\"], max_unavailable: 1 }",
+        "",
+        &slurm_reboot(&bed.slurm, "cat {{ node.vars.state }}/boot_id", "60s"),
+    ));
+    let boots: Vec<u32> = (0..2).map(|i| bed.tb.boots(i).expect("boots")).collect();
+    let stream = bed.job_stream(1.0, Duration::from_millis(700));
+    std::thread::sleep(Duration::from_secs(2));
+    let out = bed.drover(&["run", "w", "--yes", "--json", "--tags", "drain"]);
+    let submitted = stream.finish();
+    assert_eq!(out.code, 0, "{out}");
+    let reboots = bed.slurm.reboots();
+    assert_eq!(
+        reboots,
+        [("node001".to_string(), 1), ("node002".to_string(), 1)].into(),
+        "{out}"
+    );
+    for (i, before) in boots.iter().enumerate() {
+        assert_eq!(bed.tb.boots(i).expect("boots"), before + 1, "node {i}: {out}");
+    }
+    let states = |node: &str| -> Vec<String> {
+        out.events("node_drain")
+            .iter()
+            .filter(|e| e["node"] == node)
+            .map(|e| e["state"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    for n in ["node001", "node002"] {
+        let s = states(n);
+        let at = |st: &str| s.iter().position(|x| x == st);
+        assert!(
+            at("rebooting") < at("reboot issued")
+                && at("reboot issued") < at("back")
+                && at("back") < at("resumed")
+                && at("rebooting").is_some(),
+            "{n}: {s:?}\n{out}"
+        );
+    }
+    let issued = out
+        .events("node_drain")
+        .into_iter()
+        .find(|e| e["state"] == "reboot issued")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        issued["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Slurm shows node00") && d.contains("(drover: rebooting (run ")),
+        "Slurm's reason names the run: {issued}"
+    );
+    bed.slurm
+        .wait_until(Duration::from_secs(20), |st| st.iter().all(|n| n.state == "idle"))
+        .expect("every node idle");
+    let jobs = bed.all_jobs_done(Duration::from_secs(60));
+    assert!(submitted >= 3, "only {submitted} jobs were submitted");
+    assert_eq!(
+        jobs.len(),
+        submitted,
+        "every job ran once (none requeued): {jobs:?}"
+    );
+    let bad: Vec<_> = jobs.iter().filter(|j| !j.succeeded()).collect();
+    assert!(bad.is_empty(), "jobs failed: {bad:?}\n{out}");
+}
+
+/// A Slurm reboot that drover cannot confirm (the boot id never changes) runs out at the
+/// step's `timeout`: the run reports `reboot timed out` with the state Slurm last showed,
+/// the node fails and stays out of service for a human, the other is not touched.
+#[test]
+fn a_reboot_via_slurm_that_never_shows_a_new_boot_id_reports_reboot_timed_out() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(2, &[("batch", vec![0, 1])]);
+    bed.site(&workflow(
+        "{ batch: [1], max_unavailable: 1, failure_budget: { per_run: 1 } }",
+        "",
+        &slurm_reboot(&bed.slurm, "echo same-boot", "6s"),
+    ));
+    let out = bed.drover(&["run", "w", "--yes", "--json", "--tags", "drain"]);
+    assert_ne!(out.code, 0, "{out}");
+    let timed_out: Vec<Value> = out
+        .events("node_drain")
+        .into_iter()
+        .filter(|e| e["state"] == "reboot timed out")
+        .collect();
+    assert_eq!(timed_out.len(), 1, "{out}");
+    assert_eq!(timed_out[0]["node"], "node001", "{out}");
+    let detail = timed_out[0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with("not back within 6s; Slurm shows node001 "),
+        "{detail}"
+    );
+    // Slurm did reboot it (the fixture's RebootProgram ran), once.
+    assert_eq!(bed.slurm.reboots().get("node001"), Some(&1), "{out}");
+    assert_eq!(bed.slurm.reboots().get("node002"), None, "{out}");
+    let s = bed.slurm.state("node001").expect("state");
+    assert!(s.unavailable(), "left out of service: {s:?}");
+    assert!(s.reason.starts_with("drover: reboot failed (run "), "{s:?}");
+    assert_eq!(bed.slurm.state("node002").expect("state").state, "idle");
+}
+
+/// The controller dies right after slurmctld took the reboot: `drover runs resume`
+/// finds the node recorded `rebooting` with its old boot id, waits for the new one
+/// instead of asking Slurm again, checks its health and resumes it out of `down`. Each
+/// node reboots exactly once.
+#[test]
+fn a_controller_dying_after_scontrol_reboot_resumes_without_a_second_reboot() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(2, &[("batch", vec![0, 1])]);
+    bed.site(&workflow(
+        "{ batch: [\"100%\"], max_unavailable: 1 }",
+        "",
+        &slurm_reboot(&bed.slurm, "cat {{ node.vars.state }}/boot_id", "60s"),
+    ));
+    let crashed = Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args(["run", "w", "--yes", "--json", "--tags", "drain", "--site"])
+        .arg(bed.path())
+        .env("DROVER_FAULT", "abort-after-slurm-reboot=node001")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run drover");
+    assert_eq!(crashed.status.code(), None, "died by a signal: {crashed:?}");
+    bed.reboots
+        .wait_for(1, Duration::from_secs(20))
+        .expect("Slurm rebooted node001 after the controller died");
+    let list = bed.drover(&["runs", "list", "--json"]);
+    let runs: Value = serde_json::from_str(list.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {list}"));
+    let id = runs[0]["id"].as_str().expect("run id").to_string();
+    let out = bed.drover(&["runs", "resume", &id, "--yes", "--json"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(
+        bed.slurm.reboots(),
+        [("node001".to_string(), 1), ("node002".to_string(), 1)].into(),
+        "{out}"
+    );
+    for i in 0..2 {
+        assert_eq!(bed.tb.boots(i).expect("boots"), 1, "node {i}: {out}");
+    }
+    bed.slurm
+        .wait_until(Duration::from_secs(20), |st| st.iter().all(|n| n.state == "idle"))
+        .expect("every node idle");
+}

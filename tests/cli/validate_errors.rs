@@ -2526,6 +2526,38 @@ fn partition_budgets_and_soonest_idle_need_slurm() {
     );
 }
 
+/// `reboot: { via: slurm }` asks slurmctld for the reboot: refused where it is written
+/// unless the node's drain is Slurm's, and `command` (what SSH would run) is refused
+/// with it.
+#[test]
+fn a_reboot_via_slurm_needs_the_slurm_scheduler() {
+    let wf = format!("{WORKFLOW}  - name: reboot\n    reboot:\n      via: slurm\n    change: drain\n");
+    let err = Site::new().write("workflows/update.yml", &wf).invalid();
+    assert!(
+        err.contains("step `reboot` reboots with `via: slurm`, which needs `drain: { scheduler: slurm }`"),
+        "{err}"
+    );
+    assert!(err.contains("update.yml:12:12"), "{err}");
+    assert!(err.contains("or use `via: ssh` with a `command`"), "{err}");
+    let slurm = || site_drain("drain:\n  scheduler: slurm\n");
+    let out = slurm().write("workflows/update.yml", &wf).run(&["validate", "."]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let with_command = wf.replace("via: slurm\n", "via: slurm\n      command: systemctl reboot\n");
+    let err = slurm().write("workflows/update.yml", &with_command).invalid();
+    assert!(
+        err.contains("`command` is not used with `via: slurm`: slurmctld runs the site's `RebootProgram`"),
+        "{err}"
+    );
+    assert!(err.contains("update.yml:13:7"), "{err}");
+    // A workflow that declares its nodes need no drain has no Slurm to ask.
+    let none = wf.replace("steps:\n", "drain: { none: \"outside Slurm\" }\nsteps:\n");
+    let err = slurm().write("workflows/update.yml", &none).invalid();
+    assert!(err.contains("reboots with `via: slurm`"), "{err}");
+    let bad = wf.replace("via: slurm", "via: ipmi");
+    let err = slurm().write("workflows/update.yml", &bad).invalid();
+    assert!(err.contains("ipmi"), "{err}");
+}
+
 // ---------------------------------------------------------------------------------------
 // Ansible Vault values where they are not read
 // ---------------------------------------------------------------------------------------
