@@ -55,7 +55,7 @@ Exit codes:
     0  success
     1  drover itself failed (I/O error, internal error)
     2  the command line was wrong (also: no such run)
-    3  a config, inventory or workflow file is invalid, or the input is (an unknown node); nothing was run
+    3  invalid config, inventory or workflow, or invalid input (an unknown node); nothing ran
     4  `schema --check`: generated files are out of date
     5  the run stopped early (a canary, a failure budget, an abort); it waits for a human
     6  the run finished but some nodes failed (within budget); `check` found ERROR nodes
@@ -65,7 +65,7 @@ Exit codes:
    10  work remains (steps `--tags` left out, nodes out of service or in maintenance)
    11  the state store could not record the run's progress: the run stopped
    12  another run took over the lease of a node this run had not finished
-   13  --server: not authorised (HTTP 401/403, or an unusable token file); nothing was done
+   13  --server: not authorised (HTTP 401/403, an unusable token file); nothing done
    14  --server: the server cannot be reached
    15  --server: the server failed (HTTP 5xx) or is not drover's API
   130  interrupted (Ctrl-C)";

@@ -42,7 +42,6 @@ impl ClientError {
             ClientError::BadServer { .. } | ClientError::Usage(_) => exit_code::USAGE,
             ClientError::TokenFile { .. } | ClientError::Token(_) => exit_code::NOT_AUTHORISED,
             ClientError::Unreachable { .. } => exit_code::SERVER_UNREACHABLE,
-            ClientError::NotTheApi { status, .. } if *status >= 500 => exit_code::SERVER_FAILED,
             ClientError::NotTheApi { .. } => exit_code::SERVER_FAILED,
             ClientError::Refused { status, .. } => match status {
                 401 | 403 => exit_code::NOT_AUTHORISED,

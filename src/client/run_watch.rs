@@ -199,16 +199,17 @@ async fn read(
                 "run" => {
                     if first && !got_snapshot && !json {
                         let r = &data["run"];
-                        let what = match r.get("workflow").and_then(Value::as_str) {
-                            Some(w) => format!("{w} v{}", r["version"].as_u64().unwrap_or(0)),
-                            None => "targets being checked".into(),
+                        let _ = match r.get("workflow").and_then(Value::as_str) {
+                            Some(w) => writeln!(
+                                out,
+                                "run {}: {w} v{}, {}",
+                                text(r, "id"),
+                                r["version"].as_u64().unwrap_or(0),
+                                status_label(text(r, "status"))
+                            ),
+                            // Live, not recorded yet.
+                            None => writeln!(out, "run {}: checking its targets", text(r, "id")),
                         };
-                        let _ = writeln!(
-                            out,
-                            "run {}: {what}, {}",
-                            text(r, "id"),
-                            status_label(text(r, "status"))
-                        );
                         let _ = out.flush();
                     }
                     got_snapshot = true;

@@ -89,6 +89,8 @@ pub struct Daemon {
     core: JoinHandle<()>,
     http: JoinHandle<std::io::Result<()>>,
     notifier: crate::notification::Notifier,
+    /// systemd's `NOTIFY_SOCKET`, when run under it.
+    systemd: Option<Arc<super::SdNotify>>,
 }
 
 impl Daemon {
@@ -234,8 +236,16 @@ impl Daemon {
         });
         core.reconcile_timers();
         let deadline = opts.shutdown_deadline;
-        let core = tokio::spawn(core.run(actions_rx, runs_rx, src, deadline));
+        let systemd = super::SdNotify::from_env().map(Arc::new);
+        let watchdog = systemd
+            .as_ref()
+            .and_then(|n| super::SdNotify::watchdog_interval().map(|every| (Arc::clone(n), every)));
+        let core = tokio::spawn(core.run(actions_rx, runs_rx, src, deadline, watchdog));
         info!(%addr, "drover serve: listening");
+        // Runs resumed, the listener bound: ready for what is ordered after it.
+        if let Some(n) = &systemd {
+            n.ready();
+        }
         Ok(Daemon {
             addr,
             metrics,
@@ -245,6 +255,7 @@ impl Daemon {
             core,
             http,
             notifier,
+            systemd,
         })
     }
 
@@ -262,6 +273,9 @@ impl Daemon {
     /// Stops: no new node starts, the nodes in flight finish their cycle within the
     /// shutdown deadline, every run's state is written; returns when all is done.
     pub async fn shutdown(self) -> Result<(), DaemonError> {
+        if let Some(n) = &self.systemd {
+            n.stopping();
+        }
         let _ = self.stop.send(true);
         let _ = self.core.await;
         // Whatever is not sent yet stays in the outbox for the next start.
@@ -409,8 +423,11 @@ impl Core {
         mut runs: mpsc::UnboundedReceiver<RunMsg>,
         src: Source,
         deadline: Duration,
+        watchdog: Option<(Arc<super::SdNotify>, Duration)>,
     ) {
         let mut stop = self.stop.clone();
+        // Fed from this loop, so a loop that is stuck starves systemd's watchdog.
+        let mut feed = watchdog.map(|(n, every)| (n, tokio::time::interval(every)));
         let (pins, mut git_events, mut site_changes, git_task, _watcher) = match src {
             Source::Git { source, events } => {
                 (Some(source.pins), Some(events), None, Some(source.task), None)
@@ -429,6 +446,11 @@ impl Core {
                 },
                 Some(e) = recv(&mut git_events) => self.source(e, pins.as_ref()),
                 Some(c) = recv(&mut site_changes) => self.site_changed(c),
+                () = tick(&mut feed) => {
+                    if let Some((n, _)) = &feed {
+                        n.watchdog();
+                    }
+                }
                 r = stop.wait_for(|s| *s) => {
                     let _ = r;
                     break;
@@ -1120,6 +1142,16 @@ fn past_canary(detail: &crate::store::RunDetail) -> bool {
         .iter()
         .filter(|n| canary.contains(&n.node.as_str()))
         .all(|n| n.state.is_final())
+}
+
+/// The next tick of an optional interval (never, without one).
+async fn tick(feed: &mut Option<(Arc<super::SdNotify>, tokio::time::Interval)>) {
+    match feed {
+        Some((_, i)) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// The next message of an optional channel (never, without one).

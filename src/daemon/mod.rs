@@ -15,6 +15,7 @@ mod metrics;
 mod rollout_queue;
 mod run_now;
 mod run_order;
+mod sd_notify;
 
 pub use action::Action;
 pub use daemon::{ConvergeClock, DEFAULT_LISTEN, DEFAULT_SHUTDOWN_DEADLINE, Daemon, DaemonOptions};
@@ -25,3 +26,4 @@ pub use metrics::Metrics;
 pub use rollout_queue::{ActiveRollout, QueueAction, RolloutPhase, RolloutQueue, RunEnd};
 pub use run_now::outside_scope;
 pub use run_order::{NotStarted, RunOrder, StartedRun};
+pub use sd_notify::SdNotify;

@@ -50,6 +50,33 @@ fn count(site: &Path, node: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// Sends converge passes of `workflow` every 100 ms until `done` holds (at most `limit`).
+/// A run's end is in the store a moment before the daemon's loop hears of it, and a pass
+/// sent in between is skipped on purpose ("a rollout is active"): in production the
+/// converge timer sends the next one, here this loop does. For checks that a pass starts
+/// nothing, `done` may be a fixed time, so that some passes surely come after the end.
+async fn converge_until(
+    d: &Daemon,
+    workflow: &str,
+    limit: Duration,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) {
+    let t = Instant::now();
+    loop {
+        d.actions()
+            .send(Action::Converge {
+                workflow: workflow.into(),
+            })
+            .unwrap();
+        if done() {
+            return;
+        }
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits (polling, at most `limit`) until `done` holds.
 async fn until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let t = Instant::now();
@@ -98,8 +125,7 @@ async fn converge_fixes_a_drifted_node_and_picks_up_a_node_added_to_the_inventor
     // By hand: n02's change undone; n04 joins the inventory.
     std::fs::remove_file(site.path().join("marks/n02")).unwrap();
     std::fs::write(site.path().join("inventory.yml"), inventory("n[01-04]")).unwrap();
-    d.actions().send(converge()).unwrap();
-    until(Duration::from_secs(60), "the second pass", || {
+    converge_until(&d, "mark", Duration::from_secs(60), "the second pass", || {
         let runs = runs_of(site.path());
         runs.len() == 2 && runs[0].status == RunStatus::Succeeded
     })
@@ -120,9 +146,12 @@ async fn converge_fixes_a_drifted_node_and_picks_up_a_node_added_to_the_inventor
         Some(serde_json::json!({"kind": "converge"}))
     );
     // Everything GOOD: a pass records no run.
-    d.actions().send(converge()).unwrap();
-    d.actions().send(converge()).unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t = Instant::now();
+    converge_until(&d, "mark", Duration::from_secs(60), "passes", || {
+        t.elapsed() > Duration::from_millis(1500)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     d.shutdown().await.unwrap();
     assert_eq!(runs_of(site.path()).len(), 2, "a converged fleet records no run");
 }
@@ -143,9 +172,12 @@ async fn a_rollout_stopped_by_its_budget_waits_for_a_human_until_a_new_version()
             .is_some_and(|r| r.status == RunStatus::Stopped)
     })
     .await;
-    d.actions().send(converge()).unwrap();
-    d.actions().send(converge()).unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t = Instant::now();
+    converge_until(&d, "mark", Duration::from_secs(60), "passes", || {
+        t.elapsed() > Duration::from_millis(1500)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(runs_of(site.path()).len(), 1, "not retried by converge");
     assert_eq!(count(site.path(), "n03"), 0);
     // A new version (the failing step fixed) continues.
@@ -154,11 +186,16 @@ async fn a_rollout_stopped_by_its_budget_waits_for_a_human_until_a_new_version()
         .replace("version: 1", "version: 2")
         .replace("!= n02", "!= nobody");
     std::fs::write(site.path().join("workflows/mark.yml"), wf).unwrap();
-    d.actions().send(converge()).unwrap();
-    until(Duration::from_secs(60), "the new version's run", || {
-        let runs = runs_of(site.path());
-        runs.len() == 2 && runs[0].status == RunStatus::Succeeded
-    })
+    converge_until(
+        &d,
+        "mark",
+        Duration::from_secs(60),
+        "the new version's run",
+        || {
+            let runs = runs_of(site.path());
+            runs.len() == 2 && runs[0].status == RunStatus::Succeeded
+        },
+    )
     .await;
     assert_eq!(runs_of(site.path())[0].version, 2);
     assert_eq!(count(site.path(), "n03"), 1);
@@ -358,4 +395,75 @@ fn sigterm_mid_run_then_restart_completes_the_run() {
 #[test]
 fn kill_9_mid_run_then_restart_completes_the_run() {
     stop_mid_run_then_restart(rustix::process::Signal::KILL);
+}
+
+/// Under systemd (`Type=notify`): `READY=1` only once the daemon listens (its
+/// `/healthz` answers at that moment), `WATCHDOG=1` at half of `WATCHDOG_USEC` while it
+/// runs, `STOPPING=1` when SIGTERM starts the stop; all to the real datagram socket
+/// named in `NOTIFY_SOCKET`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_systemd_it_says_ready_once_listening_feeds_the_watchdog_and_says_stopping() {
+    let site = marking_site("n[01-02]", "");
+    let root = site.path();
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock_path = sock_dir.path().join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let recv = |sock: &std::os::unix::net::UnixDatagram| -> String {
+        let mut buf = [0u8; 512];
+        let n = sock.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let err = std::fs::File::create(root.join("serve.log")).unwrap();
+    let mut child = std::process::Command::new(drover_bin())
+        .args(["serve", "--site"])
+        .arg(root)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(root.join("serve.log")).unwrap_or_default();
+    let mut buf = [0u8; 512];
+    let first = match sock.recv(&mut buf) {
+        Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+        Err(e) => panic!("no READY=1: {e}\n{}", log()),
+    };
+    assert!(first.starts_with("READY=1\n"), "{first:?}");
+    let addr: std::net::SocketAddr = log()
+        .lines()
+        .find_map(|l| {
+            l.split("drover serve: listening addr=")
+                .nth(1)
+                .map(|a| a.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("READY=1 before the listener\n{}", log()))
+        .parse()
+        .unwrap();
+    let (head, _) = get(addr, "/healthz").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // 400 ms: fed every 200 ms.
+    let t = Instant::now();
+    for _ in 0..4 {
+        assert_eq!(recv(&sock), "WATCHDOG=1\n");
+    }
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(3),
+        "four watchdog pings in {took:?}"
+    );
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let stopping = loop {
+        let m = recv(&sock);
+        if m != "WATCHDOG=1\n" {
+            break m;
+        }
+    };
+    assert!(stopping.starts_with("STOPPING=1\n"), "{stopping:?}");
+    assert!(child.wait().unwrap().success(), "{}", log());
 }
