@@ -300,8 +300,9 @@ async fn a_storm_of_alarms_starts_one_run_and_the_cooldown_survives_a_restart() 
     while let Some(a) = storm.join_next().await {
         answers.push(a.unwrap());
     }
+    // A hang guard only: how fast alarms are answered belongs in a benchmark.
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_secs(60),
         "100 alarms took {:?}",
         started.elapsed()
     );
