@@ -47,8 +47,17 @@ impl SdNotify {
     }
 
     fn send(&self, state: &str) {
-        if let Err(e) = self.socket.send_to_addr(state.as_bytes(), &self.addr) {
-            warn!("cannot tell systemd `{}`: {e}", state.trim_end());
+        // A signal arriving mid-call (the daemon handles SIGTERM and SIGINT) is not a
+        // failure to report: the datagram was simply not sent yet.
+        loop {
+            match self.socket.send_to_addr(state.as_bytes(), &self.addr) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    warn!("cannot tell systemd `{}`: {e}", state.trim_end());
+                    return;
+                }
+                Ok(_) => return,
+            }
         }
     }
 

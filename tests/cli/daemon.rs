@@ -409,11 +409,20 @@ async fn under_systemd_it_says_ready_once_listening_feeds_the_watchdog_and_says_
     let sock_path = sock_dir.path().join("notify");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let recv = |sock: &std::os::unix::net::UnixDatagram| -> String {
+    // Other tests in this process install signal handlers, and a signal arriving during
+    // `recv` makes it fail with EINTR (std does not retry it): try again then.
+    let recv_once = |sock: &std::os::unix::net::UnixDatagram| -> std::io::Result<String> {
         let mut buf = [0u8; 512];
-        let n = sock.recv(&mut buf).expect("a notification");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
+        loop {
+            match sock.recv(&mut buf) {
+                Ok(n) => return Ok(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     };
+    let recv =
+        |sock: &std::os::unix::net::UnixDatagram| -> String { recv_once(sock).expect("a notification") };
     let err = std::fs::File::create(root.join("serve.log")).unwrap();
     let mut child = std::process::Command::new(drover_bin())
         .args(["serve", "--site"])
@@ -428,9 +437,8 @@ async fn under_systemd_it_says_ready_once_listening_feeds_the_watchdog_and_says_
         .spawn()
         .unwrap();
     let log = || std::fs::read_to_string(root.join("serve.log")).unwrap_or_default();
-    let mut buf = [0u8; 512];
-    let first = match sock.recv(&mut buf) {
-        Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+    let first = match recv_once(&sock) {
+        Ok(m) => m,
         Err(e) => panic!("no READY=1: {e}\n{}", log()),
     };
     assert!(first.starts_with("READY=1\n"), "{first:?}");
