@@ -18,7 +18,11 @@ use std::time::{Duration, Instant};
 
 use drover::daemon::{ConvergeClock, Daemon, DaemonOptions};
 use drover::store::{RunStatus, Store};
-use git2::{Repository, Signature};
+use git2::Repository;
+
+#[path = "common/git_commit.rs"]
+mod git_commit;
+use git_commit::commit;
 
 const NODES: usize = 10_000;
 
@@ -44,24 +48,6 @@ fn site_files(version: usize, marks: &Path) -> Vec<(String, String)> {
             ),
         ),
     ]
-}
-
-fn commit(repo: &Repository, files: &[(String, String)], message: &str) {
-    let root = repo.workdir().unwrap();
-    for (rel, text) in files {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    let mut index = repo.index().unwrap();
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = Signature::now("bench", "bench@example.com").unwrap();
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-        .unwrap();
 }
 
 fn status_field(key: &str) -> u64 {

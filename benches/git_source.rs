@@ -14,7 +14,11 @@ use std::time::{Duration, Instant};
 use drover::site::GitSettings;
 use drover::source::{GitSource, GitWatcher, SourceEvent, TreePins};
 use drover::store::Store;
-use git2::{Repository, Signature};
+use git2::Repository;
+
+#[path = "common/git_commit.rs"]
+mod git_commit;
+use git_commit::commit;
 
 const NODES: usize = 10_000;
 
@@ -36,24 +40,6 @@ fn site_files(version: usize) -> Vec<(String, String)> {
             "name: b\nversion: 1\ntargets:\n  nodes: [\"@compute\"]\nsteps:\n  - name: s\n    run: 'true'\n    change: hot\n".into(),
         ),
     ]
-}
-
-fn commit(repo: &Repository, files: &[(String, String)], message: &str) {
-    let root = repo.workdir().unwrap();
-    for (rel, text) in files {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    let mut index = repo.index().unwrap();
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = Signature::now("bench", "bench@example.com").unwrap();
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-        .unwrap();
 }
 
 fn settings(remote: &Path, poll: Duration) -> GitSettings {
