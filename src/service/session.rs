@@ -194,6 +194,7 @@ async fn flow<K: Connector>(
         extra_vars: p.extra_vars.clone(),
         site: engine::site_context(&project.site),
         forks: project.site.ssh.forks as usize,
+        keep_masters: project.site.ssh.keep_masters as usize,
         log,
         events: etx,
         files: engine::FileSources::default(),
@@ -421,7 +422,9 @@ async fn flow<K: Connector>(
         }
     }
     let in_plan: HashSet<NodeId> = plan.nodes.iter().copied().collect();
-    conns.keep_only(&|id| in_plan.contains(&id)).await;
+    // The masters kept from the check are those of the nodes whose turn comes first.
+    let hold: HashSet<NodeId> = plan.nodes.iter().copied().take(cx.keep_masters).collect();
+    conns.keep_only(&|id| in_plan.contains(&id), &hold).await;
     if *irx.borrow() > 0 {
         // Interrupted between the check and the start: start nothing.
         wind_down(cx, Some(conns)).await;
