@@ -289,17 +289,45 @@ fn draining_site(nodes: &str) -> Site {
     )
 }
 
-fn serve(site: &Path, log: &str) -> std::process::Child {
+/// A daemon child that is killed when the test ends, passed or panicked: one left
+/// running keeps its ports, its store and every descriptor it inherited.
+struct KillOnDrop(std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn serve(site: &Path, log: &str) -> KillOnDrop {
     let err = std::fs::File::create(site.join(log)).unwrap();
-    std::process::Command::new(drover_bin())
-        .args(["serve", "--site"])
-        .arg(site)
-        .args(["--listen", "127.0.0.1:0", "--shutdown-deadline", "30s"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("drover serve")
+    KillOnDrop(
+        std::process::Command::new(drover_bin())
+            .args(["serve", "--site"])
+            .arg(site)
+            .args(["--listen", "127.0.0.1:0", "--shutdown-deadline", "30s"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("drover serve"),
+    )
 }
 
 fn wait_for(limit: Duration, what: &str, site: &Path, mut done: impl FnMut() -> bool) {
@@ -424,18 +452,20 @@ async fn under_systemd_it_says_ready_once_listening_feeds_the_watchdog_and_says_
     let recv =
         |sock: &std::os::unix::net::UnixDatagram| -> String { recv_once(sock).expect("a notification") };
     let err = std::fs::File::create(root.join("serve.log")).unwrap();
-    let mut child = std::process::Command::new(drover_bin())
-        .args(["serve", "--site"])
-        .arg(root)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "400000")
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(err)
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        std::process::Command::new(drover_bin())
+            .args(["serve", "--site"])
+            .arg(root)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env("WATCHDOG_USEC", "400000")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap(),
+    );
     let log = || std::fs::read_to_string(root.join("serve.log")).unwrap_or_default();
     let first = match recv_once(&sock) {
         Ok(m) => m,
