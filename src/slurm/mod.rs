@@ -20,4 +20,4 @@ pub use poller::SlurmPoller;
 pub use reservation::{Reservation, parse_reservations};
 pub use slurm_client::SlurmClient;
 pub use slurm_error::SlurmError;
-pub use slurm_view::{IdleOrder, SlurmView, parse_squeue};
+pub use slurm_view::{IdleOrder, SlurmView, parse_squeue, soonest_idle};

@@ -396,6 +396,60 @@ fn the_same_reboots_without_a_drain_fail_jobs() {
     assert_eq!(failed.len(), 2, "the reboots killed both jobs: {jobs:?}\n{out}");
 }
 
+/// `order: soonest_idle` is decided again each time a place frees, from the jobs
+/// running then: at the plan node003's job ends last (time limit 2 minutes) and
+/// node002's sooner (1 minute), but node003's job is cancelled while node001 is worked
+/// on, so node003 — idle now — goes before node002.
+#[test]
+fn least_impact_order_is_decided_again_when_a_place_frees() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(3, &[("batch", vec![0, 1, 2])]);
+    bed.site(&workflow(
+        "{ batch: [\"100%\"], max_unavailable: 1, order: soonest_idle }",
+        "",
+        "  - name: patch\n    run: sleep 3; touch {{ node.vars.state }}/patched\n    check: test -e {{ node.vars.state }}/patched\n    change: drain\n",
+    ));
+    bed.slurm.sbatch_sleep(8.0, "node002", 1).expect("sbatch");
+    let long = bed.slurm.sbatch_sleep(60.0, "node003", 2).expect("sbatch");
+    bed.slurm
+        .wait_until(Duration::from_secs(20), |st| {
+            st.iter().filter(|n| n.state == "allocated").count() == 2
+        })
+        .expect("node002 and node003 busy");
+    let plan = bed.drover(&["plan", "w"]);
+    let at = |text: &str, n: &str| {
+        text.find(&format!("    {n}: "))
+            .unwrap_or_else(|| panic!("{n}: {text}"))
+    };
+    assert!(
+        at(&plan.stdout, "node002") < at(&plan.stdout, "node003"),
+        "{plan}"
+    );
+    let conf = bed.slurm.conf();
+    let canceller = std::thread::spawn(move || {
+        // node001 (idle) goes first and takes 3 s; its job ends during that.
+        std::thread::sleep(Duration::from_millis(1500));
+        Command::new("scancel")
+            .env("SLURM_CONF", &conf)
+            .arg(long.to_string())
+            .status()
+            .expect("scancel")
+    });
+    let out = bed.drover(&["run", "w", "--yes", "--json", "--tags", "drain"]);
+    assert!(canceller.join().expect("scancel").success());
+    assert_eq!(out.code, 0, "{out}");
+    let order: Vec<String> = out
+        .events("node_drain")
+        .iter()
+        .filter(|e| e["state"] == "draining")
+        .map(|e| e["node"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(order, ["node001", "node003", "node002"], "{out}");
+    all_back(&bed.slurm);
+}
+
 /// `order: soonest_idle` drains the idle node first, and `plan` says why.
 #[test]
 fn least_impact_order_takes_the_idle_node_first() {
