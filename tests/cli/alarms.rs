@@ -482,8 +482,13 @@ async fn the_shipped_alarm_example_replaces_a_node_and_marks_a_failed_one_for_a_
 /// A `drover serve` process on `site`, its log in `log`; its listening address.
 fn serve(site: &Path, log: &str) -> (std::process::Child, std::net::SocketAddr) {
     let path = site.join(log);
-    let err = std::fs::File::create(&path).unwrap();
-    let child = std::process::Command::new(drover_bin())
+    let child = spawn_serve(site, &path);
+    listening(child, &path)
+}
+
+fn spawn_serve(site: &Path, path: &Path) -> std::process::Child {
+    let err = std::fs::File::create(path).unwrap();
+    std::process::Command::new(drover_bin())
         .args(["serve", "--site"])
         .arg(site)
         .args(["--listen", "127.0.0.1:0", "--shutdown-deadline", "30s"])
@@ -492,20 +497,26 @@ fn serve(site: &Path, log: &str) -> (std::process::Child, std::net::SocketAddr) 
         .stdout(std::process::Stdio::null())
         .stderr(err)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Waits until the daemon says where it listens (killing it when it never does).
+fn listening(mut child: std::process::Child, path: &Path) -> (std::process::Child, std::net::SocketAddr) {
     let t = Instant::now();
     loop {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if let Some(a) = text
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let addr = text
             .lines()
             .find_map(|l| l.split("drover serve: listening addr=").nth(1))
-        {
-            return (child, a.trim().parse().unwrap());
+            .and_then(|a| a.trim().parse().ok());
+        if let Some(addr) = addr {
+            return (child, addr);
         }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "the daemon never listened\n{text}"
-        );
+        if t.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the daemon never listened\n{text}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
