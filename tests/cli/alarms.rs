@@ -599,3 +599,88 @@ async fn an_alarm_run_left_by_a_kill_9_is_resumed_by_the_next_daemon() {
     assert_eq!(trigger["kind"], "webhook", "{trigger}");
     assert!(!root.join("drained/n01").exists(), "n01 back in service");
 }
+
+/// On real sshd nodes with a scheduler's drain hooks (the testbed's fake scheduler): one
+/// alarm naming two nodes quiesces each on the node itself before the drain (`before`
+/// sees it idle), repairs it drained, activates it before it is resumed; the node whose
+/// repair fails runs `on_failure` on the node, stays drained and goes into maintenance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_on_ssh_nodes_quiesces_before_the_drain_and_runs_on_failure_on_the_node() {
+    use crate::bed::{Bed, node};
+    let b = Bed::start(2, true);
+    let sched = b.sched.as_ref().unwrap().dir().join("state");
+    let secret = b.site.path().join("alarm-secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    // Each step notes, on the node, the scheduler's state of the node when it ran.
+    let note = |what: &str| {
+        format!(
+            "echo \"{what} $(cat {}/{{{{ node.name }}}})\" >> {{{{ node.vars.state }}}}/log",
+            sched.display()
+        )
+    };
+    b.site_with_config(
+        "",
+        &format!(
+            "leases: {{ ttl: 30s }}\n\
+             triggers:\n  disk-alarm:\n    workflow: fix\n    secret: {{ file: {} }}\n\
+             \x20   nodes_from: /alert/hosts\n    cooldown: 10m\n    quiesce:\n\
+             \x20     before:\n        - name: quiesce\n          run: {}\n          change: hot\n\
+             \x20     after:\n        - name: activate\n          run: {}\n          change: hot\n\
+             \x20     on_failure:\n        - name: detach\n          run: {}\n          change: hot\n",
+            secret.display(),
+            serde_json::json!(note("before")),
+            serde_json::json!(note("after")),
+            serde_json::json!(note("on_failure")),
+        ),
+    );
+    b.write(
+        "workflows/fix.yml",
+        &format!(
+            "name: fix\nversion: 1\ntargets: {{ nodes: [\"@all\"] }}\nstrategy: {{ batch: 1 }}\n\
+             steps:\n  - name: repair\n    run: {}\n    change: drain\n",
+            serde_json::json!(format!(
+                "{} && test ! -e {{{{ node.vars.state }}}}/fail",
+                note("repair")
+            ))
+        ),
+    );
+    std::fs::write(b.state(1).join("fail"), "").unwrap();
+    let root = b.site.path();
+    let d = daemon(root).await;
+    let body = serde_json::json!({ "alert": { "hosts": [node(0), node(1)] } }).to_string();
+    let (status, v) = post(
+        &reqwest::Client::new(),
+        &d,
+        "disk-alarm",
+        &body,
+        &signed(&body, now()),
+    )
+    .await;
+    assert_eq!(status, 202, "{v}");
+    let runs = runs_done(root, 1).await;
+    d.shutdown().await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let on_node = |i: usize| {
+        std::fs::read_to_string(b.state(i).join("log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        on_node(0),
+        ["before idle", "repair drained", "after drained"],
+        "quiesced while in service, repaired and activated drained"
+    );
+    assert_eq!(
+        on_node(1),
+        ["before idle", "repair drained", "on_failure drained"],
+        "the failed node's on_failure ran on it, drained"
+    );
+    let s = b.sched.as_ref().unwrap();
+    assert_eq!(s.state(&node(0)), "idle", "resumed");
+    assert_eq!(s.state(&node(1)), "drained", "held for a human");
+    let maint = store(root).in_maintenance().unwrap();
+    assert_eq!(maint.len(), 1, "{maint:?}");
+    assert_eq!(maint[0].node, node(1));
+}
