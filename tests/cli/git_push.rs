@@ -149,17 +149,29 @@ async fn a_storm_of_signed_pushes_is_one_fetch_or_two_and_a_forged_push_fetches_
             }
         })
         .collect();
+    let sent = Instant::now();
     let answers = futures_util::future::join_all(storm).await;
+    // From the first push to the last answer: on a loaded machine it may stretch.
+    let span = sent.elapsed();
     assert!(answers.iter().all(|a| *a == 202), "{answers:?}");
     until_scraped(&d, &c2, "the pushed commit in force", |_, in_force| in_force).await;
     // Time for a trailing fetch (the pushes that came during the first) to happen.
     tokio::time::sleep(drover::source::PUSH_FETCH_GAP + Duration::from_millis(500)).await;
     let (after, in_force) = scrape(&d, &c2).await;
     assert!(in_force);
-    assert!(
-        (1..=2).contains(&(after - before)),
-        "50 pushes made {} fetches",
-        after - before
-    );
+    // Fetch k+1 needs a push after fetch k began, and begins a gap after fetch k
+    // ended: pushes over `span` make fewer than 2 + span/gap fetches, so a storm
+    // shorter than the gap makes 1 or 2 (fetching per push made 50 here).
+    let fetches = after - before;
+    let gap = drover::source::PUSH_FETCH_GAP;
+    assert!(fetches >= 1, "the storm fetched");
+    if span < gap {
+        assert!(fetches <= 2, "50 pushes over {span:?} made {fetches} fetches");
+    } else {
+        assert!(
+            (fetches as f64) < 2.0 + span.as_secs_f64() / gap.as_secs_f64(),
+            "50 pushes over {span:?} (a loaded machine) made {fetches} fetches"
+        );
+    }
     d.shutdown().await.unwrap();
 }
