@@ -5,7 +5,8 @@
 //! `SECONDS` each: every client on `GET /api/v1/runs/{id}`, every client on `GET
 //! /api/v1/nodes`, then half on each. Per route: requests, errors (anything but a 200,
 //! or no answer), p50/p99/max latency; the daemon's RSS before the load, its highest
-//! during it, and after the load stopped (at once and 10 s later); the load average.
+//! during it, and after the load stopped (at once and 10 s later), then after three
+//! more bursts; the load average; the CPU time the daemon and the clients used.
 //!
 //! Every node's check is the effect-free built-in `false` (answered without a
 //! process), so all 10,000 nodes need the change and are recorded in the run at once
@@ -63,6 +64,20 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) process `pid` has used ("self": this one).
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    f.iter().sum::<u64>() as f64 / 100.0
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -76,6 +91,8 @@ fn loadavg() -> String {
 #[derive(Default)]
 struct Tally {
     micros: Vec<u64>,
+    /// The slowest request: its latency (µs) and when it began (ms after the start).
+    slowest: (u64, u64),
     errors: u64,
     bytes: u64,
 }
@@ -83,6 +100,7 @@ struct Tally {
 impl Tally {
     fn merge(&mut self, o: Tally) {
         self.micros.extend(o.micros);
+        self.slowest = self.slowest.max(o.slowest);
         self.errors += o.errors;
         self.bytes += o.bytes;
     }
@@ -98,12 +116,14 @@ impl Tally {
             }
         };
         println!(
-            "  {what}: {n} requests ({:.0}/s), {} errors, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {:.0} KiB per answer",
+            "  {what}: {n} requests ({:.0}/s), {} errors, p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms (a request begun {} ms into the phase), {:.0} KiB per answer",
             n as f64 / secs,
             self.errors,
             at(0.5),
             at(0.99),
+            at(0.999),
             self.micros.last().copied().unwrap_or(0) as f64 / 1000.0,
+            self.slowest.1,
             if n == 0 {
                 0.0
             } else {
@@ -113,7 +133,7 @@ impl Tally {
     }
 }
 
-async fn client_loop(base: String, paths: Vec<String>, stop: Arc<AtomicBool>) -> Vec<Tally> {
+async fn client_loop(base: String, paths: Vec<String>, stop: Arc<AtomicBool>, start: Instant) -> Vec<Tally> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
         .build()
@@ -129,19 +149,24 @@ async fn client_loop(base: String, paths: Vec<String>, stop: Arc<AtomicBool>) ->
             .bearer_auth(TOKEN)
             .send()
             .await;
+        // Every byte of the body is read, chunk by chunk as it arrives, and counted;
+        // not gathered into one buffer, a copy that is the client's cost and would
+        // compete with the daemon for the same cores.
         let ok = match r {
-            Ok(resp) if resp.status() == 200 => match resp.bytes().await {
-                Ok(b) => {
-                    tallies[k].bytes += b.len() as u64;
-                    true
+            Ok(mut resp) if resp.status() == 200 => loop {
+                match resp.chunk().await {
+                    Ok(Some(c)) => tallies[k].bytes += c.len() as u64,
+                    Ok(None) => break true,
+                    Err(_) => break false,
                 }
-                Err(_) => false,
             },
             _ => false,
         };
         let us = t.elapsed().as_micros() as u64;
         if ok {
             tallies[k].micros.push(us);
+            let began = t.duration_since(start).as_millis() as u64;
+            tallies[k].slowest = tallies[k].slowest.max((us, began));
         } else {
             tallies[k].errors += 1;
         }
@@ -153,6 +178,7 @@ async fn client_loop(base: String, paths: Vec<String>, stop: Arc<AtomicBool>) ->
 /// highest RSS meanwhile.
 async fn phase(base: &str, pid: u32, mix: &[&str], clients: usize, secs: u64) -> (Vec<Tally>, u64) {
     let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let path = mix[c % mix.len()].to_string();
@@ -160,6 +186,7 @@ async fn phase(base: &str, pid: u32, mix: &[&str], clients: usize, secs: u64) ->
             base.to_string(),
             vec![path],
             Arc::clone(&stop),
+            start,
         )));
     }
     let t = Instant::now();
@@ -259,9 +286,15 @@ fn main() {
         ];
         let mut peak = 0;
         for (name, mix) in &phases {
+            let (d0, c0) = (cpu_secs(&pid.to_string()), cpu_secs("self"));
             let (tallies, p) = phase(&base, pid, mix, clients, secs).await;
             peak = peak.max(p);
-            println!("{name}: daemon RSS at most {p} KiB, load average {}", loadavg());
+            println!(
+                "{name}: daemon RSS at most {p} KiB, load average {}; CPU used: daemon {:.1} s, these clients {:.1} s",
+                loadavg(),
+                cpu_secs(&pid.to_string()) - d0,
+                cpu_secs("self") - c0
+            );
             for (path, t) in mix.iter().zip(tallies) {
                 t.report(&format!("GET {path}"), secs as f64);
             }
@@ -273,16 +306,18 @@ fn main() {
             "daemon RSS: before {before} KiB, highest during the load {peak} KiB, at once after {just_after} KiB, 10 s after {later} KiB ({:+} KiB over before)",
             later as i64 - before as i64
         );
-        // One more round of each phase: RSS that grows with the number of requests
-        // would grow again; memory the allocator keeps for the next burst does not.
-        let (_, p2) = phase(&base, pid, &[run_path.as_str(), "/nodes"], clients, secs.min(10)).await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        println!(
-            "a second burst of {} s: RSS at most {p2} KiB, 5 s after {} KiB; load average {}",
-            secs.min(10),
-            rss_kib(pid),
-            loadavg()
-        );
+        // More bursts: RSS that grows with the number of requests would grow with
+        // each; memory the allocator keeps for the next burst levels off.
+        for burst in 2..=4 {
+            let (_, p2) = phase(&base, pid, &[run_path.as_str(), "/nodes"], clients, secs.min(10)).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            println!(
+                "burst {burst} of {} s: RSS at most {p2} KiB, 5 s after {} KiB; load average {}",
+                secs.min(10),
+                rss_kib(pid),
+                loadavg()
+            );
+        }
     });
     // The first TERM stops gracefully (the canary's step would be waited for), the
     // second at once.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use super::live_runs::LiveRuns;
+use super::read_cache::ReadCache;
 use super::token_set::TokenSet;
 use crate::daemon::Action;
 use crate::project::Project;
@@ -20,6 +21,8 @@ pub struct ApiContext {
     pub store: Store,
     pub live: LiveRuns,
     pub actions: mpsc::UnboundedSender<Action>,
+    /// The read routes' answers, kept until the store or the site changes.
+    pub reads: ReadCache,
 }
 
 impl ApiContext {

@@ -15,6 +15,7 @@ mod live_runs;
 mod node_scope;
 mod nodes_routes;
 mod openapi_doc;
+mod read_cache;
 mod runs_routes;
 mod token_set;
 
@@ -28,4 +29,5 @@ pub use discover_routes::MAX_ADDRESSES as MAX_DISCOVER_ADDRESSES;
 pub use live_runs::LiveRuns;
 pub use node_scope::check_scope;
 pub use openapi_doc::{ApiDoc, openapi_json};
+pub use read_cache::{ReadCache, Stamp};
 pub use token_set::{Caller, TokenError, TokenSet};

@@ -17,11 +17,13 @@
 //!   then the nodes are in maintenance; off: out of maintenance at once.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use axum::Extension;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use tracing::{info, warn};
 
 use super::api_error::ApiError;
@@ -33,7 +35,10 @@ use super::api_types::{
 use super::discover_address::DiscoverAddress;
 use super::discover_routes::{HostKey, host_key};
 use super::node_scope::check_scope;
-use super::runs_routes::{blocking, find_workflow, order, request_for, store_error, wound_down};
+use super::read_cache::Stamp;
+use super::runs_routes::{
+    blocking, find_workflow, json_response, order, request_for, store_error, to_json, wound_down,
+};
 use super::token_set::Caller;
 use crate::daemon::AppState;
 use crate::inventory::{Inventory, NodeId};
@@ -46,43 +51,74 @@ pub async fn list(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(q): Query<NodesQuery>,
-) -> Result<Json<NodeList>, ApiError> {
+) -> Result<Response, ApiError> {
     let project = s.api.project();
+    let names = q.names.as_deref().map(str::trim).unwrap_or("").to_string();
+    // A bad host list is refused before anything is built or kept.
+    for e in crate::service::split_list(&names) {
+        if !is_address(&project.inventory, &e) {
+            crate::hostlist::expand(&e).map_err(|x| ApiError::invalid(format!("names: `{e}`: {x}")))?;
+        }
+    }
+    // The answer depends on the subset and the token's scope, nothing else of the caller.
+    let key = format!(
+        "nodes\0{names}\0{}",
+        caller.nodes.as_ref().map_or("*".to_string(), |sel| sel.join(","))
+    );
+    let store = s.store.clone();
+    let site = Arc::clone(&project);
+    let arrived = Stamp::now(&s.store, project)?;
+    let body = s
+        .api
+        .reads
+        .get(key, arrived, s.store.clone(), move || {
+            to_json(&NodeList {
+                nodes: node_list(&store, &site, caller.nodes.as_deref(), &names)?,
+            })
+        })
+        .await?;
+    Ok(json_response(body))
+}
+
+/// Whether `e` of a `names` subset is a discovered host's address rather than a node
+/// name or host list.
+fn is_address(inv: &Inventory, e: &str) -> bool {
+    DiscoverAddress::parse(e).is_ok_and(|a| a.canonical() == e) && inv.find(e).is_none()
+}
+
+/// `GET /nodes` for the subset `names` (empty: all) as a token limited to `scope` sees it.
+fn node_list(
+    store: &Store,
+    project: &crate::project::Project,
+    scope: Option<&[String]>,
+    names: &str,
+) -> Result<Vec<NodeInfo>, ApiError> {
     let inv = &project.inventory;
     // The subset: inventory nodes, and discovered hosts by their address.
     let mut wanted_addresses: HashSet<String> = HashSet::new();
-    let wanted: Option<HashSet<NodeId>> = match q.names.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(names) => {
-            let mut set = HashSet::new();
-            for e in crate::service::split_list(names) {
-                if DiscoverAddress::parse(&e).is_ok_and(|a| a.canonical() == e) && inv.find(&e).is_none() {
-                    wanted_addresses.insert(e);
-                    continue;
-                }
-                let expanded = crate::hostlist::expand(&e)
-                    .map_err(|x| ApiError::invalid(format!("names: `{e}`: {x}")))?;
-                // Seed 002: a name that does not exist is silently ignored.
-                set.extend(expanded.iter().filter_map(|n| inv.find(n)));
-                wanted_addresses.extend(expanded);
+    let wanted: Option<HashSet<NodeId>> = if names.is_empty() {
+        None
+    } else {
+        let mut set = HashSet::new();
+        for e in crate::service::split_list(names) {
+            if is_address(inv, &e) {
+                wanted_addresses.insert(e);
+                continue;
             }
-            Some(set)
+            let expanded =
+                crate::hostlist::expand(&e).map_err(|x| ApiError::invalid(format!("names: `{e}`: {x}")))?;
+            // Seed 002: a name that does not exist is silently ignored.
+            set.extend(expanded.iter().filter_map(|n| inv.find(n)));
+            wanted_addresses.extend(expanded);
         }
+        Some(set)
     };
     // A scoped token sees only its nodes.
-    let scope: Option<HashSet<NodeId>> = caller
-        .nodes
-        .as_ref()
-        .map(|sel| sel.iter().filter_map(|x| inv.resolve(x).ok()).flatten().collect());
-    let store = s.store.clone();
-    let (lifecycle, versions, discovered) = blocking(move || {
-        Ok((
-            store.lifecycle().map_err(store_error)?,
-            store.node_versions().map_err(store_error)?,
-            store.discovered().map_err(store_error)?,
-        ))
-    })
-    .await?;
+    let scope: Option<HashSet<NodeId>> =
+        scope.map(|sel| sel.iter().filter_map(|x| inv.resolve(x).ok()).flatten().collect());
+    let lifecycle = store.lifecycle().map_err(store_error)?;
+    let versions = store.node_versions().map_err(store_error)?;
+    let discovered = store.discovered().map_err(store_error)?;
     // The newest record of each host and port (one host may be probed as two users).
     let site_port = project.site.ssh.defaults.port;
     let mut by_host: HashMap<HostKey, DiscoveredHost> = HashMap::new();
@@ -166,7 +202,7 @@ pub async fn list(
             discovered: Some(facts(d)),
         }));
     }
-    Ok(Json(NodeList { nodes }))
+    Ok(nodes)
 }
 
 fn facts(d: DiscoveredHost) -> DiscoveredFacts {

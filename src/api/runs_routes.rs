@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use axum::Extension;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
+use serde::Serialize;
 use tokio::sync::{broadcast, oneshot, watch};
 use tracing::info;
 
@@ -21,12 +24,13 @@ use super::api_types::{
     AbortRequest, DryRunPlan, RunControlled, RunList, RunStartRequest, RunStarted, RunsQuery,
 };
 use super::node_scope::check_scope;
+use super::read_cache::Stamp;
 use super::token_set::Caller;
 use crate::daemon::{Action, AppState, NotStarted, RunOrder, StartedRun};
 use crate::inventory::{Inventory, NodeId};
 use crate::project::Project;
 use crate::service::{self, Mode, Outcome, RunEvent, RunRequest, Trigger};
-use crate::store::{PauseScope, RunStatus, Store, StoreError, Write};
+use crate::store::{Pause, PauseScope, RunDetail, RunRow, RunStatus, Store, StoreError, Write};
 
 /// A store read or write off the runtime's threads (SQLite calls block).
 pub(super) async fn blocking<T: Send + 'static>(
@@ -44,7 +48,7 @@ pub(super) fn store_error(e: StoreError) -> ApiError {
 #[utoipa::path(get, operation_id = "listRuns", tag = "runs", path = "/api/v1/runs", params(RunsQuery),
     responses((status = 200, body = RunList), (status = 401, body = super::api_error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list(State(s): State<AppState>, Query(q): Query<RunsQuery>) -> Result<Json<RunList>, ApiError> {
+pub async fn list(State(s): State<AppState>, Query(q): Query<RunsQuery>) -> Result<Response, ApiError> {
     let state = match q.state.as_deref() {
         None | Some("") => None,
         Some(t) => Some(
@@ -58,59 +62,99 @@ pub async fn list(State(s): State<AppState>, Query(q): Query<RunsQuery>) -> Resu
                 })?,
         ),
     };
+    let workflow = q.workflow.filter(|w| !w.is_empty());
+    let key = format!(
+        "runs\0{}\0{}",
+        state.map_or("", RunStatus::as_str),
+        workflow.as_deref().unwrap_or("")
+    );
     let store = s.store.clone();
-    let runs = blocking(move || store.runs().map_err(store_error)).await?;
-    let runs = runs
-        .into_iter()
-        .filter(|r| state.is_none_or(|st| r.status == st))
-        .filter(|r| {
-            q.workflow
-                .as_deref()
-                .is_none_or(|w| w.is_empty() || r.workflow == w)
+    let arrived = Stamp::now(&s.store, s.api.project())?;
+    let body = s
+        .api
+        .reads
+        .get(key, arrived, s.store.clone(), move || {
+            let runs = store.runs().map_err(store_error)?;
+            let runs: Vec<&RunRow> = runs
+                .iter()
+                .filter(|r| state.is_none_or(|st| r.status == st))
+                .filter(|r| workflow.as_deref().is_none_or(|w| r.workflow == w))
+                .collect();
+            to_json(&RunListView { runs })
         })
-        .map(|r| serde_json::to_value(&r).unwrap_or_default())
-        .collect();
-    Ok(Json(RunList { runs }))
+        .await?;
+    Ok(json_response(body))
+}
+
+/// `RunList` as sent: the store's rows serialised as they are.
+#[derive(Serialize)]
+struct RunListView<'a> {
+    runs: Vec<&'a RunRow>,
+}
+
+/// `GET /runs/{id}` as sent: `drover runs show --json`, with who started the run and
+/// the pause holding it.
+#[derive(Serialize)]
+struct RunView<'a> {
+    #[serde(flatten)]
+    detail: &'a RunDetail,
+    trigger: Option<serde_json::Value>,
+    paused: Option<Pause>,
+}
+
+pub(super) fn to_json(v: &impl Serialize) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(v).map_err(|e| ApiError::internal(format!("serialising the answer failed: {e}")))
+}
+
+/// Bytes already serialised as JSON, as a response.
+pub(super) fn json_response(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 #[utoipa::path(get, operation_id = "getRun", tag = "runs", path = "/api/v1/runs/{id}", params(("id" = String, Path)),
     responses((status = 200, description = "the run as `drover runs show --json`: plan, phases, every node's state, attempt, step and reason, trigger, commit", body = Object),
         (status = 404, body = super::api_error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn show(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let live = s.api.live.subscribe(&id).is_some();
-    let store = s.store.clone();
-    blocking(move || run_or_checking(&store, &id, live))
-        .await
-        .map(Json)
+pub async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    run_answer(&s, &id).await.map(json_response)
 }
 
-/// The run as recorded; a live run not recorded yet (its targets are being checked)
-/// is shown as `checking`.
-fn run_or_checking(store: &Store, id: &str, live: bool) -> Result<serde_json::Value, ApiError> {
-    match run_json(store, id) {
-        Err(e) if live && e.status == StatusCode::NOT_FOUND => Ok(serde_json::json!({
+/// The run as recorded (kept in the read cache); a live run not recorded yet (its
+/// targets are being checked) is shown as `checking`.
+async fn run_answer(s: &AppState, id: &str) -> Result<Bytes, ApiError> {
+    let live = s.api.live.subscribe(id).is_some();
+    let store = s.store.clone();
+    let rid = id.to_string();
+    let arrived = Stamp::now(&s.store, s.api.project())?;
+    let recorded = s
+        .api
+        .reads
+        .get(format!("run\0{id}"), arrived, s.store.clone(), move || {
+            run_json(&store, &rid)
+        })
+        .await;
+    match recorded {
+        Err(e) if live && e.status == StatusCode::NOT_FOUND => to_json(&serde_json::json!({
             "run": { "id": id, "status": "checking" },
             "nodes": [],
-        })),
+        }))
+        .map(Bytes::from),
         other => other,
     }
 }
 
-fn run_json(store: &Store, id: &str) -> Result<serde_json::Value, ApiError> {
+fn run_json(store: &Store, id: &str) -> Result<Vec<u8>, ApiError> {
     let detail = store
         .run(id)
         .map_err(store_error)?
         .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
     let trigger = store.trigger(id).map_err(store_error)?;
     let paused = store.pause_holding(id).map_err(store_error)?;
-    let mut v = serde_json::to_value(&detail).unwrap_or_default();
-    v["trigger"] = trigger.unwrap_or(serde_json::Value::Null);
-    v["paused"] = serde_json::to_value(paused).unwrap_or_default();
-    Ok(v)
+    to_json(&RunView {
+        detail: &detail,
+        trigger,
+        paused,
+    })
 }
 
 /// The nodes a run of `wf` may touch: its targets, less its exclusions, within `limit`.
@@ -445,13 +489,10 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     // Subscribe before reading the snapshot, so nothing falls between the two.
     let live = s.api.live.subscribe(&id);
-    let store = s.store.clone();
-    let rid = id.clone();
-    let is_live = live.is_some();
-    let first = blocking(move || run_or_checking(&store, &rid, is_live)).await?;
+    let first = String::from_utf8_lossy(&run_answer(&s, &id).await?).into_owned();
     let store = s.store.clone();
     enum St {
-        First(serde_json::Value, Option<broadcast::Receiver<RunEvent>>),
+        First(String, Option<broadcast::Receiver<RunEvent>>),
         Live(broadcast::Receiver<RunEvent>),
         End,
         Done,
@@ -462,7 +503,7 @@ pub async fn events(
         async move {
             match st {
                 St::First(v, live) => {
-                    let ev = Event::default().event("run").data(v.to_string());
+                    let ev = Event::default().event("run").data(v);
                     let next = match live {
                         Some(rx) => St::Live(rx),
                         None => St::End,
@@ -487,8 +528,11 @@ pub async fn events(
                                 .await
                                 .ok()
                                 .flatten()
-                                .unwrap_or_default();
-                            return Some((Ok(Event::default().event("end").data(v.to_string())), St::Done));
+                                .map_or_else(
+                                    || "null".to_string(),
+                                    |b| String::from_utf8_lossy(&b).into_owned(),
+                                );
+                            return Some((Ok(Event::default().event("end").data(v)), St::Done));
                         }
                     }
                 },

@@ -11,7 +11,10 @@ use super::api_client::ApiClient;
 use super::client_error::ClientError;
 use super::runs_commands::short_time;
 use super::table::Table;
-use crate::api::{DiscoverRequest, DiscoverResult, MaintenanceRequest, NodeList, NodesRequest, Switch};
+use crate::api::{
+    DiscoverRequest, DiscoverResult, DiscoverStatus, Discovered, MaintenanceRequest, NodeList, NodesRequest,
+    Switch,
+};
 use crate::exit_code;
 
 /// The entries of `args`, commas split outside brackets, each host list checked, so a
@@ -235,14 +238,7 @@ pub async fn discover(
     for d in &r.results {
         t.row(vec![
             d.address.clone(),
-            if d.ok {
-                "discovered".into()
-            } else {
-                format!(
-                    "unreachable: {}",
-                    d.error.as_deref().unwrap_or("(no reason given)")
-                )
-            },
+            result_text(d),
             d.hostname.clone().unwrap_or_else(|| "-".into()),
             d.cpus.map_or_else(|| "-".into(), |n| n.to_string()),
             d.host_key
@@ -256,7 +252,7 @@ pub async fn discover(
     if failed > 0 {
         let _ = writeln!(
             out,
-            "{failed} of {} not reached: fix them and discover those again",
+            "{failed} of {} not discovered: fix them and discover those again",
             match r.results.len() {
                 1 => "1 address".to_string(),
                 n => format!("{n} addresses"),
@@ -264,4 +260,59 @@ pub async fn discover(
         );
     }
     Ok(code)
+}
+
+/// The RESULT column of `nodes discover`: the probe's outcome as the daemon named it, with
+/// why for a failure. A refused host key is not an unreachable host: the host answered,
+/// and its key is unknown (`host_key_policy: strict`) or changed, which needs a human to
+/// check the key, not the network.
+fn result_text(d: &Discovered) -> String {
+    let why = || d.error.as_deref().unwrap_or("(no reason given)");
+    match d.status {
+        DiscoverStatus::Discovered => "discovered".into(),
+        DiscoverStatus::Unreachable => format!("unreachable: {}", why()),
+        DiscoverStatus::HostKeyRejected => format!("host key rejected: {}", why()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probed(status: DiscoverStatus, error: Option<&str>) -> Discovered {
+        Discovered {
+            address: "10.0.0.1".into(),
+            status,
+            ok: status == DiscoverStatus::Discovered,
+            hostname: None,
+            cpus: None,
+            memory_mib: None,
+            os: None,
+            kernel: None,
+            arch: None,
+            host_key: None,
+            node: None,
+            inventory_entry: None,
+            error: error.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn each_outcome_is_shown_as_what_it_is() {
+        assert_eq!(
+            result_text(&probed(DiscoverStatus::Discovered, None)),
+            "discovered"
+        );
+        assert_eq!(
+            result_text(&probed(DiscoverStatus::Unreachable, Some("connection refused"))),
+            "unreachable: connection refused"
+        );
+        assert_eq!(
+            result_text(&probed(
+                DiscoverStatus::HostKeyRejected,
+                Some("Host key verification failed.")
+            )),
+            "host key rejected: Host key verification failed."
+        );
+    }
 }

@@ -183,6 +183,7 @@ impl Daemon {
             store: store.clone(),
             live: live.clone(),
             actions: actions.clone(),
+            reads: crate::api::ReadCache::default(),
         });
         let mut core = Core {
             site_tx,

@@ -10,6 +10,7 @@ use rusqlite::Connection;
 use super::columns::{duration_millis, millis};
 use super::controller::Controller;
 use super::discovered_host::DiscoveredHost;
+use super::generation::Generation;
 use super::held_node::HeldNode;
 use super::lease::Lease;
 use super::lease_conflict::LeaseConflict;
@@ -47,6 +48,10 @@ pub struct Store {
 struct Inner {
     path: PathBuf,
     reader: Mutex<Connection>,
+    /// Only asks `PRAGMA data_version` ([`Store::generation`]): a connection of its own,
+    /// so the question never waits behind a long read on `reader`, and never writes, so
+    /// every commit (this process's writer's or another process's) changes the answer.
+    probe: Mutex<Connection>,
     /// None for a store opened read-only.
     writer: Option<Writer>,
     /// Whether the file has the pause and lifecycle tables: a read-only open of an
@@ -92,11 +97,13 @@ impl Store {
         let mut writing = schema::connect(path, Access::ReadWrite)?;
         schema::prepare(&mut writing, path)?;
         let reader = schema::connect(path, Access::ReadWrite)?;
+        let probe = schema::connect(path, Access::ReadOnly)?;
         let writer = Writer::spawn(writing, path)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 reader: Mutex::new(reader),
+                probe: Mutex::new(probe),
                 writer: Some(writer),
                 gates: true,
                 discovery: true,
@@ -122,22 +129,30 @@ impl Store {
         }
         let plain = schema::connect(path, Access::ReadOnly)
             .and_then(|c| schema::identify(&c, path).map(|found| (c, found)));
+        let mut immutable = false;
         let (conn, found) = match plain {
             Ok(found) => found,
             // A WAL database in a directory this user cannot write: SQLite cannot make
             // the shared-memory file it reads through. Read the file as it is on disk
             // (a controller that closed cleanly left everything in it).
             Err(e) if e.is_unwritable() => {
+                immutable = true;
                 let conn = schema::connect_immutable(path)?;
                 let found = schema::identify(&conn, path)?;
                 (conn, found)
             }
             Err(e) => return Err(e),
         };
+        let probe = if immutable {
+            schema::connect_immutable(path)?
+        } else {
+            schema::connect(path, Access::ReadOnly)?
+        };
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 reader: Mutex::new(conn),
+                probe: Mutex::new(probe),
                 writer: None,
                 gates: found.version >= schema::GATES_VERSION,
                 discovery: found.version >= schema::DISCOVERY_VERSION,
@@ -245,6 +260,20 @@ impl Store {
     /// commit, far fewer than the writes submitted under load.
     pub fn commits(&self) -> u64 {
         self.inner.writer.as_ref().map_or(0, Writer::commits)
+    }
+
+    /// The database's [`Generation`] now: equal to an earlier one exactly when nothing
+    /// was committed in between. Cheap (an atomic and one pragma on an idle connection),
+    /// and never waits for another read.
+    pub fn generation(&self) -> Result<Generation, StoreError> {
+        let probe = self.inner.probe.lock().unwrap_or_else(PoisonError::into_inner);
+        let data_version = probe
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.error("read the data version", e))?;
+        Ok(Generation {
+            commits: self.commits(),
+            data_version,
+        })
     }
 
     /// Every run, newest first.
@@ -2024,5 +2053,41 @@ mod tests {
             .write_blocking(vec![accepted("0a0b", &["motd"], later)])
             .unwrap();
         assert_eq!(owed(&store), [("motd".into(), "0a0b".into())]);
+    }
+
+    /// The read cache's premise: the generation stays put while nothing is committed,
+    /// and changes with every commit, whether this store's own writer made it (the
+    /// probe is another connection, so its `data_version` moves too, not only the commit
+    /// counter) or another connection to the file did (as another drover process would).
+    #[test]
+    fn the_generation_changes_with_every_commit_and_only_then() {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        let t = ts("2026-01-02T03:04:05Z");
+        let g0 = store.generation().unwrap();
+        store.runs().unwrap();
+        assert_eq!(store.generation().unwrap(), g0, "a read changes nothing");
+
+        store
+            .write_blocking(vec![created("r1", &["n1"], Controller::this(), t)])
+            .unwrap();
+        let g1 = store.generation().unwrap();
+        assert_ne!(g1, g0);
+        assert_ne!(
+            g1.data_version, g0.data_version,
+            "the probe sees the writer connection's commit"
+        );
+        assert_eq!(store.generation().unwrap(), g1);
+
+        // Another connection with its own writer: this store's counter does not move,
+        // the data version does.
+        let other = Store::open(&dir.path().join("state/drover.db")).unwrap();
+        other
+            .write_blocking(vec![node("r1", "n1", NodeState::Running, t)])
+            .unwrap();
+        let g2 = store.generation().unwrap();
+        assert_eq!(g2.commits, g1.commits);
+        assert_ne!(g2, g1, "a commit by another connection changes the generation");
+        assert_eq!(store.generation().unwrap(), g2);
     }
 }

@@ -380,6 +380,129 @@ async fn get_nodes_takes_a_subset_and_ignores_names_it_does_not_have() {
     d.shutdown().await.unwrap();
 }
 
+/// The read routes keep their answers between requests (the read cache), but an answer
+/// never outlives a write: one made through the daemon (its own store connection) and
+/// one made by another drover process on the same state file are both in the very next
+/// answer of `GET /nodes`, `GET /runs/{id}` and `GET /runs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_answers_follow_writes_through_the_daemon_and_by_another_process() {
+    let site = lifecycle_site();
+    let d = Daemon::start(options(site.path())).await.unwrap();
+    let api = Api::new(&d);
+    let node = |r: &Resp, n: &str| {
+        r.body["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {n}: {}", r.text))
+    };
+    let before = api.get("/nodes", READ).await;
+    assert_eq!(
+        node(&before, "n04")["maintenance"],
+        Value::Null,
+        "{}",
+        before.text
+    );
+    assert_eq!(api.get("/nodes", READ).await.text, before.text, "nothing changed");
+
+    // Another process: the local CLI on the same state file.
+    let out = site.run(&[
+        "nodes",
+        "maintenance",
+        "on",
+        "n04",
+        "--reason",
+        "disk swap",
+        "--by",
+        "tech",
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let after = api.get("/nodes", READ).await;
+    assert_eq!(node(&after, "n04")["lifecycle"], "maintenance", "{}", after.text);
+    assert_eq!(node(&after, "n04")["maintenance"]["reason"], "disk swap");
+    // The daemon's own writer.
+    let off = api
+        .post(
+            "/nodes/maintenance",
+            OPS,
+            json!({"nodes": ["n04"], "state": "off"}),
+        )
+        .await;
+    assert_eq!(off.status, 200, "{}", off.text);
+    let back = api.get("/nodes", READ).await;
+    assert_eq!(node(&back, "n04")["maintenance"], Value::Null, "{}", back.text);
+    assert_ne!(node(&back, "n04")["lifecycle"], "maintenance");
+
+    // A run's answer follows the engine's writes until it has finished.
+    let started = api.post("/runs", OPS, json!({"workflow": "mark"})).await;
+    assert_eq!(started.status, 202, "{}", started.text);
+    let id = started.body["run_id"].as_str().unwrap().to_string();
+    let t = Instant::now();
+    let run = loop {
+        let r = api.get(&format!("/runs/{id}"), READ).await;
+        if r.body["run"]["status"] == "succeeded" {
+            break r;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "never succeeded: {}",
+            r.text
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(run.body["nodes"].as_array().unwrap().len(), 4, "{}", run.text);
+    assert!(
+        run.body["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["state"] == "succeeded"),
+        "{}",
+        run.text
+    );
+    assert_eq!(run.body["paused"], Value::Null);
+    assert_eq!(run.body["trigger"]["token_name"], "alice", "{}", run.text);
+    // Pausing through the daemon, lifting it, pausing from another process.
+    assert_eq!(
+        api.post("/pause", OPS, json!({"reason": "freeze"})).await.status,
+        200
+    );
+    let paused = api.get(&format!("/runs/{id}"), READ).await;
+    assert_eq!(paused.body["paused"]["by"], "alice", "{}", paused.text);
+    assert_eq!(api.post("/resume", OPS, json!({})).await.status, 200);
+    assert_eq!(
+        api.get(&format!("/runs/{id}"), READ).await.body["paused"],
+        Value::Null
+    );
+    let out = site.run(&["pause", "--reason", "from the shell", "--by", "tech"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let paused = api.get(&format!("/runs/{id}"), READ).await;
+    assert_eq!(
+        paused.body["paused"]["reason"], "from the shell",
+        "{}",
+        paused.text
+    );
+    // `GET /runs` follows too: a second run is listed as soon as it is recorded.
+    let listed = |r: &Resp| r.body["runs"].as_array().unwrap().len();
+    assert_eq!(listed(&api.get("/runs", READ).await), 1);
+    assert_eq!(site.run(&["unpause"]).code, 0);
+    let second = api.post("/runs", OPS, json!({"workflow": "mark"})).await;
+    assert_eq!(second.status, 202, "{}", second.text);
+    let second_id = second.body["run_id"].as_str().unwrap().to_string();
+    let t = Instant::now();
+    while api.get(&format!("/runs/{second_id}"), READ).await.body["run"]["status"] != "succeeded" {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the second run never succeeded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(listed(&api.get("/runs", READ).await), 2);
+    d.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lifecycle_request_with_an_unknown_node_or_no_node_fails_whole_and_runs_nothing() {
     let site = lifecycle_site();

@@ -203,7 +203,7 @@ async fn an_abort_stops_the_rollout_at_a_safe_point_and_leaves_no_node_drained()
 }
 
 /// The key a testbed node was started with, as its known_hosts line has it (`type base64`).
-fn host_key_of(b: &Bed, i: usize) -> String {
+pub fn host_key_of(b: &Bed, i: usize) -> String {
     let n = &b.tb.nodes()[i];
     let text = std::fs::read_to_string(b.tb.known_hosts()).unwrap();
     let pattern = format!("[{}]:{}", n.host, n.port);
@@ -222,12 +222,30 @@ fn host_key_of(b: &Bed, i: usize) -> String {
 /// (`accept-new`), has only node001 in its inventory, and probes at most `concurrency`
 /// addresses at once for at most 2 s each.
 fn discover_bed(concurrency: u32) -> Bed {
+    discover_bed_with(concurrency, |_| "host_key_policy: accept-new".into())
+}
+
+/// [`discover_bed`] under `host_key_policy: strict`, trusting a known_hosts file
+/// (`trusted_hosts` in the site) that has node001's key and not node002's.
+pub fn strict_discover_bed() -> Bed {
+    discover_bed_with(4, |b| {
+        let pattern = format!("[{}]:{}", b.tb.nodes()[0].host, b.tb.nodes()[0].port);
+        b.write("trusted_hosts", &format!("{pattern} {}\n", host_key_of(b, 0)));
+        format!(
+            "host_key_policy: strict, known_hosts: \"{}\"",
+            b.site.path().join("trusted_hosts").display()
+        )
+    })
+}
+
+fn discover_bed_with(concurrency: u32, policy: impl FnOnce(&Bed) -> String) -> Bed {
     let b = Bed::start(2, false);
+    let policy = policy(&b);
     let tokens = b.site.path().join("tokens");
     std::fs::create_dir_all(&tokens).unwrap();
     let identity = b.tb.identity().display().to_string();
     b.site_yaml(
-        &format!("identity_file: \"{identity}\", host_key_policy: accept-new, connect_timeout: 5s"),
+        &format!("identity_file: \"{identity}\", {policy}, connect_timeout: 5s"),
         &server_yaml(&tokens).replace(
             "  discover: { timeout: 3s }\n",
             &format!("  discover: {{ concurrency: {concurrency}, timeout: 2s }}\n"),
@@ -251,7 +269,7 @@ fn discover_bed(concurrency: u32) -> Bed {
 }
 
 /// A loopback port nothing listens on.
-fn dead_port() -> u16 {
+pub fn dead_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -354,6 +372,50 @@ async fn discover_records_real_hosts_with_their_host_key_and_facts_and_reports_a
     let one = api.get("/nodes?names=node001", READ).await;
     assert_eq!(one.body["nodes"][0]["name"], "node001", "{}", one.text);
     assert_eq!(one.body["nodes"].as_array().unwrap().len(), 1, "{}", one.text);
+    d.shutdown().await.unwrap();
+}
+
+/// Under `host_key_policy: strict` a host whose key no trusted known_hosts file has is
+/// `host_key_rejected` (not `unreachable`: it answered), and nothing of it is recorded,
+/// neither the host nor its key; a host whose key is trusted is discovered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_under_strict_host_keys_rejects_an_unknown_key_and_records_nothing() {
+    let b = strict_discover_bed();
+    let d = Daemon::start(options(b.site.path())).await.unwrap();
+    let api = Api::new(&d);
+    let user = b.tb.user().to_string();
+    let nodes = b.tb.nodes();
+    let known = format!("{user}@{}:{}", nodes[0].host, nodes[0].port);
+    let unknown = format!("{user}@{}:{}", nodes[1].host, nodes[1].port);
+    let r = api
+        .post("/nodes/discover", ADMIN, json!({"addresses": [known, unknown]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let res = r.body["results"].as_array().unwrap();
+    assert_eq!(res[0]["status"], "discovered", "{}", r.text);
+    assert_eq!(res[0]["host_key"], host_key_of(&b, 0).as_str());
+    assert_eq!(res[1]["address"], unknown.as_str());
+    assert_eq!(res[1]["status"], "host_key_rejected", "{}", r.text);
+    assert_eq!(res[1]["ok"], false);
+    assert_eq!(res[1]["host_key"], Value::Null);
+    assert!(
+        res[1]["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "says why: {}",
+        r.text
+    );
+    let store = drover::store::Store::open_read_only(&b.site.path().join(".drover/drover.db")).unwrap();
+    let recorded: Vec<String> = store
+        .discovered()
+        .unwrap()
+        .into_iter()
+        .map(|h| h.address)
+        .collect();
+    assert_eq!(recorded, [known], "the rejected host is not recorded");
+    let drovers_own = std::fs::read_to_string(b.site.path().join(".drover/known_hosts")).unwrap_or_default();
+    assert!(
+        !drovers_own.contains(host_key_of(&b, 1).as_str()),
+        "strict records no key: {drovers_own}"
+    );
     d.shutdown().await.unwrap();
 }
 

@@ -728,6 +728,109 @@ async fn runs_watch_on_real_ssh_nodes_shows_their_drain_cycles() {
     d.shutdown().await.unwrap();
 }
 
+/// `drover nodes discover` through the daemon on real sshd hosts, under `host_key_policy:
+/// strict` with only node001's key trusted: the table shows each outcome as what it is
+/// (node001 discovered with its hostname, CPUs and key type; node002's key refused; a
+/// dead port unreachable, with why), exits 6 because some were not discovered, `--json`
+/// is the server's answer, an invalid address exits 3 and probes nothing, and `nodes
+/// get` then shows node001 as discovered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_discover_over_the_cli_probes_real_sshd_hosts_and_shows_each_outcome() {
+    let b = crate::api_ssh::strict_discover_bed();
+    let d = Daemon::start(options(b.site.path())).await.unwrap();
+    let user = b.tb.user().to_string();
+    let nodes = b.tb.nodes();
+    let known = format!("{user}@{}:{}", nodes[0].host, nodes[0].port);
+    let unknown = format!("{user}@{}:{}", nodes[1].host, nodes[1].port);
+    let dead = format!("{user}@127.0.0.1:{}", crate::api_ssh::dead_port());
+    let site = b.site.path();
+    let o = client(
+        site,
+        &url(&d),
+        Some(ADMIN),
+        &["nodes", "discover", &known, &unknown, &dead],
+    )
+    .await;
+    assert_eq!(o.code, exit_code::NODES_FAILED, "{}{}", o.stdout, o.stderr);
+    let row = |addr: &str| {
+        o.stdout
+            .lines()
+            .find(|l| l.starts_with(addr))
+            .unwrap_or_else(|| panic!("no row for {addr}:\n{}", o.stdout))
+            .to_string()
+    };
+    let cpus = std::thread::available_parallelism().unwrap().get().to_string();
+    let key_type = crate::api_ssh::host_key_of(&b, 0)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let first = row(&known);
+    let words: Vec<&str> = first.split_whitespace().collect();
+    assert_eq!(words[1], "discovered", "{first}");
+    assert!(
+        words.contains(&cpus.as_str()) && words.contains(&key_type.as_str()),
+        "{first}"
+    );
+    let second = row(&unknown);
+    assert!(second.contains("host key rejected: "), "{second}");
+    assert!(!second.contains("unreachable"), "{second}");
+    let third = row(&dead);
+    assert!(
+        third.contains("unreachable: ") && third.contains("refused"),
+        "{third}"
+    );
+    assert!(
+        o.stdout.contains("2 of 3 addresses not discovered"),
+        "{}",
+        o.stdout
+    );
+
+    let j = client(
+        site,
+        &url(&d),
+        Some(ADMIN),
+        &["nodes", "discover", "--json", &unknown],
+    )
+    .await;
+    assert_eq!(j.code, exit_code::NODES_FAILED, "{}{}", j.stdout, j.stderr);
+    assert_eq!(
+        parse(&j)["results"][0]["status"],
+        "host_key_rejected",
+        "{}",
+        j.stdout
+    );
+
+    let bad = client(
+        site,
+        &url(&d),
+        Some(ADMIN),
+        &["nodes", "discover", &known, "no such host!"],
+    )
+    .await;
+    assert_eq!(
+        bad.code,
+        exit_code::INVALID_CONFIG,
+        "{}{}",
+        bad.stdout,
+        bad.stderr
+    );
+    assert!(bad.stderr.contains("no such host!"), "{}", bad.stderr);
+
+    let g = client(site, &url(&d), Some(READ), &["nodes", "get", "--json"]).await;
+    assert_eq!(g.code, 0, "{}{}", g.stdout, g.stderr);
+    let listed = parse(&g);
+    let listed = listed["nodes"].as_array().unwrap();
+    assert_eq!(
+        listed.len(),
+        1,
+        "only the discovered host, which is node001: {listed:?}"
+    );
+    assert_eq!(listed[0]["name"], "node001");
+    assert_eq!(listed[0]["lifecycle"], "discovered");
+    d.shutdown().await.unwrap();
+}
+
 /// Ctrl-C stops the watch (exit 130, saying the run goes on), not the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_watching_and_the_run_goes_on() {
