@@ -174,6 +174,9 @@ fn measure(
             let log = dir
                 .path()
                 .join(format!("{}-{}.log", s.tool.name().replace(' ', "-"), round + 1));
+            s.tool
+                .prepare(drover, &fx, &bed, &log)
+                .unwrap_or_else(|e| panic!("{n} nodes, round {}: {e}", round + 1));
             let before = meter.sample();
             let (secs, tool_cpu) = s
                 .tool

@@ -38,8 +38,9 @@ pub fn check(drover: &Path, tools: &[Tool], algorithms: &SshAlgorithms) -> Resul
     let fx = Fixture::write(dir.path(), &bed);
     let log_path = bed.sshd_log(0).map_err(|e| e.to_string())?;
     for &tool in tools {
-        let start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
         reset(&bed);
+        tool.prepare(drover, &fx, &bed, &dir.path().join("kex-run.log"))?;
+        let start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
         tool.run(drover, &fx, &bed, &dir.path().join("kex-run.log"))?;
         verify(&bed).map_err(|e| format!("{}: {e}", tool.name()))?;
         let log = std::fs::read(&log_path).map_err(|e| e.to_string())?;

@@ -14,6 +14,9 @@ pub enum Tool {
     Drover,
     /// Another drover binary (`DROVER_BEFORE`), for before/after comparisons.
     DroverBefore,
+    /// drover on nodes that already have the change (all GOOD): a run of drover first,
+    /// not measured, then the measured one.
+    DroverConverged,
     Ssh,
     /// The five operations as one script per node: one connection, one command.
     Script,
@@ -22,9 +25,10 @@ pub enum Tool {
 }
 
 impl Tool {
-    pub const ALL: [Tool; 6] = [
+    pub const ALL: [Tool; 7] = [
         Tool::Drover,
         Tool::DroverBefore,
+        Tool::DroverConverged,
         Tool::Ssh,
         Tool::Script,
         Tool::Ansible,
@@ -35,6 +39,7 @@ impl Tool {
         match self {
             Tool::Drover => "drover",
             Tool::DroverBefore => "drover before",
+            Tool::DroverConverged => "drover converged",
             Tool::Ssh => "ssh floor",
             Tool::Script => "ssh one script",
             Tool::Ansible => "ansible-playbook",
@@ -46,6 +51,7 @@ impl Tool {
         match s {
             "drover" => Some(Tool::Drover),
             "before" | "drover-before" => Some(Tool::DroverBefore),
+            "converged" | "drover-converged" => Some(Tool::DroverConverged),
             "ssh" | "floor" => Some(Tool::Ssh),
             "script" | "one-script" => Some(Tool::Script),
             "ansible" | "ansible-playbook" => Some(Tool::Ansible),
@@ -57,7 +63,7 @@ impl Tool {
     /// The program this tool needs on PATH, if it is not built here.
     pub fn program(self) -> Option<&'static str> {
         match self {
-            Tool::Drover | Tool::DroverBefore => None,
+            Tool::Drover | Tool::DroverBefore | Tool::DroverConverged => None,
             Tool::Ssh | Tool::Script => Some("xargs"),
             Tool::Ansible => Some("ansible-playbook"),
             Tool::Pyinfra => Some("pyinfra"),
@@ -80,6 +86,15 @@ impl Tool {
         }
     }
 
+    /// What must happen, unmeasured, before the tool's run: for `drover converged`, the
+    /// change itself (a drover run), so the measured run finds every node GOOD.
+    pub fn prepare(self, drover: &Path, fx: &Fixture, bed: &Testbed, log: &Path) -> Result<(), String> {
+        if self == Tool::DroverConverged {
+            Tool::Drover.run(drover, fx, bed, log)?;
+        }
+        Ok(())
+    }
+
     /// Runs the change on every node of `bed` once; returns the wall time of the tool's
     /// own process (for the floor: of `xargs` and every ssh it starts) and the CPU time
     /// of its reaped process tree. Masters a tool leaves behind are closed after the clock
@@ -91,7 +106,7 @@ impl Tool {
             .tempdir_in("/tmp")
             .map_err(|e| e.to_string())?;
         let mut cmd = match self {
-            Tool::Drover | Tool::DroverBefore => {
+            Tool::Drover | Tool::DroverBefore | Tool::DroverConverged => {
                 let bin = match self {
                     Tool::DroverBefore => {
                         PathBuf::from(std::env::var_os("DROVER_BEFORE").unwrap_or_default())

@@ -250,12 +250,14 @@ impl Daemon {
         let watchdog = systemd
             .as_ref()
             .and_then(|n| super::SdNotify::watchdog_interval().map(|every| (Arc::clone(n), every)));
-        let core = tokio::spawn(core.run(actions_rx, runs_rx, src, deadline, watchdog));
         info!(%addr, "drover serve: listening");
-        // Runs resumed, the listener bound: ready for what is ordered after it.
+        // Runs resumed, the listener bound: ready for what is ordered after it. Said
+        // before the loop starts, because the loop's first act is a watchdog ping and
+        // systemd must hear READY=1 first.
         if let Some(n) = &systemd {
             n.ready();
         }
+        let core = tokio::spawn(core.run(actions_rx, runs_rx, src, deadline, watchdog));
         Ok(Daemon {
             addr,
             metrics,

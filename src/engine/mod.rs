@@ -12,6 +12,7 @@ pub mod fault;
 mod file_commands;
 mod file_diff;
 mod file_sources;
+mod files_check;
 mod hold;
 mod journal;
 mod journal_error;

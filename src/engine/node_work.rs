@@ -13,6 +13,7 @@ use super::event::StepStatus;
 use super::file_commands::{file_check, file_command, file_command_framed, file_diff_probe};
 use super::file_diff::{FileDiff, Wanted};
 use super::file_sources::FileSources;
+use super::files_check::{self, FileWant};
 use super::run_log::RunLog;
 use super::step_error::StepError;
 use super::step_output::StepOutput;
@@ -180,6 +181,7 @@ impl NodeJob<'_> {
                     timeout,
                     file: false,
                     diff: None,
+                    want: None,
                 }),
                 (None, Action::Copy(fc) | Action::Template(fc)) => {
                     self.file_probe(i, fc, timeout, true).await
@@ -224,7 +226,10 @@ impl NodeJob<'_> {
         let mut compare_after = Vec::new();
         for (p, out) in probes.iter().zip(outs) {
             let step = &steps[p.step];
-            self.log_probe(&format!("check `{}`", step.name), p, &out);
+            // A file checked together with others was logged with them.
+            if !p.shared() {
+                self.log_probe(&format!("check `{}`", step.name), p, &out);
+            }
             match out {
                 Err(e) => return CheckResult::error(e.to_string()),
                 Ok(o) if o.timed_out => {
@@ -328,6 +333,14 @@ impl NodeJob<'_> {
             file_check(&dest, &hash, mode, owner)
         }
         .into_string();
+        // A secret's hash is not written to the log, so its check runs alone (the
+        // shared command's log would show it).
+        let want = (!self.diff && !fc.secret).then(|| FileWant {
+            dest: dest.clone(),
+            hash: hash.clone(),
+            mode,
+            owner: owner.map(str::to_string),
+        });
         Ok(Probe {
             step,
             logged: masked(&command, fc, &hash),
@@ -335,6 +348,7 @@ impl NodeJob<'_> {
             timeout,
             file: own_check,
             diff: self.diff.then_some(DiffWant { dest, content }),
+            want,
         })
     }
 
@@ -387,50 +401,106 @@ impl NodeJob<'_> {
 
     /// Runs the checks' commands: one at a time when at most one of them needs the node
     /// (a command run alone costs the least), else every one that needs the node in one
-    /// script, answering effect-free built-ins (`true`, `exit 1`) without the node.
+    /// script, answering effect-free built-ins (`true`, `exit 1`) without the node. The
+    /// own checks of file steps ([`Probe::shared`]) are one command for all their files
+    /// ([`files_check`]), logged as such, each file's verdict given to its probe.
     async fn run_probes<C: Connection>(
         &self,
         conn: &C,
         probes: &[Probe],
     ) -> Vec<Result<ExecOutput, TransportError>> {
-        let remote = probes
-            .iter()
-            .filter(|p| shell_no_op(&p.command).is_none())
-            .count();
-        let mut outs = Vec::with_capacity(probes.len());
+        let units = probe_units(probes);
+        let remote = units.iter().filter(|u| u.command.is_some()).count();
+        let mut outs: Vec<Option<Result<ExecOutput, TransportError>>> = vec![None; probes.len()];
         if remote < 2 {
-            for p in probes {
-                let out = conn.exec(&p.command, None, p.timeout).await;
+            for u in &units {
+                let out = match &u.command {
+                    None => Ok(no_op_output(
+                        shell_no_op(&probes[u.members[0]].command).unwrap_or(1),
+                    )),
+                    Some(c) => conn.exec(c, None, u.timeout).await,
+                };
                 let failed = !matches!(&out, Ok(o) if !o.timed_out && matches!(o.code, Some(0 | 1)));
-                outs.push(out);
+                self.give(probes, u, out, &mut outs);
                 if failed {
                     // The first check that cannot answer decides; the rest need not run.
                     break;
                 }
             }
-            return outs;
-        }
-        let mut script = Script::new(false);
-        for p in probes {
-            if shell_no_op(&p.command).is_none() {
-                script.push(&p.command, p.timeout, ItemInput::Null);
+        } else {
+            let mut script = Script::new(false);
+            for u in &units {
+                if let Some(c) = &u.command {
+                    script.push(c, u.timeout, ItemInput::Null);
+                }
+            }
+            let mut ran = match conn.exec_script(&script, None, None).await {
+                Ok(r) => r,
+                Err(e) => return vec![Err(e)],
+            };
+            let mut item = 0;
+            for u in &units {
+                let out = match &u.command {
+                    None => Ok(no_op_output(
+                        shell_no_op(&probes[u.members[0]].command).unwrap_or(1),
+                    )),
+                    Some(_) => {
+                        item += 1;
+                        ran.item(item - 1, u.timeout).map(|o| o.output)
+                    }
+                };
+                self.give(probes, u, out, &mut outs);
             }
         }
-        let mut ran = match conn.exec_script(&script, None, None).await {
-            Ok(r) => r,
-            Err(e) => return vec![Err(e)],
+        // In probe order, up to the first one that did not run.
+        outs.into_iter().map_while(|o| o).collect()
+    }
+
+    /// Gives each probe of `unit` its outcome: a shared file check's output becomes each
+    /// file's exit code (0 as wanted, 1 not), logged once as the command that ran; a
+    /// shared check that could not answer gives every file its outcome.
+    fn give(
+        &self,
+        probes: &[Probe],
+        unit: &ProbeUnit,
+        out: Result<ExecOutput, TransportError>,
+        outs: &mut [Option<Result<ExecOutput, TransportError>>],
+    ) {
+        if !unit.shared {
+            outs[unit.members[0]] = Some(out);
+            return;
+        }
+        let names: Vec<String> = unit
+            .members
+            .iter()
+            .map(|i| format!("`{}`", self.workflow.steps[probes[*i].step].name))
+            .collect();
+        if let Some(c) = &unit.command {
+            self.log_exec(
+                &format!("check {} (their files, in one command)", names.join(", ")),
+                c,
+                &out,
+            );
+        }
+        let wants: Vec<&FileWant> = unit
+            .members
+            .iter()
+            .filter_map(|i| probes[*i].want.as_ref())
+            .collect();
+        let verdicts = match &out {
+            Ok(o) if !o.timed_out && o.code == Some(0) => Some(files_check::verdicts(&wants, &o.stdout)),
+            _ => None,
         };
-        let mut item = 0;
-        for p in probes {
-            outs.push(match shell_no_op(&p.command) {
-                Some(code) => Ok(no_op_output(code)),
-                None => {
-                    item += 1;
-                    ran.item(item - 1, p.timeout).map(|o| o.output)
-                }
+        for (k, i) in unit.members.iter().enumerate() {
+            outs[*i] = Some(match &verdicts {
+                Some(v) => Ok(no_op_output(if v.get(k).copied().unwrap_or(false) {
+                    0
+                } else {
+                    1
+                })),
+                None => out.clone(),
             });
         }
-        outs
     }
 
     /// A file step's content (a copy's source, a template rendered for this node) and
@@ -666,11 +736,71 @@ struct Probe {
     file: bool,
     /// With `--diff`: what the file step would write, for the diff.
     diff: Option<DiffWant>,
+    /// Without `--diff`: what a file step wants of its file, for the shared check.
+    want: Option<FileWant>,
 }
 
 struct DiffWant {
     dest: String,
     content: Vec<u8>,
+}
+
+impl Probe {
+    /// A file step's own check that runs with the node's other such checks, as one
+    /// command ([`files_check`]).
+    fn shared(&self) -> bool {
+        self.file && self.want.as_ref().is_some_and(FileWant::shareable)
+    }
+}
+
+/// What runs on the node for one or more probes: one probe's command, or the shared
+/// check of several files; `command` is `None` for a built-in answered without the node.
+struct ProbeUnit {
+    command: Option<String>,
+    timeout: Duration,
+    /// The probes it answers, by index, in order.
+    members: Vec<usize>,
+    shared: bool,
+}
+
+/// The probes as units, in the order of their first probe: the shared file checks go
+/// where the first of them was.
+fn probe_units(probes: &[Probe]) -> Vec<ProbeUnit> {
+    let shared: Vec<usize> = (0..probes.len()).filter(|i| probes[*i].shared()).collect();
+    let wants: Vec<&FileWant> = shared.iter().filter_map(|i| probes[*i].want.as_ref()).collect();
+    let mut groups = Vec::new();
+    let mut next = 0;
+    for g in files_check::groups(&wants) {
+        let members: Vec<usize> = shared[next..next + g.len()].to_vec();
+        next += g.len();
+        let timeout = members
+            .iter()
+            .map(|i| probes[*i].timeout)
+            .min()
+            .unwrap_or(CHECK_TIMEOUT);
+        groups.push(ProbeUnit {
+            command: Some(files_check::command(&g).into_string()),
+            timeout,
+            members,
+            shared: true,
+        });
+    }
+    let mut units: Vec<ProbeUnit> = Vec::new();
+    for (i, p) in probes.iter().enumerate() {
+        if p.shared() {
+            if let Some(pos) = groups.iter().position(|g| g.members.first() == Some(&i)) {
+                units.push(groups.swap_remove(pos));
+            }
+            continue;
+        }
+        units.push(ProbeUnit {
+            command: shell_no_op(&p.command).is_none().then(|| p.command.clone()),
+            timeout: p.timeout,
+            members: vec![i],
+            shared: false,
+        });
+    }
+    units
 }
 
 /// A file step's command as the run log shows it: a `secret: true` file's sha256 is

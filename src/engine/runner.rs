@@ -78,6 +78,9 @@ pub struct RunContext<K: Connector> {
     /// The `site` template value ([`super::node_work::site_context`]).
     pub site: serde_json::Value,
     pub forks: usize,
+    /// Most masters kept open from a node's check to its turn (`ssh.keep_masters`), for
+    /// nodes with work to do: such a node then connects once.
+    pub keep_masters: usize,
     /// Every command and its output, by node.
     pub log: Option<RunLog>,
     pub events: EventSender,
@@ -116,9 +119,10 @@ impl<C: Connection> Connections<C> {
     }
 
     /// Closes the connections of nodes the run will not use and releases the masters of
-    /// the others (they reopen at the node's turn), so a 2,000-node check does not keep
-    /// 2,000 ssh processes alive through a long rollout.
-    pub async fn keep_only(&mut self, keep: &(dyn Fn(NodeId) -> bool + Sync)) {
+    /// the others (they reopen at the node's turn) except those of `hold`, the nodes
+    /// whose turn comes first, so a 2,000-node check does not keep 2,000 ssh processes
+    /// alive through a long rollout while the first nodes connect only once.
+    pub async fn keep_only(&mut self, keep: &(dyn Fn(NodeId) -> bool + Sync), hold: &HashSet<NodeId>) {
         let drop_ids: Vec<NodeId> = self.0.keys().copied().filter(|id| !keep(*id)).collect();
         let mut set = JoinSet::new();
         for id in drop_ids {
@@ -127,8 +131,10 @@ impl<C: Connection> Connections<C> {
             }
         }
         while set.join_next().await.is_some() {}
-        for c in self.0.values() {
-            c.release().await;
+        for (id, c) in &self.0 {
+            if !hold.contains(id) {
+                c.release().await;
+            }
         }
     }
 
@@ -251,11 +257,14 @@ pub async fn check_all<K: Connector>(
 ) -> Result<Checked<K::Conn>, Interrupted> {
     cx.events.send(RunEvent::CheckStarted { nodes: nodes.len() });
     let sem = Arc::new(Semaphore::new(cx.forks.max(1)));
+    // Masters kept after their check (nodes with work to do), at most `keep_masters`.
+    let kept = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut set = JoinSet::new();
     let mut node_of: HashMap<Id, NodeId> = HashMap::with_capacity(nodes.len());
     for &id in nodes {
         let cx = Arc::clone(cx);
         let sem = Arc::clone(&sem);
+        let kept = Arc::clone(&kept);
         let mut stop = interrupts.clone();
         let handle = set.spawn(async move {
             if pressed(&stop) {
@@ -303,10 +312,22 @@ pub async fn check_all<K: Connector>(
             } else {
                 false
             };
-            // Nodes wait long for their turn: their masters are reopened when it comes,
-            // so no more than `forks` are open at once during the check.
+            // A node with work to do keeps its master for its turn (one connection per
+            // node), up to `keep_masters`; the others' masters are reopened when their
+            // turn comes, so no more than `forks` + `keep_masters` are open during the
+            // check.
             if let Some(c) = &conn {
-                c.release().await;
+                let keep = !result.needed.is_empty()
+                    && kept
+                        .fetch_update(
+                            std::sync::atomic::Ordering::Relaxed,
+                            std::sync::atomic::Ordering::Relaxed,
+                            |n| (n < cx.keep_masters).then_some(n + 1),
+                        )
+                        .is_ok();
+                if !keep {
+                    c.release().await;
+                }
             }
             cx.events.send(RunEvent::NodeChecked {
                 node: job.node.name.clone(),
@@ -1107,6 +1128,7 @@ mod tests {
             extra_vars: serde_json::Map::new(),
             site: serde_json::Value::Null,
             forks: 2,
+            keep_masters: 2,
             log: None,
             events,
             hooks: None,

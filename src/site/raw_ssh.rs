@@ -18,6 +18,11 @@ use crate::yaml::Path;
 pub struct RawSsh {
     /// Most nodes worked on at once (default 200).
     pub forks: Option<u32>,
+    /// Most ssh masters kept open from a node's check to its turn, for nodes the run
+    /// will change (default: `forks`), so such a node connects once. The first nodes in
+    /// the plan's order keep theirs; the others reconnect at their turn. `0`: every
+    /// master is closed after its check.
+    pub keep_masters: Option<u32>,
     /// Time to establish a connection (default 10s).
     pub connect_timeout: Option<HumanDuration>,
     /// An ssh_config file to use instead of `~/.ssh/config` (optional: every setting

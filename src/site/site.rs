@@ -60,6 +60,8 @@ pub struct Site {
 #[derive(Debug, Clone)]
 pub struct SshSettings {
     pub forks: u32,
+    /// Masters kept from the check to the node's turn (`ssh.keep_masters`).
+    pub keep_masters: u32,
     pub connect_timeout: Duration,
     pub config: Option<PathBuf>,
     pub control_persist: Duration,
@@ -167,6 +169,8 @@ impl Site {
 
         let forks = raw.ssh.forks.unwrap_or(200);
         limits::FORKS.check_count(top.key("ssh").key("forks"), forks.into(), &mut p);
+        let keep_masters = raw.ssh.keep_masters.unwrap_or(forks);
+        limits::KEEP_MASTERS.check_count(top.key("ssh").key("keep_masters"), keep_masters.into(), &mut p);
         if let Some(d) = raw.ssh.connect_timeout {
             limits::SSH_CONNECT_TIMEOUT.check_duration(
                 top.key("ssh").key("connect_timeout"),
@@ -360,6 +364,7 @@ impl Site {
             windows,
             ssh: SshSettings {
                 forks,
+                keep_masters,
                 connect_timeout: raw
                     .ssh
                     .connect_timeout

@@ -142,12 +142,13 @@ impl NodeLocks {
 
     /// Takes the lock on fd 9 (waiting up to `wait`), records the run in it, then runs
     /// `then` (which inherits fd 9, so the command's children hold the lock too). A node
-    /// without `flock`, or whose lock directory cannot be made, runs unlocked.
+    /// without `flock`, or whose lock directory cannot be made, runs unlocked. The
+    /// directory is made only when it is not there (no `mkdir` process per step).
     pub(super) fn wrap(&self, node: &str, wait: Duration, then: &ShellLine) -> ShellLine {
         let secs = wait.as_secs().max(1);
         self.paths(node)
             .code(
-                "if command -v flock >/dev/null 2>&1 && mkdir -p -m 0700 \"$d\" 2>/dev/null && { [ -w \"$l\" ] || [ ! -e \"$l\" ]; }; then exec 9>>\"$l\"; flock -w ",
+                "if command -v flock >/dev/null 2>&1 && { [ -d \"$d\" ] || mkdir -p -m 0700 \"$d\" 2>/dev/null; } && { [ -w \"$l\" ] || [ ! -e \"$l\" ]; }; then exec 9>>\"$l\"; flock -w ",
             )
             .number(secs)
             .code(" 9 || { echo \"drover: a step is still running on this node (lock $l)\" >&2; exit ")

@@ -12,11 +12,53 @@ use super::{ExecOutput, ShellLine, TransportError, ran_out_of_time};
 const KILL_AFTER: Duration = Duration::from_secs(5);
 /// Time the script itself may take besides its commands (markers, `read`s).
 const SCRIPT_SLACK: Duration = Duration::from_secs(5);
+/// How late the script's watchdog may notice a limit: it looks once a second.
+const TICK: Duration = Duration::from_secs(2);
 
-/// Commands run one after another by one shell on the node, each under its own
-/// `timeout`, each one's output framed so the controller gets every command's exit code,
-/// output and timing as if it had run alone (see [`FrameReader`]). Checks run all of
-/// theirs; steps stop at the first command that fails.
+/// The script's own timeout, defined once at its top (names start with `_`; the
+/// commands run in shells of their own and see none of them).
+///
+/// - `trap '_t=1' USR1`: the ticker's signal interrupts `wait` (POSIX: a trapped
+///   signal makes `wait` return > 128 at once); a caught signal is reset in the
+///   commands, so they are not affected.
+/// - fd 3 is the script's input, for commands that read their share of it (a command
+///   run in the background would otherwise get `/dev/null`).
+/// - the ticker: a subshell, detached from the session's pipes and the step lock (fd
+///   9), that signals the shell every second and ends when the shell is gone or at its
+///   exit (`trap ... EXIT`).
+/// - `_now`: `/proc/uptime` in centiseconds (counting ticks where it cannot be read).
+/// - `_tree`: adds to `_l` every process whose parent is in it, from `/proc/*/stat`
+///   (builtins only; run only when a command is past its limit).
+/// - `_w SECS`: waits for the command just started (`$!`) up to SECS, then TERMs its
+///   tree, waits up to 5 s for all of it to go, then KILLs what is left; sets `_c` to
+///   its exit code, or 124 / 137 as `timeout --kill-after=5` would.
+const WATCHDOG: &str = "_n=0; _t=0; trap '_t=1' USR1; exec 3<&0; _P=$$; \
+( trap - USR1 EXIT; exec </dev/null >/dev/null 2>&1 3<&- 9>&-; while sleep 1; do kill -USR1 $_P || exit 0; done ) & _tk=$!; \
+trap 'kill $_tk 2>/dev/null' EXIT; \
+_now() { if { read _u _x </proc/uptime; } 2>/dev/null; then _n=${_u%.*}${_u#*.}; _n=${_n#\"${_n%%[!0]*}\"}; _n=${_n:-0}; else _n=$((_n + 100)); fi; }; \
+_tree() { _m=1; while [ -n \"$_m\" ]; do _m=; for _s in /proc/[0-9]*/stat; do { read -r _x <\"$_s\"; } 2>/dev/null || continue; _q=${_x%% *}; \
+case $_l in *\" $_q \"*) continue;; esac; _x=${_x##*) }; set -- $_x; case $_l in *\" $2 \"*) _l=\"$_l$_q \"; _m=1;; esac; done; done; }; \
+_alive() { for _q in $_l; do kill -0 $_q 2>/dev/null && return 0; done; return 1; }; \
+_w() { _p=$!; _now; _d=$((_n + $1 * 100)); _k=; _c=; while :; do _t=0; \
+if [ -z \"$_c\" ]; then wait $_p 2>/dev/null; _r=$?; if [ \"$_t\" = 1 ] && [ \"$_r\" -gt 128 ] && kill -0 $_p 2>/dev/null; then :; else _c=$_r; fi; \
+else { [ -n \"$_k\" ] && _alive && kill -0 $_tk 2>/dev/null; } || break; wait $_tk 2>/dev/null; fi; _now; \
+if [ -z \"$_k\" ] && [ -z \"$_c\" ] && [ \"$_n\" -ge \"$_d\" ]; then _l=\" $_p \"; _tree; kill -TERM $_l 2>/dev/null; _k=T; _d=$((_n + 500)); \
+elif [ \"$_k\" = T ] && [ \"$_n\" -ge \"$_d\" ]; then _tree; kill -KILL $_l 2>/dev/null; _k=K; fi; done; \
+case $_k in T) _c=124;; K) _c=137;; esac; }; ";
+
+/// Commands run one after another by one shell on the node, each one's output framed so
+/// the controller gets every command's exit code, output and timing as if it had run
+/// alone (see [`FrameReader`]). Checks run all of theirs; steps stop at the first
+/// command that fails.
+///
+/// Each command runs as its own `sh -c` (its own `$$`, `$PPID`, `exit`, traps, as when
+/// it runs alone), started in the background of the script's shell, which waits for it
+/// and is its timeout: a ticker (one subshell and one `sleep 1` a second, for the whole
+/// script) signals the shell every second, and a command past its limit gets TERM with
+/// every process below it (found in `/proc`), KILL 5 s later if any is left, and the
+/// exit codes `timeout` gives (124, 137). So a hung command is stopped at its own limit
+/// with no `timeout` process per command; the one `timeout` around the whole script
+/// ([`super::connection::remote_script`]) bounds the script.
 #[derive(Debug, Clone)]
 pub struct Script {
     boundary: String,
@@ -47,7 +89,8 @@ impl Script {
             .value(a)
             .code("; b=\"$b\"")
             .value(b)
-            .code("; m() { printf '\\n%s %s\\n' \"$b\" \"$*\"; }; ");
+            .code("; m() { printf '\\n%s %s\\n' \"$b\" \"$*\"; }; ")
+            .code(WATCHDOG);
         Script {
             boundary,
             body,
@@ -66,15 +109,16 @@ impl Script {
             .number(i)
             .code("; m B ")
             .number(i)
-            .code(" >&2; t0=-; { read t0 _ </proc/uptime; } 2>/dev/null; timeout --kill-after=5 ")
-            .number(secs)
-            .code(" sh -c ")
+            .code(" >&2; t0=-; { read t0 _ </proc/uptime; } 2>/dev/null; sh -c ")
             .script(command);
-        if input == ItemInput::Null {
-            line = line.code(" </dev/null");
-        }
+        line = match input {
+            ItemInput::Null => line.code(" </dev/null"),
+            ItemInput::Script => line.code(" <&3"),
+        };
         line = line
-            .code("; c=$?; t1=-; { read t1 _ </proc/uptime; } 2>/dev/null; m E ")
+            .code(" 3<&- & _w ")
+            .number(secs)
+            .code("; c=$_c; t1=-; { read t1 _ </proc/uptime; } 2>/dev/null; m E ")
             .number(i)
             .code(" \"$c\" \"$t0\" \"$t1\"; m E ")
             .number(i)
@@ -84,7 +128,7 @@ impl Script {
         }
         self.body = line;
         self.items += 1;
-        self.budget += Duration::from_secs(secs) + KILL_AFTER;
+        self.budget += Duration::from_secs(secs) + KILL_AFTER + TICK;
     }
 
     pub fn len(&self) -> usize {
@@ -294,6 +338,49 @@ mod tests {
         assert!(!s.text().contains(&s.boundary), "the boundary is not in the text");
     }
 
+    /// Whether a process whose command line contains `needle` is alive.
+    fn running(needle: &str) -> bool {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+        })
+    }
+
+    /// The script's own watchdog, not a `timeout` per command: a command past its limit
+    /// is stopped with everything it started, also what ignores TERM (KILLed 5 s
+    /// later), and the commands after it run.
+    #[test]
+    fn a_command_past_its_limit_is_stopped_with_all_it_started() {
+        let mut s = Script::new(false);
+        // A shell that ignores TERM, and its child (which inherits that).
+        s.push(
+            "trap '' TERM; sleep 41.5 & sleep 41.25; echo never",
+            Duration::from_secs(1),
+            ItemInput::Null,
+        );
+        // A child that does not ignore TERM, in the background of its shell.
+        s.push("sleep 42.5 & wait", Duration::from_secs(1), ItemInput::Null);
+        s.push("echo after", Duration::from_secs(5), ItemInput::Null);
+        assert!(!s.text().contains("timeout"), "{}", s.text());
+        let started = std::time::Instant::now();
+        let mut out = run(&s, b"");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(15), "{took:?}");
+        let a = out.item(0, Duration::from_secs(1)).unwrap();
+        assert_eq!(a.output.code, Some(137), "{a:?}");
+        assert!(a.output.timed_out);
+        assert_eq!(a.output.stdout, "");
+        let b = out.item(1, Duration::from_secs(1)).unwrap();
+        assert_eq!(b.output.code, Some(124), "{b:?}");
+        assert!(b.output.timed_out);
+        assert!(b.elapsed.unwrap() >= Duration::from_millis(900), "{b:?}");
+        let c = out.item(2, Duration::from_secs(5)).unwrap();
+        assert_eq!((c.output.code, c.output.stdout.as_str()), (Some(0), "after\n"));
+        for p in ["sleep 41.5", "sleep 41.25", "sleep 42.5"] {
+            assert!(!running(p), "{p} is still running");
+        }
+    }
+
     #[test]
     fn a_failure_stops_a_step_script_there() {
         let mut s = Script::new(true);
@@ -314,7 +401,7 @@ mod tests {
         let mut s = Script::new(false);
         // The command prints its parent's command line: the whole script text.
         s.push(
-            "gp=$(ps -o ppid= -p $PPID | tr -d ' '); tr '\\0' ' ' < /proc/$gp/cmdline",
+            "tr '\\0' ' ' < /proc/$PPID/cmdline",
             Duration::from_secs(5),
             ItemInput::Null,
         );

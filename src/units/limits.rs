@@ -74,6 +74,7 @@ pub const TRIGGER_COOLDOWN: Limit = duration("triggers.*.cooldown", 7 * DAY);
 pub const RETRY_COUNT: Limit = count("strategy.retries.count", 100);
 pub const STEP_RETRIES: Limit = count("steps[].retries", 100);
 pub const FORKS: Limit = count("ssh.forks", 10_000);
+pub const KEEP_MASTERS: Limit = count("ssh.keep_masters", 10_000);
 pub const DISCOVER_CONCURRENCY: Limit = count("server.discover.concurrency", 1_000);
 pub const NODE_COUNT: Limit = count("nodes in one inventory", MAX_NODES);
 pub const HA_MAX_UNAVAILABLE: Limit = count("ha_groups.*.max_unavailable", MAX_NODES);
@@ -85,7 +86,7 @@ pub const AMOUNT: Limit = count(
 );
 
 /// Every limit, in the order the README lists them.
-pub const LIMITS: [Limit; 26] = [
+pub const LIMITS: [Limit; 27] = [
     DRAIN_TIMEOUT,
     DRAIN_POLL_INTERVAL,
     STEP_TIMEOUT,
@@ -108,6 +109,7 @@ pub const LIMITS: [Limit; 26] = [
     RETRY_COUNT,
     STEP_RETRIES,
     FORKS,
+    KEEP_MASTERS,
     DISCOVER_CONCURRENCY,
     NODE_COUNT,
     HA_MAX_UNAVAILABLE,

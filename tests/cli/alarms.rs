@@ -124,7 +124,8 @@ fn store(site: &Path) -> Store {
     Store::open_read_only(&site.join(".drover/drover.db")).unwrap()
 }
 
-/// Waits until `n` runs are recorded and none is running.
+/// Waits until `n` runs are recorded and none is running. The bound only guards against
+/// a hang: a loaded CI machine running the whole suite is slow.
 async fn runs_done(site: &Path, n: usize) -> Vec<drover::store::RunRow> {
     let t = Instant::now();
     loop {
@@ -135,7 +136,7 @@ async fn runs_done(site: &Path, n: usize) -> Vec<drover::store::RunRow> {
             }
         }
         assert!(
-            t.elapsed() < Duration::from_secs(30),
+            t.elapsed() < Duration::from_secs(120),
             "timed out waiting for {n} finished runs"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -447,7 +448,7 @@ async fn the_shipped_alarm_example_replaces_a_node_and_marks_a_failed_one_for_a_
                 if runs.len() >= n && runs.iter().all(|r| r.status != RunStatus::Running) {
                     return runs;
                 }
-                assert!(t.elapsed() < Duration::from_secs(30), "timed out");
+                assert!(t.elapsed() < Duration::from_secs(120), "timed out");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }

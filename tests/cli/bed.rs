@@ -65,8 +65,13 @@ pub fn node(i: usize) -> String {
 impl Bed {
     /// `n` sshds; `scheduler` adds a fake scheduler for drain steps.
     pub fn start(n: usize, scheduler: bool) -> Bed {
+        Bed::start_with(n, scheduler, drover_testbed::TestbedOptions::default())
+    }
+
+    /// [`Bed::start`] with sshds started with `options` (a log level, say).
+    pub fn start_with(n: usize, scheduler: bool, options: drover_testbed::TestbedOptions) -> Bed {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let tb = Testbed::start(&tmp.path().join("tb"), n).expect("start testbed");
+        let tb = Testbed::start_with(&tmp.path().join("tb"), n, options).expect("start testbed");
         let sched = scheduler.then(|| {
             let names: Vec<String> = (0..n).map(node).collect();
             FakeScheduler::install(&tmp.path().join("sched"), &names).expect("scheduler")

@@ -23,6 +23,70 @@ fn succeeded(out: &super::bed::Out) -> Vec<String> {
     v
 }
 
+/// How many connections each node's sshd accepted (its log at `INFO`).
+fn connections(bed: &Bed, n: usize) -> Vec<usize> {
+    (0..n)
+        .map(|i| {
+            let log = std::fs::read_to_string(bed.tb.sshd_log(i).expect("log")).expect("read log");
+            log.matches("Accepted publickey").count()
+        })
+        .collect()
+}
+
+/// A change in one batch: a checked `run` step and a file step (its own check).
+fn one_batch_change(bed: &Bed) {
+    bed.write("workflows/files/app.conf", "port = 80\n");
+    bed.write(
+        "workflows/w.yml",
+        &workflow(
+            "strategy: { batch: [\"100%\"] }\n",
+            "- name: mark\n  run: touch {{ node.vars.state }}/done\n  check: test -e {{ node.vars.state }}/done\n  change: hot\n\
+             - name: conf\n  copy: { src: files/app.conf, dest: \"{{ node.vars.state }}/app.conf\" }\n  change: hot\n",
+        ),
+    );
+}
+
+/// A node the run changes keeps the master of its check for its turn: one connection
+/// per node (sshd's own log says so), and every step done.
+#[test]
+fn a_one_batch_change_opens_one_connection_per_node() {
+    let options = drover_testbed::TestbedOptions {
+        log_level: Some("INFO".into()),
+        ..Default::default()
+    };
+    let bed = Bed::start_with(3, false, options);
+    bed.site_with_config("", "");
+    one_batch_change(&bed);
+    let out = bed.drover(&["run", "w", "--yes", "--json"]);
+    out.expect(exit_code::OK);
+    assert_eq!(succeeded(&out), vec![node(0), node(1), node(2)], "{out}");
+    assert!(
+        (0..3).all(|i| bed.has(i, "done") && bed.has(i, "app.conf")),
+        "{out}"
+    );
+    assert_eq!(connections(&bed, 3), vec![1, 1, 1], "{out}");
+    // Converged: the check alone, one connection more per node.
+    bed.drover(&["run", "w", "--yes", "--json"]).expect(exit_code::OK);
+    assert_eq!(connections(&bed, 3), vec![2, 2, 2]);
+}
+
+/// `keep_masters: 0`: every master is closed after its check and each node connects
+/// again at its turn (as before masters were kept).
+#[test]
+fn with_keep_masters_0_each_node_reconnects_for_its_turn() {
+    let options = drover_testbed::TestbedOptions {
+        log_level: Some("INFO".into()),
+        ..Default::default()
+    };
+    let bed = Bed::start_with(3, false, options);
+    bed.site_with_config("keep_masters: 0", "");
+    one_batch_change(&bed);
+    let out = bed.drover(&["run", "w", "--yes", "--json"]);
+    out.expect(exit_code::OK);
+    assert_eq!(succeeded(&out), vec![node(0), node(1), node(2)], "{out}");
+    assert_eq!(connections(&bed, 3), vec![2, 2, 2], "{out}");
+}
+
 #[test]
 fn a_node_whose_turn_comes_after_a_soak_longer_than_the_idle_limit_succeeds() {
     let bed = Bed::start(3, false);
