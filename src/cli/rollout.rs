@@ -296,6 +296,7 @@ async fn consume(
         diff: job.diff,
         refuse_closed_window: true,
         live_inventory: None,
+        hold_failed: None,
     };
     let mut handle = match service::start(request) {
         Ok(h) => h,

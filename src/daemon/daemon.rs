@@ -64,7 +64,14 @@ pub struct DaemonOptions {
     /// inventory is picked up). A site followed in git sets this off: its snapshots come
     /// with [`Action::Rollout`].
     pub reload_site: bool,
+    /// How long a slash command's answer may take before the command is acknowledged
+    /// and its answer posted to the command's `response_url` instead (Slack allows 3 s);
+    /// zero: always so. Tests shrink it.
+    pub slack_answer_within: Duration,
 }
+
+/// Within Slack's 3 s, with room for the way there and back.
+pub const SLACK_ANSWER_WITHIN: Duration = Duration::from_millis(2500);
 
 impl DaemonOptions {
     pub fn new(site: PathBuf) -> DaemonOptions {
@@ -74,6 +81,7 @@ impl DaemonOptions {
             shutdown_deadline: DEFAULT_SHUTDOWN_DEADLINE,
             converge: ConvergeClock::Timer,
             reload_site: true,
+            slack_answer_within: SLACK_ANSWER_WITHIN,
         }
     }
 }
@@ -220,6 +228,7 @@ impl Daemon {
             stop_rx.clone(),
         )
         .map_err(|e| DaemonError::Secrets(e.to_string()))?;
+        metrics.set_sinks(notifier.sink_ids().to_vec());
         let hooks = hooks_state(&core, actions.clone(), fetch.clone())?;
         let app = router(AppState {
             metrics: Arc::clone(&metrics),
@@ -241,12 +250,14 @@ impl Daemon {
         let watchdog = systemd
             .as_ref()
             .and_then(|n| super::SdNotify::watchdog_interval().map(|every| (Arc::clone(n), every)));
-        let core = tokio::spawn(core.run(actions_rx, runs_rx, src, deadline, watchdog));
         info!(%addr, "drover serve: listening");
-        // Runs resumed, the listener bound: ready for what is ordered after it.
+        // Runs resumed, the listener bound: ready for what is ordered after it. Said
+        // before the loop starts, because the loop's first act is a watchdog ping and
+        // systemd must hear READY=1 first.
         if let Some(n) = &systemd {
             n.ready();
         }
+        let core = tokio::spawn(core.run(actions_rx, runs_rx, src, deadline, watchdog));
         Ok(Daemon {
             addr,
             metrics,
@@ -333,7 +344,7 @@ fn hooks_state(
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default(),
-        answer_within: Duration::from_millis(2500),
+        answer_within: core.opts.slack_answer_within,
     })
 }
 

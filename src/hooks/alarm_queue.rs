@@ -160,6 +160,10 @@ async fn run(s: &HooksState, name: &str, nodes: &[String]) {
                 return;
             }
         };
+        req.hold_failed = Some(crate::service::FailedHold {
+            by: format!("hook:{name}"),
+            what: format!("alarm `{name}`"),
+        });
         req.selection.limit_text = Some(crate::hostlist::compress(nodes));
         req.selection.limit = Some(limit);
         let (reply, answer) = oneshot::channel();
@@ -189,48 +193,26 @@ async fn run(s: &HooksState, name: &str, nodes: &[String]) {
     let mut events = started.events;
     // The events end when the run has wound down and its record is written.
     while let Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) = events.recv().await {}
-    hold_failed(s, name, &run_id).await;
+    say_held(s, name, &run_id);
 }
 
-/// Puts the run's failed nodes into maintenance: an alarm's remediation that failed
-/// needs a human, and no later alarm or rollout may touch the node before one looked.
-async fn hold_failed(s: &HooksState, name: &str, run_id: &str) {
-    let detail = match s.store.run(run_id) {
-        Ok(Some(d)) => d,
+/// Says which nodes the run held: the run put its failed nodes into maintenance in
+/// the transaction that ended it ([`crate::service::FailedHold`]).
+fn say_held(s: &HooksState, name: &str, run_id: &str) {
+    let held: Vec<String> = match s.store.run(run_id) {
+        Ok(Some(d)) => d
+            .nodes
+            .into_iter()
+            .filter(|n| n.state == NodeState::Failed)
+            .map(|n| n.node)
+            .collect(),
         Ok(None) => return,
         Err(e) => {
             warn!(hook = %name, run = %run_id, "cannot read the alarm run's nodes: {e}");
             return;
         }
     };
-    let at = Timestamp::now();
-    let writes: Vec<Write> = detail
-        .nodes
-        .iter()
-        .filter(|n| n.state == NodeState::Failed)
-        .map(|n| Write::MaintenanceOn {
-            node: n.node.clone(),
-            reason: Some(format!(
-                "alarm `{name}`: run {run_id} failed on it: {}",
-                n.reason.as_deref().unwrap_or("see the run")
-            )),
-            by: format!("hook:{name}"),
-            at,
-        })
-        .collect();
-    if writes.is_empty() {
-        return;
-    }
-    let held: Vec<String> = detail
-        .nodes
-        .iter()
-        .filter(|n| n.state == NodeState::Failed)
-        .map(|n| n.node.clone())
-        .collect();
-    match s.store.write(writes).await {
-        Ok(()) => {
-            warn!(hook = %name, run = %run_id, nodes = %crate::hostlist::compress(&held), "alarm run failed: nodes held in maintenance")
-        }
-        Err(e) => warn!(hook = %name, run = %run_id, "cannot put the failed nodes into maintenance: {e}"),
+    if !held.is_empty() {
+        warn!(hook = %name, run = %run_id, nodes = %crate::hostlist::compress(&held), "alarm run failed: nodes held in maintenance");
     }
 }

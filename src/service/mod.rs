@@ -7,6 +7,7 @@
 
 mod event;
 mod event_hub;
+mod failed_hold;
 mod give_up;
 mod maintenance_drain;
 mod outcome;
@@ -22,6 +23,7 @@ mod trigger;
 
 pub use event::{Planned, RunEvent};
 pub use event_hub::BROADCAST_CAPACITY;
+pub use failed_hold::FailedHold;
 pub use give_up::{GiveUp, GiveUpReason};
 pub use maintenance_drain::drain_for_maintenance;
 pub use outcome::{Finished, Interruption, Outcome};

@@ -99,6 +99,8 @@ pub struct RunRequest {
     /// The inventory in force, when it can change during the run (the daemon's live
     /// site): nodes removed from it before their turn are not started.
     pub live_inventory: Option<watch::Receiver<Arc<crate::inventory::Inventory>>>,
+    /// Put the nodes the run fails into maintenance as it ends (alarm runs).
+    pub hold_failed: Option<super::FailedHold>,
 }
 
 impl RunRequest {
@@ -156,6 +158,7 @@ impl RunRequest {
             extra_vars,
             maintenance: super::in_maintenance(&project)?,
         };
+        let hold_failed = super::FailedHold::from_options(&detail.options);
         let resume = Resume::from_detail(detail, &project.inventory);
         let mut req = RunRequest::new(
             Arc::clone(&project),
@@ -166,6 +169,7 @@ impl RunRequest {
         req.selection = selection;
         req.resume = Some(resume);
         req.ignore_window = ignore_window;
+        req.hold_failed = hold_failed;
         Ok(req)
     }
 
@@ -205,6 +209,7 @@ impl RunRequest {
             diff: false,
             refuse_closed_window: true,
             live_inventory: None,
+            hold_failed: None,
         })
     }
 }

@@ -473,6 +473,7 @@ async fn flow<K: Connector>(
                     "extra_vars": cx.extra_vars,
                     "limit": p.limit_text,
                     "ignore_window": req.ignore_window,
+                    "hold_failed": req.hold_failed,
                     "site": project.site.root.display().to_string(),
                 }),
                 controller: Controller::this(),
@@ -573,21 +574,20 @@ async fn flow<K: Connector>(
             );
         }
     }
+    let at = jiff::Timestamp::now();
+    let mut finish = vec![crate::store::Write::RunFinished {
+        id: run_id.clone(),
+        status,
+        outcome: stored,
+        at,
+    }];
+    if let Some(hold) = &req.hold_failed {
+        finish.push(hold.write(&run_id, at));
+    }
     // An interrupted run keeps the leases of the nodes it left unsure (in flight), so
     // nothing else takes them before `runs resume` or `runs cancel`; every other node
     // is free at once.
-    let _ = store
-        .finish_run(
-            &run_id,
-            vec![crate::store::Write::RunFinished {
-                id: run_id.clone(),
-                status,
-                outcome: stored,
-                at: jiff::Timestamp::now(),
-            }],
-            interrupted,
-        )
-        .await;
+    let _ = store.finish_run(&run_id, finish, interrupted).await;
     wind_down(cx, Some(conns)).await;
     Outcome::Finished(Box::new(Finished {
         run_id,

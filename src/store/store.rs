@@ -428,6 +428,11 @@ impl Store {
             .map_err(|e| self.error("read the notification outbox", e))
     }
 
+    /// How many notification events `sink` has not taken yet (its backlog).
+    pub fn outbox_backlog(&self, sink: &str) -> Result<usize, StoreError> {
+        Notice::backlog(&self.reader(), sink).map_err(|e| self.error("read the notification outbox", e))
+    }
+
     /// What `sink` answered for the run's first event (the Slack thread to reply in).
     pub fn outbox_thread(&self, run: &str, sink: &str) -> Result<Option<String>, StoreError> {
         Notice::thread(&self.reader(), run, sink).map_err(|e| self.error("read the notification outbox", e))
@@ -1852,6 +1857,71 @@ mod tests {
                 at: Timestamp::UNIX_EPOCH,
             }])
             .unwrap();
+    }
+
+    #[test]
+    fn hold_failed_puts_exactly_the_runs_failed_nodes_into_maintenance_with_their_reason() {
+        let dir = TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("drover.db")).unwrap();
+        let t = ts("2026-01-01T10:00:00Z");
+        let failed = |run: &str, n: &str, why: Option<&str>| {
+            let mut w = node(run, n, NodeState::Failed, t);
+            if let Write::Node { reason, .. } = &mut w {
+                *reason = why.map(String::from);
+            }
+            w
+        };
+        store
+            .write_blocking(vec![
+                created("r1", &["a", "b", "c", "d"], Controller::this(), t),
+                created("r2", &["e"], Controller::this(), t),
+                failed("r1", "a", Some("repair failed (on_failure steps ran)")),
+                node("r1", "b", NodeState::Succeeded, t),
+                failed("r1", "c", None),
+                failed("r2", "e", Some("other run")),
+                Write::MaintenanceOn {
+                    node: "c".into(),
+                    reason: Some("dimm".into()),
+                    by: "alice".into(),
+                    at: ts("2026-01-01T09:00:00Z"),
+                },
+            ])
+            .unwrap();
+        store
+            .write_blocking(vec![Write::HoldFailed {
+                run: "r1".into(),
+                by: "hook:disk".into(),
+                what: "alarm `disk`".into(),
+                at: ts("2026-01-01T11:00:00Z"),
+            }])
+            .unwrap();
+        let m = store.in_maintenance().unwrap();
+        assert_eq!(m.iter().map(|n| n.node.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(m[0].by, "hook:disk");
+        assert_eq!(
+            m[0].reason.as_deref(),
+            Some("alarm `disk`: run r1 failed on it: repair failed (on_failure steps ran)")
+        );
+        assert_eq!(m[0].since, ts("2026-01-01T11:00:00Z"));
+        assert_eq!(
+            m[1].reason.as_deref(),
+            Some("alarm `disk`: run r1 failed on it: see the run")
+        );
+        assert_eq!(
+            m[1].since,
+            ts("2026-01-01T09:00:00Z"),
+            "already in maintenance: keeps its since"
+        );
+        // A run with no failed node holds nothing, and that is no error.
+        store
+            .write_blocking(vec![Write::HoldFailed {
+                run: "r2x".into(),
+                by: "hook:disk".into(),
+                what: "alarm `disk`".into(),
+                at: t,
+            }])
+            .unwrap();
+        assert_eq!(store.in_maintenance().unwrap().len(), 2);
     }
 
     #[test]

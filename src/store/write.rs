@@ -112,6 +112,17 @@ pub enum Write {
         by: String,
         at: Timestamp,
     },
+    /// Every node recorded failed in `run` goes into maintenance, set by `by`, its
+    /// reason `{what}: run {run} failed on it: {the node's recorded reason}`. One
+    /// statement over the run's node rows, so it holds exactly the nodes the record
+    /// says failed (a resumed run's earlier failures too), in the transaction it is
+    /// written with.
+    HoldFailed {
+        run: String,
+        by: String,
+        what: String,
+        at: Timestamp,
+    },
     /// An alarm of `trigger` started `run` (if it started) on `node` at `at`: its next
     /// alarms for the node start nothing before `until`.
     AlarmCooldown {
@@ -222,6 +233,7 @@ impl Write {
             Write::Paused { .. }
                 | Write::Unpaused { .. }
                 | Write::MaintenanceOn { .. }
+                | Write::HoldFailed { .. }
                 | Write::MaintenanceOff { .. }
                 | Write::AlarmCooldown { .. }
                 | Write::Lifecycle { .. }
@@ -436,6 +448,20 @@ impl Write {
                 )?
                 .execute(params![trigger, node, millis(*until), run, millis(*at)]),
 
+            Write::HoldFailed { run, by, what, at } => conn
+                .prepare_cached(
+                    "INSERT INTO node_lifecycle (node, state, previous, reason, set_by, since)
+                     SELECT node, 'maintenance', NULL,
+                            ?2 || ': run ' || ?1 || ' failed on it: ' || COALESCE(reason, 'see the run'),
+                            ?3, ?4
+                     FROM nodes WHERE run = ?1 AND state = 'failed'
+                     ON CONFLICT (node) DO UPDATE SET
+                         previous = CASE WHEN state = 'maintenance' THEN previous ELSE state END,
+                         since = CASE WHEN state = 'maintenance' THEN since ELSE excluded.since END,
+                         state = 'maintenance', reason = excluded.reason, set_by = excluded.set_by",
+                )?
+                .execute(params![run, what, by, millis(*at)]),
+
             Write::MaintenanceOn { node, reason, by, at } => conn
                 .prepare_cached(
                     "INSERT INTO node_lifecycle (node, state, previous, reason, set_by, since)
@@ -531,6 +557,7 @@ impl Write {
             Write::Unpaused { scope, .. } => format!("lift the pause of {}", scope_text(scope)),
             Write::MaintenanceOn { node, .. } => format!("put node `{node}` into maintenance"),
             Write::MaintenanceOff { node } => format!("take node `{node}` out of maintenance"),
+            Write::HoldFailed { run, .. } => format!("put the nodes run `{run}` failed into maintenance"),
             Write::AlarmCooldown { trigger, node, .. } => {
                 format!("record the cooldown of trigger `{trigger}` on node `{node}`")
             }
@@ -552,6 +579,7 @@ impl Write {
             | Write::Heartbeat { id, .. }
             | Write::RunTriggered { id, .. }
             | Write::RunResumed { id, .. } => StoreError::UnknownRun { run: id.clone() },
+            Write::HoldFailed { run, .. } => StoreError::UnknownRun { run: run.clone() },
             Write::Paused { scope, .. } | Write::Unpaused { scope, .. } => StoreError::UnknownRun {
                 run: scope.key().to_string(),
             },

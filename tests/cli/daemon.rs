@@ -461,7 +461,9 @@ async fn under_systemd_it_says_ready_once_listening_feeds_the_watchdog_and_says_
     }
     let took = t.elapsed();
     assert!(
-        took >= Duration::from_millis(500) && took < Duration::from_secs(3),
+        // Not sooner than the interval allows (no ping storm); the upper bound only
+        // guards against a stopped loop, since a loaded CI machine delays timers.
+        took >= Duration::from_millis(500) && took < Duration::from_secs(30),
         "four watchdog pings in {took:?}"
     );
     let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
