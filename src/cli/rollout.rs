@@ -90,7 +90,11 @@ pub fn plan(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -
         Err(e) => return refuse(err, Refusal(e.to_string(), exit_code::INVALID_CONFIG)),
     };
     if t.json {
-        let _ = writeln!(out, "{}", plan_json(&project.inventory, &plan));
+        let mut v = plan_json(&project.inventory, &plan);
+        if let Some(h) = hooks.filter(|h| h.is_slurm()) {
+            v["drain_mode"] = json!(h.mode);
+        }
+        let _ = writeln!(out, "{v}");
     } else {
         let _ = write!(
             out,
@@ -101,6 +105,9 @@ pub fn plan(t: &Target, color: bool, out: &mut dyn Write, err: &mut dyn Write) -
                 Some(wf)
             )
         );
+        if let Some(d) = hooks.and_then(|h| h.describe()) {
+            let _ = writeln!(out, "  {d}");
+        }
         let outside = wf.canary_outside_targets(&project.inventory);
         if !outside.is_empty() {
             let _ = writeln!(
@@ -529,6 +536,14 @@ async fn planned(
                 Some(wf)
             )
         );
+        if let Some(d) = wf
+            .drain
+            .as_ref()
+            .or(project.site.drain.as_ref())
+            .and_then(|h| h.describe())
+        {
+            let _ = writeln!(out, "  {d}");
+        }
         let mut held_sorted: Vec<_> = p.held.iter().collect();
         held_sorted.sort();
         for (id, why) in held_sorted {
@@ -678,13 +693,43 @@ impl Summary<'_> {
                 exit_code::RUN_STOPPED,
                 format!("STOPPED: {}", describe_stop(inv, stop)),
             ),
-            Outcome::CompletedWithFailures { failed } => (
-                exit_code::NODES_FAILED,
-                format!(
-                    "completed with {} within the failure budget",
+            Outcome::CompletedWithFailures { failed } => {
+                // Nodes that did not drain in time count against the budget too, but
+                // they did not fail: say what each of them is.
+                let r = self.result;
+                let skipped = r
+                    .skipped
+                    .iter()
+                    .filter(|(i, _)| !r.maintenance.contains(i))
+                    .count();
+                let (held, not_failed) = (r.held.len(), r.held.len() + skipped);
+                let what = if not_failed == 0 {
                     super::plural(*failed, "failed node")
-                ),
-            ),
+                } else {
+                    let mut parts = Vec::new();
+                    let failed_nodes = failed.saturating_sub(not_failed);
+                    if failed_nodes > 0 {
+                        parts.push(super::plural(failed_nodes, "failed node"));
+                    }
+                    if held > 0 {
+                        parts.push(format!(
+                            "{} held (did not drain in time)",
+                            super::plural(held, "node")
+                        ));
+                    }
+                    if skipped > 0 {
+                        parts.push(format!(
+                            "{} skipped (did not drain in time; resumed untouched)",
+                            super::plural(skipped, "node")
+                        ));
+                    }
+                    parts.join(", ")
+                };
+                (
+                    exit_code::NODES_FAILED,
+                    format!("completed with {what} within the failure budget"),
+                )
+            }
             Outcome::Succeeded if !sk.check_failed.is_empty() => {
                 let n = sk.check_failed.len();
                 let their = if n == 1 {

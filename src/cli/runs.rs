@@ -355,6 +355,25 @@ pub fn resume(
     drive(job, &t, Some(&opts), req.resume, out, err)
 }
 
+/// `drain.mode: reservation`: the cancelled run's maintenance reservations, deleted
+/// (its nodes' turns are over; a node left drained stays out by its drain).
+fn cancel_reservations(project: &Project, workflow: &str, id: &str) -> Result<Vec<String>, String> {
+    let wf = project.workflows.iter().find(|w| w.name == workflow);
+    let hooks = wf.and_then(|w| w.drain.as_ref()).or(project.site.drain.as_ref());
+    if !hooks.is_some_and(|h| h.by_reservation()) {
+        return Ok(Vec::new());
+    }
+    let none = indexmap::IndexMap::new();
+    let env = crate::site::merge_env(&project.site.env, wf.map_or(&none, |w| &w.env));
+    let client = crate::slurm::SlurmClient::new(env);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(client.delete_reservations_of(id))
+        .map_err(|e| e.to_string())
+}
+
 /// Gives up a run nobody drives any more: its leases are released, the run is marked
 /// cancelled, and its nodes that are not finished are finished as they stand: drained
 /// ones held (left drained, for a human, with a reason naming the cancelled run), the
@@ -368,7 +387,7 @@ pub fn cancel(
     err: &mut dyn Write,
 ) -> i32 {
     let alive_or_finished = (": stop it there (Ctrl-C) first", "; there is nothing to cancel");
-    let (_, store, detail) = match take_over(site, id, color, err, alive_or_finished) {
+    let (project, store, detail) = match take_over(site, id, color, err, alive_or_finished) {
         Ok(x) => x,
         Err(c) => return c,
     };
@@ -391,10 +410,12 @@ pub fn cancel(
             Refusal(format!("cannot cancel run {id}: {e}"), exit_code::FAILURE),
         );
     }
+    let unreserved = cancel_reservations(&project, &detail.run.workflow, id);
     if json {
         let v = serde_json::json!({
             "run": id,
             "status": "cancelled",
+            "reservations_deleted": unreserved.as_ref().ok(),
             "leases_released": leased,
             "left_drained": left_drained.iter().map(|(n, why)| serde_json::json!({"node": n, "reason": why})).collect::<Vec<_>>(),
             "skipped": skipped,
@@ -407,6 +428,18 @@ pub fn cancel(
         "run {id} cancelled; released its {}",
         super::plural(leased, "lease")
     );
+    match &unreserved {
+        Ok(gone) if gone.is_empty() => {}
+        Ok(gone) => {
+            let _ = writeln!(out, "  reservations deleted: {}", gone.join(", "));
+        }
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "warning: cannot delete the run's reservations: {e}; see `scontrol show reservation`"
+            );
+        }
+    }
     if !skipped.is_empty() {
         let _ = writeln!(
             out,

@@ -30,14 +30,14 @@ pub enum Action {
     /// (a selector list; `None`: every target), or only plan it (`dry_run`). Refused
     /// while a rollout of the workflow is active, or when the nodes it would touch are
     /// not all in `scope` (node names; `None`: every node). `reply` gets a sentence for
-    /// the one who asked: the run id, the plan, or why not.
+    /// the one who asked (the run id, the plan, or why not) and the id of the run started.
     RunNow {
         workflow: String,
         limit: Option<String>,
         dry_run: bool,
         scope: Option<std::collections::HashSet<String>>,
         trigger: Trigger,
-        reply: tokio::sync::oneshot::Sender<String>,
+        reply: tokio::sync::oneshot::Sender<super::RunNowAnswer>,
     },
     /// Stop run `run` (an active rollout of this daemon): no new node starts, the nodes
     /// in flight finish their cycle; it ends stopped, resumable. `reply`: whether it was

@@ -64,7 +64,14 @@ pub struct DaemonOptions {
     /// inventory is picked up). A site followed in git sets this off: its snapshots come
     /// with [`Action::Rollout`].
     pub reload_site: bool,
+    /// How long a slash command's answer may take before the command is acknowledged
+    /// and its answer posted to the command's `response_url` instead (Slack allows 3 s);
+    /// zero: always so. Tests shrink it.
+    pub slack_answer_within: Duration,
 }
+
+/// Within Slack's 3 s, with room for the way there and back.
+pub const SLACK_ANSWER_WITHIN: Duration = Duration::from_millis(2500);
 
 impl DaemonOptions {
     pub fn new(site: PathBuf) -> DaemonOptions {
@@ -74,6 +81,7 @@ impl DaemonOptions {
             shutdown_deadline: DEFAULT_SHUTDOWN_DEADLINE,
             converge: ConvergeClock::Timer,
             reload_site: true,
+            slack_answer_within: SLACK_ANSWER_WITHIN,
         }
     }
 }
@@ -220,6 +228,7 @@ impl Daemon {
             stop_rx.clone(),
         )
         .map_err(|e| DaemonError::Secrets(e.to_string()))?;
+        metrics.set_sinks(notifier.sink_ids().to_vec());
         let hooks = hooks_state(&core, actions.clone(), fetch.clone())?;
         let app = router(AppState {
             metrics: Arc::clone(&metrics),
@@ -335,7 +344,7 @@ fn hooks_state(
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default(),
-        answer_within: Duration::from_millis(2500),
+        answer_within: core.opts.slack_answer_within,
     })
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -21,6 +22,11 @@ use crate::store::{NodeState, RunStatus, Store};
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
     state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -44,6 +50,11 @@ pub struct Metrics {
     commit_now: Mutex<Option<String>>,
     last_fetch_time: Gauge<f64, AtomicU64>,
     last_fetch_ok: Gauge,
+    fetches: Counter,
+    /// Notification events each sink has not taken yet: a sink that is down keeps its
+    /// events and this grows, rather than losing them.
+    backlog: Family<SinkLabel, Gauge>,
+    sinks: Mutex<Vec<String>>,
 }
 
 impl Default for Metrics {
@@ -61,6 +72,8 @@ impl Metrics {
         let commit = Family::<CommitLabel, Gauge>::default();
         let last_fetch_time = Gauge::<f64, AtomicU64>::default();
         let last_fetch_ok = Gauge::default();
+        let fetches = Counter::default();
+        let backlog = Family::<SinkLabel, Gauge>::default();
         registry.register("drover_runs", "Runs in the state store, by state", runs.clone());
         registry.register(
             "drover_nodes",
@@ -87,6 +100,16 @@ impl Metrics {
             "Whether the last fetch of the site's git remote succeeded (1) or failed (0)",
             last_fetch_ok.clone(),
         );
+        registry.register(
+            "drover_fetches",
+            "Fetches of the site's git remote (polls and pushes), well or not",
+            fetches.clone(),
+        );
+        registry.register(
+            "drover_notifications_pending",
+            "Notification events a sink has not taken yet (it is down or refusing), by sink",
+            backlog.clone(),
+        );
         // Every state is a series from the start, so a dashboard sees zeros, not gaps.
         for s in RunStatus::ALL {
             runs.get_or_create(&StateLabel {
@@ -110,6 +133,9 @@ impl Metrics {
             commit_now: Mutex::new(None),
             last_fetch_time,
             last_fetch_ok,
+            fetches,
+            backlog,
+            sinks: Mutex::new(Vec::new()),
         }
     }
 
@@ -133,10 +159,27 @@ impl Metrics {
     pub fn fetched(&self, at: jiff::Timestamp, ok: bool) {
         self.last_fetch_time.set(at.as_millisecond() as f64 / 1000.0);
         self.last_fetch_ok.set(i64::from(ok));
+        self.fetches.inc();
     }
 
-    /// Runs and nodes by state, as the store has them now.
+    /// The notification sinks whose backlog is shown (their outbox ids).
+    pub fn set_sinks(&self, ids: Vec<String>) {
+        for id in &ids {
+            self.backlog.get_or_create(&SinkLabel { sink: id.clone() }).set(0);
+        }
+        *self.sinks.lock().unwrap_or_else(PoisonError::into_inner) = ids;
+    }
+
+    /// Runs and nodes by state, and each sink's backlog, as the store has them now.
     pub fn refresh(&self, store: &Store) {
+        let sinks = self.sinks.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        for id in sinks {
+            if let Ok(n) = store.outbox_backlog(&id) {
+                self.backlog
+                    .get_or_create(&SinkLabel { sink: id })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
         let Ok(runs) = store.runs() else { return };
         let mut by_status = [0i64; RunStatus::ALL.len()];
         let mut by_node = [0i64; NodeState::ALL.len()];

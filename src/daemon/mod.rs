@@ -18,12 +18,14 @@ mod run_order;
 mod sd_notify;
 
 pub use action::Action;
-pub use daemon::{ConvergeClock, DEFAULT_LISTEN, DEFAULT_SHUTDOWN_DEADLINE, Daemon, DaemonOptions};
+pub use daemon::{
+    ConvergeClock, DEFAULT_LISTEN, DEFAULT_SHUTDOWN_DEADLINE, Daemon, DaemonOptions, SLACK_ANSWER_WITHIN,
+};
 pub use daemon_error::DaemonError;
 pub use http::{AppState, router};
 pub use log_format::LogFormat;
 pub use metrics::Metrics;
 pub use rollout_queue::{ActiveRollout, QueueAction, RolloutPhase, RolloutQueue, RunEnd};
-pub use run_now::outside_scope;
+pub use run_now::{RunNowAnswer, outside_scope};
 pub use run_order::{NotStarted, RunOrder, StartedRun};
 pub use sd_notify::SdNotify;

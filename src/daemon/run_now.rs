@@ -10,6 +10,20 @@ use super::daemon::Core;
 use crate::inventory::{Inventory, NodeId};
 use crate::service::{self, Mode, Outcome, RunRequest, Trigger};
 
+/// What a run asked for by a person got: a sentence for them, and the run's id when one
+/// started (its outcome is told to them again when it ends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunNowAnswer {
+    pub text: String,
+    pub started: Option<String>,
+}
+
+impl From<String> for RunNowAnswer {
+    fn from(text: String) -> RunNowAnswer {
+        RunNowAnswer { text, started: None }
+    }
+}
+
 pub(super) fn run_now(
     core: &mut Core,
     workflow: &str,
@@ -17,29 +31,29 @@ pub(super) fn run_now(
     dry_run: bool,
     scope: Option<&HashSet<String>>,
     trigger: Trigger,
-    reply: oneshot::Sender<String>,
+    reply: oneshot::Sender<RunNowAnswer>,
 ) {
     let project = core.project();
     let inv = &project.inventory;
     let Some(wf) = project.workflows.iter().find(|w| w.name == workflow) else {
         let names: Vec<&str> = project.workflows.iter().map(|w| w.name.as_str()).collect();
-        let _ = reply.send(format!(
-            "No workflow `{workflow}`. Workflows: {}.",
-            names.join(", ")
-        ));
+        tell(
+            reply,
+            format!("No workflow `{workflow}`. Workflows: {}.", names.join(", ")),
+        );
         return;
     };
     let targets = match resolve(inv, &wf.targets) {
         Ok(t) => t,
         Err(e) => {
-            let _ = reply.send(e);
+            tell(reply, e);
             return;
         }
     };
     let limit_ids = match limit.map(|l| resolve(inv, &service::split_list(l))).transpose() {
         Ok(l) => l,
         Err(e) => {
-            let _ = reply.send(format!("--limit: {e}"));
+            tell(reply, format!("--limit: {e}"));
             return;
         }
     };
@@ -48,30 +62,37 @@ pub(super) fn run_now(
         None => targets.clone(),
     };
     if touched.is_empty() {
-        let _ = reply.send(format!("`{workflow}`: the limit selects none of its targets."));
+        tell(
+            reply,
+            format!("`{workflow}`: the limit selects none of its targets."),
+        );
         return;
     }
     if let Some(scope) = scope {
         let outside = outside_scope(inv, &touched, scope);
         if !outside.is_empty() {
-            let _ = reply.send(format!(
-                "Sorry, you may not act on {} (outside your node scope, or in an HA group that is not wholly in it). Nothing was started.",
-                outside.join(", ")
-            ));
+            tell(
+                reply,
+                format!(
+                    "Sorry, you may not act on {} (outside your node scope, or in an HA group that is not wholly in it). Nothing was started.",
+                    outside.join(", ")
+                ),
+            );
             return;
         }
     }
     if !dry_run && let Some(run) = core.active_run(workflow) {
-        let _ = reply.send(format!(
-            "A rollout of `{workflow}` is active (run {run}); nothing was started."
-        ));
+        tell(
+            reply,
+            format!("A rollout of `{workflow}` is active (run {run}); nothing was started."),
+        );
         return;
     }
     let (itx, irx) = watch::channel(0u32);
     let mut req = match RunRequest::new(Arc::clone(&project), workflow, trigger, irx) {
         Ok(r) => r,
         Err(r) => {
-            let _ = reply.send(format!("Not started: {r}"));
+            tell(reply, format!("Not started: {r}"));
             return;
         }
     };
@@ -117,22 +138,26 @@ pub(super) fn run_now(
                         Outcome::Refused(r) => format!("Dry run refused: {r}"),
                         other => format!("Dry run ended: {other:?}"),
                     };
-                    let _ = reply.send(text);
+                    tell(reply, text);
                 });
             }
             Err(r) => {
-                let _ = reply.send(format!("Not planned: {r}"));
+                tell(reply, format!("Not planned: {r}"));
             }
         }
         return;
     }
     if core.start_request(workflow, req, itx) {
         let run = core.active_run(workflow).unwrap_or_default();
-        let _ = reply.send(format!(
-            "Started `{workflow}`: run {run}. Its progress follows in the run's thread."
-        ));
+        let _ = reply.send(RunNowAnswer {
+            text: format!("Started `{workflow}`: run {run}. Its progress follows in the run's thread."),
+            started: Some(run),
+        });
     } else {
-        let _ = reply.send(format!("`{workflow}` was not started: see the daemon's log."));
+        tell(
+            reply,
+            format!("`{workflow}` was not started: see the daemon's log."),
+        );
     }
 }
 
@@ -165,4 +190,9 @@ pub fn outside_scope(inv: &Inventory, nodes: &[NodeId], scope: &HashSet<String>)
         }
     }
     out
+}
+
+/// Answers with a sentence only (nothing started); a gone asker is no error.
+fn tell(reply: oneshot::Sender<RunNowAnswer>, text: String) {
+    let _ = reply.send(RunNowAnswer::from(text));
 }

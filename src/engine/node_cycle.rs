@@ -16,7 +16,7 @@ use super::node_work::{NodeJob, Scripted};
 use super::step_error::StepError;
 use super::step_output::StepOutput;
 use crate::site::{DrainHooks, HookHost, OnDrainTimeout};
-use crate::slurm::{NodeStatus, SlurmPoller};
+use crate::slurm::{NodeStatus, Reservation, SlurmPoller, parse_squeue};
 use crate::store::NodeState;
 use crate::transport::{Connection, Connector, ExecOutput, LocalConnection, TransportError};
 use crate::workflow::{Action, Change, Reboot, RebootVia, Step, Workflow};
@@ -75,9 +75,15 @@ impl NodeEnd {
 
 enum Drain {
     Drained,
-    TimedOut,
+    /// `true`: the drain command was sent (in reservation mode it is not before the
+    /// node is idle or its reservation starts).
+    TimedOut(bool),
     Failed(NodeError),
 }
+
+/// How many times a reservation is asked for when Slurm refuses it (a job started on
+/// the node between the `squeue` and the request) before the node is drained at once.
+const RESERVE_TRIES: u32 = 3;
 
 /// Everything a node's turn needs.
 pub struct NodeCycle<'a, K: Connector> {
@@ -187,6 +193,29 @@ impl<K: Connector> NodeCycle<'_, K> {
         attempt: u32,
         drained: bool,
     ) -> NodeEnd {
+        let end = self.turn(conn, steps, from, attempt, drained).await;
+        // A turn that did not end in service leaves no reservation behind: a node left
+        // drained stays out by its drain, one given up goes back to its users.
+        if !matches!(end, NodeEnd::Done) {
+            let why = match &end {
+                NodeEnd::Failed { .. } => "the node's turn failed",
+                NodeEnd::Held(_) => "the node is held",
+                NodeEnd::Skipped(_) => "the node was given up",
+                _ => "the state store failed",
+            };
+            let _ = self.unreserve(why).await;
+        }
+        end
+    }
+
+    async fn turn(
+        &self,
+        conn: &mut Option<K::Conn>,
+        steps: &[usize],
+        from: usize,
+        attempt: u32,
+        drained: bool,
+    ) -> NodeEnd {
         super::fault::panic_point("panic-node", self.name());
         let wf = self.job.workflow;
         // Drained and confirmed by the `drained` hook in this attempt.
@@ -215,7 +244,9 @@ impl<K: Connector> NodeCycle<'_, K> {
                 match self.drain(conn).await {
                     Drain::Drained => confirmed = true,
                     Drain::Failed(e) => return ended(pos, e, true),
-                    Drain::TimedOut => return self.drain_timed_out(conn, attempt, pos, i).await,
+                    Drain::TimedOut(sent) => {
+                        return self.drain_timed_out(conn, attempt, pos, i, sent).await;
+                    }
                 }
                 if let Err(e) = self.mark(NodeState::Drained, attempt, i, true).await {
                     return ended(pos, e, true);
@@ -451,28 +482,23 @@ impl<K: Connector> NodeCycle<'_, K> {
         what: &'static str,
         src: &str,
         h: &DrainHooks,
+        deadline: Deadline,
     ) -> Result<(), String> {
         if let Some(p) = self.slurm
             && h.is_slurm()
         {
-            let deadline = Deadline::after(h.timeout);
             let ok: fn(&NodeStatus) -> bool = match what {
                 "drained" => NodeStatus::drained,
                 _ => NodeStatus::in_service,
             };
             return p.wait_for(self.name(), deadline, ok).await.map(drop);
         }
-        poll_until(
-            Deadline::after(h.timeout),
-            h.poll_interval,
-            HOOK_TIMEOUT,
-            |left| async move {
-                match self.hook_ok(conn, what, src, self.reason, left).await {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(e.to_string()),
-                }
-            },
-        )
+        poll_until(deadline, h.poll_interval, HOOK_TIMEOUT, |left| async move {
+            match self.hook_ok(conn, what, src, self.reason, left).await {
+                Ok(()) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
         .await
     }
 
@@ -480,7 +506,17 @@ impl<K: Connector> NodeCycle<'_, K> {
         let Some(h) = self.hooks else {
             return Drain::Drained;
         };
-        self.event("draining", None);
+        // In reservation mode the time to drain counts from the reservation, not from
+        // the drain command: `timeout` bounds the node's whole wait.
+        let deadline = Deadline::after(h.timeout);
+        let mut why = None;
+        if let (true, Some(p)) = (h.by_reservation(), self.slurm) {
+            match self.reserve(p, deadline).await {
+                Some(w) => why = w,
+                None => return Drain::TimedOut(false),
+            }
+        }
+        self.event("draining", why);
         if let Err(e) = self
             .hook_ok(
                 conn,
@@ -494,7 +530,7 @@ impl<K: Connector> NodeCycle<'_, K> {
             return Drain::Failed(e);
         }
         let started = Instant::now();
-        match self.poll_hook(conn, "drained", &h.drained, h).await {
+        match self.poll_hook(conn, "drained", &h.drained, h, deadline).await {
             Ok(()) => {
                 self.event(
                     "drained",
@@ -505,7 +541,135 @@ impl<K: Connector> NodeCycle<'_, K> {
                 );
                 Drain::Drained
             }
-            Err(_) => Drain::TimedOut,
+            Err(_) => Drain::TimedOut(true),
+        }
+    }
+
+    /// `drain.mode: reservation`: makes (or, after a crash, finds) the node's
+    /// maintenance reservation from the time limit of its last running job, then waits
+    /// in the shared poll until the node runs no job — idle before the reservation, or
+    /// the reservation has begun — so the backfill scheduler keeps it busy until then.
+    /// `None`: the deadline passed first; `Some`: drain now, with why if the reservation
+    /// was waited for. A reservation Slurm refuses (a job without a
+    /// time limit, or one that keeps starting in between) is no failure: the node is
+    /// drained at once, as without reservations, and the run says why.
+    async fn reserve(&self, p: &SlurmPoller, deadline: Deadline) -> Option<Option<String>> {
+        let client = p.client();
+        let name = Reservation::name_for(self.journal.run(), self.name());
+        let found = match client.reservations().await {
+            Ok(all) => all.into_iter().find(|r| r.name == name),
+            Err(e) => {
+                self.event(
+                    "reserving",
+                    Some(format!("cannot list reservations ({e}); drained at once")),
+                );
+                return Some(None);
+            }
+        };
+        if let Some(r) = found {
+            self.event(
+                "reserved",
+                Some(format!(
+                    "reservation {name} from {} found, made before the controller stopped; kept",
+                    r.start
+                )),
+            );
+        } else {
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let start = match client.squeue().await.map(|t| parse_squeue(&t)) {
+                    Ok(jobs) => match jobs.get(self.name()) {
+                        Some(j) if j.running > 0 => match &j.last_end {
+                            Some(end) if end.as_str() > local_now().as_str() => end.clone(),
+                            Some(_) => "now".to_string(),
+                            None => {
+                                self.event(
+                                    "reserving",
+                                    Some("a job without a time limit runs there: no reservation can start after it; drained at once".into()),
+                                );
+                                return Some(None);
+                            }
+                        },
+                        _ => "now".to_string(),
+                    },
+                    Err(e) => {
+                        self.event(
+                            "reserving",
+                            Some(format!("cannot read its jobs ({e}); drained at once")),
+                        );
+                        return Some(None);
+                    }
+                };
+                match client.create_reservation(&name, self.name(), &start).await {
+                    Ok(()) => {
+                        super::fault::abort_point("abort-after-reservation", self.name());
+                        let detail = match start.as_str() {
+                            "now" => format!("reservation {name} from now: no job runs there"),
+                            _ => {
+                                format!("reservation {name} from {start}: it takes jobs that end before then")
+                            }
+                        };
+                        self.event("reserved", Some(detail));
+                        self.job
+                            .log(&format!("reservation {name} of {} from {start}", self.name()));
+                        break;
+                    }
+                    Err(e) if tries < RESERVE_TRIES => {
+                        self.job
+                            .log(&format!("reservation {name} refused ({e}); asking again"));
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(e) => {
+                        self.event(
+                            "reserving",
+                            Some(format!("Slurm refused reservation {name} ({e}); drained at once")),
+                        );
+                        return Some(None);
+                    }
+                }
+            }
+        }
+        let s = p
+            .wait_for(self.name(), deadline, NodeStatus::jobless)
+            .await
+            .ok()?;
+        Some(Some(match s.base() {
+            "maint" => format!("its reservation {name} began"),
+            _ => format!("idle before its reservation {name}"),
+        }))
+    }
+
+    /// Deletes the node's reservation, if `drain.mode: reservation` made one, saying
+    /// why in the run's events and log.
+    async fn unreserve(&self, why: &str) -> Result<(), NodeError> {
+        let (Some(h), Some(p)) = (self.hooks, self.slurm) else {
+            return Ok(());
+        };
+        if !h.by_reservation() {
+            return Ok(());
+        }
+        let name = Reservation::name_for(self.journal.run(), self.name());
+        let had = match p.client().reservations().await {
+            Ok(all) => all.iter().any(|r| r.name == name),
+            Err(_) => true,
+        };
+        if !had {
+            return Ok(());
+        }
+        match p.client().delete_reservation(&name).await {
+            Ok(()) => {
+                self.event("unreserved", Some(format!("reservation {name} deleted: {why}")));
+                self.job.log(&format!("reservation {name} deleted: {why}"));
+                Ok(())
+            }
+            Err(e) => {
+                self.job.log(&format!("cannot delete reservation {name}: {e}"));
+                Err(NodeError::Reservation {
+                    name,
+                    error: e.to_string(),
+                })
+            }
         }
     }
 
@@ -516,6 +680,7 @@ impl<K: Connector> NodeCycle<'_, K> {
         attempt: u32,
         pos: usize,
         step: usize,
+        drain_sent: bool,
     ) -> NodeEnd {
         let Some(h) = self.hooks else {
             return NodeEnd::Skipped("no drain hooks".into());
@@ -527,7 +692,12 @@ impl<K: Connector> NodeCycle<'_, K> {
                 if let Err(e) = self.mark(NodeState::Resuming, attempt, step, true).await {
                     return ended(pos, e, true);
                 }
-                if let Err(e) = self.resume(conn).await {
+                // Never drained (reservation mode): its reservation goes, nothing to resume.
+                let resumed = match drain_sent {
+                    true => self.resume(conn).await,
+                    false => self.unreserve("the node was given up").await,
+                };
+                if let Err(e) = resumed {
                     // A retry (if any) starts again at the step whose drain timed out.
                     return match e {
                         NodeError::Journal(_) => ended(pos, e, true),
@@ -585,10 +755,12 @@ impl<K: Connector> NodeCycle<'_, K> {
         let Some(h) = self.hooks else {
             return Ok(());
         };
+        // A maintenance reservation would keep the node `maint`, out of service.
+        self.unreserve("the node is resumed").await?;
         self.hook_ok(conn, "resume", &h.resume, self.reason, HOOK_TIMEOUT)
             .await?;
         if let Some(probe) = &h.resumed {
-            self.poll_hook(conn, "resumed", probe, h)
+            self.poll_hook(conn, "resumed", probe, h, Deadline::after(h.timeout))
                 .await
                 .map_err(|last| NodeError::NotResumed {
                     waited: h.timeout,
@@ -926,6 +1098,12 @@ fn first_line(error: &str) -> String {
 }
 
 /// Whole seconds, for messages.
+/// Now as `squeue %e` prints times (slurmctld's local time, here the controller's), so
+/// the two compare as strings.
+fn local_now() -> String {
+    jiff::Zoned::now().strftime("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
 fn secs(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
 }

@@ -39,6 +39,9 @@ pub enum NodeError {
     /// `via: slurm`: `scontrol reboot` failed or no Slurm poller is set up.
     #[error("Slurm did not take the reboot: {0}")]
     SlurmReboot(String),
+    /// `drain.mode: reservation`: the node's reservation could not be deleted.
+    #[error("cannot delete reservation {name}: {error}")]
+    Reservation { name: String, error: String },
     #[error("did not come back from the reboot in time ({last})")]
     NotBack { last: String },
     #[error("health check `{cmd}` {last} (tried until the reboot's timeout)")]

@@ -92,6 +92,11 @@ pub enum Input {
     Clock(Timestamp),
     /// The pause in force for this run (global or its own), or none.
     Pause(Option<Pause>),
+    /// The nodes in a new order of preference (`order: soonest_idle`, from a fresh
+    /// `squeue`): the current phase's queued and parked nodes take their places from it
+    /// (nodes it leaves out after those it names, in their old order); a resumed run's
+    /// nodes left mid-work stay first. Nothing starts on it: the next start does.
+    Reorder(Vec<NodeId>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -505,6 +510,10 @@ impl Rollout {
             return out;
         }
         match input {
+            Input::Reorder(order) => {
+                self.reorder(&order);
+                return out;
+            }
             Input::Succeeded(node) => {
                 if self.state(node) == NodeState::Running {
                     self.in_flight -= 1;
@@ -638,6 +647,37 @@ impl Rollout {
         if *left == 0 {
             self.waiting_hosts.remove(&host);
             self.requeue(host);
+        }
+    }
+
+    /// Nodes waiting to start in the current phase (queued or parked under a full
+    /// limit): a new order matters only if there are two.
+    pub fn waiting(&self) -> usize {
+        self.queue.len() + self.parked.values().map(VecDeque::len).sum::<usize>()
+    }
+
+    /// See [`Input::Reorder`].
+    fn reorder(&mut self, order: &[NodeId]) {
+        // A resumed run's nodes left mid-work keep their places ahead of the others.
+        let first = self
+            .rank
+            .iter()
+            .filter(|(n, _)| self.resumed_attempt.contains_key(n))
+            .map(|(_, r)| r + 1)
+            .max()
+            .unwrap_or(0);
+        let at: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let len = order.len();
+        for (n, r) in self.rank.iter_mut() {
+            if !self.resumed_attempt.contains_key(n) {
+                *r = first + at.get(n).copied().unwrap_or(len + *r);
+            }
+        }
+        let rank = &self.rank;
+        let of = |n: &NodeId| rank.get(n).copied().unwrap_or(usize::MAX);
+        self.queue.make_contiguous().sort_by_key(of);
+        for p in self.parked.values_mut() {
+            p.make_contiguous().sort_by_key(of);
         }
     }
 
@@ -1392,6 +1432,29 @@ mod tests {
             ),
             ..RolloutSpec::simple(no_retry(), 10)
         }
+    }
+
+    /// `order: soonest_idle` re-sorted when a place frees: the next node to start is
+    /// the new order's first, whether it waited in the queue or parked under the full
+    /// limit, and a node the new order leaves out keeps its old place after the others.
+    #[test]
+    fn a_new_order_decides_which_node_takes_the_next_free_place() {
+        let p = plan(&[], &[&[0, 1, 2, 3]], None, 5, 0);
+        let mut r = Rollout::new(&p, drain_spec(1, &[0, 1, 2, 3], &[0, 1, 2, 3]));
+        assert_eq!(starts(&r.start()), vec![0]);
+        assert_eq!(r.waiting(), 3);
+        assert!(starts(&r.handle(Input::Reorder(vec![NodeId(3), NodeId(1)]))).is_empty());
+        assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(0)))), vec![3]);
+        assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(3)))), vec![1]);
+        assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(1)))), vec![2]);
+        assert_eq!(
+            finished(&r.handle(Input::Succeeded(NodeId(2)))),
+            Some(Outcome::Succeeded)
+        );
+        // Without a new order: the plan's.
+        let mut r = Rollout::new(&p, drain_spec(1, &[0, 1, 2, 3], &[0, 1, 2, 3]));
+        r.start();
+        assert_eq!(starts(&r.handle(Input::Succeeded(NodeId(0)))), vec![1]);
     }
 
     #[test]

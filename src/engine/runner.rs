@@ -910,6 +910,39 @@ async fn hold<K: Connector>(
     }
 }
 
+/// Whether `input` ends a node's turn, so another node may take its place.
+fn frees_a_place(input: &Input) -> bool {
+    matches!(
+        input,
+        Input::Succeeded(_)
+            | Input::Failed { .. }
+            | Input::Held(_)
+            | Input::Skipped(_)
+            | Input::GaveUp { .. }
+    )
+}
+
+/// `order: soonest_idle` now: `nodes` sorted by the jobs one `squeue` shows running
+/// (see [`crate::slurm::soonest_idle`]). `None` if Slurm cannot be read: the order
+/// stays as it was. The new order goes to the run log.
+async fn fresh_order<K: Connector>(cx: &RunContext<K>, nodes: &[(NodeId, String)]) -> Option<Vec<NodeId>> {
+    let sp = cx.slurm.as_ref()?;
+    let jobs = crate::slurm::parse_squeue(&sp.client().squeue().await.ok()?);
+    let named: Vec<(NodeId, &str)> = nodes.iter().map(|(i, n)| (*i, n.as_str())).collect();
+    let order = crate::slurm::soonest_idle(&named, &jobs);
+    if let Some(log) = &cx.log {
+        let names: Vec<&str> = order
+            .iter()
+            .map(|i| cx.inventory.node(*i).name.as_str())
+            .collect();
+        log.write(
+            "drover",
+            &format!("order: soonest_idle from squeue now: {}", names.join(", ")),
+        );
+    }
+    Some(order)
+}
+
 /// Runs the plan. `spec` carries the budgets and, for a resumed run, where each node
 /// stood. `interrupts` counts Ctrl-C presses; `control` carries other reasons to stop
 /// (lost leases), and may be a receiver whose sender is gone.
@@ -937,6 +970,16 @@ pub async fn execute<K: Connector>(
         .as_ref()
         .and_then(|s| s.pause_holding(cx.journal.run()).ok().flatten());
     let mut rollout = Rollout::new(plan, spec);
+    // `order: soonest_idle` with Slurm: the plan's order is the first guess; each time a
+    // turn ends (a place frees) the next node is chosen from a fresh `squeue`.
+    let resort: Vec<(NodeId, String)> = match (&cx.slurm, plan.order.is_empty()) {
+        (Some(_), false) => plan
+            .nodes
+            .iter()
+            .map(|id| (*id, cx.inventory.node(*id).name.clone()))
+            .collect(),
+        _ => Vec::new(),
+    };
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     let (rtx, mut rrx) = mpsc::unbounded_channel::<Report<K::Conn>>();
     let mut d = Dispatch {
@@ -986,7 +1029,16 @@ pub async fn execute<K: Connector>(
             break;
         }
         if let Some(input) = d.inbox.pop_front() {
-            pending = rollout.handle(input);
+            if !resort.is_empty()
+                && frees_a_place(&input)
+                && rollout.waiting() > 1
+                && let Some(order) = fresh_order(&cx, &resort).await
+            {
+                pending = rollout.handle(Input::Reorder(order));
+                pending.extend(rollout.handle(input));
+            } else {
+                pending = rollout.handle(input);
+            }
             continue;
         }
         tokio::select! {

@@ -1,7 +1,8 @@
 //! `POST /hooks/slack`: a slash command, verified, parsed, checked against
 //! `slack.allowed` and the user's node scope, then carried out through the daemon's
 //! actions and the store. Answers within Slack's 3 s: the outcome itself when it is
-//! known by then, else an acknowledgement, the outcome following on `response_url`.
+//! known by then, else an acknowledgement, the outcome following on `response_url`; a
+//! run the command started is followed, and how it ended is posted there too.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,11 +19,11 @@ use super::hook_rejection::HookRejection;
 use super::hooks_state::HooksState;
 use super::slack_command::{HELP, SlackCommand};
 use super::slack_signature::{MAX_BODY, verify_slack};
-use crate::daemon::Action;
+use crate::daemon::{Action, RunNowAnswer};
 use crate::inventory::Inventory;
 use crate::service::Trigger;
 use crate::site::SlackCommandSettings;
-use crate::store::{PauseScope, RunStatus, Write};
+use crate::store::{NodeState, PauseScope, RunStatus, Write};
 
 fn ephemeral(text: impl Into<String>) -> Response {
     (
@@ -90,30 +91,101 @@ pub(super) async fn slack(State(s): State<HooksState>, headers: HeaderMap, body:
     let inv = s.inventory.borrow().clone();
     let scope = scope_of(&settings, &inv, &user);
     let by = format!("slack:{}", if user_name.is_empty() { &user } else { &user_name });
-    let (tx, rx) = oneshot::channel::<String>();
+    let (tx, rx) = oneshot::channel::<RunNowAnswer>();
     carry_out(&s, cmd, &inv, scope, user.clone(), by, tx);
+    let url = field("response_url");
     let mut rx = rx;
-    match tokio::time::timeout(s.answer_within, &mut rx).await {
-        Ok(Ok(answer)) => ephemeral(answer),
-        Ok(Err(_)) => ephemeral("The daemon is stopping; nothing was done."),
-        Err(_) => {
+    // Zero: every answer goes to the response_url, after the acknowledgement.
+    let early = if s.answer_within.is_zero() {
+        None
+    } else {
+        match tokio::time::timeout(s.answer_within, &mut rx).await {
+            Ok(Ok(answer)) => Some(answer),
+            Ok(Err(_)) => return ephemeral("The daemon is stopping; nothing was done."),
+            Err(_) => None,
+        }
+    };
+    match early {
+        Some(answer) => {
+            if let Some(run) = answer.started {
+                tokio::spawn(follow_run(s.clone(), url, run));
+            }
+            ephemeral(answer.text)
+        }
+        None => {
             // Still working (a dry run checks every node): the answer follows on the
             // command's response_url.
-            let url = field("response_url");
-            let client = s.client.clone();
+            let s = s.clone();
             tokio::spawn(async move {
                 let Ok(answer) = rx.await else { return };
-                let body = json!({ "response_type": "ephemeral", "text": answer });
-                if let Err(e) = client.post(&url).json(&body).send().await {
-                    warn!(
-                        hook = "slack",
-                        "cannot post the answer to the command's response_url: {}",
-                        e.without_url()
-                    );
+                respond(&s, &url, &answer.text).await;
+                if let Some(run) = answer.started {
+                    follow_run(s, url, run).await;
                 }
             });
             ephemeral("Working on it; the answer follows here.")
         }
+    }
+}
+
+/// How long Slack takes posts to a command's `response_url`.
+const RESPONSE_URL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// How often a run started by a command is looked at, to tell its end.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Posts `text` to the command's `response_url`, ephemeral (only the asker sees it).
+async fn respond(s: &HooksState, url: &str, text: &str) {
+    let body = json!({ "response_type": "ephemeral", "text": text });
+    match s.client.post(url).json(&body).send().await {
+        Ok(r) if !r.status().is_success() => warn!(
+            hook = "slack",
+            status = r.status().as_u16(),
+            "the command's response_url refused the answer"
+        ),
+        Ok(_) => {}
+        Err(e) => warn!(
+            hook = "slack",
+            "cannot post the answer to the command's response_url: {}",
+            e.without_url()
+        ),
+    }
+}
+
+/// Tells the one who started run `run` how it ended, on the command's `response_url`
+/// (the channel hears it in the run's thread as well, from the notifications). Gives up
+/// when Slack no longer takes posts there.
+async fn follow_run(s: HooksState, url: String, run: String) {
+    let t = std::time::Instant::now();
+    while t.elapsed() < RESPONSE_URL_LIFETIME {
+        tokio::time::sleep(FOLLOW_EVERY).await;
+        let store = s.store.clone();
+        let id = run.clone();
+        let row = tokio::task::spawn_blocking(move || store.run(&id))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
+        let Some(r) = row.map(|d| d.run) else { continue };
+        if r.status == RunStatus::Running {
+            continue;
+        }
+        let failed = r.counts.get(NodeState::Failed) + r.counts.get(NodeState::Held);
+        let text = format!(
+            "Run {} of `{}` v{} {}: {} of {} nodes succeeded{}.",
+            r.id,
+            r.workflow,
+            r.version,
+            r.status.label(),
+            r.counts.get(NodeState::Succeeded),
+            r.counts.total(),
+            if failed > 0 {
+                format!(", {failed} failed or held")
+            } else {
+                String::new()
+            }
+        );
+        respond(&s, &url, &text).await;
+        return;
     }
 }
 
@@ -142,11 +214,12 @@ fn carry_out(
     scope: Option<HashSet<String>>,
     user: String,
     by: String,
-    answer: oneshot::Sender<String>,
+    answer: oneshot::Sender<RunNowAnswer>,
 ) {
     let s = s.clone();
     let inv = Arc::clone(inv);
     tokio::spawn(async move {
+        let mut started = None;
         let text = match cmd {
             SlackCommand::Help => HELP.to_string(),
             SlackCommand::Status => status(&s).await,
@@ -164,11 +237,17 @@ fn carry_out(
                     trigger: Trigger::Slack { user },
                     reply: tx,
                 };
+                let stopping = || "The daemon is stopping; nothing was started.".to_string();
                 if s.actions.send(a).is_err() {
-                    "The daemon is stopping; nothing was started.".into()
+                    stopping()
                 } else {
-                    rx.await
-                        .unwrap_or_else(|_| "The daemon is stopping; nothing was started.".into())
+                    match rx.await {
+                        Ok(a) => {
+                            started = a.started;
+                            a.text
+                        }
+                        Err(_) => stopping(),
+                    }
                 }
             }
             SlackCommand::Pause { reason } => {
@@ -218,7 +297,7 @@ fn carry_out(
                 maintenance(&s, &inv, scope.as_ref(), on, &nodes, reason, &by).await
             }
         };
-        let _ = answer.send(text);
+        let _ = answer.send(RunNowAnswer { text, started });
     });
 }
 

@@ -178,7 +178,10 @@ impl NoticeText {
                 }
             }
             NoticeKind::WaitingForWindow => {
-                field("Opens", s(p, "opens"));
+                // In the window's own zone, as the terminal says it ("Mon 2026-12-07
+                // 08:00 Europe/Berlin"); the UTC instant only when that is missing.
+                let local = s(p, "text").and_then(|t| t.split_once(", opens ").map(|(_, o)| o.to_string()));
+                field("Opens", local.or_else(|| s(p, "opens")));
                 format!(
                     "{} waits for window {}",
                     what(p),

@@ -38,6 +38,7 @@ pub enum NotifierError {
 
 pub struct Notifier {
     tasks: JoinSet<()>,
+    sinks: Vec<String>,
 }
 
 impl Notifier {
@@ -55,6 +56,7 @@ impl Notifier {
             .build()
             .map_err(|e| NotifierError::Client(e.without_url().to_string()))?;
         let mut tasks = JoinSet::new();
+        let ids = sinks.iter().map(|s| s.id.clone()).collect();
         for sink in sinks {
             info!(sink = %sink.id, "sending notifications");
             let worker = Worker {
@@ -67,7 +69,12 @@ impl Notifier {
             };
             tasks.spawn(worker.run());
         }
-        Ok(Notifier { tasks })
+        Ok(Notifier { tasks, sinks: ids })
+    }
+
+    /// The sinks' ids, as the outbox names them.
+    pub fn sink_ids(&self) -> &[String] {
+        &self.sinks
     }
 
     /// Waits for every sink's task to stop.
@@ -107,8 +114,11 @@ impl Worker {
                 }
                 continue;
             }
-            for n in pending {
-                if !self.deliver(&n).await {
+            let batch = pending.len();
+            for (i, n) in pending.iter().enumerate() {
+                // At least this many wait behind a failing delivery (this one included).
+                let waiting = batch - i;
+                if !self.deliver(n, waiting).await {
                     return;
                 }
             }
@@ -116,7 +126,7 @@ impl Worker {
     }
 
     /// Delivers `n` until the sink takes it, then marks it. False: stopped meanwhile.
-    async fn deliver(&mut self, n: &Notice) -> bool {
+    async fn deliver(&mut self, n: &Notice, waiting: usize) -> bool {
         let age = jiff::Timestamp::now().duration_since(n.at);
         let stale = age.as_secs() > i64::try_from(STALE_AFTER.as_secs()).unwrap_or(i64::MAX);
         if !self.sink.wants(n.kind) || stale {
@@ -153,6 +163,7 @@ impl Worker {
                         sink = %self.sink.id,
                         key = %n.key,
                         failures,
+                        waiting = %if waiting >= BATCH { format!("{BATCH}+") } else { waiting.to_string() },
                         retry_in = %humantime::format_duration(delay),
                         "notification not delivered: {e}"
                     );

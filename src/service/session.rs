@@ -548,6 +548,7 @@ async fn flow<K: Connector>(
     );
     let result = engine::execute(Arc::clone(&cx), plan, work, &mut conns, spec, irx, ctl_rx).await;
     beat.abort();
+    sweep_reservations(&cx, &run_id).await;
     let outcome = final_outcome(inv, plan, &skipped, &result);
     let status = run_state::status_of(Some(&outcome));
     let interrupted = status == crate::store::RunStatus::Interrupted;
@@ -598,6 +599,27 @@ async fn flow<K: Connector>(
         unsure,
         log: log_path,
     }))
+}
+
+/// `drain.mode: reservation`: no reservation of the run outlives it, however it ended
+/// (each node's turn deletes its own; this catches a turn aborted mid-way, or one whose
+/// deletion failed). A node left drained stays out by its drain; an aborted one that
+/// was still waiting for its reservation goes back to its users until `runs resume`.
+async fn sweep_reservations<K: Connector>(cx: &Arc<RunContext<K>>, run_id: &str) {
+    let (Some(h), Some(sp)) = (&cx.hooks, &cx.slurm) else {
+        return;
+    };
+    if !h.by_reservation() {
+        return;
+    }
+    let line = match sp.client().delete_reservations_of(run_id).await {
+        Ok(gone) if gone.is_empty() => return,
+        Ok(gone) => format!("reservations deleted at the run's end: {}", gone.join(", ")),
+        Err(e) => format!("cannot delete the run's reservations: {e}; see `scontrol show reservation`"),
+    };
+    if let Some(log) = &cx.log {
+        log.write("drover", &line);
+    }
 }
 
 /// The site's store opened read-only, if there is one: a dry run creates nothing.

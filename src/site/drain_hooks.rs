@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::raw_site::{DrainScheduler, HookHost, OnDrainTimeout, RawDrain};
+use super::raw_site::{DrainMode, DrainScheduler, HookHost, OnDrainTimeout, RawDrain};
 use crate::diag::Problem;
 use crate::template::TemplateEngine;
 use crate::units::limits;
@@ -20,6 +20,9 @@ pub struct DrainHooks {
     /// With `slurm`, the hooks are the built-in Slurm commands ([`SLURM_HOOKS`]) and the
     /// `drained`/`resumed` polls go through one shared `sinfo` per interval.
     pub scheduler: DrainScheduler,
+    /// `reservation` (Slurm only): a maintenance reservation from the node's last job's
+    /// time limit instead of a drain at its turn (see [`crate::slurm::Reservation`]).
+    pub mode: DrainMode,
     pub run_on: HookHost,
     pub drain: String,
     pub drained: String,
@@ -58,6 +61,24 @@ impl DrainHooks {
     /// Whether the hooks are Slurm's own commands.
     pub fn is_slurm(&self) -> bool {
         self.scheduler == DrainScheduler::Slurm
+    }
+
+    /// For `plan` and `run`: how nodes are taken out of Slurm (`None`: hooks, which say
+    /// it themselves).
+    pub fn describe(&self) -> Option<&'static str> {
+        match (self.is_slurm(), self.mode) {
+            (false, _) => None,
+            (true, DrainMode::Drain) => Some("drain: slurm, each node drained at its turn"),
+            (true, DrainMode::Reservation) => Some(
+                "drain: slurm, by reservation (a maintenance reservation from each node's last job's time limit; \
+                 jobs that end before it still run there; drained once idle or at the reservation's start)",
+            ),
+        }
+    }
+
+    /// Whether nodes are drained by a maintenance reservation (Slurm only).
+    pub fn by_reservation(&self) -> bool {
+        self.is_slurm() && self.mode == DrainMode::Reservation
     }
 
     /// Every hook command with its key (`drain`, `drained`, `resume`, `resumed`): for the
@@ -124,6 +145,15 @@ impl DrainHooks {
                 }
             }
             DrainScheduler::Hooks => {
+                if d.mode == DrainMode::Reservation {
+                    p.push(
+                        Problem::value(
+                            at.key("mode"),
+                            "`mode: reservation` creates Slurm maintenance reservations; it needs `scheduler: slurm`",
+                        )
+                        .with_help("set `scheduler: slurm`, or use `mode: drain` with hooks"),
+                    );
+                }
                 for (key, v) in &given[..3] {
                     if v.is_none() {
                         p.push(
@@ -171,6 +201,7 @@ impl DrainHooks {
         }
         Ok(DrainHooks {
             scheduler: d.scheduler,
+            mode: d.mode,
             run_on: d.run_on,
             drain,
             drained,

@@ -25,8 +25,8 @@ pub use notification_settings::{
 pub use raw_git::{RawGit, RawRequireSigned};
 pub use raw_hooks::{RawGitHook, RawHooks, RawSlackAllowed, RawSlackCommands};
 pub use raw_site::{
-    ApiRole, DrainScheduler, HookHost, OnDrainTimeout, OnLeaseConflict, RawApiToken, RawDiscover, RawDrain,
-    RawFiles, RawLeases, RawLifecycle, RawNotifications, RawServer, RawSite, RawSlack, RawWebhook,
+    ApiRole, DrainMode, DrainScheduler, HookHost, OnDrainTimeout, OnLeaseConflict, RawApiToken, RawDiscover,
+    RawDrain, RawFiles, RawLeases, RawLifecycle, RawNotifications, RawServer, RawSite, RawSlack, RawWebhook,
     SiteTransport,
 };
 pub use raw_ssh::{OneOrMany, RawHostKeyPolicy, RawSsh, RawSshOptions};

@@ -168,6 +168,21 @@ pub enum DrainScheduler {
     Slurm,
 }
 
+/// How a node is taken out of service for its drain steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DrainMode {
+    /// Drain the node at its turn: no new job starts there from then on.
+    #[default]
+    Drain,
+    /// With `scheduler: slurm`: a maintenance reservation for the node from the time
+    /// limit of its last running job, so the backfill scheduler keeps it busy with jobs
+    /// that end before then; the node is drained once it is idle or the reservation
+    /// starts, whichever comes first. The reservation is deleted when the node's turn
+    /// ends.
+    Reservation,
+}
+
 /// Drain hooks: templates with `node`, `workflow`, `run` and `reason` in scope.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -175,6 +190,9 @@ pub struct RawDrain {
     /// `hooks` (default): the commands below; `slurm`: Slurm's own commands, no hooks.
     #[serde(default)]
     pub scheduler: DrainScheduler,
+    /// `drain` (default) or, with `scheduler: slurm`, `reservation`.
+    #[serde(default)]
+    pub mode: DrainMode,
     /// Where the hooks run (default `controller`).
     #[serde(default)]
     pub run_on: HookHost,

@@ -10,12 +10,14 @@
 
 mod node_status;
 mod poller;
+mod reservation;
 mod slurm_client;
 mod slurm_error;
 mod slurm_view;
 
 pub use node_status::{NodeStatus, parse_sinfo};
 pub use poller::SlurmPoller;
+pub use reservation::{Reservation, parse_reservations};
 pub use slurm_client::SlurmClient;
 pub use slurm_error::SlurmError;
-pub use slurm_view::{IdleOrder, SlurmView, parse_squeue};
+pub use slurm_view::{IdleOrder, SlurmView, parse_squeue, soonest_idle};

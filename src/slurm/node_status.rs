@@ -63,6 +63,12 @@ impl NodeStatus {
         self.base() == "drained"
     }
 
+    /// Runs no job: `idle`, `maint` (idle in a maintenance reservation that has begun)
+    /// or already `drained`. `drain.mode: reservation` drains a node then.
+    pub fn jobless(&self) -> bool {
+        matches!(self.base(), "idle" | "maint" | "drained")
+    }
+
     /// Slurm has a reboot of the node pending or under way: `reboot_requested`,
     /// `reboot_issued` (or an older Slurm's `reboot`), or the `@` (reboot pending) and
     /// `^` (reboot issued) suffixes.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::node_status::{NodeStatus, parse_sinfo};
+use super::reservation::{Reservation, parse_reservations};
 use super::slurm_error::SlurmError;
 use crate::hostlist::compress;
 use crate::transport::{Connection, LocalConnection, ShellLine};
@@ -115,6 +116,62 @@ impl SlurmClient {
         )
         .await
         .map(drop)
+    }
+
+    /// Every reservation slurmctld has.
+    pub async fn reservations(&self) -> Result<Vec<Reservation>, SlurmError> {
+        let text = self
+            .run(ShellLine::new().code("scontrol show reservation -o"))
+            .await?;
+        Ok(parse_reservations(&text))
+    }
+
+    /// A maintenance reservation `name` of `node` alone from `start` (`now`, or a time
+    /// as `squeue %e` prints it) with no end: drover deletes it when the node's turn
+    /// ends. `MAINT` and no `IGNORE_JOBS`: Slurm refuses a start before a running job's
+    /// time limit, and starts no job there that would not end before it.
+    pub async fn create_reservation(&self, name: &str, node: &str, start: &str) -> Result<(), SlurmError> {
+        self.run(
+            ShellLine::new()
+                .code("scontrol create reservation reservationname=")
+                .value(name)
+                .code(" nodes=")
+                .value(node)
+                .code(" starttime=")
+                .value(start)
+                .code(" duration=UNLIMITED flags=maint users=root"),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Deletes reservation `name`; one that is gone already is no error.
+    pub async fn delete_reservation(&self, name: &str) -> Result<(), SlurmError> {
+        let r = self
+            .run(
+                ShellLine::new()
+                    .code("scontrol delete reservationname=")
+                    .value(name),
+            )
+            .await;
+        match r {
+            // Slurm 22.05: "Requested reservation is invalid".
+            Err(e @ SlurmError::Failed { .. }) if e.to_string().contains("reservation is invalid") => Ok(()),
+            r => r.map(drop),
+        }
+    }
+
+    /// Deletes every reservation run `run` made that is still there (its nodes' turns
+    /// are over: at the run's end, or when it is cancelled); their names.
+    pub async fn delete_reservations_of(&self, run: &str) -> Result<Vec<String>, SlurmError> {
+        let mut gone = Vec::new();
+        for r in self.reservations().await? {
+            if r.of_run(run) {
+                self.delete_reservation(&r.name).await?;
+                gone.push(r.name);
+            }
+        }
+        Ok(gone)
     }
 
     /// Puts `node` back into service.

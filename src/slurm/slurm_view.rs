@@ -99,6 +99,24 @@ impl SlurmView {
     }
 }
 
+/// `order: soonest_idle` from one `squeue`: `nodes` (with their names) stably sorted
+/// idle first, then soonest idle, then fewest jobs (see [`IdleOrder`]). The runner asks
+/// again each time a node's turn ends, so the next node is chosen by the jobs running
+/// then, not by those the plan saw.
+pub fn soonest_idle<T: Copy>(nodes: &[(T, &str)], jobs: &BTreeMap<String, NodeJobs>) -> Vec<T> {
+    let view = SlurmView {
+        nodes: BTreeMap::new(),
+        jobs: jobs.clone(),
+    };
+    let mut v: Vec<(IdleOrder, usize, T)> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (id, name))| (view.idle_order(name), i, *id))
+        .collect();
+    v.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    v.into_iter().map(|(_, _, id)| id).collect()
+}
+
 /// Parses `squeue -h -t R,CG -o '%i|%N|%e'`: node lists are host lists, end times
 /// without a limit are `Unknown`, `N/A` or `NONE`.
 pub fn parse_squeue(text: &str) -> BTreeMap<String, NodeJobs> {
@@ -149,6 +167,19 @@ mod tests {
         assert_eq!(j["node002"].last_end.as_deref(), Some("2026-12-01T21:30:00"));
         assert_eq!(j["node003"].last_end, None);
         assert_eq!(j.len(), 3);
+    }
+
+    /// The same nodes in two `squeue`s: the order follows the jobs running at each.
+    #[test]
+    fn the_order_is_decided_from_the_jobs_running_now() {
+        let nodes = [(1, "a"), (2, "b"), (3, "c")];
+        let at_plan = parse_squeue("1|b|2026-12-02T06:01:00\n2|c|2026-12-02T06:02:00\n");
+        assert_eq!(soonest_idle(&nodes, &at_plan), [1, 2, 3]);
+        // c's job ended early, b took a longer one: c is idle now.
+        let later = parse_squeue("3|b|2026-12-02T06:05:00\n4|a|2026-12-02T06:03:00\n");
+        assert_eq!(soonest_idle(&nodes, &later), [3, 1, 2]);
+        // Ties keep the given order.
+        assert_eq!(soonest_idle(&nodes, &BTreeMap::new()), [1, 2, 3]);
     }
 
     #[test]

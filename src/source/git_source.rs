@@ -4,6 +4,8 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
@@ -13,14 +15,32 @@ use super::source_error::SourceError;
 use super::source_event::SourceEvent;
 use super::tree_pins::TreePins;
 
+/// The shortest time between the end of a fetch and a fetch a push asked for. A storm
+/// of pushes (a merge train, a script pushing branch after branch) is then one fetch
+/// at once and at most one more per gap, however many pushes come, so the git server
+/// is not fetched from once per push; a push after a quiet spell is fetched at once.
+pub const PUSH_FETCH_GAP: Duration = Duration::from_secs(1);
+
 /// Asks the watcher to fetch now rather than at its next interval. Cheap to clone; asks
 /// made while a fetch is under way make one more fetch after it, not one each.
 #[derive(Clone, Debug, Default)]
-pub struct FetchTrigger(Arc<Notify>);
+pub struct FetchTrigger(Arc<Asked>);
+
+#[derive(Debug, Default)]
+struct Asked {
+    /// Pushes so far: a fetch covers those counted before it began.
+    pushes: AtomicU64,
+    wake: Notify,
+}
 
 impl FetchTrigger {
     pub fn fetch_now(&self) {
-        self.0.notify_one();
+        self.0.pushes.fetch_add(1, Ordering::SeqCst);
+        self.0.wake.notify_one();
+    }
+
+    fn pushes(&self) -> u64 {
+        self.0.pushes.load(Ordering::SeqCst)
     }
 }
 
@@ -45,13 +65,15 @@ impl GitSource {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> GitSource {
         let trigger = FetchTrigger::default();
-        let asked = trigger.0.clone();
+        let asked = trigger.clone();
         let pinned = pins.clone();
         let task = tokio::spawn(async move {
             tokio::pin!(shutdown);
             let mut watcher = Some(watcher);
             loop {
                 let Some(w) = watcher.take() else { return Ok(()) };
+                // The pushes this fetch answers: any counted later make one more.
+                let covered = asked.pushes();
                 let keep = pinned.list();
                 let (w, found) = tokio::task::spawn_blocking(move || {
                     let mut w = w;
@@ -82,12 +104,25 @@ impl GitSource {
                         return Ok(());
                     }
                 }
-                let delay = w.next_delay();
+                let ended = tokio::time::Instant::now();
+                let next_poll = ended + w.next_delay();
                 watcher = Some(w);
-                tokio::select! {
-                    () = &mut shutdown => return Ok(()),
-                    () = tokio::time::sleep(delay) => {}
-                    () = asked.notified() => {}
+                // Until the next poll, or a push not covered by the fetch just done
+                // (then no sooner than the gap after it). A wake-up left from a push
+                // the fetch covered is ignored.
+                loop {
+                    if asked.pushes() > covered {
+                        tokio::select! {
+                            () = &mut shutdown => return Ok(()),
+                            () = tokio::time::sleep_until(next_poll.min(ended + PUSH_FETCH_GAP)) => {}
+                        }
+                        break;
+                    }
+                    tokio::select! {
+                        () = &mut shutdown => return Ok(()),
+                        () = tokio::time::sleep_until(next_poll) => break,
+                        () = asked.0.wake.notified() => {}
+                    }
                 }
             }
         });

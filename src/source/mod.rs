@@ -17,7 +17,7 @@ mod tree_pins;
 pub use backoff::retry_delay;
 pub use commit_info::CommitInfo;
 pub use fingerprint::{Fingerprints, fingerprints};
-pub use git_source::{FetchTrigger, GitSource};
+pub use git_source::{FetchTrigger, GitSource, PUSH_FETCH_GAP};
 pub use git_watcher::GitWatcher;
 pub use signature_check::{GoodSignature, SignatureProblem, check_signature};
 pub use site_source::{EDIT_DEBOUNCE, SiteSource};

@@ -53,6 +53,16 @@ impl Notice {
         .collect()
     }
 
+    /// How many events `sink` has not taken yet.
+    pub(super) fn backlog(conn: &Connection, sink: &str) -> rusqlite::Result<usize> {
+        conn.prepare_cached(
+            "SELECT COUNT(*) FROM outbox o
+             WHERE NOT EXISTS (SELECT 1 FROM outbox_sent s WHERE s.outbox_id = o.id AND s.sink = ?1)",
+        )?
+        .query_row(params![sink], |r| r.get::<_, i64>(0))
+        .map(|n| usize::try_from(n).unwrap_or(0))
+    }
+
     /// What `sink` answered when it took the run's `run_started` event (a Slack
     /// message's `ts`): later events of the run reply in its thread.
     pub(super) fn thread(conn: &Connection, run: &str, sink: &str) -> rusqlite::Result<Option<String>> {

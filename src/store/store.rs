@@ -428,6 +428,11 @@ impl Store {
             .map_err(|e| self.error("read the notification outbox", e))
     }
 
+    /// How many notification events `sink` has not taken yet (its backlog).
+    pub fn outbox_backlog(&self, sink: &str) -> Result<usize, StoreError> {
+        Notice::backlog(&self.reader(), sink).map_err(|e| self.error("read the notification outbox", e))
+    }
+
     /// What `sink` answered for the run's first event (the Slack thread to reply in).
     pub fn outbox_thread(&self, run: &str, sink: &str) -> Result<Option<String>, StoreError> {
         Notice::thread(&self.reader(), run, sink).map_err(|e| self.error("read the notification outbox", e))

@@ -479,3 +479,209 @@ async fn the_shipped_alarm_example_replaces_a_node_and_marks_a_failed_one_for_a_
     assert_eq!(held[0].node, "web03");
     d.shutdown().await.unwrap();
 }
+
+/// A `drover serve` process on `site`, its log in `log`; its listening address.
+fn serve(site: &Path, log: &str) -> (std::process::Child, std::net::SocketAddr) {
+    let path = site.join(log);
+    let child = spawn_serve(site, &path);
+    listening(child, &path)
+}
+
+fn spawn_serve(site: &Path, path: &Path) -> std::process::Child {
+    let err = std::fs::File::create(path).unwrap();
+    std::process::Command::new(drover_bin())
+        .args(["serve", "--site"])
+        .arg(site)
+        .args(["--listen", "127.0.0.1:0", "--shutdown-deadline", "30s"])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(err)
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the daemon says where it listens (killing it when it never does).
+fn listening(mut child: std::process::Child, path: &Path) -> (std::process::Child, std::net::SocketAddr) {
+    let t = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let addr = text
+            .lines()
+            .find_map(|l| l.split("drover serve: listening addr=").nth(1))
+            .and_then(|a| a.trim().parse().ok());
+        if let Some(addr) = addr {
+            return (child, addr);
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the daemon never listened\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The daemon is killed with -9 while an alarm's node waits to be drained (after its
+/// `before` step and the drain request); the next daemon resumes that run: the node's
+/// cycle starts again (the quiesce and the drain request are redone, not trusted across
+/// the outage), then it is repaired, activated and resumed once each, in the one run the
+/// alarm started, recorded as the trigger's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_run_left_by_a_kill_9_is_resumed_by_the_next_daemon() {
+    let site = site("10m");
+    let root = site.path();
+    // The drain is not done until `go` exists: the node waits in it, nothing running.
+    let yml = std::fs::read_to_string(root.join("drover.yml")).unwrap();
+    let gated = yml.replace(
+        "drained: test -e {{ site.root }}/drained/{{ node.name }}",
+        "drained: test -e {{ site.root }}/drained/{{ node.name }} && test -e {{ site.root }}/go",
+    );
+    assert_ne!(gated, yml);
+    std::fs::write(root.join("drover.yml"), gated).unwrap();
+
+    let (mut first, addr) = serve(root, "serve1.log");
+    let body = alarm_body("n01", 1);
+    let mut r = reqwest::Client::new()
+        .post(format!("http://{addr}/hooks/disk-alarm"))
+        .body(body.clone());
+    for (k, v) in signed(&body, now()) {
+        r = r.header(k, v);
+    }
+    assert_eq!(r.send().await.unwrap().status().as_u16(), 202);
+    let t = Instant::now();
+    while !log(root).iter().any(|l| l == "drain n01") {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "n01 was never drained: {:?}",
+            log(root)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A drained check or two: the drain is recorded.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pid = rustix::process::Pid::from_raw(i32::try_from(first.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    first.wait().unwrap();
+    let left = store(root).runs().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].status, RunStatus::Running, "left unfinished by the kill");
+    let run = left[0].id.clone();
+
+    std::fs::write(root.join("go"), "").unwrap();
+    let (mut second, _) = serve(root, "serve2.log");
+    let runs = runs_done(root, 1).await;
+    let pid = rustix::process::Pid::from_raw(i32::try_from(second.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(second.wait().unwrap().success());
+
+    assert_eq!(runs.len(), 1, "resumed, not started again: {runs:?}");
+    assert_eq!(runs[0].id, run);
+    assert_eq!(runs[0].status, RunStatus::Succeeded, "{runs:?}");
+    let lines = log(root);
+    let once = |l: &str| lines.iter().filter(|x| *x == l).count();
+    for l in ["repair n01", "after n01", "resume n01"] {
+        assert_eq!(once(l), 1, "{l} once: {lines:?}");
+    }
+    assert_eq!(once("before n01"), 2, "quiesced again by the resume: {lines:?}");
+    assert_eq!(
+        lines[..4],
+        ["before n01", "drain n01", "before n01", "drain n01"],
+        "the first daemon got as far as the drain, the second began the cycle again"
+    );
+    let at = |l: &str| lines.iter().position(|x| x == l).unwrap();
+    assert!(
+        at("drain n01") < at("repair n01")
+            && at("repair n01") < at("after n01")
+            && at("after n01") < at("resume n01"),
+        "{lines:?}"
+    );
+    let trigger = store(root).trigger(&run).unwrap().unwrap();
+    assert_eq!(trigger["kind"], "webhook", "{trigger}");
+    assert!(!root.join("drained/n01").exists(), "n01 back in service");
+}
+
+/// On real sshd nodes with a scheduler's drain hooks (the testbed's fake scheduler): one
+/// alarm naming two nodes quiesces each on the node itself before the drain (`before`
+/// sees it idle), repairs it drained, activates it before it is resumed; the node whose
+/// repair fails runs `on_failure` on the node, stays drained and goes into maintenance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_on_ssh_nodes_quiesces_before_the_drain_and_runs_on_failure_on_the_node() {
+    use crate::bed::{Bed, node};
+    let b = Bed::start(2, true);
+    let sched = b.sched.as_ref().unwrap().dir().join("state");
+    let secret = b.site.path().join("alarm-secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    // Each step notes, on the node, the scheduler's state of the node when it ran.
+    let note = |what: &str| {
+        format!(
+            "echo \"{what} $(cat {}/{{{{ node.name }}}})\" >> {{{{ node.vars.state }}}}/log",
+            sched.display()
+        )
+    };
+    b.site_with_config(
+        "",
+        &format!(
+            "leases: {{ ttl: 30s }}\n\
+             triggers:\n  disk-alarm:\n    workflow: fix\n    secret: {{ file: {} }}\n\
+             \x20   nodes_from: /alert/hosts\n    cooldown: 10m\n    quiesce:\n\
+             \x20     before:\n        - name: quiesce\n          run: {}\n          change: hot\n\
+             \x20     after:\n        - name: activate\n          run: {}\n          change: hot\n\
+             \x20     on_failure:\n        - name: detach\n          run: {}\n          change: hot\n",
+            secret.display(),
+            serde_json::json!(note("before")),
+            serde_json::json!(note("after")),
+            serde_json::json!(note("on_failure")),
+        ),
+    );
+    b.write(
+        "workflows/fix.yml",
+        &format!(
+            "name: fix\nversion: 1\ntargets: {{ nodes: [\"@all\"] }}\nstrategy: {{ batch: 1 }}\n\
+             steps:\n  - name: repair\n    run: {}\n    change: drain\n",
+            serde_json::json!(format!(
+                "{} && test ! -e {{{{ node.vars.state }}}}/fail",
+                note("repair")
+            ))
+        ),
+    );
+    std::fs::write(b.state(1).join("fail"), "").unwrap();
+    let root = b.site.path();
+    let d = daemon(root).await;
+    let body = serde_json::json!({ "alert": { "hosts": [node(0), node(1)] } }).to_string();
+    let (status, v) = post(
+        &reqwest::Client::new(),
+        &d,
+        "disk-alarm",
+        &body,
+        &signed(&body, now()),
+    )
+    .await;
+    assert_eq!(status, 202, "{v}");
+    let runs = runs_done(root, 1).await;
+    d.shutdown().await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let on_node = |i: usize| {
+        std::fs::read_to_string(b.state(i).join("log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        on_node(0),
+        ["before idle", "repair drained", "after drained"],
+        "quiesced while in service, repaired and activated drained"
+    );
+    assert_eq!(
+        on_node(1),
+        ["before idle", "repair drained", "on_failure drained"],
+        "the failed node's on_failure ran on it, drained"
+    );
+    let s = b.sched.as_ref().unwrap();
+    assert_eq!(s.state(&node(0)), "idle", "resumed");
+    assert_eq!(s.state(&node(1)), "drained", "held for a human");
+    let maint = store(root).in_maintenance().unwrap();
+    assert_eq!(maint.len(), 1, "{maint:?}");
+    assert_eq!(maint[0].node, node(1));
+}

@@ -16,13 +16,13 @@ use crate::support::drover_bin;
 
 /// The site's remote: a repository with a work tree, committed to with git2 as a
 /// user's git would.
-struct Remote {
-    dir: tempfile::TempDir,
+pub(crate) struct Remote {
+    pub(crate) dir: tempfile::TempDir,
     repo: git2::Repository,
 }
 
 impl Remote {
-    fn new() -> Remote {
+    pub(crate) fn new() -> Remote {
         let dir = tempfile::tempdir().unwrap();
         let repo = git2::Repository::init(dir.path()).unwrap();
         repo.set_head("refs/heads/main").unwrap();
@@ -30,7 +30,7 @@ impl Remote {
     }
 
     /// Writes the files and commits them on `main`: the new commit's sha.
-    fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+    pub(crate) fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
         self.commit_with(files, message, None)
     }
 

@@ -25,6 +25,7 @@ mod fake_scheduler;
 mod file_diff;
 mod fuzz_corpus;
 mod gates;
+mod git_push;
 mod git_settings;
 mod jump_net;
 mod local_transport;

@@ -32,6 +32,8 @@ struct Recorder {
     got: Arc<Mutex<Vec<Got>>>,
     /// Requests still to answer 429 with `Retry-After: 1`.
     throttle: Arc<Mutex<usize>>,
+    /// Requests still to answer 503 (before any 429).
+    unavailable: Arc<Mutex<usize>>,
 }
 
 impl Recorder {
@@ -47,6 +49,21 @@ impl Recorder {
 
 async fn record(State(r): State<Recorder>, uri: axum::http::Uri, headers: HeaderMap, raw: Bytes) -> Response {
     let body = serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null);
+    let down = {
+        let mut u = r.unavailable.lock().unwrap();
+        let down = *u > 0;
+        *u = u.saturating_sub(1);
+        down
+    };
+    if down {
+        r.got.lock().unwrap().push(Got {
+            path: "throttled".into(),
+            headers,
+            body,
+            raw: raw.to_vec(),
+        });
+        return (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance").into_response();
+    }
     let throttled = {
         let mut t = r.throttle.lock().unwrap();
         if *t > 0 {
@@ -268,11 +285,16 @@ async fn a_stop_is_posted_signed_with_the_node_step_output_and_how_to_resume() {
 }
 
 fn serve(site: &Path, log: &str) -> std::process::Child {
+    serve_with(site, log, &[])
+}
+
+fn serve_with(site: &Path, log: &str, env: &[(&str, &Path)]) -> std::process::Child {
     let err = std::fs::File::create(site.join(log)).unwrap();
     std::process::Command::new(drover_bin())
         .args(["serve", "--site"])
         .arg(site)
         .args(["--listen", "127.0.0.1:0", "--shutdown-deadline", "30s"])
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(err)
@@ -396,4 +418,186 @@ fn kill_9_right_after_a_state_change_loses_no_notification_and_sends_none_twice(
         !log.contains(&format!("127.0.0.1:{port}")),
         "the sink's URL is never logged: {log}"
     );
+}
+
+/// `drover_notifications_pending{sink="slack"}` from the daemon's `/metrics`.
+async fn slack_backlog(d: &Daemon) -> u64 {
+    let text = reqwest::get(format!("http://{}/metrics", d.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("drover_notifications_pending{sink=\"slack\"} "))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or_else(|| panic!("no slack backlog in\n{text}"))
+}
+
+/// Slack refuses connections for several times the longest retry delay (1 s here, so
+/// the backoff schedule is spent within the first seconds), then answers 503 and 429:
+/// the rollout runs to its end meanwhile, the outbox keeps every event (the backlog
+/// shows in `/metrics`), and once Slack takes messages again each arrives exactly once,
+/// in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_down_longer_than_the_retry_schedule_loses_nothing_and_slows_nothing() {
+    // A port nothing listens on yet: connections are refused until the listener binds it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let token = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token.path(), "xoxb-test-token\n").unwrap();
+    let site = site(
+        &format!(
+            "notifications:\n  poll_interval: 50ms\n  max_retry_delay: 1s\n  slack:\n    bot_token: {{ file: {} }}\n    channel: C0DROVER\n    api_url: http://{addr}/api\n",
+            token.path().display()
+        ),
+        "none",
+    );
+    let d = Daemon::start(options(site.path())).await.unwrap();
+    let t = Instant::now();
+    d.actions()
+        .send(Action::Converge {
+            workflow: "mark".into(),
+        })
+        .unwrap();
+    until(Duration::from_secs(30), "the run to succeed", || {
+        runs_of(site.path())
+            .iter()
+            .any(|r| r.status == RunStatus::Succeeded)
+    })
+    .await;
+    let rollout = t.elapsed();
+    let paused = site.run(&["pause", "--by", "alice", "--reason", "after the outage"]);
+    assert_eq!(paused.code, 0, "{}", paused.stderr);
+    // Down for 4 s past the rollout: four times the longest retry delay.
+    until(Duration::from_secs(10), "the backlog of four", || {
+        Store::open_read_only(&site.path().join(".drover/drover.db"))
+            .and_then(|s| s.outbox_backlog("slack"))
+            .unwrap_or(0)
+            == 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(slack_backlog(&d).await, 4, "nothing dropped while Slack is down");
+
+    let slack = Recorder::default();
+    *slack.unavailable.lock().unwrap() = 2;
+    *slack.throttle.lock().unwrap() = 1;
+    listen(addr, slack.clone()).await;
+    until(Duration::from_secs(30), "four messages", || {
+        slack.taken().len() >= 4
+    })
+    .await;
+    // Give a duplicate the time to show.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let texts: Vec<String> = slack.taken().iter().map(text_of).collect();
+    assert_eq!(
+        texts,
+        [
+            "mark v1 started",
+            "mark v1: canary passed",
+            "mark v1 succeeded",
+            "all runs paused by alice"
+        ],
+        "each event once, in order, after the outage"
+    );
+    assert_eq!(slack.got().len(), 7, "two 503s and a 429 came first");
+    let taken = slack.taken();
+    // The start was the fourth request (after 503, 503, 429): its ts is 1000.4.
+    assert_eq!(
+        taken[1].body["thread_ts"], "1000.4",
+        "still threaded after the outage"
+    );
+    assert_eq!(taken[2].body["thread_ts"], "1000.4");
+    assert_eq!(slack_backlog(&d).await, 0);
+    d.shutdown().await.unwrap();
+    assert!(
+        rollout < Duration::from_secs(10),
+        "the rollout did not wait for Slack: {rollout:?}"
+    );
+}
+
+/// Through `drover serve` with its test clock (`DROVER_TEST_CLOCK`) on a Saturday: the
+/// converge pass's run waits for its Mon-Fri window, and Slack hears that, with when the
+/// window opens, in the run's thread; on Monday the run goes on and Slack hears the rest.
+#[test]
+fn waiting_for_a_window_is_posted_to_slack_with_its_opening_time() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let slack = Recorder::default();
+    let addr = rt.block_on(listen("127.0.0.1:0".parse().unwrap(), slack.clone()));
+    let token = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token.path(), "xoxb-test-token\n").unwrap();
+    let clock = tempfile::NamedTempFile::new().unwrap();
+    // Saturday 11:00 in Berlin: the window `day` (Mon-Fri 08-17) is closed.
+    std::fs::write(clock.path(), "2026-12-05T10:00:00Z").unwrap();
+    let site = site(
+        &format!(
+            "windows:\n  day: {{ timezone: Europe/Berlin, days: [mon-fri], start: \"08:00\", end: \"17:00\" }}\n\
+             notifications:\n  poll_interval: 50ms\n  slack:\n    bot_token: {{ file: {} }}\n    channel: C0DROVER\n    api_url: http://{addr}/api\n",
+            token.path().display()
+        ),
+        "none",
+    );
+    let wf = std::fs::read_to_string(site.path().join("workflows/mark.yml")).unwrap();
+    let site = site.write(
+        "workflows/mark.yml",
+        &wf.replace("strategy:", "window: day\nconverge: { every: 1s }\nstrategy:"),
+    );
+    let root = site.path();
+    let mut d = serve_with(root, "serve.log", &[("DROVER_TEST_CLOCK", clock.path())]);
+    let log = || std::fs::read_to_string(root.join("serve.log")).unwrap_or_default();
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let t = Instant::now();
+        while !done() {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {what}\n{}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    };
+    wait("the wait posted to Slack", &|| {
+        slack
+            .taken()
+            .iter()
+            .any(|g| text_of(g).contains("waits for window"))
+    });
+    assert_eq!(
+        std::fs::read_dir(root.join("marks")).unwrap().count(),
+        0,
+        "nothing ran on Saturday"
+    );
+    // Monday 10:00 in Berlin.
+    std::fs::write(clock.path(), "2026-12-07T09:00:00Z").unwrap();
+    wait("the run's end posted", &|| {
+        slack.taken().iter().any(|g| text_of(g).contains("succeeded"))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = rustix::process::Pid::from_raw(i32::try_from(d.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(d.wait().unwrap().success());
+
+    let taken = slack.taken();
+    let texts: Vec<String> = taken.iter().map(text_of).collect();
+    assert_eq!(
+        texts,
+        [
+            "mark v1 started",
+            "mark v1 waits for window day",
+            "mark v1: canary passed",
+            "mark v1 succeeded"
+        ],
+        "each once, in order"
+    );
+    let waits = taken[1].body.to_string();
+    assert!(
+        waits.contains(r#"*Opens*\nMon 2026-12-07 08:00 Europe/Berlin"#),
+        "the opening time, in the window's zone: {waits}"
+    );
+    assert_eq!(taken[1].body["thread_ts"], "1000.1", "in the run's thread");
 }

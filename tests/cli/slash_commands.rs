@@ -5,6 +5,7 @@
 #![expect(clippy::unwrap_used, reason = "test fixtures: a failure is the test failing")]
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use drover::daemon::{ConvergeClock, Daemon, DaemonOptions};
@@ -48,13 +49,23 @@ fn site() -> Site {
 }
 
 async fn daemon(site: &Path) -> Daemon {
+    daemon_answering_within(site, drover::daemon::SLACK_ANSWER_WITHIN).await
+}
+
+async fn daemon_answering_within(site: &Path, within: Duration) -> Daemon {
     let mut o = DaemonOptions::new(site.to_path_buf());
     o.listen = Some("127.0.0.1:0".parse().unwrap());
     o.converge = ConvergeClock::Manual;
+    o.slack_answer_within = within;
     Daemon::start(o).await.unwrap()
 }
 
 fn form(user: &str, channel: &str, text: &str, nonce: u32) -> String {
+    form_to(user, channel, text, nonce, "http://127.0.0.1:9/unused")
+}
+
+/// A command whose delayed answers go to `response_url`.
+fn form_to(user: &str, channel: &str, text: &str, nonce: u32, response_url: &str) -> String {
     let mut f = form_urlencoded::Serializer::new(String::new());
     f.append_pair("token", "ignored")
         .append_pair("user_id", user)
@@ -62,7 +73,7 @@ fn form(user: &str, channel: &str, text: &str, nonce: u32) -> String {
         .append_pair("channel_id", channel)
         .append_pair("command", "/drover")
         .append_pair("text", text)
-        .append_pair("response_url", "http://127.0.0.1:9/unused")
+        .append_pair("response_url", response_url)
         .append_pair("trigger_id", &format!("trigger-{nonce}"));
     f.finish()
 }
@@ -332,5 +343,143 @@ async fn forged_stale_replayed_oversized_or_unsigned_requests_are_refused_and_ru
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
+    d.shutdown().await.unwrap();
+}
+
+/// A listener standing in for Slack's `response_url`: what was posted to each path.
+#[derive(Clone, Default)]
+struct ResponseUrl {
+    got: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+}
+
+impl ResponseUrl {
+    async fn start(&self) -> String {
+        let me = self.clone();
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: axum::body::Bytes| {
+            let me = me.clone();
+            async move {
+                let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                me.got.lock().unwrap().push((uri.path().to_string(), v));
+                "ok"
+            }
+        });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        format!("http://{addr}")
+    }
+
+    /// The texts posted to `path`, in order.
+    fn texts(&self, path: &str) -> Vec<String> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, v)| {
+                assert_eq!(v["response_type"], "ephemeral", "{v}");
+                v["text"].as_str().unwrap().to_string()
+            })
+            .collect()
+    }
+}
+
+/// With the answer deadline at zero every command is acknowledged at once and its
+/// answer follows on its own `response_url`; a run it started is followed to its end,
+/// which is posted there as well. An unlisted user is refused at once, nothing runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_answer_deadline_the_outcome_is_posted_to_the_response_url() {
+    let site = site();
+    let root = site.path();
+    let d = daemon_answering_within(root, Duration::ZERO).await;
+    let slack = ResponseUrl::default();
+    let base = slack.start().await;
+    let say = |user: &'static str, text: &'static str, n: u32, path: &'static str| {
+        let body = form_to(user, "C_OPS", text, n, &format!("{base}{path}"));
+        let d = &d;
+        async move {
+            let (status, answer) = post(d, &body, &signed(&body, now())).await;
+            assert_eq!(status, 200, "{answer}");
+            let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+            assert_eq!(v["response_type"], "ephemeral");
+            v["text"].as_str().unwrap().to_string()
+        }
+    };
+    let ack = "Working on it; the answer follows here.";
+
+    assert_eq!(say("U_OPS", "status", 1, "/status").await, ack);
+    until(Duration::from_secs(10), "the status answer", || {
+        !slack.texts("/status").is_empty()
+    })
+    .await;
+    assert_eq!(slack.texts("/status"), ["No run in progress."]);
+
+    // A refusal needs no work: it is the answer itself, and nothing follows.
+    let refused = say("U_OTHER", "run mark", 2, "/refused").await;
+    assert!(
+        refused.starts_with("Sorry <@U_OTHER>, you are not allowed"),
+        "{refused}"
+    );
+
+    assert_eq!(say("U_OPS", "run mark --limit n[01-02]", 3, "/run").await, ack);
+    until(Duration::from_secs(30), "the run's start and its end", || {
+        slack.texts("/run").len() >= 2
+    })
+    .await;
+    let texts = slack.texts("/run");
+    let run = texts[0]
+        .strip_prefix("Started `mark`: run ")
+        .and_then(|t| t.split('.').next())
+        .unwrap_or_else(|| panic!("{texts:?}"))
+        .to_string();
+    assert_eq!(
+        texts[1],
+        format!("Run {run} of `mark` v1 succeeded: 2 of 2 nodes succeeded."),
+        "{texts:?}"
+    );
+    let r = store(root).run(&run).unwrap().unwrap();
+    assert_eq!(r.run.status, RunStatus::Succeeded);
+    assert!(root.join("marks/n02").exists() && !root.join("marks/n03").exists());
+    // The status asked while nothing ran, and the refusal, got one answer each.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(slack.texts("/status").len(), 1);
+    assert!(slack.texts("/refused").is_empty());
+    assert_eq!(slack.texts("/run").len(), 2);
+    assert!(
+        store(root).runs().unwrap().len() == 1,
+        "the refused run did not start"
+    );
+
+    d.shutdown().await.unwrap();
+
+    // Within the default deadline the start is the immediate answer, and how the run
+    // ended still follows on the response_url.
+    let d = daemon(root).await;
+    let body = form_to(
+        "U_OPS",
+        "C_OPS",
+        "run mark --limit n03",
+        4,
+        &format!("{base}/now"),
+    );
+    let (status, answer) = post(&d, &body, &signed(&body, now())).await;
+    assert_eq!(status, 200, "{answer}");
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let text = v["text"].as_str().unwrap();
+    let run = text
+        .strip_prefix("Started `mark`: run ")
+        .and_then(|t| t.split('.').next())
+        .unwrap_or_else(|| panic!("{text}"))
+        .to_string();
+    until(Duration::from_secs(30), "the run's end", || {
+        !slack.texts("/now").is_empty()
+    })
+    .await;
+    assert_eq!(
+        slack.texts("/now"),
+        [format!(
+            "Run {run} of `mark` v1 succeeded: 1 of 1 nodes succeeded."
+        )]
+    );
     d.shutdown().await.unwrap();
 }

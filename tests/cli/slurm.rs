@@ -396,6 +396,60 @@ fn the_same_reboots_without_a_drain_fail_jobs() {
     assert_eq!(failed.len(), 2, "the reboots killed both jobs: {jobs:?}\n{out}");
 }
 
+/// `order: soonest_idle` is decided again each time a place frees, from the jobs
+/// running then: at the plan node003's job ends last (time limit 2 minutes) and
+/// node002's sooner (1 minute), but node003's job is cancelled while node001 is worked
+/// on, so node003 — idle now — goes before node002.
+#[test]
+fn least_impact_order_is_decided_again_when_a_place_frees() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(3, &[("batch", vec![0, 1, 2])]);
+    bed.site(&workflow(
+        "{ batch: [\"100%\"], max_unavailable: 1, order: soonest_idle }",
+        "",
+        "  - name: patch\n    run: sleep 3; touch {{ node.vars.state }}/patched\n    check: test -e {{ node.vars.state }}/patched\n    change: drain\n",
+    ));
+    bed.slurm.sbatch_sleep(8.0, "node002", 1).expect("sbatch");
+    let long = bed.slurm.sbatch_sleep(60.0, "node003", 2).expect("sbatch");
+    bed.slurm
+        .wait_until(Duration::from_secs(20), |st| {
+            st.iter().filter(|n| n.state == "allocated").count() == 2
+        })
+        .expect("node002 and node003 busy");
+    let plan = bed.drover(&["plan", "w"]);
+    let at = |text: &str, n: &str| {
+        text.find(&format!("    {n}: "))
+            .unwrap_or_else(|| panic!("{n}: {text}"))
+    };
+    assert!(
+        at(&plan.stdout, "node002") < at(&plan.stdout, "node003"),
+        "{plan}"
+    );
+    let conf = bed.slurm.conf();
+    let canceller = std::thread::spawn(move || {
+        // node001 (idle) goes first and takes 3 s; its job ends during that.
+        std::thread::sleep(Duration::from_millis(1500));
+        Command::new("scancel")
+            .env("SLURM_CONF", &conf)
+            .arg(long.to_string())
+            .status()
+            .expect("scancel")
+    });
+    let out = bed.drover(&["run", "w", "--yes", "--json", "--tags", "drain"]);
+    assert!(canceller.join().expect("scancel").success());
+    assert_eq!(out.code, 0, "{out}");
+    let order: Vec<String> = out
+        .events("node_drain")
+        .iter()
+        .filter(|e| e["state"] == "draining")
+        .map(|e| e["node"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(order, ["node001", "node003", "node002"], "{out}");
+    all_back(&bed.slurm);
+}
+
 /// `order: soonest_idle` drains the idle node first, and `plan` says why.
 #[test]
 fn least_impact_order_takes_the_idle_node_first() {
@@ -737,4 +791,246 @@ fn a_controller_dying_after_scontrol_reboot_resumes_without_a_second_reboot() {
     bed.slurm
         .wait_until(Duration::from_secs(20), |st| st.iter().all(|n| n.state == "idle"))
         .expect("every node idle");
+}
+
+/// Samples `scontrol show reservation` every `every` until finished: when each drover
+/// reservation was first seen, and the most there were at once.
+struct ReservationMonitor {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<ReservationsSeen>,
+}
+
+#[derive(Debug, Default)]
+struct ReservationsSeen {
+    /// Name → local time (`%Y-%m-%dT%H:%M:%S`, as Slurm prints times) first seen.
+    first_seen: std::collections::BTreeMap<String, String>,
+    max_at_once: usize,
+    samples: usize,
+}
+
+impl ReservationMonitor {
+    fn start(slurm: &SlurmCluster, every: Duration) -> ReservationMonitor {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let conf = slurm.conf();
+        let thread = std::thread::spawn(move || {
+            let mut seen = ReservationsSeen::default();
+            while !flag.load(Ordering::Relaxed) {
+                let names = drover_reservations(&conf);
+                seen.samples += 1;
+                seen.max_at_once = seen.max_at_once.max(names.len());
+                let now = local_now();
+                for n in names {
+                    seen.first_seen.entry(n).or_insert_with(|| now.clone());
+                }
+                std::thread::sleep(every);
+            }
+            seen
+        });
+        ReservationMonitor { stop, thread }
+    }
+
+    fn finish(self) -> ReservationsSeen {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("reservation monitor")
+    }
+}
+
+/// The names of drover's reservations now.
+fn drover_reservations(conf: &std::path::Path) -> Vec<String> {
+    let out = Command::new("scontrol")
+        .env("SLURM_CONF", conf)
+        .args(["show", "reservation", "-o"])
+        .output()
+        .expect("scontrol show reservation");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|kv| kv.strip_prefix("ReservationName="))
+        .filter(|n| n.starts_with("drover_"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn local_now() -> String {
+    let out = Command::new("date")
+        .arg("+%Y-%m-%dT%H:%M:%S")
+        .output()
+        .expect("date");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn run_id(bed: &SlurmBed) -> String {
+    let list = bed.drover(&["runs", "list", "--json"]);
+    let runs: Value = serde_json::from_str(list.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {list}"));
+    runs[0]["id"].as_str().expect("run id").to_string()
+}
+
+const RESERVATION_DRAIN: &str =
+    "drain: { scheduler: slurm, mode: reservation, poll_interval: 200ms, timeout: 120s }\n";
+
+/// `drain.mode: reservation` under a job stream: each node gets a maintenance
+/// reservation from its running job's time limit (2 minutes away), keeps taking jobs
+/// that end before it — node001 runs stream jobs after its reservation is made — and is
+/// drained once idle (the stream stops), rebooted and resumed. No job fails, at most one
+/// reservation exists at a time (the budget), and none is left.
+#[test]
+fn drain_by_reservation_keeps_the_node_working_and_leaves_no_reservation() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(2, &[("batch", vec![0, 1])]);
+    bed.site_with(
+        RESERVATION_DRAIN,
+        &workflow("{ batch: [1], max_unavailable: 1 }", "", &steps(&bed.slurm)),
+    );
+    let plan = bed.drover(&["plan", "w"]);
+    assert_eq!(plan.code, 0, "{plan}");
+    assert!(plan.stdout.contains("drain: slurm, by reservation"), "{plan}");
+    // A long time limit on each node: its reservation starts two minutes away, so
+    // jobs of a one-minute limit still fit before it.
+    for n in ["node001", "node002"] {
+        bed.slurm.sbatch_sleep(3.0, n, 2).expect("sbatch");
+    }
+    bed.slurm
+        .wait_until(Duration::from_secs(20), |st| {
+            st.iter().all(|n| n.state == "allocated")
+        })
+        .expect("both nodes busy");
+    let reservations = ReservationMonitor::start(&bed.slurm, Duration::from_millis(100));
+    let monitor = SlurmMonitor::start(&bed.slurm, Duration::from_millis(50)).expect("monitor");
+    let stream = bed.job_stream(1.0, Duration::from_millis(400));
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(9));
+        stream.finish()
+    });
+    let out = bed.drover(&["run", "w", "--yes", "--json", "--tags", "drain"]);
+    let submitted = stopper.join().expect("stream") + 2;
+    let seen = monitor.finish();
+    let res = reservations.finish();
+    assert_eq!(out.code, 0, "{out}");
+    let id = run_id(&bed);
+    let jobs = bed.all_jobs_done(Duration::from_secs(60));
+    assert_eq!(jobs.len(), submitted, "every job ran once: {jobs:?}");
+    let bad: Vec<_> = jobs.iter().filter(|j| !j.succeeded()).collect();
+    assert!(bad.is_empty(), "jobs failed: {bad:?}\n{out}");
+    let name = |n: &str| format!("drover_{id}_{n}");
+    assert_eq!(
+        res.first_seen.keys().cloned().collect::<Vec<_>>(),
+        [name("node001"), name("node002")],
+        "{res:?}"
+    );
+    assert_eq!(res.max_at_once, 1, "{res:?}");
+    // Jobs started on node001 after its reservation was made: the node kept working.
+    let made = &res.first_seen[&name("node001")];
+    let after: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.nodes == "node001" && j.start.as_str() > made.as_str())
+        .collect();
+    assert!(
+        !after.is_empty(),
+        "no job ran on node001 after {made}: {jobs:?}\n{out}"
+    );
+    assert_eq!(drover_reservations(&bed.slurm.conf()), Vec::<String>::new());
+    assert_eq!(bed.slurm.reboots().len(), 2, "{out}");
+    all_back(&bed.slurm);
+    assert_eq!(seen.max_unavailable, 1, "{seen:?}");
+    let states: Vec<String> = out
+        .events("node_drain")
+        .iter()
+        .filter(|e| e["node"] == "node001")
+        .map(|e| e["state"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let at = |s: &str| {
+        states
+            .iter()
+            .position(|x| x == s)
+            .unwrap_or_else(|| panic!("no {s}: {states:?}"))
+    };
+    assert!(at("reserved") < at("draining"), "{states:?}");
+    assert!(at("drained") < at("unreserved"), "{states:?}");
+    assert!(at("unreserved") < at("resumed"), "{states:?}");
+}
+
+/// A controller killed (abort, like `kill -9`) right after slurmctld made a node's
+/// reservation: `runs resume` finds that reservation and keeps it (no second one), the
+/// run ends with every node done and no reservation left. `runs cancel` of such a run
+/// deletes it instead.
+#[test]
+fn a_controller_dying_after_a_reservation_resumes_with_it_and_leaks_none() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(2, &[("batch", vec![0, 1])]);
+    bed.site_with(
+        RESERVATION_DRAIN,
+        &workflow(
+            "{ batch: [1], max_unavailable: 1 }",
+            "",
+            "  - name: patch\n    run: touch {{ node.vars.state }}/patched\n    check: test -e {{ node.vars.state }}/patched\n    change: drain\n",
+        ),
+    );
+    let crash = |bed: &SlurmBed| {
+        bed.slurm.sbatch_sleep(3.0, "node001", 2).expect("sbatch");
+        bed.slurm
+            .wait_until(Duration::from_secs(20), |st| {
+                st.iter().any(|n| n.node == "node001" && n.state == "allocated")
+            })
+            .expect("node001 busy");
+        let crashed = Command::new(env!("CARGO_BIN_EXE_drover"))
+            .args(["run", "w", "--yes", "--json", "--tags", "drain", "--site"])
+            .arg(bed.path())
+            .env("DROVER_FAULT", "abort-after-reservation=node001")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run drover");
+        assert_eq!(crashed.status.code(), None, "died by a signal: {crashed:?}");
+        let id = run_id(bed);
+        assert_eq!(
+            drover_reservations(&bed.slurm.conf()),
+            [format!("drover_{id}_node001")],
+            "the dead controller's reservation"
+        );
+        id
+    };
+    let id = crash(&bed);
+    let reservations = ReservationMonitor::start(&bed.slurm, Duration::from_millis(100));
+    let out = bed.drover(&["runs", "resume", &id, "--yes", "--json"]);
+    let res = reservations.finish();
+    assert_eq!(out.code, 0, "{out}");
+    let found: Vec<Value> = out
+        .events("node_drain")
+        .into_iter()
+        .filter(|e| e["node"] == "node001" && e["state"] == "reserved")
+        .collect();
+    assert_eq!(found.len(), 1, "{out}");
+    assert!(
+        found[0]["detail"].as_str().is_some_and(|d| d.contains("found")),
+        "{found:?}"
+    );
+    assert!(res.max_at_once <= 1, "{res:?}");
+    assert_eq!(
+        drover_reservations(&bed.slurm.conf()),
+        Vec::<String>::new(),
+        "{out}"
+    );
+    all_back(&bed.slurm);
+    for i in 0..2 {
+        assert!(
+            bed.tb.nodes()[i].state_dir.join("patched").exists(),
+            "node {i}: {out}"
+        );
+    }
+    // The same crash, then `runs cancel`: the reservation goes with the run.
+    for i in 0..2 {
+        std::fs::remove_file(bed.tb.nodes()[i].state_dir.join("patched")).expect("unpatch");
+    }
+    let id = crash(&bed);
+    let cancel = bed.drover(&["runs", "cancel", &id]);
+    assert_eq!(cancel.code, 0, "{cancel}");
+    assert!(cancel.stdout.contains("reservations deleted"), "{cancel}");
+    assert_eq!(
+        drover_reservations(&bed.slurm.conf()),
+        Vec::<String>::new(),
+        "{cancel}"
+    );
 }

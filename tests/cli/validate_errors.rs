@@ -2643,3 +2643,24 @@ fn a_lifecycle_operation_naming_no_workflow_is_refused_with_the_names_there_are(
     assert!(!err.contains("`update` for the commission"), "{err}");
     assert!(err.contains("error: 1 problem in 1 file"), "{err}");
 }
+
+/// `drain.mode: reservation` makes Slurm reservations: with hooks it is refused at the
+/// key, with `scheduler: slurm` it is accepted, and an unknown mode is named.
+#[test]
+fn drain_by_reservation_needs_the_slurm_scheduler() {
+    let hooks = "drain:\n  mode: reservation\n  drain: \"true\"\n  drained: \"true\"\n  resume: \"true\"\n";
+    let err = site_drain(hooks).invalid();
+    assert!(
+        err.contains(
+            "`mode: reservation` creates Slurm maintenance reservations; it needs `scheduler: slurm`"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("drover.yml:4:9"), "{err}");
+    assert!(err.contains("set `scheduler: slurm`"), "{err}");
+    let out = site_drain("drain:\n  scheduler: slurm\n  mode: reservation\n").run(&["validate", "."]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let err = site_drain("drain:\n  scheduler: slurm\n  mode: reserve\n").invalid();
+    assert!(err.contains("reserve"), "{err}");
+    assert!(err.contains("drover.yml:5:9"), "{err}");
+}

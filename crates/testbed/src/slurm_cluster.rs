@@ -116,6 +116,18 @@ impl SlurmCluster {
         partitions: &[(&str, Vec<usize>)],
         down_for: Duration,
     ) -> Result<SlurmCluster, TestbedError> {
+        SlurmCluster::start_with_cpus(dir, testbed, partitions, down_for, 1)
+    }
+
+    /// As [`SlurmCluster::start`], with `cpus` CPUs per node (one job per CPU:
+    /// `CR_Core`), so a node can run a long job and short ones side by side.
+    pub fn start_with_cpus(
+        dir: &Path,
+        testbed: &Testbed,
+        partitions: &[(&str, Vec<usize>)],
+        down_for: Duration,
+        cpus: u32,
+    ) -> Result<SlurmCluster, TestbedError> {
         if let Some(why) = slurm_unavailable() {
             return Err(TestbedError::CommandFailed {
                 command: "slurm".into(),
@@ -180,7 +192,7 @@ impl SlurmCluster {
         chmod(&reboot_program, 0o755)?;
         write(
             &dir.join("etc/slurm.conf"),
-            &slurm_conf(&dir, testbed, partitions, base_port),
+            &slurm_conf(&dir, testbed, partitions, base_port, cpus.max(1)),
         )?;
 
         let cluster = SlurmCluster {
@@ -436,7 +448,13 @@ impl Drop for SlurmCluster {
     }
 }
 
-fn slurm_conf(dir: &Path, testbed: &Testbed, partitions: &[(&str, Vec<usize>)], base: u16) -> String {
+fn slurm_conf(
+    dir: &Path,
+    testbed: &Testbed,
+    partitions: &[(&str, Vec<usize>)],
+    base: u16,
+    cpus: u32,
+) -> String {
     let host = hostname();
     let d = dir.display();
     let mut s = format!(
@@ -479,7 +497,7 @@ fn slurm_conf(dir: &Path, testbed: &Testbed, partitions: &[(&str, Vec<usize>)], 
     for (i, n) in testbed.nodes().iter().enumerate() {
         let _ = writeln!(
             s,
-            "NodeName={} NodeHostname={host} NodeAddr={} Port={} CPUs=1 RealMemory=100 State=UNKNOWN",
+            "NodeName={} NodeHostname={host} NodeAddr={} Port={} CPUs={cpus} RealMemory=100 State=UNKNOWN",
             n.name,
             n.host,
             base + 1 + i as u16
