@@ -951,6 +951,50 @@ fn drain_by_reservation_keeps_the_node_working_and_leaves_no_reservation() {
     assert!(at("unreserved") < at("resumed"), "{states:?}");
 }
 
+/// Reservation mode, a step failing after the drain: the node stays drained with the
+/// failure as its reason (held for a human), and its reservation is deleted with a
+/// reason, so no maintenance reservation outlives the turn; the other node is untouched.
+#[test]
+fn a_failed_step_under_reservation_mode_holds_the_node_drained_and_deletes_its_reservation() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(2, &[("batch", vec![0, 1])]);
+    bed.site_with(
+        RESERVATION_DRAIN,
+        &workflow(
+            "{ batch: [\"100%\"], max_unavailable: 1, failure_budget: { per_run: 1 } }",
+            "",
+            &steps(&bed.slurm),
+        ),
+    );
+    std::fs::write(bed.tb.nodes()[0].state_dir.join("fail"), "").expect("fail file");
+    let reservations = ReservationMonitor::start(&bed.slurm, Duration::from_millis(100));
+    let out = bed.drover(&["run", "w", "--yes", "--json", "--tags", "drain"]);
+    let res = reservations.finish();
+    assert_ne!(out.code, 0, "{out}");
+    let id = run_id(&bed);
+    assert!(
+        res.first_seen.contains_key(&format!("drover_{id}_node001")),
+        "node001 was reserved: {res:?}\n{out}"
+    );
+    assert_eq!(
+        drover_reservations(&bed.slurm.conf()),
+        Vec::<String>::new(),
+        "{out}"
+    );
+    let s = bed.slurm.state("node001").expect("state");
+    assert_eq!(s.state, "drained", "{s:?}");
+    assert!(s.reason.starts_with("drover: patch failed (run "), "{s:?}");
+    let unreserved: Vec<_> = out
+        .events("node_drain")
+        .into_iter()
+        .filter(|e| e["node"] == "node001" && e["state"] == "unreserved")
+        .collect();
+    assert_eq!(unreserved.len(), 1, "{out}");
+    assert_eq!(bed.slurm.state("node002").expect("state").state, "idle");
+}
+
 /// A controller killed (abort, like `kill -9`) right after slurmctld made a node's
 /// reservation: `runs resume` finds that reservation and keeps it (no second one), the
 /// run ends with every node done and no reservation left. `runs cancel` of such a run
