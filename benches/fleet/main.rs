@@ -145,16 +145,18 @@ fn measure(
     tools: &[Tool],
     algorithms: &SshAlgorithms,
 ) -> Vec<Series> {
+    // Kept when a round fails (the panic below names a log in it); removed at the end.
     let dir = tempfile::Builder::new()
         .prefix("drover-bench")
         .tempdir()
-        .expect("temp dir");
+        .expect("temp dir")
+        .keep();
     let options = TestbedOptions {
         algorithms: Some(algorithms.clone()),
         log_level: None,
     };
-    let bed = Testbed::start_with(&dir.path().join("bed"), n, options).expect("start sshd nodes");
-    let fx = Fixture::write(dir.path(), &bed);
+    let bed = Testbed::start_with(&dir.as_path().join("bed"), n, options).expect("start sshd nodes");
+    let fx = Fixture::write(dir.as_path(), &bed);
     let meter = CpuMeter::new(&bed);
     let mut series: Vec<Series> = tools
         .iter()
@@ -172,7 +174,7 @@ fn measure(
             let s = &mut series[(round + k) % tools.len()];
             reset(&bed);
             let log = dir
-                .path()
+                .as_path()
                 .join(format!("{}-{}.log", s.tool.name().replace(' ', "-"), round + 1));
             s.tool
                 .prepare(drover, &fx, &bed, &log)
@@ -197,6 +199,7 @@ fn measure(
     }
     // Keep the logs of a bench that failed above; this one passed.
     drop(bed);
+    let _ = std::fs::remove_dir_all(&dir);
     series
 }
 
