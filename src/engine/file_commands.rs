@@ -95,9 +95,11 @@ pub fn file_command(dest: &str, hash: &str, mode: Option<u32>, owner: Option<&st
 }
 
 /// A file step inside a script of steps: like [`file_command`], but the script's input
-/// carries every file step's content one after another, so this one reads exactly its
-/// `len` bytes (also when the file is current), and a short read (the input was cut)
-/// replaces nothing.
+/// carries every file step's content one after another, each followed by a newline
+/// ([`FRAMED_END`]), so this one reads exactly its `len` bytes and that newline (also
+/// when the file is current). A short read (the input was cut) replaces nothing: `head`
+/// then met the end of the input, so the shell's own `read` of the newline fails. That
+/// costs no process, where counting the bytes written (`wc -c`) cost one.
 pub fn file_command_framed(
     dest: &str,
     hash: &str,
@@ -112,14 +114,18 @@ pub fn file_command_framed(
         .line(&same)
         .code("; then head -c ")
         .number(len)
-        .code(" > /dev/null; echo unchanged; else t=$(mktemp \"$f.drover.XXXXXX\") && head -c ")
+        .code(
+            " > /dev/null; IFS= read -r e; echo unchanged; else t=$(mktemp \"$f.drover.XXXXXX\") && head -c ",
+        )
         .number(len)
-        .code(" > \"$t\" && [ \"$(wc -c < \"$t\")\" -eq ")
-        .number(len)
-        .code(" ]")
+        .code(" > \"$t\" && IFS= read -r e && [ -z \"$e\" ]")
         .line(&apply)
         .code(" && mv -f \"$t\" \"$f\" && echo changed || { rm -f \"$t\"; exit 1; }; fi")
 }
+
+/// What the script's input carries after each file step's content
+/// ([`file_command_framed`]).
+pub const FRAMED_END: &[u8] = b"\n";
 
 /// The check of a file step without a check of its own: exits 0 when `dest` already
 /// has the content (sha256 `hash`), mode and owner, else 1 (missing, changed by hand,
@@ -197,6 +203,73 @@ mod tests {
     fn sha(bytes: &[u8]) -> String {
         use sha2::{Digest, Sha256};
         hex::encode(Sha256::digest(bytes))
+    }
+
+    /// Runs `cmds` one after another in one shell, each in a subshell reading from the
+    /// same `stdin`, as a script of steps does.
+    fn sh_framed(cmds: &[ShellLine], stdin: &[u8]) -> Vec<String> {
+        use std::io::Write;
+        let mut text = String::new();
+        for c in cmds {
+            text.push_str(&format!("( {} ); echo \"rc=$?\"; ", c.as_str()));
+        }
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(text)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn framed_file_steps_take_their_share_of_one_input_and_a_cut_one_replaces_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let cmd = |p: &std::path::Path, content: &[u8]| {
+            file_command_framed(
+                p.to_str().unwrap(),
+                &sha(content),
+                content.len(),
+                Some(0o640),
+                None,
+            )
+        };
+        let mut input = b"first\n".to_vec();
+        input.extend_from_slice(FRAMED_END);
+        input.extend_from_slice(b"second, no newline");
+        input.extend_from_slice(FRAMED_END);
+        let out = sh_framed(&[cmd(&a, b"first\n"), cmd(&b, b"second, no newline")], &input);
+        assert_eq!(out, ["changed", "rc=0", "changed", "rc=0"]);
+        assert_eq!(std::fs::read(&a).unwrap(), b"first\n");
+        assert_eq!(std::fs::read(&b).unwrap(), b"second, no newline");
+        // Current: still reads its share, so the next step gets its own.
+        let mut input = b"first\n".to_vec();
+        input.extend_from_slice(FRAMED_END);
+        input.extend_from_slice(b"new b");
+        input.extend_from_slice(FRAMED_END);
+        let out = sh_framed(&[cmd(&a, b"first\n"), cmd(&b, b"new b")], &input);
+        assert_eq!(out, ["unchanged", "rc=0", "changed", "rc=0"]);
+        assert_eq!(std::fs::read(&b).unwrap(), b"new b");
+        // Cut inside the content, and cut just after it (no end of frame): nothing
+        // replaced, no temporary file left.
+        for cut in [&b"new"[..], &b"new b again"[..]] {
+            let out = sh_framed(&[cmd(&b, b"new b again")], cut);
+            assert_eq!(out, ["rc=1"], "cut to {cut:?}");
+            assert_eq!(std::fs::read(&b).unwrap(), b"new b", "cut to {cut:?}");
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
     }
 
     #[test]

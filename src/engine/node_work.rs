@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::check_result::{CheckResult, Class, StepNeed, classify};
 use super::deadline::{Deadline, poll_until};
 use super::event::StepStatus;
-use super::file_commands::{file_check, file_command, file_command_framed, file_diff_probe};
+use super::file_commands::{FRAMED_END, file_check, file_command, file_command_framed, file_diff_probe};
 use super::file_diff::{FileDiff, Wanted};
 use super::file_sources::FileSources;
 use super::files_check::{self, FileWant};
@@ -20,7 +20,8 @@ use super::step_output::StepOutput;
 use crate::inventory::Node;
 use crate::template::TemplateEngine;
 use crate::transport::{
-    Connection, ExecOutput, ItemInput, LocalConnection, NodeLocks, Script, TransportError, shell_no_op,
+    Connection, ExecOutput, ItemInput, LocalConnection, NodeLocks, Script, ShellLine, TransportError,
+    shell_no_op,
 };
 use crate::workflow::{Action, Change, FileCopy, Step, Workflow};
 
@@ -430,8 +431,10 @@ impl NodeJob<'_> {
         } else {
             let mut script = Script::new(false);
             for u in &units {
-                if let Some(c) = &u.command {
-                    script.push(c, u.timeout, ItemInput::Null);
+                match (&u.own, &u.command) {
+                    (Some(code), _) => script.push_own(code, u.timeout, ItemInput::Null),
+                    (None, Some(c)) => script.push(c, u.timeout, ItemInput::Null),
+                    (None, None) => {}
                 }
             }
             let mut ran = match conn.exec_script(&script, None, None).await {
@@ -584,6 +587,7 @@ impl NodeJob<'_> {
                 Some(Scripted {
                     logged: command.clone(),
                     command,
+                    own: None,
                     input: Vec::new(),
                     file: false,
                 })
@@ -598,10 +602,13 @@ impl NodeJob<'_> {
                     fc.mode.map(|m| m.0),
                     fc.owner.as_deref(),
                 );
+                let mut input = content;
+                input.extend_from_slice(FRAMED_END);
                 Some(Scripted {
                     logged: masked(cmd.as_str(), fc, &hash),
-                    command: cmd.into_string(),
-                    input: content,
+                    command: cmd.as_str().to_string(),
+                    own: Some(cmd),
+                    input,
                     file: true,
                 })
             }
@@ -628,7 +635,10 @@ impl NodeJob<'_> {
             } else {
                 ItemInput::Null
             };
-            script.push(&s.command, step.timeout, from);
+            match &s.own {
+                Some(code) => script.push_own(code, step.timeout, from),
+                None => script.push(&s.command, step.timeout, from),
+            }
             input.extend_from_slice(&s.input);
         }
         let locked = steps.iter().any(|(_, s)| !s.file);
@@ -717,9 +727,12 @@ pub fn settle_command(locks: &NodeLocks, node: &str, timeout: Duration) -> Strin
 pub(super) struct Scripted {
     /// What runs on the node.
     command: String,
+    /// drover's own code (a file step's), run in a subshell of the script
+    /// ([`Script::push_own`]) instead of `command` in a `sh -c`.
+    own: Option<ShellLine>,
     /// What the log shows: the command, a secret file's hash masked.
     logged: String,
-    /// A file step's content, which travels on the script's input.
+    /// A file step's content and [`FRAMED_END`], which travel on the script's input.
     input: Vec<u8>,
     file: bool,
 }
@@ -757,6 +770,8 @@ impl Probe {
 /// check of several files; `command` is `None` for a built-in answered without the node.
 struct ProbeUnit {
     command: Option<String>,
+    /// drover's own code for `command` (the shared file check), run in a subshell.
+    own: Option<ShellLine>,
     timeout: Duration,
     /// The probes it answers, by index, in order.
     members: Vec<usize>,
@@ -778,8 +793,10 @@ fn probe_units(probes: &[Probe]) -> Vec<ProbeUnit> {
             .map(|i| probes[*i].timeout)
             .min()
             .unwrap_or(CHECK_TIMEOUT);
+        let code = files_check::command(&g);
         groups.push(ProbeUnit {
-            command: Some(files_check::command(&g).into_string()),
+            command: Some(code.as_str().to_string()),
+            own: Some(code),
             timeout,
             members,
             shared: true,
@@ -795,6 +812,7 @@ fn probe_units(probes: &[Probe]) -> Vec<ProbeUnit> {
         }
         units.push(ProbeUnit {
             command: shell_no_op(&p.command).is_none().then(|| p.command.clone()),
+            own: None,
             timeout: p.timeout,
             members: vec![i],
             shared: false,

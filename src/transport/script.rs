@@ -122,6 +122,21 @@ impl Script {
 
     /// Adds `command` (run with `sh -c`, killed after `timeout`).
     pub fn push(&mut self, command: &str, timeout: Duration, input: ItemInput) {
+        let run = ShellLine::new().code("sh -c ").script(command);
+        self.push_item(&run, timeout, input);
+    }
+
+    /// Adds drover's own shell code (a file step, the files' check), run in a subshell
+    /// of the script's shell rather than a `sh -c` of its own: one process fewer per
+    /// command, the same isolation for what drover writes (its variables, `exit`, and
+    /// the traps, which a subshell resets). User commands always get their own `sh -c`
+    /// ([`Self::push`]), so their `$$`, `$0` and `$PPID` are what they are alone.
+    pub fn push_own(&mut self, code: &ShellLine, timeout: Duration, input: ItemInput) {
+        let run = ShellLine::new().code("( ").line(code).code(" )");
+        self.push_item(&run, timeout, input);
+    }
+
+    fn push_item(&mut self, run: &ShellLine, timeout: Duration, input: ItemInput) {
         let i = u64::try_from(self.items).unwrap_or(u64::MAX);
         let secs = timeout.as_secs().max(1);
         let mut line = std::mem::take(&mut self.body)
@@ -129,8 +144,8 @@ impl Script {
             .number(i)
             .code("; m B ")
             .number(i)
-            .code(" >&2; t0=-; { read t0 _ </proc/uptime; } 2>/dev/null; sh -c ")
-            .script(command);
+            .code(" >&2; t0=-; { read t0 _ </proc/uptime; } 2>/dev/null; ")
+            .line(run);
         line = match input {
             ItemInput::Null => line.code(" </dev/null"),
             ItemInput::Script => line.code(" <&3"),
@@ -422,6 +437,37 @@ mod tests {
             wrong.is_empty(),
             "commands that exited 0 reported otherwise: {wrong:?}"
         );
+    }
+
+    /// drover's own code runs in a subshell: its `exit` and variables stay inside, it
+    /// reads its share of the input like a `sh -c` does, and its limit holds.
+    #[test]
+    fn own_code_runs_in_a_subshell_with_its_own_exit_input_and_limit() {
+        let mut s = Script::new(false);
+        s.push_own(
+            &ShellLine::new().code("x=inside; head -c 2; exit 3"),
+            Duration::from_secs(5),
+            ItemInput::Script,
+        );
+        s.push_own(
+            &ShellLine::new().code("echo \"x=${x:-unset}\"; sleep 43.5"),
+            Duration::from_secs(1),
+            ItemInput::Null,
+        );
+        s.push("head -c 1", Duration::from_secs(5), ItemInput::Script);
+        let mut out = run(&s, b"abc");
+        let a = out.item(0, Duration::from_secs(5)).unwrap();
+        assert_eq!((a.output.code, a.output.stdout.as_str()), (Some(3), "ab"));
+        let b = out.item(1, Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            b.output.stdout, "x=unset\n",
+            "the first one's variable stayed inside"
+        );
+        assert!(b.output.timed_out, "{b:?}");
+        assert!(!running("sleep 43.5"));
+        let c = out.item(2, Duration::from_secs(5)).unwrap();
+        assert_eq!((c.output.code, c.output.stdout.as_str()), (Some(0), "c"));
+        assert!(!s.text().contains("sh -c 'x=inside"), "{}", s.text());
     }
 
     #[test]
