@@ -419,7 +419,7 @@ impl NodeJob<'_> {
                     None => Ok(no_op_output(
                         shell_no_op(&probes[u.members[0]].command).unwrap_or(1),
                     )),
-                    Some(c) => conn.exec(c, None, u.timeout).await,
+                    Some(c) => conn.exec(c.text(), None, u.timeout).await,
                 };
                 let failed = !matches!(&out, Ok(o) if !o.timed_out && matches!(o.code, Some(0 | 1)));
                 self.give(probes, u, out, &mut outs);
@@ -431,10 +431,8 @@ impl NodeJob<'_> {
         } else {
             let mut script = Script::new(false);
             for u in &units {
-                match (&u.own, &u.command) {
-                    (Some(code), _) => script.push_own(code, u.timeout, ItemInput::Null),
-                    (None, Some(c)) => script.push(c, u.timeout, ItemInput::Null),
-                    (None, None) => {}
+                if let Some(c) = &u.command {
+                    c.push_to(&mut script, u.timeout, ItemInput::Null);
                 }
             }
             let mut ran = match conn.exec_script(&script, None, None).await {
@@ -481,7 +479,7 @@ impl NodeJob<'_> {
         if let Some(c) = &unit.command {
             self.log_exec(
                 &format!("check {} (their files, in one command)", names.join(", ")),
-                c,
+                c.text(),
                 &out,
             );
         }
@@ -586,8 +584,7 @@ impl NodeJob<'_> {
                 let command = self.render(cmd).ok()?;
                 Some(Scripted {
                     logged: command.clone(),
-                    command,
-                    own: None,
+                    command: NodeCommand::User(command),
                     input: Vec::new(),
                     file: false,
                 })
@@ -606,8 +603,7 @@ impl NodeJob<'_> {
                 input.extend_from_slice(FRAMED_END);
                 Some(Scripted {
                     logged: masked(cmd.as_str(), fc, &hash),
-                    command: cmd.as_str().to_string(),
-                    own: Some(cmd),
+                    command: NodeCommand::Own(cmd),
                     input,
                     file: true,
                 })
@@ -635,10 +631,7 @@ impl NodeJob<'_> {
             } else {
                 ItemInput::Null
             };
-            match &s.own {
-                Some(code) => script.push_own(code, step.timeout, from),
-                None => script.push(&s.command, step.timeout, from),
-            }
+            s.command.push_to(&mut script, step.timeout, from);
             input.extend_from_slice(&s.input);
         }
         let locked = steps.iter().any(|(_, s)| !s.file);
@@ -726,15 +719,37 @@ pub fn settle_command(locks: &NodeLocks, node: &str, timeout: Duration) -> Strin
 /// A step prepared to run inside a script of steps.
 pub(super) struct Scripted {
     /// What runs on the node.
-    command: String,
-    /// drover's own code (a file step's), run in a subshell of the script
-    /// ([`Script::push_own`]) instead of `command` in a `sh -c`.
-    own: Option<ShellLine>,
+    command: NodeCommand,
     /// What the log shows: the command, a secret file's hash masked.
     logged: String,
     /// A file step's content and [`FRAMED_END`], which travel on the script's input.
     input: Vec<u8>,
     file: bool,
+}
+
+/// A command of a script on the node: a user's (`run:`, `check:`), which gets a `sh -c`
+/// of its own, or drover's own shell code, which runs in a subshell of the script
+/// ([`Script::push_own`]).
+enum NodeCommand {
+    User(String),
+    Own(ShellLine),
+}
+
+impl NodeCommand {
+    /// The command's text, as it runs alone.
+    fn text(&self) -> &str {
+        match self {
+            NodeCommand::User(c) => c,
+            NodeCommand::Own(code) => code.as_str(),
+        }
+    }
+
+    fn push_to(&self, script: &mut Script, timeout: Duration, input: ItemInput) {
+        match self {
+            NodeCommand::User(c) => script.push(c, timeout, input),
+            NodeCommand::Own(code) => script.push_own(code, timeout, input),
+        }
+    }
 }
 
 /// One check's command on a node.
@@ -769,9 +784,7 @@ impl Probe {
 /// What runs on the node for one or more probes: one probe's command, or the shared
 /// check of several files; `command` is `None` for a built-in answered without the node.
 struct ProbeUnit {
-    command: Option<String>,
-    /// drover's own code for `command` (the shared file check), run in a subshell.
-    own: Option<ShellLine>,
+    command: Option<NodeCommand>,
     timeout: Duration,
     /// The probes it answers, by index, in order.
     members: Vec<usize>,
@@ -795,8 +808,7 @@ fn probe_units(probes: &[Probe]) -> Vec<ProbeUnit> {
             .unwrap_or(CHECK_TIMEOUT);
         let code = files_check::command(&g);
         groups.push(ProbeUnit {
-            command: Some(code.as_str().to_string()),
-            own: Some(code),
+            command: Some(NodeCommand::Own(code)),
             timeout,
             members,
             shared: true,
@@ -811,8 +823,9 @@ fn probe_units(probes: &[Probe]) -> Vec<ProbeUnit> {
             continue;
         }
         units.push(ProbeUnit {
-            command: shell_no_op(&p.command).is_none().then(|| p.command.clone()),
-            own: None,
+            command: shell_no_op(&p.command)
+                .is_none()
+                .then(|| NodeCommand::User(p.command.clone())),
             timeout: p.timeout,
             members: vec![i],
             shared: false,
