@@ -17,7 +17,8 @@ fn file_dest(dest: &str) -> ShellLine {
 }
 
 /// The tests of `$f` against what a file step wants, one per property, and the
-/// commands that give a temporary file `$t` the mode and owner.
+/// commands that give a temporary file `$t` the mode (unless [`temp_file`] made it with
+/// that mode) and owner.
 struct FileTests {
     /// A regular file with the content (sha256).
     content: ShellLine,
@@ -34,11 +35,14 @@ fn file_tests(hash: &str, mode: Option<u32>, owner: Option<&str>) -> FileTests {
         .code(" ]");
     let mut apply = ShellLine::new();
     let mode = mode.map(|m| {
+        let made = m & !0o666 == 0;
         let m = format!("{m:o}");
-        apply = std::mem::take(&mut apply)
-            .code(" && chmod ")
-            .value(&m)
-            .code(" \"$t\"");
+        if !made {
+            apply = std::mem::take(&mut apply)
+                .code(" && chmod ")
+                .value(&m)
+                .code(" \"$t\"");
+        }
         ShellLine::new()
             .code("[ \"$(stat -c %a \"$f\")\" = ")
             .value(&m)
@@ -70,6 +74,26 @@ fn file_tests(hash: &str, mode: Option<u32>, owner: Option<&str>) -> FileTests {
     }
 }
 
+/// `t=...`: a new temporary file next to `$f`, empty, made by the shell itself (no
+/// `mktemp` process): `$f.drover.$$` created exclusively (`set -C`: it fails on
+/// anything already there, a symlink too), and `mktemp`'s own name when that fails (a
+/// dead run's leftover of the same pid). Made with the step's mode when a umask can give
+/// it (no execute or special bits), else 0600 as `mktemp` makes it, for `chmod` later.
+fn temp_file(mode: Option<u32>) -> ShellLine {
+    let made = mode.filter(|m| m & !0o666 == 0);
+    let umask = made.map_or(0o077, |m| 0o777 & !m);
+    let line = ShellLine::new()
+        .code("t=\"$f.drover.$$\"; { umask ")
+        .value(format!("{umask:03o}"))
+        .code(
+            "; set -C; true > \"$t\" && [ -f \"$t\" ] && [ ! -h \"$t\" ]; } 2>/dev/null && set +C || { set +C; t=$(mktemp \"$f.drover.XXXXXX\")",
+        );
+    match made {
+        Some(m) => line.code(" && chmod ").value(format!("{m:o}")).code(" \"$t\"; }"),
+        None => line.code("; }"),
+    }
+}
+
 /// The test that `$f` already has the content (sha256 `hash`), mode and owner, and the
 /// commands that give a temporary file `$t` the mode and owner.
 fn file_same(hash: &str, mode: Option<u32>, owner: Option<&str>) -> (ShellLine, ShellLine) {
@@ -89,7 +113,9 @@ pub fn file_command(dest: &str, hash: &str, mode: Option<u32>, owner: Option<&st
     file_dest(dest)
         .code("if ")
         .line(&same)
-        .code("; then echo unchanged; else t=$(mktemp \"$f.drover.XXXXXX\") && cat > \"$t\"")
+        .code("; then echo unchanged; else ")
+        .line(&temp_file(mode))
+        .code(" && cat > \"$t\"")
         .line(&apply)
         .code(" && mv -f \"$t\" \"$f\" && echo changed || { rm -f \"$t\"; exit 1; }; fi")
 }
@@ -114,9 +140,9 @@ pub fn file_command_framed(
         .line(&same)
         .code("; then head -c ")
         .number(len)
-        .code(
-            " > /dev/null; IFS= read -r e; echo unchanged; else t=$(mktemp \"$f.drover.XXXXXX\") && head -c ",
-        )
+        .code(" > /dev/null; IFS= read -r e; echo unchanged; else ")
+        .line(&temp_file(mode))
+        .code(" && head -c ")
         .number(len)
         .code(" > \"$t\" && IFS= read -r e && [ -z \"$e\" ]")
         .line(&apply)
@@ -279,7 +305,83 @@ mod tests {
             same.as_str(),
             "[ -f \"$f\" ] && [ \"$(sha256sum < \"$f\")\" = 'ab  -' ] && [ \"$(stat -c %a \"$f\")\" = 640 ] && [ \"$(stat -c %U:%G \"$f\")\" = root:\"$(id -gn root)\" ]"
         );
-        assert_eq!(apply.as_str(), " && chmod 640 \"$t\" && chown root \"$t\"");
+        assert_eq!(
+            apply.as_str(),
+            " && chown root \"$t\"",
+            "0640 is made by the umask, no chmod"
+        );
+        let (_, apply) = file_same("ab", Some(0o750), None);
+        assert_eq!(apply.as_str(), " && chmod 750 \"$t\"");
+    }
+
+    /// The shell makes the temporary file itself, with the step's mode where a umask
+    /// gives it (else `chmod`; no mode: 0600, as `mktemp` made it); a name already taken
+    /// next to the file (here a symlink planted at the shell's own choice) is not
+    /// followed: `mktemp` names another, and the target is never written.
+    #[test]
+    fn the_temporary_file_is_made_by_the_shell_with_the_mode_and_never_follows_a_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode_of = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        for (name, mode, want) in [
+            ("a", Some(0o640), 0o640),
+            ("b", Some(0o755), 0o755),
+            ("c", Some(0o4750), 0o4750),
+            ("d", None, 0o600),
+            ("e", Some(0o000), 0o000),
+        ] {
+            let f = dir.path().join(name);
+            let content = format!("{name}\n");
+            let mut input = content.clone().into_bytes();
+            input.extend_from_slice(FRAMED_END);
+            let cmd = file_command_framed(
+                f.to_str().unwrap(),
+                &sha(content.as_bytes()),
+                content.len(),
+                mode,
+                None,
+            );
+            assert_eq!(sh_framed(&[cmd], &input), ["changed", "rc=0"], "{name}");
+            assert_eq!(std::fs::read_to_string(&f).unwrap(), content);
+            assert_eq!(mode_of(&f), want, "{name}: {:o}", mode_of(&f));
+        }
+        // The shell's `$$` is the pid of the `sh -c` that runs the command: a link named
+        // as its temporary file would be, made by that very command before it runs.
+        let f = dir.path().join("target.conf");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep\n").unwrap();
+        let plant = ShellLine::new()
+            .code("ln -s ")
+            .value(victim.to_str().unwrap())
+            .code(" ")
+            .value(f.to_str().unwrap())
+            .code(".drover.$$; ")
+            .line(&file_command(
+                f.to_str().unwrap(),
+                &sha(b"new\n"),
+                Some(0o644),
+                None,
+            ));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(plant.as_str())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(b"new\n")?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "changed\n");
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "new\n");
+        assert_eq!(mode_of(&f), 0o644);
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "keep\n",
+            "the link was followed"
+        );
     }
 
     #[test]

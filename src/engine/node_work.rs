@@ -435,6 +435,9 @@ impl NodeJob<'_> {
                     c.push_to(&mut script, u.timeout, ItemInput::Null);
                 }
             }
+            // Held: a node that needs steps runs them in this session's shell at its
+            // turn (unless its connection is released before: see `check_all`).
+            let script = script.hold();
             let mut ran = match conn.exec_script(&script, None, None).await {
                 Ok(r) => r,
                 Err(e) => return vec![Err(e)],

@@ -99,6 +99,17 @@ pub fn remote_script(command: &str, timeout: Duration, lock: Option<(&NodeLocks,
     }
 }
 
+/// [`remote_script`] for a held script ([`super::Script::hold`]): no outer `timeout`,
+/// since the shell waits for the node's turn, however long that is. Each command keeps
+/// its own limit (the script's watchdog), the wait ends when the controller sends the
+/// next script or the session closes, and a controller that gives up kills the group.
+pub fn remote_held(text: &str) -> String {
+    ShellLine::new()
+        .code("printf 'drover-pid %s\\n' \"$$\" >&2; exec sh -c ")
+        .script(text)
+        .into_string()
+}
+
 /// Exit code of a locked command whose lock another command held for its whole timeout
 /// (`EX_TEMPFAIL`).
 pub const LOCKED_EXIT: i32 = 75;

@@ -36,6 +36,9 @@ pub(super) struct FrameReader {
     /// Output outside every frame: what the wrapper around the script printed (a lock
     /// that could not be taken, a timeout).
     pub(super) outside: OutputTail,
+    /// The script has run all its commands and waits for more (a `W` marker outside
+    /// every frame: [`super::Script::hold`]).
+    pub(super) waiting: bool,
 }
 
 impl FrameReader {
@@ -51,6 +54,7 @@ impl FrameReader {
             current: None,
             frames: Vec::new(),
             outside: OutputTail::default(),
+            waiting: false,
         }
     }
 
@@ -84,6 +88,10 @@ impl FrameReader {
                 self.flush();
                 self.frames[i].end = Some(fields.map(str::to_string).collect());
                 self.current = None;
+            }
+            (Some("W"), None) if self.current.is_none() && line == b"W" => {
+                self.flush();
+                self.waiting = true;
             }
             _ => {
                 // Not a marker of ours after all: it is output.

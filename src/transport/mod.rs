@@ -4,6 +4,7 @@ mod connection;
 mod control_dir;
 mod exec_output;
 mod frame_reader;
+mod held_session;
 mod host_key;
 mod local;
 mod node_lock;
@@ -16,7 +17,8 @@ mod ssh_options;
 mod transport_error;
 
 pub use connection::{
-    Connection, Connector, KILLED_EXIT, LOCKED_EXIT, TIMEOUT_EXIT, quote, ran_out_of_time, remote_script,
+    Connection, Connector, KILLED_EXIT, LOCKED_EXIT, TIMEOUT_EXIT, quote, ran_out_of_time, remote_held,
+    remote_script,
 };
 pub use control_dir::clean_dead;
 pub use exec_output::{ExecOutput, TAIL_BYTES, tail};

@@ -23,9 +23,9 @@ const TICK: Duration = Duration::from_secs(2);
 ///   commands, so they are not affected.
 /// - fd 3 is the script's input, for commands that read their share of it (a command
 ///   run in the background would otherwise get `/dev/null`).
-/// - the ticker: a subshell, detached from the session's pipes and the step lock (fd
-///   9), that signals the shell every second and ends when the shell is gone or at its
-///   exit (`trap ... EXIT`).
+/// - the ticker (`_tick`): a subshell, detached from the session's pipes and the step
+///   lock (fd 9), that signals the shell every second and ends when the shell is gone
+///   or at its exit (`trap ... EXIT`, KILL: a held script's ticker may be stopped).
 /// - `_now`: `/proc/uptime` in centiseconds (counting ticks where it cannot be read).
 /// - `_tree`: adds to `_l` every process whose parent is in it, from `/proc/*/stat`
 ///   (builtins only; run only when a command is past its limit).
@@ -37,12 +37,12 @@ const TICK: Duration = Duration::from_secs(2);
 ///   the next `wait` gives its real status (asking `kill -0` whether it still ran made a
 ///   command that exited 0 as the tick came report 138, the ticker's USR1).
 const WATCHDOG: &str = "_n=0; _t=0; trap '_t=1' USR1; exec 3<&0; _P=$$; \
-( trap - USR1 EXIT; exec </dev/null >/dev/null 2>&1 3<&- 9>&-; while sleep ";
+_tick() { ( trap - USR1 EXIT; exec </dev/null >/dev/null 2>&1 3<&- 9>&-; while sleep ";
 /// The ticker's interval, in seconds: what [`TICK`] allows for.
 const TICK_SECS: &str = "1";
 /// [`WATCHDOG`] after the ticker's interval.
-const WATCHDOG_REST: &str = "; do kill -USR1 $_P || exit 0; done ) & _tk=$!; \
-trap 'kill $_tk 2>/dev/null' EXIT; \
+const WATCHDOG_REST: &str = "; do kill -USR1 $_P || exit 0; done ) & _tk=$!; }; _tick; \
+trap 'kill -KILL $_tk 2>/dev/null' EXIT; \
 _now() { if { read _u _x </proc/uptime; } 2>/dev/null; then _n=${_u%.*}${_u#*.}; _n=${_n#\"${_n%%[!0]*}\"}; _n=${_n:-0}; else _n=$((_n + 100)); fi; }; \
 _tree() { _m=1; while [ -n \"$_m\" ]; do _m=; for _s in /proc/[0-9]*/stat; do { read -r _x <\"$_s\"; } 2>/dev/null || continue; _q=${_x%% *}; \
 case $_l in *\" $_q \"*) continue;; esac; _x=${_x##*) }; set -- $_x; case $_l in *\" $2 \"*) _l=\"$_l$_q \"; _m=1;; esac; done; done; }; \
@@ -53,6 +53,22 @@ else { [ -n \"$_k\" ] && _alive && kill -0 $_tk 2>/dev/null; } || break; wait $_
 if [ -z \"$_k\" ] && [ -z \"$_c\" ] && [ \"$_n\" -ge \"$_d\" ]; then _l=\" $_p \"; _tree; kill -TERM $_l 2>/dev/null; _k=T; _d=$((_n + 500)); \
 elif [ \"$_k\" = T ] && [ \"$_n\" -ge \"$_d\" ]; then _tree; kill -KILL $_l 2>/dev/null; _k=K; fi; done; \
 case $_k in T) _c=124;; K) _c=137;; esac; }; ";
+
+/// The end of a held script ([`Script::hold`]): it says it waits (`W` on both streams),
+/// stops its ticker (a signal breaks the `read`; a read a last tick broke is read
+/// again), and reads one line, `LEN MARK`, then LEN bytes: the next script, which runs
+/// only when it arrived whole (it ends with `# MARK`; a cut one ends otherwise and
+/// nothing of it runs). Its input closed instead (the controller has nothing for the
+/// node, or is gone): it exits. Stopped, not killed, the ticker costs no new process
+/// when the next script continues it ([`RESUME`]).
+const WAIT: &str = "m W; m W >&2; kill -STOP $_tk 2>/dev/null; _t=0; \
+until IFS=' ' read -r _len _e; do [ \"$_t\" = 1 ] || exit 0; _t=0; done; \
+case $_len in ''|*[!0-9]*) exit 0;; esac; [ -n \"$_e\" ] || exit 0; \
+_s=$(head -c \"$_len\"); case $_s in *\"# $_e\") eval \"$_s\";; esac; exit 0";
+
+/// How a next script begins in a held shell, after its boundary: the ticker goes on
+/// (or, if it is gone, a new one starts); the rest of [`WATCHDOG`] is defined already.
+const RESUME: &str = "kill -CONT $_tk 2>/dev/null || _tick; ";
 
 /// Commands run one after another by one shell on the node, each one's output framed so
 /// the controller gets every command's exit code, output and timing as if it had run
@@ -70,10 +86,16 @@ case $_k in T) _c=124;; K) _c=137;; esac; }; ";
 #[derive(Debug, Clone)]
 pub struct Script {
     boundary: String,
+    /// `b=...; m() {...}`: the boundary and the marker function.
+    head: ShellLine,
+    /// [`WATCHDOG`] with the ticker's interval.
+    watchdog: ShellLine,
+    /// The commands.
     body: ShellLine,
     items: usize,
     budget: Duration,
     stop_on_failure: bool,
+    held: bool,
 }
 
 /// Where a command of a [`Script`] reads its input from.
@@ -102,22 +124,36 @@ impl Script {
         let (a, b) = boundary.split_at(boundary.len() / 2);
         // Built from two halves at run time, so the script's text (which `ps` shows)
         // never contains the boundary a command's output could repeat.
-        let body = ShellLine::new()
+        let head = ShellLine::new()
             .code("b=")
             .value(a)
             .code("; b=\"$b\"")
             .value(b)
-            .code("; m() { printf '\\n%s %s\\n' \"$b\" \"$*\"; }; ")
-            .code(WATCHDOG)
-            .value(tick)
-            .code(WATCHDOG_REST);
+            .code("; m() { printf '\\n%s %s\\n' \"$b\" \"$*\"; }; ");
+        let watchdog = ShellLine::new().code(WATCHDOG).value(tick).code(WATCHDOG_REST);
         Script {
             boundary,
-            body,
+            head,
+            watchdog,
+            body: ShellLine::new(),
             items: 0,
             budget: SCRIPT_SLACK,
             stop_on_failure,
+            held: false,
         }
+    }
+
+    /// Asks for the script's session to be kept open after its commands, so that the
+    /// node's next script runs in the same shell: no new session, login shell, `sh` or
+    /// ticker (a node's check, then its steps at its turn). A transport that cannot keep
+    /// it runs the script as usual.
+    pub fn hold(mut self) -> Script {
+        self.held = true;
+        self
+    }
+
+    pub fn holds(&self) -> bool {
+        self.held
     }
 
     /// Adds `command` (run with `sh -c`, killed after `timeout`).
@@ -180,7 +216,30 @@ impl Script {
     }
 
     pub fn text(&self) -> String {
-        self.body.clone().code("exit 0").into_string()
+        self.whole().code("exit 0").into_string()
+    }
+
+    fn whole(&self) -> ShellLine {
+        self.head.clone().line(&self.watchdog).line(&self.body)
+    }
+
+    /// The text of the script as held ([`Self::hold`]): it waits for its next script.
+    pub(super) fn held_text(&self) -> String {
+        self.whole().code(WAIT).into_string()
+    }
+
+    /// What a held script's shell reads to run this script next (see [`WAIT`]): the
+    /// script inside `wrap` (the step lock), followed by `stdin`. Held itself, it waits
+    /// for the one after it.
+    pub(super) fn continuation(&self, wrap: impl FnOnce(&ShellLine) -> ShellLine, stdin: &[u8]) -> Vec<u8> {
+        let mark = random_boundary();
+        let end = if self.held { WAIT } else { "exit 0" };
+        let text = wrap(&self.head.clone().code(RESUME).line(&self.body).code(end));
+        let text = format!("{text}\n# {mark}");
+        let mut input = format!("{} {mark}\n", text.len()).into_bytes();
+        input.extend_from_slice(text.as_bytes());
+        input.extend_from_slice(stdin);
+        input
     }
 
     pub(super) fn readers(&self) -> (FrameReader, FrameReader) {
@@ -468,6 +527,110 @@ mod tests {
         let c = out.item(2, Duration::from_secs(5)).unwrap();
         assert_eq!((c.output.code, c.output.stdout.as_str()), (Some(0), "c"));
         assert!(!s.text().contains("sh -c 'x=inside"), "{}", s.text());
+    }
+
+    /// Runs `script` held, then `next` in its shell as the controller would send it:
+    /// after `delay` (longer than the ticker's second, whose signal must not break the
+    /// wait), and cut to `cut` bytes when given. Returns each script's output.
+    fn run_held(
+        script: &Script,
+        next: &Script,
+        files: &[u8],
+        delay: Duration,
+        cut: Option<usize>,
+    ) -> (ScriptOutput, ScriptOutput, bool) {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script.held_text())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = next.continuation(|l| l.clone(), files);
+        if let Some(n) = cut {
+            input.truncate(n);
+        }
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::sleep(delay);
+        stdin.write_all(&input).unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let (mut o, mut e) = script.readers();
+        o.push(&out.stdout);
+        e.push(&out.stderr);
+        let waited = o.waiting && e.waiting;
+        let first = ScriptOutput::new(o, e, Some(0), false, None);
+        let (mut o, mut e) = next.readers();
+        o.push(&out.stdout);
+        e.push(&out.stderr);
+        (
+            first,
+            ScriptOutput::new(o, e, out.status.code(), false, None),
+            waited,
+        )
+    }
+
+    /// A held check's shell runs the steps sent later: each script's commands get their
+    /// own outputs and codes, the steps read their files after the script on the same
+    /// input, and the second script's watchdog holds (the first one's ticker is gone).
+    #[test]
+    fn a_held_script_runs_the_next_one_in_its_shell() {
+        let mut check = Script::new(false);
+        check.push("echo checked; exit 1", Duration::from_secs(5), ItemInput::Null);
+        let check = check.hold();
+        let mut steps = Script::new(true);
+        steps.push("echo \"pid $PPID\"", Duration::from_secs(5), ItemInput::Null);
+        steps.push("head -c 4", Duration::from_secs(5), ItemInput::Script);
+        steps.push("sleep 44.5", Duration::from_secs(1), ItemInput::Null);
+        let started = std::time::Instant::now();
+        let (mut first, mut next, waited) =
+            run_held(&check, &steps, b"file", Duration::from_millis(2500), None);
+        assert!(started.elapsed() < Duration::from_secs(12));
+        assert!(waited, "the check said it waits");
+        let c = first.item(0, Duration::from_secs(5)).unwrap();
+        assert_eq!((c.output.code, c.output.stdout.as_str()), (Some(1), "checked\n"));
+        let a = next.item(0, Duration::from_secs(5)).unwrap();
+        assert_eq!(a.output.code, Some(0), "{a:?}");
+        let b = next.item(1, Duration::from_secs(5)).unwrap();
+        assert_eq!((b.output.code, b.output.stdout.as_str()), (Some(0), "file"));
+        let t = next.item(2, Duration::from_secs(1)).unwrap();
+        assert!(t.output.timed_out, "{t:?}");
+        assert!(!running("sleep 44.5"));
+    }
+
+    /// Input closed instead of a next script: the held shell ends at once; a next
+    /// script cut short (the controller died while sending it) runs not at all.
+    #[test]
+    fn a_held_script_without_a_whole_next_one_runs_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let mut check = Script::new(false);
+        check.push("true", Duration::from_secs(5), ItemInput::Null);
+        let check = check.hold();
+        let mut steps = Script::new(true);
+        steps.push(
+            &format!("touch {}", marker.display()),
+            Duration::from_secs(5),
+            ItemInput::Null,
+        );
+        let whole = steps.continuation(|l| l.clone(), b"").len();
+        for cut in [0, 3, whole / 2, whole - 1] {
+            let started = std::time::Instant::now();
+            let (mut first, next, waited) = run_held(&check, &steps, b"", Duration::ZERO, Some(cut));
+            assert!(started.elapsed() < Duration::from_secs(5), "cut {cut}");
+            assert!(waited);
+            assert_eq!(
+                first.item(0, Duration::from_secs(5)).unwrap().output.code,
+                Some(0)
+            );
+            assert_eq!(next.code, Some(0), "cut {cut}");
+            assert!(!marker.exists(), "a script cut to {cut} of {whole} bytes ran");
+        }
+        let (_, mut next, _) = run_held(&check, &steps, b"", Duration::ZERO, None);
+        assert_eq!(next.item(0, Duration::from_secs(5)).unwrap().output.code, Some(0));
+        assert!(marker.exists(), "the whole script ran");
     }
 
     #[test]

@@ -18,11 +18,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use openssh::Stdio;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::sync::Mutex;
 
-use super::connection::{Connection, Connector, ran_out_of_time, remote_script};
+use super::connection::{Connection, Connector, ran_out_of_time, remote_held, remote_script};
 use super::exec_output::{OutputSink, OutputTail, read_into};
+use super::held_session::{self, HeldSession, PartOutput};
 use super::remote_kill::{PID_MARKER, Pending, RemoteKill};
 use super::script::{Script, ScriptOutput};
 use super::ssh_master::{Master, SshSetup};
@@ -106,6 +107,8 @@ pub struct SshConnection {
     /// The key exchange the last master negotiated (kept across `release`).
     kex: std::sync::Mutex<Option<String>>,
     kills: Pending,
+    /// The last held script's session, waiting to run the next script.
+    held: std::sync::Mutex<Option<HeldSession>>,
 }
 
 impl Connector for SshConnector {
@@ -120,6 +123,7 @@ impl Connector for SshConnector {
             master: Mutex::new(None),
             kex: std::sync::Mutex::new(None),
             kills: Pending::default(),
+            held: std::sync::Mutex::new(None),
         };
         conn.live_master().await?;
         Ok(conn)
@@ -224,9 +228,49 @@ impl Connection for SshConnection {
         locks: Option<&NodeLocks>,
     ) -> Result<ScriptOutput, TransportError> {
         let timeout = script.timeout();
-        let remote = remote_script(&script.text(), timeout, locks.map(|l| (l, self.node.as_str())));
         // Waiting for the lock may take up to the timeout on top, as for `exec_locked`.
         let limit = if locks.is_some() { timeout * 2 } else { timeout };
+        if let Some(held) = self.take_held() {
+            let master = self.live_master().await?;
+            if held.usable(&master) {
+                let input = script.continuation(
+                    |body| match locks {
+                        Some(l) => l.wrap(&self.node, timeout, body),
+                        None => body.clone(),
+                    },
+                    stdin.as_deref().unwrap_or_default(),
+                );
+                let ran = held
+                    .run(input, script.readers(), timeout, limit, script.holds())
+                    .await?;
+                // A shell that ended cleanly having started none of the script's
+                // commands never ran it (it could not read it whole): a session of its
+                // own runs it instead.
+                let untouched = ran.as_ref().is_some_and(|(p, _)| {
+                    p.ran.code == Some(0)
+                        && p.ran.lost.is_none()
+                        && p.ran.stdout.frames.is_empty()
+                        && p.ran.stderr.frames.is_empty()
+                });
+                if !untouched || script.is_empty() {
+                    return Ok(self.keep(script, ran));
+                }
+            }
+        }
+        if script.holds() && stdin.is_none() && locks.is_none() {
+            let ran = held_session::start(held_session::Start {
+                node: self.node.clone(),
+                master: self.live_master().await?,
+                remote: remote_held(&script.held_text()),
+                readers: script.readers(),
+                timeout,
+                limit,
+                pending: [self.kills.clone(), self.connector.kills.clone()],
+            })
+            .await?;
+            return Ok(self.keep(script, ran));
+        }
+        let remote = remote_script(&script.text(), timeout, locks.map(|l| (l, self.node.as_str())));
         let ran = self
             .run_into(remote, stdin, timeout, limit, script.readers())
             .await?;
@@ -241,17 +285,41 @@ impl Connection for SshConnection {
     }
 
     async fn release(&self) {
-        // Commands still running keep their master (they hold it) until they end.
+        // Commands still running keep their master (they hold it) until they end; a
+        // held shell's input closes, and it exits.
+        if let Some(h) = self.take_held() {
+            h.close().await;
+        }
         self.master.lock().await.take();
     }
 
     async fn close(self) {
+        if let Some(h) = self.take_held() {
+            h.close().await;
+        }
         self.kills.settled(Duration::from_secs(20)).await;
         self.master.lock().await.take();
     }
 }
 
 impl SshConnection {
+    fn take_held(&self) -> Option<HeldSession> {
+        self.held.lock().ok().and_then(|mut h| h.take())
+    }
+
+    /// A held session's part as the script's output, keeping the session when its
+    /// shell waits for the next script.
+    fn keep(&self, script: &Script, ran: Option<(PartOutput, Option<HeldSession>)>) -> ScriptOutput {
+        let Some((part, again)) = ran else {
+            return ScriptOutput::abandoned(script);
+        };
+        if let (Some(h), Ok(mut slot)) = (again, self.held.lock()) {
+            *slot = Some(h);
+        }
+        let r = part.ran;
+        ScriptOutput::new(r.stdout, r.stderr, r.code, r.timed_out, r.lost)
+    }
+
     /// Runs `remote` on a new session of a live master; the controller waits up to
     /// `limit` (plus a grace for the node's own kill) before it gives up on the command.
     /// Starting the session, feeding stdin and reading output all happen inside that
@@ -333,23 +401,7 @@ impl SshConnection {
         };
         kill.armed = false;
         let (stdout, stderr, status) = done?;
-        let mut lost = None;
-        let code = match status {
-            Ok(status) => status.code(),
-            Err(openssh::Error::Remote(e)) if e.kind() == std::io::ErrorKind::NotFound => Some(127),
-            // Killed by a signal, or the connection dropped: the master tells which.
-            Err(openssh::Error::RemoteProcessTerminated) => match master.session.check().await {
-                Ok(()) => None,
-                Err(e) => {
-                    lost = Some(self.lost(&e));
-                    None
-                }
-            },
-            Err(e) => {
-                lost = Some(self.lost(&e));
-                None
-            }
-        };
+        let (code, lost) = exit_of(status, &master, |e| self.lost(e)).await;
         Ok(Some(Ran {
             code,
             stdout,
@@ -368,59 +420,115 @@ impl SshConnection {
 }
 
 /// What a command did, its output read into sinks of type `S`.
-struct Ran<S> {
-    code: Option<i32>,
-    stdout: S,
-    stderr: S,
-    timed_out: bool,
-    lost: Option<TransportError>,
+pub(super) struct Ran<S> {
+    pub(super) code: Option<i32>,
+    pub(super) stdout: S,
+    pub(super) stderr: S,
+    pub(super) timed_out: bool,
+    pub(super) lost: Option<TransportError>,
+}
+
+/// A remote command's exit code from its status, and whether the connection broke.
+/// Not `wait_with_output`'s errors: exit code 127 is "remote command not found" there,
+/// and death by a signal "the remote process has terminated".
+pub(super) async fn exit_of(
+    status: Result<std::process::ExitStatus, openssh::Error>,
+    master: &Master,
+    lost: impl Fn(&openssh::Error) -> TransportError,
+) -> (Option<i32>, Option<TransportError>) {
+    match status {
+        Ok(status) => (status.code(), None),
+        Err(openssh::Error::Remote(e)) if e.kind() == std::io::ErrorKind::NotFound => (Some(127), None),
+        // Killed by a signal, or the connection dropped: the master tells which.
+        Err(openssh::Error::RemoteProcessTerminated) => match master.session.check().await {
+            Ok(()) => (None, None),
+            Err(e) => (None, Some(lost(&e))),
+        },
+        Err(e) => (None, Some(lost(&e))),
+    }
 }
 
 /// Reads stderr, taking the wrapper's `drover-pid N` line (the first it prints) out of
 /// it and into `pid`.
 async fn read_stderr<R: AsyncRead + Unpin, S: OutputSink>(
     pipe: Option<R>,
-    pid: &OnceLock<u32>,
-    mut tail: S,
+    pid: &Arc<OnceLock<u32>>,
+    tail: S,
 ) -> S {
-    let Some(mut pipe) = pipe else {
-        return tail;
-    };
-    let mut head = Vec::new();
-    let mut buf = vec![0u8; 8192];
-    let mut in_head = true;
-    while let Ok(n) = pipe.read(&mut buf).await {
-        if n == 0 {
-            break;
+    read_into(pipe, PidFirst::new(Arc::clone(pid), tail))
+        .await
+        .into_inner()
+}
+
+/// A sink that takes the wrapper's `drover-pid N` line (the first line of stderr) into
+/// `pid` and passes everything else on.
+pub(super) struct PidFirst<S> {
+    pid: Arc<OnceLock<u32>>,
+    head: Vec<u8>,
+    in_head: bool,
+    inner: S,
+}
+
+impl<S: OutputSink> PidFirst<S> {
+    pub(super) fn new(pid: Arc<OnceLock<u32>>, inner: S) -> PidFirst<S> {
+        PidFirst {
+            pid,
+            head: Vec::new(),
+            in_head: true,
+            inner,
         }
-        if !in_head {
-            tail.push(&buf[..n]);
-            continue;
+    }
+
+    /// A sink for a stream whose pid line has been read already.
+    pub(super) fn passed(inner: S) -> PidFirst<S> {
+        PidFirst {
+            pid: Arc::new(OnceLock::new()),
+            head: Vec::new(),
+            in_head: false,
+            inner,
         }
-        head.extend_from_slice(&buf[..n]);
-        if let Some(nl) = head.iter().position(|b| *b == b'\n') {
-            in_head = false;
+    }
+
+    pub(super) fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The sink, with a first line that never ended passed on to it.
+    pub(super) fn into_inner(mut self) -> S {
+        let head = std::mem::take(&mut self.head);
+        self.inner.push(&head);
+        self.inner
+    }
+}
+
+impl<S: OutputSink> OutputSink for PidFirst<S> {
+    fn push(&mut self, chunk: &[u8]) {
+        if !self.in_head {
+            self.inner.push(chunk);
+            return;
+        }
+        self.head.extend_from_slice(chunk);
+        if let Some(nl) = self.head.iter().position(|b| *b == b'\n') {
+            self.in_head = false;
+            let head = std::mem::take(&mut self.head);
             let line = String::from_utf8_lossy(&head[..nl]);
             match line.strip_prefix(PID_MARKER).and_then(|p| p.trim().parse().ok()) {
                 Some(p) => {
-                    let _ = pid.set(p);
-                    tail.push(&head[nl + 1..]);
+                    let _ = self.pid.set(p);
+                    self.inner.push(&head[nl + 1..]);
                 }
-                None => tail.push(&head),
+                None => self.inner.push(&head),
             }
-            head = Vec::new();
-        } else if head.len() > 4096 {
-            in_head = false;
-            tail.push(&head);
-            head = Vec::new();
+        } else if self.head.len() > 4096 {
+            self.in_head = false;
+            let head = std::mem::take(&mut self.head);
+            self.inner.push(&head);
         }
     }
-    tail.push(&head);
-    tail
 }
 
 /// openssh's errors nest the ssh client's log; the last lines say what happened.
-fn error_text(e: &openssh::Error) -> String {
+pub(super) fn error_text(e: &openssh::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {

@@ -33,6 +33,18 @@ fn connections(bed: &Bed, n: usize) -> Vec<usize> {
         .collect()
 }
 
+/// Commands (sessions that ran one) per node so far, from sshd's DEBUG1 log.
+fn commands(bed: &Bed, n: usize) -> Vec<usize> {
+    (0..n)
+        .map(|i| {
+            let log = std::fs::read_to_string(bed.tb.sshd_log(i).expect("log")).expect("read log");
+            log.lines()
+                .filter(|l| l.contains("session_input_channel_req:") && l.ends_with(" req exec"))
+                .count()
+        })
+        .collect()
+}
+
 /// A change in one batch: a checked `run` step and a file step (its own check).
 fn one_batch_change(bed: &Bed) {
     bed.write("workflows/files/app.conf", "port = 80\n");
@@ -46,12 +58,13 @@ fn one_batch_change(bed: &Bed) {
     );
 }
 
-/// A node the run changes keeps the master of its check for its turn: one connection
-/// per node (sshd's own log says so), and every step done.
+/// A node the run changes keeps the master of its check for its turn, and its steps
+/// run in the check's session: one connection and one command per node (sshd's own
+/// log says so), and every step done.
 #[test]
-fn a_one_batch_change_opens_one_connection_per_node() {
+fn a_one_batch_change_opens_one_connection_and_runs_one_command_per_node() {
     let options = drover_testbed::TestbedOptions {
-        log_level: Some("INFO".into()),
+        log_level: Some("DEBUG1".into()),
         ..Default::default()
     };
     let bed = Bed::start_with(3, false, options);
@@ -65,9 +78,11 @@ fn a_one_batch_change_opens_one_connection_per_node() {
         "{out}"
     );
     assert_eq!(connections(&bed, 3), vec![1, 1, 1], "{out}");
-    // Converged: the check alone, one connection more per node.
+    assert_eq!(commands(&bed, 3), vec![1, 1, 1], "{out}");
+    // Converged: the check alone, one connection and one command more per node.
     bed.drover(&["run", "w", "--yes", "--json"]).expect(exit_code::OK);
     assert_eq!(connections(&bed, 3), vec![2, 2, 2]);
+    assert_eq!(commands(&bed, 3), vec![2, 2, 2]);
 }
 
 /// `keep_masters: 0`: every master is closed after its check and each node connects
@@ -75,7 +90,7 @@ fn a_one_batch_change_opens_one_connection_per_node() {
 #[test]
 fn with_keep_masters_0_each_node_reconnects_for_its_turn() {
     let options = drover_testbed::TestbedOptions {
-        log_level: Some("INFO".into()),
+        log_level: Some("DEBUG1".into()),
         ..Default::default()
     };
     let bed = Bed::start_with(3, false, options);
@@ -85,6 +100,11 @@ fn with_keep_masters_0_each_node_reconnects_for_its_turn() {
     out.expect(exit_code::OK);
     assert_eq!(succeeded(&out), vec![node(0), node(1), node(2)], "{out}");
     assert_eq!(connections(&bed, 3), vec![2, 2, 2], "{out}");
+    assert_eq!(
+        commands(&bed, 3),
+        vec![2, 2, 2],
+        "the steps had a session of their own"
+    );
 }
 
 #[test]
@@ -286,4 +306,94 @@ fn a_dead_controllers_control_dir_goes_at_the_next_start_of_any_command() {
         .expect("run drover");
     assert!(!dead.exists(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(live.exists(), "a live controller's dir stays");
+}
+
+/// A canary that soaks 3 s, then the rest in one batch: the bulk nodes' checks wait,
+/// held, through the soak.
+fn held_through_a_soak(bed: &Bed, soak: &str) {
+    bed.write("workflows/files/app.conf", "port = 80\n");
+    bed.write(
+        "workflows/w.yml",
+        &workflow(
+            &format!("canary: {{ nodes: [node001], soak: {soak} }}\nstrategy: {{ batch: [\"100%\"] }}\n"),
+            "- name: mark\n  run: touch {{ node.vars.state }}/done\n  check: test -e {{ node.vars.state }}/done\n  change: hot\n\
+             - name: conf\n  copy: { src: files/app.conf, dest: \"{{ node.vars.state }}/app.conf\" }\n  change: hot\n",
+        ),
+    );
+}
+
+/// The held shell of node `i` (its check script, waiting for its steps) and the ticker
+/// it forked, which has the same command line.
+fn held_shells(bed: &Bed, i: usize) -> String {
+    processes(&format!("{}/done.*_len _e", bed.state(i).display()))
+}
+
+/// A held shell that dies while its node waits for its turn (killed here; a reboot or
+/// an OOM kill on a real node) costs nothing but a session: the node's steps run in one
+/// of their own, and its stopped ticker goes with it.
+#[test]
+fn a_held_shell_that_dies_while_its_node_waits_is_replaced_by_a_session_of_its_own() {
+    let options = drover_testbed::TestbedOptions {
+        log_level: Some("DEBUG1".into()),
+        ..Default::default()
+    };
+    let bed = Bed::start_with(3, false, options);
+    bed.site_with_config("", "");
+    held_through_a_soak(&bed, "3s");
+    let mut run = bed.spawn(&["run", "w", "--yes", "--json"]);
+    run.wait_for_file(&bed.state(0).join("done"));
+    for i in [1, 2] {
+        let shells = held_shells(&bed, i);
+        assert!(!shells.is_empty(), "node {i} holds no shell");
+        for line in shells.lines() {
+            let pid = line.split_whitespace().next().expect("pid");
+            let _ = std::process::Command::new("kill").args(["-KILL", pid]).status();
+        }
+    }
+    let out = run.finish();
+    out.expect(exit_code::OK);
+    assert_eq!(succeeded(&out), vec![node(0), node(1), node(2)], "{out}");
+    assert!(
+        (0..3).all(|i| bed.has(i, "done") && bed.has(i, "app.conf")),
+        "{out}"
+    );
+    assert_eq!(connections(&bed, 3), vec![1, 1, 1], "{out}");
+    assert_eq!(commands(&bed, 3), vec![1, 2, 2], "{out}");
+    for i in [1, 2] {
+        assert_eq!(held_shells(&bed, i), "", "node {i}: a shell or ticker is left");
+    }
+}
+
+/// A controller killed while nodes wait, held, for their turn: each held shell's input
+/// closes with the controller, and it exits at once with its ticker, running nothing.
+#[test]
+fn a_killed_controllers_held_shells_exit_and_run_nothing() {
+    let bed = Bed::start(3, false);
+    bed.site_with_config("", "");
+    held_through_a_soak(&bed, "60s");
+    let mut run = bed.spawn(&["run", "w", "--yes", "--json"]);
+    run.wait_for_file(&bed.state(0).join("done"));
+    let t = Instant::now();
+    while held_shells(&bed, 1).is_empty() || held_shells(&bed, 2).is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(10), "no held shells");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.signal("KILL");
+    let _ = run.finish();
+    let t = Instant::now();
+    while !(held_shells(&bed, 1).is_empty() && held_shells(&bed, 2).is_empty()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "held shells left: {} {}",
+            held_shells(&bed, 1),
+            held_shells(&bed, 2)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !bed.has(1, "done") && !bed.has(2, "done"),
+        "a held node ran its steps"
+    );
+    // The next start cleans up the dead controller's masters, as ever.
+    bed.drover(&["check", "w"]);
 }
