@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 
 use super::frame_reader::FrameReader;
-use super::{ExecOutput, ShellLine, TransportError, ran_out_of_time};
+use super::{ExecOutput, ShellLine, SimpleCommand, TransportError, ran_out_of_time};
 
 /// What `timeout` gives a command that ignores TERM before it KILLs it.
 const KILL_AFTER: Duration = Duration::from_secs(5);
@@ -156,9 +156,14 @@ impl Script {
         self.held
     }
 
-    /// Adds `command` (run with `sh -c`, killed after `timeout`).
+    /// Adds `command` (run with `sh -c`, killed after `timeout`). A command that is one
+    /// program with plain words ([`SimpleCommand`]) is started by the script's shell
+    /// itself: `sh -c` would only `exec` it.
     pub fn push(&mut self, command: &str, timeout: Duration, input: ItemInput) {
-        let run = ShellLine::new().code("sh -c ").script(command);
+        let run = match SimpleCommand::parse(command) {
+            Some(c) => ShellLine::new().simple(&c),
+            None => ShellLine::new().code("sh -c ").script(command),
+        };
         self.push_item(&run, timeout, input);
     }
 
@@ -631,6 +636,44 @@ mod tests {
         let (_, mut next, _) = run_held(&check, &steps, b"", Duration::ZERO, None);
         assert_eq!(next.item(0, Duration::from_secs(5)).unwrap().output.code, Some(0));
         assert!(marker.exists(), "the whole script ran");
+    }
+
+    /// A plain program is started by the script's shell, not through `sh -c`: the
+    /// script's text says so, and the program gets its words, exit code, input and
+    /// "not found" as under `sh -c`.
+    #[test]
+    fn a_plain_program_runs_without_a_shell_of_its_own() {
+        let mut s = Script::new(false);
+        s.push(
+            "env printf %s 'a b; $(id)'",
+            Duration::from_secs(5),
+            ItemInput::Null,
+        );
+        s.push(
+            "no-such-program-drover x",
+            Duration::from_secs(5),
+            ItemInput::Null,
+        );
+        s.push("head -c 2", Duration::from_secs(5), ItemInput::Script);
+        s.push(
+            "grep -q nothing-here /dev/null",
+            Duration::from_secs(5),
+            ItemInput::Null,
+        );
+        let text = s.text();
+        assert!(!text.contains("sh -c"), "{text}");
+        let mut out = run(&s, b"xyz");
+        let a = out.item(0, Duration::from_secs(5)).unwrap();
+        assert_eq!((a.output.code, a.output.stdout.as_str()), (Some(0), "a b; $(id)"));
+        let b = out.item(1, Duration::from_secs(5)).unwrap();
+        assert_eq!(b.output.code, Some(127), "{b:?}");
+        assert!(
+            b.output.stderr.contains("no-such-program-drover: not found"),
+            "{b:?}"
+        );
+        let c = out.item(2, Duration::from_secs(5)).unwrap();
+        assert_eq!(c.output.stdout, "xy");
+        assert_eq!(out.item(3, Duration::from_secs(5)).unwrap().output.code, Some(1));
     }
 
     #[test]

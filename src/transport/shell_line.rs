@@ -51,6 +51,14 @@ impl ShellLine {
         self.value(command)
     }
 
+    /// A user's command that is one program with plain words ([`super::SimpleCommand`]),
+    /// as code: it was checked to hold nothing a shell would expand or read as more than
+    /// that program and its words.
+    pub fn simple(mut self, command: &super::SimpleCommand) -> Self {
+        self.0.push_str(command.as_str());
+        self
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
