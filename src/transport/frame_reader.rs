@@ -204,6 +204,19 @@ mod tests {
         }
     }
 
+    /// `W` outside every frame says the script waits; inside a frame, or with more on
+    /// its line, it is output.
+    #[test]
+    fn a_wait_marker_counts_only_between_frames() {
+        let r = read("zz", &[b"\nzz B 0\nx\nzz W\n", b"\nzz E 0 0\n\nzz W now\n"]);
+        assert!(!r.waiting);
+        for size in [1, 3, 100] {
+            let stream = b"\nzz B 0\nx\nzz E 0 0\n\nzz W\n";
+            let chunks: Vec<&[u8]> = stream.chunks(size).collect();
+            assert!(read("zz", &chunks).waiting, "chunks of {size}");
+        }
+    }
+
     #[test]
     fn a_frame_that_never_ends_keeps_what_it_printed() {
         let mut r = read("zz", &[b"\nzz B 0\nworking", b"\nzz B"]);
