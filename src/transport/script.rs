@@ -382,17 +382,22 @@ mod tests {
     use super::super::exec_output::OutputSink;
     use super::*;
 
-    /// Runs a script with the real `sh` (and coreutils' `timeout`), as a node would.
-    fn run(script: &Script, stdin: &[u8]) -> ScriptOutput {
-        use std::io::Write;
-        let mut child = std::process::Command::new("sh")
+    /// The real `sh` running `text`, its three streams piped.
+    fn sh(text: String) -> std::process::Child {
+        std::process::Command::new("sh")
             .arg("-c")
-            .arg(script.text())
+            .arg(text)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Runs a script with the real `sh` (and coreutils' `timeout`), as a node would.
+    fn run(script: &Script, stdin: &[u8]) -> ScriptOutput {
+        use std::io::Write;
+        let mut child = sh(script.text());
         child.stdin.take().unwrap().write_all(stdin).unwrap();
         let out = child.wait_with_output().unwrap();
         let (mut o, mut e) = script.readers();
@@ -545,14 +550,7 @@ mod tests {
         cut: Option<usize>,
     ) -> (ScriptOutput, ScriptOutput, bool) {
         use std::io::Write;
-        let mut child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(script.held_text())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = sh(script.held_text());
         let mut input = next.continuation(|l| l.clone(), files);
         if let Some(n) = cut {
             input.truncate(n);

@@ -45,6 +45,28 @@ fn commands(bed: &Bed, n: usize) -> Vec<usize> {
         .collect()
 }
 
+/// Three nodes whose sshds log every session (DEBUG1), and a site with `ssh` settings.
+fn logged_bed(ssh: &str) -> Bed {
+    let options = drover_testbed::TestbedOptions {
+        log_level: Some("DEBUG1".into()),
+        ..Default::default()
+    };
+    let bed = Bed::start_with(3, false, options);
+    bed.site_with_config(ssh, "");
+    bed
+}
+
+/// The run succeeded on all three nodes, every step done, each node connected once.
+fn all_done_on_one_connection_each(bed: &Bed, out: &super::bed::Out) {
+    out.expect(exit_code::OK);
+    assert_eq!(succeeded(out), vec![node(0), node(1), node(2)], "{out}");
+    assert!(
+        (0..3).all(|i| bed.has(i, "done") && bed.has(i, "app.conf")),
+        "{out}"
+    );
+    assert_eq!(connections(bed, 3), vec![1, 1, 1], "{out}");
+}
+
 /// A change in one batch: a checked `run` step and a file step (its own check).
 fn one_batch_change(bed: &Bed) {
     bed.write("workflows/files/app.conf", "port = 80\n");
@@ -63,21 +85,10 @@ fn one_batch_change(bed: &Bed) {
 /// log says so), and every step done.
 #[test]
 fn a_one_batch_change_opens_one_connection_and_runs_one_command_per_node() {
-    let options = drover_testbed::TestbedOptions {
-        log_level: Some("DEBUG1".into()),
-        ..Default::default()
-    };
-    let bed = Bed::start_with(3, false, options);
-    bed.site_with_config("", "");
+    let bed = logged_bed("");
     one_batch_change(&bed);
     let out = bed.drover(&["run", "w", "--yes", "--json"]);
-    out.expect(exit_code::OK);
-    assert_eq!(succeeded(&out), vec![node(0), node(1), node(2)], "{out}");
-    assert!(
-        (0..3).all(|i| bed.has(i, "done") && bed.has(i, "app.conf")),
-        "{out}"
-    );
-    assert_eq!(connections(&bed, 3), vec![1, 1, 1], "{out}");
+    all_done_on_one_connection_each(&bed, &out);
     assert_eq!(commands(&bed, 3), vec![1, 1, 1], "{out}");
     // Converged: the check alone, one connection and one command more per node.
     bed.drover(&["run", "w", "--yes", "--json"]).expect(exit_code::OK);
@@ -89,12 +100,7 @@ fn a_one_batch_change_opens_one_connection_and_runs_one_command_per_node() {
 /// again at its turn (as before masters were kept).
 #[test]
 fn with_keep_masters_0_each_node_reconnects_for_its_turn() {
-    let options = drover_testbed::TestbedOptions {
-        log_level: Some("DEBUG1".into()),
-        ..Default::default()
-    };
-    let bed = Bed::start_with(3, false, options);
-    bed.site_with_config("keep_masters: 0", "");
+    let bed = logged_bed("keep_masters: 0");
     one_batch_change(&bed);
     let out = bed.drover(&["run", "w", "--yes", "--json"]);
     out.expect(exit_code::OK);
@@ -333,12 +339,7 @@ fn held_shells(bed: &Bed, i: usize) -> String {
 /// of their own, and its stopped ticker goes with it.
 #[test]
 fn a_held_shell_that_dies_while_its_node_waits_is_replaced_by_a_session_of_its_own() {
-    let options = drover_testbed::TestbedOptions {
-        log_level: Some("DEBUG1".into()),
-        ..Default::default()
-    };
-    let bed = Bed::start_with(3, false, options);
-    bed.site_with_config("", "");
+    let bed = logged_bed("");
     held_through_a_soak(&bed, "3s");
     let mut run = bed.spawn(&["run", "w", "--yes", "--json"]);
     run.wait_for_file(&bed.state(0).join("done"));
@@ -351,13 +352,7 @@ fn a_held_shell_that_dies_while_its_node_waits_is_replaced_by_a_session_of_its_o
         }
     }
     let out = run.finish();
-    out.expect(exit_code::OK);
-    assert_eq!(succeeded(&out), vec![node(0), node(1), node(2)], "{out}");
-    assert!(
-        (0..3).all(|i| bed.has(i, "done") && bed.has(i, "app.conf")),
-        "{out}"
-    );
-    assert_eq!(connections(&bed, 3), vec![1, 1, 1], "{out}");
+    all_done_on_one_connection_each(&bed, &out);
     assert_eq!(commands(&bed, 3), vec![1, 2, 2], "{out}");
     for i in [1, 2] {
         assert_eq!(held_shells(&bed, i), "", "node {i}: a shell or ticker is left");
