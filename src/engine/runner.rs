@@ -131,11 +131,14 @@ impl<C: Connection> Connections<C> {
             }
         }
         while set.join_next().await.is_some() {}
-        for (id, c) in &self.0 {
-            if !hold.contains(id) {
-                c.release().await;
-            }
-        }
+        // Together: a release waits (bounded) for a held shell to exit, and a node that
+        // stopped answering must not delay the others'.
+        let releases = self
+            .0
+            .iter()
+            .filter(|(id, _)| !hold.contains(id))
+            .map(|(_, c)| c.release());
+        futures_util::future::join_all(releases).await;
     }
 
     /// How each open connection reaches its node ([`Connection::describe`]).
