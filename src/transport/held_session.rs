@@ -46,6 +46,16 @@ impl Drop for Done {
     }
 }
 
+/// What became of a next script sent to a held session.
+// A return value, moved once: its size costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum HeldRun {
+    /// It ran (see [`start`] for the outcome).
+    Ran(Option<(PartOutput, Option<HeldSession>)>),
+    /// The session had ended before it could be handed over: nothing of it ran.
+    Unsent,
+}
+
 /// One script for the session's shell: its input (none for the first, which is the
 /// command itself; else [`super::Script::continuation`]), the readers of its frames,
 /// whether it holds the shell again, and where its outcome goes.
@@ -122,7 +132,8 @@ impl HeldSession {
     }
 
     /// Runs the next script (its `input` made by [`super::Script::continuation`]) in the
-    /// held shell; see [`start`] for the outcome.
+    /// held shell; see [`start`] for the outcome. `Unsent`: the session had ended (its
+    /// shell gone) before the script could be handed to it, so nothing of it ran.
     pub(super) async fn run(
         self,
         input: Vec<u8>,
@@ -130,7 +141,7 @@ impl HeldSession {
         timeout: Duration,
         limit: Duration,
         holds: bool,
-    ) -> Result<Option<(PartOutput, Option<HeldSession>)>, TransportError> {
+    ) -> Result<HeldRun, TransportError> {
         let (reply, answer) = oneshot::channel();
         self.alive.store(false, Ordering::Release);
         let part = Part {
@@ -141,9 +152,9 @@ impl HeldSession {
             reply,
         };
         if self.next.send(part).await.is_err() {
-            return Err(self.lost("the held session ended before its next script"));
+            return Ok(HeldRun::Unsent);
         }
-        self.answer(answer, limit).await
+        self.answer(answer, limit).await.map(HeldRun::Ran)
     }
 
     async fn answer(

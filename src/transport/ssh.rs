@@ -23,7 +23,7 @@ use tokio::sync::Mutex;
 
 use super::connection::{Connection, Connector, ran_out_of_time, remote_held, remote_script};
 use super::exec_output::{OutputSink, OutputTail, read_into};
-use super::held_session::{self, HeldSession, PartOutput};
+use super::held_session::{self, HeldRun, HeldSession, PartOutput};
 use super::remote_kill::{PID_MARKER, Pending, RemoteKill};
 use super::script::{Script, ScriptOutput};
 use super::ssh_master::{Master, SshSetup};
@@ -240,20 +240,22 @@ impl Connection for SshConnection {
                     },
                     stdin.as_deref().unwrap_or_default(),
                 );
-                let ran = held
+                let sent = held
                     .run(input, script.readers(), timeout, limit, script.holds())
                     .await?;
-                // A shell that ended cleanly having started none of the script's
-                // commands never ran it (it could not read it whole): a session of its
-                // own runs it instead.
-                let untouched = ran.as_ref().is_some_and(|(p, _)| {
-                    p.ran.code == Some(0)
-                        && p.ran.lost.is_none()
-                        && p.ran.stdout.frames.is_empty()
-                        && p.ran.stderr.frames.is_empty()
-                });
-                if !untouched || script.is_empty() {
-                    return Ok(self.keep(script, ran));
+                // A session that had ended, or a shell that ended cleanly having started
+                // none of the script's commands (it could not read it whole), never ran
+                // it: a session of its own runs it instead.
+                if let HeldRun::Ran(ran) = sent {
+                    let untouched = ran.as_ref().is_some_and(|(p, _)| {
+                        p.ran.code == Some(0)
+                            && p.ran.lost.is_none()
+                            && p.ran.stdout.frames.is_empty()
+                            && p.ran.stderr.frames.is_empty()
+                    });
+                    if !untouched || script.is_empty() {
+                        return Ok(self.keep(script, ran));
+                    }
                 }
             }
         }
