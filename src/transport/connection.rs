@@ -164,8 +164,8 @@ mod tests {
     fn a_locked_command_takes_the_lock_in_the_login_shell_then_execs() {
         let locks = NodeLocks::default();
         let s = remote_script("echo hi", Duration::from_secs(60), Some((&locks, "n1")));
-        assert!(s.contains("exec 9>>\"$l\"; flock -w 60 9 ||"), "{s}");
-        assert!(s.contains("l=\"$d\"/drover-n1.lock;"), "{s}");
+        assert!(s.contains("exec 9>>\"$_lf\"; flock -w 60 9 ||"), "{s}");
+        assert!(s.contains("_lf=\"$_ld\"/drover-n1.lock;"), "{s}");
         assert!(
             s.ends_with("fi; exec timeout --kill-after=5 60 sh -c 'echo hi'"),
             "{s}"

@@ -130,12 +130,12 @@ impl NodeLocks {
         format!("{}-{node}.lock", self.scope)
     }
 
-    /// `d=DIR; l="$d/NAME";`
+    /// `_ld=DIR; _lf="$_ld/NAME";` (`_` names: a script's user commands never see them)
     fn paths(&self, node: &str) -> ShellLine {
         ShellLine::new()
-            .code("d=")
+            .code("_ld=")
             .expand(&self.dir)
-            .code("; l=\"$d\"/")
+            .code("; _lf=\"$_ld\"/")
             .value(self.file_name(node))
             .code("; ")
     }
@@ -148,23 +148,23 @@ impl NodeLocks {
         let secs = wait.as_secs().max(1);
         self.paths(node)
             .code(
-                "if command -v flock >/dev/null 2>&1 && { [ -d \"$d\" ] || mkdir -p -m 0700 \"$d\" 2>/dev/null; } && { [ -w \"$l\" ] || [ ! -e \"$l\" ]; }; then exec 9>>\"$l\"; flock -w ",
+                "if command -v flock >/dev/null 2>&1 && { [ -d \"$_ld\" ] || mkdir -p -m 0700 \"$_ld\" 2>/dev/null; } && { [ -w \"$_lf\" ] || [ ! -e \"$_lf\" ]; }; then exec 9>>\"$_lf\"; flock -w ",
             )
             .number(secs)
-            .code(" 9 || { echo \"drover: a step is still running on this node (lock $l)\" >&2; exit ")
+            .code(" 9 || { echo \"drover: a step is still running on this node (lock $_lf)\" >&2; exit ")
             .number(super::LOCKED_EXIT.unsigned_abs())
             .code("; }; printf 'run %s pid %s\\n' ")
             .value(&self.run)
-            .code(" \"$$\" > \"$l\"; fi; ")
+            .code(" \"$$\" > \"$_lf\"; fi; ")
             .line(then)
     }
 
     /// Waits (up to `timeout`) until no step holds `node`'s lock.
     pub fn settle(&self, node: &str, timeout: Duration) -> ShellLine {
         self.paths(node)
-            .code("if command -v flock >/dev/null 2>&1 && [ -e \"$l\" ]; then flock -w ")
+            .code("if command -v flock >/dev/null 2>&1 && [ -e \"$_lf\" ]; then flock -w ")
             .number(timeout.as_secs().max(1))
-            .code(" \"$l\" true; fi")
+            .code(" \"$_lf\" true; fi")
     }
 }
 
@@ -220,7 +220,7 @@ mod tests {
         let line = locks.wrap(
             "n 1",
             Duration::from_secs(5),
-            &ShellLine::new().code("cat \"$l\""),
+            &ShellLine::new().code("cat \"$_lf\""),
         );
         let out = std::process::Command::new("sh")
             .arg("-c")

@@ -36,6 +36,10 @@ const TICK: Duration = Duration::from_secs(2);
 ///   when the command is gone by then: the shell may have collected it meanwhile, and
 ///   the next `wait` gives its real status (asking `kill -0` whether it still ran made a
 ///   command that exited 0 as the tick came report 138, the ticker's USR1).
+/// - `_B i` / `_E i SECS`: the frame around command `i` (its begin markers and start
+///   time; `_w SECS`, then its end markers with exit code and times), defined once so
+///   each command adds a few bytes to the script's text, not the whole frame: a script
+///   of hundreds of commands stays far below the kernel's limit on one argument.
 const WATCHDOG: &str = "_n=0; _t=0; trap '_t=1' USR1; exec 3<&0; _P=$$; \
 _tick() { ( trap - USR1 EXIT; exec </dev/null >/dev/null 2>&1 3<&- 9>&-; while sleep ";
 /// The ticker's interval, in seconds: what [`TICK`] allows for.
@@ -52,31 +56,56 @@ if [ -z \"$_c\" ]; then wait $_p 2>/dev/null; _r=$?; if [ \"$_t\" = 1 ] && [ \"$
 else { [ -n \"$_k\" ] && _alive && kill -0 $_tk 2>/dev/null; } || break; wait $_tk 2>/dev/null; fi; _now; \
 if [ -z \"$_k\" ] && [ -z \"$_c\" ] && [ \"$_n\" -ge \"$_d\" ]; then _l=\" $_p \"; _tree; kill -TERM $_l 2>/dev/null; _k=T; _d=$((_n + 500)); \
 elif [ \"$_k\" = T ] && [ \"$_n\" -ge \"$_d\" ]; then _tree; kill -KILL $_l 2>/dev/null; _k=K; fi; done; \
-case $_k in T) _c=124;; K) _c=137;; esac; }; ";
+case $_k in T) _c=124;; K) _c=137;; esac; }; \
+_B() { m B $1; m B $1 >&2; _t0=-; { read _t0 _x </proc/uptime; } 2>/dev/null; }; \
+_E() { _w $2; _o=$_c; _t1=-; { read _t1 _x </proc/uptime; } 2>/dev/null; m E $1 \"$_o\" \"$_t0\" \"$_t1\"; m E $1 >&2; }; ";
 
 /// The end of a held script ([`Script::hold`]): it says it waits (`W` on both streams),
 /// stops its ticker (a signal breaks the `read`; a read a last tick broke is read
-/// again), and reads one line, `LEN MARK`, then LEN bytes: the next script, which runs
-/// only when it arrived whole (it ends with `# MARK`; a cut one ends otherwise and
-/// nothing of it runs). Its input closed instead (the controller has nothing for the
-/// node, or is gone): it exits. Stopped, not killed, the ticker costs no new process
-/// when the next script continues it ([`RESUME`]).
+/// again), and reads one line, `MARK`, then the next script line by line up to the line
+/// `# MARK`, with the shell's own `read` (no `head` process; `read` stops at each
+/// newline, so what follows on the input, the steps' files, stays there). The script
+/// runs only when it arrived whole: a cut one never reaches its `# MARK`, and nothing of
+/// it runs. Its input closed instead (the controller has nothing for the node, or is
+/// gone): it exits. Stopped, not killed, the ticker costs no new process when the next
+/// script continues it ([`RESUME`]).
 const WAIT: &str = "m W; m W >&2; kill -STOP $_tk 2>/dev/null; _t=0; \
-until IFS=' ' read -r _len _e; do [ \"$_t\" = 1 ] || exit 0; _t=0; done; \
-case $_len in ''|*[!0-9]*) exit 0;; esac; [ -n \"$_e\" ] || exit 0; \
-_s=$(head -c \"$_len\"); case $_s in *\"# $_e\") eval \"$_s\";; esac; exit 0";
+until IFS= read -r _e; do [ \"$_t\" = 1 ] || exit 0; _t=0; done; \
+case $_e in drover-*) ;; *) exit 0;; esac; _s=; _ok=; \
+while IFS= read -r _x; do if [ \"$_x\" = \"# $_e\" ]; then _ok=1; break; fi; _s=\"$_s$_x
+\"; done; \
+[ -n \"$_ok\" ] && eval \"$_s\"; exit 0";
 
 /// How a next script begins in a held shell, after its boundary: the ticker goes on
 /// (or, if it is gone, a new one starts); the rest of [`WATCHDOG`] is defined already.
 const RESUME: &str = "kill -CONT $_tk 2>/dev/null || _tick; ";
+
+/// What a user command's subshell forgets first ([`Script::push`], `eval "$_Z"`): the
+/// script's own functions and variables (every name the script sets in its shell starts
+/// with `_`), and the positional parameters. What is left is what a `sh -c` started
+/// there sees. Defined once in [`WATCHDOG`]'s place, so each command adds a few bytes
+/// to the script, not this list.
+const SUBSHELL_RESET: &str = "_Z='unset -f m _tick _now _tree _alive _w _B _E; \
+unset _b _o _t0 _t1 _n _t _P _tk _u _x _m _s _q _l _p _d _k _c _r _e _ok _ld _lf _Z; set --'; ";
+
+/// Whether `command` asks what a subshell of the script's shell answers otherwise than
+/// a shell of its own: its process ids (`$$`, `$PPID`, `$!`), its options (`$-`), line
+/// numbers, and the traps `trap` lists. Found in the text, so a mention that would not
+/// run (a comment, a quoted word) also gets a shell of its own: slower, never different.
+fn needs_own_shell(command: &str) -> bool {
+    ["$$", "${$", "PPID", "$!", "${!", "$-", "${-", "LINENO", "trap"]
+        .iter()
+        .any(|w| command.contains(w))
+}
 
 /// Commands run one after another by one shell on the node, each one's output framed so
 /// the controller gets every command's exit code, output and timing as if it had run
 /// alone (see [`FrameReader`]). Checks run all of theirs; steps stop at the first
 /// command that fails.
 ///
-/// Each command runs as its own `sh -c` (its own `$$`, `$PPID`, `exit`, traps, as when
-/// it runs alone), started in the background of the script's shell, which waits for it
+/// Each command runs as `sh -c` would run it alone (its own `exit`, variables, traps;
+/// see [`Self::push`] for the cheaper forms that keep this), started in the background
+/// of the script's shell, which waits for it
 /// and is its timeout: a ticker (one subshell and one `sleep 1` a second, for the whole
 /// script) signals the shell every second, and a command past its limit gets TERM with
 /// every process below it (found in `/proc`), KILL 5 s later if any is left, and the
@@ -92,6 +121,13 @@ pub struct Script {
     watchdog: ShellLine,
     /// The commands.
     body: ShellLine,
+    /// The commands as a held shell runs them next ([`Self::continuation`]): file steps
+    /// with their content in their text, so they read nothing from the input (no `head`
+    /// per file). `None` once a command reads a share of the input of unknown length.
+    inline_body: Option<ShellLine>,
+    /// The length of each file step's share of the input, in order, and whether its
+    /// command in [`Self::inline_body`] carries it in its text instead.
+    shares: Vec<(usize, bool)>,
     items: usize,
     budget: Duration,
     stop_on_failure: bool,
@@ -125,17 +161,23 @@ impl Script {
         // Built from two halves at run time, so the script's text (which `ps` shows)
         // never contains the boundary a command's output could repeat.
         let head = ShellLine::new()
-            .code("b=")
+            .code("_b=")
             .value(a)
-            .code("; b=\"$b\"")
+            .code("; _b=\"$_b\"")
             .value(b)
-            .code("; m() { printf '\\n%s %s\\n' \"$b\" \"$*\"; }; ");
-        let watchdog = ShellLine::new().code(WATCHDOG).value(tick).code(WATCHDOG_REST);
+            .code("; m() { printf '\\n%s %s\\n' \"$_b\" \"$*\"; }; ");
+        let watchdog = ShellLine::new()
+            .code(WATCHDOG)
+            .value(tick)
+            .code(WATCHDOG_REST)
+            .code(SUBSHELL_RESET);
         Script {
             boundary,
             head,
             watchdog,
             body: ShellLine::new(),
+            inline_body: Some(ShellLine::new()),
+            shares: Vec::new(),
             items: 0,
             budget: SCRIPT_SLACK,
             stop_on_failure,
@@ -156,55 +198,107 @@ impl Script {
         self.held
     }
 
-    /// Adds `command` (run with `sh -c`, killed after `timeout`). A command that is one
-    /// program with plain words ([`SimpleCommand`]) is started by the script's shell
-    /// itself: `sh -c` would only `exec` it.
+    /// Adds `command`, killed after `timeout`. It runs as `sh -c` would run it, in the
+    /// cheapest form that keeps what it sees the same:
+    /// - one program with plain words ([`SimpleCommand`]) is started by the script's
+    ///   shell itself (`sh -c` would only `exec` it);
+    /// - other shell code runs with `eval` in a subshell of the script's shell that
+    ///   first forgets the script's own functions and variables (all named `_...`, and
+    ///   `m`; [`SUBSHELL_RESET`]), so it sees the variables, positional parameters and
+    ///   traps a `sh -c` sees, without a new `sh` process;
+    /// - code that asks what only a shell of its own answers the same (`$$`, `$PPID`,
+    ///   `$!`, `$-`, `LINENO`, `trap` with its listing) keeps its own `sh -c`.
     pub fn push(&mut self, command: &str, timeout: Duration, input: ItemInput) {
         let run = match SimpleCommand::parse(command) {
             Some(c) => ShellLine::new().simple(&c),
-            None => ShellLine::new().code("sh -c ").script(command),
+            None if needs_own_shell(command) => ShellLine::new().code("sh -c ").script(command),
+            None => ShellLine::new()
+                .code("( eval \"$_Z\"; eval ")
+                .script(command)
+                .code(" )"),
         };
-        self.push_item(&run, timeout, input);
+        self.push_item(&run, None, timeout, input);
+        self.unknown_share(input);
     }
 
     /// Adds drover's own shell code (a file step, the files' check), run in a subshell
     /// of the script's shell rather than a `sh -c` of its own: one process fewer per
     /// command, the same isolation for what drover writes (its variables, `exit`, and
-    /// the traps, which a subshell resets). User commands always get their own `sh -c`
-    /// ([`Self::push`]), so their `$$`, `$0` and `$PPID` are what they are alone.
+    /// the traps, which a subshell resets).
     pub fn push_own(&mut self, code: &ShellLine, timeout: Duration, input: ItemInput) {
-        let run = ShellLine::new().code("( ").line(code).code(" )");
-        self.push_item(&run, timeout, input);
+        self.push_item(&Self::own(code), None, timeout, input);
+        self.unknown_share(input);
     }
 
-    fn push_item(&mut self, run: &ShellLine, timeout: Duration, input: ItemInput) {
+    /// Adds a file step's code ([`Self::push_own`]) that reads `share` bytes of the
+    /// script's input, and the same step with the content in its text (`inline`, which
+    /// reads nothing) for when a held shell runs the script ([`Self::continuation`]):
+    /// its text then travels on that shell's input, never in a command line `ps` shows.
+    pub fn push_own_file(
+        &mut self,
+        framed: &ShellLine,
+        inline: Option<&ShellLine>,
+        share: usize,
+        timeout: Duration,
+    ) {
+        let inline = inline.map(Self::own);
+        self.shares.push((share, inline.is_some()));
+        self.push_item(&Self::own(framed), inline.as_ref(), timeout, ItemInput::Script);
+    }
+
+    fn own(code: &ShellLine) -> ShellLine {
+        ShellLine::new().code("( ").line(code).code(" )")
+    }
+
+    /// Adds one command: `run` reading `input`; in [`Self::inline_body`], `inline` (which
+    /// reads nothing) when given, else `run` too.
+    fn push_item(
+        &mut self,
+        run: &ShellLine,
+        inline: Option<&ShellLine>,
+        timeout: Duration,
+        input: ItemInput,
+    ) {
         let i = u64::try_from(self.items).unwrap_or(u64::MAX);
         let secs = timeout.as_secs().max(1);
-        let mut line = std::mem::take(&mut self.body)
-            .code("m B ")
-            .number(i)
-            .code("; m B ")
-            .number(i)
-            .code(" >&2; t0=-; { read t0 _ </proc/uptime; } 2>/dev/null; ")
-            .line(run);
-        line = match input {
+        let body = std::mem::take(&mut self.body);
+        self.body = self.item(body, i, run, secs, input);
+        if let Some(body) = self.inline_body.take() {
+            self.inline_body = Some(match inline {
+                Some(run) => self.item(body, i, run, secs, ItemInput::Null),
+                None => self.item(body, i, run, secs, input),
+            });
+        }
+        self.items += 1;
+        self.budget += Duration::from_secs(secs) + KILL_AFTER + TICK;
+    }
+
+    /// A share of the input whose length the script does not know was added: the shares
+    /// after it could not be told apart, so a held shell runs the script as it is.
+    fn unknown_share(&mut self, input: ItemInput) {
+        if input == ItemInput::Script {
+            self.inline_body = None;
+        }
+    }
+
+    /// `body` followed by command `i`, `run`, framed (`_B`, `_E` in [`WATCHDOG`]).
+    fn item(&self, body: ShellLine, i: u64, run: &ShellLine, secs: u64, input: ItemInput) -> ShellLine {
+        let line = body.code("_B ").number(i).code("; ").line(run);
+        let line = match input {
             ItemInput::Null => line.code(" </dev/null"),
             ItemInput::Script => line.code(" <&3"),
         };
-        line = line
-            .code(" 3<&- & _w ")
+        let line = line
+            .code(" 3<&- & _E ")
+            .number(i)
+            .code(" ")
             .number(secs)
-            .code("; c=$_c; t1=-; { read t1 _ </proc/uptime; } 2>/dev/null; m E ")
-            .number(i)
-            .code(" \"$c\" \"$t0\" \"$t1\"; m E ")
-            .number(i)
-            .code(" >&2; ");
+            .code("; ");
         if self.stop_on_failure {
-            line = line.code("[ \"$c\" = 0 ] || exit 0; ");
+            line.code("[ \"$_o\" = 0 ] || exit 0; ")
+        } else {
+            line
         }
-        self.body = line;
-        self.items += 1;
-        self.budget += Duration::from_secs(secs) + KILL_AFTER + TICK;
     }
 
     pub fn len(&self) -> usize {
@@ -234,16 +328,30 @@ impl Script {
     }
 
     /// What a held script's shell reads to run this script next (see [`WAIT`]): the
-    /// script inside `wrap` (the step lock), followed by `stdin`. Held itself, it waits
-    /// for the one after it.
+    /// script inside `wrap` (the step lock), followed by what of `stdin` its commands
+    /// still read (the file steps that carry their content in their text read none).
+    /// Held itself, it waits for the one after it.
     pub(super) fn continuation(&self, wrap: impl FnOnce(&ShellLine) -> ShellLine, stdin: &[u8]) -> Vec<u8> {
         let mark = random_boundary();
         let end = if self.held { WAIT } else { "exit 0" };
-        let text = wrap(&self.head.clone().code(RESUME).line(&self.body).code(end));
-        let text = format!("{text}\n# {mark}");
-        let mut input = format!("{} {mark}\n", text.len()).into_bytes();
-        input.extend_from_slice(text.as_bytes());
-        input.extend_from_slice(stdin);
+        let whole: usize = self.shares.iter().map(|(n, _)| n).sum();
+        let (body, rest) = match &self.inline_body {
+            Some(inline) if whole == stdin.len() => {
+                let mut rest = Vec::new();
+                let mut at = 0;
+                for (n, inlined) in &self.shares {
+                    if !inlined {
+                        rest.extend_from_slice(&stdin[at..at + n]);
+                    }
+                    at += n;
+                }
+                (inline, rest)
+            }
+            _ => (&self.body, stdin.to_vec()),
+        };
+        let text = wrap(&self.head.clone().code(RESUME).line(body).code(end));
+        let mut input = format!("{mark}\n{text}\n# {mark}\n").into_bytes();
+        input.extend_from_slice(&rest);
         input
     }
 
@@ -442,11 +550,16 @@ mod tests {
         assert!(!s.text().contains(&s.boundary), "the boundary is not in the text");
     }
 
-    /// Whether a process whose command line contains `needle` is alive.
+    /// Whether a process whose command line contains `needle` is alive, and runs the
+    /// program `needle` names (a fork of a script's shell that has not yet `exec`d its
+    /// program, e.g. the ticker's next `sleep 1`, has the script's text, `needle` and
+    /// all, as its command line).
     fn running(needle: &str) -> bool {
+        let program = needle.split(' ').next().unwrap_or_default();
         std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim_end() == program)
+                && std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
         })
     }
 
@@ -702,7 +815,120 @@ mod tests {
         let mut out = run(&s, b"");
         let a = out.item(0, Duration::from_secs(5)).unwrap();
         assert_eq!(a.output.code, Some(0));
-        assert!(a.output.stdout.contains("m B 0"), "{}", a.output.stdout);
+        assert!(a.output.stdout.contains("_B 0"), "{}", a.output.stdout);
         assert_eq!(out.item(1, Duration::from_secs(5)).unwrap().output.code, Some(1));
+    }
+
+    /// `set`'s listing without the lines that differ between any two shells (`PPID`).
+    fn listing(out: &str) -> Vec<&str> {
+        out.lines().filter(|l| !l.starts_with("PPID=")).collect()
+    }
+
+    /// Shell code runs in a subshell of the script's shell, not a `sh -c` of its own,
+    /// and sees what a `sh -c` sees: no variable or function of the script (also in a
+    /// held shell's next script, which has more of them), no positional parameters; its
+    /// `exit` and syntax errors are its own. Code that asks for its shell's pid keeps a
+    /// shell of its own.
+    #[test]
+    fn shell_code_runs_in_a_subshell_that_sees_what_sh_c_sees() {
+        let probe = "set; echo \"args $#\"; type m _w _B 2>&1 | grep -c function; true";
+        let mut check = Script::new(false);
+        check.push(probe, Duration::from_secs(5), ItemInput::Null);
+        check.push(
+            &format!("exec sh -c '{}'", probe.replace('\'', "'\\''")),
+            Duration::from_secs(5),
+            ItemInput::Null,
+        );
+        let check = check.hold();
+        assert_eq!(check.text().matches("sh -c").count(), 1, "{}", check.text());
+        let mut steps = Script::new(false);
+        steps.push(probe, Duration::from_secs(5), ItemInput::Null);
+        steps.push("exit 3", Duration::from_secs(5), ItemInput::Null);
+        steps.push("if then fi", Duration::from_secs(5), ItemInput::Null);
+        steps.push("echo \"$$ $PPID\"", Duration::from_secs(5), ItemInput::Null);
+        steps.push("echo after", Duration::from_secs(5), ItemInput::Null);
+        let (mut first, mut next, _) = run_held(&check, &steps, b"", Duration::ZERO, None);
+        let sub = first.item(0, Duration::from_secs(5)).unwrap().output;
+        let own = first.item(1, Duration::from_secs(5)).unwrap().output;
+        assert_eq!((sub.code, own.code), (Some(0), Some(0)), "{sub:?} {own:?}");
+        assert!(sub.stdout.contains("args 0\n0\n"), "{}", sub.stdout);
+        assert_eq!(listing(&sub.stdout), listing(&own.stdout));
+        let held = next.item(0, Duration::from_secs(5)).unwrap().output;
+        assert_eq!(listing(&held.stdout), listing(&own.stdout));
+        assert_eq!(next.item(1, Duration::from_secs(5)).unwrap().output.code, Some(3));
+        let syntax = next.item(2, Duration::from_secs(5)).unwrap().output;
+        assert_eq!(syntax.code, Some(2), "{syntax:?}");
+        assert!(syntax.stderr.contains("Syntax error"), "{syntax:?}");
+        let pids = next.item(3, Duration::from_secs(5)).unwrap().output;
+        let (pid, ppid) = pids.stdout.trim_end().split_once(' ').unwrap();
+        assert_ne!(pid, ppid, "`$$` is a shell of its own: {pids:?}");
+        let after = next.item(4, Duration::from_secs(5)).unwrap().output;
+        assert_eq!(after.stdout, "after\n");
+    }
+
+    /// File steps whose content a held shell gets in their text: the continuation
+    /// carries only the shares of the others, each command still reads what it should,
+    /// and a fresh session's script reads every share from its input as before.
+    #[test]
+    fn a_held_shell_gets_inlined_contents_in_the_text_and_only_the_rest_on_its_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let mut steps = Script::new(true);
+        let framed = |p: &std::path::Path, n: usize| {
+            ShellLine::new()
+                .code("head -c ")
+                .number(u64::try_from(n).unwrap())
+                .code(" > ")
+                .value(p.to_str().unwrap())
+        };
+        let inline = ShellLine::new()
+            .code("printf %s INLINE > ")
+            .value(a.to_str().unwrap());
+        steps.push_own_file(&framed(&a, 7), Some(&inline), 7, Duration::from_secs(5));
+        steps.push_own_file(&framed(&b, 6), None, 6, Duration::from_secs(5));
+        let stdin = b"FRAMED\nsecond";
+        let input = steps.continuation(|l| l.clone(), stdin);
+        assert!(input.ends_with(b"\nsecond"), "only the second share follows");
+        assert!(!input.windows(6).any(|w| w == b"FRAMED"));
+        let mut check = Script::new(false);
+        check.push("true", Duration::from_secs(5), ItemInput::Null);
+        let (_, mut next, _) = run_held(&check.hold(), &steps, stdin, Duration::ZERO, None);
+        for i in 0..2 {
+            assert_eq!(next.item(i, Duration::from_secs(5)).unwrap().output.code, Some(0));
+        }
+        assert_eq!(std::fs::read(&a).unwrap(), b"INLINE");
+        assert_eq!(std::fs::read(&b).unwrap(), b"second");
+        let mut out = run(&steps, b"FRAMED\nsecond");
+        for i in 0..2 {
+            assert_eq!(out.item(i, Duration::from_secs(5)).unwrap().output.code, Some(0));
+        }
+        assert_eq!(std::fs::read(&a).unwrap(), b"FRAMED\n");
+        assert_eq!(std::fs::read(&b).unwrap(), b"second");
+        // A share of unknown length (a command reading the input) before: no inlining.
+        let mut mixed = Script::new(true);
+        mixed.push("head -c 1", Duration::from_secs(5), ItemInput::Script);
+        mixed.push_own_file(&framed(&a, 7), Some(&inline), 7, Duration::from_secs(5));
+        let input = mixed.continuation(|l| l.clone(), b"xFRAMED");
+        assert!(input.ends_with(b"\nxFRAMED"));
+    }
+
+    /// A next script with lines (a user command of several) arrives whole through the
+    /// held shell's line-by-line `read`: backslashes, blanks and empty lines intact.
+    #[test]
+    fn a_next_script_of_several_lines_reaches_the_held_shell_intact() {
+        let mut check = Script::new(false);
+        check.push("true", Duration::from_secs(5), ItemInput::Null);
+        let mut steps = Script::new(true);
+        let text = "printf '%s|' \"  lead\" 'back\\slash' \\\n  'x'\n\nprintf '[%s]\\n' \"\n  two\n\"";
+        steps.push(text, Duration::from_secs(5), ItemInput::Null);
+        let alone = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(text)
+            .output()
+            .unwrap();
+        let (_, mut next, _) = run_held(&check.hold(), &steps, b"", Duration::ZERO, None);
+        let o = next.item(0, Duration::from_secs(5)).unwrap().output;
+        assert_eq!(o.code, Some(0), "{o:?}");
+        assert_eq!(o.stdout.as_bytes(), alone.stdout.as_slice());
     }
 }

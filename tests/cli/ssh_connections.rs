@@ -331,7 +331,7 @@ fn held_through_a_soak(bed: &Bed, soak: &str) {
 /// The held shell of node `i` (its check script, waiting for its steps) and the ticker
 /// it forked, which has the same command line.
 fn held_shells(bed: &Bed, i: usize) -> String {
-    processes(&format!("{}/done.*_len _e", bed.state(i).display()))
+    processes(&format!("{}/done.*read -r _e", bed.state(i).display()))
 }
 
 /// A held shell that dies while its node waits for its turn (killed here; a reboot or
