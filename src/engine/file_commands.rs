@@ -149,6 +149,39 @@ pub fn file_command_framed(
         .code(" && mv -f \"$t\" \"$f\" && echo changed || { rm -f \"$t\"; exit 1; }; fi")
 }
 
+/// The most content [`file_command_inline`] carries in its text.
+pub const INLINE_BYTES: usize = 64 * 1024;
+
+/// [`file_command_framed`] with the content in the command's text (`printf`, a builtin:
+/// no `head` process), for a script a held shell reads from its input, so the content
+/// is never in a command line. `None` for content a shell word cannot hold (a NUL
+/// byte, not UTF-8) or longer than [`INLINE_BYTES`]: that one travels framed.
+pub fn file_command_inline(
+    dest: &str,
+    hash: &str,
+    content: &[u8],
+    mode: Option<u32>,
+    owner: Option<&str>,
+) -> Option<ShellLine> {
+    let text = std::str::from_utf8(content).ok()?;
+    if text.len() > INLINE_BYTES || text.contains('\0') {
+        return None;
+    }
+    let (same, apply) = file_same(hash, mode, owner);
+    Some(
+        file_dest(dest)
+            .code("if ")
+            .line(&same)
+            .code("; then echo unchanged; else ")
+            .line(&temp_file(mode))
+            .code(" && printf %s ")
+            .value(text)
+            .code(" > \"$t\"")
+            .line(&apply)
+            .code(" && mv -f \"$t\" \"$f\" && echo changed || { rm -f \"$t\"; exit 1; }; fi"),
+    )
+}
+
 /// What the script's input carries after each file step's content
 /// ([`file_command_framed`]).
 pub const FRAMED_END: &[u8] = b"\n";
@@ -430,5 +463,45 @@ mod tests {
         // Not absolute: like the check, exit 1 and nothing said.
         let (code, out) = sh(&file_diff_probe("rel/x", &sha(want), None, None, false));
         assert_eq!((code, out.as_str()), (Some(1), ""));
+    }
+
+    /// A file step with its content in its text writes exactly that content (quotes,
+    /// backslashes, `$(...)`, `%`, trailing newlines and all) with its mode, and says
+    /// `unchanged` the second time; content a shell word cannot hold, or too much of it,
+    /// is not put in the text at all.
+    #[test]
+    fn a_file_step_with_its_content_in_its_text_writes_exactly_that() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("app.conf");
+        let d = dest.to_str().unwrap();
+        let content = "it's a \"file\" \\n %s $(touch nope) `id`\n\tend\n\n\n".as_bytes();
+        let cmd = file_command_inline(d, &sha(content), content, Some(0o640), None).unwrap();
+        assert!(!cmd.as_str().contains("head"), "{}", cmd.as_str());
+        assert_eq!(sh(&cmd), (Some(0), "changed\n".to_string()));
+        assert_eq!(std::fs::read(&dest).unwrap(), content);
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640);
+        assert!(!dir.path().join("nope").exists());
+        assert_eq!(sh(&cmd), (Some(0), "unchanged\n".to_string()));
+        let empty = file_command_inline(d, &sha(b""), b"", None, None).unwrap();
+        assert_eq!(sh(&empty), (Some(0), "changed\n".to_string()));
+        assert_eq!(std::fs::read(&dest).unwrap(), b"");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+        for (bad, why) in [
+            (b"a\0b".to_vec(), "a NUL byte"),
+            (vec![0xff, 0xfe], "not UTF-8"),
+            (vec![b'x'; INLINE_BYTES + 1], "too long"),
+        ] {
+            assert!(
+                file_command_inline(d, &sha(&bad), &bad, None, None).is_none(),
+                "{why}"
+            );
+        }
     }
 }

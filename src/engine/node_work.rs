@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 use super::check_result::{CheckResult, Class, StepNeed, classify};
 use super::deadline::{Deadline, poll_until};
 use super::event::StepStatus;
-use super::file_commands::{FRAMED_END, file_check, file_command, file_command_framed, file_diff_probe};
+use super::file_commands::{
+    FRAMED_END, file_check, file_command, file_command_framed, file_command_inline, file_diff_probe,
+};
 use super::file_diff::{FileDiff, Wanted};
 use super::file_sources::FileSources;
 use super::files_check::{self, FileWant};
@@ -589,25 +591,23 @@ impl NodeJob<'_> {
                     logged: command.clone(),
                     command: NodeCommand::User(command),
                     input: Vec::new(),
+                    inline: None,
                     file: false,
                 })
             }
             Action::Copy(fc) | Action::Template(fc) => {
                 let (content, hash) = self.file_content(&step.action, fc).await.ok()?;
                 let dest = self.templates.render_file(&fc.dest, &self.context).ok()?;
-                let cmd = file_command_framed(
-                    &dest,
-                    &hash,
-                    content.len(),
-                    fc.mode.map(|m| m.0),
-                    fc.owner.as_deref(),
-                );
+                let (mode, owner) = (fc.mode.map(|m| m.0), fc.owner.as_deref());
+                let cmd = file_command_framed(&dest, &hash, content.len(), mode, owner);
+                let inline = file_command_inline(&dest, &hash, &content, mode, owner);
                 let mut input = content;
                 input.extend_from_slice(FRAMED_END);
                 Some(Scripted {
                     logged: masked(cmd.as_str(), fc, &hash),
                     command: NodeCommand::Own(cmd),
                     input,
+                    inline,
                     file: true,
                 })
             }
@@ -629,12 +629,12 @@ impl NodeJob<'_> {
         let mut script = Script::new(true);
         let mut input = Vec::new();
         for (step, s) in steps {
-            let from = if s.file {
-                ItemInput::Script
-            } else {
-                ItemInput::Null
-            };
-            s.command.push_to(&mut script, step.timeout, from);
+            match (&s.command, s.file) {
+                (NodeCommand::Own(cmd), true) => {
+                    script.push_own_file(cmd, s.inline.as_ref(), s.input.len(), step.timeout);
+                }
+                (command, _) => command.push_to(&mut script, step.timeout, ItemInput::Null),
+            }
             input.extend_from_slice(&s.input);
         }
         let locked = steps.iter().any(|(_, s)| !s.file);
@@ -727,6 +727,9 @@ pub(super) struct Scripted {
     logged: String,
     /// A file step's content and [`FRAMED_END`], which travel on the script's input.
     input: Vec<u8>,
+    /// A file step with its content in its text, for a held shell
+    /// ([`Script::push_own_file`]); `None` for content a shell word cannot hold.
+    inline: Option<ShellLine>,
     file: bool,
 }
 
