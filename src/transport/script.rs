@@ -62,19 +62,34 @@ _E() { _w $2; _o=$_c; _t1=-; { read _t1 _x </proc/uptime; } 2>/dev/null; m E $1 
 
 /// The end of a held script ([`Script::hold`]): it says it waits (`W` on both streams),
 /// stops its ticker (a signal breaks the `read`; a read a last tick broke is read
-/// again), and reads one line, `MARK`, then the next script line by line up to the line
-/// `# MARK`, with the shell's own `read` (no `head` process; `read` stops at each
-/// newline, so what follows on the input, the steps' files, stays there). The script
-/// runs only when it arrived whole: a cut one never reaches its `# MARK`, and nothing of
-/// it runs. Its input closed instead (the controller has nothing for the node, or is
-/// gone): it exits. Stopped, not killed, the ticker costs no new process when the next
-/// script continues it ([`RESUME`]).
+/// again), and reads one line, `HOW MARK`, then the next script, which runs only when
+/// it arrived whole: a cut one never reaches its `# MARK`, and nothing of it runs. The
+/// script comes one of two ways ([`Script::continuation`]), whichever costs the node
+/// less:
+/// - `HOW` is `-`: the script's lines up to the line `# MARK`, read with the shell's own
+///   `read`, no process. `read` takes one byte per system call (it must stop at the
+///   newline, so what follows on the input, the steps' files, stays there): cheaper than
+///   a `head` up to about 5 KB, dearer beyond ([`READ_BY_LINE`]).
+/// - `HOW` is a byte count: that many bytes, the script ending in `# MARK`, read by one
+///   `head -c` (which never reads past them).
+///
+/// Its input closed instead (the controller has nothing for the node, or is gone): it
+/// exits. Stopped, not killed, the ticker costs no new process when the next script
+/// continues it ([`RESUME`]).
 const WAIT: &str = "m W; m W >&2; kill -STOP $_tk 2>/dev/null; _t=0; \
-until IFS= read -r _e; do [ \"$_t\" = 1 ] || exit 0; _t=0; done; \
-case $_e in drover-*) ;; *) exit 0;; esac; _s=; _ok=; \
+until IFS=' ' read -r _len _e; do [ \"$_t\" = 1 ] || exit 0; _t=0; done; \
+case $_e in drover-*) ;; *) exit 0;; esac; \
+case $_len in -) _s=; _ok=; \
 while IFS= read -r _x; do if [ \"$_x\" = \"# $_e\" ]; then _ok=1; break; fi; _s=\"$_s$_x
-\"; done; \
-[ -n \"$_ok\" ] && eval \"$_s\"; exit 0";
+\"; done; [ -n \"$_ok\" ] || exit 0;; \
+''|*[!0-9]*) exit 0;; \
+*) _s=$(head -c \"$_len\"); case $_s in *\"# $_e\") ;; *) exit 0;; esac;; esac; \
+eval \"$_s\"; exit 0";
+
+/// The longest next script a held shell reads line by line rather than with `head`
+/// ([`WAIT`]): measured on the bench VM, `read` costs about 0.2 µs a byte and a `head`
+/// about 0.8 ms, so they break even near 4–5 KB.
+const READ_BY_LINE: usize = 4096;
 
 /// How a next script begins in a held shell, after its boundary: the ticker goes on
 /// (or, if it is gone, a new one starts); the rest of [`WATCHDOG`] is defined already.
@@ -86,7 +101,7 @@ const RESUME: &str = "kill -CONT $_tk 2>/dev/null || _tick; ";
 /// there sees. Defined once in [`WATCHDOG`]'s place, so each command adds a few bytes
 /// to the script, not this list.
 const SUBSHELL_RESET: &str = "_Z='unset -f m _tick _now _tree _alive _w _B _E; \
-unset _b _o _t0 _t1 _n _t _P _tk _u _x _m _s _q _l _p _d _k _c _r _e _ok _ld _lf _Z; set --'; ";
+unset _b _o _t0 _t1 _n _t _P _tk _u _x _m _s _q _l _p _d _k _c _r _e _ok _len _ld _lf _Z; set --'; ";
 
 /// Whether `command` asks what a subshell of the script's shell answers otherwise than
 /// a shell of its own: its process ids (`$$`, `$PPID`, `$!`), its options (`$-`), line
@@ -350,7 +365,14 @@ impl Script {
             _ => (&self.body, stdin.to_vec()),
         };
         let text = wrap(&self.head.clone().code(RESUME).line(body).code(end));
-        let mut input = format!("{mark}\n{text}\n# {mark}\n").into_bytes();
+        let text = text.as_str();
+        let mut input = if text.len() <= READ_BY_LINE {
+            format!("- {mark}\n{text}\n# {mark}\n")
+        } else {
+            let whole = format!("{text}\n# {mark}");
+            format!("{} {mark}\n{whole}", whole.len())
+        }
+        .into_bytes();
         input.extend_from_slice(&rest);
         input
     }
@@ -725,28 +747,37 @@ mod tests {
         let mut check = Script::new(false);
         check.push("true", Duration::from_secs(5), ItemInput::Null);
         let check = check.hold();
-        let mut steps = Script::new(true);
-        steps.push(
-            &format!("touch {}", marker.display()),
-            Duration::from_secs(5),
-            ItemInput::Null,
-        );
-        let whole = steps.continuation(|l| l.clone(), b"").len();
-        for cut in [0, 3, whole / 2, whole - 1] {
-            let started = std::time::Instant::now();
-            let (mut first, next, waited) = run_held(&check, &steps, b"", Duration::ZERO, Some(cut));
-            assert!(started.elapsed() < Duration::from_secs(5), "cut {cut}");
-            assert!(waited);
-            assert_eq!(
-                first.item(0, Duration::from_secs(5)).unwrap().output.code,
-                Some(0)
+        // A short next script is read line by line, a long one by `head`: both ways.
+        for (padding, how) in [(0, "- "), (READ_BY_LINE, "")] {
+            let mut steps = Script::new(true);
+            steps.push(
+                &format!("touch {}; : {}", marker.display(), "x".repeat(padding)),
+                Duration::from_secs(5),
+                ItemInput::Null,
             );
-            assert_eq!(next.code, Some(0), "cut {cut}");
-            assert!(!marker.exists(), "a script cut to {cut} of {whole} bytes ran");
+            let input = steps.continuation(|l| l.clone(), b"");
+            let first_line =
+                String::from_utf8_lossy(&input[..input.iter().position(|b| *b == b'\n').unwrap()])
+                    .into_owned();
+            assert_eq!(first_line.starts_with("- "), how == "- ", "{first_line}");
+            let whole = input.len();
+            for cut in [0, 3, 40, whole / 2, whole - 2, whole - 1] {
+                let started = std::time::Instant::now();
+                let (mut first, next, waited) = run_held(&check, &steps, b"", Duration::ZERO, Some(cut));
+                assert!(started.elapsed() < Duration::from_secs(5), "cut {cut}");
+                assert!(waited);
+                assert_eq!(
+                    first.item(0, Duration::from_secs(5)).unwrap().output.code,
+                    Some(0)
+                );
+                assert_eq!(next.code, Some(0), "cut {cut}");
+                assert!(!marker.exists(), "a script cut to {cut} of {whole} bytes ran");
+            }
+            let (_, mut next, _) = run_held(&check, &steps, b"", Duration::ZERO, None);
+            assert_eq!(next.item(0, Duration::from_secs(5)).unwrap().output.code, Some(0));
+            assert!(marker.exists(), "the whole script of {whole} bytes ran");
+            std::fs::remove_file(&marker).unwrap();
         }
-        let (_, mut next, _) = run_held(&check, &steps, b"", Duration::ZERO, None);
-        assert_eq!(next.item(0, Duration::from_secs(5)).unwrap().output.code, Some(0));
-        assert!(marker.exists(), "the whole script ran");
     }
 
     /// A plain program is started by the script's shell, not through `sh -c`: the
@@ -873,7 +904,6 @@ mod tests {
     fn a_held_shell_gets_inlined_contents_in_the_text_and_only_the_rest_on_its_input() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        let mut steps = Script::new(true);
         let framed = |p: &std::path::Path, n: usize| {
             ShellLine::new()
                 .code("head -c ")
@@ -881,23 +911,36 @@ mod tests {
                 .code(" > ")
                 .value(p.to_str().unwrap())
         };
-        let inline = ShellLine::new()
-            .code("printf %s INLINE > ")
-            .value(a.to_str().unwrap());
-        steps.push_own_file(&framed(&a, 7), Some(&inline), 7, Duration::from_secs(5));
-        steps.push_own_file(&framed(&b, 6), None, 6, Duration::from_secs(5));
+        let inline = |content: &str| {
+            ShellLine::new()
+                .code("printf %s ")
+                .value(content)
+                .code(" > ")
+                .value(a.to_str().unwrap())
+        };
         let stdin = b"FRAMED\nsecond";
-        let input = steps.continuation(|l| l.clone(), stdin);
-        assert!(input.ends_with(b"\nsecond"), "only the second share follows");
-        assert!(!input.windows(6).any(|w| w == b"FRAMED"));
         let mut check = Script::new(false);
         check.push("true", Duration::from_secs(5), ItemInput::Null);
-        let (_, mut next, _) = run_held(&check.hold(), &steps, stdin, Duration::ZERO, None);
-        for i in 0..2 {
-            assert_eq!(next.item(i, Duration::from_secs(5)).unwrap().output.code, Some(0));
+        let check = check.hold();
+        // Read by the held shell line by line, and (past READ_BY_LINE) with `head`.
+        for content in ["INLINE".to_string(), "I".repeat(READ_BY_LINE)] {
+            let mut steps = Script::new(true);
+            steps.push_own_file(&framed(&a, 7), Some(&inline(&content)), 7, Duration::from_secs(5));
+            steps.push_own_file(&framed(&b, 6), None, 6, Duration::from_secs(5));
+            let input = steps.continuation(|l| l.clone(), stdin);
+            assert!(input.ends_with(b"second"), "only the second share follows");
+            assert!(!input.windows(6).any(|w| w == b"FRAMED"));
+            let (_, mut next, _) = run_held(&check, &steps, stdin, Duration::ZERO, None);
+            for i in 0..2 {
+                assert_eq!(next.item(i, Duration::from_secs(5)).unwrap().output.code, Some(0));
+            }
+            assert_eq!(std::fs::read(&a).unwrap(), content.as_bytes());
+            assert_eq!(std::fs::read(&b).unwrap(), b"second");
+            std::fs::remove_file(&b).unwrap();
         }
-        assert_eq!(std::fs::read(&a).unwrap(), b"INLINE");
-        assert_eq!(std::fs::read(&b).unwrap(), b"second");
+        let mut steps = Script::new(true);
+        steps.push_own_file(&framed(&a, 7), Some(&inline("INLINE")), 7, Duration::from_secs(5));
+        steps.push_own_file(&framed(&b, 6), None, 6, Duration::from_secs(5));
         let mut out = run(&steps, b"FRAMED\nsecond");
         for i in 0..2 {
             assert_eq!(out.item(i, Duration::from_secs(5)).unwrap().output.code, Some(0));
@@ -907,7 +950,7 @@ mod tests {
         // A share of unknown length (a command reading the input) before: no inlining.
         let mut mixed = Script::new(true);
         mixed.push("head -c 1", Duration::from_secs(5), ItemInput::Script);
-        mixed.push_own_file(&framed(&a, 7), Some(&inline), 7, Duration::from_secs(5));
+        mixed.push_own_file(&framed(&a, 7), Some(&inline("INLINE")), 7, Duration::from_secs(5));
         let input = mixed.continuation(|l| l.clone(), b"xFRAMED");
         assert!(input.ends_with(b"\nxFRAMED"));
     }
@@ -918,17 +961,21 @@ mod tests {
     fn a_next_script_of_several_lines_reaches_the_held_shell_intact() {
         let mut check = Script::new(false);
         check.push("true", Duration::from_secs(5), ItemInput::Null);
-        let mut steps = Script::new(true);
         let text = "printf '%s|' \"  lead\" 'back\\slash' \\\n  'x'\n\nprintf '[%s]\\n' \"\n  two\n\"";
-        steps.push(text, Duration::from_secs(5), ItemInput::Null);
-        let alone = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(text)
-            .output()
-            .unwrap();
-        let (_, mut next, _) = run_held(&check.hold(), &steps, b"", Duration::ZERO, None);
-        let o = next.item(0, Duration::from_secs(5)).unwrap().output;
-        assert_eq!(o.code, Some(0), "{o:?}");
-        assert_eq!(o.stdout.as_bytes(), alone.stdout.as_slice());
+        let long = format!("{text}\n: '{}\n\n'", "y\n".repeat(READ_BY_LINE));
+        let check = check.hold();
+        for text in [text, long.as_str()] {
+            let mut steps = Script::new(true);
+            steps.push(text, Duration::from_secs(5), ItemInput::Null);
+            let alone = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(text)
+                .output()
+                .unwrap();
+            let (_, mut next, _) = run_held(&check, &steps, b"", Duration::ZERO, None);
+            let o = next.item(0, Duration::from_secs(5)).unwrap().output;
+            assert_eq!(o.code, Some(0), "{o:?}");
+            assert_eq!(o.stdout.as_bytes(), alone.stdout.as_slice());
+        }
     }
 }

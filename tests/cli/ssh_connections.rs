@@ -96,6 +96,55 @@ fn a_one_batch_change_opens_one_connection_and_runs_one_command_per_node() {
     assert_eq!(commands(&bed, 3), vec![2, 2, 2]);
 }
 
+/// Files of every size still travel in the check's session: a small one and one of
+/// 10 KB in the steps' script itself (the held shell then reads that script with
+/// `head`, past what it reads line by line), one past the inline limit and a binary one
+/// on its input after the script. Each arrives exact, and each node still has one
+/// connection and one command.
+#[test]
+fn files_of_every_size_reach_the_held_shell_exact_in_one_command() {
+    let bed = logged_bed("");
+    let medium: String = (0..400)
+        .map(|i| format!("line {i}: 'quoted' \\ $HOME `x`\n"))
+        .collect();
+    let large = "y".repeat(70 * 1024) + "\n";
+    let binary: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+    bed.write("workflows/files/small.conf", "port = 80\n");
+    bed.write("workflows/files/medium.conf", &medium);
+    bed.write("workflows/files/large.conf", &large);
+    std::fs::write(bed.site.path().join("workflows/files/blob.bin"), &binary).expect("write blob");
+    let copy = |name: &str, file: &str| {
+        format!(
+            "- name: {name}\n  copy: {{ src: files/{file}, dest: \"{{{{ node.vars.state }}}}/{file}\" }}\n  change: hot\n"
+        )
+    };
+    bed.write(
+        "workflows/w.yml",
+        &workflow(
+            "strategy: { batch: [\"100%\"] }\n",
+            &format!(
+                "- name: mark\n  run: touch {{{{ node.vars.state }}}}/done\n  check: test -e {{{{ node.vars.state }}}}/done\n  change: hot\n{}{}{}{}",
+                copy("small", "small.conf"),
+                copy("medium", "medium.conf"),
+                copy("large", "large.conf"),
+                copy("blob", "blob.bin"),
+            ),
+        ),
+    );
+    let out = bed.drover(&["run", "w", "--yes", "--json"]);
+    out.expect(exit_code::OK);
+    assert_eq!(succeeded(&out), vec![node(0), node(1), node(2)], "{out}");
+    for i in 0..3 {
+        let read = |f: &str| std::fs::read(bed.state(i).join(f)).expect("read");
+        assert_eq!(read("small.conf"), b"port = 80\n");
+        assert_eq!(read("medium.conf"), medium.as_bytes(), "node {i}");
+        assert_eq!(read("large.conf"), large.as_bytes(), "node {i}");
+        assert_eq!(read("blob.bin"), binary, "node {i}");
+    }
+    assert_eq!(connections(&bed, 3), vec![1, 1, 1], "{out}");
+    assert_eq!(commands(&bed, 3), vec![1, 1, 1], "{out}");
+}
+
 /// `keep_masters: 0`: every master is closed after its check and each node connects
 /// again at its turn (as before masters were kept).
 #[test]
@@ -331,7 +380,7 @@ fn held_through_a_soak(bed: &Bed, soak: &str) {
 /// The held shell of node `i` (its check script, waiting for its steps) and the ticker
 /// it forked, which has the same command line.
 fn held_shells(bed: &Bed, i: usize) -> String {
-    processes(&format!("{}/done.*read -r _e", bed.state(i).display()))
+    processes(&format!("{}/done.*read -r _len _e", bed.state(i).display()))
 }
 
 /// A held shell that dies while its node waits for its turn (killed here; a reboot or
