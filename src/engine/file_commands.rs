@@ -105,19 +105,38 @@ fn file_same(hash: &str, mode: Option<u32>, owner: Option<&str>) -> (ShellLine, 
     (same, t.apply)
 }
 
-/// The node-side script of a file step: compare the content hash (and mode and owner)
-/// of `dest` with the upload on stdin, and replace the file atomically only when they
-/// differ. Every value is quoted by [`ShellLine`].
-pub fn file_command(dest: &str, hash: &str, mode: Option<u32>, owner: Option<&str>) -> ShellLine {
+/// The shape every file step's node-side code shares: if `dest` already has the
+/// content (sha256 `hash`), mode and owner, `skip` and say `unchanged`; else `write`
+/// the content into a new temporary file `$t`, give it the mode and owner, and move it
+/// over `dest` atomically. Every value is quoted by [`ShellLine`].
+fn file_replace(
+    dest: &str,
+    hash: &str,
+    mode: Option<u32>,
+    owner: Option<&str>,
+    skip: &ShellLine,
+    write: &ShellLine,
+) -> ShellLine {
     let (same, apply) = file_same(hash, mode, owner);
     file_dest(dest)
         .code("if ")
         .line(&same)
-        .code("; then echo unchanged; else ")
+        .code("; then ")
+        .line(skip)
+        .code("echo unchanged; else ")
         .line(&temp_file(mode))
-        .code(" && cat > \"$t\"")
+        .code(" && ")
+        .line(write)
         .line(&apply)
         .code(" && mv -f \"$t\" \"$f\" && echo changed || { rm -f \"$t\"; exit 1; }; fi")
+}
+
+/// The node-side script of a file step: compare the content hash (and mode and owner)
+/// of `dest` with the upload on stdin, and replace the file atomically only when they
+/// differ.
+pub fn file_command(dest: &str, hash: &str, mode: Option<u32>, owner: Option<&str>) -> ShellLine {
+    let write = ShellLine::new().code("cat > \"$t\"");
+    file_replace(dest, hash, mode, owner, &ShellLine::new(), &write)
 }
 
 /// A file step inside a script of steps: like [`file_command`], but the script's input
@@ -133,20 +152,16 @@ pub fn file_command_framed(
     mode: Option<u32>,
     owner: Option<&str>,
 ) -> ShellLine {
-    let (same, apply) = file_same(hash, mode, owner);
     let len = u64::try_from(len).unwrap_or(u64::MAX);
-    file_dest(dest)
-        .code("if ")
-        .line(&same)
-        .code("; then head -c ")
+    let skip = ShellLine::new()
+        .code("head -c ")
         .number(len)
-        .code(" > /dev/null; IFS= read -r e; echo unchanged; else ")
-        .line(&temp_file(mode))
-        .code(" && head -c ")
+        .code(" > /dev/null; IFS= read -r e; ");
+    let write = ShellLine::new()
+        .code("head -c ")
         .number(len)
-        .code(" > \"$t\" && IFS= read -r e && [ -z \"$e\" ]")
-        .line(&apply)
-        .code(" && mv -f \"$t\" \"$f\" && echo changed || { rm -f \"$t\"; exit 1; }; fi")
+        .code(" > \"$t\" && IFS= read -r e && [ -z \"$e\" ]");
+    file_replace(dest, hash, mode, owner, &skip, &write)
 }
 
 /// The most content [`file_command_inline`] carries in its text.
@@ -167,19 +182,8 @@ pub fn file_command_inline(
     if text.len() > INLINE_BYTES || text.contains('\0') {
         return None;
     }
-    let (same, apply) = file_same(hash, mode, owner);
-    Some(
-        file_dest(dest)
-            .code("if ")
-            .line(&same)
-            .code("; then echo unchanged; else ")
-            .line(&temp_file(mode))
-            .code(" && printf %s ")
-            .value(text)
-            .code(" > \"$t\"")
-            .line(&apply)
-            .code(" && mv -f \"$t\" \"$f\" && echo changed || { rm -f \"$t\"; exit 1; }; fi"),
-    )
+    let write = ShellLine::new().code("printf %s ").value(text).code(" > \"$t\"");
+    Some(file_replace(dest, hash, mode, owner, &ShellLine::new(), &write))
 }
 
 /// What the script's input carries after each file step's content
