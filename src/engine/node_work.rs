@@ -728,7 +728,8 @@ pub(super) struct Scripted {
     /// A file step's content and [`FRAMED_END`], which travel on the script's input.
     input: Vec<u8>,
     /// A file step with its content in its text, for a held shell
-    /// ([`Script::push_own_file`]); `None` for content a shell word cannot hold.
+    /// ([`Script::push_own_file`]); `None` for content a shell word cannot hold or past
+    /// [`super::file_commands::INLINE_BYTES`].
     inline: Option<ShellLine>,
     file: bool,
 }

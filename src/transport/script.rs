@@ -878,6 +878,8 @@ mod tests {
         steps.push("if then fi", Duration::from_secs(5), ItemInput::Null);
         steps.push("echo \"$$ $PPID\"", Duration::from_secs(5), ItemInput::Null);
         steps.push("echo after", Duration::from_secs(5), ItemInput::Null);
+        // A plain program, started by the held shell itself: its parent is that shell.
+        steps.push("sh -c 'echo $PPID'", Duration::from_secs(5), ItemInput::Null);
         let (mut first, mut next, _) = run_held(&check, &steps, b"", Duration::ZERO, None);
         let sub = first.item(0, Duration::from_secs(5)).unwrap().output;
         let own = first.item(1, Duration::from_secs(5)).unwrap().output;
@@ -895,6 +897,43 @@ mod tests {
         assert_ne!(pid, ppid, "`$$` is a shell of its own: {pids:?}");
         let after = next.item(4, Duration::from_secs(5)).unwrap().output;
         assert_eq!(after.stdout, "after\n");
+        // Code that asks for `$PPID` is a child of the held shell, as under `sh -c`; in a
+        // subshell it would get the held shell's own parent.
+        let held_shell = next.item(5, Duration::from_secs(5)).unwrap().output;
+        assert_eq!(ppid, held_shell.stdout.trim_end(), "{pids:?} {held_shell:?}");
+    }
+
+    /// Each thing a subshell answers otherwise sends its command to a `sh -c` of its
+    /// own; ordinary shell code does not.
+    #[test]
+    fn only_code_that_asks_for_its_own_shell_gets_one() {
+        for own in [
+            "echo $$",
+            "echo ${$}",
+            "echo $PPID",
+            "sleep 9 & echo $!",
+            "echo ${!}",
+            "echo $-",
+            "echo ${-}",
+            "echo $LINENO",
+            "trap",
+            "trap 'rm -f x' EXIT; work",
+        ] {
+            assert!(needs_own_shell(own), "{own}");
+            let mut s = Script::new(false);
+            s.push(own, Duration::from_secs(5), ItemInput::Null);
+            assert!(s.text().contains("sh -c "), "{own}");
+        }
+        for sub in [
+            "uname -r | grep -q .",
+            "test -d /x && exit 0 || exit 1",
+            "cd /tmp; ls $HOME",
+        ] {
+            assert!(!needs_own_shell(sub), "{sub}");
+            let mut s = Script::new(false);
+            s.push(sub, Duration::from_secs(5), ItemInput::Null);
+            assert!(!s.text().contains("sh -c "), "{sub}");
+        }
     }
 
     /// File steps whose content a held shell gets in their text: the continuation
