@@ -28,7 +28,7 @@ use super::metrics::Metrics;
 use super::rollout_queue::{QueueAction, RolloutQueue, RunEnd};
 use super::run_order::{NotStarted, RunOrder, StartedRun};
 use crate::api::{ApiContext, LiveRuns, TokenSet};
-use crate::engine::RunEvent as EngineEvent;
+use crate::engine::{NodeFinal, RunEvent as EngineEvent};
 use crate::inventory::Inventory;
 use crate::project::Project;
 use crate::service::{self, GiveUp, GiveUpReason, Outcome, RunEvent, RunRequest, Trigger};
@@ -1210,11 +1210,15 @@ async fn follow(
             Ok(RunEvent::Engine(EngineEvent::NodeStarted { node, attempt })) => {
                 info!(run = %run_id, %node, attempt, "node started");
             }
-            Ok(RunEvent::Engine(EngineEvent::NodeFinished { node, ok, error })) => {
-                if ok {
-                    info!(run = %run_id, %node, "node done");
-                } else {
-                    warn!(run = %run_id, %node, error = error.as_deref().unwrap_or(""), "node not done");
+            Ok(RunEvent::Engine(EngineEvent::NodeFinished {
+                node, state, error, ..
+            })) => {
+                let why = error.as_deref().unwrap_or("");
+                match state {
+                    NodeFinal::Succeeded => info!(run = %run_id, %node, "node done"),
+                    NodeFinal::Failed => warn!(run = %run_id, %node, error = why, "node failed"),
+                    NodeFinal::Held => warn!(run = %run_id, %node, reason = why, "node held"),
+                    NodeFinal::Skipped => info!(run = %run_id, %node, reason = why, "node skipped"),
                 }
             }
             Ok(RunEvent::Engine(EngineEvent::PhaseStarted { phase, nodes })) => {

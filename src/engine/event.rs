@@ -23,6 +23,20 @@ pub enum StepStatus {
     Failed,
 }
 
+/// How a node's part in a run ended, as [`RunEvent::NodeFinished`] says it: a node the
+/// run held for a human or skipped untouched did not fail, and is not shown as failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeFinal {
+    Succeeded,
+    Failed,
+    /// Left for a human (drained, or its drain timed out), with the reason in `error`.
+    Held,
+    /// Never changed: in maintenance, gone from the inventory, given up before its
+    /// steps; the reason in `error`.
+    Skipped,
+}
+
 /// Deserializable too: `drover runs watch` reads them back from the daemon's event
 /// stream and shows them with the same reporter as a local run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,7 +88,9 @@ pub enum RunEvent {
     },
     NodeFinished {
         node: String,
+        /// `state` is `succeeded` (kept for consumers that only ask "did it work").
         ok: bool,
+        state: NodeFinal,
         error: Option<String>,
     },
     Soak {
@@ -184,6 +200,7 @@ mod tests {
             RunEvent::NodeFinished {
                 node: "n1".into(),
                 ok: false,
+                state: NodeFinal::Failed,
                 error: Some("exit 1".into()),
             },
             RunEvent::Soak {

@@ -146,6 +146,7 @@ mod tests {
             tx.send(RunEvent::NodeFinished {
                 node: format!("n{i}"),
                 ok: true,
+                state: crate::engine::NodeFinal::Succeeded,
                 error: None,
             });
         }

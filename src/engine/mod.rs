@@ -31,7 +31,7 @@ pub use check_result::{CheckResult, Class, StepNeed, classify, needs_drain};
 pub use clock::{Clock, FileClock, ManualClock, SystemClock, clock_from_env};
 pub use control::Control;
 pub use deadline::{Deadline, later, poll_until};
-pub use event::{RunEvent, StepStatus, outcome_json};
+pub use event::{NodeFinal, RunEvent, StepStatus, outcome_json};
 pub use event_sender::{EVENT_CAPACITY, EventReceiver, EventSender, event_channel};
 pub use file_commands::DIFF_BYTES;
 pub use file_diff::{ContentDiff, Differs, FileDiff};

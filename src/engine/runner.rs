@@ -17,7 +17,7 @@ use tokio::task::{Id, JoinError, JoinSet};
 use super::check_result::{CheckResult, Class};
 use super::clock::Clock;
 use super::control::Control;
-use super::event::RunEvent;
+use super::event::{NodeFinal, RunEvent};
 use super::event_sender::EventSender;
 use super::file_sources::FileSources;
 use super::hold::Hold;
@@ -475,11 +475,12 @@ impl<K: Connector> Dispatch<K> {
         self.cx.inventory.node(node).name.clone()
     }
 
-    fn finish_node(&mut self, node: NodeId, ok: bool, error: Option<String>) {
+    fn finish_node(&mut self, node: NodeId, state: NodeFinal, error: Option<String>) {
         self.finished.insert(node);
         self.cx.events.send(RunEvent::NodeFinished {
             node: self.name(node),
-            ok,
+            ok: state == NodeFinal::Succeeded,
+            state,
             error,
         });
     }
@@ -489,7 +490,7 @@ impl<K: Connector> Dispatch<K> {
     /// the record never shows a node the run gave up as still pending).
     fn skip_at_start(&mut self, node: NodeId, why: String) {
         self.result.skipped.push((node, why.clone()));
-        self.finish_node(node, false, Some(why.clone()));
+        self.finish_node(node, NodeFinal::Skipped, Some(why.clone()));
         self.inbox.push_back(Input::Skipped(node));
         let journal = self.cx.journal.clone();
         let name = self.name(node);
@@ -628,7 +629,7 @@ impl<K: Connector> Dispatch<K> {
                     .cloned()
                     .unwrap_or_else(|| "the run stopped before this node's turn was over".into());
                 self.result.failed.push((node, error.clone()));
-                self.finish_node(node, false, Some(error.clone()));
+                self.finish_node(node, NodeFinal::Failed, Some(error.clone()));
                 let cx = Arc::clone(&self.cx);
                 let conn = conns.take(node);
                 let handle = self.holds.spawn(async move {
@@ -751,7 +752,7 @@ impl<K: Connector> Dispatch<K> {
             NodeEnd::Done => {
                 self.left_drained.remove(&node);
                 self.result.succeeded.push(node);
-                self.finish_node(node, true, None);
+                self.finish_node(node, NodeFinal::Succeeded, None);
                 self.inbox.push_back(Input::Succeeded(node));
             }
             NodeEnd::Failed { pos, error, drained } => {
@@ -769,13 +770,13 @@ impl<K: Connector> Dispatch<K> {
             }
             NodeEnd::Held(why) => {
                 self.result.held.push((node, why.clone()));
-                self.finish_node(node, false, Some(why));
+                self.finish_node(node, NodeFinal::Held, Some(why));
                 self.inbox.push_back(Input::Held(node));
             }
             NodeEnd::Skipped(why) => {
                 self.left_drained.remove(&node);
                 self.result.skipped.push((node, why.clone()));
-                self.finish_node(node, false, Some(why));
+                self.finish_node(node, NodeFinal::Skipped, Some(why));
                 self.inbox.push_back(Input::Skipped(node));
             }
             NodeEnd::StoreFailed { error, drained } => {
@@ -783,11 +784,12 @@ impl<K: Connector> Dispatch<K> {
                 let why = format!("left as it was: {error}");
                 self.inbox
                     .push_back(Input::Stop(StopReason::StateStore { error }));
-                self.finish_node(node, false, Some(why.clone()));
                 if drained {
+                    self.finish_node(node, NodeFinal::Held, Some(why.clone()));
                     self.result.held.push((node, why));
                     self.inbox.push_back(Input::Held(node));
                 } else {
+                    self.finish_node(node, NodeFinal::Skipped, Some(why.clone()));
                     self.left_drained.remove(&node);
                     self.result.skipped.push((node, why));
                     self.inbox.push_back(Input::Skipped(node));

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::{mpsc, oneshot};
 
 use super::paint::{Paint, plural};
-use crate::engine::{EventReceiver, RunEvent, StepStatus};
+use crate::engine::{EventReceiver, NodeFinal, RunEvent, StepStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
@@ -327,7 +327,7 @@ impl Human {
                     humantime::format_duration(*after)
                 ));
             }
-            RunEvent::NodeFinished { node, ok, .. } => {
+            RunEvent::NodeFinished { node, state, .. } => {
                 // File steps say whether they changed anything on the node.
                 let files = match self.files.remove(node) {
                     Some((0, 0)) | None => String::new(),
@@ -337,10 +337,14 @@ impl Human {
                         format!(" ({} changed, {same} unchanged)", plural(changed, "file"))
                     }
                 };
-                self.line(format!(
-                    "  {node}: {}{files}",
-                    if *ok { p.ok("ok") } else { p.failed("FAILED") }
-                ));
+                // Held and skipped nodes said why in their drain or maintenance line.
+                let said = match state {
+                    NodeFinal::Succeeded => p.ok("ok"),
+                    NodeFinal::Failed => p.failed("FAILED"),
+                    NodeFinal::Held => p.held("held"),
+                    NodeFinal::Skipped => p.held("skipped"),
+                };
+                self.line(format!("  {node}: {said}{files}"));
                 if let Some(b) = &self.bar {
                     b.inc(1);
                 }

@@ -347,6 +347,18 @@ fn a_drain_timeout_holds_or_gives_up_as_configured() {
             "completed with 1 node skipped (did not drain in time; resumed untouched) within the failure budget"
         };
         assert_eq!(verdict, expected, "{summary}");
+        // Its own end is told as what it was, not as a failure.
+        let ends: Vec<Value> = out
+            .stdout
+            .lines()
+            .filter(|l| l.contains("\"event\":\"node_finished\""))
+            .map(|l| serde_json::from_str(l).expect("event JSON"))
+            .collect();
+        let end = ends.iter().find(|e| e["node"] == node(0)).expect("node001's end");
+        assert_eq!(end["state"], key, "{on_timeout}: {end}");
+        assert_eq!(end["ok"], false, "{end}");
+        let other = ends.iter().find(|e| e["node"] == node(1)).expect("node002's end");
+        assert_eq!(other["state"], "succeeded", "{other}");
         if on_timeout == "hold" {
             assert!(
                 f.sched

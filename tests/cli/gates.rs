@@ -407,6 +407,9 @@ fn a_node_put_into_maintenance_during_a_run_is_skipped_before_its_turn() {
     assert!(started(&site, "n03"), "{out}");
     assert!(out.contains("  n02: skipped, in maintenance by "), "{out}");
     assert!(out.contains(": fan noise"), "{out}");
+    // Its end says skipped, never FAILED: nothing was tried on it.
+    assert!(out.lines().any(|l| l == "  n02: skipped"), "{out}");
+    assert!(!out.contains("n02: FAILED"), "{out}");
     // Not a failure of the change: work remains.
     assert_eq!(code, 10, "{out}");
     assert!(
