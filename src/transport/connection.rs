@@ -91,11 +91,16 @@ pub fn remote_script(command: &str, timeout: Duration, lock: Option<(&NodeLocks,
     let run = ShellLine::new()
         .code("exec timeout --kill-after=5 ")
         .number(secs)
-        .code(" sh -c ")
-        .script(command);
+        .code(" sh -c ");
     match lock {
-        None => pid.line(&run).into_string(),
-        Some((locks, node)) => pid.line(&locks.wrap(node, timeout, &run)).into_string(),
+        None => pid.line(&run.script(command)).into_string(),
+        // `timeout` holds the lock (fd 9) while the command runs; the command's shell
+        // lets go of it first (on the command's first line, so `LINENO` is unchanged),
+        // so a process the command leaves running does not keep the node locked.
+        Some((locks, node)) => {
+            let run = run.script(&format!("exec 9>&-; {command}"));
+            pid.line(&locks.wrap(node, timeout, &run)).into_string()
+        }
     }
 }
 
@@ -167,8 +172,16 @@ mod tests {
         assert!(s.contains("exec 9>>\"$_lf\"; flock -w 60 9 ||"), "{s}");
         assert!(s.contains("_lf=\"$_ld\"/drover-n1.lock;"), "{s}");
         assert!(
-            s.ends_with("fi; exec timeout --kill-after=5 60 sh -c 'echo hi'"),
+            s.ends_with("fi; exec timeout --kill-after=5 60 sh -c 'exec 9>&-; echo hi'"),
             "{s}"
         );
+        // `timeout` holds the lock; the command's own shell lets go of it at once.
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("exec 9>/dev/null; sh -c 'exec 9>&-; ls /proc/$$/fd'")
+            .output()
+            .expect("sh");
+        let fds = String::from_utf8_lossy(&o.stdout);
+        assert!(!fds.lines().any(|l| l == "9"), "{fds}");
     }
 }

@@ -1,9 +1,11 @@
 //! What one command on one node produced.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::watch;
 
 /// Output kept per command: the tails are enough to diagnose a failure, and keeping
 /// whole outputs of thousands of nodes in memory is not.
@@ -116,6 +118,45 @@ pub(super) async fn read_into<R: AsyncRead + Unpin, S: OutputSink>(pipe: Option<
                 break;
             }
             tail.push(&buf[..n]);
+        }
+    }
+    tail
+}
+
+/// How long a command's output is still read once its exit status has come while its
+/// pipes stay open: a process it left running (`daemon &`, an init script's daemon)
+/// holds them, and neither the command nor its step waits for that process, which may
+/// run for months. What the command wrote before it exited arrives well within this,
+/// even on a node or controller under heavy load.
+pub const AFTER_EXIT: Duration = Duration::from_secs(5);
+
+/// [`read_into`], but only until [`AFTER_EXIT`] after `exited` turns true: what a
+/// process the command left behind writes later is not the command's output.
+pub(super) async fn read_into_until<R: AsyncRead + Unpin, S: OutputSink>(
+    pipe: Option<R>,
+    mut tail: S,
+    mut exited: watch::Receiver<bool>,
+) -> S {
+    let Some(mut pipe) = pipe else {
+        return tail;
+    };
+    let late = async move {
+        if exited.wait_for(|e| *e).await.is_err() {
+            // No exit will be told: read to the end.
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(AFTER_EXIT).await;
+    };
+    tokio::pin!(late);
+    let mut buf = vec![0u8; 8192];
+    loop {
+        tokio::select! {
+            // Cancel-safe: a read that loses the race has taken nothing.
+            r = pipe.read(&mut buf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => tail.push(&buf[..n]),
+            },
+            () = &mut late => break,
         }
     }
     tail

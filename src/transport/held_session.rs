@@ -17,7 +17,7 @@ use openssh::Stdio;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::exec_output::{OutputSink, read_into};
+use super::exec_output::{OutputSink, read_into, read_into_until};
 use super::frame_reader::FrameReader;
 use super::remote_kill::{Pending, RemoteKill};
 use super::ssh::{PidFirst, Ran, exit_of};
@@ -271,6 +271,52 @@ async fn session(
             Some(p) => PidFirst::new(p, err),
             None => PidFirst::passed(err),
         };
+        if !holds {
+            // The script ends the session: its shell exits after it. Read until the
+            // pipes close, or shortly after that exit when a process one of its commands
+            // left running holds them (see `AFTER_EXIT`).
+            let mut pipe = stdin.take();
+            let write = async move {
+                if let (Some(data), Some(p)) = (input, pipe.as_mut()) {
+                    let _ = p.write_all(&data).await;
+                    let _ = p.flush().await;
+                }
+                if let Some(mut p) = pipe {
+                    let _ = p.shutdown().await;
+                }
+            };
+            let (exited, gone) = watch::channel(false);
+            let wait = async move {
+                let status = child.wait().await;
+                exited.send_replace(true);
+                status
+            };
+            let work = async {
+                tokio::join!(
+                    write,
+                    read_into_until(stdout.take(), out, gone.clone()),
+                    read_into_until(stderr.take(), err, gone),
+                    wait
+                )
+            };
+            let ((), out, err, status) = tokio::select! {
+                r = work => r,
+                () = reply.closed() => return,
+            };
+            kill.armed = false;
+            let (code, gone) = exit_of(status, &master, lost).await;
+            let _ = reply.send(Ok(PartOutput {
+                ran: Ran {
+                    code,
+                    stdout: out,
+                    stderr: err.into_inner(),
+                    timed_out: ran_out_of_time(code, started.elapsed(), timeout),
+                    lost: gone,
+                },
+                waiting: false,
+            }));
+            return;
+        }
         let write = async {
             if let (Some(data), Some(pipe)) = (input, stdin.as_mut()) {
                 // A shell that is gone closes the pipe early; its exit tells.

@@ -141,7 +141,9 @@ impl NodeLocks {
     }
 
     /// Takes the lock on fd 9 (waiting up to `wait`), records the run in it, then runs
-    /// `then` (which inherits fd 9, so the command's children hold the lock too). A node
+    /// `then`. A single command (`remote_script`) is `exec`ed and holds fd 9 itself; in a
+    /// [`super::Script`] the script's shell holds it and its commands run without it, so
+    /// a process a step leaves running (`daemon &`) does not keep the node locked. A node
     /// without `flock`, or whose lock directory cannot be made, runs unlocked. The
     /// directory is made only when it is not there (no `mkdir` process per step).
     pub(super) fn wrap(&self, node: &str, wait: Duration, then: &ShellLine) -> ShellLine {

@@ -304,7 +304,7 @@ impl Script {
             ItemInput::Script => line.code(" <&3"),
         };
         let line = line
-            .code(" 3<&- & _E ")
+            .code(" 3<&- 9>&- & _E ")
             .number(i)
             .code(" ")
             .number(secs)

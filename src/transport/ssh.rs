@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use openssh::Stdio;
 use tokio::io::{AsyncRead, AsyncWriteExt};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 
 use super::connection::{Connection, Connector, ran_out_of_time, remote_held, remote_script};
-use super::exec_output::{OutputSink, OutputTail, read_into};
+use super::exec_output::{OutputSink, OutputTail, read_into_until};
 use super::held_session::{self, HeldRun, HeldSession, PartOutput};
 use super::remote_kill::{PID_MARKER, Pending, RemoteKill};
 use super::script::{Script, ScriptOutput};
@@ -388,13 +388,22 @@ impl SshConnection {
             // Not `wait_with_output`: it turns two ordinary outcomes into errors (exit
             // code 127 becomes "remote command not found", death by a signal "the
             // remote process has terminated") and drops the output, which tells why.
+            // Read until the pipes close, or shortly after the exit when a process the
+            // command left running holds them (see `AFTER_EXIT`).
             let (stdout, stderr) = (child.stdout().take(), child.stderr().take());
-            let ((), stdout, stderr) = tokio::join!(
+            let (exited, gone) = watch::channel(false);
+            let wait = async move {
+                let status = child.wait().await;
+                exited.send_replace(true);
+                status
+            };
+            let ((), stdout, stderr, status) = tokio::join!(
                 write,
-                read_into(stdout, sinks.0),
-                read_stderr(stderr, &pid, sinks.1)
+                read_into_until(stdout, sinks.0, gone.clone()),
+                read_stderr(stderr, &pid, sinks.1, gone),
+                wait
             );
-            Ok::<_, TransportError>((stdout, stderr, child.wait().await))
+            Ok::<_, TransportError>((stdout, stderr, status))
         };
         let grace = limit + Duration::from_secs(15);
         let Ok(done) = tokio::time::timeout(grace, work).await else {
@@ -456,8 +465,9 @@ async fn read_stderr<R: AsyncRead + Unpin, S: OutputSink>(
     pipe: Option<R>,
     pid: &Arc<OnceLock<u32>>,
     tail: S,
+    exited: watch::Receiver<bool>,
 ) -> S {
-    read_into(pipe, PidFirst::new(Arc::clone(pid), tail))
+    read_into_until(pipe, PidFirst::new(Arc::clone(pid), tail), exited)
         .await
         .into_inner()
 }

@@ -441,3 +441,86 @@ fn a_killed_controllers_held_shells_exit_and_run_nothing() {
     // The next start cleans up the dead controller's masters, as ever.
     bed.drover(&["check", "w"]);
 }
+
+/// A step that leaves a process running (a daemon started by hand or by an init
+/// script) neither keeps the node locked for later runs nor holds its own run until
+/// that process ends: with its output redirected, and with the step's own output still
+/// open (the process inherited it); a lone step (a command of its own) and a step in a
+/// script of two. The processes live on.
+#[test]
+fn a_process_a_step_leaves_running_neither_locks_the_node_nor_holds_the_run() {
+    let bed = logged_bed("");
+    let lives = Duration::from_secs(40);
+    let secs = lives.as_secs();
+    let step = |name: &str, run: &str| {
+        format!(
+            "- name: {name}\n  run: \"{run} echo started; touch {{{{ node.vars.state }}}}/{name}\"\n  check: test -e {{{{ node.vars.state }}}}/{name}\n  change: hot\n"
+        )
+    };
+    let strategy = "strategy: { batch: [\"100%\"] }\n";
+    // Each left-behind process says where it is (`$!`, in a file of its node).
+    let left = |name: &str, quiet: bool| {
+        let out = if quiet { " >/dev/null 2>&1 </dev/null" } else { "" };
+        format!("sleep {secs}{out} & echo $! > {{{{ node.vars.state }}}}/{name}.pid;")
+    };
+    let cases = [
+        ("quiet", left("quiet", true), false),
+        ("inherits", left("inherits", false), false),
+        ("quiet_in_script", left("quiet_in_script", true), true),
+        ("inherits_in_script", left("inherits_in_script", false), true),
+    ];
+    for (name, run, scripted) in &cases {
+        let mut steps = step(name, run);
+        if *scripted {
+            steps.push_str(&step(&format!("{name}_after"), ""));
+        }
+        bed.write("workflows/w.yml", &workflow(strategy, &steps));
+        let t = Instant::now();
+        let out = bed.drover(&["run", "w", "--yes", "--json"]);
+        out.expect(exit_code::OK);
+        assert!((0..3).all(|i| bed.has(i, name)), "{name}: {out}");
+        assert!(
+            t.elapsed() < lives / 2,
+            "{name}: the run waited for the process: {:?}",
+            t.elapsed()
+        );
+        // What the step printed before it ended is its output, in the run log.
+        let list = bed.drover(&["runs", "list", "--json"]);
+        let listed: serde_json::Value = serde_json::from_str(list.stdout.trim()).expect("runs list JSON");
+        let id = listed[0]["id"].as_str().expect("run id").to_string();
+        let log = bed.drover(&["runs", "logs", &id]);
+        for i in 0..3 {
+            assert!(
+                log.stdout.lines().any(|l| l == format!("{}: started", node(i))),
+                "{name}: {}",
+                log.stdout
+            );
+        }
+        // A later run on the same nodes takes the lock at once.
+        let again = format!("{name}_again");
+        bed.write("workflows/w.yml", &workflow(strategy, &step(&again, "")));
+        let t = Instant::now();
+        bed.drover(&["run", "w", "--yes", "--json"]).expect(exit_code::OK);
+        assert!((0..3).all(|i| bed.has(i, &again)), "{name}");
+        assert!(
+            t.elapsed() < lives / 2,
+            "{name}: the next run waited for the lock: {:?}",
+            t.elapsed()
+        );
+    }
+    // Every left-behind process still runs; then it is stopped.
+    for (name, _, _) in &cases {
+        for i in 0..3 {
+            let pid = std::fs::read_to_string(bed.state(i).join(format!("{name}.pid"))).expect("pid file");
+            let pid = pid.trim();
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            assert_eq!(
+                cmdline,
+                format!("sleep\0{secs}\0").into_bytes(),
+                "{name} on {}",
+                node(i)
+            );
+            let _ = std::process::Command::new("kill").arg(pid).status();
+        }
+    }
+}
