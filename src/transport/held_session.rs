@@ -17,7 +17,7 @@ use openssh::Stdio;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::exec_output::{OutputSink, read_into, read_into_until};
+use super::exec_output::{OutputSink, read_into_until};
 use super::frame_reader::FrameReader;
 use super::remote_kill::{Pending, RemoteKill};
 use super::ssh::{PidFirst, Ran, exit_of};
@@ -271,10 +271,35 @@ async fn session(
             Some(p) => PidFirst::new(p, err),
             None => PidFirst::passed(err),
         };
-        if !holds {
-            // The script ends the session: its shell exits after it. Read until the
-            // pipes close, or shortly after that exit when a process one of its commands
-            // left running holds them (see `AFTER_EXIT`).
+        let mut input = input;
+        let waiting = holds && {
+            let data = input.take();
+            let write = async {
+                if let (Some(data), Some(pipe)) = (data, stdin.as_mut()) {
+                    // A shell that is gone closes the pipe early; its exit tells.
+                    let _ = pipe.write_all(&data).await;
+                    let _ = pipe.flush().await;
+                }
+            };
+            let reading = async {
+                let ((), a, b) = tokio::join!(
+                    write,
+                    read_until(&mut stdout, &mut out, |r| r.waiting),
+                    read_until(&mut stderr, &mut err, |r| r.inner().waiting),
+                );
+                a && b
+            };
+            tokio::select! {
+                w = reading => w,
+                () = reply.closed() => return,
+            }
+        };
+        if !waiting {
+            // The part ends the session (its shell exits after it), or the shell ended
+            // (or broke): the script's outcome is that. Its input (a last part's) is
+            // written and closed while the output is read, until the pipes close or
+            // shortly after the exit when a process one of its commands left running
+            // holds them (see `AFTER_EXIT`).
             let mut pipe = stdin.take();
             let write = async move {
                 if let (Some(data), Some(p)) = (input, pipe.as_mut()) {
@@ -300,53 +325,6 @@ async fn session(
                 )
             };
             let ((), out, err, status) = tokio::select! {
-                r = work => r,
-                () = reply.closed() => return,
-            };
-            kill.armed = false;
-            let (code, gone) = exit_of(status, &master, lost).await;
-            let _ = reply.send(Ok(PartOutput {
-                ran: Ran {
-                    code,
-                    stdout: out,
-                    stderr: err.into_inner(),
-                    timed_out: ran_out_of_time(code, started.elapsed(), timeout),
-                    lost: gone,
-                },
-                waiting: false,
-            }));
-            return;
-        }
-        let write = async {
-            if let (Some(data), Some(pipe)) = (input, stdin.as_mut()) {
-                // A shell that is gone closes the pipe early; its exit tells.
-                let _ = pipe.write_all(&data).await;
-                let _ = pipe.flush().await;
-            }
-            if !holds && let Some(mut pipe) = stdin.take() {
-                let _ = pipe.shutdown().await;
-            }
-        };
-        let reading = async {
-            let ((), a, b) = tokio::join!(
-                write,
-                read_until(&mut stdout, &mut out, |r| r.waiting),
-                read_until(&mut stderr, &mut err, |r| r.inner().waiting),
-            );
-            a && b
-        };
-        let waiting = tokio::select! {
-            w = reading => w,
-            () = reply.closed() => return,
-        };
-        if !waiting {
-            // The shell ended (or broke): the script's outcome is that.
-            drop(stdin);
-            let work = async {
-                let (out, err) = tokio::join!(read_into(stdout, out), read_into(stderr, err));
-                (out, err, child.wait().await)
-            };
-            let (out, err, status) = tokio::select! {
                 r = work => r,
                 () = reply.closed() => return,
             };
