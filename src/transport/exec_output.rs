@@ -108,21 +108,6 @@ impl OutputSink for OutputTail {
     }
 }
 
-/// Everything a pipe yields until it closes (or until a read error: the exit status
-/// then tells what happened), into `tail`.
-pub(super) async fn read_into<R: AsyncRead + Unpin, S: OutputSink>(pipe: Option<R>, mut tail: S) -> S {
-    if let Some(mut pipe) = pipe {
-        let mut buf = vec![0u8; 8192];
-        while let Ok(n) = pipe.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            tail.push(&buf[..n]);
-        }
-    }
-    tail
-}
-
 /// How long a command's output is still read once its exit status has come while its
 /// pipes stay open: a process it left running (`daemon &`, an init script's daemon)
 /// holds them, and neither the command nor its step waits for that process, which may
@@ -130,8 +115,9 @@ pub(super) async fn read_into<R: AsyncRead + Unpin, S: OutputSink>(pipe: Option<
 /// even on a node or controller under heavy load.
 pub const AFTER_EXIT: Duration = Duration::from_secs(5);
 
-/// [`read_into`], but only until [`AFTER_EXIT`] after `exited` turns true: what a
-/// process the command left behind writes later is not the command's output.
+/// Everything a pipe yields, into `tail`, until it closes (or a read fails: the exit
+/// status then tells what happened), or until [`AFTER_EXIT`] after `exited` turns true:
+/// what a process the command left behind writes later is not the command's output.
 pub(super) async fn read_into_until<R: AsyncRead + Unpin, S: OutputSink>(
     pipe: Option<R>,
     mut tail: S,

@@ -7,7 +7,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use super::connection::{Connection, Connector, KILLED_EXIT, TIMEOUT_EXIT};
-use super::exec_output::{OutputSink, OutputTail, read_into};
+use super::exec_output::{OutputSink, OutputTail, read_into_until};
 use super::script::{Script, ScriptOutput};
 use super::{ExecOutput, NodeLocks, ShellLine, TransportError};
 use crate::inventory::Node;
@@ -178,11 +178,19 @@ impl LocalConnection {
                     drop(pipe);
                 }
             };
+            // Until the pipes close, or shortly after the exit when a process the
+            // command left running holds them (see `AFTER_EXIT`).
+            let (exited, gone) = tokio::sync::watch::channel(false);
+            let wait = async {
+                let status = child.wait().await;
+                exited.send_replace(true);
+                status
+            };
             let ((), stdout, stderr, status) = tokio::join!(
                 write,
-                read_into(stdout, sinks.0),
-                read_into(stderr, sinks.1),
-                child.wait()
+                read_into_until(stdout, sinks.0, gone.clone()),
+                read_into_until(stderr, sinks.1, gone),
+                wait
             );
             (stdout, stderr, status)
         };
@@ -266,6 +274,7 @@ fn no_op(code: i32) -> ExecOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::exec_output::AFTER_EXIT;
 
     #[tokio::test]
     async fn runs_with_stdin_and_node_name() {
@@ -385,6 +394,31 @@ mod tests {
         assert!(out.success(), "{out:?}");
         assert!(!out.timed_out);
         assert!(out.stdout.trim_end().ends_with("1048576"), "{}", out.stdout.len());
+    }
+
+    /// A command that leaves a process holding its output ends when it exits (and
+    /// `AFTER_EXIT` more), not when that process does, and is not killed as timed out;
+    /// the process lives on.
+    #[tokio::test]
+    async fn a_process_left_holding_the_output_does_not_hold_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let c = LocalConnection::new("n001");
+        let t = std::time::Instant::now();
+        let cmd = format!("sleep 60 & echo $! > '{}'; echo started", pid_file.display());
+        let out = c.exec(&cmd, None, Duration::from_secs(30)).await.unwrap();
+        assert!(out.success(), "{out:?}");
+        assert!(!out.timed_out);
+        assert_eq!(out.stdout, "started\n");
+        let took = t.elapsed();
+        assert!(took >= AFTER_EXIT && took < AFTER_EXIT * 3, "{took:?}");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let pid = pid.trim();
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "the process was killed"
+        );
+        let _ = std::process::Command::new("kill").arg(pid).status();
     }
 
     #[tokio::test]
