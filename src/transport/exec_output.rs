@@ -118,7 +118,7 @@ pub const AFTER_EXIT: Duration = Duration::from_secs(5);
 /// Everything a pipe yields, into `tail`, until it closes (or a read fails: the exit
 /// status then tells what happened), or until [`AFTER_EXIT`] after `exited` turns true:
 /// what a process the command left behind writes later is not the command's output.
-pub(super) async fn read_into_until<R: AsyncRead + Unpin, S: OutputSink>(
+async fn read_into_until<R: AsyncRead + Unpin, S: OutputSink>(
     pipe: Option<R>,
     mut tail: S,
     mut exited: watch::Receiver<bool>,
@@ -146,6 +146,35 @@ pub(super) async fn read_into_until<R: AsyncRead + Unpin, S: OutputSink>(
         }
     }
     tail
+}
+
+/// A command's two output pipes read into `out` and `err` while `wait` waits for its
+/// exit: until the pipes close, or [`AFTER_EXIT`] after the exit when a process the
+/// command left running holds them. The one place every transport collects output.
+pub(super) async fn read_outputs<R1, R2, S1, S2, T>(
+    stdout: Option<R1>,
+    out: S1,
+    stderr: Option<R2>,
+    err: S2,
+    wait: impl std::future::Future<Output = T>,
+) -> (S1, S2, T)
+where
+    R1: AsyncRead + Unpin,
+    R2: AsyncRead + Unpin,
+    S1: OutputSink,
+    S2: OutputSink,
+{
+    let (exited, gone) = watch::channel(false);
+    let wait = async move {
+        let status = wait.await;
+        exited.send_replace(true);
+        status
+    };
+    tokio::join!(
+        read_into_until(stdout, out, gone.clone()),
+        read_into_until(stderr, err, gone),
+        wait
+    )
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use openssh::Stdio;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::exec_output::{OutputSink, read_into_until};
+use super::exec_output::{OutputSink, read_outputs};
 use super::frame_reader::FrameReader;
 use super::remote_kill::{Pending, RemoteKill};
 use super::ssh::{PidFirst, Ran, exit_of};
@@ -258,7 +258,7 @@ async fn session(
     let mut pid_line = Some(pid);
     loop {
         let Part {
-            input,
+            mut input,
             readers: (mut out, err),
             timeout,
             holds,
@@ -271,7 +271,6 @@ async fn session(
             Some(p) => PidFirst::new(p, err),
             None => PidFirst::passed(err),
         };
-        let mut input = input;
         let waiting = holds && {
             let data = input.take();
             let write = async {
@@ -310,21 +309,13 @@ async fn session(
                     let _ = p.shutdown().await;
                 }
             };
-            let (exited, gone) = watch::channel(false);
-            let wait = async move {
-                let status = child.wait().await;
-                exited.send_replace(true);
-                status
-            };
             let work = async {
                 tokio::join!(
                     write,
-                    read_into_until(stdout.take(), out, gone.clone()),
-                    read_into_until(stderr.take(), err, gone),
-                    wait
+                    read_outputs(stdout.take(), out, stderr.take(), err, child.wait())
                 )
             };
-            let ((), out, err, status) = tokio::select! {
+            let ((), (out, err, status)) = tokio::select! {
                 r = work => r,
                 () = reply.closed() => return,
             };

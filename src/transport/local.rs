@@ -7,7 +7,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use super::connection::{Connection, Connector, KILLED_EXIT, TIMEOUT_EXIT};
-use super::exec_output::{OutputSink, OutputTail, read_into_until};
+use super::exec_output::{OutputSink, OutputTail, read_outputs};
 use super::script::{Script, ScriptOutput};
 use super::{ExecOutput, NodeLocks, ShellLine, TransportError};
 use crate::inventory::Node;
@@ -178,21 +178,11 @@ impl LocalConnection {
                     drop(pipe);
                 }
             };
-            // Until the pipes close, or shortly after the exit when a process the
-            // command left running holds them (see `AFTER_EXIT`).
-            let (exited, gone) = tokio::sync::watch::channel(false);
-            let wait = async {
-                let status = child.wait().await;
-                exited.send_replace(true);
-                status
-            };
-            let ((), stdout, stderr, status) = tokio::join!(
+            let ((), done) = tokio::join!(
                 write,
-                read_into_until(stdout, sinks.0, gone.clone()),
-                read_into_until(stderr, sinks.1, gone),
-                wait
+                read_outputs(stdout, sinks.0, stderr, sinks.1, child.wait())
             );
-            (stdout, stderr, status)
+            done
         };
         tokio::pin!(work);
         let mut killed_with = None;

@@ -18,11 +18,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use openssh::Stdio;
-use tokio::io::{AsyncRead, AsyncWriteExt};
-use tokio::sync::{Mutex, watch};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Mutex;
 
 use super::connection::{Connection, Connector, ran_out_of_time, remote_held, remote_script};
-use super::exec_output::{OutputSink, OutputTail, read_into_until};
+use super::exec_output::{OutputSink, OutputTail, read_outputs};
 use super::held_session::{self, HeldRun, HeldSession, PartOutput};
 use super::remote_kill::{PID_MARKER, Pending, RemoteKill};
 use super::script::{Script, ScriptOutput};
@@ -391,19 +391,11 @@ impl SshConnection {
             // Read until the pipes close, or shortly after the exit when a process the
             // command left running holds them (see `AFTER_EXIT`).
             let (stdout, stderr) = (child.stdout().take(), child.stderr().take());
-            let (exited, gone) = watch::channel(false);
-            let wait = async move {
-                let status = child.wait().await;
-                exited.send_replace(true);
-                status
-            };
-            let ((), stdout, stderr, status) = tokio::join!(
-                write,
-                read_into_until(stdout, sinks.0, gone.clone()),
-                read_stderr(stderr, &pid, sinks.1, gone),
-                wait
-            );
-            Ok::<_, TransportError>((stdout, stderr, status))
+            // stderr begins with the wrapper's `drover-pid N` line, taken into `pid`.
+            let err = PidFirst::new(Arc::clone(&pid), sinks.1);
+            let ((), (stdout, stderr, status)) =
+                tokio::join!(write, read_outputs(stdout, sinks.0, stderr, err, child.wait()));
+            Ok::<_, TransportError>((stdout, stderr.into_inner(), status))
         };
         let grace = limit + Duration::from_secs(15);
         let Ok(done) = tokio::time::timeout(grace, work).await else {
@@ -457,19 +449,6 @@ pub(super) async fn exit_of(
         },
         Err(e) => (None, Some(lost(&e))),
     }
-}
-
-/// Reads stderr, taking the wrapper's `drover-pid N` line (the first it prints) out of
-/// it and into `pid`.
-async fn read_stderr<R: AsyncRead + Unpin, S: OutputSink>(
-    pipe: Option<R>,
-    pid: &Arc<OnceLock<u32>>,
-    tail: S,
-    exited: watch::Receiver<bool>,
-) -> S {
-    read_into_until(pipe, PidFirst::new(Arc::clone(pid), tail), exited)
-        .await
-        .into_inner()
 }
 
 /// A sink that takes the wrapper's `drover-pid N` line (the first line of stderr) into
