@@ -29,7 +29,11 @@ pub(super) fn create(base: &Path) -> std::io::Result<PathBuf> {
         .mode(0o700)
         .create(&dir)?;
     let start = start_time(pid).unwrap_or_default();
-    std::fs::write(dir.join(OWNER_FILE), format!("{pid} {start}\n"))?;
+    // Written aside and renamed into place: another drover starting now reads either no
+    // `owner` file or the whole of it, never the empty file `write` first creates.
+    let aside = dir.join(format!(".{OWNER_FILE}"));
+    std::fs::write(&aside, format!("{pid} {start}\n"))?;
+    std::fs::rename(&aside, dir.join(OWNER_FILE))?;
     Ok(dir)
 }
 
@@ -77,21 +81,22 @@ pub fn clean_dead(base: &Path) -> Vec<PathBuf> {
 }
 
 /// Whether the controller that made `dir` still runs: its pid is alive with the start
-/// time it recorded. A directory without an `owner` file (an older drover) counts as
-/// alive while its pid is.
+/// time it recorded. A directory whose `owner` file is missing or says no pid (one
+/// being made right now, or an older drover's) counts as alive while its pid is:
+/// removing a live controller's directory cuts every connection it has.
 fn alive(dir: &Path, pid: u32) -> bool {
     let Some(now) = start_time(pid) else {
         return false;
     };
-    match std::fs::read_to_string(dir.join(OWNER_FILE)) {
-        Ok(text) => {
-            let mut parts = text.split_whitespace();
-            let same_pid = parts.next() == Some(pid.to_string().as_str());
-            let recorded = parts.next().and_then(|s| s.parse::<u64>().ok());
-            same_pid && recorded.is_none_or(|r| r == now)
-        }
-        Err(_) => true,
-    }
+    let Ok(text) = std::fs::read_to_string(dir.join(OWNER_FILE)) else {
+        return true;
+    };
+    let mut parts = text.split_whitespace();
+    let Some(owner) = parts.next() else {
+        return true;
+    };
+    let recorded = parts.next().and_then(|s| s.parse::<u64>().ok());
+    owner == pid.to_string() && recorded.is_none_or(|r| r == now)
 }
 
 /// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks since boot.
@@ -126,6 +131,10 @@ mod tests {
         std::fs::create_dir(&live).unwrap();
         let start = start_time(child.id()).unwrap();
         std::fs::write(live.join(OWNER_FILE), format!("{} {start}\n", child.id())).unwrap();
+        // A live pid whose `owner` file is still empty (being written): kept.
+        let making = base.path().join(format!("drover-{}-7", child.id()));
+        std::fs::create_dir(&making).unwrap();
+        std::fs::write(making.join(OWNER_FILE), "").unwrap();
         let unrelated = base.path().join("drover-notapid");
         std::fs::create_dir(&unrelated).unwrap();
 
@@ -134,7 +143,8 @@ mod tests {
         let mut want = vec![dead.clone(), reused.clone()];
         want.sort();
         assert_eq!(removed, want);
-        assert!(mine.exists() && live.exists() && unrelated.exists());
+        assert!(mine.exists() && live.exists() && making.exists() && unrelated.exists());
+        assert!(!mine.join(format!(".{OWNER_FILE}")).exists());
         let mut child = child;
         let _ = child.kill();
         let _ = child.wait();
