@@ -694,60 +694,50 @@ impl Summary<'_> {
                 format!("STOPPED: {}", describe_stop(inv, stop)),
             ),
             Outcome::CompletedWithFailures { failed } => {
-                // Nodes that did not drain in time count against the budget too, but
-                // they did not fail: say what each of them is.
+                // Nodes that did not drain in time, and nodes whose checks failed, count
+                // as failures too, but no step failed on them: say what each of them is.
                 let r = self.result;
                 let skipped = r
                     .skipped
                     .iter()
                     .filter(|(i, _)| !r.maintenance.contains(i))
                     .count();
-                let (held, not_failed) = (r.held.len(), r.held.len() + skipped);
-                let what = if not_failed == 0 {
-                    super::plural(*failed, "failed node")
-                } else {
-                    let mut parts = Vec::new();
-                    let failed_nodes = failed.saturating_sub(not_failed);
-                    if failed_nodes > 0 {
-                        parts.push(super::plural(failed_nodes, "failed node"));
+                let (held, unchecked) = (r.held.len(), sk.check_failed.len());
+                let failed_nodes = failed.saturating_sub(held + skipped + unchecked);
+                let mut parts = Vec::new();
+                if failed_nodes > 0 {
+                    parts.push(super::plural(failed_nodes, "failed node"));
+                }
+                if held > 0 {
+                    parts.push(format!(
+                        "{} held (did not drain in time)",
+                        super::plural(held, "node")
+                    ));
+                }
+                if skipped > 0 {
+                    parts.push(format!(
+                        "{} skipped (did not drain in time; resumed untouched)",
+                        super::plural(skipped, "node")
+                    ));
+                }
+                let text = match (parts.is_empty(), unchecked > 0) {
+                    // Only checks failed: nothing the run started failed.
+                    (true, true) if ran == 0 => {
+                        format!("nothing was done: {}", crate::report::not_checked(unchecked))
                     }
-                    if held > 0 {
-                        parts.push(format!(
-                            "{} held (did not drain in time)",
-                            super::plural(held, "node")
-                        ));
+                    (true, true) => format!("{}; {}", ran_text(), crate::report::not_checked(unchecked)),
+                    (false, true) => format!(
+                        "completed with {} within the failure budget; {}",
+                        parts.join(", "),
+                        crate::report::not_checked(unchecked)
+                    ),
+                    (_, false) if parts.is_empty() => {
+                        format!(
+                            "completed with {} within the failure budget",
+                            super::plural(*failed, "failed node")
+                        )
                     }
-                    if skipped > 0 {
-                        parts.push(format!(
-                            "{} skipped (did not drain in time; resumed untouched)",
-                            super::plural(skipped, "node")
-                        ));
-                    }
-                    parts.join(", ")
-                };
-                (
-                    exit_code::NODES_FAILED,
-                    format!("completed with {what} within the failure budget"),
-                )
-            }
-            Outcome::Succeeded if !sk.check_failed.is_empty() => {
-                let n = sk.check_failed.len();
-                let their = if n == 1 {
-                    "its check and was"
-                } else {
-                    "their checks and were"
-                };
-                let text = if ran == 0 {
-                    format!(
-                        "nothing was done: {} failed {their} not touched",
-                        super::plural(n, "node")
-                    )
-                } else {
-                    format!(
-                        "{}; {} failed {their} not touched",
-                        ran_text(),
-                        super::plural(n, "node")
-                    )
+                    (_, false) => format!("completed with {} within the failure budget", parts.join(", ")),
                 };
                 (exit_code::NODES_FAILED, text)
             }

@@ -282,13 +282,18 @@ pub fn outcome_exit(status: &str, outcome: Option<&Value>) -> (i32, String) {
         }
         "completed_with_failures" => {
             let n = o["failed"].as_u64().unwrap_or(0) as usize;
-            (
-                exit_code::NODES_FAILED,
-                format!(
-                    "completed with {} within the failure budget",
-                    crate::report::plural(n, "failed node")
+            // Nodes whose checks failed count in `failed`; no step failed on them.
+            let unchecked = o["check_failed"].as_array().map_or(0, Vec::len);
+            let failed = crate::report::plural(n.saturating_sub(unchecked), "failed node");
+            let text = match unchecked {
+                0 => format!("completed with {failed} within the failure budget"),
+                u if u >= n => crate::report::not_checked(u),
+                u => format!(
+                    "completed with {failed} within the failure budget; {}",
+                    crate::report::not_checked(u)
                 ),
-            )
+            };
+            (exit_code::NODES_FAILED, text)
         }
         _ => {
             let s = &o["stop"];
@@ -431,6 +436,22 @@ mod tests {
         for (o, want) in cases {
             assert_eq!(outcome_exit("whatever", Some(&o)).0, want, "{o}");
         }
+        // Nodes whose checks failed: the run did not succeed on them, and no step failed.
+        let only =
+            json!({"outcome": "completed_with_failures", "failed": 3, "check_failed": ["n1", "n2", "n3"]});
+        assert_eq!(
+            outcome_exit("completed_with_failures", Some(&only)),
+            (6, "3 nodes failed their checks and were not touched".to_string())
+        );
+        let both = json!({"outcome": "completed_with_failures", "failed": 3, "check_failed": ["n3"]});
+        assert_eq!(
+            outcome_exit("completed_with_failures", Some(&both)),
+            (
+                6,
+                "completed with 2 failed nodes within the failure budget; 1 node failed its check and was not touched"
+                    .to_string()
+            )
+        );
         assert_eq!(outcome_exit("cancelled", None).0, 5);
         assert_eq!(outcome_exit("completed_with_failures", None).0, 6);
         assert!(

@@ -1109,11 +1109,8 @@ pub async fn execute<K: Connector>(
         .copied()
         .filter(|n| !d.started.contains(n))
         .collect();
-    if let Some(o) = &result.outcome {
-        cx.events.send(RunEvent::RunFinished {
-            outcome: super::event::outcome_json(o, &cx.inventory),
-        });
-    }
+    // `RunFinished` is the caller's to send: the run's outcome also counts the nodes the
+    // plan left out (`service::session`), which the engine does not see.
     result
 }
 

@@ -574,7 +574,15 @@ async fn flow<K: Connector>(
                 json!(names_of(inv, &skipped.other_steps)),
             );
         }
+        if !skipped.check_failed.is_empty() {
+            o.insert("check_failed".into(), json!(names_of(inv, &skipped.check_failed)));
+        }
     }
+    // The run's outcome as recorded, not the engine's alone: `runs watch` reads it from
+    // this event, and must come to the verdict a local run comes to.
+    cx.events.send(engine::RunEvent::RunFinished {
+        outcome: stored.clone(),
+    });
     let at = jiff::Timestamp::now();
     let mut finish = vec![crate::store::Write::RunFinished {
         id: run_id.clone(),
@@ -845,6 +853,19 @@ fn final_outcome(
         None => engine::Outcome::Stopped {
             stop: StopReason::Interrupted,
         },
+    };
+    // Nodes whose checks failed (unreachable, a check that errs) were never worked on,
+    // so the run did not do what it was asked on them: it did not succeed, and nothing
+    // reading its record (a commission, `runs watch`, a notification) may think so.
+    let unchecked = skipped.check_failed.len();
+    let outcome = match outcome {
+        engine::Outcome::Succeeded if unchecked > 0 && skipped.no_budget.is_empty() => {
+            engine::Outcome::CompletedWithFailures { failed: unchecked }
+        }
+        engine::Outcome::CompletedWithFailures { failed } => engine::Outcome::CompletedWithFailures {
+            failed: failed + unchecked,
+        },
+        o => o,
     };
     if !matches!(outcome, engine::Outcome::Succeeded) {
         return outcome;

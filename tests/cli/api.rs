@@ -48,7 +48,7 @@ pub fn lifecycle_site() -> Site {
     let root = site.path().display().to_string();
     let lifecycle_wf = |name: &str, dir: &str, extra: &str| {
         format!(
-            "name: {name}\nversion: 1\ntargets: {{ nodes: [\"@compute\"] }}\nvars: {{ flavor: plain, fail_on: none }}\n\
+            "name: {name}\nversion: 1\ntargets: {{ nodes: [\"@compute\"] }}\nvars: {{ flavor: plain, fail_on: none, check_fails_on: none }}\n\
              strategy: {{ batch: 4, failure_budget: {{ per_batch: 0, per_run: 0 }} }}\n\
              steps:\n{extra}  - name: {dir}\n    run: echo {{{{ vars.flavor }}}} > {root}/{dir}/$DROVER_NODE\n    change: hot\n"
         )
@@ -79,7 +79,8 @@ pub fn lifecycle_site() -> Site {
         &lifecycle_wf(
             "commission",
             "commissioned",
-            "  - name: maybe-fail\n    run: test \"$DROVER_NODE\" != {{ vars.fail_on }}\n    change: hot\n",
+            "  - name: probe\n    run: \"true\"\n    check: \"[ \\\"$DROVER_NODE\\\" != {{ vars.check_fails_on }} ] || exit 3; exit 1\"\n    change: hot\n\
+             \x20 - name: maybe-fail\n    run: test \"$DROVER_NODE\" != {{ vars.fail_on }}\n    change: hot\n",
         ),
     )
     .write("workflows/decommission.yml", &lifecycle_wf("decommission", "cleaned", ""))
@@ -705,6 +706,53 @@ async fn a_failed_commission_cleans_up_every_node_of_the_request_and_a_fixed_one
         std::fs::read_to_string(site.path().join("commissioned/n03")).unwrap(),
         "gpu\n"
     );
+    d.shutdown().await.unwrap();
+}
+
+/// A node whose check fails (unreachable, a check that errs) is never worked on: the
+/// commission did not succeed on it, so no node of the request is commissioned and the
+/// cleanup runs on all of them, as when a step fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commission_whose_check_fails_on_one_node_commissions_none() {
+    let site = lifecycle_site();
+    let d = Daemon::start(options(site.path())).await.unwrap();
+    let api = Api::new(&d);
+    let r = api
+        .post(
+            "/nodes/commission",
+            OPS,
+            json!({"nodes": ["n[02-04]"], "extra_vars": {"check_fails_on": "n03"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let run = r.body["run_id"].as_str().unwrap().to_string();
+    until(Duration::from_secs(60), "the cleanup on every node", || {
+        files(site.path(), "cleaned").len() == 3
+    })
+    .await;
+    until(Duration::from_secs(60), "the cleanup run's end", || {
+        let runs = runs_of(site.path());
+        runs.len() == 2 && runs.iter().all(|r| r.status != drover::store::RunStatus::Running)
+    })
+    .await;
+    // The step ran where the check passed, never on n03.
+    assert_eq!(files(site.path(), "commissioned"), ["n02", "n04"]);
+    let shown = api.get(&format!("/runs/{run}"), READ).await;
+    assert_eq!(
+        shown.body["run"]["status"], "completed_with_failures",
+        "{}",
+        shown.text
+    );
+    assert_eq!(
+        shown.body["run"]["outcome"],
+        json!({"outcome": "completed_with_failures", "failed": 1, "check_failed": ["n03"]}),
+        "{}",
+        shown.text
+    );
+    let nodes = api.get("/nodes", READ).await;
+    for n in nodes.body["nodes"].as_array().unwrap() {
+        assert_ne!(n["lifecycle"], "commissioned", "{}", nodes.text);
+    }
     d.shutdown().await.unwrap();
 }
 

@@ -362,7 +362,16 @@ fn check_classifies_a_mixed_fleet() {
     let run = f.drover(&["run", "w", "--yes", "--json"]);
     run.expect(exit_code::NODES_FAILED);
     let s = summary(&run);
-    assert_eq!(s["outcome"], json!({"outcome": "succeeded"}), "{run}");
+    // The node whose check failed was never worked on: the run did not succeed on it.
+    assert_eq!(
+        s["outcome"],
+        json!({"outcome": "completed_with_failures", "failed": 1}),
+        "{run}"
+    );
+    assert_eq!(
+        s["verdict"], "succeeded on 2 nodes; 1 node failed its check and was not touched",
+        "{run}"
+    );
     assert_eq!(names(&s["succeeded"]), nodes(&[1, 4]), "{run}");
     assert_eq!(names(&s["up_to_date"]), nodes(&[0, 5]), "{run}");
     assert_eq!(names(&s["needs_other_steps"]), nodes(&[2]), "{run}");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use drover::exit_code;
 use drover_testbed::FakeScheduler;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{Output, Site, drover_bin};
 
@@ -339,6 +339,37 @@ fn a_run_whose_every_check_failed_says_nothing_was_done() {
         out.stdout
     );
     assert!(!out.stdout.contains("succeeded"), "{}", out.stdout);
+    // The run's record, and the event `runs watch` reads its verdict from, say the same.
+    let json = f.run(&["run", "w", "--yes", "--json"]);
+    assert_eq!(json.code, exit_code::NODES_FAILED, "{}", json.stderr);
+    let lines: Vec<Value> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let finished: Vec<&Value> = lines.iter().filter(|e| e["event"] == "run_finished").collect();
+    let want = json!({"outcome": "completed_with_failures", "failed": 4, "check_failed": ["node001", "node002", "node003", "node004"]});
+    assert_eq!(finished.len(), 1, "{}", json.stdout);
+    assert_eq!(finished[0]["outcome"], want, "{}", json.stdout);
+    let summary = lines.last().unwrap();
+    assert_eq!(
+        summary["outcome"]["outcome"], "completed_with_failures",
+        "{}",
+        json.stdout
+    );
+    let list = f.site.run(&["runs", "list", "--json"]);
+    let runs: Value = serde_json::from_str(list.stdout.trim()).expect("runs list JSON");
+    let statuses: Vec<&Value> = runs
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(|r| &r["status"])
+        .collect();
+    assert_eq!(
+        statuses,
+        ["completed_with_failures", "completed_with_failures"],
+        "{runs}"
+    );
 }
 
 #[test]
