@@ -113,6 +113,19 @@ impl NoticeText {
                 if let Some(stop) = p.get("outcome").and_then(|o| o.get("stop")) {
                     field("Stopped by", Some(stop_text(stop)));
                 }
+                // Never worked on, so not among the run's nodes: named here or nowhere.
+                let unchecked: Vec<String> = p
+                    .get("outcome")
+                    .and_then(|o| o.get("check_failed"))
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                    .unwrap_or_default();
+                if !unchecked.is_empty() {
+                    field(
+                        "Check failed, not touched",
+                        Some(crate::hostlist::compress(&unchecked)),
+                    );
+                }
                 let failed = p.get("nodes_failed");
                 let first = failed.and_then(|f| f.get("first")).and_then(Value::as_array);
                 if let Some(first) = first.filter(|f| !f.is_empty()) {

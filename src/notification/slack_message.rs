@@ -12,8 +12,10 @@ const SECTION_MAX: usize = 2900;
 /// Slack shows at most 10 fields per section.
 const FIELDS_MAX: usize = 10;
 
-fn icon(kind: NoticeKind) -> &'static str {
-    match kind {
+fn icon(n: &Notice) -> &'static str {
+    match n.kind {
+        // Finished, but not everywhere: not a green tick.
+        NoticeKind::RunFinished if n.payload.get("status").is_some_and(|s| s != "succeeded") => ":warning:",
         NoticeKind::RunStarted => ":arrow_forward:",
         NoticeKind::RunResumed => ":repeat:",
         NoticeKind::CanaryPassed => ":large_green_circle:",
@@ -46,7 +48,7 @@ pub fn slack_message(n: &Notice) -> Value {
     let t = NoticeText::of(n);
     let mut blocks = vec![json!({
         "type": "section",
-        "text": { "type": "mrkdwn", "text": format!("{} *{}*", icon(n.kind), escape(&t.summary)) }
+        "text": { "type": "mrkdwn", "text": format!("{} *{}*", icon(n), escape(&t.summary)) }
     })];
     let fields: Vec<Value> = t
         .fields
@@ -113,6 +115,34 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want} in {text}");
         }
+    }
+
+    #[test]
+    fn a_run_that_could_not_check_some_nodes_is_no_green_tick_and_names_them() {
+        let n = notice(
+            NoticeKind::RunFinished,
+            json!({
+                "workflow": "mark", "version": 3, "status": "completed_with_failures", "duration_ms": 2000,
+                "counts": {"succeeded": 2},
+                "outcome": {"outcome": "completed_with_failures", "failed": 3, "check_failed": ["n03", "n04", "n05"]},
+                "nodes_failed": {"total": 0, "first": []},
+            }),
+        );
+        let m = slack_message(&n);
+        let text = m.to_string();
+        assert_eq!(m["text"], "mark v3 completed with failures");
+        assert!(
+            text.contains(":warning: *mark v3 completed with failures*"),
+            "{text}"
+        );
+        assert!(text.contains("Check failed, not touched*\\nn[03-05]"), "{text}");
+        let mut ok = n.clone();
+        ok.payload = json!({"workflow": "mark", "version": 3, "status": "succeeded", "outcome": {"outcome": "succeeded"}});
+        let text = slack_message(&ok).to_string();
+        assert!(
+            text.contains(":white_check_mark: *mark v3 succeeded*") && !text.contains("Check failed"),
+            "{text}"
+        );
     }
 
     #[test]
