@@ -995,6 +995,80 @@ fn a_failed_step_under_reservation_mode_holds_the_node_drained_and_deletes_its_r
     assert_eq!(bed.slurm.state("node002").expect("state").state, "idle");
 }
 
+/// Reservation mode, a node whose job outlasts the drain timeout. `on_timeout: give_up`:
+/// its reservation is deleted and it keeps working, never drained (skipped). `hold`: it
+/// is drained for a human with the reason, and its reservation is deleted too (the
+/// drain, not a reservation, keeps new jobs off it). Either way no reservation outlives
+/// the run, and the node whose turn came after it is done.
+#[test]
+fn a_drain_timeout_under_reservation_mode_leaves_no_reservation_given_up_or_held() {
+    if !slurm_here() {
+        return;
+    }
+    let bed = SlurmBed::start(2, &[("batch", vec![0, 1])]);
+    let wf = workflow(
+        "{ batch: [\"100%\"], max_unavailable: 1, failure_budget: { per_run: 1 } }",
+        "",
+        &steps(&bed.slurm),
+    );
+    // Far longer than the drain timeout: its reservation would start in 10 minutes.
+    bed.slurm.sbatch_sleep(600.0, "node001", 10).expect("sbatch");
+    bed.slurm
+        .wait_until(Duration::from_secs(20), |st| {
+            st.iter().any(|n| n.node == "node001" && n.state == "allocated")
+        })
+        .expect("node001 busy");
+    for on_timeout in ["give_up", "hold"] {
+        bed.site_with(
+            &format!(
+                "drain: {{ scheduler: slurm, mode: reservation, poll_interval: 200ms, timeout: 3s, on_timeout: {on_timeout} }}\n"
+            ),
+            &wf,
+        );
+        let reservations = ReservationMonitor::start(&bed.slurm, Duration::from_millis(100));
+        let out = bed.drover(&["run", "w", "--yes", "--json", "--tags", "drain"]);
+        let res = reservations.finish();
+        assert_eq!(out.code, drover::exit_code::NODES_FAILED, "{on_timeout}: {out}");
+        let id = run_id(&bed);
+        assert!(
+            res.first_seen.contains_key(&format!("drover_{id}_node001")),
+            "{on_timeout}: node001 was reserved: {res:?}\n{out}"
+        );
+        assert_eq!(
+            drover_reservations(&bed.slurm.conf()),
+            Vec::<String>::new(),
+            "{on_timeout}: a reservation outlived the run\n{out}"
+        );
+        // Deleted at the node's turn, not only by the sweep at the run's end.
+        let unreserved = out
+            .events("node_drain")
+            .into_iter()
+            .filter(|e| e["node"] == "node001" && e["state"] == "unreserved")
+            .count();
+        assert_eq!(unreserved, 1, "{on_timeout}: {out}");
+        let ended: Vec<String> = out
+            .events("node_finished")
+            .iter()
+            .filter(|e| e["node"] == "node001")
+            .map(|e| e["state"].as_str().unwrap_or_default().to_string())
+            .collect();
+        let s = bed.slurm.state("node001").expect("state");
+        if on_timeout == "give_up" {
+            assert_eq!(ended, ["skipped"], "{out}");
+            assert_eq!(s.state, "allocated", "given up, never drained: {s:?}");
+            assert!(bed.tb.nodes()[1].state_dir.join("patched").exists(), "{out}");
+        } else {
+            assert_eq!(ended, ["held"], "{out}");
+            assert!(s.state.starts_with("drain"), "held drained: {s:?}");
+            assert!(
+                s.reason.starts_with("drover: ") && s.reason.contains("drain timed out after 3s"),
+                "{s:?}"
+            );
+        }
+        assert!(!bed.tb.nodes()[0].state_dir.join("patched").exists(), "{out}");
+    }
+}
+
 /// A controller killed (abort, like `kill -9`) right after slurmctld made a node's
 /// reservation: `runs resume` finds that reservation and keeps it (no second one), the
 /// run ends with every node done and no reservation left. `runs cancel` of such a run
