@@ -286,6 +286,15 @@ pub fn show(site: &Path, id: &str, json: bool, color: bool, out: &mut dyn Write,
             n.state.as_str()
         );
     }
+    // Never worked on, so not among the nodes above.
+    let unchecked = crate::report::check_failed(r.outcome.as_ref());
+    if !unchecked.is_empty() {
+        let _ = writeln!(
+            out,
+            "  check failed, not touched: {}",
+            crate::hostlist::compress(&unchecked)
+        );
+    }
     exit_code::OK
 }
 

@@ -283,7 +283,7 @@ pub fn outcome_exit(status: &str, outcome: Option<&Value>) -> (i32, String) {
         "completed_with_failures" => {
             let n = o["failed"].as_u64().unwrap_or(0) as usize;
             // Nodes whose checks failed count in `failed`; no step failed on them.
-            let unchecked = o["check_failed"].as_array().map_or(0, Vec::len);
+            let unchecked = crate::report::check_failed(Some(o)).len();
             let failed = crate::report::plural(n.saturating_sub(unchecked), "failed node");
             let text = match unchecked {
                 0 => format!("completed with {failed} within the failure budget"),

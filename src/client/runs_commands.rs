@@ -158,6 +158,13 @@ pub(super) fn render_run(v: &Value) -> String {
             s.push_str(&format!("  {line}\n"));
         }
     }
+    let unchecked = crate::report::check_failed(r.get("outcome"));
+    if !unchecked.is_empty() {
+        s.push_str(&format!(
+            "  check failed, not touched: {}\n",
+            crate::hostlist::compress(&unchecked)
+        ));
+    }
     s
 }
 
@@ -236,4 +243,27 @@ pub async fn resume(c: &ApiClient, id: &str, json: bool, out: &mut dyn Write) ->
         );
     }
     Ok(exit_code::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_shown_run_names_the_nodes_its_checks_could_not_reach() {
+        let v = json!({
+            "run": {"id": "r1", "workflow": "w", "version": 2, "status": "completed_with_failures",
+                    "started_at": "2026-12-03T15:00:00Z", "heartbeat_at": "2026-12-03T15:00:01Z",
+                    "outcome": {"outcome": "completed_with_failures", "failed": 2, "check_failed": ["n03", "n04"]}},
+            "trigger": {"kind": "cli"},
+            "nodes": [{"node": "n01", "state": "succeeded", "attempt": 1}],
+        });
+        let text = render_run(&v);
+        assert!(text.contains("w v2, completed with failures"), "{text}");
+        assert!(text.ends_with("  check failed, not touched: n[03-04]\n"), "{text}");
+        let mut ok = v.clone();
+        ok["run"]["outcome"] = json!({"outcome": "succeeded"});
+        assert!(!render_run(&ok).contains("check failed"));
+    }
 }

@@ -114,12 +114,7 @@ impl NoticeText {
                     field("Stopped by", Some(stop_text(stop)));
                 }
                 // Never worked on, so not among the run's nodes: named here or nowhere.
-                let unchecked: Vec<String> = p
-                    .get("outcome")
-                    .and_then(|o| o.get("check_failed"))
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-                    .unwrap_or_default();
+                let unchecked = crate::report::check_failed(p.get("outcome"));
                 if !unchecked.is_empty() {
                     field(
                         "Check failed, not touched",

@@ -69,17 +69,6 @@ pub fn plural(n: usize, noun: &str) -> String {
     }
 }
 
-/// `1 node failed its check and was not touched`, `3 nodes failed their checks and
-/// were not touched`: one phrase, so a local run and `runs watch` say it alike.
-pub fn not_checked(n: usize) -> String {
-    let their = if n == 1 {
-        "its check and was"
-    } else {
-        "their checks and were"
-    };
-    format!("{} failed {their} not touched", plural(n, "node"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

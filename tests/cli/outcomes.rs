@@ -370,6 +370,15 @@ fn a_run_whose_every_check_failed_says_nothing_was_done() {
         ["completed_with_failures", "completed_with_failures"],
         "{runs}"
     );
+    // `runs show` names them: they are not among the run's nodes.
+    let id = runs[0]["id"].as_str().expect("id");
+    let show = f.site.run(&["runs", "show", id]);
+    assert!(
+        show.stdout.contains("completed with failures")
+            && show.stdout.contains("check failed, not touched: node[001-004]"),
+        "{}",
+        show.stdout
+    );
 }
 
 #[test]
