@@ -60,7 +60,10 @@ pub fn clean_dead(base: &Path) -> Vec<PathBuf> {
         let Ok(meta) = std::fs::symlink_metadata(&dir) else {
             continue;
         };
-        if !meta.is_dir() || meta.uid() != me || pid == std::process::id() || alive(&dir, pid) {
+        // A directory with this process's pid is not spared for it: one a dead drover
+        // left under the same pid (reused) has another start time, and its stale sockets
+        // would be in the way of this process's masters.
+        if !meta.is_dir() || meta.uid() != me || alive(&dir, pid) {
             continue;
         }
         if let Ok(files) = std::fs::read_dir(&dir) {
@@ -131,6 +134,11 @@ mod tests {
         std::fs::create_dir(&live).unwrap();
         let start = start_time(child.id()).unwrap();
         std::fs::write(live.join(OWNER_FILE), format!("{} {start}\n", child.id())).unwrap();
+        // This process's own pid, left by a dead drover that had it before: removed.
+        let me = std::process::id();
+        let stale_mine = base.path().join(format!("drover-{me}-99"));
+        std::fs::create_dir(&stale_mine).unwrap();
+        std::fs::write(stale_mine.join(OWNER_FILE), format!("{me} 1\n")).unwrap();
         // A live pid whose `owner` file is still empty (being written): kept.
         let making = base.path().join(format!("drover-{}-7", child.id()));
         std::fs::create_dir(&making).unwrap();
@@ -140,7 +148,7 @@ mod tests {
 
         let mut removed = clean_dead(base.path());
         removed.sort();
-        let mut want = vec![dead.clone(), reused.clone()];
+        let mut want = vec![dead.clone(), reused.clone(), stale_mine.clone()];
         want.sort();
         assert_eq!(removed, want);
         assert!(mine.exists() && live.exists() && making.exists() && unrelated.exists());
