@@ -89,7 +89,8 @@ pub fn clean_dead(base: &Path) -> Vec<PathBuf> {
 /// removing a live controller's directory cuts every connection it has.
 fn alive(dir: &Path, pid: u32) -> bool {
     let Some(now) = start_time(pid) else {
-        return false;
+        // No start time to compare (no /proc): only this process is known alive.
+        return pid == std::process::id();
     };
     let Ok(text) = std::fs::read_to_string(dir.join(OWNER_FILE)) else {
         return true;
