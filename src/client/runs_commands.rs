@@ -261,7 +261,10 @@ mod tests {
         });
         let text = render_run(&v);
         assert!(text.contains("w v2, completed with failures"), "{text}");
-        assert!(text.ends_with("  check failed, not touched: n[03-04]\n"), "{text}");
+        assert!(
+            text.ends_with("  check failed, not touched: n[03-04]\n"),
+            "{text}"
+        );
         let mut ok = v.clone();
         ok["run"]["outcome"] = json!({"outcome": "succeeded"});
         assert!(!render_run(&ok).contains("check failed"));

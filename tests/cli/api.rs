@@ -647,36 +647,37 @@ async fn until_state(api: &Api, names: &[&str], state: &str) {
     }
 }
 
+/// Asks for the commission of n02..n04 with `extra_vars`, which make it fail, and waits
+/// until the cleanup (the decommission workflow) has run on all three and every run has
+/// ended. The commission's run id.
+async fn commission_cleaned_up(api: &Api, site: &Path, extra_vars: Value) -> String {
+    let r = api
+        .post(
+            "/nodes/commission",
+            OPS,
+            json!({"nodes": ["n[02-04]"], "extra_vars": extra_vars}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    until(Duration::from_secs(60), "the cleanup on every node", || {
+        files(site, "cleaned").len() == 3
+    })
+    .await;
+    until(Duration::from_secs(60), "the cleanup run's end", || {
+        let runs = runs_of(site);
+        runs.len() == 2 && runs.iter().all(|r| r.status != drover::store::RunStatus::Running)
+    })
+    .await;
+    r.body["run_id"].as_str().unwrap().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_commission_cleans_up_every_node_of_the_request_and_a_fixed_one_commissions() {
     let site = lifecycle_site();
     let d = Daemon::start(options(site.path())).await.unwrap();
     let api = Api::new(&d);
-    let r = api
-        .post(
-            "/nodes/commission",
-            OPS,
-            json!({"nodes": ["n[02-04]"], "extra_vars": {"fail_on": "n03", "flavor": "gpu"}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.text);
-    let run = r.body["run_id"].as_str().unwrap().to_string();
+    let run = commission_cleaned_up(&api, site.path(), json!({"fail_on": "n03", "flavor": "gpu"})).await;
     until_state(&api, &["n02", "n03", "n04"], "discovered").await;
-    // The cleanup (the decommission workflow) ran on all three, with the request's vars.
-    let t = Instant::now();
-    while files(site.path(), "cleaned").len() < 3 {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "cleanup never ran everywhere"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    until(Duration::from_secs(60), "the cleanup run's end", || {
-        runs_of(site.path())
-            .iter()
-            .all(|r| r.status != drover::store::RunStatus::Running)
-    })
-    .await;
     assert_eq!(files(site.path(), "cleaned"), ["n02", "n03", "n04"]);
     assert_eq!(
         std::fs::read_to_string(site.path().join("cleaned/n04")).unwrap(),
@@ -717,24 +718,7 @@ async fn a_commission_whose_check_fails_on_one_node_commissions_none() {
     let site = lifecycle_site();
     let d = Daemon::start(options(site.path())).await.unwrap();
     let api = Api::new(&d);
-    let r = api
-        .post(
-            "/nodes/commission",
-            OPS,
-            json!({"nodes": ["n[02-04]"], "extra_vars": {"check_fails_on": "n03"}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.text);
-    let run = r.body["run_id"].as_str().unwrap().to_string();
-    until(Duration::from_secs(60), "the cleanup on every node", || {
-        files(site.path(), "cleaned").len() == 3
-    })
-    .await;
-    until(Duration::from_secs(60), "the cleanup run's end", || {
-        let runs = runs_of(site.path());
-        runs.len() == 2 && runs.iter().all(|r| r.status != drover::store::RunStatus::Running)
-    })
-    .await;
+    let run = commission_cleaned_up(&api, site.path(), json!({"check_fails_on": "n03"})).await;
     // The step ran where the check passed, never on n03.
     assert_eq!(files(site.path(), "commissioned"), ["n02", "n04"]);
     let shown = api.get(&format!("/runs/{run}"), READ).await;

@@ -969,11 +969,23 @@ fn a_failed_step_under_reservation_mode_holds_the_node_drained_and_deletes_its_r
         ),
     );
     std::fs::write(bed.tb.nodes()[0].state_dir.join("fail"), "").expect("fail file");
+    let out = run_reserving_node001(&bed);
+    assert_ne!(out.code, 0, "{out}");
+    let s = bed.slurm.state("node001").expect("state");
+    assert_eq!(s.state, "drained", "{s:?}");
+    assert!(s.reason.starts_with("drover: patch failed (run "), "{s:?}");
+    assert_eq!(bed.slurm.state("node002").expect("state").state, "idle");
+}
+
+/// Runs the drain steps of `w` (reservation mode) and checks what every turn of
+/// node001 that does not end in service must do: it was reserved, its reservation was
+/// deleted at its turn (one `unreserved` event; the sweep at the run's end is only the
+/// backstop), and no reservation outlives the run.
+fn run_reserving_node001(bed: &SlurmBed) -> Out {
     let reservations = ReservationMonitor::start(&bed.slurm, Duration::from_millis(100));
     let out = bed.drover(&["run", "w", "--yes", "--json", "--tags", "drain"]);
     let res = reservations.finish();
-    assert_ne!(out.code, 0, "{out}");
-    let id = run_id(&bed);
+    let id = run_id(bed);
     assert!(
         res.first_seen.contains_key(&format!("drover_{id}_node001")),
         "node001 was reserved: {res:?}\n{out}"
@@ -981,18 +993,15 @@ fn a_failed_step_under_reservation_mode_holds_the_node_drained_and_deletes_its_r
     assert_eq!(
         drover_reservations(&bed.slurm.conf()),
         Vec::<String>::new(),
-        "{out}"
+        "a reservation outlived the run\n{out}"
     );
-    let s = bed.slurm.state("node001").expect("state");
-    assert_eq!(s.state, "drained", "{s:?}");
-    assert!(s.reason.starts_with("drover: patch failed (run "), "{s:?}");
-    let unreserved: Vec<_> = out
+    let unreserved = out
         .events("node_drain")
         .into_iter()
         .filter(|e| e["node"] == "node001" && e["state"] == "unreserved")
-        .collect();
-    assert_eq!(unreserved.len(), 1, "{out}");
-    assert_eq!(bed.slurm.state("node002").expect("state").state, "idle");
+        .count();
+    assert_eq!(unreserved, 1, "{out}");
+    out
 }
 
 /// Reservation mode, a node whose job outlasts the drain timeout. `on_timeout: give_up`:
@@ -1025,27 +1034,8 @@ fn a_drain_timeout_under_reservation_mode_leaves_no_reservation_given_up_or_held
             ),
             &wf,
         );
-        let reservations = ReservationMonitor::start(&bed.slurm, Duration::from_millis(100));
-        let out = bed.drover(&["run", "w", "--yes", "--json", "--tags", "drain"]);
-        let res = reservations.finish();
+        let out = run_reserving_node001(&bed);
         assert_eq!(out.code, drover::exit_code::NODES_FAILED, "{on_timeout}: {out}");
-        let id = run_id(&bed);
-        assert!(
-            res.first_seen.contains_key(&format!("drover_{id}_node001")),
-            "{on_timeout}: node001 was reserved: {res:?}\n{out}"
-        );
-        assert_eq!(
-            drover_reservations(&bed.slurm.conf()),
-            Vec::<String>::new(),
-            "{on_timeout}: a reservation outlived the run\n{out}"
-        );
-        // Deleted at the node's turn, not only by the sweep at the run's end.
-        let unreserved = out
-            .events("node_drain")
-            .into_iter()
-            .filter(|e| e["node"] == "node001" && e["state"] == "unreserved")
-            .count();
-        assert_eq!(unreserved, 1, "{on_timeout}: {out}");
         let ended: Vec<String> = out
             .events("node_finished")
             .iter()
