@@ -185,7 +185,8 @@ pub fn list(
                 None => r.status.label().to_string(),
             },
             c.succeeded,
-            c.failed,
+            // Nodes whose checks failed are not among the run's nodes, but failed it.
+            c.failed + crate::report::check_failed(r.outcome.as_ref()).len(),
             c.held,
             left
         );

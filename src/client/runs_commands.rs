@@ -51,11 +51,17 @@ pub async fn list(
         let _ = writeln!(out, "no runs");
         return Ok(exit_code::OK);
     }
+    let _ = write!(out, "{}", render_runs(&runs));
+    Ok(exit_code::OK)
+}
+
+/// Runs as `drover runs list` prints them: a table, a row per run.
+fn render_runs(runs: &[Value]) -> String {
     let mut t = Table::new(&[
         "RUN", "WORKFLOW", "STATUS", "STARTED", "OK", "FAIL", "HELD", "LEFT",
     ])
     .right(&[4, 5, 6, 7]);
-    for r in &runs {
+    for r in runs {
         let counts = &r["counts"];
         let total: u64 = counts
             .as_object()
@@ -71,13 +77,14 @@ pub async fn list(
             status_label(text(r, "status")),
             short_time(text(r, "started_at")),
             count(counts, "succeeded").to_string(),
-            count(counts, "failed").to_string(),
+            // Nodes whose checks failed are not among the run's nodes, but failed it.
+            (count(counts, "failed") + crate::report::check_failed(r.get("outcome")).len() as u64)
+                .to_string(),
             count(counts, "held").to_string(),
             total.saturating_sub(finished).to_string(),
         ]);
     }
-    let _ = write!(out, "{}", t.render());
-    Ok(exit_code::OK)
+    t.render()
 }
 
 /// `2026-12-02T03:04:05.123Z` → `2026-12-02 03:04:05Z`.
@@ -268,5 +275,11 @@ mod tests {
         let mut ok = v.clone();
         ok["run"]["outcome"] = json!({"outcome": "succeeded"});
         assert!(!render_run(&ok).contains("check failed"));
+        // Listed, they count as failed (OK FAIL HELD LEFT).
+        let mut listed = v["run"].clone();
+        listed["counts"] = json!({"succeeded": 1});
+        let table = render_runs(&[listed]);
+        let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(row[row.len() - 4..], ["1", "2", "0", "0"], "{table}");
     }
 }

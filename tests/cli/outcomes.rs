@@ -370,8 +370,23 @@ fn a_run_whose_every_check_failed_says_nothing_was_done() {
         ["completed_with_failures", "completed_with_failures"],
         "{runs}"
     );
-    // `runs show` names them: they are not among the run's nodes.
+    // `runs show` names them, and `runs list` counts them as failed: they are not
+    // among the run's nodes.
     let id = runs[0]["id"].as_str().expect("id");
+    let human = f.site.run(&["runs", "list"]);
+    let row: Vec<&str> = human
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(id))
+        .unwrap_or_else(|| panic!("{}", human.stdout))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row[row.len() - 4..],
+        ["0", "4", "0", "0"],
+        "OK FAIL HELD LEFT\n{}",
+        human.stdout
+    );
     let show = f.site.run(&["runs", "show", id]);
     assert!(
         show.stdout.contains("completed with failures")
