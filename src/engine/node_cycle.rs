@@ -235,6 +235,23 @@ impl<K: Connector> NodeCycle<'_, K> {
                     must_resume,
                 );
             }
+            // `unreachable: run`: a node that had no connection at its turn's start is
+            // connected to when something must run on it (a step other than `local:`,
+            // or node-side drain hooks); a `wait_for` waits for it to answer first.
+            if conn.is_none() && wf.unreachable == crate::workflow::Unreachable::Run {
+                let drain_on_node = step.change == Change::Drain
+                    && !confirmed
+                    && self.hooks.is_some_and(|h| h.run_on == HookHost::Node);
+                if (drain_on_node || !matches!(step.action, Action::Local(_)))
+                    && let Err(source) = self.connect_late(conn, &step.action).await
+                {
+                    let e = NodeError::Step {
+                        step: step.name.clone(),
+                        source,
+                    };
+                    return ended(pos, e, must_resume);
+                }
+            }
             if step.change == Change::Drain && !confirmed && self.hooks.is_some() {
                 // Drained before the hook runs: a crash in between must not forget it.
                 if let Err(e) = self.mark(NodeState::Draining, attempt, i, true).await {
@@ -294,6 +311,12 @@ impl<K: Connector> NodeCycle<'_, K> {
             }
             let started = Instant::now();
             let result: Result<StepOutput, NodeError> = match &step.action {
+                Action::Local(_) if conn.is_none() => {
+                    self.job.local_step(step).await.map_err(|source| NodeError::Step {
+                        step: step.name.clone(),
+                        source,
+                    })
+                }
                 Action::Reboot(r) => match self.reboot(conn, r, attempt, i, must_resume).await {
                     Err(NodeError::Journal(e)) => Err(NodeError::Journal(e)),
                     Err(e) => Err(NodeError::InStep {
@@ -638,6 +661,40 @@ impl<K: Connector> NodeCycle<'_, K> {
             "maint" => format!("its reservation {name} began"),
             _ => format!("idle before its reservation {name}"),
         }))
+    }
+
+    /// Connects a node that has no connection: one try, or before a `wait_for` a try
+    /// every `interval` until its `timeout` (the `wait_for` then runs as usual).
+    async fn connect_late(&self, conn: &mut Option<K::Conn>, action: &Action) -> Result<(), StepError> {
+        let wait = match action {
+            Action::WaitFor(w) => Some((Deadline::after(w.timeout), w.interval)),
+            _ => None,
+        };
+        loop {
+            match self.connector.connect(self.job.node).await {
+                Ok(c) => {
+                    self.job.log("connected: the node answers now");
+                    *conn = Some(c);
+                    return Ok(());
+                }
+                Err(e) => match wait {
+                    Some((deadline, interval)) if deadline.left() > interval => {
+                        self.job.log(&format!("not connected yet: {e}"));
+                        tokio::time::sleep(interval).await;
+                    }
+                    Some((_, _)) => {
+                        return Err(StepError::StillFailing {
+                            after: match action {
+                                Action::WaitFor(w) => w.timeout,
+                                _ => Duration::ZERO,
+                            },
+                            last: format!("the node never answered: {e}"),
+                        });
+                    }
+                    None => return Err(StepError::Transport(e)),
+                },
+            }
+        }
     }
 
     /// Deletes the node's reservation, if `drain.mode: reservation` made one, saying

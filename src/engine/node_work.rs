@@ -143,6 +143,40 @@ impl NodeJob<'_> {
     /// needed is compared afterwards, one more round trip for the nodes that need one.
     /// An `ansible:` step without a check runs its playbook in `--check --diff` mode
     /// on the controller. Errors and changes have vault values masked.
+    /// The verdict for a node drover could not connect to, when the workflow says
+    /// `unreachable: run`: no check can run, so every step that applies (`when`) is
+    /// needed. `reason`: why it could not be reached, kept as the result's note.
+    pub fn check_unreachable(&self, reason: &str) -> CheckResult {
+        let steps = &self.workflow.steps;
+        let mut needs = vec![StepNeed::NotApplicable; steps.len()];
+        for (i, step) in steps.iter().enumerate() {
+            let applies = match &step.when {
+                None => true,
+                Some(when) => match self.templates.eval_bool(when, &self.context) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let e = format!("`when` of step `{}`: {e}", step.name);
+                        return CheckResult::error(self.workflow.redact(&e).into_owned());
+                    }
+                },
+            };
+            if applies {
+                needs[i] = StepNeed::Needed;
+            }
+        }
+        let drain: Vec<bool> = steps
+            .iter()
+            .map(|s| s.change == crate::workflow::Change::Drain)
+            .collect();
+        let mut r = classify(&needs, &drain);
+        // Shown under the node (check, run events) though it is not ERROR: why its checks
+        // did not run.
+        r.error = Some(format!(
+            "{reason}; every step taken as needed (`unreachable: run`)"
+        ));
+        r
+    }
+
     pub async fn check<C: Connection>(&self, conn: &C) -> CheckResult {
         let mut r = self.check_unmasked(conn).await;
         r.error = r.error.map(|e| self.workflow.redact(&e).into_owned());
@@ -528,6 +562,18 @@ impl NodeJob<'_> {
         Ok((content.into_bytes(), hash))
     }
 
+    /// Runs a `local:` step, on the controller: it needs no connection to the node.
+    pub(super) async fn local_step(&self, step: &Step) -> Result<StepOutput, StepError> {
+        let Action::Local(cmd) = &step.action else {
+            return Err(StepError::NoConnection);
+        };
+        let cmd = self.render(cmd)?;
+        let local = LocalConnection::new(&self.node.name).with_env(&self.workflow.env);
+        let out = local.exec(&cmd, None, step.timeout).await;
+        self.log_exec(&format!("local step `{}`", step.name), &cmd, &out);
+        outcome(out, step.timeout)
+    }
+
     /// Runs one step (not a reboot: that is the node cycle's, which can reconnect).
     pub(super) async fn step<C: Connection>(&self, conn: &C, step: &Step) -> Result<StepOutput, StepError> {
         match &step.action {
@@ -537,13 +583,7 @@ impl NodeJob<'_> {
                 self.log_exec(&format!("step `{}`", step.name), &cmd, &out);
                 outcome(out, step.timeout)
             }
-            Action::Local(cmd) => {
-                let cmd = self.render(cmd)?;
-                let local = LocalConnection::new(&self.node.name).with_env(&self.workflow.env);
-                let out = local.exec(&cmd, None, step.timeout).await;
-                self.log_exec(&format!("local step `{}`", step.name), &cmd, &out);
-                outcome(out, step.timeout)
-            }
+            Action::Local(_) => self.local_step(step).await,
             Action::Ansible(play) => self.ansible(conn, step, play, false).await.map(|(_, out)| out),
             Action::Copy(fc) | Action::Template(fc) => {
                 let (content, hash) = self.file_content(&step.action, fc).await?;

@@ -302,6 +302,9 @@ pub async fn check_all<K: Connector>(
                     };
                     (result, Some(conn))
                 }
+                Err(e) if cx.workflow.unreachable == crate::workflow::Unreachable::Run => {
+                    (job.check_unreachable(&e.to_string()), None)
+                }
                 Err(e) => (CheckResult::error(e.to_string()), None),
             };
             let drained = if cx.probe_drained && result.class != Class::Error {
@@ -583,6 +586,10 @@ impl<K: Connector> Dispatch<K> {
                         None if list.is_empty() => None,
                         None => match cx.connector.connect(cx.inventory.node(node)).await {
                             Ok(c) => Some(c),
+                            // The workflow runs its turn anyway: its first steps (a
+                            // rebuild on the controller) may be what brings it back;
+                            // the cycle connects at the first step that runs on it.
+                            Err(_) if cx.workflow.unreachable == crate::workflow::Unreachable::Run => None,
                             Err(e) => {
                                 // Unreachable with work to do: nothing is touched (not
                                 // even drained).

@@ -14,7 +14,7 @@ pub use file_mode::FileMode;
 pub use name_check::{Scopes, check_hook_names};
 pub use raw_workflow::{
     Change, NodeOrder, RawAnsible, RawCanary, RawConverge, RawCopy, RawFailureBudget, RawReboot, RawRetries,
-    RawStep, RawStrategy, RawTargets, RawWaitFor, RawWorkflow, RebootVia,
+    RawStep, RawStrategy, RawTargets, RawWaitFor, RawWorkflow, RebootVia, Unreachable,
 };
 pub use raw_workflow_drain::RawWorkflowDrain;
 pub use revealed::Revealed;

@@ -62,8 +62,27 @@ pub struct RawWorkflow {
     /// GOOD) or joined the inventory, under the same window, budgets and leases.
     #[serde(default)]
     pub converge: Option<RawConverge>,
+    /// A target drover cannot connect to: `error` (default) makes it ERROR and leaves it
+    /// alone; `run` treats it as needing every selected step (no check can say
+    /// otherwise) and starts its turn without a connection, so `local:` steps and
+    /// controller-side drain hooks run, and the node is connected to at the first step
+    /// that runs on it: for a workflow that replaces a dead node (rebuild it with a cloud
+    /// CLI, then configure it).
+    #[serde(default)]
+    pub unreachable: Unreachable,
     /// What to do on each node, in order.
     pub steps: Vec<RawStep>,
+}
+
+/// What a workflow does with a target it cannot connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Unreachable {
+    /// It is ERROR, and nothing runs for it.
+    #[default]
+    Error,
+    /// It needs every selected step, and its turn starts without a connection.
+    Run,
 }
 
 /// `converge: { every: 1h }`.

@@ -46,6 +46,8 @@ pub struct Workflow {
     /// `converge.every`: how often `drover serve` re-checks the targets and rolls out
     /// to drifted nodes; `None`: only when a new version is rolled out.
     pub converge: Option<Duration>,
+    /// `unreachable:`: whether a target that cannot be connected to still gets its turn.
+    pub unreachable: super::Unreachable,
     pub steps: Vec<Step>,
     /// Steps run on a node whose turn failed for good (after its retries), before it
     /// is held: detach it, notify, mark it for replacement. Best effort: their failure

@@ -292,6 +292,7 @@ impl Workflow {
             revealed: std::sync::Arc::new(revealed),
             env,
             converge,
+            unreachable: raw.unreachable,
             steps,
             on_failure: Vec::new(),
         })

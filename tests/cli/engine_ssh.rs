@@ -582,6 +582,82 @@ fn an_unreachable_node_is_an_error_naming_it() {
     );
 }
 
+/// `unreachable: run` (seed 004, replace a dead server): a node whose sshd is down is
+/// not ERROR but needs every step. Its turn starts without a connection: the `local:`
+/// "rebuild" runs on the controller (here it asks the test to start the node's sshd
+/// again), the `wait_for` first waits for the node to answer, and the step on the node
+/// then runs. Without the key the same node is ERROR and nothing runs for it.
+#[test]
+fn a_dead_node_gets_its_turn_under_unreachable_run_and_is_connected_once_it_answers() {
+    let marks = tempfile::tempdir().expect("marks dir");
+    let steps = "\
+- name: rebuild
+  local: touch MARKS/rebuild-{{ node.name }}
+  change: hot
+- name: back
+  wait_for:
+    command: \"true\"
+    interval: 200ms
+    timeout: 60s
+  change: hot
+- name: configure
+  run: touch {{ node.vars.state }}/configured
+  check: test -e {{ node.vars.state }}/configured
+  change: hot
+"
+    .replace("MARKS", &marks.path().display().to_string());
+    let strategy = "strategy:\n  batch: [\"100%\"]\n";
+    let mut f = Fleet::start(2, "", &workflow(strategy, &steps));
+    f.tb.stop_node(1).expect("stop node002");
+
+    let run = f.drover(&["run", "w", "--yes", "--json"]);
+    run.expect(exit_code::NODES_FAILED);
+    let s = summary(&run);
+    assert_eq!(names(&s["check_failed"]), nodes(&[1]), "{run}");
+    assert_eq!(f.with_file("configured"), vec![0], "{run}");
+    assert!(!marks.path().join("rebuild-node002").exists(), "{run}");
+
+    f.write(
+        "workflows/w.yml",
+        &workflow(&format!("unreachable: run\n{strategy}"), &steps),
+    );
+    let check = f.drover(&["check", "w", "--json"]);
+    check.expect(exit_code::OK);
+    let v = check.json();
+    assert_eq!(names(&v["HOT"]), nodes(&[1]), "{check}");
+    assert_eq!(names(&v["ERROR"]), Vec::<String>::new(), "{check}");
+    let why = str_of(&v["errors"]["node002"]);
+    assert!(
+        why.contains("every step taken as needed (`unreachable: run`)"),
+        "{why}"
+    );
+
+    let mut running = f.spawn(&["run", "w", "--yes", "--json"]);
+    running.wait_for_file(&marks.path().join("rebuild-node002"));
+    // Let the `wait_for` find it down a few times before it is back.
+    std::thread::sleep(Duration::from_millis(700));
+    f.tb.start_node(1).expect("start node002");
+    let run = running.finish();
+    run.expect(exit_code::OK);
+    assert_eq!(f.with_file("configured"), vec![0, 1], "{run}");
+    let log = std::fs::read_to_string(str_of(&summary(&run)["log"])).expect("run log");
+    let waited = log.find("not connected yet").unwrap_or_else(|| panic!("{log}"));
+    let answered = log
+        .find("connected: the node answers now")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(waited < answered, "{log}");
+    for step in ["rebuild", "back", "configure"] {
+        assert_eq!(
+            run.step_statuses(step)
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>(),
+            ["node002"],
+            "{step}\n{run}"
+        );
+    }
+}
+
 #[test]
 fn a_changed_host_key_is_refused_and_the_node_never_touched() {
     let steps = "\
