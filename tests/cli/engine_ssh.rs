@@ -604,6 +604,10 @@ fn a_dead_node_gets_its_turn_under_unreachable_run_and_is_connected_once_it_answ
   run: touch {{ node.vars.state }}/configured
   check: test -e {{ node.vars.state }}/configured
   change: hot
+- name: elsewhere
+  run: touch {{ node.vars.state }}/elsewhere
+  when: node.name != \"node002\"
+  change: hot
 "
     .replace("MARKS", &marks.path().display().to_string());
     let strategy = "strategy:\n  batch: [\"100%\"]\n";
@@ -640,6 +644,8 @@ fn a_dead_node_gets_its_turn_under_unreachable_run_and_is_connected_once_it_answ
     let run = running.finish();
     run.expect(exit_code::OK);
     assert_eq!(f.with_file("configured"), vec![0, 1], "{run}");
+    // Every step that applies, and only those: `when` still decides.
+    assert_eq!(f.with_file("elsewhere"), vec![0], "{run}");
     let log = std::fs::read_to_string(str_of(&summary(&run)["log"])).expect("run log");
     let waited = log.find("not connected yet").unwrap_or_else(|| panic!("{log}"));
     let answered = log
