@@ -212,7 +212,7 @@ steps:
 6 | owner: alice
   | ^^^^^
   |
-  = help: expected one of `name`, `version`, `description`, `tags`, `targets`, `canary`, `strategy`, `window`, `drain`, `vars`, `vars_files`, `env`, `converge`, `steps`
+  = help: expected one of `name`, `version`, `description`, `tags`, `targets`, `canary`, `strategy`, `window`, `drain`, `vars`, `vars_files`, `env`, `converge`, `unreachable`, `steps`
 
 error: unknown key `banana` in `steps[0]`
   --> workflows/update.yml:11:5
