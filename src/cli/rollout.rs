@@ -720,24 +720,22 @@ impl Summary<'_> {
                         super::plural(skipped, "node")
                     ));
                 }
-                let text = match (parts.is_empty(), unchecked > 0) {
+                let not_checked = (unchecked > 0).then(|| crate::report::not_checked(unchecked));
+                let text = match (parts.is_empty(), not_checked) {
                     // Only checks failed: nothing the run started failed.
-                    (true, true) if ran == 0 => {
-                        format!("nothing was done: {}", crate::report::not_checked(unchecked))
-                    }
-                    (true, true) => format!("{}; {}", ran_text(), crate::report::not_checked(unchecked)),
-                    (false, true) => format!(
-                        "completed with {} within the failure budget; {}",
-                        parts.join(", "),
-                        crate::report::not_checked(unchecked)
+                    (true, Some(nc)) if ran == 0 => format!("nothing was done: {nc}"),
+                    (true, Some(nc)) => format!("{}; {nc}", ran_text()),
+                    (true, None) => format!(
+                        "completed with {} within the failure budget",
+                        super::plural(*failed, "failed node")
                     ),
-                    (_, false) if parts.is_empty() => {
-                        format!(
-                            "completed with {} within the failure budget",
-                            super::plural(*failed, "failed node")
-                        )
+                    (false, nc) => {
+                        let done = format!("completed with {} within the failure budget", parts.join(", "));
+                        match nc {
+                            Some(nc) => format!("{done}; {nc}"),
+                            None => done,
+                        }
                     }
-                    (_, false) => format!("completed with {} within the failure budget", parts.join(", ")),
                 };
                 (exit_code::NODES_FAILED, text)
             }

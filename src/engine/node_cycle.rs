@@ -666,35 +666,27 @@ impl<K: Connector> NodeCycle<'_, K> {
     /// Connects a node that has no connection: one try, or before a `wait_for` a try
     /// every `interval` until its `timeout` (the `wait_for` then runs as usual).
     async fn connect_late(&self, conn: &mut Option<K::Conn>, action: &Action) -> Result<(), StepError> {
-        let wait = match action {
-            Action::WaitFor(w) => Some((Deadline::after(w.timeout), w.interval)),
-            _ => None,
-        };
-        loop {
-            match self.connector.connect(self.job.node).await {
-                Ok(c) => {
-                    self.job.log("connected: the node answers now");
-                    *conn = Some(c);
-                    return Ok(());
-                }
-                Err(e) => match wait {
-                    Some((deadline, interval)) if deadline.left() > interval => {
-                        self.job.log(&format!("not connected yet: {e}"));
-                        tokio::time::sleep(interval).await;
-                    }
-                    Some((_, _)) => {
-                        return Err(StepError::StillFailing {
-                            after: match action {
-                                Action::WaitFor(w) => w.timeout,
-                                _ => Duration::ZERO,
-                            },
-                            last: format!("the node never answered: {e}"),
-                        });
-                    }
-                    None => return Err(StepError::Transport(e)),
-                },
+        let connect = || async {
+            let c = self.connector.connect(self.job.node).await;
+            if let Err(e) = &c {
+                self.job.log(&format!("not connected yet: {e}"));
             }
-        }
+            c
+        };
+        let c = match action {
+            Action::WaitFor(w) => {
+                poll_until(Deadline::after(w.timeout), w.interval, w.timeout, |_| connect())
+                    .await
+                    .map_err(|e| StepError::StillFailing {
+                        after: w.timeout,
+                        last: format!("the node never answered: {e}"),
+                    })?
+            }
+            _ => connect().await?,
+        };
+        self.job.log("connected: the node answers now");
+        *conn = Some(c);
+        Ok(())
     }
 
     /// Deletes the node's reservation, if `drain.mode: reservation` made one, saying
