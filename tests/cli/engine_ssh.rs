@@ -662,6 +662,26 @@ fn a_dead_node_gets_its_turn_under_unreachable_run_and_is_connected_once_it_answ
             "{step}\n{run}"
         );
     }
+
+    // Down again, and it never answers within the `wait_for`'s timeout (shrunk for the
+    // test): the node fails there, saying so, and nothing runs on it.
+    f.tb.stop_node(1).expect("stop node002 again");
+    std::fs::remove_file(f.state(1).join("configured")).expect("rm configured");
+    let short = steps.replace("timeout: 60s", "timeout: 2s");
+    f.write(
+        "workflows/w.yml",
+        &workflow(&format!("unreachable: run\n{strategy}"), &short),
+    );
+    let run = f.drover(&["run", "w", "--yes", "--json"]);
+    run.expect(exit_code::RUN_STOPPED);
+    let s = summary(&run);
+    assert_eq!(failed_nodes(&s), nodes(&[1]), "{run}");
+    let e = str_of(&s["failed"][0]["error"]);
+    assert!(
+        e.contains("still failing after 2s") && e.contains("the node never answered"),
+        "{e}"
+    );
+    assert!(!f.has(1, "configured"), "{run}");
 }
 
 #[test]
